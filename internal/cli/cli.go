@@ -1,0 +1,179 @@
+// Package cli is cairn's command line: one struct per subcommand with a Run
+// method, flags parsed by kong, errors mapped to the documented exit codes
+// (spec cli.md) in one place. cmd/cairn only calls Run.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/steps"
+)
+
+// Exit codes (spec cli.md).
+const (
+	exitOK       = steps.ExitOK
+	exitDiffers  = steps.ExitFailed // diff and drift: differences found
+	exitBadInput = steps.ExitBadInput
+)
+
+// CLI is the command tree.
+type CLI struct {
+	LogLevel string `help:"Log level: debug, info, warn or error." default:"warn" enum:"debug,info,warn,error" name:"log-level"`
+
+	Journal journalCmd `cmd:"" help:"Work on journal files: check, fmt, diff, apply, drift, show."`
+	Version versionCmd `cmd:"" help:"Print cairn's version."`
+	Help    helpCmd    `cmd:"" help:"Show help for a command (cairn help journal apply)."`
+}
+
+type journalCmd struct {
+	Check journalCheckCmd `cmd:"" help:"Parse and statically check journal files."`
+	Fmt   journalFmtCmd   `cmd:"" help:"Print the canonical form of every step."`
+	Diff  journalDiffCmd  `cmd:"" help:"Show the steps removed and added between two journals, then the plan."`
+	Apply journalApplyCmd `cmd:"" help:"Move the host from the applied journal to FILE."`
+	Drift journalDriftCmd `cmd:"" help:"Check the live state against the applied journal."`
+	Show  journalShowCmd  `cmd:"" help:"Print the applied journal."`
+}
+
+// env is what every command's Run receives.
+type env struct {
+	ctx    context.Context
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+}
+
+// exitError carries an exit code with an error already printed or to print.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// exitCode is an exit without an error message (diff found differences).
+func exitCode(code int) error { return &exitError{code: code} }
+
+type kongExit int
+
+// Run runs the command line args and returns the exit code. It sets up
+// signals: SIGINT and SIGTERM cancel the context, which long commands check
+// between steps.
+func Run(args []string, stdout, stderr io.Writer) (code int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, args, stdout, stderr)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	var c CLI
+	defer func() {
+		if r := recover(); r != nil {
+			if k, ok := r.(kongExit); ok {
+				code = int(k)
+				return
+			}
+			panic(r)
+		}
+	}()
+	parser, err := kong.New(&c,
+		kong.Name("cairn"),
+		kong.Description("cairn keeps Debian hosts at the state a git repository describes, and can undo any change."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(kongExit(code)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "cairn:", err)
+		return exitBadInput
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "cairn: %v\n", err)
+		if kctx != nil {
+			fmt.Fprintf(stderr, "run 'cairn %s --help' for usage\n", strings.TrimSpace(kctx.Command()))
+		}
+		return exitBadInput
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(c.LogLevel))
+	e := &env{
+		ctx:    ctx,
+		stdout: stdout,
+		stderr: stderr,
+		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	}
+	err = kctx.Run(e, parser)
+	return report(stderr, err)
+}
+
+// report prints err and maps it to an exit code.
+func report(stderr io.Writer, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			printError(stderr, ee.err)
+		}
+		return ee.code
+	}
+	printError(stderr, err)
+	return steps.ExitCode(err)
+}
+
+// printError prints an error, each finding of a journal on its own line.
+func printError(w io.Writer, err error) {
+	if l := journal.Findings(err); len(l) > 0 && errors.Is(err, l) {
+		fmt.Fprintln(w, l.Error())
+		return
+	}
+	fmt.Fprintln(w, err.Error())
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run(e *env) error {
+	fmt.Fprintln(e.stdout, "cairn", Version())
+	return nil
+}
+
+// Version returns the module version cairn was built from, or "devel".
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+type helpCmd struct {
+	Command []string `arg:"" optional:"" help:"The command to describe."`
+}
+
+func (h helpCmd) Run(e *env, parser *kong.Kong) error {
+	kctx, err := kong.Trace(parser, h.Command)
+	if err != nil {
+		return &exitError{code: exitBadInput, err: err}
+	}
+	if kctx.Error != nil {
+		return &exitError{code: exitBadInput, err: fmt.Errorf("unknown command %q", strings.Join(h.Command, " "))}
+	}
+	return kctx.PrintUsage(false)
+}

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/cairn-cm/cairn/steps"
+)
+
+type journalApplyCmd struct {
+	stateFlags
+	Source string `help:"Where COPY sources are read (default: FILE's directory)." placeholder:"DIR"`
+	Blobs  string `help:"Where COPY - content is found by its sha256 (default: --source/.cairn/blobs)." placeholder:"DIR"`
+	DryRun bool   `help:"Print the plan and change nothing."`
+	Repair bool   `help:"Also run forward every unchanged step whose live state drifted."`
+	File   string `arg:"" name:"FILE" help:"The journal to move the host to."`
+}
+
+// lockWait is how long read-only commands wait for another process's lock.
+const lockWait = 30 * time.Second
+
+// Run moves the host to FILE.
+func (c *journalApplyCmd) Run(e *env) error {
+	j, err := loadJournal(c.File)
+	if err != nil {
+		return err
+	}
+	root, stateDir, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	source := c.Source
+	if source == "" {
+		source = filepath.Dir(c.File)
+	}
+	blobs := c.Blobs
+	if blobs == "" {
+		blobs = filepath.Join(source, ".cairn", "blobs")
+	}
+	opts := steps.Options{Root: root, StateDir: stateDir, Create: !c.DryRun, Log: e.log, Output: e.stderr}
+	if c.DryRun {
+		opts.Wait = lockWait
+	}
+	a, err := steps.Open(e.ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	res, err := a.Apply(e.ctx, steps.Move{
+		Journal: c.File, Steps: j.Steps, Source: source, BlobDir: blobs,
+		Repair: c.Repair, DryRun: c.DryRun,
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range res.Repaired {
+		fmt.Fprintf(e.stdout, "repair: %s: %s\n", describe(d.Step), d.Diff)
+	}
+	if c.DryRun {
+		writePlan(e.stdout, res.Plan)
+		return nil
+	}
+	switch {
+	case res.Ran == 0 && res.Plan.Empty():
+		fmt.Fprintf(e.stdout, "%s: nothing to do\n", c.File)
+	default:
+		fmt.Fprintf(e.stdout, "%s: applied, %s run\n", c.File, plural(res.Ran, "op"))
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+type journalDiffCmd struct {
+	Plan bool   `help:"Print only the ops of the plan, one a line."`
+	JSON bool   `name:"json" help:"Print the changes and the plan as JSON."`
+	Old  string `arg:"" name:"OLD" help:"The journal the host has."`
+	New  string `arg:"" name:"NEW" help:"The journal to move to."`
+}
+
+// Run prints the changes and the plan; exit 1 when the journals differ.
+func (c *journalDiffCmd) Run(e *env) error {
+	oldJ, err := loadJournal(c.Old)
+	if err != nil {
+		return err
+	}
+	newJ, err := loadJournal(c.New)
+	if err != nil {
+		return err
+	}
+	p := journal.MakePlan(oldJ.Steps, newJ.Steps)
+	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	switch {
+	case c.JSON:
+		err = writeJSON(w, c.Old, c.New, p)
+	case c.Plan:
+		writePlan(w, p)
+	default:
+		writeChanges(w, p)
+		if !p.Empty() {
+			fmt.Fprintf(w, "\n# plan: %s\n", plural(len(p.Ops), "op"))
+			writePlan(w, p)
+		}
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	if !p.Empty() {
+		return exitCode(exitDiffers)
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+
+	"github.com/cairn-cm/cairn/steps"
+)
+
+type journalShowCmd struct {
+	stateFlags
+}
+
+// Run prints the applied journal: canonical steps, source positions as
+// comments.
+func (c *journalShowCmd) Run(e *env) error {
+	root, stateDir, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	a, err := steps.Open(e.ctx, steps.Options{Root: root, StateDir: stateDir, Wait: lockWait, Log: e.log, Output: e.stderr})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	applied := a.Applied()
+	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	for _, s := range applied.Steps {
+		src := s.Source
+		if src == "" {
+			src = s.At
+		}
+		fmt.Fprintf(w, "%s # %s\n", s.Step, src)
+	}
+	return w.Flush()
+}

@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"path/filepath"
+
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
+)
+
+// loadJournal parses a journal file with its INCLUDEs expanded; any error is
+// bad input.
+func loadJournal(name string) (*journal.Journal, error) {
+	j, err := journal.LoadFile(name)
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: err}
+	}
+	return j, nil
+}
+
+// stateFlags are the flags of the commands that open a state directory.
+type stateFlags struct {
+	Root  string `help:"Resolve every object path beneath DIR, as if it were /." default:"/" placeholder:"DIR"`
+	State string `help:"The state directory (default: /var/lib/cairn beneath the root)." placeholder:"DIR"`
+}
+
+// open resolves the flags: the root, opened, and the state directory.
+func (f *stateFlags) open() (*rootfs.Root, string, error) {
+	root, err := rootfs.Open(f.Root)
+	if err != nil {
+		return nil, "", &exitError{code: exitBadInput, err: err}
+	}
+	state := f.State
+	if state == "" {
+		state = filepath.Join(root.Path(), "var/lib/cairn")
+	} else if state, err = filepath.Abs(state); err != nil {
+		root.Close()
+		return nil, "", &exitError{code: exitBadInput, err: err}
+	}
+	return root, state, nil
+}

@@ -1,0 +1,186 @@
+package journal
+
+// Action is what a plan does with one step.
+type Action uint8
+
+// The actions of a plan.
+const (
+	// Forward runs an added step's forward op.
+	Forward Action = iota
+	// Inverse runs a removed step's inverse op.
+	Inverse
+	// Update runs the forward op of an added step on the object of the
+	// removed step with the same identity, as it is (§5.3).
+	Update
+	// Rerun runs an unchanged step forward again, because the id of a user
+	// or group that owns its object changed in this plan (§5.4).
+	Rerun
+	// Recheck runs an unchanged CHECK again, because the plan ran something
+	// before its place (§5.5).
+	Recheck
+)
+
+// Symbol is the character that marks the action in a plan listing:
+// '+' forward, '-' inverse, '~' in-place update or rerun, '?' recheck.
+func (a Action) Symbol() byte {
+	switch a {
+	case Forward:
+		return '+'
+	case Inverse:
+		return '-'
+	case Recheck:
+		return '?'
+	}
+	return '~'
+}
+
+// String names the action.
+func (a Action) String() string {
+	return [...]string{"forward", "inverse", "update", "rerun", "recheck"}[a]
+}
+
+// Op is one operation of a plan.
+type Op struct {
+	Action Action
+	// Step is the step whose op runs: the removed step for Inverse, the new
+	// step otherwise.
+	Step *Step
+	// Prev is, for Update, the removed step that Step replaces.
+	Prev *Step
+	// Noop is set for an Inverse that does nothing (an EXEC without undo, a
+	// CHECK): the plan lists it as a note.
+	Noop bool
+}
+
+// Plan moves a host from one journal to another (§5): the steps removed and
+// added, and the operations to run, in order.
+type Plan struct {
+	Removed []*Step // in OLD order
+	Added   []*Step // in NEW order
+	Ops     []Op
+}
+
+// Empty reports whether the two journals hold the same steps.
+func (p *Plan) Empty() bool { return len(p.Removed) == 0 && len(p.Added) == 0 }
+
+// Acts reports whether running the plan would do anything at all.
+func (p *Plan) Acts() bool {
+	for _, op := range p.Ops {
+		if !op.Noop {
+			return true
+		}
+	}
+	return false
+}
+
+// Canonicals returns the canonical form of every step.
+func Canonicals(steps []Step) []string {
+	lines := make([]string, len(steps))
+	for i := range steps {
+		lines[i] = steps[i].Canonical()
+	}
+	return lines
+}
+
+// MakePlan computes the plan that moves a host from the expanded steps old to
+// the expanded steps new.
+func MakePlan(old, new []Step) *Plan {
+	return MakePlanLines(old, Canonicals(old), new, Canonicals(new))
+}
+
+// MakePlanLines is MakePlan for callers that already hold the canonical
+// form of every step.
+func MakePlanLines(old []Step, oldLines []string, new []Step, newLines []string) *Plan {
+	edits := DiffLines(oldLines, newLines)
+	p := &Plan{}
+	var removed []int                 // indices into old, in OLD order
+	removedAt := make(map[string]int) // identity -> index in old of a removed step
+	added := make([]bool, len(new))
+	for _, e := range edits {
+		switch e.Kind {
+		case Delete:
+			s := &old[e.Old]
+			p.Removed = append(p.Removed, s)
+			removed = append(removed, e.Old)
+			if id := s.Identity(); id != "" {
+				removedAt[id] = e.Old
+			}
+		case Insert:
+			p.Added = append(p.Added, &new[e.New])
+			added[e.New] = true
+		}
+	}
+	// Fuse removed and added steps of one identity into updates (§5.3).
+	fused := make(map[int]int)     // new index -> old index
+	fusedOld := make(map[int]bool) // old indices fused into an update
+	for i := range new {
+		if !added[i] {
+			continue
+		}
+		if id := new[i].Identity(); id != "" {
+			if o, ok := removedAt[id]; ok {
+				fused[i] = o
+				fusedOld[o] = true
+			}
+		}
+	}
+	ran := false
+	for k := len(removed) - 1; k >= 0; k-- {
+		if fusedOld[removed[k]] {
+			continue
+		}
+		s := &old[removed[k]]
+		sig := s.Signature()
+		noop := sig.UndoIsNoop != nil && sig.UndoIsNoop(s)
+		ran = ran || !noop
+		p.Ops = append(p.Ops, Op{Action: Inverse, Step: s, Noop: noop})
+	}
+	changedUsers, changedGroups := map[string]bool{}, map[string]bool{}
+	noteIDChange := func(s, prev *Step) {
+		switch s.Op {
+		case OpUseradd:
+			if prev == nil || prev.Get("uid") != s.Get("uid") || s.Get("uid") == "" {
+				changedUsers[s.Object()] = true
+			}
+		case OpGroupadd:
+			if prev == nil || prev.Get("gid") != s.Get("gid") || s.Get("gid") == "" {
+				changedGroups[s.Object()] = true
+			}
+		}
+	}
+	for _, op := range p.Ops {
+		noteIDChange(op.Step, nil)
+	}
+	for i := range new {
+		s := &new[i]
+		switch {
+		case !added[i]:
+			if s.Op == OpCheck && ran {
+				p.Ops = append(p.Ops, Op{Action: Recheck, Step: s})
+			}
+		default:
+			if o, ok := fused[i]; ok {
+				p.Ops = append(p.Ops, Op{Action: Update, Step: s, Prev: &old[o]})
+				noteIDChange(s, &old[o])
+			} else {
+				p.Ops = append(p.Ops, Op{Action: Forward, Step: s})
+				noteIDChange(s, nil)
+			}
+			ran = true
+		}
+	}
+	if len(changedUsers) > 0 || len(changedGroups) > 0 {
+		for i := range new {
+			s := &new[i]
+			if added[i] {
+				continue
+			}
+			owner, hasOwner := s.Lookup("owner")
+			group, hasGroup := s.Lookup("group")
+			if (hasOwner && changedUsers[owner]) || (hasGroup && changedGroups[group]) {
+				p.Ops = append(p.Ops, Op{Action: Rerun, Step: s})
+			}
+		}
+	}
+	return p
+}

@@ -1,0 +1,195 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CanonicalValue checks v as a value of kind and returns its canonical form
+// (§1), or an error that says what was expected.
+func CanonicalValue(kind ValueKind, v string) (string, error) {
+	switch kind {
+	case ObjectPath:
+		return v, CheckObjectPath(v)
+	case SourcePath:
+		return v, CheckSourcePath(v)
+	case CopySource:
+		if v == "-" {
+			return v, nil
+		}
+		return v, CheckSourcePath(v)
+	case LinkTarget, Command:
+		if v == "" {
+			return v, errors.New("must not be empty")
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			return v, errors.New("must not hold a NUL byte")
+		}
+		return v, nil
+	case Mode:
+		return canonicalMode(v)
+	case Hash:
+		return canonicalHash(v)
+	case Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return v, fmt.Errorf("%q is not a positive duration (like 30s or 1m30s)", v)
+		}
+		return d.String(), nil
+	case Bool:
+		if v != "true" && v != "false" {
+			return v, fmt.Errorf("%q is not true or false", v)
+		}
+		return v, nil
+	case Name:
+		return v, checkName(v)
+	case ID:
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return v, fmt.Errorf("%q is not a numeric id", v)
+		}
+		return strconv.FormatUint(n, 10), nil
+	case NameList:
+		for _, n := range strings.Split(v, ",") {
+			if err := checkName(n); err != nil {
+				return v, err
+			}
+		}
+		return v, nil
+	case CheckKind:
+		if !slices.Contains(CheckKinds, v) {
+			return v, fmt.Errorf("unknown check kind %q (want one of %s)%s", v, strings.Join(CheckKinds, ", "), didYouMean(v, CheckKinds))
+		}
+		return v, nil
+	}
+	if v == "" {
+		return v, errors.New("must not be empty")
+	}
+	return v, nil
+}
+
+// CheckObjectPath reports whether p is an object path (§2): absolute and
+// clean, with no "." or ".." segment, no "//", no trailing "/", and not "/".
+func CheckObjectPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("path is empty")
+	case p[0] != '/':
+		return fmt.Errorf("path %q is not absolute", p)
+	case p == "/":
+		return errors.New("path / cannot be managed")
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("path %q holds a NUL byte", p)
+	case path.Clean(p) != p:
+		return fmt.Errorf("path %q is not clean (no '.', '..', '//' or trailing '/'; did you mean %q?)", p, path.Clean(p))
+	}
+	return nil
+}
+
+// CheckSourcePath reports whether p is a clean relative path that cannot
+// climb out of its base (§2).
+func CheckSourcePath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("path is empty")
+	case p[0] == '/':
+		return fmt.Errorf("path %q must be relative", p)
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("path %q holds a NUL byte", p)
+	case path.Clean(p) != p || p == ".":
+		return fmt.Errorf("path %q is not clean (did you mean %q?)", p, path.Clean(p))
+	case p == ".." || strings.HasPrefix(p, "../"):
+		return fmt.Errorf("path %q climbs out of its base", p)
+	}
+	return nil
+}
+
+func canonicalMode(v string) (string, error) {
+	n, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || v == "" || len(v) > 5 || n > 0o7777 || v[0] == '+' {
+		return v, fmt.Errorf("%q is not an octal mode (like 0644)", v)
+	}
+	return fmt.Sprintf("%04o", n), nil
+}
+
+// ParseMode returns the permission bits of a canonical mode.
+func ParseMode(v string) uint32 {
+	n, _ := strconv.ParseUint(v, 8, 32)
+	return uint32(n)
+}
+
+func canonicalHash(v string) (string, error) {
+	if len(v) != 64 {
+		return v, fmt.Errorf("%q is not a sha256 (64 hex digits)", v)
+	}
+	lower := true
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		case 'A' <= c && c <= 'F':
+			lower = false
+		default:
+			return v, fmt.Errorf("%q is not a sha256 (64 hex digits)", v)
+		}
+	}
+	if !lower {
+		v = strings.ToLower(v)
+	}
+	return v, nil
+}
+
+// checkName accepts a user, group or package name, or a numeric id.
+func checkName(v string) error {
+	if v == "" {
+		return errors.New("name is empty")
+	}
+	if len(v) > 64 {
+		return fmt.Errorf("name %q is longer than 64 bytes", v)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '_' || c == '.' || c == '+' || c == ':' || (c == '-' && i > 0) || (c == '$' && i == len(v)-1 && i > 0)
+		if !ok {
+			return fmt.Errorf("%q is not a valid name", v)
+		}
+	}
+	return nil
+}
+
+// checkCheckTarget checks the TARGET of a CHECK step of the given kind.
+func checkCheckTarget(kind, target string) error {
+	switch kind {
+	case "file":
+		return CheckObjectPath(target)
+	case "http":
+		u, err := url.Parse(target)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%q is not an http:// or https:// URL", target)
+		}
+	case "tcp":
+		host, port, err := net.SplitHostPort(target)
+		if err != nil || host == "" {
+			return fmt.Errorf("%q is not HOST:PORT", target)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("%q has no valid port", target)
+		}
+	case "unit-active":
+		if strings.ContainsAny(target, "/ ") {
+			return fmt.Errorf("%q is not a unit name", target)
+		}
+	}
+	if target == "" {
+		return errors.New("target is empty")
+	}
+	return nil
+}

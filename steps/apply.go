@@ -1,0 +1,534 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure an Applier.
+type Options struct {
+	// Root is where object paths resolve.
+	Root *rootfs.Root
+	// StateDir is the state directory, a host path.
+	StateDir string
+	// Create makes the state directory if it is missing; without it a missing
+	// state directory reads as "nothing applied yet" and cannot be applied to.
+	Create bool
+	// Wait is how long to wait for another process's lock; 0 fails at once.
+	Wait time.Duration
+	// Log receives warnings and progress; nil discards them.
+	Log *slog.Logger
+	// Output receives what EXEC and CHECK commands print.
+	Output io.Writer
+	// Units drives systemd units; nil where there is no unit driver.
+	Units Units
+}
+
+// Applier moves a host between journals through its state directory. Open
+// one per command; it holds the state lock until Close.
+type Applier struct {
+	env *Env
+	st  *state // nil when the state directory does not exist
+	dir string
+}
+
+// Open opens and locks the state directory, checks that it belongs to this
+// root, and undoes a move that a dead process left half done, before
+// anything else.
+func Open(ctx context.Context, opts Options) (*Applier, error) {
+	env := &Env{Root: opts.Root, Log: opts.Log, Output: opts.Output, Units: opts.Units}
+	st, err := openState(opts.StateDir, opts.Root.Path(), opts.Create, opts.Wait)
+	if err != nil {
+		return nil, err
+	}
+	a := &Applier{env: env, st: st, dir: opts.StateDir}
+	if st != nil {
+		env.Blobs = st.blobs
+		if err := a.recover(ctx); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Close releases the state lock.
+func (a *Applier) Close() error {
+	a.st.close()
+	return nil
+}
+
+// Env returns the host environment the applier acts on.
+func (a *Applier) Env() *Env { return a.env }
+
+// Applied returns what the state records as applied (an empty journal when
+// nothing was).
+func (a *Applier) Applied() *Applied {
+	if a.st == nil {
+		return &Applied{Version: 1, Originals: map[string]Image{}}
+	}
+	return a.st.applied
+}
+
+// Move is a request to move the host to a journal.
+type Move struct {
+	// Journal names the file the steps came from, for the state's record.
+	Journal string
+	// Commit is the git commit the journal was compiled from, if any.
+	Commit string
+	// Steps is the new journal, INCLUDEs expanded.
+	Steps []journal.Step
+	// Source is the directory COPY SRC paths are relative to.
+	Source string
+	// BlobDir holds the content of COPY - steps, one file per sha256.
+	BlobDir string
+	// Repair also runs forward every unchanged step whose live state drifted.
+	Repair bool
+	// DryRun computes the plan and changes nothing.
+	DryRun bool
+}
+
+// Result says what a move did.
+type Result struct {
+	Plan     *journal.Plan
+	Repaired []Drifted // unchanged steps run again because they drifted
+	Ran      int       // ops run (notes excluded)
+}
+
+// Apply moves the host from the applied journal to m.Steps. Errors:
+// *InputError (exit 2, nothing changed), *StepError (exit 1, the host is back
+// where it was), *UndoError (exit 3, the intent log is kept).
+func (a *Applier) Apply(ctx context.Context, m Move) (*Result, error) {
+	if a.st == nil && !m.DryRun {
+		return nil, inputErrorf("state directory %s does not exist", a.dir)
+	}
+	if errs := a.static(m.Steps); len(errs) > 0 {
+		return nil, &InputError{Err: errs}
+	}
+	oldSteps, err := a.Applied().JournalSteps()
+	if err != nil {
+		return nil, &InputError{Err: err}
+	}
+	newLines := journal.Canonicals(m.Steps)
+	plan := journal.MakePlanLines(oldSteps, journal.Canonicals(oldSteps), m.Steps, newLines)
+	res := &Result{Plan: plan}
+	if m.Repair {
+		drifted, err := a.drift(ctx, m.Steps, plan)
+		if err != nil {
+			return res, err
+		}
+		res.Repaired = drifted
+		for _, d := range drifted {
+			plan.Ops = append(plan.Ops, journal.Op{Action: journal.Rerun, Step: d.Step})
+		}
+	}
+	if m.DryRun {
+		return res, nil
+	}
+	if err := a.preflight(plan, m); err != nil {
+		return res, err
+	}
+	if !plan.Acts() && plan.Empty() {
+		a.st.record(HistoryEntry{Time: time.Now().UTC(), Generation: a.st.applied.Generation, Journal: m.Journal, Commit: m.Commit, Result: "no-op"})
+		return res, nil
+	}
+	start := time.Now()
+	next := &Applied{
+		Version:    1,
+		Generation: a.st.applied.Generation + 1,
+		Journal:    m.Journal,
+		Commit:     m.Commit,
+		Steps:      appliedSteps(m.Steps, newLines),
+	}
+	ran, err := a.run(ctx, plan, next, m.Steps)
+	res.Ran = ran
+	h := HistoryEntry{Time: start.UTC(), Journal: m.Journal, Commit: m.Commit, Ops: ran, Seconds: time.Since(start).Seconds()}
+	if err != nil {
+		h.Generation, h.Result, h.Error = a.st.applied.Generation, "failed", err.Error()
+		var undo *UndoError
+		if errors.As(err, &undo) {
+			h.Result = "undo-failed"
+		}
+		a.st.record(h)
+		return res, err
+	}
+	h.Generation, h.Result = next.Generation, "applied"
+	a.st.record(h)
+	return res, nil
+}
+
+// static runs the journal's static checks and this build's own: a driver
+// for every kind, and no managed path inside the state directory.
+func (a *Applier) static(steps []journal.Step) journal.ErrorList {
+	errs := journal.Check(steps)
+	var out journal.ErrorList
+	for _, e := range errs {
+		if e.Severity == journal.SevError {
+			out = append(out, e)
+		} else {
+			a.env.logger().Warn(e.Error())
+		}
+	}
+	stateRel := ""
+	if rel, err := filepath.Rel(a.env.Root.Path(), a.dir); err == nil && !strings.HasPrefix(rel, "..") {
+		stateRel = "/" + filepath.ToSlash(rel)
+	}
+	for i := range steps {
+		s := &steps[i]
+		if LookupKind(s.Op) == nil {
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: s.Op + ": this build of cairn has no driver for this kind of step"})
+			continue
+		}
+		if p := s.Path(); p != "" && stateRel != "" && (p == stateRel || strings.HasPrefix(p, stateRel+"/") || strings.HasPrefix(stateRel, p+"/")) && s.Signature().Family == journal.FamilyPath {
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %s: the path holds or lies in cairn's state directory %s", s.Op, p, stateRel)})
+		}
+	}
+	out.Sort()
+	return out
+}
+
+// preflight checks every input the plan needs before anything changes, and
+// keeps COPY content in the blob store so that no later inverse or rollback
+// needs the source again.
+func (a *Applier) preflight(plan *journal.Plan, m Move) error {
+	var errs journal.ErrorList
+	var work []blobJob
+	queued := map[string]bool{}
+	for _, op := range plan.Ops {
+		s := op.Step
+		switch op.Action {
+		case journal.Inverse:
+			if _, ok := LookupKind(s.Op).(Imager); ok {
+				if _, ok := a.st.applied.Originals[s.Identity()]; !ok {
+					errs = append(errs, &journal.Error{Pos: s.Pos, Msg: "state: no original image of " + s.Identity() + " to restore"})
+				}
+			}
+		case journal.Forward, journal.Update, journal.Rerun:
+			if s.Op != journal.OpCopy {
+				continue
+			}
+			sum := s.Get("sha256")
+			if queued[sum] || a.st.blobs.Has(sum) {
+				continue
+			}
+			queued[sum] = true
+			src := s.Args[0]
+			var file string
+			if src == "-" {
+				file = filepath.Join(m.BlobDir, sum)
+			} else {
+				file = filepath.Join(m.Source, filepath.FromSlash(src))
+			}
+			work = append(work, blobJob{step: s, file: file, sum: sum})
+		}
+	}
+	errs = append(errs, a.ingest(work)...)
+	if len(errs) > 0 {
+		errs.Sort()
+		return &InputError{Err: errs}
+	}
+	return nil
+}
+
+type blobJob struct {
+	step *journal.Step
+	file string
+	sum  string
+}
+
+// ingest copies COPY sources into the blob store, checking their sha256,
+// several at a time.
+func (a *Applier) ingest(work []blobJob) journal.ErrorList {
+	errs := make([]error, len(work))
+	parallel(len(work), func(i int) {
+		j := work[i]
+		if _, err := a.st.blobs.PutFile(j.file, j.sum); err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			errs[i] = err
+		}
+	})
+	var out journal.ErrorList
+	for i, err := range errs {
+		if err != nil {
+			s := work[i].step
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: source %s: %v", s.Args[0], work[i].file, err)})
+		}
+	}
+	return out
+}
+
+// executed is an op that ran (or may have run) and how to undo it.
+type executed struct {
+	step   *journal.Step
+	action journal.Action
+	undo   *Image
+}
+
+// maxBatch bounds the ops whose undo images one fsync of the intent log
+// makes durable.
+const maxBatch = 1024
+
+// run records and runs the ops of a plan, then commits next as applied. On
+// failure it undoes what ran.
+func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, steps []journal.Step) (int, error) {
+	log, err := createIntent(a.st.dir)
+	if err != nil {
+		return 0, &InputError{Err: err}
+	}
+	defer log.close()
+	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1})
+	var done []executed
+	ran := 0
+	ops := plan.Ops
+	for len(ops) > 0 {
+		batch := nextBatch(ops)
+		ops = ops[len(batch):]
+		pending := make([]executed, 0, len(batch))
+		for i := range batch {
+			op := &batch[i]
+			if op.Noop {
+				continue
+			}
+			ex := executed{step: op.Step, action: op.Action}
+			if im, ok := LookupKind(op.Step.Op).(Imager); ok {
+				img, err := im.Capture(ctx, a.env, op.Step)
+				if err != nil {
+					return ran, a.fail(ctx, log, done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
+				}
+				ex.undo = &img
+			}
+			log.add(&intentRecord{T: "op", I: len(done) + len(pending), Action: op.Action.String(), Step: op.Step.Canonical(), At: op.Step.Pos.String(), Undo: ex.undo})
+			pending = append(pending, ex)
+		}
+		if err := a.syncBlobs(); err != nil {
+			return ran, a.fail(ctx, log, done, err)
+		}
+		if err := log.flush(); err != nil {
+			return ran, a.fail(ctx, log, done, err)
+		}
+		for _, ex := range pending {
+			if err := ctx.Err(); err != nil {
+				return ran, a.fail(ctx, log, done, &StepError{Step: ex.step, Action: ex.action, Err: fmt.Errorf("interrupted before this step: %w", err)})
+			}
+			done = append(done, ex)
+			if err := a.runOp(ctx, ex.step, ex.action); err != nil {
+				return ran, a.fail(ctx, log, done, &StepError{Step: ex.step, Action: ex.action, Err: err})
+			}
+			ran++
+		}
+	}
+	// The commit point: everything durable, then the new applied journal.
+	if err := a.syncAll(); err != nil {
+		return ran, a.fail(ctx, log, done, err)
+	}
+	next.Time = time.Now().UTC()
+	next.Originals = a.nextOriginals(done, steps)
+	if err := a.st.commit(next); err != nil {
+		return ran, a.fail(ctx, log, done, err)
+	}
+	if err := removeIntent(a.st.dir); err != nil {
+		a.env.logger().Warn("move committed, but the intent log stays; the next run drops it", "err", err)
+	}
+	return ran, nil
+}
+
+// nextBatch returns the ops, from the start of ops, whose undo images can
+// all be taken before any of them runs: a batch ends after an op of a kind
+// with no image (a command may change anything) and before a path beneath
+// one that an op of the batch turns from or into a link (its image would be
+// taken through the old link).
+func nextBatch(ops []journal.Op) []journal.Op {
+	relinked := map[string]bool{}
+	for i := range ops {
+		if i == maxBatch {
+			return ops[:i]
+		}
+		s := ops[i].Step
+		kind := LookupKind(s.Op)
+		if _, ok := kind.(Imager); !ok {
+			if !ops[i].Noop {
+				return ops[:i+1]
+			}
+			continue
+		}
+		if s.Signature().Family != journal.FamilyPath {
+			return ops[:i+1]
+		}
+		p := s.Object()
+		if len(relinked) > 0 {
+			for anc := path.Dir(p); anc != "/"; anc = path.Dir(anc) {
+				if relinked[anc] {
+					return ops[:i]
+				}
+			}
+		}
+		// Any op on a path may replace a link there (or restore one), so
+		// paths beneath it are taken in the next batch.
+		if s.Op == journal.OpSymlink || ops[i].Action == journal.Inverse || mayHoldLink(s) {
+			relinked[p] = true
+		}
+	}
+	return ops
+}
+
+// mayHoldLink reports whether the object of s may be a link now: a MKDIR
+// replaces one, and so does a COPY (which refuses a non-empty directory but
+// not a link to one).
+func mayHoldLink(s *journal.Step) bool {
+	return s.Op == journal.OpMkdir || s.Op == journal.OpCopy || s.Op == journal.OpRm
+}
+
+// runOp runs one op forward.
+func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action) error {
+	kind := LookupKind(s.Op)
+	if action == journal.Inverse {
+		if im, ok := kind.(Imager); ok {
+			return im.Restore(ctx, a.env, s, a.st.applied.Originals[s.Identity()])
+		}
+		if inv, ok := kind.(Inverter); ok {
+			return inv.Inverse(ctx, a.env, s)
+		}
+		return nil
+	}
+	return kind.Forward(ctx, a.env, s)
+}
+
+// undoOp undoes one op that ran, or may have run: it restores the undo image,
+// or runs the opposite action of a kind without images.
+func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
+	kind := LookupKind(s.Op)
+	if im, ok := kind.(Imager); ok && undo != nil {
+		if s.Signature().Family == journal.FamilyPath {
+			if err := a.env.Root.RemoveTemp(s.Object()); err != nil && !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+		return im.Restore(ctx, a.env, s, *undo)
+	}
+	inv, ok := kind.(Inverter)
+	if !ok {
+		return nil
+	}
+	switch action {
+	case journal.Forward, journal.Update, journal.Rerun:
+		return inv.Inverse(ctx, a.env, s)
+	case journal.Inverse:
+		return kind.Forward(ctx, a.env, s)
+	}
+	return nil // a CHECK changed nothing
+}
+
+// fail undoes the ops that ran, in reverse order, and drops the intent log;
+// if an undo fails, the log stays for the next run to retry.
+func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cause error) error {
+	undoCtx := context.WithoutCancel(ctx)
+	var errs []error
+	for i := len(done) - 1; i >= 0; i-- {
+		ex := done[i]
+		if err := a.undoOp(undoCtx, ex.step, ex.action, ex.undo); err != nil {
+			errs = append(errs, fmt.Errorf("%s: undo: %w", describeStep(ex.step), err))
+		}
+	}
+	if log != nil {
+		log.close()
+	}
+	if len(errs) > 0 {
+		return &UndoError{Cause: cause, Errs: errs}
+	}
+	if err := a.syncAll(); err != nil {
+		return &UndoError{Cause: cause, Errs: []error{err}}
+	}
+	if err := removeIntent(a.st.dir); err != nil {
+		return &UndoError{Cause: cause, Errs: []error{err}}
+	}
+	return cause
+}
+
+// syncBlobs makes the blobs written for undo images durable before the ops
+// that overwrite their originals run.
+func (a *Applier) syncBlobs() error {
+	if !a.st.blobs.dirty.Swap(false) {
+		return nil
+	}
+	return syncfs(a.st.dir)
+}
+
+// syncAll makes every change of the move durable: one syncfs(2) of the
+// root's file system (and of the state's, if that is another) stands in for
+// an fsync of every file and directory written.
+func (a *Applier) syncAll() error {
+	if err := a.env.Root.Syncfs(); err != nil {
+		return err
+	}
+	if !sameDevice(a.env.Root.Path(), a.st.dir) {
+		return syncfs(a.st.dir)
+	}
+	return nil
+}
+
+// nextOriginals keeps the original image of every identity still managed,
+// and adds the undo image of every identity this move managed for the first
+// time: its state before cairn touched it.
+func (a *Applier) nextOriginals(done []executed, steps []journal.Step) map[string]Image {
+	managed := make(map[string]bool, len(steps))
+	for i := range steps {
+		if id := steps[i].Identity(); id != "" {
+			managed[id] = true
+		}
+	}
+	out := make(map[string]Image, len(managed))
+	for id, img := range a.st.applied.Originals {
+		if managed[id] {
+			out[id] = img
+		}
+	}
+	for _, ex := range done {
+		if ex.undo == nil || ex.action == journal.Inverse {
+			continue
+		}
+		if id := ex.step.Identity(); managed[id] {
+			if _, ok := out[id]; !ok {
+				out[id] = *ex.undo
+			}
+		}
+	}
+	return out
+}
+
+// syncfs makes the file system that holds dir durable.
+func syncfs(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return nil
+}
+
+// sameDevice reports whether two paths lie on one file system.
+func sameDevice(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev
+}

@@ -1,0 +1,104 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// checkKind runs CHECK.
+//
+// Syntax: CHECK KIND TARGET [timeout=30s] [interval=1s]
+//
+// Forward: poll every interval until the check holds; when timeout (the
+// whole wait) is up, the step fails with the last reason. Kinds: http (URL
+// answers 2xx), tcp (HOST:PORT accepts), command (exits 0, run like EXEC),
+// file (the path exists beneath the root), unit-active (the unit is active;
+// needs a unit driver).
+//
+// Inverse: nothing.
+//
+// Check: none (a CHECK is not state; it guards the steps before it).
+//
+// Example: CHECK http http://127.0.0.1:8080/healthz timeout=1m
+type checkKind struct{}
+
+var (
+	_ Kind     = checkKind{}
+	_ Inverter = checkKind{}
+)
+
+func (checkKind) Op() string { return journal.OpCheck }
+
+func (checkKind) Inverse(context.Context, *Env, *journal.Step) error { return nil }
+
+func (checkKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
+	timeout, _ := time.ParseDuration(s.Get("timeout"))
+	interval, _ := time.ParseDuration(s.Get("interval"))
+	deadline := time.Now().Add(timeout)
+	for {
+		err := probe(ctx, env, s.Args[0], s.Args[1], time.Until(deadline))
+		if err == nil {
+			return nil
+		}
+		if time.Now().Add(interval).After(deadline) {
+			return fmt.Errorf("did not hold within %s: %w", timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted: %w", err)
+		case <-time.After(interval):
+		}
+	}
+}
+
+// probe tries a check once; nil means it holds.
+func probe(ctx context.Context, env *Env, kind, target string, budget time.Duration) error {
+	budget = max(budget, 100*time.Millisecond)
+	switch kind {
+	case "http":
+		ctx, cancel := context.WithTimeout(ctx, budget)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return fmt.Errorf("%s answered %s", target, resp.Status)
+		}
+		return nil
+	case "tcp":
+		c, err := net.DialTimeout("tcp", target, budget)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	case "command":
+		return runShell(ctx, env, target)
+	case "file":
+		st, err := lstatPath(env, target)
+		if err != nil {
+			return err
+		}
+		if !st.exists {
+			return fmt.Errorf("%s does not exist", target)
+		}
+		return nil
+	case "unit-active":
+		if env.Units == nil {
+			return errors.New("unit-active checks need a unit driver, and none is configured")
+		}
+		return env.Units.CheckActive(ctx, target)
+	}
+	return fmt.Errorf("unknown check kind %q", kind)
+}

@@ -1,0 +1,69 @@
+package steps
+
+import (
+	"context"
+	"strings"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// copyKind runs COPY.
+//
+// Syntax: COPY SRC PATH sha256=HEX [mode=0644] [owner=root] [group=root]
+//
+// Forward: write the content whose sha256 is HEX to PATH atomically (a temp
+// file in the same directory, renamed over PATH), with that mode and owner.
+// The content comes from the state's blob store, where the applier put it
+// from SRC (relative to the source root) or, for SRC "-", from the blob
+// directory, after checking its hash.
+//
+// Inverse: restore the original image.
+//
+// Check: a regular file with that content hash, mode and owner.
+//
+// Example: COPY files/motd /etc/motd sha256=9f86d0… mode=0644
+type copyKind struct{ pathFamily }
+
+var (
+	_ Kind    = copyKind{}
+	_ Checker = copyKind{}
+	_ Imager  = copyKind{}
+)
+
+func (copyKind) Op() string { return journal.OpCopy }
+
+func (copyKind) Forward(_ context.Context, env *Env, s *journal.Step) error {
+	uid, gid, err := ownerOf(env, s)
+	if err != nil {
+		return err
+	}
+	return ensureFile(env, s.Object(), s.Get("sha256"), journal.ParseMode(s.Get("mode")), uid, gid)
+}
+
+func (copyKind) Check(_ context.Context, env *Env, s *journal.Step) (string, error) {
+	p := s.Object()
+	st, err := lstatPath(env, p)
+	if err != nil {
+		return "", err
+	}
+	if !st.exists {
+		return "absent, want a file", nil
+	}
+	if st.typ != TypeFile {
+		return "is a " + st.typ + ", want a file", nil
+	}
+	uid, gid, err := ownerOf(env, s)
+	if err != nil {
+		return "", err
+	}
+	var d []string
+	if sum, err := hashPath(env, p); err != nil {
+		return "", err
+	} else if want := s.Get("sha256"); sum != want {
+		d = append(d, "content sha256 "+sum[:12]+"…, want "+want[:12]+"…")
+	}
+	if om := describeOwnerMode(st, journal.ParseMode(s.Get("mode")), uid, gid, true); om != "" {
+		d = append(d, om)
+	}
+	return strings.Join(d, "; "), nil
+}

@@ -1,0 +1,62 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// Drifted is an applied step whose live state no longer matches it.
+type Drifted struct {
+	Step *journal.Step
+	// Diff says what differs.
+	Diff string
+}
+
+// Drift checks the live state of every applied step of a kind with a check
+// (§7), several at a time, and returns the drifted ones in journal order.
+func (a *Applier) Drift(ctx context.Context) ([]Drifted, error) {
+	steps, err := a.Applied().JournalSteps()
+	if err != nil {
+		return nil, &InputError{Err: err}
+	}
+	return a.drift(ctx, steps, nil)
+}
+
+// drift checks steps; with a plan, only the steps it leaves unchanged.
+func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal.Plan) ([]Drifted, error) {
+	skip := map[*journal.Step]bool{}
+	if plan != nil {
+		for _, s := range plan.Added {
+			skip[s] = true
+		}
+	}
+	var idx []int
+	for i := range steps {
+		if _, ok := LookupKind(steps[i].Op).(Checker); ok && !skip[&steps[i]] {
+			idx = append(idx, i)
+		}
+	}
+	diffs := make([]string, len(idx))
+	errs := make([]error, len(idx))
+	parallel(len(idx), func(k int) {
+		if ctx.Err() != nil {
+			errs[k] = ctx.Err()
+			return
+		}
+		s := &steps[idx[k]]
+		diffs[k], errs[k] = LookupKind(s.Op).(Checker).Check(ctx, a.env, s)
+	})
+	var out []Drifted
+	for k, i := range idx {
+		s := &steps[i]
+		switch {
+		case errs[k] != nil:
+			out = append(out, Drifted{Step: s, Diff: fmt.Sprintf("cannot check: %v", errs[k])})
+		case diffs[k] != "":
+			out = append(out, Drifted{Step: s, Diff: diffs[k]})
+		}
+	}
+	return out, ctx.Err()
+}

@@ -1,0 +1,86 @@
+package steps
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// Exit codes of the command line (spec cli.md), one class of error each.
+const (
+	ExitOK         = 0
+	ExitFailed     = 1 // a step or CHECK failed; the host is back where it was
+	ExitBadInput   = 2 // bad input or usage; nothing changed
+	ExitUndoFailed = 3 // the host could not be brought back; the intent is kept
+)
+
+// InputError is bad input found before anything changed: a bad journal, a
+// missing or mismatching source, a state directory held by another process.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// inputErrorf makes an InputError.
+func inputErrorf(format string, args ...any) error {
+	return &InputError{Err: fmt.Errorf(format, args...)}
+}
+
+// StepError is an op or CHECK that failed; the ops already run were undone
+// and the host is as it was before the move.
+type StepError struct {
+	Step   *journal.Step
+	Action journal.Action
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	return describeStep(e.Step) + ": " + e.Action.String() + ": " + e.Err.Error()
+}
+func (e *StepError) Unwrap() error { return e.Err }
+
+// UndoError is a failure to undo a failed or interrupted move; the intent
+// log is kept so that the next run retries.
+type UndoError struct {
+	Cause error // why the move was being undone, if it failed
+	Errs  []error
+}
+
+func (e *UndoError) Error() string {
+	msg := "undo failed; the intent log is kept and the next run retries: " + errors.Join(e.Errs...).Error()
+	if e.Cause != nil {
+		msg = e.Cause.Error() + "\n" + msg
+	}
+	return msg
+}
+
+// ExitCode maps an error to the exit code the command line documents.
+func ExitCode(err error) int {
+	var undo *UndoError
+	var step *StepError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &undo):
+		return ExitUndoFailed
+	case errors.As(err, &step):
+		return ExitFailed
+	}
+	return ExitBadInput
+}
+
+// describeStep names a step for messages: its journal position, op and
+// object, and its source position.
+func describeStep(s *journal.Step) string {
+	msg := s.Pos.String() + ": " + s.Op
+	if obj := s.Object(); obj != "" {
+		msg += " " + obj
+	} else if len(s.Args) > 0 {
+		msg += " " + s.Canonical()[len(s.Op)+1:]
+	}
+	if s.Source != "" {
+		msg += " (from " + s.Source + ")"
+	}
+	return msg
+}

@@ -1,0 +1,76 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// parseAction reads an action's name back from the intent log.
+func parseAction(name string) (journal.Action, bool) {
+	for a := journal.Forward; a <= journal.Recheck; a++ {
+		if a.String() == name {
+			return a, true
+		}
+	}
+	return 0, false
+}
+
+// recover finishes a move that a dead process left in the intent log: if it
+// had committed, only the log goes; otherwise every recorded op is undone,
+// in reverse order, from its undo image, and temporary files are removed.
+func (a *Applier) recover(ctx context.Context) error {
+	recs, ok, err := readIntent(a.st.dir)
+	if !ok {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer a.st.blobs.Clean()
+	if len(recs) == 0 || recs[0].T != "plan" {
+		// The header itself was torn: no op ran.
+		return removeIntent(a.st.dir)
+	}
+	if a.st.applied.Generation >= recs[0].To {
+		return removeIntent(a.st.dir) // the move had committed
+	}
+	start := time.Now()
+	var errs []error
+	undone := 0
+	for i := len(recs) - 1; i >= 1; i-- {
+		r := recs[i]
+		if r.T != "op" {
+			continue
+		}
+		s, err := journal.ParseStep(parsePos(r.At), r.Step)
+		if err != nil {
+			return inputErrorf("intent log: op %d: %w", r.I, err)
+		}
+		action, ok := parseAction(r.Action)
+		if !ok {
+			return inputErrorf("intent log: op %d: unknown action %q", r.I, r.Action)
+		}
+		if LookupKind(s.Op) == nil {
+			return inputErrorf("intent log: op %d: this build has no driver for %s", r.I, s.Op)
+		}
+		if err := a.undoOp(ctx, &s, action, r.Undo); err != nil {
+			errs = append(errs, fmt.Errorf("%s: undo: %w", describeStep(&s), err))
+		}
+		undone++
+	}
+	if len(errs) > 0 {
+		return &UndoError{Cause: fmt.Errorf("recovering the move interrupted in %s", a.st.dir), Errs: errs}
+	}
+	if err := a.syncAll(); err != nil {
+		return &UndoError{Errs: []error{err}}
+	}
+	if err := removeIntent(a.st.dir); err != nil {
+		return &UndoError{Errs: []error{err}}
+	}
+	a.env.logger().Warn("recovered an interrupted move: the host is back at the applied journal", "generation", a.st.applied.Generation, "undone", undone)
+	a.st.record(HistoryEntry{Time: start.UTC(), Generation: a.st.applied.Generation, Result: "recovered", Ops: undone, Seconds: time.Since(start).Seconds()})
+	return nil
+}

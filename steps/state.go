@@ -1,0 +1,288 @@
+package steps
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cairn-cm/cairn/internal/atomicfile"
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// The files of a state directory.
+const (
+	appliedFile = "applied.json" // the applied journal and original images: the commit point
+	intentFile  = "intent.log"   // the move in progress, if any
+	rootFile    = "root"         // the root the state was applied under
+	lockFile    = "lock"         // flock(2) held by the process that owns the state
+	historyFile = "history.jsonl"
+	blobsDir    = "blobs"
+)
+
+// AppliedStep is one step of the applied journal with both its positions.
+type AppliedStep struct {
+	Step   string `json:"step"`          // canonical form
+	At     string `json:"at"`            // journal position FILE:LINE:COL
+	Source string `json:"src,omitempty"` // source positions, outermost first
+}
+
+// Applied is what the state records as applied: the journal, INCLUDEs
+// expanded, and the original image of every managed identity.
+type Applied struct {
+	Version    int              `json:"version"`
+	Generation int64            `json:"generation"`
+	Time       time.Time        `json:"time,omitzero"`
+	Journal    string           `json:"journal,omitempty"` // the file it was applied from
+	Commit     string           `json:"commit,omitempty"`  // the git commit, when the agent applied it
+	Steps      []AppliedStep    `json:"steps"`
+	Originals  map[string]Image `json:"originals"`
+}
+
+// JournalSteps parses the applied steps back, with their positions.
+func (a *Applied) JournalSteps() ([]journal.Step, error) {
+	out := make([]journal.Step, len(a.Steps))
+	for i, as := range a.Steps {
+		s, err := journal.ParseStep(parsePos(as.At), as.Step)
+		if err != nil {
+			return nil, fmt.Errorf("state: applied step %d: %w", i+1, err)
+		}
+		s.Source = as.Source
+		out[i] = s
+	}
+	return out, nil
+}
+
+// parsePos parses FILE:LINE:COL; a file name may itself hold colons.
+func parsePos(s string) journal.Pos {
+	var p journal.Pos
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return journal.Pos{File: s}
+	}
+	p.Col, _ = strconv.Atoi(s[i+1:])
+	s = s[:i]
+	i = strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return journal.Pos{File: s, Col: p.Col}
+	}
+	p.Line, _ = strconv.Atoi(s[i+1:])
+	p.File = s[:i]
+	return p
+}
+
+func appliedSteps(steps []journal.Step, lines []string) []AppliedStep {
+	out := make([]AppliedStep, len(steps))
+	for i := range steps {
+		out[i] = AppliedStep{Step: lines[i], At: steps[i].Pos.String(), Source: steps[i].Source}
+	}
+	return out
+}
+
+// state is an open, locked state directory.
+type state struct {
+	dir     string
+	lock    *os.File
+	blobs   *Blobs
+	applied *Applied
+}
+
+// ErrLocked says that another process holds the state directory.
+var ErrLocked = errors.New("held by another cairn process")
+
+// openState opens (creating it when create is set) and locks the state
+// directory dir for the root rootPath. wait is how long to wait for the
+// lock; 0 fails at once.
+func openState(dir, rootPath string, create bool, wait time.Duration) (*state, error) {
+	if create {
+		// Parents as a system has them; the state itself root-only.
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+			return nil, inputErrorf("state directory %s: %w", dir, err)
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, inputErrorf("state directory %s: %w", dir, err)
+		}
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil // nothing applied yet
+		}
+		return nil, inputErrorf("state directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, inputErrorf("state directory %s is not a directory", dir)
+	}
+	lock, err := lockDir(dir, wait)
+	if err != nil {
+		return nil, err
+	}
+	st := &state{dir: dir, lock: lock}
+	fail := func(err error) (*state, error) { st.close(); return nil, err }
+	if err := st.checkRoot(rootPath, create); err != nil {
+		return fail(err)
+	}
+	if st.blobs, err = OpenBlobs(filepath.Join(dir, blobsDir)); err != nil {
+		return fail(&InputError{err})
+	}
+	if st.applied, err = st.loadApplied(); err != nil {
+		return fail(err)
+	}
+	return st, nil
+}
+
+func lockDir(dir string, wait time.Duration) (*os.File, error) {
+	name := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, inputErrorf("state directory %s: %w", dir, err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, inputErrorf("lock %s: %w", name, err)
+		}
+		if time.Now().After(deadline) {
+			holder, _ := os.ReadFile(name)
+			f.Close()
+			msg := fmt.Sprintf("state directory %s is %v", dir, ErrLocked)
+			if pid := strings.TrimSpace(string(holder)); pid != "" {
+				msg += " (pid " + pid + ")"
+			}
+			if wait > 0 {
+				msg += fmt.Sprintf("; gave up after %s", wait)
+			}
+			return nil, &InputError{Err: fmt.Errorf("%s: %w", msg, ErrLocked)}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+func (st *state) close() {
+	if st != nil && st.lock != nil {
+		st.lock.Truncate(0)
+		st.lock.Close() // releases the flock
+		st.lock = nil
+	}
+}
+
+// checkRoot compares the root recorded in the state with rootPath, and
+// records it in a new state.
+func (st *state) checkRoot(rootPath string, create bool) error {
+	name := filepath.Join(st.dir, rootFile)
+	data, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return nil
+		}
+		return atomicfile.WriteFile(name, []byte(rootPath+"\n"), 0o600)
+	}
+	if err != nil {
+		return inputErrorf("state directory %s: %w", st.dir, err)
+	}
+	if rec := strings.TrimSpace(string(data)); rec != rootPath {
+		return inputErrorf("state directory %s was applied under root %s, not %s (use --root %s, or another --state)", st.dir, rec, rootPath, rec)
+	}
+	return nil
+}
+
+func (st *state) loadApplied() (*Applied, error) {
+	name := filepath.Join(st.dir, appliedFile)
+	data, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Applied{Version: 1, Originals: map[string]Image{}}, nil
+	}
+	if err != nil {
+		return nil, inputErrorf("state: %w", err)
+	}
+	var a Applied
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, inputErrorf("state: %s is corrupt: %v", name, err)
+	}
+	if a.Version != 1 {
+		return nil, inputErrorf("state: %s has format version %d; this cairn reads version 1", name, a.Version)
+	}
+	if a.Originals == nil {
+		a.Originals = map[string]Image{}
+	}
+	return &a, nil
+}
+
+// commit makes a the applied journal: the commit point of a move.
+func (st *state) commit(a *Applied) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(st.dir, appliedFile), data, 0o600); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	st.applied = a
+	return nil
+}
+
+// HistoryEntry is one run in the state's short history.
+type HistoryEntry struct {
+	Time       time.Time `json:"time"`
+	Generation int64     `json:"generation"`
+	Journal    string    `json:"journal,omitempty"`
+	Commit     string    `json:"commit,omitempty"`
+	Result     string    `json:"result"` // "applied", "failed", "undo-failed", "recovered", "no-op"
+	Ops        int       `json:"ops"`
+	Error      string    `json:"error,omitempty"`
+	Seconds    float64   `json:"seconds"`
+}
+
+const historyKeep = 100
+
+// record appends a run to the history, keeping the newest entries.
+func (st *state) record(h HistoryEntry) {
+	name := filepath.Join(st.dir, historyFile)
+	line, _ := json.Marshal(h)
+	data, _ := os.ReadFile(name)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) >= 2*historyKeep {
+		kept := strings.Join(lines[len(lines)-historyKeep+1:], "\n") + "\n" + string(line) + "\n"
+		atomicfile.WriteFile(name, []byte(kept), 0o600)
+		return
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	f.Write(append(line, '\n'))
+	f.Close()
+}
+
+// History returns the runs recorded in the state directory dir, oldest first.
+func History(dir string) ([]HistoryEntry, error) {
+	data, err := os.ReadFile(filepath.Join(dir, historyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []HistoryEntry
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var h HistoryEntry
+		if json.Unmarshal([]byte(line), &h) == nil {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
