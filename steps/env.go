@@ -1,8 +1,8 @@
 package steps
 
 import (
-	"context"
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
