@@ -253,6 +253,12 @@ func (p *parser) build(lineNo int, toks []token, comment string) (Step, bool) {
 		s.Args = append(s.Args, v)
 	}
 	if len(s.Args) < len(sig.Args) {
+		for _, t := range rest {
+			if t.key == "" {
+				p.errorf(lineNo, t.col, "%s: positional argument %q after attributes (arguments come first)", sig.Op, t.value)
+				return Step{}, false
+			}
+		}
 		col := opTok.col
 		if len(toks) > 1 {
 			col = toks[len(toks)-1].col

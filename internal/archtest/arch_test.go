@@ -1,0 +1,100 @@
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cairn-cm/cairn"
+
+// allowed lists, for each package of ours, the packages of ours and the
+// outside modules it may import; the standard library is always allowed.
+var allowed = map[string][]string{
+	"journal":             {"github.com/sergi/go-diff"},
+	"rootfs":              {"golang.org/x/sys"},
+	"internal/atomicfile": {},
+	"steps":               {"journal", "rootfs", "internal/atomicfile", "golang.org/x/sys"},
+	"debian":              {},
+	"systemd":             {"github.com/coreos/go-systemd"},
+	"compiler":            {"journal", "steps", "github.com/alecthomas/participle"},
+	"agent":               {"compiler", "steps", "journal", "rootfs", "github.com/go-git/go-git", "github.com/prometheus/client_golang"},
+	"internal/cli":        {"*"},
+	"cmd/cairn":           {"internal/cli"},
+	"internal/archtest":   {},
+}
+
+type pkg struct {
+	ImportPath string
+	Doc        string
+	Imports    []string
+	Standard   bool
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func TestImports(t *testing.T) {
+	for _, p := range listPackages(t) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		if strings.HasPrefix(rel, "bench") {
+			continue // benchmark programs are not part of cairn
+		}
+		rules, ok := allowed[rel]
+		if !ok {
+			t.Errorf("package %s has no row in the import rules of this test", rel)
+			continue
+		}
+		for _, imp := range p.Imports {
+			if !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
+				continue // standard library
+			}
+			if !permitted(imp, rules) {
+				t.Errorf("%s imports %s, which design.md does not allow", rel, imp)
+			}
+		}
+	}
+}
+
+func permitted(imp string, rules []string) bool {
+	for _, r := range rules {
+		if r == "*" {
+			return true
+		}
+		full := r
+		if !strings.Contains(strings.SplitN(r, "/", 2)[0], ".") {
+			full = module + "/" + r
+		}
+		if imp == full || strings.HasPrefix(imp, full+"/") || strings.HasPrefix(imp, full) && strings.HasPrefix(imp[len(full):], "/v") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestEveryPackageHasADoc(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("package %s has no package doc comment", p.ImportPath)
+		}
+	}
+}
