@@ -1,0 +1,463 @@
+package rootfs
+
+import (
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Info is the state of one object, from lstat(2).
+type Info struct {
+	Mode     uint32 // st_mode: the type (S_IFMT) and the mode bits (07777)
+	UID, GID uint32
+	Size     int64
+	ModTime  time.Time
+	Dev, Ino uint64
+	Nlink    uint64
+}
+
+// Perm returns the mode bits, setuid, setgid and sticky included, as the
+// journal writes them (0755, 1777).
+func (i Info) Perm() uint32 { return i.Mode & 0o7777 }
+
+// Type returns the type bits as an fs.FileMode: 0 for a regular file, else
+// one of fs.ModeDir, fs.ModeSymlink, fs.ModeNamedPipe, fs.ModeSocket,
+// fs.ModeDevice, fs.ModeDevice|fs.ModeCharDevice.
+func (i Info) Type() fs.FileMode {
+	switch i.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	}
+	return 0
+}
+
+// IsDir reports whether the object is a directory.
+func (i Info) IsDir() bool { return i.Mode&unix.S_IFMT == unix.S_IFDIR }
+
+// IsRegular reports whether the object is a regular file.
+func (i Info) IsRegular() bool { return i.Mode&unix.S_IFMT == unix.S_IFREG }
+
+// IsSymlink reports whether the object is a symbolic link.
+func (i Info) IsSymlink() bool { return i.Mode&unix.S_IFMT == unix.S_IFLNK }
+
+func infoFromStat(st *unix.Stat_t) Info {
+	return Info{
+		Mode:    st.Mode,
+		UID:     st.Uid,
+		GID:     st.Gid,
+		Size:    st.Size,
+		ModTime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), // int32 on 386, arm
+		Dev:     uint64(st.Dev),
+		Ino:     st.Ino,
+		Nlink:   uint64(st.Nlink),
+	}
+}
+
+// Dir is an open directory beneath a Root, resolved once, for several
+// operations on its entries. Its methods take a name, one path component,
+// and never follow a link in it; they behave as the Root methods of the
+// same name on the object path Path()+"/"+name, and their errors name that
+// path. A Dir is safe for concurrent use; Close must not run concurrently
+// with other methods.
+//
+// A Dir keeps the directory it resolved: if a component of its path is
+// renamed or replaced after OpenParent, the Dir still acts on the directory
+// it opened, which was beneath the root when it was resolved. Hold one for
+// one operation (for a COPY: CreateTemp, write, SetOwnerMode, CommitTemp,
+// Sync), not across a plan.
+type Dir struct {
+	fd    int
+	owned bool   // fd is ours to close; false for the root's own descriptor
+	path  string // the object path of the directory as given, "/" for the root
+}
+
+// Path returns the object path of the directory, as given to OpenParent
+// (links in it unresolved).
+func (d *Dir) Path() string { return d.path }
+
+// Close releases the directory.
+func (d *Dir) Close() error {
+	if !d.owned {
+		return nil
+	}
+	fd := d.fd
+	d.owned, d.fd = false, -1
+	if err := unix.Close(fd); err != nil {
+		return &fs.PathError{Op: "close", Path: d.path, Err: err}
+	}
+	return nil
+}
+
+// join returns the object path of name in d.
+func (d *Dir) join(name string) string {
+	if d.path == "/" {
+		return "/" + name
+	}
+	return d.path + "/" + name
+}
+
+func (d *Dir) err(op, name string, err error) error {
+	return &fs.PathError{Op: op, Path: d.join(name), Err: err}
+}
+
+// Lstat is Root.Lstat for name in d.
+func (d *Dir) Lstat(name string) (Info, error) {
+	if !validName(name) {
+		return Info{}, d.err("lstat", name, ErrInvalidName)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return Info{}, d.err("lstat", name, err)
+	}
+	return infoFromStat(&st), nil
+}
+
+// OpenFile is Root.OpenFile for name in d.
+func (d *Dir) OpenFile(name string) (*os.File, error) {
+	if !validName(name) {
+		return nil, d.err("open", name, ErrInvalidName)
+	}
+	// O_NONBLOCK so that a FIFO does not block the open; it is refused
+	// below, and the flag is cleared for a regular file.
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ELOOP { // O_NOFOLLOW and the last component is a link
+			return nil, d.err("open", name, ErrSymlink)
+		}
+		return nil, d.err("open", name, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, d.err("open", name, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, d.err("open", name, ErrNotRegular)
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
+		unix.Close(fd)
+		return nil, d.err("open", name, err)
+	}
+	return os.NewFile(uintptr(fd), d.join(name)), nil
+}
+
+// Readlink is Root.Readlink for name in d.
+func (d *Dir) Readlink(name string) (string, error) {
+	if !validName(name) {
+		return "", d.err("readlink", name, ErrInvalidName)
+	}
+	var small [256]byte
+	buf := small[:]
+	for {
+		n, err := unix.Readlinkat(d.fd, name, buf)
+		if err != nil {
+			return "", d.err("readlink", name, err)
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// ReadDirNames is Root.ReadDirNames for name in d.
+func (d *Dir) ReadDirNames(name string) ([]string, error) {
+	if !validName(name) {
+		return nil, d.err("readdir", name, ErrInvalidName)
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ELOOP || (err == unix.ENOTDIR && d.isSymlink(name)) {
+			return nil, d.err("readdir", name, ErrSymlink)
+		}
+		return nil, d.err("readdir", name, err)
+	}
+	f := os.NewFile(uintptr(fd), d.join(name))
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// isSymlink reports whether name in d is a link, to explain an error.
+func (d *Dir) isSymlink(name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
+}
+
+// Mkdir is Root.Mkdir for name in d.
+func (d *Dir) Mkdir(name string, perm uint32) error {
+	if !validName(name) {
+		return d.err("mkdir", name, ErrInvalidName)
+	}
+	if perm&^0o7777 != 0 {
+		return d.err("mkdir", name, modeError(perm))
+	}
+	if err := unix.Mkdirat(d.fd, name, perm); err != nil {
+		return d.err("mkdir", name, err)
+	}
+	// mkdir(2) applies the umask and may inherit the parent's setgid bit.
+	if err := chmodAt(d.fd, name, perm); err != nil {
+		unix.Unlinkat(d.fd, name, unix.AT_REMOVEDIR)
+		return d.err("mkdir", name, err)
+	}
+	return nil
+}
+
+// Chmod is Root.Chmod for name in d.
+func (d *Dir) Chmod(name string, perm uint32) error {
+	if !validName(name) {
+		return d.err("chmod", name, ErrInvalidName)
+	}
+	if perm&^0o7777 != 0 {
+		return d.err("chmod", name, modeError(perm))
+	}
+	if err := chmodAt(d.fd, name, perm); err != nil {
+		return d.err("chmod", name, err)
+	}
+	return nil
+}
+
+// noFchmodat2 is set once fchmodat2(2) (Linux 6.6) turned out to be
+// missing or filtered; chmodAt then goes through /proc (Debian 12's 6.1).
+var noFchmodat2 atomic.Bool
+
+// procSelfFD is where chmodAt finds its descriptors when fchmodat2 is
+// missing; a variable so that tests can take /proc away.
+var procSelfFD = "/proc/self/fd/"
+
+// chmodAt sets the mode of name in dirfd to perm without following a link
+// there: a link gives ErrSymlink.
+func chmodAt(dirfd int, name string, perm uint32) error {
+	if !noFchmodat2.Load() {
+		// unix.Fchmodat turns ENOSYS into EOPNOTSUPP, which fchmodat2 also
+		// answers for a link; call it directly to tell them apart.
+		p, err := unix.BytePtrFromString(name)
+		if err != nil {
+			return err
+		}
+		_, _, e := unix.Syscall6(unix.SYS_FCHMODAT2, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(perm), unix.AT_SYMLINK_NOFOLLOW, 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case unix.EOPNOTSUPP:
+			var st unix.Stat_t
+			if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				return ErrSymlink
+			}
+			return e
+		case unix.ENOSYS:
+			noFchmodat2.Store(true)
+		case unix.EPERM:
+			// Either the file refuses (immutable) or an old seccomp filter
+			// answers EPERM for syscalls it does not know. If the other way
+			// works, it was the filter.
+			if err := chmodProc(dirfd, name, perm); err != nil {
+				return e
+			}
+			noFchmodat2.Store(true)
+			return nil
+		default:
+			return e
+		}
+	}
+	return chmodProc(dirfd, name, perm)
+}
+
+// chmodProc is chmodAt without fchmodat2.
+func chmodProc(dirfd int, name string, perm uint32) error {
+	// As glibc does: an O_PATH descriptor of the name itself, checked not
+	// to be a link, changed through its /proc magic link.
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return ErrSymlink
+	}
+	err = unix.Chmod(procSelfFD+strconv.Itoa(fd), perm)
+	if err != unix.ENOENT {
+		return err
+	}
+	// No /proc (a bare chroot): reopen a regular file or a directory for
+	// reading, which has no side effect, check it is the same inode, and
+	// fchmod that.
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFDIR {
+		return unix.EOPNOTSUPP
+	}
+	rfd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rfd)
+	var rst unix.Stat_t
+	if err := unix.Fstat(rfd, &rst); err != nil {
+		return err
+	}
+	if rst.Dev != st.Dev || rst.Ino != st.Ino {
+		return unix.EAGAIN // replaced under us
+	}
+	return unix.Fchmod(rfd, perm)
+}
+
+// Lchown is Root.Lchown for name in d.
+func (d *Dir) Lchown(name string, uid, gid int) error {
+	if !validName(name) {
+		return d.err("lchown", name, ErrInvalidName)
+	}
+	if err := unix.Fchownat(d.fd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return d.err("lchown", name, err)
+	}
+	return nil
+}
+
+// Remove is Root.Remove for name in d.
+func (d *Dir) Remove(name string) error {
+	if !validName(name) {
+		return d.err("remove", name, ErrInvalidName)
+	}
+	err := unix.Unlinkat(d.fd, name, 0)
+	if err == unix.EISDIR {
+		err = unix.Unlinkat(d.fd, name, unix.AT_REMOVEDIR)
+	}
+	if err != nil {
+		return d.err("remove", name, err)
+	}
+	return nil
+}
+
+// Rename renames oldname to newname, both in d, as Root.Rename does.
+func (d *Dir) Rename(oldname, newname string) error {
+	if !validName(oldname) || !validName(newname) {
+		return &os.LinkError{Op: "rename", Old: d.join(oldname), New: d.join(newname), Err: ErrInvalidName}
+	}
+	if err := unix.Renameat(d.fd, oldname, d.fd, newname); err != nil {
+		return &os.LinkError{Op: "rename", Old: d.join(oldname), New: d.join(newname), Err: err}
+	}
+	return nil
+}
+
+// Symlink is Root.Symlink for name in d.
+func (d *Dir) Symlink(target, name string) error {
+	if !validName(name) {
+		return d.err("symlink", name, ErrInvalidName)
+	}
+	tmp := tempName(name)
+	err := unix.Symlinkat(target, d.fd, tmp)
+	if err == unix.EEXIST {
+		if err = unix.Unlinkat(d.fd, tmp, 0); err == nil {
+			err = unix.Symlinkat(target, d.fd, tmp)
+		}
+	}
+	if err != nil {
+		return d.err("symlink", name, err)
+	}
+	if err := unix.Renameat(d.fd, tmp, d.fd, name); err != nil {
+		unix.Unlinkat(d.fd, tmp, 0)
+		return d.err("symlink", name, err)
+	}
+	return nil
+}
+
+// CreateTemp is Root.CreateTemp for name in d.
+func (d *Dir) CreateTemp(name string, perm uint32) (*os.File, error) {
+	if !validName(name) {
+		return nil, d.err("createtemp", name, ErrInvalidName)
+	}
+	if perm&^0o7777 != 0 {
+		return nil, d.err("createtemp", name, modeError(perm))
+	}
+	tmp := tempName(name)
+	// O_EXCL, not O_TRUNC: a leftover at tmp could be a hard link to a file
+	// elsewhere; unlink it and make a new file instead of writing through.
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(d.fd, tmp, flags, perm&0o777)
+	if err == unix.EEXIST {
+		if err = unix.Unlinkat(d.fd, tmp, 0); err == nil {
+			fd, err = unix.Openat(d.fd, tmp, flags, perm&0o777)
+		}
+	}
+	if err != nil {
+		return nil, d.err("createtemp", name, err)
+	}
+	// open(2) applies the umask.
+	if err := unix.Fchmod(fd, perm); err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(d.fd, tmp, 0)
+		return nil, d.err("createtemp", name, err)
+	}
+	return os.NewFile(uintptr(fd), d.join(tmp)), nil
+}
+
+// CommitTemp is Root.CommitTemp for name in d.
+func (d *Dir) CommitTemp(name string) error {
+	if !validName(name) {
+		return d.err("committemp", name, ErrInvalidName)
+	}
+	if err := unix.Renameat(d.fd, tempName(name), d.fd, name); err != nil {
+		return d.err("committemp", name, err)
+	}
+	return nil
+}
+
+// RemoveTemp is Root.RemoveTemp for name in d.
+func (d *Dir) RemoveTemp(name string) error {
+	if !validName(name) {
+		return d.err("removetemp", name, ErrInvalidName)
+	}
+	if err := unix.Unlinkat(d.fd, tempName(name), 0); err != nil && err != unix.ENOENT {
+		return d.err("removetemp", name, err)
+	}
+	return nil
+}
+
+// Sync fsyncs the directory d, making creations, removals and renames of
+// its entries durable.
+func (d *Dir) Sync() error {
+	return d.syncWith("sync", unix.Fsync)
+}
+
+// Syncfs flushes the filesystem that holds the directory d (syncfs(2)).
+func (d *Dir) Syncfs() error {
+	return d.syncWith("syncfs", unix.Syncfs)
+}
+
+// syncWith runs fn on a readable descriptor of d: fsync(2) and syncfs(2)
+// refuse O_PATH descriptors.
+func (d *Dir) syncWith(op string, fn func(int) error) error {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: op, Path: d.path, Err: err}
+	}
+	err = fn(fd)
+	unix.Close(fd)
+	if err != nil {
+		return &fs.PathError{Op: op, Path: d.path, Err: err}
+	}
+	return nil
+}
