@@ -194,9 +194,9 @@ func ensureDir(env *Env, p string, mode uint32, uid, gid int) error {
 			}
 			return err
 		}
-		st = pathState{exists: true, typ: TypeDir, mode: mode}
-		if uid == 0 && gid == 0 && os.Geteuid() == 0 {
-			return nil // made by root: already owned by root
+		// A new directory takes the group of a set-group-ID parent.
+		if st, err = lstatPath(env, p); err != nil {
+			return err
 		}
 	}
 	return fixOwnerMode(env, p, st, mode, uid, gid, true)
@@ -242,7 +242,7 @@ func ensureFile(env *Env, p, sum string, mode uint32, uid, gid int) error {
 		return err
 	}
 	_, err = copyBuffer(tmp, src)
-	if err == nil && (uid != 0 || gid != 0 || os.Geteuid() != 0) {
+	if err == nil { // always: a new file takes the group of a set-group-ID directory
 		if err = tmp.Chown(uid, gid); err == nil {
 			err = tmp.Chmod(os.FileMode(mode&0o777) | modeBits(mode))
 		}
@@ -298,10 +298,8 @@ func ensureSymlink(env *Env, p, target string, uid, gid int) error {
 		}
 		return err
 	}
-	if uid != 0 || gid != 0 || os.Geteuid() != 0 {
-		return env.Root.Lchown(p, uid, gid)
-	}
-	return nil
+	// Always: a new link takes the group of a set-group-ID directory.
+	return env.Root.Lchown(p, uid, gid)
 }
 
 // ownerOf resolves a step's owner and group attributes.
