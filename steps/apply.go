@@ -115,6 +115,14 @@ func (a *Applier) Apply(ctx context.Context, m Move) (*Result, error) {
 	if a.st == nil && !m.DryRun {
 		return nil, inputErrorf("state directory %s does not exist", a.dir)
 	}
+	res, err := a.apply(ctx, m)
+	if err != nil && ExitCode(err) != ExitUndoFailed && !m.DryRun {
+		a.st.discardNew()
+	}
+	return res, err
+}
+
+func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 	if errs := a.static(m.Steps); len(errs) > 0 {
 		return nil, &InputError{Err: errs}
 	}
@@ -192,12 +200,22 @@ func (a *Applier) static(steps []journal.Step) journal.ErrorList {
 			out = append(out, &journal.Error{Pos: s.Pos, Msg: s.Op + ": this build of cairn has no driver for this kind of step"})
 			continue
 		}
-		if p := s.Path(); p != "" && stateRel != "" && (p == stateRel || strings.HasPrefix(p, stateRel+"/") || strings.HasPrefix(stateRel, p+"/")) && s.Signature().Family == journal.FamilyPath {
+		if p := s.Path(); p != "" && stateRel != "" && s.Signature().Family == journal.FamilyPath && touchesState(s.Op, p, stateRel) {
 			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %s: the path holds or lies in cairn's state directory %s", s.Op, p, stateRel)})
 		}
 	}
 	out.Sort()
 	return out
+}
+
+// touchesState reports whether a step on path p would manage cairn's state
+// directory stateRel, or a path inside it, or replace a directory that holds
+// it with something else (a MKDIR of a parent only sets its mode and owner).
+func touchesState(op, p, stateRel string) bool {
+	if p == stateRel || strings.HasPrefix(p, stateRel+"/") {
+		return true
+	}
+	return strings.HasPrefix(stateRel, p+"/") && op != journal.OpMkdir
 }
 
 // preflight checks every input the plan needs before anything changes, and

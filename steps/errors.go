@@ -3,6 +3,7 @@ package steps
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cairn-cm/cairn/journal"
 )
@@ -48,11 +49,15 @@ type UndoError struct {
 }
 
 func (e *UndoError) Error() string {
-	msg := "undo failed; the intent log is kept and the next run retries: " + errors.Join(e.Errs...).Error()
+	var lines []string
 	if e.Cause != nil {
-		msg = e.Cause.Error() + "\n" + msg
+		lines = append(lines, e.Cause.Error())
 	}
-	return msg
+	for _, err := range e.Errs {
+		lines = append(lines, err.Error())
+	}
+	lines = append(lines, "the undo is incomplete: the intent log is kept, and the next cairn command that opens the state retries it")
+	return strings.Join(lines, "\n")
 }
 
 // ExitCode maps an error to the exit code the command line documents.

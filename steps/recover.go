@@ -3,8 +3,11 @@ package steps
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/journal"
 )
 
@@ -18,18 +21,33 @@ func parseAction(name string) (journal.Action, bool) {
 	return 0, false
 }
 
+// cleanTemps removes the temporary files that a process killed while it
+// wrote a blob or a state file (atomicfile) left.
+func (a *Applier) cleanTemps() {
+	a.st.blobs.Clean()
+	entries, _ := os.ReadDir(a.st.dir)
+	for _, e := range entries {
+		if atomicfile.IsTemp(e.Name()) {
+			os.Remove(filepath.Join(a.st.dir, e.Name()))
+		}
+	}
+}
+
 // recover finishes a move that a dead process left in the intent log: if it
 // had committed, only the log goes; otherwise every recorded op is undone,
 // in reverse order, from its undo image, and temporary files are removed.
 func (a *Applier) recover(ctx context.Context) error {
 	recs, ok, err := readIntent(a.st.dir)
 	if !ok {
+		// A process killed while it checked its inputs, before any intent,
+		// or while it wrote a state file, may have left a temporary file.
+		a.cleanTemps()
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer a.st.blobs.Clean()
+	defer a.cleanTemps()
 	if len(recs) == 0 || recs[0].T != "plan" {
 		// The header itself was torn: no op ran.
 		return removeIntent(a.st.dir)

@@ -88,6 +88,7 @@ func appliedSteps(steps []journal.Step, lines []string) []AppliedStep {
 // state is an open, locked state directory.
 type state struct {
 	dir     string
+	created []string // directories this process made for the state, outermost first
 	lock    *os.File
 	blobs   *Blobs
 	applied *Applied
@@ -100,12 +101,10 @@ var ErrLocked = errors.New("held by another cairn process")
 // directory dir for the root rootPath. wait is how long to wait for the
 // lock; 0 fails at once.
 func openState(dir, rootPath string, create bool, wait time.Duration) (*state, error) {
+	var created []string
 	if create {
-		// Parents as a system has them; the state itself root-only.
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			return nil, inputErrorf("state directory %s: %w", dir, err)
-		}
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		var err error
+		if created, err = mkdirs(dir); err != nil {
 			return nil, inputErrorf("state directory %s: %w", dir, err)
 		}
 	}
@@ -123,7 +122,7 @@ func openState(dir, rootPath string, create bool, wait time.Duration) (*state, e
 	if err != nil {
 		return nil, err
 	}
-	st := &state{dir: dir, lock: lock}
+	st := &state{dir: dir, lock: lock, created: created}
 	fail := func(err error) (*state, error) { st.close(); return nil, err }
 	if err := st.checkRoot(rootPath, create); err != nil {
 		return fail(err)
@@ -135,6 +134,55 @@ func openState(dir, rootPath string, create bool, wait time.Duration) (*state, e
 		return fail(err)
 	}
 	return st, nil
+}
+
+// mkdirs makes dir (mode 0700) and its missing parents (0755, as a system
+// has them), and returns the directories it made, outermost first.
+func mkdirs(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append(missing, d)
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	var made []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		perm := os.FileMode(0o755)
+		if i == 0 {
+			perm = 0o700
+		}
+		if err := os.Mkdir(missing[i], perm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return made, err
+		}
+		made = append(made, missing[i])
+	}
+	return made, nil
+}
+
+// discardNew removes a state directory that this process made and that
+// never recorded an applied journal, with the parents it made: a move that
+// failed before its commit leaves no trace in the root.
+func (st *state) discardNew() {
+	if st == nil || len(st.created) == 0 || st.applied.Generation != 0 {
+		return
+	}
+	if _, err := os.Lstat(filepath.Join(st.dir, intentFile)); err == nil {
+		return // an undo failed: the intent must stay
+	}
+	st.close()
+	os.RemoveAll(st.dir)
+	for i := len(st.created) - 1; i >= 0; i-- {
+		if st.created[i] != st.dir {
+			os.Remove(st.created[i]) // only if still empty
+		}
+	}
+	st.created = nil
 }
 
 func lockDir(dir string, wait time.Duration) (*os.File, error) {
@@ -156,14 +204,14 @@ func lockDir(dir string, wait time.Duration) (*os.File, error) {
 		if time.Now().After(deadline) {
 			holder, _ := os.ReadFile(name)
 			f.Close()
-			msg := fmt.Sprintf("state directory %s is %v", dir, ErrLocked)
+			msg := ""
 			if pid := strings.TrimSpace(string(holder)); pid != "" {
 				msg += " (pid " + pid + ")"
 			}
 			if wait > 0 {
 				msg += fmt.Sprintf("; gave up after %s", wait)
 			}
-			return nil, &InputError{Err: fmt.Errorf("%s: %w", msg, ErrLocked)}
+			return nil, &InputError{Err: fmt.Errorf("state directory %s is %w%s", dir, ErrLocked, msg)}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

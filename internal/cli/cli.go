@@ -106,8 +106,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "cairn: %v\n", err)
-		if kctx != nil {
-			fmt.Fprintf(stderr, "run 'cairn %s --help' for usage\n", strings.TrimSpace(kctx.Command()))
+		var pe *kong.ParseError
+		if errors.As(err, &pe) && pe.Context != nil {
+			fmt.Fprintf(stderr, "run '%s --help' for usage\n", commandPath(pe.Context))
 		}
 		return exitBadInput
 	}
@@ -117,10 +118,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		ctx:    ctx,
 		stdout: stdout,
 		stderr: stderr,
-		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
+			Level: level,
+			// A command's messages carry no time: it runs in the
+			// foreground, and its output stays comparable run to run.
+			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+				if len(groups) == 0 && a.Key == slog.TimeKey {
+					return slog.Attr{}
+				}
+				return a
+			},
+		})),
 	}
 	err = kctx.Run(e, parser)
 	return report(stderr, err)
+}
+
+// commandPath names the command a parse reached, without its arguments:
+// "cairn journal diff".
+func commandPath(kctx *kong.Context) string {
+	names := []string{"cairn"}
+	for _, p := range kctx.Path {
+		if p.Command != nil {
+			names = append(names, p.Command.Name)
+		}
+	}
+	return strings.Join(names, " ")
 }
 
 // report prints err and maps it to an exit code.
@@ -173,7 +196,7 @@ func (h helpCmd) Run(e *env, parser *kong.Kong) error {
 		return &exitError{code: exitBadInput, err: err}
 	}
 	if kctx.Error != nil {
-		return &exitError{code: exitBadInput, err: fmt.Errorf("unknown command %q", strings.Join(h.Command, " "))}
+		return &exitError{code: exitBadInput, err: fmt.Errorf("unknown command %q; run 'cairn --help' for the commands", strings.Join(h.Command, " "))}
 	}
 	return kctx.PrintUsage(false)
 }

@@ -17,7 +17,7 @@ func (c *journalCheckCmd) Run(e *env) error {
 		j, err := journal.LoadFile(f)
 		findings := journal.Findings(err)
 		if err != nil && findings == nil {
-			fmt.Fprintf(e.stderr, "%s: %v\n", f, err)
+			fmt.Fprintln(e.stderr, fileError(err))
 			bad = true
 			continue
 		}

@@ -34,7 +34,7 @@ func (c *journalDiffCmd) Run(e *env) error {
 	default:
 		writeChanges(w, p)
 		if !p.Empty() {
-			fmt.Fprintf(w, "\n# plan: %s\n", plural(len(p.Ops), "op"))
+			fmt.Fprintf(w, "\n# plan: %s\n", plural(acting(p), "op"))
 			writePlan(w, p)
 		}
 	}
@@ -48,4 +48,16 @@ func (c *journalDiffCmd) Run(e *env) error {
 		return exitCode(exitDiffers)
 	}
 	return nil
+}
+
+// acting counts the ops of a plan that do something: notes of inverses that
+// do nothing are not counted, so the count matches what apply reports.
+func acting(p *journal.Plan) int {
+	n := 0
+	for _, op := range p.Ops {
+		if !op.Noop {
+			n++
+		}
+	}
+	return n
 }

@@ -12,7 +12,7 @@ type journalFmtCmd struct {
 func (c *journalFmtCmd) Run(e *env) error {
 	j, err := journal.ParseFile(c.File)
 	if err != nil {
-		return &exitError{code: exitBadInput, err: err}
+		return &exitError{code: exitBadInput, err: fileError(err)}
 	}
 	_, err = e.stdout.Write(j.Format())
 	return err

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/cairn-cm/cairn/journal"
@@ -12,14 +14,23 @@ import (
 func loadJournal(name string) (*journal.Journal, error) {
 	j, err := journal.LoadFile(name)
 	if err != nil {
-		return nil, &exitError{code: exitBadInput, err: err}
+		return nil, &exitError{code: exitBadInput, err: fileError(err)}
 	}
 	return j, nil
 }
 
+// fileError shortens the error of a journal file that cannot be read to
+// "FILE: reason", the file first like every other finding.
+func fileError(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}
+
 // stateFlags are the flags of the commands that open a state directory.
 type stateFlags struct {
-	Root  string `help:"Resolve every object path beneath DIR, as if it were /." default:"/" placeholder:"DIR"`
+	Root  string `help:"Resolve object paths beneath DIR as if it were /." default:"/" placeholder:"DIR"`
 	State string `help:"The state directory (default: /var/lib/cairn beneath the root)." placeholder:"DIR"`
 }
 

@@ -30,7 +30,8 @@ func writeChanges(w io.Writer, p *journal.Plan) {
 
 // writePlan prints the ops of a plan, one a line, each a journal step with
 // '+' (forward), '-' (inverse) or '~' (in-place update) before it; notes (an
-// inverse that does nothing, a CHECK that runs again) start with '#'.
+// inverse that does nothing, a CHECK that runs again) start with '#'. A
+// trailing comment says why an unchanged step runs.
 func writePlan(w io.Writer, p *journal.Plan) {
 	for _, op := range p.Ops {
 		line := op.Step.Canonical()
@@ -43,6 +44,8 @@ func writePlan(w io.Writer, p *journal.Plan) {
 			fmt.Fprintf(w, "# %s: runs again, the plan changes what it guards\n", line)
 		case op.Action == journal.Rerun:
 			fmt.Fprintf(w, "~ %s # runs again\n", line)
+		case op.Action == journal.Update && op.Prev != nil && op.Prev.Canonical() == line:
+			fmt.Fprintf(w, "~ %s # moved, unchanged\n", line)
 		default:
 			fmt.Fprintf(w, "%c %s\n", op.Action.Symbol(), line)
 		}
@@ -95,6 +98,7 @@ func writeJSON(w io.Writer, oldName, newName string, p *journal.Plan) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "a > b" in source positions, not "a \u003e b"
 	return enc.Encode(d)
 }
 

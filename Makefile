@@ -1,0 +1,45 @@
+# cairn's build, tests and demo. Every target calls go or a small script;
+# `make help` lists them.
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $$($(GO) env GOPATH)/bin/staticcheck)
+FUZZTIME ?= 30s
+
+.DEFAULT_GOAL := help
+.PHONY: help build test lint fuzz bench crashtest demo clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/cairn
+	$(GO) build -o bin/cairn ./cmd/cairn
+
+test: ## go vet and every test (the CLI scripts in testdata/script too)
+	$(GO) vet ./...
+	$(GO) test ./...
+
+lint: ## gofmt, go vet and staticcheck must be clean
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+fuzz: ## run every fuzz target in the tree for FUZZTIME each (default 30s)
+	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "== $$(dirname $$file) $$target"; \
+			$(GO) test $$(dirname $$file) -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
+
+bench: ## Go benchmarks, then the whole-process comparisons of bench/run.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh not found: skipped"; fi
+
+crashtest: ## kill the applier at random points 2000 times and check recovery
+	CAIRN_CRASH_TRIALS=2000 $(GO) test ./steps/ -run Crash -count=1 -timeout 60m
+
+demo: ## cairn's main job on examples/journal under a scratch root in /tmp
+	GO=$(GO) scripts/demo.sh
+
+clean: ## remove bin/
+	rm -rf bin
