@@ -36,7 +36,7 @@ bench: ## Go benchmarks, then the whole-process comparisons of bench/run.sh
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh not found: skipped"; fi
 
 crashtest: ## kill the applier at random points 2000 times and check recovery
-	CAIRN_CRASH_TRIALS=2000 $(GO) test ./steps/ -run Crash -count=1 -timeout 60m
+	cd steps && CAIRN_CRASH_TRIALS=2000 $(GO) test -run '^TestCrash' -count=1 -timeout 60m
 
 demo: ## cairn's main job on examples/journal under a scratch root in /tmp
 	GO=$(GO) scripts/demo.sh

@@ -304,6 +304,14 @@ const maxBatch = 1024
 
 // run records and runs the ops of a plan, then commits next as applied. On
 // failure it undoes what ran.
+//
+// Ops run in batches: the undo images of a batch are taken and logged with
+// one fsync before any op of the batch runs. An image is taken just before
+// its op joins the batch, so it must not be changed by an earlier op of the
+// same batch; a batch therefore ends after an op that is not a path op (a
+// command may change anything), and before a path beneath one that an op of
+// the batch turns from or into a link (the image would be taken through the
+// old link).
 func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, steps []journal.Step) (int, error) {
 	log, err := createIntent(a.st.dir)
 	if err != nil {
@@ -311,105 +319,138 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	}
 	defer log.close()
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1})
-	var done []executed
-	ran := 0
-	ops := plan.Ops
-	for len(ops) > 0 {
-		batch := nextBatch(ops)
-		ops = ops[len(batch):]
-		pending := make([]executed, 0, len(batch))
-		for i := range batch {
-			op := &batch[i]
-			if op.Noop {
-				continue
-			}
-			ex := executed{step: op.Step, action: op.Action}
-			if im, ok := LookupKind(op.Step.Op).(Imager); ok {
-				img, err := im.Capture(ctx, a.env, op.Step)
-				if err != nil {
-					return ran, a.fail(ctx, log, done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
-				}
-				ex.undo = &img
-			}
-			log.add(&intentRecord{T: "op", I: len(done) + len(pending), Action: op.Action.String(), Step: op.Step.Canonical(), At: op.Step.Pos.String(), Undo: ex.undo})
-			pending = append(pending, ex)
+	b := batch{a: a, log: log, relinked: map[string]bool{}}
+	for i := range plan.Ops {
+		op := &plan.Ops[i]
+		if op.Noop {
+			continue
 		}
-		if err := a.syncBlobs(); err != nil {
-			return ran, a.fail(ctx, log, done, err)
-		}
-		if err := log.flush(); err != nil {
-			return ran, a.fail(ctx, log, done, err)
-		}
-		for _, ex := range pending {
-			if err := ctx.Err(); err != nil {
-				return ran, a.fail(ctx, log, done, &StepError{Step: ex.step, Action: ex.action, Err: fmt.Errorf("interrupted before this step: %w", err)})
+		kind := LookupKind(op.Step.Op)
+		im, hasImage := kind.(Imager)
+		pathOp := hasImage && op.Step.Signature().Family == journal.FamilyPath
+		if len(b.pending) == maxBatch || (pathOp && b.beneathRelinked(op.Step.Object())) {
+			if err := b.execute(ctx); err != nil {
+				return b.ran, err
 			}
-			done = append(done, ex)
-			if err := a.runOp(ctx, ex.step, ex.action); err != nil {
-				return ran, a.fail(ctx, log, done, &StepError{Step: ex.step, Action: ex.action, Err: err})
-			}
-			ran++
 		}
+		ex := executed{step: op.Step, action: op.Action}
+		if hasImage {
+			img, err := im.Capture(ctx, a.env, op.Step)
+			if err != nil {
+				return b.ran, a.fail(ctx, log, b.done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
+			}
+			ex.undo = &img
+		}
+		log.add(&intentRecord{T: "op", I: len(b.done) + len(b.pending), Action: op.Action.String(), Step: op.Step.Canonical(), At: op.Step.Pos.String(), Undo: ex.undo})
+		b.pending = append(b.pending, ex)
+		if !pathOp {
+			if err := b.execute(ctx); err != nil {
+				return b.ran, err
+			}
+			continue
+		}
+		if a.relinks(ex) {
+			b.relinked[op.Step.Object()] = true
+		}
+	}
+	if err := b.execute(ctx); err != nil {
+		return b.ran, err
 	}
 	// The commit point: everything durable, then the new applied journal.
 	if err := a.syncAll(); err != nil {
-		return ran, a.fail(ctx, log, done, err)
+		return b.ran, a.fail(ctx, log, b.done, err)
 	}
 	next.Time = time.Now().UTC()
-	next.Originals = a.nextOriginals(done, steps)
+	next.Originals = a.nextOriginals(b.done, steps)
 	if err := a.st.commit(next); err != nil {
-		return ran, a.fail(ctx, log, done, err)
+		return b.ran, a.fail(ctx, log, b.done, err)
 	}
 	if err := removeIntent(a.st.dir); err != nil {
 		a.env.logger().Warn("move committed, but the intent log stays; the next run drops it", "err", err)
 	}
-	return ran, nil
+	return b.ran, nil
 }
 
-// nextBatch returns the ops, from the start of ops, whose undo images can
-// all be taken before any of them runs: a batch ends after an op of a kind
-// with no image (a command may change anything) and before a path beneath
-// one that an op of the batch turns from or into a link (its image would be
-// taken through the old link).
-func nextBatch(ops []journal.Op) []journal.Op {
-	relinked := map[string]bool{}
-	for i := range ops {
-		if i == maxBatch {
-			return ops[:i]
-		}
-		s := ops[i].Step
-		kind := LookupKind(s.Op)
-		if _, ok := kind.(Imager); !ok {
-			if !ops[i].Noop {
-				return ops[:i+1]
-			}
-			continue
-		}
-		if s.Signature().Family != journal.FamilyPath {
-			return ops[:i+1]
-		}
-		p := s.Object()
-		if len(relinked) > 0 {
-			for anc := path.Dir(p); anc != "/"; anc = path.Dir(anc) {
-				if relinked[anc] {
-					return ops[:i]
-				}
-			}
-		}
-		// Any op on a path may replace a link there (or restore one), so
-		// paths beneath it are taken in the next batch.
-		if s.Op == journal.OpSymlink || ops[i].Action == journal.Inverse || mayHoldLink(s) {
-			relinked[p] = true
+// relinks reports whether an op's path is a link before it runs or will be
+// one after: paths beneath it resolve differently then.
+func (a *Applier) relinks(ex executed) bool {
+	if ex.undo != nil && ex.undo.Type == TypeSymlink {
+		return true
+	}
+	if ex.action == journal.Inverse {
+		return a.st.applied.Originals[ex.step.Identity()].Type == TypeSymlink
+	}
+	return ex.step.Op == journal.OpSymlink
+}
+
+// batch is the ops whose undo images are logged but not yet durable.
+type batch struct {
+	a        *Applier
+	log      *intentLog
+	pending  []executed
+	relinked map[string]bool // paths an op of the batch turns from or into a link
+	done     []executed      // every op that ran or may have run, in order
+	ran      int
+}
+
+func (b *batch) beneathRelinked(p string) bool {
+	if len(b.relinked) == 0 {
+		return false
+	}
+	for anc := path.Dir(p); anc != "/"; anc = path.Dir(anc) {
+		if b.relinked[anc] {
+			return true
 		}
 	}
-	return ops
+	return false
 }
 
-// mayHoldLink reports whether the object of s may be a link now: a MKDIR
-// replaces one, and so does a COPY (which refuses a non-empty directory but
-// not a link to one).
-func mayHoldLink(s *journal.Step) bool {
-	return s.Op == journal.OpMkdir || s.Op == journal.OpCopy || s.Op == journal.OpRm
+// execute makes the pending undo images durable, then runs their ops:
+// consecutive COPYs several at a time (no two of them can depend on each
+// other: a path beneath a COPY is a static error), the rest one by one. On
+// failure it undoes everything that ran.
+func (b *batch) execute(ctx context.Context) error {
+	a := b.a
+	pending := b.pending
+	b.pending = b.pending[:0:0]
+	clear(b.relinked)
+	if len(pending) == 0 {
+		return nil
+	}
+	if err := a.syncBlobs(); err != nil {
+		return a.fail(ctx, b.log, b.done, err)
+	}
+	if err := b.log.flush(); err != nil {
+		return a.fail(ctx, b.log, b.done, err)
+	}
+	for len(pending) > 0 {
+		n := 1
+		for n < len(pending) && isParallelCopy(pending[0]) && isParallelCopy(pending[n]) {
+			n++
+		}
+		group := pending[:n]
+		pending = pending[n:]
+		if err := ctx.Err(); err != nil {
+			return a.fail(ctx, b.log, b.done, &StepError{Step: group[0].step, Action: group[0].action, Err: fmt.Errorf("interrupted before this step: %w", err)})
+		}
+		b.done = append(b.done, group...)
+		errs := make([]error, len(group))
+		parallel(len(group), func(i int) {
+			errs[i] = a.runOp(ctx, group[i].step, group[i].action)
+		})
+		for i, err := range errs {
+			if err != nil {
+				return a.fail(ctx, b.log, b.done, &StepError{Step: group[i].step, Action: group[i].action, Err: err})
+			}
+		}
+		b.ran += len(group)
+	}
+	return nil
+}
+
+// isParallelCopy reports whether an op writes one file forward.
+func isParallelCopy(ex executed) bool {
+	return ex.step.Op == journal.OpCopy && ex.action != journal.Inverse
 }
 
 // runOp runs one op forward.
