@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Whole-process benchmarks of cairn's journal core, each measured side by side
+# with what it is held against, in one run:
+#
+#   diff   `cairn journal diff --plan A B`  vs  GNU `diff A B`   (10k, 100k, 1M steps, 1% changed)
+#   cold   `cairn journal apply` of N files to an empty root  vs  `cp -a SRC DST && sync`
+#   noop   `cairn journal apply --repair` when nothing changed  vs  bench/hashall (lstat + sha256)
+#   peak memory of the cold apply (and of the others, for reference)
+#
+#   bench/run.sh [-s "diff cold noop"] [-k]
+#
+#   -s SECTIONS  run only these sections (default: all three)
+#   -k           keep the work directory (default: removed at the end)
+#
+# Environment: BENCH_WORK (work directory; default a new one under /tmp),
+# N_FILES (10000), DIFF_SIZES ("10000 100000 1000000"), RUNS (10 timed runs of
+# the quick comparisons), RUNS_SLOW (5: cold apply and 1M diff, no warm-up), TIMER
+# (hyperfine if installed, else bench/timer.py; set TIMER=python to force it).
+#
+# Prints a markdown table of medians and ratios (also in WORK/results.md);
+# the timer's own output is in WORK/logs. Needs go, python3, GNU diff and cp;
+# hyperfine and /usr/bin/time (Debian packages hyperfine and time) if present.
+# About 3 to 5 minutes on 2 cores.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+SECTIONS="diff cold noop"
+KEEP=0
+while getopts "s:k" o; do
+  case $o in s) SECTIONS=$OPTARG ;; k) KEEP=1 ;; *) sed -n '2,25p' "$0" >&2; exit 2 ;; esac
+done
+N_FILES=${N_FILES:-10000}
+DIFF_SIZES=${DIFF_SIZES:-"10000 100000 1000000"}
+RUNS=${RUNS:-10}
+RUNS_SLOW=${RUNS_SLOW:-5}
+NPROC=$(nproc)
+
+W=${BENCH_WORK:-$(mktemp -d /tmp/cairn-bench.XXXXXX)}
+mkdir -p "$W/bin" "$W/logs" "$W/res"
+[ -n "${BENCH_WORK:-}" ] && KEEP=1
+cleanup() { if [ "$KEEP" = 0 ]; then rm -rf "$W"; else echo "work directory kept: $W" >&2; fi; }
+trap cleanup EXIT
+
+log() { echo "[$(date +%T)] $*" >&2; }
+die() { log "FAIL: $*"; exit 1; }
+
+if [ "${TIMER:-}" != python ] && command -v hyperfine >/dev/null; then
+  TIMER_CMD=(hyperfine --style basic)
+  TIMER_NAME="hyperfine $(hyperfine --version | awk '{print $2}')"
+else
+  TIMER_CMD=(python3 "$HERE/timer.py")
+  TIMER_NAME="bench/timer.py (hyperfine not installed: apt-get install hyperfine)"
+fi
+GNU_TIME=""
+[ -x /usr/bin/time ] && GNU_TIME=/usr/bin/time # Debian package time
+
+log "building cairn, bench/gen, bench/hashall into $W/bin"
+(cd "$REPO" && go build -o "$W/bin/cairn" ./cmd/cairn && go build -o "$W/bin/gen" ./bench/gen &&
+  go build -o "$W/bin/hashall" ./bench/hashall) || die "build"
+CAIRN=$W/bin/cairn GEN=$W/bin/gen HASHALL=$W/bin/hashall
+ROWS=$W/rows.tsv
+: >"$ROWS"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# timeit NAME RUNS WARMUP PREPARE|- IGNORE(0|1) LABEL CMD [LABEL CMD ...]
+timeit() {
+  local name=$1 runs=$2 warm=$3 prep=$4 ign=$5
+  shift 5
+  local args=(--runs "$runs" --warmup "$warm" --export-json "$W/res/$name.json")
+  [ "$prep" != - ] && args+=(--prepare "$prep")
+  [ "$ign" = 1 ] && args+=(-i)
+  while [ $# -gt 0 ]; do args+=(-n "$1" "$2"); shift 2; done
+  log "timing $name ($runs runs)"
+  "${TIMER_CMD[@]}" "${args[@]}" >"$W/logs/$name.log" 2>&1 || { cat "$W/logs/$name.log" >&2; die "timer: $name"; }
+}
+
+# rss NAME: a prefix for a timed command that appends its peak RSS (KiB) to
+# WORK/res/NAME.rss, so that the timed runs give the memory figures too; empty
+# without /usr/bin/time (then peak NAME ... measures it in runs of its own).
+rss() { [ -n "$GNU_TIME" ] && echo "$GNU_TIME -f %M -a -o $W/res/$1.rss"; return 0; }
+
+# peak NAME RUNS PREPARE|- CMD: one KiB figure a line into WORK/res/NAME.rss (the
+# exit status is not checked: the commands were checked before they were timed)
+peak() {
+  local name=$1 runs=$2 prep=$3 cmd=$4 i
+  : >"$W/res/$name.rss"
+  for ((i = 0; i < runs; i++)); do
+    [ "$prep" != - ] && sh -c "$prep"
+    if [ -n "$GNU_TIME" ]; then
+      $GNU_TIME -f %M -o "$W/res/$name.rss" -a sh -c "exec $cmd >/dev/null 2>&1" || true # diff exits 1
+    else
+      python3 -c 'import os,sys; p=os.posix_spawn("/bin/sh",["sh","-c",sys.argv[1]],os.environ); print(os.wait4(p,0)[2].ru_maxrss)' \
+        "exec $cmd >/dev/null 2>&1" >>"$W/res/$name.rss" || true
+    fi
+  done
+}
+
+tree_meta() { (cd "$1" && find . -printf '%y %m %u %g %s %P\n' | LC_ALL=C sort); }
+tree_stamp() { (cd "$1" && find . -printf '%i %T@ %C@ %P\n' | LC_ALL=C sort | md5sum); }
+
+want_section() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# ---------------------------------------------------------------- diff + plan
+if want_section diff; then
+  for n in $DIFF_SIZES; do
+    d=$W/diff-$n
+    mkdir -p "$d"
+    log "generating two journals of $n steps, 1% of the lines changed"
+    "$GEN" diff "$n" "$d"
+    rc=0; "$CAIRN" journal diff --plan "$d/a.journal" "$d/b.journal" >"$d/plan" || rc=$?
+    [ $rc = 1 ] || die "cairn journal diff --plan on $n steps: exit $rc, want 1"
+    ops=$(grep -vc '^#' "$d/plan" || true)
+    lines=$(diff "$d/a.journal" "$d/b.journal" | grep -c '^[<>]' || true)
+    [ "$ops" -gt 0 ] && [ "$ops" -le $((n / 50)) ] || die "$n steps: a plan of $ops ops for 1% of changed lines"
+    log "$n steps: GNU diff sees $lines changed lines, cairn plans $ops ops"
+    runs=$RUNS warm=1; [ "$n" -ge 1000000 ] && runs=$RUNS_SLOW warm=0
+    timeit "diff-$n" "$runs" "$warm" - 1 \
+      "cairn" "$CAIRN journal diff --plan $d/a.journal $d/b.journal" \
+      "diff" "diff $d/a.journal $d/b.journal"
+    tgt="ratio<1"; [ "$n" = 100000 ] && tgt="ratio<1,abs<0.1"
+    printf 'cmp\tdiff + plan, %s steps (%s ops)\t%s\tcairn\tdiff\t%s\n' "$n" "$ops" "$W/res/diff-$n.json" "$tgt" >>"$ROWS"
+    if [ "$n" = 100000 ]; then
+      peak diff-100k 3 - "$CAIRN journal diff --plan $d/a.journal $d/b.journal"
+      printf 'mem\tdiff --plan, 100k steps\t%s\t-\n' "$W/res/diff-100k.rss" >>"$ROWS"
+    fi
+    # (the 1M journals, 360 MB, stay until the end: removing them now would put
+    # their writeback and discards into the cold apply's timing)
+  done
+fi
+
+# ---------------------------------------------------------------- cold apply
+SRC=$W/src ROOT=$W/root STATE=$W/state J=$W/files.journal
+APPLY="$CAIRN journal apply --root $ROOT --state $STATE --source $SRC $J"
+# Between runs the trees are renamed into a trash directory, not removed: the
+# removal of 20,000 files (and its writeback) is kept out of the timed runs,
+# as /work/shared/bench/run.sh does. The trash goes after each section.
+TRASH=$W/trash
+RESET="mkdir -p $TRASH/\$\$ && for t in $ROOT/dst $STATE $W/cpdst; do [ ! -e \$t ] || mv \$t $TRASH/\$\$/; done && sync"
+empty_trash() { rm -rf "$TRASH"; sync; }
+if want_section cold || want_section noop; then
+  log "generating $N_FILES files of 1 KiB in $((N_FILES / 20)) directories, and their journal"
+  "$GEN" tree "$N_FILES" "$SRC"
+  "$GEN" journal -o "$J" /dst "$SRC"
+  mkdir -p "$ROOT"
+  sh -c "$RESET"
+  $APPLY >"$W/logs/apply-check.out" || die "cold apply"
+  diff -r "$SRC" "$ROOT/dst" >/dev/null || die "cold apply: $ROOT/dst differs from $SRC"
+  [ "$(tree_meta "$SRC")" = "$(tree_meta "$ROOT/dst")" ] || die "cold apply: types, modes or owners differ"
+fi
+if want_section cold; then
+  # no warm-up run: the check above read the source into the page cache
+  timeit cold "$RUNS_SLOW" 0 "$RESET" 0 \
+    "cairn" "$(rss cold) $APPLY" \
+    "cp -a && sync" "$(rss cold-cp) cp -a $SRC $W/cpdst && sync"
+  printf 'cmp\tcold apply, %s files\t%s\tcairn\tcp -a && sync\tratio<2\n' "$N_FILES" "$W/res/cold.json" >>"$ROWS"
+  if [ -z "$GNU_TIME" ]; then
+    log "peak memory of the cold apply"
+    peak cold 3 "$RESET" "$APPLY"
+    peak cold-cp 3 "$RESET" "cp -a $SRC $W/cpdst"
+  fi
+  printf 'mem\tcold apply, %s files (cairn)\t%s\tmib<64\n' "$N_FILES" "$W/res/cold.rss" >>"$ROWS"
+  printf 'mem\tcp -a, %s files (reference)\t%s\t-\n' "$N_FILES" "$W/res/cold-cp.rss" >>"$ROWS"
+  empty_trash
+fi
+
+# ---------------------------------------------------------------- no-op, verifying every file
+if want_section noop; then
+  sh -c "$RESET"
+  $APPLY >/dev/null || die "cold apply before the no-op"
+  out=$($APPLY --repair) || die "no-op apply --repair"
+  [ "$out" = "$J: nothing to do" ] || die "no-op apply --repair said: $out"
+  # a drifted file must be found and repaired: the no-op really checks
+  victim=$ROOT/dst/d0000/f00000.txt
+  echo drift >>"$victim"
+  out=$($APPLY --repair) || die "apply --repair of a drifted file"
+  cmp -s "$victim" "$SRC/d0000/f00000.txt" || die "apply --repair left the drifted file as it was: $out"
+  sh -c "$RESET"
+  $APPLY >/dev/null || die "cold apply before the no-op"
+  before=$(tree_stamp "$ROOT/dst")
+  timeit noop "$RUNS" 1 - 0 \
+    "cairn" "$(rss noop) $APPLY --repair" \
+    "cairn, 1 core" "GOMAXPROCS=1 $(rss noop-1) $APPLY --repair" \
+    "hashall" "$(rss hashall) $HASHALL $ROOT/dst" \
+    "hashall -j$NPROC" "$(rss hashall-j) $HASHALL -j $NPROC $ROOT/dst"
+  [ "$before" = "$(tree_stamp "$ROOT/dst")" ] || die "the no-op runs changed inodes or times in $ROOT/dst"
+  printf 'cmp\tno-op --repair, %s files\t%s\tcairn\thashall\tratio<1.5\n' "$N_FILES" "$W/res/noop.json" >>"$ROWS"
+  printf 'cmp\tno-op, both on 1 core\t%s\tcairn, 1 core\thashall\tratio<1.5\n' "$W/res/noop.json" >>"$ROWS"
+  printf 'cmp\tno-op, both on %s cores\t%s\tcairn\thashall -j%s\t-\n' "$NPROC" "$W/res/noop.json" "$NPROC" >>"$ROWS"
+  [ -n "$GNU_TIME" ] || peak noop 3 - "$APPLY --repair"
+  printf 'mem\tno-op --repair, %s files\t%s\t-\n' "$N_FILES" "$W/res/noop.rss" >>"$ROWS"
+  [ -n "$GNU_TIME" ] && printf 'mem\thashall, %s files (reference)\t%s\t-\n' "$N_FILES" "$W/res/hashall.rss" >>"$ROWS"
+  empty_trash
+fi
+
+# ---------------------------------------------------------------- report
+{
+  echo "## cairn journal core: whole-process benchmarks"
+  echo
+  echo "$(date -u +%F\ %T) UTC; $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] || echo ' with uncommitted changes');" \
+    "$(go version | awk '{print $3}'); $NPROC cores; $(uname -r); timer: $TIMER_NAME;" \
+    "load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+  [ -z "$GNU_TIME" ] && echo "(peak RSS from wait4 in python: /usr/bin/time is missing, apt-get install time)"
+  echo
+  python3 "$HERE/table.py" "$ROWS"
+} | tee "$W/results.md"

@@ -1,0 +1,165 @@
+package steps_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/steps"
+)
+
+// The applier's benchmarks on the layout of /work/shared/bench/gen.py: n
+// files of 1 KiB in n/20 directories, a journal of MKDIR /dst, a MKDIR per
+// directory and a COPY per file. bench/run.sh times the same work as whole
+// processes, side by side with cp -a and a hashing floor.
+
+const benchFiles = 10_000
+
+// benchContent returns file i's 1024 bytes, as gen.py and bench/gen write
+// them: 16 lines of the first 63 hex digits of sha256("i:line").
+func benchContent(i int) []byte {
+	out := make([]byte, 0, 1024)
+	for ln := range 16 {
+		sum := sha256.Sum256([]byte(strconv.Itoa(i) + ":" + strconv.Itoa(ln)))
+		out = append(out, hex.EncodeToString(sum[:])[:63]...)
+		out = append(out, '\n')
+	}
+	return out
+}
+
+// benchSource writes the source tree of n files into dir and returns the
+// journal that makes /dst hold it.
+func benchSource(b *testing.B, dir string, n int) []journal.Step {
+	b.Helper()
+	ndirs := max(1, n/20)
+	var j strings.Builder
+	j.WriteString("MKDIR /dst\n")
+	for d := range ndirs {
+		rel := fmt.Sprintf("d%04d", d)
+		if err := os.Mkdir(filepath.Join(dir, rel), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&j, "MKDIR /dst/%s\n", rel)
+		for i := d * 20; i < n && (i < (d+1)*20 || d == ndirs-1); i++ {
+			rel := fmt.Sprintf("d%04d/f%05d.txt", d, i)
+			data := benchContent(i)
+			if err := os.WriteFile(filepath.Join(dir, rel), data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			sum := sha256.Sum256(data)
+			fmt.Fprintf(&j, "COPY %s /dst/%s sha256=%x\n", rel, rel, sum)
+		}
+	}
+	jn, err := journal.Parse("bench.journal", []byte(j.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return jn.Steps
+}
+
+// benchApply opens the state dir under root, applies steps and closes it.
+// The work carries the profiler label bench=phase (goroutines it starts
+// inherit it), so that a CPU profile of the timed runs alone is
+//
+//	go tool pprof -tagfocus bench=cold steps.test cpu.prof
+func benchApply(b *testing.B, phase string, root *rootfs.Root, stateDir, source string, js []journal.Step, repair bool) *steps.Result {
+	b.Helper()
+	var res *steps.Result
+	var err error
+	pprof.Do(context.Background(), pprof.Labels("bench", phase), func(ctx context.Context) {
+		var a *steps.Applier
+		if a, err = steps.Open(ctx, steps.Options{Root: root, StateDir: stateDir, Create: true}); err != nil {
+			return
+		}
+		defer a.Close()
+		res, err = a.Apply(ctx, steps.Move{Journal: "bench.journal", Steps: js, Source: source, Repair: repair})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res
+}
+
+func reportFiles(b *testing.B, n int) {
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "files/s")
+}
+
+// BenchmarkApplyCold10k applies the journal of 10,000 files to an empty root
+// with a new state directory: Open, Apply (blob ingest, images, intent log,
+// the writes, syncfs, commit) and Close. Making and removing the trees is
+// not timed.
+func BenchmarkApplyCold10k(b *testing.B) {
+	tmp := b.TempDir()
+	src := filepath.Join(tmp, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	js := benchSource(b, src, benchFiles)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dir := filepath.Join(tmp, "run"+strconv.Itoa(i))
+		rootDir, stateDir := filepath.Join(dir, "root"), filepath.Join(dir, "state")
+		if err := os.MkdirAll(rootDir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		root, err := rootfs.Open(rootDir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		res := benchApply(b, "cold", root, stateDir, src, js, false)
+		b.StopTimer()
+		if res.Ran != len(js) {
+			b.Fatalf("ran %d ops, want %d", res.Ran, len(js))
+		}
+		last := filepath.Join(rootDir, "dst", fmt.Sprintf("d%04d/f%05d.txt", benchFiles/20-1, benchFiles-1))
+		if got, err := os.ReadFile(last); err != nil || string(got) != string(benchContent(benchFiles-1)) {
+			b.Fatalf("%s: after the apply: %v", last, err)
+		}
+		root.Close()
+		// The trees stay until the end (b.TempDir), so that no removal of
+		// thousands of files (its writeback; on ext4 without a journal, the
+		// inode allocator skipping inodes freed in the last 30 s) falls
+		// into the next timed run.
+		b.StartTimer()
+	}
+	reportFiles(b, benchFiles)
+}
+
+// BenchmarkNoopRepair10k re-applies the applied journal of 10,000 files with
+// Repair: the plan is empty, and every step's live state is checked (lstat,
+// and the sha256 of every file).
+func BenchmarkNoopRepair10k(b *testing.B) {
+	tmp := b.TempDir()
+	src, rootDir, stateDir := filepath.Join(tmp, "src"), filepath.Join(tmp, "root"), filepath.Join(tmp, "state")
+	for _, d := range []string{src, rootDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	js := benchSource(b, src, benchFiles)
+	root, err := rootfs.Open(rootDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer root.Close()
+	benchApply(b, "setup", root, stateDir, src, js, false)
+	b.ResetTimer()
+	for b.Loop() {
+		res := benchApply(b, "noop", root, stateDir, src, js, true)
+		if res.Ran != 0 || len(res.Repaired) != 0 || !res.Plan.Empty() {
+			b.Fatalf("no-op run: ran %d ops, repaired %d steps", res.Ran, len(res.Repaired))
+		}
+	}
+	reportFiles(b, benchFiles)
+}
