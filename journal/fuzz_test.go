@@ -34,6 +34,12 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
+		for i := range j.Steps {
+			s := &j.Steps[i]
+			if fresh := string(s.appendCanonical(nil)); s.Canonical() != fresh {
+				t.Fatalf("cached canonical form %q differs from %q", s.Canonical(), fresh)
+			}
+		}
 		out := j.Format()
 		j2, err := Parse("canonical", out)
 		if err != nil {

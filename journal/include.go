@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// ReadFunc reads a journal file by name; os.ReadFile is one.
+// ReadFunc reads a journal file by name; os.ReadFile is one. The bytes it
+// returns belong to the parser from then on, which keeps substrings of them.
 type ReadFunc func(name string) ([]byte, error)
 
 // LoadFile parses the journal at name and splices in its INCLUDEs
@@ -25,8 +26,15 @@ func Load(name string, read ReadFunc) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	top, err := Parse(name, data)
+	// The buffer is ours: parse it in place.
+	top, err := parseText(name, bytesToString(data))
 	errs := Findings(err)
+	if !hasInclude(top.Steps) {
+		if len(errs) > 0 {
+			return top, errs
+		}
+		return top, nil
+	}
 	e := expander{read: read, stack: []string{filepath.Clean(name)}}
 	out := &Journal{File: name, Steps: make([]Step, 0, len(top.Steps))}
 	out.Steps = e.splice(out.Steps, top)
@@ -69,11 +77,20 @@ steps:
 			e.errs = append(e.errs, &Error{Pos: s.Pos, Msg: "INCLUDE " + s.Args[0] + ": cannot read " + name + ": " + err.Error()})
 			continue
 		}
-		sub, err := Parse(name, data)
+		sub, err := parseText(name, bytesToString(data))
 		e.errs = append(e.errs, Findings(err)...)
 		e.stack = append(e.stack, clean)
 		out = e.splice(out, sub)
 		e.stack = e.stack[:len(e.stack)-1]
 	}
 	return out
+}
+
+func hasInclude(steps []Step) bool {
+	for i := range steps {
+		if steps[i].Op == OpInclude {
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Journal is a parsed journal file: its steps in file order, INCLUDE steps
@@ -23,22 +24,38 @@ func ParseFile(name string) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(name, data)
+	return parseText(name, bytesToString(data))
+}
+
+// bytesToString views data as a string without copying it; data must not
+// change afterwards, which holds for a buffer that only the caller has.
+func bytesToString(data []byte) string {
+	if len(data) == 0 {
+		return ""
+	}
+	return unsafe.String(&data[0], len(data))
 }
 
 // Parse parses a journal. file names it in positions. The error, if any, is
 // an ErrorList with every malformed line.
 func Parse(file string, data []byte) (*Journal, error) {
-	j := &Journal{File: file, Steps: make([]Step, 0, bytes.Count(data, []byte{'\n'})+1)}
+	return parseText(file, string(data))
+}
+
+// parseText parses a journal held in text; every word and canonical line of
+// the result that needs no unquoting is a substring of it.
+func parseText(file, text string) (*Journal, error) {
+	// A journal line is rarely shorter than 24 bytes: one allocation for most.
+	j := &Journal{File: file, Steps: make([]Step, 0, len(text)/24+1)}
 	p := parser{file: file}
 	lineNo := 0
-	for len(data) > 0 {
+	for len(text) > 0 {
 		lineNo++
-		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
+		var line string
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
 		} else {
-			line, data = data, nil
+			line, text = text, ""
 		}
 		if s, ok := p.parseLine(lineNo, line); ok {
 			j.Steps = append(j.Steps, s)
@@ -54,7 +71,7 @@ func Parse(file string, data []byte) (*Journal, error) {
 // position.
 func ParseStep(pos Pos, line string) (Step, error) {
 	p := parser{file: pos.File}
-	s, ok := p.parseLine(pos.Line, []byte(line))
+	s, ok := p.parseLine(pos.Line, line)
 	if len(p.errs) > 0 {
 		return s, p.errs
 	}
@@ -67,6 +84,12 @@ func ParseStep(pos Pos, line string) (Step, error) {
 type parser struct {
 	file string
 	errs ErrorList
+	toks []token // reused from line to line
+	// Slabs that the Args and Attrs of many steps share, so that a step
+	// costs a few allocations per thousand lines instead of a few each.
+	args  []string
+	attrs []Attr
+	canon []byte // the canonical form of the step being built
 }
 
 func (p *parser) errorf(line, col int, format string, args ...any) {
@@ -79,20 +102,21 @@ type token struct {
 	key    string // attribute key, "" for a positional word
 	value  string // unquoted value
 	quoted bool
+	plain  bool // bare and printable ASCII: written the same in canonical form
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\v' || c == '\f' }
 
 // parseLine parses one line; ok is false for blank, comment and bad lines.
-func (p *parser) parseLine(lineNo int, line []byte) (Step, bool) {
-	if i := bytes.IndexByte(line, '\r'); i >= 0 {
+func (p *parser) parseLine(lineNo int, line string) (Step, bool) {
+	if i := strings.IndexByte(line, '\r'); i >= 0 {
 		p.errorf(lineNo, i+1, "carriage return (\\r) in line: journals use \\n line ends only")
 		return Step{}, false
 	}
-	if !utf8.Valid(line) {
+	if !utf8.ValidString(line) {
 		col := 1
 		for rest := line; len(rest) > 0; {
-			r, n := utf8.DecodeRune(rest)
+			r, n := utf8.DecodeRuneInString(rest)
 			if r == utf8.RuneError && n <= 1 {
 				break
 			}
@@ -102,49 +126,60 @@ func (p *parser) parseLine(lineNo int, line []byte) (Step, bool) {
 		p.errorf(lineNo, col, "invalid UTF-8")
 		return Step{}, false
 	}
-	toks, comment, ok := p.tokenize(lineNo, line)
+	toks, comment, body, ok := p.tokenize(lineNo, line)
 	if !ok || len(toks) == 0 {
 		return Step{}, false
 	}
-	return p.build(lineNo, toks, comment)
+	return p.build(lineNo, toks, comment, body)
 }
 
-// tokenize splits a line into words and the trailing comment.
-func (p *parser) tokenize(lineNo int, line []byte) (toks []token, comment string, ok bool) {
+// tokenize splits a line into words and the trailing comment; body is the
+// line without leading white space and without the comment.
+func (p *parser) tokenize(lineNo int, line string) (toks []token, comment, body string, ok bool) {
+	toks = p.toks[:0]
+	defer func() { p.toks = toks[:0] }()
 	i, n := 0, len(line)
+	first, last := -1, 0
 	for {
 		for i < n && isSpace(line[i]) {
 			i++
 		}
 		if i >= n {
-			return toks, "", true
+			break
 		}
 		if line[i] == '#' {
-			return toks, strings.TrimSpace(string(line[i+1:])), true
+			comment = strings.TrimSpace(line[i+1:])
+			break
 		}
 		start := i
+		if first < 0 {
+			first = start
+		}
 		t := token{col: start + 1}
 		if line[i] == '"' {
 			end, v, ok := p.quoted(lineNo, line, i)
 			if !ok {
-				return nil, "", false
+				return nil, "", "", false
 			}
 			t.value, t.quoted, i = v, true, end
 		} else {
-			for i < n && !isSpace(line[i]) && line[i] != '"' {
-				i++
+			t.plain = true
+			for ; i < n && !isSpace(line[i]) && line[i] != '"'; i++ {
+				if c := line[i]; c < ' ' || c >= 0x7f {
+					t.plain = false
+				}
 			}
-			word := string(line[start:i])
+			word := line[start:i]
 			if eq := strings.IndexByte(word, '='); eq >= 0 {
 				t.key = word[:eq]
 				if !validKey(t.key) {
 					p.errorf(lineNo, start+1, "invalid attribute key %q (keys are [a-z][a-z0-9_]*; a positional argument holds no '=': quote it)", t.key)
-					return nil, "", false
+					return nil, "", "", false
 				}
 				if i < n && line[i] == '"' && eq == len(word)-1 {
 					end, v, ok := p.quoted(lineNo, line, i)
 					if !ok {
-						return nil, "", false
+						return nil, "", "", false
 					}
 					t.value, t.quoted, i = v, true, end
 				} else {
@@ -155,16 +190,21 @@ func (p *parser) tokenize(lineNo int, line []byte) (toks []token, comment string
 			}
 			if i < n && line[i] == '"' {
 				p.errorf(lineNo, i+1, "unexpected '\"' inside a bare word")
-				return nil, "", false
+				return nil, "", "", false
 			}
 		}
+		last = i
 		toks = append(toks, t)
 	}
+	if first >= 0 {
+		body = line[first:last]
+	}
+	return toks, comment, body, true
 }
 
 // quoted reads the quoted string that starts at line[i] and returns the index
 // just past it.
-func (p *parser) quoted(lineNo int, line []byte, i int) (end int, value string, ok bool) {
+func (p *parser) quoted(lineNo int, line string, i int) (end int, value string, ok bool) {
 	j := i + 1
 	for ; j < len(line); j++ {
 		if line[j] == '\\' {
@@ -179,7 +219,7 @@ func (p *parser) quoted(lineNo int, line []byte, i int) (end int, value string, 
 		p.errorf(lineNo, i+1, "unterminated quoted string")
 		return 0, "", false
 	}
-	v, err := strconv.Unquote(string(line[i : j+1]))
+	v, err := strconv.Unquote(line[i : j+1])
 	if err != nil {
 		p.errorf(lineNo, i+1, "invalid quoted string %s: %v", line[i:j+1], err)
 		return 0, "", false
@@ -223,7 +263,7 @@ var opNames = func() []string {
 }()
 
 // build checks the words of a step line against its signature.
-func (p *parser) build(lineNo int, toks []token, comment string) (Step, bool) {
+func (p *parser) build(lineNo int, toks []token, comment, body string) (Step, bool) {
 	opTok := toks[0]
 	if opTok.key != "" || opTok.quoted || !validOp(opTok.value) {
 		p.errorf(lineNo, opTok.col, "invalid op %q: an op is upper-case letters, digits and '-'%s", opTok.value, didYouMean(opTok.value, opNames))
@@ -236,23 +276,27 @@ func (p *parser) build(lineNo int, toks []token, comment string) (Step, bool) {
 	}
 	s := Step{Op: sig.Op, Pos: Pos{p.file, lineNo, opTok.col}, Source: comment}
 	nerr := len(p.errs)
+	// inPlace stays true while the line as written is its canonical form:
+	// single spaces, bare words, canonical values, no defaults, sorted.
+	inPlace := len(body) == tokensLen(toks)
 	rest := toks[1:]
-	s.Args = make([]string, 0, len(sig.Args))
+	args := p.takeArgs(len(sig.Args))
 	for len(rest) > 0 && rest[0].key == "" {
 		t := rest[0]
 		rest = rest[1:]
-		if len(s.Args) == len(sig.Args) {
+		if len(args) == len(sig.Args) {
 			p.errorf(lineNo, t.col, "%s: unexpected argument %q (%s takes %s)", sig.Op, t.value, sig.Op, argNames(sig))
 			continue
 		}
-		spec := sig.Args[len(s.Args)]
+		spec := sig.Args[len(args)]
 		v, err := CanonicalValue(spec.Kind, t.value)
 		if err != nil {
 			p.errorf(lineNo, t.col, "%s: %s: %v", sig.Op, spec.Name, err)
 		}
-		s.Args = append(s.Args, v)
+		inPlace = inPlace && t.plain && v == t.value
+		args = append(args, v)
 	}
-	if len(s.Args) < len(sig.Args) {
+	if len(args) < len(sig.Args) {
 		for _, t := range rest {
 			if t.key == "" {
 				p.errorf(lineNo, t.col, "%s: positional argument %q after attributes (arguments come first)", sig.Op, t.value)
@@ -263,15 +307,19 @@ func (p *parser) build(lineNo int, toks []token, comment string) (Step, bool) {
 		if len(toks) > 1 {
 			col = toks[len(toks)-1].col
 		}
-		p.errorf(lineNo, col, "%s: missing argument %s (%s takes %s)", sig.Op, sig.Args[len(s.Args)].Name, sig.Op, argNames(sig))
+		p.errorf(lineNo, col, "%s: missing argument %s (%s takes %s)", sig.Op, sig.Args[len(args)].Name, sig.Op, argNames(sig))
 		return Step{}, false
 	}
+	s.Args = args
 	if sig.Op == OpCheck && len(p.errs) == nerr {
 		if err := checkCheckTarget(s.Args[0], s.Args[1]); err != nil {
 			p.errorf(lineNo, toks[2].col, "CHECK %s: TARGET: %v", s.Args[0], err)
 		}
 	}
-	seen := make(map[string]int, len(rest))
+	attrs := p.takeAttrs(len(rest))
+	var seenBuf [8]token
+	seen := seenBuf[:0]
+attrs:
 	for _, t := range rest {
 		if t.key == "" {
 			p.errorf(lineNo, t.col, "%s: positional argument %q after attributes (arguments come first)", sig.Op, t.value)
@@ -282,30 +330,85 @@ func (p *parser) build(lineNo int, toks []token, comment string) (Step, bool) {
 			p.errorf(lineNo, t.col, "%s: unknown attribute %q%s", sig.Op, t.key, didYouMean(t.key, attrKeys(sig)))
 			continue
 		}
-		if first, dup := seen[t.key]; dup {
-			p.errorf(lineNo, t.col, "%s: attribute %s given twice (first at column %d)", sig.Op, t.key, first)
-			continue
+		for _, first := range seen {
+			if first.key == t.key {
+				p.errorf(lineNo, t.col, "%s: attribute %s given twice (first at column %d)", sig.Op, t.key, first.col)
+				continue attrs
+			}
 		}
-		seen[t.key] = t.col
+		seen = append(seen, t)
 		v, err := CanonicalValue(spec.Kind, t.value)
 		if err != nil {
 			p.errorf(lineNo, t.col, "%s: %s: %v", sig.Op, t.key, err)
 			continue
 		}
 		if v != spec.Default {
-			s.Attrs = append(s.Attrs, Attr{Key: t.key, Value: v})
+			inPlace = inPlace && t.plain && v == t.value
+			attrs = append(attrs, Attr{Key: spec.Key, Value: v})
+		} else {
+			inPlace = false
 		}
 	}
 	for _, spec := range sig.Attrs {
-		if _, ok := seen[spec.Key]; spec.Required && !ok {
+		if spec.Required && !slices.ContainsFunc(seen, func(t token) bool { return t.key == spec.Key }) {
 			p.errorf(lineNo, opTok.col, "%s: attribute %s is required", sig.Op, spec.Key)
 		}
 	}
 	if len(p.errs) > nerr {
 		return Step{}, false
 	}
-	slices.SortFunc(s.Attrs, func(a, b Attr) int { return strings.Compare(a.Key, b.Key) })
+	if !slices.IsSortedFunc(attrs, compareAttrs) {
+		slices.SortFunc(attrs, compareAttrs)
+		inPlace = false
+	}
+	if len(attrs) > 0 {
+		s.Attrs = attrs
+	}
+	// Keep the canonical form: most lines are already canonical, and then
+	// it is a substring of the file and costs nothing.
+	if inPlace {
+		s.canon = body
+	} else {
+		p.canon = s.appendCanonical(p.canon[:0])
+		s.canon = string(p.canon)
+	}
 	return s, true
+}
+
+// tokensLen is the length of the words of a line joined by single spaces,
+// as written (a quoted word's length is not known here: such a line is
+// never taken as canonical in place anyway).
+func tokensLen(toks []token) int {
+	n := len(toks) - 1
+	for _, t := range toks {
+		n += len(t.value)
+		if t.key != "" {
+			n += len(t.key) + 1
+		}
+	}
+	return n
+}
+
+func compareAttrs(a, b Attr) int { return strings.Compare(a.Key, b.Key) }
+
+// takeArgs returns an empty slice with room for n arguments, cut from a slab.
+func (p *parser) takeArgs(n int) []string {
+	if cap(p.args)-len(p.args) < n {
+		p.args = make([]string, 0, max(1024, n))
+	}
+	a := p.args[len(p.args) : len(p.args) : len(p.args)+n]
+	p.args = p.args[:len(p.args)+n]
+	return a
+}
+
+// takeAttrs returns an empty slice with room for n attributes.
+func (p *parser) takeAttrs(n int) []Attr {
+	if cap(p.attrs)-len(p.attrs) < n {
+		p.attrs = make([]Attr, 0, max(1024, n))
+	}
+	a := p.attrs[len(p.attrs) : len(p.attrs) : len(p.attrs)+n]
+	p.attrs = p.attrs[:len(p.attrs)+n]
+	return a
 }
 
 func argNames(sig *Signature) string {

@@ -2,7 +2,6 @@ package journal
 
 import (
 	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -37,6 +36,10 @@ type Step struct {
 	// Source holds the source positions of the trailing comment, outermost
 	// first, as the compiler wrote them ("site.cairn:4:1 > web.cairn:9:3").
 	Source string
+
+	// canon caches the canonical form of a parsed step. Steps are values
+	// that are not changed after parsing; one built by hand has none.
+	canon string
 }
 
 // Signature returns the step's row of the table of kinds. It is nil only for
@@ -108,20 +111,25 @@ func (s *Step) Identity() string {
 // arguments, attributes sorted by key, single spaces, no comment. Two steps
 // are the same step when their canonical forms are equal.
 func (s *Step) Canonical() string {
-	var b strings.Builder
-	b.Grow(len(s.Op) + 16*len(s.Args) + 24*len(s.Attrs))
-	b.WriteString(s.Op)
+	if s.canon != "" {
+		return s.canon
+	}
+	return string(s.appendCanonical(make([]byte, 0, len(s.Op)+16*len(s.Args)+24*len(s.Attrs))))
+}
+
+func (s *Step) appendCanonical(b []byte) []byte {
+	b = append(b, s.Op...)
 	for _, a := range s.Args {
-		b.WriteByte(' ')
-		writeWord(&b, a, true)
+		b = append(b, ' ')
+		b = appendWord(b, a, true)
 	}
 	for _, a := range s.Attrs {
-		b.WriteByte(' ')
-		b.WriteString(a.Key)
-		b.WriteByte('=')
-		writeWord(&b, a.Value, false)
+		b = append(b, ' ')
+		b = append(b, a.Key...)
+		b = append(b, '=')
+		b = appendWord(b, a.Value, false)
 	}
-	return b.String()
+	return b
 }
 
 // String returns the canonical form followed by the source positions as a
@@ -133,14 +141,13 @@ func (s *Step) String() string {
 	return s.Canonical() + " # " + s.Source
 }
 
-// writeWord writes w bare where a bare word can hold it, else quoted as
+// appendWord appends w bare where a bare word can hold it, else quoted as
 // strconv.Quote does.
-func writeWord(b *strings.Builder, w string, positional bool) {
+func appendWord(b []byte, w string, positional bool) []byte {
 	if isBare(w, positional) {
-		b.WriteString(w)
-		return
+		return append(b, w...)
 	}
-	b.WriteString(strconv.Quote(w))
+	return strconv.AppendQuote(b, w)
 }
 
 // isBare reports whether w can be written as a bare word: not empty, no
@@ -150,6 +157,19 @@ func isBare(w string, positional bool) bool {
 	if w == "" || w[0] == '#' {
 		return false
 	}
+	for i := 0; i < len(w); i++ {
+		switch c := w[i]; {
+		case c <= ' ' || c == '"' || c == 0x7f || (positional && c == '='):
+			return false
+		case c >= utf8.RuneSelf:
+			return bareUnicode(w[i:], positional)
+		}
+	}
+	return true
+}
+
+// bareUnicode is isBare's slow path for words beyond ASCII.
+func bareUnicode(w string, positional bool) bool {
 	for _, r := range w {
 		switch {
 		case r <= ' ' || r == '"' || r == 0x7f || (positional && r == '='):

@@ -112,6 +112,9 @@ func CheckSourcePath(p string) error {
 }
 
 func canonicalMode(v string) (string, error) {
+	if len(v) == 4 && isOctal(v) {
+		return v, nil // already canonical
+	}
 	n, err := strconv.ParseUint(v, 8, 32)
 	if err != nil || v == "" || len(v) > 5 || n > 0o7777 || v[0] == '+' {
 		return v, fmt.Errorf("%q is not an octal mode (like 0644)", v)
@@ -125,22 +128,31 @@ func ParseMode(v string) uint32 {
 	return uint32(n)
 }
 
+// hexDigit classifies bytes: 1 for 0-9 and a-f, 2 for A-F, 0 otherwise.
+var hexDigit = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = 1
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = 1
+		t[c-'a'+'A'] = 2
+	}
+	return t
+}()
+
 func canonicalHash(v string) (string, error) {
 	if len(v) != 64 {
 		return v, fmt.Errorf("%q is not a sha256 (64 hex digits)", v)
 	}
-	lower := true
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
-		case 'A' <= c && c <= 'F':
-			lower = false
-		default:
+	var class uint8 = 1
+	for i := 0; i < 64; i++ {
+		c := hexDigit[v[i]]
+		if c == 0 {
 			return v, fmt.Errorf("%q is not a sha256 (64 hex digits)", v)
 		}
+		class |= c
 	}
-	if !lower {
+	if class != 1 {
 		v = strings.ToLower(v)
 	}
 	return v, nil
@@ -192,4 +204,13 @@ func checkCheckTarget(kind, target string) error {
 		return errors.New("target is empty")
 	}
 	return nil
+}
+
+func isOctal(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '7' {
+			return false
+		}
+	}
+	return true
 }

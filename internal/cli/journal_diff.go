@@ -16,11 +16,19 @@ type journalDiffCmd struct {
 
 // Run prints the changes and the plan; exit 1 when the journals differ.
 func (c *journalDiffCmd) Run(e *env) error {
-	oldJ, err := loadJournal(c.Old)
-	if err != nil {
-		return err
-	}
+	// The two files parse on two cores.
+	var oldJ *journal.Journal
+	var oldErr error
+	parsed := make(chan struct{})
+	go func() {
+		defer close(parsed)
+		oldJ, oldErr = loadJournal(c.Old)
+	}()
 	newJ, err := loadJournal(c.New)
+	<-parsed
+	if oldErr != nil {
+		return oldErr
+	}
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 // loadJournal parses a journal file with its INCLUDEs expanded; any error is
 // bad input.
 func loadJournal(name string) (*journal.Journal, error) {
-	j, err := journal.LoadFile(name)
+	j, err := journal.Load(name, mapFile)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: fileError(err)}
 	}
