@@ -18,6 +18,7 @@ func FuzzParse(f *testing.F) {
 		"USERADD deploy uid=1001 groups=adm,www-data home=/home/deploy\n",
 		"INCLUDE sub/web.journal\n\n# comment\n\tRM /y\r\n",
 		"MKDIR \"/a\\u00a0b\"\nMKDIR /café\n",
+		"SYMLINK .\t/d/b\nMKDIR  /x\nRM /y\t# c\n",
 	} {
 		f.Add([]byte(seed))
 	}

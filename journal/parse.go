@@ -81,6 +81,25 @@ func ParseStep(pos Pos, line string) (Step, error) {
 	return s, nil
 }
 
+// ParseSteps parses lines that hold one step each, as a state directory
+// stores an applied journal, sharing one parser's slabs. Line i is line i+1
+// of name in positions; a blank or comment line is an error.
+func ParseSteps(name string, lines []string) ([]Step, error) {
+	p := parser{file: name}
+	out := make([]Step, len(lines))
+	for i, line := range lines {
+		s, ok := p.parseLine(i+1, line)
+		if !ok && len(p.errs) == 0 {
+			p.errorf(i+1, 1, "no step on this line")
+		}
+		out[i] = s
+	}
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	return out, nil
+}
+
 type parser struct {
 	file string
 	errs ErrorList
@@ -134,15 +153,21 @@ func (p *parser) parseLine(lineNo int, line string) (Step, bool) {
 }
 
 // tokenize splits a line into words and the trailing comment; body is the
-// line without leading white space and without the comment.
+// line without leading white space and without the comment, or "" if its
+// words are not separated by single spaces.
 func (p *parser) tokenize(lineNo int, line string) (toks []token, comment, body string, ok bool) {
 	toks = p.toks[:0]
 	defer func() { p.toks = toks[:0] }()
 	i, n := 0, len(line)
 	first, last := -1, 0
+	single := true // words are separated by exactly one space
 	for {
+		ws := i
 		for i < n && isSpace(line[i]) {
 			i++
+		}
+		if len(toks) > 0 && i < n && line[i] != '#' && (i-ws != 1 || line[ws] != ' ') {
+			single = false
 		}
 		if i >= n {
 			break
@@ -196,7 +221,7 @@ func (p *parser) tokenize(lineNo int, line string) (toks []token, comment, body 
 		last = i
 		toks = append(toks, t)
 	}
-	if first >= 0 {
+	if first >= 0 && single {
 		body = line[first:last]
 	}
 	return toks, comment, body, true

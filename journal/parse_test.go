@@ -19,6 +19,7 @@ func TestParseCanonical(t *testing.T) {
 		{"trailing comment is the source", "RM /etc/x # site.cairn:4:1 > web.cairn:9:3", "RM /etc/x", "path:/etc/x", "site.cairn:4:1 > web.cairn:9:3"},
 		{"hash inside a word is no comment", "SYMLINK a#b /l", "SYMLINK a#b /l", "path:/l", ""},
 		{"tabs and runs of spaces", "\tRM\t\t/x   ", "RM /x", "path:/x", ""},
+		{"one tab between words", "SYMLINK .\t/d/b", "SYMLINK . /d/b", "path:/d/b", ""},
 		{"durations canonical", "CHECK tcp 127.0.0.1:80 timeout=90s interval=1000ms", "CHECK tcp 127.0.0.1:80 timeout=1m30s", "", ""},
 		{"exec quoted with equals", `EXEC "a=b c" undo="rm -f /x"`, `EXEC "a=b c" undo="rm -f /x"`, "", ""},
 		{"positional with escapes", `EXEC "printf '\\n'"`, `EXEC "printf '\\n'"`, "", ""},

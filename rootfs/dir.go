@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -460,4 +461,50 @@ func (d *Dir) syncWith(op string, fn func(int) error) error {
 		return &fs.PathError{Op: op, Path: d.path, Err: err}
 	}
 	return nil
+}
+
+// ReadInfo is Root.ReadInfo for name in d.
+func (d *Dir) ReadInfo(name string, w io.Writer, buf []byte) (Info, error) {
+	if !validName(name) {
+		return Info{}, d.err("read", name, ErrInvalidName)
+	}
+	// O_NONBLOCK so that a FIFO does not block the open; a regular file
+	// ignores it, so it need not be cleared for reading.
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ELOOP || err == unix.ENXIO {
+			// A link (O_NOFOLLOW) or a socket: say what it is.
+			info, lerr := d.Lstat(name)
+			if lerr != nil {
+				return Info{}, lerr
+			}
+			return info, nil
+		}
+		return Info{}, d.err("read", name, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Info{}, d.err("read", name, err)
+	}
+	info := infoFromStat(&st)
+	if !info.IsRegular() {
+		return info, nil
+	}
+	for {
+		n, err := unix.Read(fd, buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return info, werr
+			}
+		}
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return info, d.err("read", name, err)
+		case n == 0:
+			return info, nil
+		}
+	}
 }

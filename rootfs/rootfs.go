@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -177,6 +178,19 @@ func (r *Root) Lstat(p string) (Info, error) {
 	}
 	defer d.Close()
 	return d.Lstat(name)
+}
+
+// ReadInfo says what the object at p is, as Lstat does, and if it is a
+// regular file writes its content to w, reading with buf: one open, one
+// fstat and the reads, for checks that must look at every file of a tree.
+// A link at p is never followed (its Info says it is a link).
+func (r *Root) ReadInfo(p string, w io.Writer, buf []byte) (Info, error) {
+	d, name, err := r.parent("read", p)
+	if err != nil {
+		return Info{}, err
+	}
+	defer d.Close()
+	return d.ReadInfo(name, w, buf)
 }
 
 // OpenFile opens the regular file at p for reading. A link at p is an

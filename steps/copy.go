@@ -41,8 +41,7 @@ func (copyKind) Forward(_ context.Context, env *Env, s *journal.Step) error {
 }
 
 func (copyKind) Check(_ context.Context, env *Env, s *journal.Step) (string, error) {
-	p := s.Object()
-	st, err := lstatPath(env, p)
+	st, sum, err := hashPath(env, s.Object())
 	if err != nil {
 		return "", err
 	}
@@ -57,9 +56,7 @@ func (copyKind) Check(_ context.Context, env *Env, s *journal.Step) (string, err
 		return "", err
 	}
 	var d []string
-	if sum, err := hashPath(env, p); err != nil {
-		return "", err
-	} else if want := s.Get("sha256"); sum != want {
+	if want := s.Get("sha256"); sum != want {
 		d = append(d, "content sha256 "+sum[:12]+"…, want "+want[:12]+"…")
 	}
 	if om := describeOwnerMode(st, journal.ParseMode(s.Get("mode")), uid, gid, true); om != "" {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
 )
 
 // pathFamily is the Imager of every kind whose identity is path:P (MKDIR,
@@ -50,6 +51,11 @@ func lstatPath(env *Env, p string) (pathState, error) {
 	if err != nil {
 		return pathState{}, err
 	}
+	return stateOf(st), nil
+}
+
+// stateOf turns what rootfs says of an existing object into a pathState.
+func stateOf(st rootfs.Info) pathState {
 	ps := pathState{exists: true, mode: st.Perm(), uid: int(st.UID), gid: int(st.GID), size: st.Size}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
@@ -65,7 +71,7 @@ func lstatPath(env *Env, p string) (pathState, error) {
 	default:
 		ps.typ = "device"
 	}
-	return ps, nil
+	return ps
 }
 
 func capturePath(env *Env, p string) (Image, error) {
@@ -117,14 +123,25 @@ func storeFile(env *Env, p string, size int64) (string, error) {
 	return env.Blobs.Put(f, "")
 }
 
-// hashPath returns the sha256 of the file at p.
-func hashPath(env *Env, p string) (string, error) {
-	f, err := env.Root.OpenFile(p)
-	if err != nil {
-		return "", err
+// hashPath says what is at p and, for a regular file, the sha256 of its
+// content, with one open: checks and updates look at every file of a tree.
+func hashPath(env *Env, p string) (pathState, string, error) {
+	h := sha256.New()
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	info, err := env.Root.ReadInfo(p, h, *buf)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return pathState{}, "", nil
 	}
-	defer f.Close()
-	return HashReader(f)
+	if err != nil {
+		return pathState{}, "", err
+	}
+	st := stateOf(info)
+	if st.typ != TypeFile {
+		return st, "", nil
+	}
+	var sum [sha256.Size]byte
+	return st, hex.EncodeToString(h.Sum(sum[:0])), nil
 }
 
 func restorePath(env *Env, p string, img Image) error {
@@ -225,8 +242,8 @@ func ensureFile(env *Env, p, sum string, mode uint32, uid, gid int) error {
 		return err
 	}
 	if st.exists && st.typ == TypeFile {
-		if have, err := hashPath(env, p); err == nil && have == sum {
-			return fixOwnerMode(env, p, st, mode, uid, gid, true)
+		if now, have, err := hashPath(env, p); err == nil && now.typ == TypeFile && have == sum {
+			return fixOwnerMode(env, p, now, mode, uid, gid, true)
 		}
 	}
 	src, err := env.Blobs.Open(sum)

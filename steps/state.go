@@ -47,14 +47,17 @@ type Applied struct {
 
 // JournalSteps parses the applied steps back, with their positions.
 func (a *Applied) JournalSteps() ([]journal.Step, error) {
-	out := make([]journal.Step, len(a.Steps))
-	for i, as := range a.Steps {
-		s, err := journal.ParseStep(parsePos(as.At), as.Step)
-		if err != nil {
-			return nil, fmt.Errorf("state: applied step %d: %w", i+1, err)
-		}
-		s.Source = as.Source
-		out[i] = s
+	lines := make([]string, len(a.Steps))
+	for i := range a.Steps {
+		lines[i] = a.Steps[i].Step
+	}
+	out, err := journal.ParseSteps("applied journal", lines)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	for i := range out {
+		out[i].Pos = parsePos(a.Steps[i].At)
+		out[i].Source = a.Steps[i].Source
 	}
 	return out, nil
 }
