@@ -522,23 +522,23 @@ func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cau
 // syncBlobs makes the blobs written for undo images durable before the ops
 // that overwrite their originals run.
 func (a *Applier) syncBlobs() error {
-	if !a.st.blobs.dirty.Swap(false) {
-		return nil
-	}
-	return syncfs(a.st.dir)
+	return a.st.blobs.Sync()
 }
 
 // syncAll makes every change of the move durable: one syncfs(2) of the
 // root's file system (and of the state's, if that is another) stands in for
-// an fsync of every file and directory written.
+// an fsync of every file and directory written; then the blob store records
+// the blobs it packed since its last sync (Blobs.Sync).
 func (a *Applier) syncAll() error {
 	if err := a.env.Root.Syncfs(); err != nil {
 		return err
 	}
 	if !sameDevice(a.env.Root.Path(), a.st.dir) {
-		return syncfs(a.st.dir)
+		if err := syncfs(a.st.dir); err != nil {
+			return err
+		}
 	}
-	return nil
+	return a.st.blobs.Sync()
 }
 
 // nextOriginals keeps the original image of every identity still managed,

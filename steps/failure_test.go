@@ -305,7 +305,7 @@ func TestFailureUndo(t *testing.T) {
 	}
 }
 
-// TestFailureUndoFails makes an undo impossible: an EXEC removes the blob
+// TestFailureUndoFails makes an undo impossible: an EXEC corrupts the blob
 // that holds the undo image of a file the move overwrote, then a CHECK
 // fails. The move ends with exit 3 and keeps its intent log; every later
 // command retries the undo, and once the blob is back one succeeds.
@@ -322,10 +322,14 @@ func TestFailureUndoFails(t *testing.T) {
 	for _, first := range []string{"library", "command line"} {
 		t.Run(first, func(t *testing.T) {
 			h, before, showBefore := f.host(t, "undo-"+strings.ReplaceAll(first, " ", "-"))
-			blob := filepath.Join(h.state, "blobs", usum[:2], usum[2:])
+			// The undo image of /pre/u is a small blob, packed: the EXEC
+			// changes its first byte in the pack, so that it no longer has
+			// its hash and the store drops it when the undo reads it.
+			corrupt := fmt.Sprintf(`for p in %s/pack-*.pack; do off=$(grep -obaF %q "$p" | cut -d: -f1); [ -z "$off" ] || printf X | dd of="$p" bs=1 seek="$off" conv=notrunc status=none; done`,
+				filepath.Join(h.state, "blobs"), strings.TrimSuffix(string(u.Content), "\n"))
 			newJ, _ := f.newJournal(t, "new-undo-fails.journal",
 				"COPY files/z /pre/u sha256="+f.sums["z"],
-				"EXEC "+strconv.Quote("rm "+blob),
+				"EXEC "+strconv.Quote(corrupt),
 				"CHECK command false timeout=100ms interval=50ms",
 			)
 			if first == "library" {
@@ -375,6 +379,9 @@ func TestFailureUndoFails(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, err := blobs.Put(bytes.NewReader(u.Content), usum); err != nil {
+				t.Fatal(err)
+			}
+			if err := blobs.Close(); err != nil {
 				t.Fatal(err)
 			}
 			r := crashMust(t, 0, h.args("journal", "show")...)

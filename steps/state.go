@@ -225,6 +225,9 @@ func lockDir(dir string, wait time.Duration) (*os.File, error) {
 
 func (st *state) close() {
 	if st != nil && st.lock != nil {
+		if st.blobs != nil {
+			st.blobs.Close()
+		}
 		st.lock.Truncate(0)
 		st.lock.Close() // releases the flock
 		st.lock = nil
