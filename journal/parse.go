@@ -45,8 +45,9 @@ func Parse(file string, data []byte) (*Journal, error) {
 // parseText parses a journal held in text; every word and canonical line of
 // the result that needs no unquoting is a substring of it.
 func parseText(file, text string) (*Journal, error) {
-	// A journal line is rarely shorter than 24 bytes: one allocation for most.
-	j := &Journal{File: file, Steps: make([]Step, 0, len(text)/24+1)}
+	// Count the lines (a fast scan): a guess too large costs more in
+	// clearing and scanning a big slice than the count does.
+	j := &Journal{File: file, Steps: make([]Step, 0, strings.Count(text, "\n")+1)}
 	p := parser{file: file}
 	lineNo := 0
 	for len(text) > 0 {

@@ -194,7 +194,7 @@ func writeJournal(out, prefix, src string) error {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(bw, "COPY %s %s sha256=%s%s\n", quote(rel), quote(obj), sum, modeAttr(perm, 0o644))
+			fmt.Fprintf(bw, "COPY %s %s%s sha256=%s\n", quote(rel), quote(obj), modeAttr(perm, 0o644), sum)
 		default:
 			return fmt.Errorf("%s: not a file, directory or link", p)
 		}
@@ -270,8 +270,9 @@ func writeDiff(n int, rate float64, seed uint64, dir string) error {
 		if s.file < 0 {
 			return fmt.Sprintf("MKDIR /srv/app/d%05d # site.cairn:%d:3\n", s.dir, 10+s.dir)
 		}
-		return fmt.Sprintf("COPY files/d%05d/f%07d.conf /srv/app/d%05d/f%07d.conf sha256=%s%s # site.cairn:%d:5 > modules/app/main.cairn:%d:3\n",
-			s.dir, s.file, s.dir, s.file, s.sum, s.mode, 10+s.dir, 20+s.file%perDir)
+		// Canonical form, attributes sorted, as the compiler writes it.
+		return fmt.Sprintf("COPY files/d%05d/f%07d.conf /srv/app/d%05d/f%07d.conf%s sha256=%s # site.cairn:%d:5 > modules/app/main.cairn:%d:3\n",
+			s.dir, s.file, s.dir, s.file, s.mode, s.sum, 10+s.dir, 20+s.file%perDir)
 	}
 	modes := []string{"", "", "", "", " mode=0600", " mode=0640", " mode=0755"}
 	old := make([]step, 0, n)
