@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -409,13 +410,8 @@ func failHold(t *testing.T, state string) func() {
 	}
 	lf.Truncate(0)
 	lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			lf.Close()
-		}
-	}
+	// Released from a timer goroutine and again by Cleanup: once, safely.
+	release := sync.OnceFunc(func() { lf.Close() })
 	t.Cleanup(release)
 	return release
 }
