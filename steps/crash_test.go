@@ -119,78 +119,15 @@ func crashMust(t testing.TB, want int, args ...string) crashResult {
 // ---------------------------------------------------------------------------
 // Tree snapshots.
 
-// crashNode is what a snapshot records of one path: all that a step of the
-// path family manages or restores, timestamps excluded.
-type crashNode struct {
-	Type   string // "file", "dir", "symlink", or "type%o"
-	Mode   uint32 // permission, set-id and sticky bits (0 for links)
-	UID    uint32
-	GID    uint32
-	Sum    string // sha256 of a file's content
-	Target string // a link's target
-}
-
-func (n crashNode) String() string {
-	s := fmt.Sprintf("%s %d:%d", n.Type, n.UID, n.GID)
-	switch n.Type {
-	case "symlink":
-		s += " -> " + strconv.Quote(n.Target)
-	case "file":
-		s += fmt.Sprintf(" %04o sha256=%.12s", n.Mode, n.Sum)
-	default:
-		s += fmt.Sprintf(" %04o", n.Mode)
-	}
-	return s
-}
-
-// crashTree maps every path beneath a root ("/" for the root itself) to its
-// node.
-type crashTree map[string]crashNode
+// crashTree is the tree snapshot of treesnap_test.go, which the crash
+// tests share with the property test.
+type crashTree = steps.TreeSnap
 
 // crashSnapshot records every path beneath root (links recorded, never
 // followed).
 func crashSnapshot(t testing.TB, root string) crashTree {
 	t.Helper()
-	tree := crashTree{}
-	err := filepath.WalkDir(root, func(host string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, host)
-		if err != nil {
-			return err
-		}
-		p := "/"
-		if rel != "." {
-			p = "/" + filepath.ToSlash(rel)
-		}
-		var st syscall.Stat_t
-		if err := syscall.Lstat(host, &st); err != nil {
-			return err
-		}
-		n := crashNode{UID: st.Uid, GID: st.Gid, Mode: st.Mode & 0o7777}
-		switch st.Mode & syscall.S_IFMT {
-		case syscall.S_IFDIR:
-			n.Type = "dir"
-		case syscall.S_IFREG:
-			n.Type = "file"
-			data, err := os.ReadFile(host)
-			if err != nil {
-				return err
-			}
-			sum := sha256.Sum256(data)
-			n.Sum = hex.EncodeToString(sum[:])
-		case syscall.S_IFLNK:
-			n.Type, n.Mode = "symlink", 0
-			if n.Target, err = os.Readlink(host); err != nil {
-				return err
-			}
-		default:
-			n.Type = fmt.Sprintf("type%o", st.Mode&syscall.S_IFMT)
-		}
-		tree[p] = n
-		return nil
-	})
+	tree, err := steps.SnapTree(root)
 	if err != nil {
 		t.Fatalf("snapshot %s: %v", root, err)
 	}
@@ -199,37 +136,7 @@ func crashSnapshot(t testing.TB, root string) crashTree {
 
 // crashDiff names how got differs from want, in path order, at most max
 // findings (0: all).
-func crashDiff(want, got crashTree, max int) []string {
-	paths := make([]string, 0, len(want)+len(got))
-	for p := range want {
-		paths = append(paths, p)
-	}
-	for p := range got {
-		if _, ok := want[p]; !ok {
-			paths = append(paths, p)
-		}
-	}
-	sort.Strings(paths)
-	var out []string
-	for _, p := range paths {
-		w, inW := want[p]
-		g, inG := got[p]
-		switch {
-		case !inG:
-			out = append(out, fmt.Sprintf("%s: missing, want %v", p, w))
-		case !inW:
-			out = append(out, fmt.Sprintf("%s: unexpected %v", p, g))
-		case w != g:
-			out = append(out, fmt.Sprintf("%s: got %v, want %v", p, g, w))
-		default:
-			continue
-		}
-		if max > 0 && len(out) == max {
-			break
-		}
-	}
-	return out
-}
+func crashDiff(want, got crashTree, max int) []string { return steps.DiffTrees(want, got, max) }
 
 // crashIsTemp reports whether a base name is a temporary file of cairn's:
 // rootfs's ".NAME.cairn-tmp" and ".cairn-HEX.tmp", atomicfile's
