@@ -306,7 +306,7 @@ func (p *parser) build(lineNo int, toks []token, comment, body string) (Step, bo
 	// single spaces, bare words, canonical values, no defaults, sorted.
 	inPlace := len(body) == tokensLen(toks)
 	rest := toks[1:]
-	args := p.takeArgs(len(sig.Args))
+	args := take(&p.args, len(sig.Args))
 	for len(rest) > 0 && rest[0].key == "" {
 		t := rest[0]
 		rest = rest[1:]
@@ -342,7 +342,7 @@ func (p *parser) build(lineNo int, toks []token, comment, body string) (Step, bo
 			p.errorf(lineNo, toks[2].col, "CHECK %s: TARGET: %v", s.Args[0], err)
 		}
 	}
-	attrs := p.takeAttrs(len(rest))
+	attrs := take(&p.attrs, len(rest))
 	var seenBuf [8]token
 	seen := seenBuf[:0]
 attrs:
@@ -417,24 +417,15 @@ func tokensLen(toks []token) int {
 
 func compareAttrs(a, b Attr) int { return strings.Compare(a.Key, b.Key) }
 
-// takeArgs returns an empty slice with room for n arguments, cut from a slab.
-func (p *parser) takeArgs(n int) []string {
-	if cap(p.args)-len(p.args) < n {
-		p.args = make([]string, 0, max(1024, n))
+// take returns an empty slice with room for n elements, cut from the end
+// of a slab that many steps share; a new slab is made when it runs out.
+func take[T any](slab *[]T, n int) []T {
+	if cap(*slab)-len(*slab) < n {
+		*slab = make([]T, 0, max(1024, n))
 	}
-	a := p.args[len(p.args) : len(p.args) : len(p.args)+n]
-	p.args = p.args[:len(p.args)+n]
-	return a
-}
-
-// takeAttrs returns an empty slice with room for n attributes.
-func (p *parser) takeAttrs(n int) []Attr {
-	if cap(p.attrs)-len(p.attrs) < n {
-		p.attrs = make([]Attr, 0, max(1024, n))
-	}
-	a := p.attrs[len(p.attrs) : len(p.attrs) : len(p.attrs)+n]
-	p.attrs = p.attrs[:len(p.attrs)+n]
-	return a
+	l := len(*slab)
+	*slab = (*slab)[:l+n]
+	return (*slab)[l : l : l+n]
 }
 
 func argNames(sig *Signature) string {

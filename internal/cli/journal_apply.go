@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/steps"
 )
 
@@ -26,11 +25,6 @@ func (c *journalApplyCmd) Run(e *env) error {
 	j, err := loadJournal(c.File)
 	if err != nil {
 		return err
-	}
-	// The static checks run again in the applier; running them first here
-	// refuses a bad journal before even the state directory is made.
-	if errs := errorsOnly(journal.Check(j.Steps)); len(errs) > 0 {
-		return &exitError{code: exitBadInput, err: errs}
 	}
 	root, stateDir, err := c.open()
 	if err != nil {
@@ -80,15 +74,4 @@ func (c *journalApplyCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "%s: applied, %s run\n", c.File, plural(res.Ran, "op"))
 	}
 	return nil
-}
-
-// errorsOnly returns the findings of severity error.
-func errorsOnly(l journal.ErrorList) journal.ErrorList {
-	var out journal.ErrorList
-	for _, e := range l {
-		if e.Severity == journal.SevError {
-			out = append(out, e)
-		}
-	}
-	return out
 }
