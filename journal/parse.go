@@ -338,7 +338,7 @@ func (p *parser) build(lineNo int, toks []token, comment, body string) (Step, bo
 	}
 	s.Args = args
 	if sig.Op == OpCheck && len(p.errs) == nerr {
-		if err := checkCheckTarget(s.Args[0], s.Args[1]); err != nil {
+		if err := CheckTarget(s.Args[0], s.Args[1]); err != nil {
 			p.errorf(lineNo, toks[2].col, "CHECK %s: TARGET: %v", s.Args[0], err)
 		}
 	}

@@ -177,8 +177,8 @@ func checkName(v string) error {
 	return nil
 }
 
-// checkCheckTarget checks the TARGET of a CHECK step of the given kind.
-func checkCheckTarget(kind, target string) error {
+// CheckTarget checks the TARGET of a CHECK step of the given kind.
+func CheckTarget(kind, target string) error {
 	switch kind {
 	case "file":
 		return CheckObjectPath(target)

@@ -1,0 +1,249 @@
+package compiler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/alecthomas/participle/v2/lexer"
+
+	"github.com/cairn-cm/cairn/compiler/syntax"
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// Options says for which host to compile, and where rendered content goes.
+type Options struct {
+	// Host is the host's name; it picks the host group and is fact.hostname.
+	Host string
+	// Group, when set, is the host's group whatever the hosts block says.
+	Group string
+	// Facts are the host's facts (release, codename, arch, ...); hostname,
+	// group and branch are set from Host and the hosts block.
+	Facts map[string]string
+	// BlobDir, when set, receives the bytes of every COPY - step (inline
+	// content and rendered templates) as a file named by its sha256.
+	BlobDir string
+	// Dir is the configuration's directory on disk, where plugins run. When
+	// it is empty (compiling from git objects), a plugin block is an error.
+	Dir string
+	// Env is the environment plugins start from (nil: none but cairn's).
+	Env []string
+	// File, when set, is the one top-level file to compile instead of every
+	// *.cairn file at the top of the configuration.
+	File string
+}
+
+// Result is one host's compiled journal.
+type Result struct {
+	// Steps are the journal's steps in order. Each one's Pos is the source
+	// position of the block it comes from and its Source the chain of
+	// positions, outermost first ("site.cairn:4:1 > web/main.cairn:9:3").
+	Steps []journal.Step
+	// Host, Group and Branch say for whom the journal is: the host, its
+	// group, and the branch that group follows ("" when none is set).
+	Host, Group, Branch string
+	// Facts are every fact the configuration could see.
+	Facts map[string]string
+	// Groups are the host groups of the hosts block, in source order.
+	Groups []HostGroup
+	// Warnings are findings that do not stop the compile (EXEC without undo).
+	Warnings []string
+}
+
+// Journal returns the journal's text: every step in canonical form followed
+// by its source positions as a comment.
+func (r *Result) Journal() []byte {
+	var b strings.Builder
+	for i := range r.Steps {
+		b.WriteString(r.Steps[i].String())
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// compiler is the state of one compile.
+type compiler struct {
+	ctx   context.Context
+	fsys  fs.FS
+	opts  Options
+	facts map[string]Value
+	// groupVars are the values the host's group gives top-level variables.
+	groupVars map[string]Value
+	errs      syntax.ErrorList
+
+	files map[string]*syntax.File // parsed files by path, shared by module calls
+	nodes []*node
+
+	mu     sync.Mutex
+	hashes map[string]string // repository path -> sha256 of its content
+}
+
+// Compile compiles the configuration at the top of fsys for one host. Its
+// error is a syntax.ErrorList of every finding, each naming FILE:LINE:COL
+// with the source line, or an error of the file system or context.
+func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
+	c := &compiler{ctx: ctx, fsys: fsys, opts: opts, files: map[string]*syntax.File{}, hashes: map[string]string{}}
+	root := &unit{dir: ".", vars: map[string]Value{}, children: map[string]*unit{}, addrs: map[string]*node{}}
+	var err error
+	var files []*syntax.File
+	if opts.File != "" {
+		if f := c.parse(opts.File); f != nil {
+			files = append(files, f)
+		} else {
+			return nil, c.errs
+		}
+	} else if files, err = c.topFiles("."); err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no *.cairn file in the configuration directory")
+	}
+	hosts := c.hostsOf(files)
+	res, err := c.settleHost(hosts)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.errs) == 0 {
+		c.walkUnit(root, files)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(c.errs) == 0 {
+		if err := c.hashAll(); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.errs) == 0 {
+		c.resolve()
+	}
+	var ordered []*node
+	if len(c.errs) == 0 {
+		ordered = c.order()
+	}
+	if len(c.errs) > 0 {
+		return nil, c.errs
+	}
+	for _, n := range ordered {
+		for i := range n.steps {
+			n.steps[i].Pos = journal.Pos{File: n.pos.Filename, Line: n.pos.Line, Col: n.pos.Column}
+			n.steps[i].Source = n.chain
+			res.Steps = append(res.Steps, n.steps[i])
+		}
+	}
+	c.staticCheck(res)
+	if len(c.errs) > 0 {
+		return nil, c.errs
+	}
+	return res, nil
+}
+
+// staticCheck runs the journal's §4 checks over the result, so that a
+// compiled journal is one the applier accepts; findings name the blocks.
+func (c *compiler) staticCheck(res *Result) {
+	for _, e := range journal.Check(res.Steps) {
+		if e.Severity == journal.SevWarning {
+			res.Warnings = append(res.Warnings, e.Error())
+			continue
+		}
+		pos := lexer.Position{Filename: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Col}
+		c.errs = append(c.errs, errorAt(c.files[e.Pos.File], pos, "%s", e.Msg))
+	}
+}
+
+// topFiles parses every *.cairn file at the top of dir, in lexical order.
+func (c *compiler) topFiles(dir string) ([]*syntax.File, error) {
+	entries, err := fs.ReadDir(c.fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*syntax.File
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".cairn") {
+			continue
+		}
+		if f := c.parse(path.Join(dir, e.Name())); f != nil {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// parse reads and parses one file of the repository, once per compile.
+// Errors are collected; nil means it could not be used.
+func (c *compiler) parse(name string) *syntax.File {
+	if f, ok := c.files[name]; ok {
+		return f
+	}
+	data, err := fs.ReadFile(c.fsys, name)
+	if err != nil {
+		c.errs = append(c.errs, &syntax.Error{Pos: lexer.Position{Filename: name, Line: 1, Column: 1}, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))})
+		c.files[name] = nil
+		return nil
+	}
+	f, err := syntax.Parse(name, string(data))
+	if err != nil {
+		var se *syntax.Error
+		if errors.As(err, &se) {
+			c.errs = append(c.errs, se)
+		} else {
+			c.errs = append(c.errs, &syntax.Error{Pos: lexer.Position{Filename: name, Line: 1, Column: 1}, Msg: err.Error()})
+		}
+		c.files[name] = nil
+		return nil
+	}
+	c.files[name] = f
+	return f
+}
+
+// unwrapPath drops the *fs.PathError's own path, which the message names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// repoPath resolves name, written in file f, to a path of the repository:
+// relative to f's directory, clean, and inside the repository.
+func (c *compiler) repoPath(f *syntax.File, name string) (string, error) {
+	if name == "" {
+		return "", errors.New("empty path")
+	}
+	if path.IsAbs(name) {
+		return "", fmt.Errorf("%q is absolute: repository paths are relative to the file that names them", name)
+	}
+	p := path.Join(path.Dir(f.Name), name)
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return "", fmt.Errorf("%q climbs out of the configuration directory", name)
+	}
+	return p, nil
+}
+
+// readFile reads a file of the repository.
+func (c *compiler) readFile(p string) ([]byte, error) {
+	data, err := fs.ReadFile(c.fsys, p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no such file in the configuration", p)
+		}
+		return nil, err
+	}
+	return data, nil
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,176 @@
+package compiler
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// hashAll hashes every repository file and directory the nodes copy or
+// apply, in parallel, and fills in the steps' sha256 (and on=) attributes.
+func (c *compiler) hashAll() error {
+	type job struct {
+		path string
+		dir  bool
+	}
+	seen := map[job]bool{}
+	var jobs []job
+	for _, n := range c.nodes {
+		for _, f := range n.fills {
+			j := job{f.path, f.dir}
+			if !seen[j] {
+				seen[j] = true
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	sums := make([]string, len(jobs))
+	errs := make([]error, len(jobs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if jobs[i].dir {
+					sums[i], errs[i] = c.hashDir(jobs[i].path)
+				} else {
+					sums[i], errs[i] = c.hashFile(jobs[i].path)
+				}
+			}
+		}()
+	}
+	for i := range jobs {
+		if c.ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	index := make(map[job]string, len(jobs))
+	for i, j := range jobs {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		index[j] = sums[i]
+	}
+	for _, n := range c.nodes {
+		for _, f := range n.fills {
+			key := f.key
+			if key == "" {
+				key = "sha256"
+			}
+			setAttr(&n.steps[f.step], key, index[job{f.path, f.dir}])
+		}
+	}
+	return nil
+}
+
+// setAttr sets attribute key of a step built by the compiler.
+func setAttr(st *journal.Step, key, value string) {
+	for i := range st.Attrs {
+		if st.Attrs[i].Key == key {
+			st.Attrs[i].Value = value
+			return
+		}
+	}
+	st.Attrs = append(st.Attrs, journal.Attr{Key: key, Value: value})
+	sort.Slice(st.Attrs, func(i, j int) bool { return st.Attrs[i].Key < st.Attrs[j].Key })
+}
+
+// hashFile returns the sha256 of a repository file, once per compile.
+func (c *compiler) hashFile(p string) (string, error) {
+	c.mu.Lock()
+	sum, ok := c.hashes[p]
+	c.mu.Unlock()
+	if ok {
+		return sum, nil
+	}
+	f, err := c.fsys.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", p, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", p, err)
+	}
+	sum = hex.EncodeToString(h.Sum(nil))
+	c.mu.Lock()
+	c.hashes[p] = sum
+	c.mu.Unlock()
+	return sum, nil
+}
+
+// hashDir returns the sha256 of a directory's files: for each regular
+// file beneath it, in lexical order, its path relative to the directory, a
+// NUL, its sha256 and a newline. A renamed, added, removed or changed file
+// changes it.
+func (c *compiler) hashDir(dir string) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(c.fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		sum, err := c.hashFile(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%s\n", strings.TrimPrefix(p, dir+"/"), sum)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", dir, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// putBlob writes data to the blob directory as a file named by its sha256,
+// atomically, unless it is there already.
+func (c *compiler) putBlob(sum string, data []byte) error {
+	if c.opts.BlobDir == "" {
+		return nil
+	}
+	name := filepath.Join(c.opts.BlobDir, sum)
+	if _, err := os.Lstat(name); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(c.opts.BlobDir, 0o755); err != nil {
+		return fmt.Errorf("blob directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(c.opts.BlobDir, ".blob-*")
+	if err != nil {
+		return fmt.Errorf("write blob: %w", err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), name)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write blob %s: %w", sum, werr)
+	}
+	return nil
+}

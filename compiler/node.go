@@ -1,0 +1,67 @@
+package compiler
+
+import (
+	"github.com/alecthomas/participle/v2/lexer"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// node is one block's part of the journal: its steps, and what orders it
+// among the others.
+type node struct {
+	idx   int    // source order
+	addr  string // TYPE.LABEL
+	what  string // TYPE "LABEL", for messages
+	pos   lexer.Position
+	chain string
+	scope *scope
+	unit  *unit
+	steps []journal.Step
+
+	// What it provides to others.
+	dir                        string // a dir block's path
+	file                       string // a file block's path (restart_on)
+	user, group, pkg, unitName string
+	// gidName is a user's gid given as the name of a group block.
+	gidName string
+	// pkgExplicit says a service named its package, which must then exist.
+	pkgExplicit bool
+
+	// What it needs, resolved into deps by resolve.
+	paths   []string // object paths whose nearest managed parent dir comes first
+	owners  []string // user names
+	groups  []string // group names
+	pkgs    []string
+	units   []string
+	restart *restartNeed
+	after   []afterRef
+	deps    []*node
+
+	// hashes to fill in once every source file is hashed.
+	fills []fill
+}
+
+// afterRef is one entry of an after list.
+type afterRef struct {
+	addr  string
+	unit  *unit
+	scope *scope
+	pos   lexer.Position
+}
+
+// fill is a sha256 attribute of a step still to compute: the hash of a file
+// (or, for dir, of a directory's files) of the repository.
+type fill struct {
+	step int
+	path string
+	dir  bool
+	key  string // the attribute to set; "" means sha256
+}
+
+// restartNeed is a service's restart_on: the files whose content the
+// restart step's on= hash covers.
+type restartNeed struct {
+	unit  string
+	files []string
+	pos   lexer.Position
+}

@@ -1,0 +1,101 @@
+package syntax
+
+import (
+	"strings"
+
+	"github.com/alecthomas/participle/v2/lexer"
+)
+
+// Error is one finding at a position of a configuration file: the message,
+// and the source line it points into, shown with a caret under the column.
+type Error struct {
+	Pos lexer.Position
+	Msg string
+	// Line is the text of the source line at Pos.Line, without its newline,
+	// or "" when it is not known.
+	Line string
+}
+
+// Error formats e as FILE:LINE:COL: MSG, then the source line and a caret.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(PosString(e.Pos))
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	if e.Line != "" {
+		b.WriteString("\n  ")
+		b.WriteString(e.Line)
+		b.WriteString("\n  ")
+		b.WriteString(Caret(e.Line, e.Pos.Column))
+	}
+	return b.String()
+}
+
+// PosString formats p as FILE:LINE:COL (the column counts bytes, 1-based).
+func PosString(p lexer.Position) string { return p.String() }
+
+// Caret returns the white space that lines a '^' up under byte column col
+// of line: tabs stay tabs so that the caret sits under the character in any
+// terminal.
+func Caret(line string, col int) string {
+	var b strings.Builder
+	for i := 0; i < col-1 && i < len(line); i++ {
+		if line[i] == '\t' {
+			b.WriteByte('\t')
+		} else if line[i]&0xC0 != 0x80 { // one space per character, not per byte
+			b.WriteByte(' ')
+		}
+	}
+	b.WriteByte('^')
+	return b.String()
+}
+
+// LineAt returns line n (1-based) of src without its line end, or "".
+func LineAt(src []byte, n int) string {
+	if n < 1 {
+		return ""
+	}
+	start := 0
+	for line := 1; line < n; line++ {
+		i := indexByte(src[start:], '\n')
+		if i < 0 {
+			return ""
+		}
+		start += i + 1
+	}
+	end := indexByte(src[start:], '\n')
+	if end < 0 {
+		end = len(src) - start
+	}
+	return strings.TrimRight(string(src[start:start+end]), "\r")
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// ErrorList is every finding of a parse or a compile, in the order found.
+type ErrorList []*Error
+
+// Error joins the findings, one a paragraph.
+func (l ErrorList) Error() string {
+	parts := make([]string, len(l))
+	for i, e := range l {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Errors returns the findings as errors, for errors.Is and errors.As.
+func (l ErrorList) Unwrap() []error {
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errs
+}

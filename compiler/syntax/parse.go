@@ -1,0 +1,290 @@
+package syntax
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/alecthomas/participle/v2"
+	"github.com/alecthomas/participle/v2/lexer"
+)
+
+var (
+	fileParser = participle.MustBuild[File](
+		participle.Lexer(definition{}),
+		participle.Elide("Comment"),
+		participle.UseLookahead(2),
+	)
+	exprParser = participle.MustBuild[Expr](
+		participle.Lexer(definition{}),
+		participle.Elide("Comment"),
+		participle.UseLookahead(2),
+	)
+)
+
+// Grammar returns the grammar in participle's EBNF, for the documentation.
+func Grammar() string { return fileParser.String() }
+
+// Parse reads one configuration file. The error, if any, is an *Error
+// naming FILE:LINE:COL with the source line.
+func Parse(name string, src string) (*File, error) {
+	toks, err := Lex(name, src)
+	if err != nil {
+		return nil, err
+	}
+	var comments []lexer.Token
+	code := make([]lexer.Token, 0, len(toks))
+	for _, t := range toks {
+		if t.Type == Comment {
+			comments = append(comments, t)
+			continue
+		}
+		code = append(code, t)
+	}
+	if err := balanced(code, src); err != nil {
+		return nil, err
+	}
+	peek, err := lexer.Upgrade(&sliceLexer{toks: code})
+	if err != nil {
+		return nil, err
+	}
+	f, err := fileParser.ParseFromLexer(peek)
+	if err != nil {
+		return nil, convert(err, src)
+	}
+	f.Name = name
+	f.Comments = comments
+	f.Src = src
+	if err := readTemplates(f.Items, src); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// parseInterpolation parses the expression inside ${...}, found at pos.
+func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, error) {
+	toks, err := Lex(pos.Filename, text)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, shift(e, pos, src)
+		}
+		return nil, err
+	}
+	for i := range toks {
+		toks[i].Pos = toks[i].Pos.Add(pos)
+	}
+	if len(toks) == 1 {
+		return nil, &Error{Pos: pos, Msg: "empty interpolation ${}", Line: LineAt([]byte(src), pos.Line)}
+	}
+	peek, err := lexer.Upgrade(&sliceLexer{toks: toks})
+	if err != nil {
+		return nil, err
+	}
+	e, err := exprParser.ParseFromLexer(peek)
+	if err != nil {
+		err = convert(err, src)
+		var ce *Error
+		if errors.As(err, &ce) {
+			ce.Msg = strings.Replace(ce.Msg, "end of file", "end of ${...}", 1)
+		}
+		return nil, err
+	}
+	if err := readExprTemplates(e, src); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func shift(e *Error, base lexer.Position, src string) *Error {
+	p := e.Pos.Add(base)
+	return &Error{Pos: p, Msg: e.Msg, Line: LineAt([]byte(src), p.Line)}
+}
+
+// convert turns a participle error into an *Error with the source line and a
+// message in the words of the language.
+func convert(err error, src string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var perr participle.Error
+	if !errors.As(err, &perr) {
+		return err
+	}
+	pos := perr.Position()
+	msg := perr.Message()
+	var ut *participle.UnexpectedTokenError
+	if errors.As(err, &ut) {
+		msg = describeUnexpected(ut)
+	}
+	return &Error{Pos: pos, Msg: msg, Line: LineAt([]byte(src), pos.Line)}
+}
+
+func describeUnexpected(ut *participle.UnexpectedTokenError) string {
+	t := ut.Unexpected
+	var what string
+	switch {
+	case t.EOF():
+		what = "unexpected end of file"
+	case t.Type == String || t.Type == Heredoc:
+		what = "unexpected string " + clip(t.Value)
+	case t.Type == Number:
+		what = "unexpected number " + t.Value
+	case t.Type == Ident:
+		what = fmt.Sprintf("unexpected %q", t.Value)
+	default:
+		what = fmt.Sprintf("unexpected %q", t.Value)
+	}
+	if ut.Expect != "" {
+		return what + " (expected " + ut.Expect + ")"
+	}
+	return what
+}
+
+func clip(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + "…"
+	}
+	if len(s) > 40 {
+		s = s[:40] + "…"
+	}
+	return s
+}
+
+func readTemplates(items []*Item, src string) error {
+	for _, it := range items {
+		for _, l := range it.Labels {
+			if err := readStr(l, src); err != nil {
+				return err
+			}
+		}
+		if it.Value != nil {
+			if err := readExprTemplates(it.Value, src); err != nil {
+				return err
+			}
+		}
+		if err := readTemplates(it.Body, src); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readStr(s *Str, src string) error {
+	t, err := readTemplate(s.Raw, s.Pos, src)
+	if err != nil {
+		return err
+	}
+	s.Template = t
+	return nil
+}
+
+// readExprTemplates fills the templates of every string in e.
+func readExprTemplates(e *Expr, src string) error {
+	var err error
+	WalkExpr(e, func(p *Primary) bool {
+		if err != nil {
+			return false
+		}
+		if p.Str != nil {
+			err = readStr(p.Str, src)
+		}
+		if p.Object != nil {
+			for _, it := range p.Object.Items {
+				if strings.HasPrefix(it.Key, `"`) {
+					var t *Template
+					if t, err = readTemplate(it.Key, it.Pos, src); err != nil {
+						return false
+					}
+					lit, ok := t.Literal()
+					if !ok {
+						err = &Error{Pos: it.Pos, Msg: "an object key cannot hold an interpolation", Line: LineAt([]byte(src), it.Pos.Line)}
+						return false
+					}
+					it.Key = lit
+				}
+			}
+		}
+		return true
+	})
+	return err
+}
+
+// WalkExpr calls fn for every primary in e, depth first, in source order; a
+// false return skips the primary's children.
+func WalkExpr(e *Expr, fn func(*Primary) bool) {
+	if e == nil {
+		return
+	}
+	for _, a := range append([]*And{e.Left}, e.Right...) {
+		for _, c := range append([]*Compare{a.Left}, a.Right...) {
+			walkUnary(c.Left, fn)
+			walkUnary(c.Right, fn)
+		}
+	}
+}
+
+func walkUnary(u *Unary, fn func(*Primary) bool) {
+	for u != nil && u.Not != nil {
+		u = u.Not
+	}
+	if u == nil || u.Primary == nil {
+		return
+	}
+	p := u.Primary
+	if !fn(p) {
+		return
+	}
+	switch {
+	case p.List != nil:
+		for _, x := range p.List.Items {
+			WalkExpr(x, fn)
+		}
+	case p.Object != nil:
+		for _, it := range p.Object.Items {
+			WalkExpr(it.Value, fn)
+		}
+	case p.Call != nil:
+		for _, x := range p.Call.Args {
+			WalkExpr(x, fn)
+		}
+	case p.Paren != nil:
+		WalkExpr(p.Paren, fn)
+	case p.Str != nil && p.Str.Template != nil:
+		for _, part := range p.Str.Template.Parts {
+			WalkExpr(part.Expr, fn)
+		}
+	}
+}
+
+// balanced reports the first bracket that is closed by the wrong one or
+// never closed, at the opening bracket, which is where the mistake usually
+// is and what participle's "unexpected end of file" would not say.
+func balanced(toks []lexer.Token, src string) error {
+	var stack []lexer.Token
+	pairs := map[string]string{"{": "}", "[": "]", "(": ")"}
+	for _, t := range toks {
+		if t.Type != Punct {
+			continue
+		}
+		switch t.Value {
+		case "{", "[", "(":
+			stack = append(stack, t)
+		case "}", "]", ")":
+			if len(stack) == 0 {
+				return &Error{Pos: t.Pos, Msg: fmt.Sprintf("%q closes nothing", t.Value), Line: LineAt([]byte(src), t.Pos.Line)}
+			}
+			open := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if pairs[open.Value] != t.Value {
+				return &Error{Pos: t.Pos, Msg: fmt.Sprintf("%q does not match %q at %d:%d", t.Value, open.Value, open.Pos.Line, open.Pos.Column), Line: LineAt([]byte(src), t.Pos.Line)}
+			}
+		}
+	}
+	if len(stack) > 0 {
+		open := stack[len(stack)-1]
+		return &Error{Pos: open.Pos, Msg: fmt.Sprintf("%q is never closed", open.Value), Line: LineAt([]byte(src), open.Pos.Line)}
+	}
+	return nil
+}

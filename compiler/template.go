@@ -1,0 +1,80 @@
+package compiler
+
+import (
+	"bytes"
+	"strings"
+	"text/template"
+)
+
+// templateFuncs are the functions templates may call beyond Go's own.
+var templateFuncs = template.FuncMap{
+	"join":  func(sep string, items []any) string { return joinAny(sep, items) },
+	"lower": strings.ToLower,
+	"upper": strings.ToUpper,
+	"indent": func(n int, s string) string {
+		pad := strings.Repeat(" ", n)
+		lines := strings.SplitAfter(s, "\n")
+		for i, l := range lines {
+			if l != "" && l != "\n" {
+				lines[i] = pad + l
+			}
+		}
+		return strings.Join(lines, "")
+	},
+}
+
+func joinAny(sep string, items []any) string {
+	parts := make([]string, len(items))
+	for i, it := range items {
+		parts[i] = toText(it)
+	}
+	return strings.Join(parts, sep)
+}
+
+func toText(v any) string {
+	var b bytes.Buffer
+	template.Must(template.New("").Parse("{{.}}")).Execute(&b, v) //nolint:errcheck // a plain value always prints
+	return b.String()
+}
+
+// render renders a block's template with the facts, the unit's variables
+// and the block's own vars. A missing key is an error, never "<no value>".
+func (c *compiler) render(s *scope, b *block) ([]byte, bool) {
+	name, _, ok := c.str(s, b, "template")
+	if !ok {
+		return nil, false
+	}
+	pos := b.attrs["template"].Value.Pos
+	p, ok := c.repoFile(s, b, name, pos)
+	if !ok {
+		return nil, false
+	}
+	text, err := c.readFile(p)
+	if err != nil {
+		c.errs = append(c.errs, s.errorf(pos, "%s: %v", describe(b, s), err))
+		return nil, false
+	}
+	t, err := template.New(p).Funcs(templateFuncs).Option("missingkey=error").Parse(string(text))
+	if err != nil {
+		c.errs = append(c.errs, s.errorf(pos, "%s: %v", describe(b, s), err))
+		return nil, false
+	}
+	data := map[string]any{"fact": goValues(s.facts), "var": goValues(s.vars), "vars": map[string]any{}}
+	if v, present := c.value(s, b, "vars", tObject); present {
+		data["vars"] = v.GoValue()
+	}
+	var out bytes.Buffer
+	if err := t.Execute(&out, data); err != nil {
+		c.errs = append(c.errs, s.errorf(pos, "%s: %v", describe(b, s), err))
+		return nil, false
+	}
+	return out.Bytes(), true
+}
+
+func goValues(m map[string]Value) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v.GoValue()
+	}
+	return out
+}

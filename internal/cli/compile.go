@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cairn-cm/cairn/compiler"
+	"github.com/cairn-cm/cairn/debian"
+)
+
+// hostFlags say for which host configuration is compiled.
+type hostFlags struct {
+	Host  string   `help:"Compile for this host (default: this machine's host name)." placeholder:"NAME"`
+	Group string   `help:"Put the host in this group, whatever the hosts block says." placeholder:"NAME"`
+	Fact  []string `help:"Set a fact (repeatable): --fact release=12. Unset facts come from this machine." placeholder:"K=V"`
+}
+
+// options turns the flags into compiler options, with the facts of this
+// machine beneath those given.
+func (f *hostFlags) options() (compiler.Options, error) {
+	opts := compiler.Options{Host: f.Host, Group: f.Group, Facts: map[string]string{}}
+	if opts.Host == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return opts, &exitError{code: exitBadInput, err: fmt.Errorf("no --host and no host name: %w", err)}
+		}
+		opts.Host = h
+	}
+	local, err := debian.Facts("/")
+	if err != nil {
+		return opts, err
+	}
+	for k, v := range local {
+		opts.Facts[k] = v
+	}
+	for _, kv := range f.Fact {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return opts, &exitError{code: exitBadInput, err: fmt.Errorf("--fact %q: want NAME=VALUE", kv)}
+		}
+		switch k {
+		case "hostname", "group", "branch":
+			return opts, &exitError{code: exitBadInput, err: fmt.Errorf("--fact %s: set it with --host or --group", k)}
+		}
+		opts.Facts[k] = v
+	}
+	return opts, nil
+}
+
+// configDir splits PATH into the configuration directory and, when PATH is
+// a file, that one file.
+func configDir(p string) (dir, file string, err error) {
+	info, err := os.Stat(p)
+	if err != nil {
+		return "", "", &exitError{code: exitBadInput, err: err}
+	}
+	if info.IsDir() {
+		return p, "", nil
+	}
+	return filepath.Dir(p), filepath.Base(p), nil
+}
+
+type compileCmd struct {
+	hostFlags
+	Blobs string `help:"Write rendered content here, a file per sha256 (default: PATH/.cairn/blobs)." placeholder:"DIR"`
+	Path  string `arg:"" optional:"" default:"." help:"The configuration: a directory, or one file."`
+}
+
+// Run compiles the configuration and prints the journal.
+func (c *compileCmd) Run(e *env) error {
+	res, err := compileAt(e, &c.hostFlags, c.Path, c.Blobs)
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(res.Journal())
+	return err
+}
+
+// compileAt compiles the configuration at path on disk; findings are exit 2.
+func compileAt(e *env, hf *hostFlags, path, blobs string) (*compiler.Result, error) {
+	dir, file, err := configDir(path)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := hf.options()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	opts.Dir, opts.File, opts.Env = abs, file, os.Environ()
+	opts.BlobDir = blobs
+	if opts.BlobDir == "" {
+		opts.BlobDir = filepath.Join(dir, ".cairn", "blobs")
+	}
+	res, err := compiler.Compile(e.ctx, os.DirFS(dir), opts)
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: err}
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(e.stderr, w)
+	}
+	return res, nil
+}
