@@ -70,15 +70,26 @@ type compileCmd struct {
 
 // Run compiles the configuration and prints the journal.
 func (c *compileCmd) Run(e *env) error {
-	res, err := compileAt(e, &c.hostFlags, c.Path, c.Blobs)
+	blobs := c.Blobs
+	if blobs == "" {
+		blobs = filepath.Join(c.Path, ".cairn", "blobs")
+		if _, file, err := configDir(c.Path); err == nil && file != "" {
+			blobs = filepath.Join(filepath.Dir(c.Path), ".cairn", "blobs")
+		}
+	}
+	res, err := compileAt(e, &c.hostFlags, c.Path, blobs)
 	if err != nil {
 		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(e.stderr, w)
 	}
 	_, err = e.stdout.Write(res.Journal())
 	return err
 }
 
-// compileAt compiles the configuration at path on disk; findings are exit 2.
+// compileAt compiles the configuration at path on disk, writing rendered
+// content to blobs unless it is ""; findings are exit 2.
 func compileAt(e *env, hf *hostFlags, path, blobs string) (*compiler.Result, error) {
 	dir, file, err := configDir(path)
 	if err != nil {
@@ -94,15 +105,9 @@ func compileAt(e *env, hf *hostFlags, path, blobs string) (*compiler.Result, err
 	}
 	opts.Dir, opts.File, opts.Env = abs, file, os.Environ()
 	opts.BlobDir = blobs
-	if opts.BlobDir == "" {
-		opts.BlobDir = filepath.Join(dir, ".cairn", "blobs")
-	}
 	res, err := compiler.Compile(e.ctx, os.DirFS(dir), opts)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: err}
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintln(e.stderr, w)
 	}
 	return res, nil
 }
