@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"compiler":            {"journal", "steps", "compiler/syntax", "github.com/alecthomas/participle"},
 	"compiler/syntax":     {"github.com/alecthomas/participle"},
 	"agent":               {"compiler", "steps", "journal", "rootfs", "github.com/go-git/go-git", "github.com/prometheus/client_golang"},
+	"agent/gitfs":         {"github.com/go-git/go-git", "github.com/go-git/go-billy"},
 	"internal/cli":        {"*"},
 	"cmd/cairn":           {"internal/cli"},
 	"internal/archtest":   {},

@@ -33,6 +33,7 @@ type CLI struct {
 	LogLevel string `help:"Log level: debug, info, warn or error." default:"warn" enum:"debug,info,warn,error" name:"log-level"`
 
 	Compile compileCmd `cmd:"" help:"Compile configuration for one host and print its journal."`
+	Explain explainCmd `cmd:"" help:"Show which configuration produced a step, a path or a name."`
 	Journal journalCmd `cmd:"" help:"Work on journal files: check, fmt, diff, apply, drift, show."`
 	Version versionCmd `cmd:"" help:"Print cairn's version."`
 	Help    helpCmd    `cmd:"" help:"Show help for a command (cairn help journal apply)."`

@@ -3,20 +3,30 @@ package cli
 import (
 	"bufio"
 	"fmt"
+	"io/fs"
+	"path"
 	"runtime/debug"
 
+	"github.com/cairn-cm/cairn/agent/gitfs"
+	"github.com/cairn-cm/cairn/compiler"
 	"github.com/cairn-cm/cairn/journal"
 )
 
 type journalDiffCmd struct {
 	Plan bool   `help:"Print only the ops of the plan, one a line."`
 	JSON bool   `name:"json" help:"Print the changes and the plan as JSON."`
-	Old  string `arg:"" name:"OLD" help:"The journal the host has."`
-	New  string `arg:"" name:"NEW" help:"The journal to move to."`
+	Repo string `help:"Compile OLD and NEW as revisions of the git repository in DIR (no checkout)." placeholder:"DIR"`
+	Dir  string `help:"With --repo: the configuration's directory inside the repository." default:"." placeholder:"PATH"`
+	hostFlags
+	Old string `arg:"" name:"OLD" help:"The journal the host has (with --repo: a revision)."`
+	New string `arg:"" name:"NEW" help:"The journal to move to (with --repo: a revision)."`
 }
 
 // Run prints the changes and the plan; exit 1 when the journals differ.
 func (c *journalDiffCmd) Run(e *env) error {
+	if c.Repo != "" {
+		return c.runRepo(e)
+	}
 	// Everything parsed stays live until the plan is printed: collecting
 	// often would only scan it again and again (a profile of 100k-step
 	// journals showed most of the time in the collector).
@@ -37,11 +47,49 @@ func (c *journalDiffCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	p := journal.MakePlan(oldJ.Steps, newJ.Steps)
+	return c.print(e, c.Old, c.New, oldJ.Steps, newJ.Steps)
+}
+
+// runRepo compiles the configuration at two revisions straight from the
+// repository's objects and diffs the two journals.
+func (c *journalDiffCmd) runRepo(e *env) error {
+	repo, err := gitfs.Open(c.Repo)
+	if err != nil {
+		return &exitError{code: exitBadInput, err: err}
+	}
+	defer repo.Close()
+	opts, err := c.hostFlags.options()
+	if err != nil {
+		return err
+	}
+	var journals [2][]journal.Step
+	for i, rev := range []string{c.Old, c.New} {
+		fsys, commit, err := repo.FS(rev)
+		if err != nil {
+			return &exitError{code: exitBadInput, err: err}
+		}
+		if c.Dir != "." {
+			if fsys, err = fs.Sub(fsys, path.Clean(c.Dir)); err != nil {
+				return &exitError{code: exitBadInput, err: err}
+			}
+		}
+		res, err := compiler.Compile(e.ctx, fsys, opts)
+		if err != nil {
+			return &exitError{code: exitBadInput, err: fmt.Errorf("%s (%s):\n%w", rev, commit.String()[:12], err)}
+		}
+		journals[i] = res.Steps
+	}
+	return c.print(e, c.Old, c.New, journals[0], journals[1])
+}
+
+// print renders the changes and the plan between two step lists.
+func (c *journalDiffCmd) print(e *env, oldName, newName string, oldSteps, newSteps []journal.Step) error {
+	p := journal.MakePlan(oldSteps, newSteps)
+	var err error
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	switch {
 	case c.JSON:
-		err = writeJSON(w, c.Old, c.New, p)
+		err = writeJSON(w, oldName, newName, p)
 	case c.Plan:
 		writePlan(w, p)
 	default:
