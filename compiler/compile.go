@@ -29,7 +29,8 @@ type Options struct {
 	// content and rendered templates) as a file named by its sha256.
 	BlobDir string
 	// Dir is the configuration's directory on disk, where plugins run. When
-	// it is empty (compiling from git objects), a plugin block is an error.
+	// it is empty (compiling from git objects), a plugin runs in a temporary
+	// copy of the configuration.
 	Dir string
 	// Env is the environment plugins start from (nil: none but cairn's).
 	Env []string
@@ -81,6 +82,10 @@ type compiler struct {
 
 	mu     sync.Mutex
 	hashes map[string]string // repository path -> sha256 of its content
+
+	// tmpDir is a copy of the configuration on disk, made when a plugin
+	// must run and the configuration is no directory (a git revision).
+	tmpDir string
 }
 
 // Compile compiles the configuration at the top of fsys for one host. Its
@@ -88,6 +93,7 @@ type compiler struct {
 // with the source line, or an error of the file system or context.
 func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	c := &compiler{ctx: ctx, fsys: fsys, opts: opts, files: map[string]*syntax.File{}, hashes: map[string]string{}}
+	defer c.cleanup()
 	root := &unit{dir: ".", vars: map[string]Value{}, children: map[string]*unit{}, addrs: map[string]*node{}}
 	var err error
 	var files []*syntax.File
@@ -101,6 +107,9 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		return nil, err
 	}
 	if len(files) == 0 {
+		if len(c.errs) > 0 {
+			return nil, c.errs // every top-level file failed to parse
+		}
 		return nil, fmt.Errorf("no *.cairn file in the configuration directory")
 	}
 	hosts := c.hostsOf(files)
@@ -111,6 +120,7 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if len(c.errs) == 0 {
 		c.walkUnit(root, files)
 	}
+	c.checkObjects()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -141,6 +151,37 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		return nil, c.errs
 	}
 	return res, nil
+}
+
+// checkObjects reports every object that two blocks manage, at the later
+// block, naming the first with its chain of positions: the journal's
+// duplicate identities, said in the configuration's words and found even
+// when other errors stop the compile before the order.
+func (c *compiler) checkObjects() {
+	first := map[string]*node{}
+	for _, n := range c.nodes {
+		for i := range n.steps {
+			id := n.steps[i].Identity()
+			if id == "" {
+				continue
+			}
+			f, ok := first[id]
+			if !ok {
+				first[id] = n
+				continue
+			}
+			if f == n {
+				continue // one block twice (a plugin's output): the journal's check names the line
+			}
+			what := n.what
+			if n.chain != posString(n.pos) {
+				what += " (" + n.chain + ")"
+			}
+			typ, _, _ := strings.Cut(f.addr, ".")
+			c.errs = append(c.errs, n.scope.errorf(n.pos, "%s: already managed by %s at %s", what, typ, f.chain))
+			break // one finding a block
+		}
+	}
 }
 
 // staticCheck runs the journal's §4 checks over the result, so that a

@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cairn-cm/cairn/journal"
 )
+
+// pluginWaitDelay bounds the wait for a killed plugin's output to close.
+const pluginWaitDelay = time.Second
 
 // plugin runs a plugin block's program and splices the journal steps it
 // prints, each carrying the block's position.
@@ -21,8 +27,9 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		return
 	}
 	what := "plugin " + strconv.Quote(label)
-	if c.opts.Dir == "" {
-		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: plugins run only from a configuration directory on disk, not from git objects", what))
+	root, err := c.pluginRoot()
+	if err != nil {
+		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %v", what, err))
 		return
 	}
 	command, _, ok := c.str(s, b, "command")
@@ -31,7 +38,7 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 	}
 	args, _ := c.strings(s, b, "args")
 	env, _ := c.value(s, b, "env", tObject)
-	dir := filepath.Join(c.opts.Dir, filepath.FromSlash(path.Dir(s.file.Name)))
+	dir := filepath.Join(root, filepath.FromSlash(path.Dir(s.file.Name)))
 	prog := command
 	if strings.Contains(command, "/") {
 		p, err := c.repoPath(s.file, command)
@@ -39,9 +46,12 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 			c.errs = append(c.errs, s.errorf(b.attrs["command"].Value.Pos, "%s: %v", what, err))
 			return
 		}
-		prog = filepath.Join(c.opts.Dir, filepath.FromSlash(p))
+		prog = filepath.Join(root, filepath.FromSlash(p))
 	}
 	cmd := exec.CommandContext(c.ctx, prog, args...)
+	// Once the context is done and the plugin killed, stop waiting for a
+	// child of it that still holds its output open.
+	cmd.WaitDelay = pluginWaitDelay
 	cmd.Dir = dir
 	cmd.Env = append([]string{}, c.opts.Env...)
 	cmd.Env = append(cmd.Env, "CAIRN_HOST="+c.opts.Host, "CAIRN_GROUP="+s.facts["group"].Str, "CAIRN_BLOBS="+c.opts.BlobDir)
@@ -63,6 +73,8 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && msg != "" {
 			err = fmt.Errorf("%v: %s", err, msg)
+		} else if ee == nil {
+			err = unwrapPath(err) // the message names the command as written, not where the checkout is
 		}
 		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %s: %v", what, command, err))
 		return
@@ -85,4 +97,67 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		n.steps = append(n.steps, st)
 	}
 	c.addNode(u, s, b, n)
+}
+
+// pluginRoot returns the directory on disk where plugins run: Options.Dir,
+// or, when the configuration is no directory on disk (a git revision), a
+// temporary copy of it made once per compile and removed by cleanup.
+func (c *compiler) pluginRoot() (string, error) {
+	if c.opts.Dir != "" {
+		return c.opts.Dir, nil
+	}
+	if c.tmpDir != "" {
+		return c.tmpDir, nil
+	}
+	dir, err := os.MkdirTemp("", "cairn-config-*")
+	if err != nil {
+		return "", fmt.Errorf("copy the configuration to run plugins: %w", err)
+	}
+	c.tmpDir = dir
+	if err := exportFS(c.fsys, dir); err != nil {
+		return "", fmt.Errorf("copy the configuration to run plugins: %w", err)
+	}
+	return dir, nil
+}
+
+// exportFS copies every directory, file and link of fsys beneath dir,
+// keeping the executable bits.
+func exportFS(fsys fs.FS, dir string) error {
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		switch {
+		case d.IsDir():
+			if p == "." {
+				return nil
+			}
+			return os.Mkdir(dst, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := fs.ReadLink(fsys, p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, dst)
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			data, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(dst, data, info.Mode().Perm()|0o600)
+		}
+		return nil
+	})
+}
+
+// cleanup removes what the compile made for itself.
+func (c *compiler) cleanup() {
+	if c.tmpDir != "" {
+		os.RemoveAll(c.tmpDir)
+	}
 }
