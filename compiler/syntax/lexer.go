@@ -131,7 +131,7 @@ func (l *lexState) next() (lexer.Token, error) {
 			l.i++
 			continue
 		case c == '\r':
-			return lexer.Token{}, l.errorf(l.i, "carriage return (\\r) in configuration: use \\n line ends")
+			return lexer.Token{}, l.errorf(l.i, crMessage)
 		}
 		break
 	}
@@ -151,11 +151,17 @@ func (l *lexState) next() (lexer.Token, error) {
 		if end < 0 {
 			end = len(src) - start
 		}
+		if err := l.noCR(start, start+end); err != nil {
+			return lexer.Token{}, err
+		}
 		return tok(Comment, start+end)
 	case c == '/' && start+1 < len(src) && src[start+1] == '*':
 		end := strings.Index(src[start+2:], "*/")
 		if end < 0 {
 			return lexer.Token{}, l.errorf(start, "comment /* is never closed")
+		}
+		if err := l.noCR(start, start+2+end+2); err != nil {
+			return lexer.Token{}, err
 		}
 		t, _ := tok(Comment, start+2+end+2)
 		l.newlines(start, l.i)
@@ -186,11 +192,17 @@ func (l *lexState) next() (lexer.Token, error) {
 		if err != nil {
 			return lexer.Token{}, err
 		}
+		if err := l.noCR(start, end); err != nil {
+			return lexer.Token{}, err
+		}
 		return tok(String, end)
 	case c == '<' && strings.HasPrefix(src[start:], "<<") && start+2 < len(src) &&
 		(isIdentStart(src[start+2]) || (src[start+2] == '-' && start+3 < len(src) && isIdentStart(src[start+3]))):
 		end, err := l.heredocEnd(start)
 		if err != nil {
+			return lexer.Token{}, err
+		}
+		if err := l.noCR(start, end); err != nil {
 			return lexer.Token{}, err
 		}
 		t, _ := tok(Heredoc, end)
@@ -212,6 +224,27 @@ func (l *lexState) next() (lexer.Token, error) {
 	return lexer.Token{}, l.errorf(start, "unexpected character %q", c)
 }
 
+const crMessage = "carriage return (\\r) in configuration: use \\n line ends"
+
+// noCR reports a carriage return inside src[start:end], a token that starts
+// on the current line and may span several.
+func (l *lexState) noCR(start, end int) error {
+	i := strings.IndexByte(l.src[start:end], '\r')
+	if i < 0 {
+		return nil
+	}
+	at := start + i
+	line, lineStart := l.line, l.lineStart
+	for k := start; k < at; k++ {
+		if l.src[k] == '\n' {
+			line++
+			lineStart = k + 1
+		}
+	}
+	p := lexer.Position{Filename: l.file, Offset: at, Line: line, Column: at - lineStart + 1}
+	return &Error{Pos: p, Msg: crMessage, Line: lineOf(l.src, lineStart)}
+}
+
 func firstRune(s string) rune {
 	for _, r := range s {
 		return r
@@ -226,6 +259,10 @@ func (l *lexState) stringEnd(start int) (int, error) {
 	for k := start + 1; k < len(src); k++ {
 		switch src[k] {
 		case '\\':
+			if k+1 < len(src) && src[k+1] == '\n' {
+				// A backslash does not continue a string on the next line.
+				return 0, l.errorf(start, "string is not closed on its line")
+			}
 			k++
 		case '"':
 			return k + 1, nil
@@ -258,6 +295,9 @@ func (l *lexState) heredocEnd(start int) (int, error) {
 		k++
 	}
 	name := src[nameStart:k]
+	if k < len(src) && src[k] == '\r' {
+		return 0, l.errorf(k, crMessage)
+	}
 	if k >= len(src) || src[k] != '\n' {
 		return 0, l.errorf(k, "heredoc <<%s: a newline must follow the marker", name)
 	}
@@ -275,6 +315,9 @@ func (l *lexState) heredocEnd(start int) (int, error) {
 			break
 		}
 		k = lineEnd + 1
+	}
+	if err := l.noCR(start, len(src)); err != nil {
+		return 0, err // "NAME\r" does not close it: say why
 	}
 	return 0, l.errorf(start, "heredoc <<%s is never closed: no line holds only %s", name, name)
 }

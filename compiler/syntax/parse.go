@@ -72,7 +72,7 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 		return nil, err
 	}
 	for i := range toks {
-		toks[i].Pos = toks[i].Pos.Add(pos)
+		toks[i].Pos = within(toks[i].Pos, pos)
 	}
 	if len(toks) == 1 {
 		return nil, &Error{Pos: pos, Msg: "empty interpolation ${}", Line: LineAt([]byte(src), pos.Line)}
@@ -97,8 +97,20 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 }
 
 func shift(e *Error, base lexer.Position, src string) *Error {
-	p := e.Pos.Add(base)
+	p := within(e.Pos, base)
 	return &Error{Pos: p, Msg: e.Msg, Line: LineAt([]byte(src), p.Line)}
+}
+
+// within turns p, a position in the text of an interpolation (which is on
+// one line), into a position in the file, where that text starts at base.
+// (lexer.Position.Add keeps base's column on any line but the first.)
+func within(p, base lexer.Position) lexer.Position {
+	return lexer.Position{
+		Filename: base.Filename,
+		Offset:   base.Offset + p.Offset,
+		Line:     base.Line + p.Line - 1,
+		Column:   base.Column + p.Column - 1,
+	}
 }
 
 // convert turns a participle error into an *Error with the source line and a
@@ -188,7 +200,10 @@ func readExprTemplates(e *Expr, src string) error {
 			return false
 		}
 		if p.Str != nil {
+			// readStr reads the interpolations' own strings: walking into
+			// them again would unquote their object keys twice.
 			err = readStr(p.Str, src)
+			return false
 		}
 		if p.Object != nil {
 			for _, it := range p.Object.Items {

@@ -47,7 +47,8 @@ func readTemplate(raw string, pos lexer.Position, src string) (*Template, error)
 		}
 		s, err := strconv.Unquote(`"` + seg + `"`)
 		if err != nil {
-			return errorAt(pos, 1+segStart, src, "invalid escape in string %s", raw)
+			at := segStart + badEscape(seg)
+			return errorAt(pos, 1+at, src, "invalid escape in string %s", raw)
 		}
 		lit.WriteString(s)
 		return nil
@@ -123,6 +124,7 @@ func readHeredoc(raw string, pos lexer.Position, src string) (*Template, error) 
 	t := &Template{}
 	var lit strings.Builder
 	line := pos.Line + 1
+	lineOff := pos.Offset + bodyStart // offset of the line in the file
 	for _, ln := range lines {
 		cut := min(indent, len(strings.TrimRight(ln, "\n")))
 		rest := ln[cut:]
@@ -142,14 +144,14 @@ func readHeredoc(raw string, pos lexer.Position, src string) (*Template, error) 
 			}
 			end := strings.IndexByte(rest[k:], '}')
 			if end < 0 {
-				return nil, errorAt(lexer.Position{Filename: pos.Filename, Line: line, Column: col + k}, 0, src, "interpolation ${ is not closed on its line")
+				return nil, errorAt(lexer.Position{Filename: pos.Filename, Offset: lineOff + col - 1 + k, Line: line, Column: col + k}, 0, src, "interpolation ${ is not closed on its line")
 			}
 			lit.WriteString(rest[:k])
 			if lit.Len() > 0 {
 				t.Parts = append(t.Parts, Part{Lit: lit.String()})
 				lit.Reset()
 			}
-			epos := lexer.Position{Filename: pos.Filename, Line: line, Column: col + k + 2}
+			epos := lexer.Position{Filename: pos.Filename, Offset: lineOff + col - 1 + k + 2, Line: line, Column: col + k + 2}
 			e, err := parseInterpolation(rest[k+2:k+end], epos, src)
 			if err != nil {
 				return nil, err
@@ -159,11 +161,29 @@ func readHeredoc(raw string, pos lexer.Position, src string) (*Template, error) 
 			col += k + end + 1
 		}
 		line++
+		lineOff += len(ln)
 	}
 	if lit.Len() > 0 {
 		t.Parts = append(t.Parts, Part{Lit: lit.String()})
 	}
 	return t, nil
+}
+
+// badEscape returns the offset in seg of the first escape that Go's string
+// syntax rejects, or 0.
+func badEscape(seg string) int {
+	for k := 0; k < len(seg); {
+		if seg[k] != '\\' {
+			k++
+			continue
+		}
+		_, _, tail, err := strconv.UnquoteChar(seg[k:], '"')
+		if err != nil {
+			return k
+		}
+		k = len(seg) - len(tail)
+	}
+	return 0
 }
 
 func commonIndent(lines []string) int {

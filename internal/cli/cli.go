@@ -34,6 +34,7 @@ type CLI struct {
 
 	Compile compileCmd `cmd:"" help:"Compile configuration for one host and print its journal."`
 	Explain explainCmd `cmd:"" help:"Show which configuration produced a step, a path or a name."`
+	Fmt     fmtCmd     `cmd:"" help:"Rewrite configuration files in canonical style (--check to only report)."`
 	Journal journalCmd `cmd:"" help:"Work on journal files: check, fmt, diff, apply, drift, show."`
 	Version versionCmd `cmd:"" help:"Print cairn's version."`
 	Help    helpCmd    `cmd:"" help:"Show help for a command (cairn help journal apply)."`

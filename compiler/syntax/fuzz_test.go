@@ -1,0 +1,62 @@
+package syntax
+
+import (
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+// FuzzParse checks that Parse never panics and returns either a tree or an
+// *Error, and that whatever parses formats to text that parses to the same
+// tree with the same comments and formats to itself.
+func FuzzParse(f *testing.F) {
+	files, err := filepath.Glob("testdata/format/*.txtar")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		ar, err := txtar.ParseFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, s := range ar.Files {
+			f.Add(string(s.Data))
+		}
+	}
+	for _, s := range []string{
+		"", "a = 1", "x {", "}", "a = \"${}\"", "a = <<EOT\nx\nEOT\n", "a = [\n1, # c\n]\n",
+		"a = f(# c\n<<EOT\nx\nEOT\n, 2)\n", "x /* c */ {}\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		file, err := Parse("fuzz.cairn", src)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Parse returned %T, not an *Error: %v", err, err)
+			}
+			if e.Pos.Line < 1 || e.Pos.Column < 1 || e.Pos.Offset < 0 || e.Pos.Offset > len(src) {
+				t.Fatalf("error position %d:%d@%d out of the source: %v", e.Pos.Line, e.Pos.Column, e.Pos.Offset, err)
+			}
+			return
+		}
+		out := Format(file)
+		again, err := Parse("fuzz.cairn", string(out))
+		if err != nil {
+			t.Fatalf("the formatted text does not parse: %v\n--- input\n%q\n--- output\n%q", err, src, out)
+		}
+		if a, b := dump(file), dump(again); a != b {
+			t.Fatalf("formatting changed the tree:\n%s\n--- input\n%q\n--- output\n%q", lineDiff(a, b), src, out)
+		}
+		if a, b := commentTexts(file), commentTexts(again); !reflect.DeepEqual(a, b) {
+			t.Fatalf("formatting changed the comments: %q, then %q\n--- input\n%q\n--- output\n%q", a, b, src, out)
+		}
+		if twice := Format(again); string(twice) != string(out) {
+			t.Fatalf("formatting is not idempotent:\n%s\n--- input\n%q", lineDiff(string(out), string(twice)), src)
+		}
+	})
+}
