@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"errors"
 	"strconv"
 
 	"github.com/cairn-cm/cairn/compiler/syntax"
@@ -28,7 +29,15 @@ func (c *compiler) value(s *scope, b *block, name string, typ attrType) (v Value
 	return v, true
 }
 
+// errReported is the error of an expression whose cause is already on the
+// compiler's list (a variable declared without a value); fail drops it.
+var errReported = errors.New("reported already")
+
+// fail adds an evaluation error to the list.
 func (c *compiler) fail(err error) {
+	if errors.Is(err, errReported) {
+		return
+	}
 	if se, ok := err.(*syntax.Error); ok {
 		c.errs = append(c.errs, se)
 		return

@@ -101,14 +101,14 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		if f := c.parse(opts.File); f != nil {
 			files = append(files, f)
 		} else {
-			return nil, c.errs
+			return nil, c.findings()
 		}
 	} else if files, err = c.topFiles("."); err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
 		if len(c.errs) > 0 {
-			return nil, c.errs // every top-level file failed to parse
+			return nil, c.findings() // every top-level file failed to parse
 		}
 		return nil, fmt.Errorf("no *.cairn file in the configuration directory")
 	}
@@ -137,7 +137,7 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 		ordered = c.order()
 	}
 	if len(c.errs) > 0 {
-		return nil, c.errs
+		return nil, c.findings()
 	}
 	for _, n := range ordered {
 		for i := range n.steps {
@@ -148,9 +148,23 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	}
 	c.staticCheck(res)
 	if len(c.errs) > 0 {
-		return nil, c.errs
+		return nil, c.findings()
 	}
 	return res, nil
+}
+
+// findings returns the errors found, each once: a module called twice
+// finds the same error in its files twice.
+func (c *compiler) findings() syntax.ErrorList {
+	seen := map[string]bool{}
+	out := make(syntax.ErrorList, 0, len(c.errs))
+	for _, e := range c.errs {
+		if text := e.Error(); !seen[text] {
+			seen[text] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // checkObjects reports every object that two blocks manage, at the later

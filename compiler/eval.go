@@ -16,9 +16,11 @@ import (
 // scope is what an expression can see: the variables of its unit, the
 // host's facts, and the file it stands in (for error lines and file()).
 type scope struct {
-	c     *compiler
-	file  *syntax.File
-	vars  map[string]Value
+	c    *compiler
+	file *syntax.File
+	vars map[string]Value
+	// unset are variables declared without a value (see unit.unset).
+	unset map[string]bool
 	facts map[string]Value
 }
 
@@ -223,6 +225,9 @@ func (s *scope) ref(r *syntax.Ref) (Value, error) {
 		return Value{}, s.errorf(r.Pos, "unknown reference %q: references are var.NAME or fact.NAME%s", name, didYouMean(r.Parts[0], []string{"var", "fact"}))
 	}
 	v, ok := table[r.Parts[1]]
+	if !ok && r.Parts[0] == "var" && s.unset[r.Parts[1]] {
+		return v, errReported
+	}
 	if !ok {
 		what := "undefined variable"
 		if r.Parts[0] == "fact" {

@@ -20,12 +20,14 @@ type unit struct {
 	call []lexer.Position
 	// inputs are the module call's attributes, evaluated in the caller.
 	inputs    map[string]Value
-	inputPos  map[string]*syntax.Item
 	callBlock *block
 	callScope *scope
 
 	vars     map[string]Value
 	declared map[string]*block
+	// unset are the variables declared without a value, whose error is
+	// already on the list: a reference to one adds no second error.
+	unset map[string]bool
 	// deferred holds the blocks to evaluate once every variable is known.
 	deferred []*deferredBlock
 	children map[string]*unit
@@ -43,13 +45,13 @@ type deferredBlock struct {
 // the deferred blocks are evaluated in source order.
 func (c *compiler) walkUnit(u *unit, files []*syntax.File) {
 	u.declared = map[string]*block{}
+	u.unset = map[string]bool{}
 	for _, f := range files {
 		c.walkFile(u, f, []string{f.Name})
 	}
 	if u.callBlock != nil {
-		for _, name := range sortedKeys(u.inputPos) {
-			if u.declared[name] == nil {
-				it := u.inputPos[name]
+		for _, it := range u.callBlock.inputs {
+			if name := it.Name; u.declared[name] == nil {
 				c.errs = append(c.errs, u.callScope.errorf(it.Pos, "module %q has no variable %q%s", u.name, name, didYouMean(name, sortedKeys(u.declared))))
 			}
 		}
@@ -65,7 +67,7 @@ func (c *compiler) walkUnit(u *unit, files []*syntax.File) {
 // walkFile handles the items of one file of unit u. stack holds the files
 // being included, for cycle errors.
 func (c *compiler) walkFile(u *unit, f *syntax.File, stack []string) {
-	s := &scope{c: c, file: f, vars: u.vars, facts: c.facts}
+	s := &scope{c: c, file: f, vars: u.vars, unset: u.unset, facts: c.facts}
 	for _, it := range f.Items {
 		if it.Name == "hosts" && it.IsBlock() {
 			if u.callBlock != nil || len(stack) > 1 {
@@ -114,6 +116,7 @@ func (c *compiler) declare(u *unit, s *scope, b *block) {
 		u.vars[name] = v
 		return
 	}
+	u.unset[name] = true
 	if b.attrs["default"] != nil {
 		return // its error is on the list
 	}
@@ -209,7 +212,7 @@ func (c *compiler) module(u *unit, s *scope, b *block) {
 	}
 	child := &unit{
 		name: name, dir: dir, call: append(append([]lexer.Position{}, u.call...), b.item.Pos),
-		inputs: map[string]Value{}, inputPos: map[string]*syntax.Item{}, callBlock: b, callScope: s,
+		inputs: map[string]Value{}, callBlock: b, callScope: s,
 		vars: map[string]Value{}, children: map[string]*unit{}, addrs: map[string]*node{},
 	}
 	for _, in := range b.inputs {
@@ -219,7 +222,6 @@ func (c *compiler) module(u *unit, s *scope, b *block) {
 			continue
 		}
 		child.inputs[in.Name] = v
-		child.inputPos[in.Name] = in
 	}
 	u.children[name] = child
 	files, err := c.topFiles(dir)

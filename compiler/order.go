@@ -159,6 +159,9 @@ func (c *compiler) resolveAfter(n *node, a afterRef) {
 	}
 	if typ == "module" {
 		m := a.unit.children[label]
+		if m == nil && c.declaredAnywhere(a.unit, typ, label) {
+			return // a call left out by its when condition orders nothing
+		}
 		if m == nil {
 			c.errs = append(c.errs, a.scope.errorf(a.pos, "after: no module call %q here%s", label, didYouMean(label, sortedKeys(a.unit.children))))
 			return

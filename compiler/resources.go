@@ -68,10 +68,12 @@ func describe(b *block, s *scope) string {
 }
 
 // optional appends an attribute to a step's list when the configuration
-// sets it.
+// sets it, checked against the type the block's table gives it.
 func (c *compiler) optional(s *scope, b *block, list []attr, key, from string) []attr {
-	if v, present, ok := c.str(s, b, from); present && ok {
-		list = append(list, attr{key: key, value: v, from: from})
+	if v, present := c.value(s, b, from, b.spec.attr(from).typ); present {
+		if text, ok := v.Text(); ok {
+			list = append(list, attr{key: key, value: text, from: from})
+		}
 	}
 	return list
 }

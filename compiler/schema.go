@@ -153,7 +153,8 @@ type block struct {
 // checkBlock checks an item of a file's top level (or of a hosts block)
 // against the table: a known type, its labels, known attributes given
 // once, required attributes present, allowed nested blocks. It collects
-// every finding.
+// every finding, and returns nil for a block that cannot be compiled: an
+// unknown type, the wrong labels, a required attribute missing.
 func checkBlock(f *syntax.File, it *syntax.Item, spec *blockSpec, errs *syntax.ErrorList) *block {
 	if spec == nil {
 		if !it.IsBlock() {
@@ -205,10 +206,15 @@ func checkBlock(f *syntax.File, it *syntax.Item, spec *blockSpec, errs *syntax.E
 		}
 		b.attrs[child.Name] = child
 	}
+	complete := true
 	for _, a := range spec.attrs {
 		if a.required && b.attrs[a.name] == nil {
 			*errs = append(*errs, errorAt(f, it.Pos, "%s block: attribute %q is required", spec.typ, a.name))
+			complete = false
 		}
+	}
+	if !complete {
+		return nil // compiling it would only report the missing attribute again
 	}
 	return b
 }
