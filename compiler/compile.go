@@ -75,6 +75,7 @@ type compiler struct {
 	facts map[string]Value
 	// groupVars are the values the host's group gives top-level variables.
 	groupVars map[string]Value
+	group     HostGroup
 	errs      syntax.ErrorList
 
 	files map[string]*syntax.File // parsed files by path, shared by module calls

@@ -19,9 +19,12 @@ type HostGroup struct {
 	Branch string
 	// Pos is the group block's position.
 	Pos lexer.Position
-	// vars are the values it gives top-level variables.
-	vars map[string]Value
-	item *syntax.Item
+	// vars are the values it gives top-level variables, set at varsPos of
+	// file.
+	vars    map[string]Value
+	varsPos lexer.Position
+	file    *syntax.File
+	item    *syntax.Item
 }
 
 // Hosts reads the host groups of the configuration at the top of fsys, for
@@ -93,6 +96,7 @@ func (c *compiler) readGroups(hosts []*block) []HostGroup {
 			hg.Branch, _, _ = c.str(s, g, "branch")
 			if v, ok := c.value(s, g, "vars", tObject); ok {
 				hg.vars = v.Fields
+				hg.varsPos, hg.file = g.attrs["vars"].Value.Pos, g.file
 			}
 			groups = append(groups, hg)
 		}
@@ -137,7 +141,7 @@ func (c *compiler) settleHost(hosts []*block) (*Result, error) {
 		group = g
 	}
 	res.Group, res.Branch = group.Name, group.Branch
-	c.groupVars = group.vars
+	c.groupVars, c.group = group.vars, group
 	for k, v := range c.opts.Facts {
 		res.Facts[k] = v
 	}

@@ -33,6 +33,10 @@ type unit struct {
 	children map[string]*unit
 	addrs    map[string]*node
 	nodes    []*node // every node of this unit and its modules, for module.NAME
+	// parent is the unit that calls this one; nil for the root.
+	parent *unit
+	// read are the files read into the unit so far, top-level or included.
+	read map[string]bool
 }
 
 type deferredBlock struct {
@@ -46,8 +50,15 @@ type deferredBlock struct {
 func (c *compiler) walkUnit(u *unit, files []*syntax.File) {
 	u.declared = map[string]*block{}
 	u.unset = map[string]bool{}
+	u.read = map[string]bool{}
+	for _, f := range files {
+		u.read[f.Name] = true
+	}
 	for _, f := range files {
 		c.walkFile(u, f, []string{f.Name})
+	}
+	if u.callBlock == nil {
+		c.checkGroupVars(u)
 	}
 	if u.callBlock != nil {
 		for _, it := range u.callBlock.inputs {
@@ -164,6 +175,11 @@ func (c *compiler) include(u *unit, s *scope, b *block, stack []string) {
 				return
 			}
 		}
+		if u.read[name] {
+			c.errs = append(c.errs, s.errorf(b.item.Labels[0].Pos, "include %q: %s is already part of this configuration (a top-level file, or included before)", pattern, name))
+			continue
+		}
+		u.read[name] = true
 		f := c.parse(name)
 		if f == nil {
 			continue
@@ -210,8 +226,14 @@ func (c *compiler) module(u *unit, s *scope, b *block) {
 		c.errs = append(c.errs, s.errorf(b.attrs["source"].Value.Pos, "module %q: %s is not a directory of the configuration", name, dir))
 		return
 	}
+	for p := u; p != nil; p = p.parent {
+		if p.dir == dir {
+			c.errs = append(c.errs, s.errorf(b.attrs["source"].Value.Pos, "module %q: %s calls itself (through %s)", name, dir, chain(u, b.item.Pos)))
+			return
+		}
+	}
 	child := &unit{
-		name: name, dir: dir, call: append(append([]lexer.Position{}, u.call...), b.item.Pos),
+		parent: u, name: name, dir: dir, call: append(append([]lexer.Position{}, u.call...), b.item.Pos),
 		inputs: map[string]Value{}, callBlock: b, callScope: s,
 		vars: map[string]Value{}, children: map[string]*unit{}, addrs: map[string]*node{},
 	}
@@ -275,4 +297,14 @@ func chain(u *unit, pos lexer.Position) string {
 
 func posString(p lexer.Position) string {
 	return p.Filename + ":" + strconv.Itoa(p.Line) + ":" + strconv.Itoa(p.Column)
+}
+
+// checkGroupVars reports a value the host's group gives a variable that no
+// top-level file declares: a typo there would otherwise go unnoticed.
+func (c *compiler) checkGroupVars(root *unit) {
+	for _, name := range sortedKeys(c.groupVars) {
+		if root.declared[name] == nil {
+			c.errs = append(c.errs, errorAt(c.group.file, c.group.varsPos, "host group %q sets vars.%s, but no top-level variable %q is declared%s", c.group.Name, name, name, didYouMean(name, sortedKeys(root.declared))))
+		}
+	}
 }

@@ -1,11 +1,11 @@
 package compiler
 
 import (
-	"container/heap"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/cairn-cm/cairn/journal"
@@ -133,12 +133,15 @@ func (c *compiler) resolveGid(n *node, g *node) {
 // resolveRestart adds a service's restart step: its on= hash covers the
 // path and content hash of every restart_on file, so it changes exactly when
 // one of them does.
-func (c *compiler) resolveRestart(n *node, files map[string]*node) {
+func (c *compiler) resolveRestart(n *node, managed map[string]*node) {
 	h := sha256.New()
-	for _, p := range n.restart.files {
-		fn := files[p]
+	// The hash covers the set of files: their order in the list is no change.
+	files := slices.Clone(n.restart.files)
+	slices.Sort(files)
+	for _, p := range slices.Compact(files) {
+		fn := managed[p]
 		if fn == nil {
-			c.errs = append(c.errs, n.scope.errorf(n.restart.pos, "%s: restart_on %q is not managed by a file block%s", n.what, p, didYouMean(p, sortedKeys(files))))
+			c.errs = append(c.errs, n.scope.errorf(n.restart.pos, "%s: restart_on %q is not managed by a file block%s", n.what, p, didYouMean(p, sortedKeys(managed))))
 			continue
 		}
 		n.dep(fn)
@@ -208,91 +211,72 @@ func (c *compiler) declaredAnywhere(u *unit, typ, label string) bool {
 	return false
 }
 
-// order returns the nodes in a stable topological order: among the nodes
-// whose dependencies are placed, the one first in source order goes next. A
-// cycle is reported with every block in it.
+// order returns the nodes in a stable topological order that keeps source
+// order wherever the dependencies allow: nodes are taken in source order,
+// and each is placed right after what it needs, which is placed first (in
+// its own source order) if it is not placed yet. A block written before
+// what it needs pulls that forward to just before itself; nothing else
+// moves. A cycle is reported with every block in it.
 func (c *compiler) order() []*node {
-	indeg := make([]int, len(c.nodes))
-	users := make([][]*node, len(c.nodes))
-	for _, n := range c.nodes {
-		indeg[n.idx] = len(n.deps)
-		for _, d := range n.deps {
-			users[d.idx] = append(users[d.idx], n)
-		}
-	}
-	ready := &nodeHeap{}
-	for _, n := range c.nodes {
-		if indeg[n.idx] == 0 {
-			*ready = append(*ready, n)
-		}
-	}
-	heap.Init(ready)
+	const (
+		unvisited = iota
+		visiting
+		placed
+	)
+	state := make([]uint8, len(c.nodes))
 	out := make([]*node, 0, len(c.nodes))
-	for ready.Len() > 0 {
-		n := heap.Pop(ready).(*node)
-		out = append(out, n)
-		for _, u := range users[n.idx] {
-			if indeg[u.idx]--; indeg[u.idx] == 0 {
-				heap.Push(ready, u)
+	var stack []*node
+	var visit func(n *node) bool
+	visit = func(n *node) bool {
+		switch state[n.idx] {
+		case placed:
+			return true
+		case visiting:
+			c.reportCycle(stack, n)
+			return false
+		}
+		state[n.idx] = visiting
+		stack = append(stack, n)
+		deps := n.deps
+		if len(deps) > 1 {
+			deps = slices.Clone(deps)
+			slices.SortFunc(deps, func(a, b *node) int { return a.idx - b.idx })
+		}
+		for _, d := range deps {
+			if !visit(d) {
+				return false
 			}
 		}
+		stack = stack[:len(stack)-1]
+		state[n.idx] = placed
+		out = append(out, n)
+		return true
 	}
-	if len(out) < len(c.nodes) {
-		c.reportCycle(indeg)
-		return nil
+	for _, n := range c.nodes {
+		if !visit(n) {
+			return nil
+		}
 	}
 	return out
 }
 
-// reportCycle finds one cycle among the nodes left unplaced and names each
-// block in it, in dependency order, with its position.
-func (c *compiler) reportCycle(indeg []int) {
-	var start *node
-	for _, n := range c.nodes {
-		if indeg[n.idx] > 0 {
-			start = n
-			break
+// reportCycle reports the cycle that closes when the node on top of stack
+// needs again, which is on the stack: each node there needs the next. The
+// report starts at the block first in source order and is made there.
+func (c *compiler) reportCycle(stack []*node, again *node) {
+	cycle := stack[slices.Index(stack, again):]
+	first := 0
+	for i, n := range cycle {
+		if n.idx < cycle[first].idx {
+			first = i
 		}
 	}
-	// Walk dependencies among unplaced nodes until one repeats.
-	seen := map[*node]int{}
-	var path []*node
-	for n := start; n != nil; {
-		if i, ok := seen[n]; ok {
-			path = path[i:]
-			break
-		}
-		seen[n] = len(path)
-		path = append(path, n)
-		var next *node
-		for _, d := range n.deps {
-			if indeg[d.idx] > 0 {
-				next = d
-				break
-			}
-		}
-		n = next
+	cycle = append(slices.Clone(cycle[first:]), cycle[:first]...)
+	parts := make([]string, 0, len(cycle)+1)
+	for _, n := range cycle {
+		parts = append(parts, fmt.Sprintf("%s (%s)", n.what, n.chain))
 	}
-	// path lists each node then what it needs; print in run order.
-	parts := make([]string, 0, len(path)+1)
-	for i := len(path) - 1; i >= 0; i-- {
-		parts = append(parts, fmt.Sprintf("%s (%s)", path[i].what, path[i].chain))
-	}
-	parts = append(parts, path[len(path)-1].what)
-	first := path[len(path)-1]
-	c.errs = append(c.errs, first.scope.errorf(first.pos, "dependency cycle: %s", strings.Join(parts, " → ")))
-}
-
-// nodeHeap orders ready nodes by source order.
-type nodeHeap []*node
-
-func (h nodeHeap) Len() int           { return len(h) }
-func (h nodeHeap) Less(i, j int) bool { return h[i].idx < h[j].idx }
-func (h nodeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *nodeHeap) Push(x any)        { *h = append(*h, x.(*node)) }
-func (h *nodeHeap) Pop() any {
-	old := *h
-	n := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return n
+	parts = append(parts, cycle[0].what)
+	msg := "dependency cycle: " + strings.Join(parts, " needs ")
+	c.errs = append(c.errs, cycle[0].scope.errorf(cycle[0].pos, "%s", msg))
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cairn-cm/cairn/journal"
@@ -49,6 +50,10 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		prog = filepath.Join(root, filepath.FromSlash(p))
 	}
 	cmd := exec.CommandContext(c.ctx, prog, args...)
+	// The plugin runs in a process group of its own, so that a cancelled
+	// compile kills whatever it started too, not only the plugin.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// Once the context is done and the plugin killed, stop waiting for a
 	// child of it that still holds its output open.
 	cmd.WaitDelay = pluginWaitDelay

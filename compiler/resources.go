@@ -30,7 +30,11 @@ func (c *compiler) mkStep(s *scope, b *block, op string, args []string, attrs ..
 	for i, a := range args {
 		v, err := journal.CanonicalValue(sig.Args[i].Kind, a)
 		if err != nil {
-			c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %s: %v", describe(b, s), strings.ToLower(sig.Args[i].Name), err))
+			pos := b.item.Pos
+			if len(b.item.Labels) > 0 {
+				pos = b.item.Labels[0].Pos // the object a block manages is its label
+			}
+			c.errs = append(c.errs, s.errorf(pos, "%s: %s: %v", describe(b, s), strings.ToLower(sig.Args[i].Name), err))
 			ok = false
 		}
 		st.Args[i] = v
@@ -134,6 +138,10 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 			add(st, ok)
 		}
 	case "unit":
+		if serviceUnit(label) != label {
+			c.errs = append(c.errs, s.errorf(b.item.Labels[0].Pos, "%s: a unit's name needs its type, like %s.service or %s.timer", describe(b, s), label, label))
+			break
+		}
 		n.unitName = label
 		p := "/etc/systemd/system/" + label
 		n.paths = []string{p}
@@ -198,10 +206,16 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 		if c.boolean(s, b, "enabled", true) {
 			add(c.mkStep(s, b, journal.OpSystemdEnable, []string{unitName}))
 		}
-		if c.boolean(s, b, "running", true) {
+		running := c.boolean(s, b, "running", true)
+		if running {
 			add(c.mkStep(s, b, journal.OpSystemdStart, []string{unitName}))
 		}
 		if files, present := c.strings(s, b, "restart_on"); present && len(files) > 0 {
+			if !running {
+				// A restart starts the unit: it would undo running = false.
+				c.errs = append(c.errs, s.errorf(b.attrs["restart_on"].Pos, "%s: restart_on restarts a running service; it cannot go with running = false", describe(b, s)))
+				break
+			}
 			n.restart = &restartNeed{unit: unitName, files: files, pos: b.attrs["restart_on"].Value.Pos}
 		}
 	case "kube":
@@ -211,7 +225,7 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 			add(st, ok)
 		}
 	case "playbook":
-		if p, ok := c.repoFile(s, b, label, b.item.Labels[0].Pos); ok {
+		if p, ok := c.repoFile(s, b, "playbook", label, b.item.Labels[0].Pos); ok {
 			st, ok := c.mkStep(s, b, journal.OpPlaybook, []string{p}, attr{key: "sha256", value: zeroHash})
 			n.fills = append(n.fills, fill{step: 0, path: p})
 			add(st, ok)
@@ -288,7 +302,7 @@ func (c *compiler) content(s *scope, b *block, label string) (src, sum, fillPath
 		if !ok {
 			return "", "", ""
 		}
-		p, ok := c.repoFile(s, b, name, b.attrs["source"].Value.Pos)
+		p, ok := c.repoFile(s, b, "source file", name, b.attrs["source"].Value.Pos)
 		if !ok {
 			return "", "", ""
 		}
@@ -315,7 +329,7 @@ func (c *compiler) content(s *scope, b *block, label string) (src, sum, fillPath
 
 // repoFile resolves a repository file named in a block and checks that it
 // is a regular file.
-func (c *compiler) repoFile(s *scope, b *block, name string, pos lexer.Position) (string, bool) {
+func (c *compiler) repoFile(s *scope, b *block, noun, name string, pos lexer.Position) (string, bool) {
 	p, err := c.repoPath(s.file, name)
 	if err != nil {
 		c.errs = append(c.errs, s.errorf(pos, "%s: %v", describe(b, s), err))
@@ -324,7 +338,7 @@ func (c *compiler) repoFile(s *scope, b *block, name string, pos lexer.Position)
 	info, err := fs.Stat(c.fsys, p)
 	switch {
 	case err != nil:
-		c.errs = append(c.errs, s.errorf(pos, "%s: missing source file %s", describe(b, s), p))
+		c.errs = append(c.errs, s.errorf(pos, "%s: missing %s %s", describe(b, s), noun, p))
 		return "", false
 	case !info.Mode().IsRegular():
 		c.errs = append(c.errs, s.errorf(pos, "%s: %s is not a regular file", describe(b, s), p))

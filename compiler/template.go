@@ -45,7 +45,7 @@ func (c *compiler) render(s *scope, b *block) ([]byte, bool) {
 		return nil, false
 	}
 	pos := b.attrs["template"].Value.Pos
-	p, ok := c.repoFile(s, b, name, pos)
+	p, ok := c.repoFile(s, b, "template", name, pos)
 	if !ok {
 		return nil, false
 	}
