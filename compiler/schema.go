@@ -21,6 +21,7 @@ const (
 	tNumberName // a number, or a name (a user's gid)
 )
 
+// String says what the type wants, as messages do.
 func (t attrType) String() string {
 	return [...]string{"a string", "a boolean", "a number", "a list of strings", "an object", "a value", "a number or a name"}[t]
 }

@@ -20,6 +20,7 @@ const (
 	KindObject
 )
 
+// String names the kind as messages do.
 func (k Kind) String() string {
 	return [...]string{"null", "string", "number", "bool", "list", "object"}[k]
 }
