@@ -1,37 +1,43 @@
 #!/usr/bin/env bash
 # Whole-process benchmarks of cairn's journal core, each measured side by side
-# with what it is held against, in one run:
+# with what it is held against, and of the compiler, in one run:
 #
-#   diff   `cairn journal diff --plan A B`  vs  GNU `diff A B`   (10k, 100k, 1M steps, 1% changed)
-#   cold   `cairn journal apply` of N files to an empty root  vs  `cp -a SRC DST && sync`
-#   noop   `cairn journal apply --repair` when nothing changed  vs  bench/hashall (lstat + sha256)
-#   peak memory of the cold apply (and of the others, for reference)
+#   diff     `cairn journal diff --plan A B`  vs  GNU `diff A B`   (10k, 100k, 1M steps, 1% changed)
+#   cold     `cairn journal apply` of N files to an empty root  vs  `cp -a SRC DST && sync`
+#   noop     `cairn journal apply --repair` when nothing changed  vs  bench/hashall (lstat + sha256)
+#   compile  `cairn compile --host web-01 --fact release=12 DIR` of repositories made by
+#            bench/genconfig (1k, 10k, 100k resources in N/20 directories over 20 modules):
+#            medians, growth from size to size, and whether 10k takes under 0.5 s
+#   peak memory of the cold apply and the compiles (and of the others, for reference)
 #
-#   bench/run.sh [-s "diff cold noop"] [-k]
+#   bench/run.sh [-s "diff cold noop compile"] [-k]
 #
-#   -s SECTIONS  run only these sections (default: all three)
+#   -s SECTIONS  run only these sections (default: all four)
 #   -k           keep the work directory (default: removed at the end)
 #
 # Environment: BENCH_WORK (work directory; default a new one under /tmp),
-# N_FILES (10000), DIFF_SIZES ("10000 100000 1000000"), RUNS (10 timed runs of
-# the quick comparisons), RUNS_SLOW (5: cold apply and 1M diff, no warm-up), TIMER
-# (hyperfine if installed, else bench/timer.py; set TIMER=python to force it).
+# N_FILES (10000), DIFF_SIZES ("10000 100000 1000000"), COMPILE_SIZES ("1000
+# 10000 100000"), RUNS (10 timed runs of the quick comparisons), RUNS_SLOW (5:
+# cold apply, 1M diff and 100k compile, no warm-up), TIMER (hyperfine if
+# installed, else bench/timer.py; set TIMER=python to force it).
 #
-# Prints a markdown table of medians and ratios (also in WORK/results.md);
+# Prints markdown tables of medians and ratios (also in WORK/results.md);
 # the timer's own output is in WORK/logs. Needs go, python3, GNU diff and cp;
 # hyperfine and /usr/bin/time (Debian packages hyperfine and time) if present.
-# About 3 to 5 minutes on 2 cores.
+# About 3 to 5 minutes on 2 cores, and as long again for the compile section
+# while its 100k compile takes half a minute.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
-SECTIONS="diff cold noop"
+SECTIONS="diff cold noop compile"
 KEEP=0
 while getopts "s:k" o; do
-  case $o in s) SECTIONS=$OPTARG ;; k) KEEP=1 ;; *) sed -n '2,25p' "$0" >&2; exit 2 ;; esac
+  case $o in s) SECTIONS=$OPTARG ;; k) KEEP=1 ;; *) sed -n '2,28p' "$0" >&2; exit 2 ;; esac
 done
 N_FILES=${N_FILES:-10000}
 DIFF_SIZES=${DIFF_SIZES:-"10000 100000 1000000"}
+COMPILE_SIZES=${COMPILE_SIZES:-"1000 10000 100000"}
 RUNS=${RUNS:-10}
 RUNS_SLOW=${RUNS_SLOW:-5}
 NPROC=$(nproc)
@@ -55,10 +61,10 @@ fi
 GNU_TIME=""
 [ -x /usr/bin/time ] && GNU_TIME=/usr/bin/time # Debian package time
 
-log "building cairn, bench/gen, bench/hashall into $W/bin"
+log "building cairn, bench/gen, bench/hashall, bench/genconfig into $W/bin"
 (cd "$REPO" && go build -o "$W/bin/cairn" ./cmd/cairn && go build -o "$W/bin/gen" ./bench/gen &&
-  go build -o "$W/bin/hashall" ./bench/hashall) || die "build"
-CAIRN=$W/bin/cairn GEN=$W/bin/gen HASHALL=$W/bin/hashall
+  go build -o "$W/bin/hashall" ./bench/hashall && go build -o "$W/bin/genconfig" ./bench/genconfig) || die "build"
+CAIRN=$W/bin/cairn GEN=$W/bin/gen HASHALL=$W/bin/hashall GENCONFIG=$W/bin/genconfig
 ROWS=$W/rows.tsv
 : >"$ROWS"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -193,9 +199,62 @@ if want_section noop; then
   empty_trash
 fi
 
+# ---------------------------------------------------------------- compile
+# Each repository is compiled once before the timing, which checks the journal
+# (as long as the generator says, and passing `cairn journal check`) and writes
+# the content blobs to DIR/.cairn/blobs, as every later compile finds them.
+COMPILED=$W/compiled.tsv # resources, steps, hyperfine JSON
+: >"$COMPILED"
+if want_section compile; then
+  for n in $COMPILE_SIZES; do
+    d=$W/config-$n
+    log "generating a configuration of $n resources in $((n / 20)) directories over 20 modules"
+    rm -rf "$d" # genconfig writes only into an empty directory (BENCH_WORK may be reused)
+    stats=$("$GENCONFIG" -resources "$n" -dirs $((n / 20)) -modules 20 -out "$d") || die "genconfig of $n resources"
+    steps=$(sed -n 's/.* steps=\([0-9]*\) .*/\1/p' <<<"$stats")
+    COMPILE="$CAIRN compile --host web-01 --fact release=12 $d"
+    $COMPILE >"$d.journal" || die "cairn compile of $n resources"
+    got=$(wc -l <"$d.journal")
+    [ "$got" = "$steps" ] || die "cairn compile of $n resources: $got steps, the generator expects $steps"
+    "$CAIRN" journal check "$d.journal" >/dev/null || die "cairn journal check of the $n-resource journal"
+    runs=$RUNS warm=1; [ "$n" -ge 100000 ] && runs=$RUNS_SLOW warm=0
+    : >"$W/res/compile-$n.rss"
+    timeit "compile-$n" "$runs" "$warm" - 0 "cairn compile" "$(rss "compile-$n") $COMPILE"
+    printf '%s\t%s\t%s\n' "$n" "$steps" "$W/res/compile-$n.json" >>"$COMPILED"
+    [ -n "$GNU_TIME" ] || peak "compile-$n" 3 - "$COMPILE"
+    printf 'mem\tcompile, %s resources\t%s\t-\n' "$n" "$W/res/compile-$n.rss" >>"$ROWS"
+  done
+fi
+
+# compile_table: the compile section's medians, growth and verdict, in markdown
+compile_table() {
+  python3 - "$COMPILED" <<'PY'
+import json, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+fmt = lambda x: f"{x * 1000:.1f} ms" if x < 1 else f"{x:.3f} s"
+print("| compile | resources | steps | median | min | max | cpu | resources/s | growth of the median |")
+print("|---|---|---|---|---|---|---|---|---|")
+prev, verdict = None, None
+for res, steps, path in rows:
+    r = json.load(open(path))["results"][0]
+    res, med = int(res), r["median"]
+    growth = "-" if prev is None else f"{med / prev[1]:.2f}x for {res / prev[0]:g}x the resources"
+    size = f"{res // 1000}k" if res % 1000 == 0 else str(res)
+    print(f"| {size} | {res} | {steps} | {fmt(med)} | {fmt(r['min'])} | {fmt(r['max'])} | "
+          f"{fmt(r['user'] + r['system'])} | {res / med:,.0f} | {growth} |")
+    if res == 10000:
+        verdict = med
+    prev = (res, med)
+print()
+print("Median and cpu (mean user+system) of the timed runs of `cairn compile --host web-01 --fact release=12 DIR`.")
+if verdict is not None:
+    print(f"10k resources under 0.5 s: {'yes' if verdict < 0.5 else '**NO**'} ({fmt(verdict)}).")
+PY
+}
+
 # ---------------------------------------------------------------- report
 {
-  echo "## cairn journal core: whole-process benchmarks"
+  echo "## cairn's journal core and compiler: whole-process benchmarks"
   echo
   echo "$(date -u +%F\ %T) UTC; $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] || echo ' with uncommitted changes');" \
     "$(go version | awk '{print $3}'); $NPROC cores; $(uname -r); timer: $TIMER_NAME;" \
@@ -203,4 +262,8 @@ fi
   [ -z "$GNU_TIME" ] && echo "(peak RSS from wait4 in python: /usr/bin/time is missing, apt-get install time)"
   echo
   python3 "$HERE/table.py" "$ROWS"
+  if [ -s "$COMPILED" ]; then
+    echo
+    compile_table
+  fi
 } | tee "$W/results.md"

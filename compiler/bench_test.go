@@ -48,13 +48,18 @@ func benchOptions(dir string) compiler.Options {
 // counts resource blocks, those a when condition leaves out included.
 func BenchmarkCompile(b *testing.B) {
 	root := b.TempDir()
+	made := map[string]gencfg.Stats{} // each size is generated once, for every -count
 	for _, size := range benchSizes {
 		b.Run(size.name, func(b *testing.B) {
 			if testing.Short() && size.n > 10000 {
 				b.Skip("-short: no 100k repository")
 			}
 			dir := filepath.Join(root, size.name)
-			st := benchGenerate(b, dir, size.n)
+			st, ok := made[size.name]
+			if !ok {
+				st = benchGenerate(b, dir, size.n)
+				made[size.name] = st
+			}
 			ctx := context.Background()
 			fsys := os.DirFS(dir)
 			opts := benchOptions(dir)
