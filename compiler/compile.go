@@ -1,11 +1,13 @@
 package compiler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -84,6 +86,18 @@ type compiler struct {
 	mu     sync.Mutex
 	hashes map[string]string // repository path -> sha256 of its content
 
+	// rank numbers the files in the order the walk first reads them, the
+	// order their errors are reported in.
+	rank map[string]int
+	// templates are the templates parsed so far, by path.
+	templates map[string]parsedTemplate
+	// ahead holds the files parsed ahead of the walk (ahead.go).
+	ahead map[string]parsed
+	// wanted feeds source paths to the hashing workers (ahead.go).
+	wanted  chan []string
+	pending []string
+	hashers sync.WaitGroup
+
 	// tmpDir is a copy of the configuration on disk, made when a plugin
 	// must run and the configuration is no directory (a git revision).
 	tmpDir string
@@ -93,8 +107,17 @@ type compiler struct {
 // error is a syntax.ErrorList of every finding, each naming FILE:LINE:COL
 // with the source line, or an error of the file system or context.
 func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c := &compiler{ctx: ctx, fsys: fsys, opts: opts, files: map[string]*syntax.File{}, hashes: map[string]string{}}
 	defer c.cleanup()
+	c.parseAhead()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.hashAhead()
+	defer c.stopHashing()
 	root := &unit{dir: ".", vars: map[string]Value{}, children: map[string]*unit{}, addrs: map[string]*node{}}
 	var err error
 	var files []*syntax.File
@@ -125,10 +148,10 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if len(c.errs) == 0 {
-		if err := c.hashAll(); err != nil {
-			return nil, err
-		}
+	// Hashing runs even when other errors were found, so that missing
+	// source files are reported with them.
+	if err := c.hashAll(); err != nil {
+		return nil, err
 	}
 	if len(c.errs) == 0 {
 		c.resolve()
@@ -154,8 +177,10 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	return res, nil
 }
 
-// findings returns the errors found, each once: a module called twice
-// finds the same error in its files twice.
+// findings returns the errors found, each once (a module called twice
+// finds the same error in its files twice), in order of position: errors
+// are found in phases (a missing source file only when hashing), but are
+// read from the top of a file down.
 func (c *compiler) findings() syntax.ErrorList {
 	seen := map[string]bool{}
 	out := make(syntax.ErrorList, 0, len(c.errs))
@@ -165,6 +190,15 @@ func (c *compiler) findings() syntax.ErrorList {
 			out = append(out, e)
 		}
 	}
+	rank := func(file string) int {
+		if r, ok := c.rank[file]; ok {
+			return r
+		}
+		return len(c.rank)
+	}
+	slices.SortStableFunc(out, func(a, b *syntax.Error) int {
+		return cmp.Or(cmp.Compare(rank(a.Pos.Filename), rank(b.Pos.Filename)), cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Column, b.Pos.Column))
+	})
 	return out
 }
 
@@ -236,25 +270,26 @@ func (c *compiler) parse(name string) *syntax.File {
 	if f, ok := c.files[name]; ok {
 		return f
 	}
-	data, err := fs.ReadFile(c.fsys, name)
-	if err != nil {
-		c.errs = append(c.errs, &syntax.Error{Pos: lexer.Position{Filename: name, Line: 1, Column: 1}, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))})
-		c.files[name] = nil
-		return nil
+	if c.rank == nil {
+		c.rank = map[string]int{}
 	}
-	f, err := syntax.Parse(name, string(data))
-	if err != nil {
+	c.rank[name] = len(c.rank)
+	r, ok := c.ahead[name]
+	if !ok {
+		r.f, r.err = c.parseFile(name)
+	}
+	if r.err != nil {
 		var se *syntax.Error
-		if errors.As(err, &se) {
+		if errors.As(r.err, &se) {
 			c.errs = append(c.errs, se)
 		} else {
-			c.errs = append(c.errs, &syntax.Error{Pos: lexer.Position{Filename: name, Line: 1, Column: 1}, Msg: err.Error()})
+			c.errs = append(c.errs, &syntax.Error{Pos: lexer.Position{Filename: name, Line: 1, Column: 1}, Msg: r.err.Error()})
 		}
 		c.files[name] = nil
 		return nil
 	}
-	c.files[name] = f
-	return f
+	c.files[name] = r.f
+	return r.f
 }
 
 // unwrapPath drops the *fs.PathError's own path, which the message names.

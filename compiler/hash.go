@@ -3,6 +3,7 @@ package compiler
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,6 +20,7 @@ import (
 // hashAll hashes every repository file and directory the nodes copy or
 // apply, in parallel, and fills in the steps' sha256 (and on=) attributes.
 func (c *compiler) hashAll() error {
+	c.stopHashing()
 	type job struct {
 		path string
 		dir  bool
@@ -42,11 +44,12 @@ func (c *compiler) hashAll() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			buf := make([]byte, 32<<10)
 			for i := range work {
 				if jobs[i].dir {
 					sums[i], errs[i] = c.hashDir(jobs[i].path)
 				} else {
-					sums[i], errs[i] = c.hashFile(jobs[i].path)
+					sums[i], errs[i] = c.hashFileBuf(jobs[i].path, buf)
 				}
 			}
 		}()
@@ -63,14 +66,19 @@ func (c *compiler) hashAll() error {
 		return err
 	}
 	index := make(map[job]string, len(jobs))
+	failed := map[job]error{}
 	for i, j := range jobs {
 		if errs[i] != nil {
-			return errs[i]
+			failed[j] = errs[i]
 		}
 		index[j] = sums[i]
 	}
 	for _, n := range c.nodes {
 		for _, f := range n.fills {
+			if err := failed[job{f.path, f.dir}]; err != nil {
+				c.reportUnreadable(f, err)
+				continue
+			}
 			key := f.key
 			if key == "" {
 				key = "sha256"
@@ -79,6 +87,23 @@ func (c *compiler) hashAll() error {
 		}
 	}
 	return nil
+}
+
+// reportUnreadable reports a repository file that could not be hashed at
+// the place a block names it.
+func (c *compiler) reportUnreadable(f fill, err error) {
+	site := f.site
+	if site == nil {
+		return // the same file's first fill reports it
+	}
+	msg := err.Error()
+	switch info, serr := fs.Stat(c.fsys, f.path); {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(serr, fs.ErrNotExist):
+		msg = fmt.Sprintf("missing %s %s", site.noun, f.path)
+	case serr == nil && !info.Mode().IsRegular():
+		msg = fmt.Sprintf("%s is not a regular file", f.path)
+	}
+	c.errs = append(c.errs, site.scope.errorf(site.pos, "%s: %s", site.what, msg))
 }
 
 // setAttr sets attribute key of a step built by the compiler.
@@ -93,21 +118,23 @@ func setAttr(st *journal.Step, key, value string) {
 	sort.Slice(st.Attrs, func(i, j int) bool { return st.Attrs[i].Key < st.Attrs[j].Key })
 }
 
+func (c *compiler) hashFile(p string) (string, error) { return c.hashFileBuf(p, make([]byte, 32<<10)) }
+
 // hashFile returns the sha256 of a repository file, once per compile.
-func (c *compiler) hashFile(p string) (string, error) {
+func (c *compiler) hashFileBuf(p string, buf []byte) (string, error) {
 	c.mu.Lock()
 	sum, ok := c.hashes[p]
 	c.mu.Unlock()
 	if ok {
 		return sum, nil
 	}
-	f, err := c.fsys.Open(p)
+	f, err := c.openSource(p)
 	if err != nil {
 		return "", fmt.Errorf("hash %s: %w", p, err)
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.CopyBuffer(h, f, buf); err != nil {
 		return "", fmt.Errorf("hash %s: %w", p, err)
 	}
 	sum = hex.EncodeToString(h.Sum(nil))

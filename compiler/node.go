@@ -56,6 +56,17 @@ type fill struct {
 	path string
 	dir  bool
 	key  string // the attribute to set; "" means sha256
+	// site is where the block names the file, to report it missing; nil
+	// for a second fill of the same file.
+	site *fileSite
+}
+
+// fileSite is where a block names a repository file.
+type fileSite struct {
+	scope *scope
+	pos   lexer.Position
+	what  string // the block, as messages name it
+	noun  string // what the file is: "source file", "playbook"
 }
 
 // restartNeed is a service's restart_on: the files whose content the

@@ -133,7 +133,8 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 		if len(c.errs) == errs {
 			st, ok := c.mkStep(s, b, journal.OpCopy, []string{src, label}, c.ownership(s, b, n, []attr{{key: "sha256", value: sum, from: "source"}})...)
 			if fillPath != "" {
-				n.fills = append(n.fills, fill{step: len(steps), path: fillPath})
+				n.fills = append(n.fills, fill{step: len(steps), path: fillPath, site: c.site(s, b, "source file", b.attrs["source"].Value.Pos)})
+				c.want(fillPath)
 			}
 			add(st, ok)
 		}
@@ -148,7 +149,9 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 		src, sum, fillPath := c.content(s, b, label)
 		if len(c.errs) == errs {
 			if fillPath != "" {
-				n.fills = append(n.fills, fill{step: 0, path: fillPath}, fill{step: 1, path: fillPath, key: "on"})
+				site := c.site(s, b, "source file", b.attrs["source"].Value.Pos)
+				n.fills = append(n.fills, fill{step: 0, path: fillPath, site: site}, fill{step: 1, path: fillPath, key: "on"})
+				c.want(fillPath)
 			}
 			add(c.mkStep(s, b, journal.OpCopy, []string{src, p}, attr{key: "sha256", value: sum, from: "source"}))
 			add(c.mkStep(s, b, journal.OpSystemdReload, nil, attr{key: "on", value: sum, from: "source"}))
@@ -227,7 +230,8 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 	case "playbook":
 		if p, ok := c.repoFile(s, b, "playbook", label, b.item.Labels[0].Pos); ok {
 			st, ok := c.mkStep(s, b, journal.OpPlaybook, []string{p}, attr{key: "sha256", value: zeroHash})
-			n.fills = append(n.fills, fill{step: 0, path: p})
+			n.fills = append(n.fills, fill{step: 0, path: p, site: c.site(s, b, "playbook", b.item.Labels[0].Pos)})
+			c.want(p)
 			add(st, ok)
 		}
 	case "exec":
@@ -335,6 +339,12 @@ func (c *compiler) repoFile(s *scope, b *block, noun, name string, pos lexer.Pos
 		c.errs = append(c.errs, s.errorf(pos, "%s: %v", describe(b, s), err))
 		return "", false
 	}
+	if noun != "template" {
+		// A source or playbook is hashed anyway, and the hash reports a
+		// missing file at this same place (hashAll): a stat of its own for
+		// each of thousands of sources cost more than the hashing.
+		return p, true
+	}
 	info, err := fs.Stat(c.fsys, p)
 	switch {
 	case err != nil:
@@ -398,4 +408,9 @@ func (c *compiler) check(s *scope, b *block) (journal.Step, bool) {
 		}
 	}
 	return st, ok
+}
+
+// site records where a block names a repository file, for hashAll's errors.
+func (c *compiler) site(s *scope, b *block, noun string, pos lexer.Position) *fileSite {
+	return &fileSite{scope: s, pos: pos, what: describe(b, s), noun: noun}
 }

@@ -49,12 +49,7 @@ func (c *compiler) render(s *scope, b *block) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	text, err := c.readFile(p)
-	if err != nil {
-		c.errs = append(c.errs, s.errorf(pos, "%s: %v", describe(b, s), err))
-		return nil, false
-	}
-	t, err := template.New(p).Funcs(templateFuncs).Option("missingkey=error").Parse(string(text))
+	t, err := c.template(p)
 	if err != nil {
 		c.errs = append(c.errs, s.errorf(pos, "%s: %v", describe(b, s), err))
 		return nil, false
@@ -77,4 +72,28 @@ func goValues(m map[string]Value) map[string]any {
 		out[k] = v.GoValue()
 	}
 	return out
+}
+
+// template returns the parsed template at repository path p, parsed once
+// per compile however many blocks render it.
+func (c *compiler) template(p string) (*template.Template, error) {
+	if t, ok := c.templates[p]; ok {
+		return t.t, t.err
+	}
+	var t *template.Template
+	text, err := c.readFile(p)
+	if err == nil {
+		t, err = template.New(p).Funcs(templateFuncs).Option("missingkey=error").Parse(string(text))
+	}
+	if c.templates == nil {
+		c.templates = map[string]parsedTemplate{}
+	}
+	c.templates[p] = parsedTemplate{t, err}
+	return t, err
+}
+
+// parsedTemplate is a template parsed once, or why it could not be.
+type parsedTemplate struct {
+	t   *template.Template
+	err error
 }

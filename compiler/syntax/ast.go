@@ -35,35 +35,36 @@ type Closing struct {
 	Text string `parser:"@'}'"`
 }
 
-// Expr is an expression: one or more operands joined by ||.
+// Expr is an expression: one or more operands joined by ||. It and the
+// types below are built by the hand parser of expr.go, not from tags.
 type Expr struct {
 	Pos    lexer.Position
 	EndPos lexer.Position
 
-	Left  *And   `parser:"@@"`
-	Right []*And `parser:"( '||' @@ )*"`
+	Left  *And
+	Right []*And
 }
 
 // And is operands joined by &&.
 type And struct {
 	Pos   lexer.Position
-	Left  *Compare   `parser:"@@"`
-	Right []*Compare `parser:"( '&&' @@ )*"`
+	Left  *Compare
+	Right []*Compare
 }
 
 // Compare is an operand, or two compared.
 type Compare struct {
 	Pos   lexer.Position
-	Left  *Unary `parser:"@@"`
-	Op    string `parser:"( @( '==' | '!=' | '<=' | '>=' | '<' | '>' )"`
-	Right *Unary `parser:"  @@ )?"`
+	Left  *Unary
+	Op    string
+	Right *Unary
 }
 
 // Unary is a negated operand or a primary.
 type Unary struct {
 	Pos     lexer.Position
-	Not     *Unary   `parser:"  '!' @@"`
-	Primary *Primary `parser:"| @@"`
+	Not     *Unary
+	Primary *Primary
 }
 
 // Primary is a literal, a list, an object, a call, a reference or an
@@ -72,18 +73,19 @@ type Primary struct {
 	Pos    lexer.Position
 	EndPos lexer.Position
 
-	Number *string `parser:"  @Number"`
-	Str    *Str    `parser:"| @@"`
-	Bool   *string `parser:"| @( 'true' | 'false' )"`
-	List   *List   `parser:"| @@"`
-	Object *Object `parser:"| @@"`
-	Call   *Call   `parser:"| @@"`
-	Ref    *Ref    `parser:"| @@"`
-	Paren  *Expr   `parser:"| '(' @@ ')'"`
+	Number *string
+	Str    *Str
+	Bool   *string
+	List   *List
+	Object *Object
+	Call   *Call
+	Ref    *Ref
+	Paren  *Expr
 }
 
 // Str is a quoted string or a heredoc, as written; Template holds its parts
-// once the parser has read its interpolations.
+// once the parser has read its interpolations. Labels are parsed into it by
+// participle, values by the hand parser.
 type Str struct {
 	Pos      lexer.Position
 	Raw      string    `parser:"@(String | Heredoc)"`
@@ -94,32 +96,32 @@ type Str struct {
 type List struct {
 	Pos    lexer.Position
 	EndPos lexer.Position
-	Items  []*Expr `parser:"'[' ( @@ ( ',' @@ )* ','? )? ']'"`
+	Items  []*Expr
 }
 
 // Object is { KEY = EXPR ... }.
 type Object struct {
 	Pos    lexer.Position
 	EndPos lexer.Position
-	Items  []*ObjectItem `parser:"'{' ( @@ ','? )* '}'"`
+	Items  []*ObjectItem
 }
 
 // ObjectItem is one KEY = EXPR of an object.
 type ObjectItem struct {
 	Pos   lexer.Position
-	Key   string `parser:"( @Ident | @String )"`
-	Value *Expr  `parser:"'=' @@"`
+	Key   string
+	Value *Expr
 }
 
 // Call is NAME(ARGS).
 type Call struct {
 	Pos  lexer.Position
-	Name string  `parser:"@Ident '('"`
-	Args []*Expr `parser:"( @@ ( ',' @@ )* ','? )? ')'"`
+	Name string
+	Args []*Expr
 }
 
 // Ref is a dotted reference: var.NAME, fact.NAME.
 type Ref struct {
 	Pos   lexer.Position
-	Parts []string `parser:"@Ident ( '.' @Ident )*"`
+	Parts []string
 }

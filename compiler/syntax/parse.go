@@ -13,11 +13,8 @@ var (
 	fileParser = participle.MustBuild[File](
 		participle.Lexer(definition{}),
 		participle.Elide("Comment"),
-		participle.UseLookahead(2),
-	)
-	exprParser = participle.MustBuild[Expr](
-		participle.Lexer(definition{}),
-		participle.Elide("Comment"),
+		// Two tokens of lookahead let an error inside an attribute be
+		// reported at the bad token, not at the attribute's name.
 		participle.UseLookahead(2),
 	)
 )
@@ -28,23 +25,11 @@ func Grammar() string { return fileParser.String() }
 // Parse reads one configuration file. The error, if any, is an *Error
 // naming FILE:LINE:COL with the source line.
 func Parse(name string, src string) (*File, error) {
-	toks, err := Lex(name, src)
-	if err != nil {
-		return nil, err
-	}
-	var comments []lexer.Token
-	code := make([]lexer.Token, 0, len(toks))
-	for _, t := range toks {
-		if t.Type == Comment {
-			comments = append(comments, t)
-			continue
-		}
-		code = append(code, t)
-	}
-	if err := balanced(code, src); err != nil {
-		return nil, err
-	}
-	peek, err := lexer.Upgrade(&sliceLexer{toks: code})
+	// The tokens stream straight into participle's own buffer: comments
+	// are put aside and brackets matched on the way, so that the file's
+	// tokens are stored once.
+	code := &codeLexer{lex: lexState{file: name, src: src, line: 1}}
+	peek, err := lexer.Upgrade(code)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +38,7 @@ func Parse(name string, src string) (*File, error) {
 		return nil, convert(err, src)
 	}
 	f.Name = name
-	f.Comments = comments
+	f.Comments = code.comments
 	f.Src = src
 	if err := readTemplates(f.Items, src); err != nil {
 		return nil, err
@@ -63,7 +48,10 @@ func Parse(name string, src string) (*File, error) {
 
 // parseInterpolation parses the expression inside ${...}, found at pos.
 func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, error) {
-	toks, err := Lex(pos.Filename, text)
+	if strings.TrimLeft(text, " \t") == "" {
+		return nil, &Error{Pos: pos, Msg: "empty interpolation ${}", Line: LineAt([]byte(src), pos.Line)}
+	}
+	peek, err := lexer.Upgrade(&interpLexer{lex: lexState{file: pos.Filename, src: text, line: 1}, base: pos})
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -71,17 +59,10 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 		}
 		return nil, err
 	}
-	for i := range toks {
-		toks[i].Pos = within(toks[i].Pos, pos)
+	e, err := parseExpr(peek)
+	if err == nil && !peek.Peek().EOF() {
+		err = unexpected(peek.Peek(), "the end of ${...}")
 	}
-	if len(toks) == 1 {
-		return nil, &Error{Pos: pos, Msg: "empty interpolation ${}", Line: LineAt([]byte(src), pos.Line)}
-	}
-	peek, err := lexer.Upgrade(&sliceLexer{toks: toks})
-	if err != nil {
-		return nil, err
-	}
-	e, err := exprParser.ParseFromLexer(peek)
 	if err != nil {
 		err = convert(err, src)
 		var ce *Error
@@ -96,6 +77,24 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 	return e, nil
 }
 
+// interpLexer lexes the text of an interpolation, placing its tokens at
+// their positions in the file.
+type interpLexer struct {
+	lex  lexState
+	base lexer.Position
+}
+
+func (l *interpLexer) Next() (lexer.Token, error) {
+	t, err := l.lex.next()
+	for err == nil && t.Type == Comment {
+		t, err = l.lex.next()
+	}
+	t.Pos = within(t.Pos, l.base)
+	return t, err
+}
+
+// shift moves an error found in an interpolation's text to its place in the
+// file.
 func shift(e *Error, base lexer.Position, src string) *Error {
 	p := within(e.Pos, base)
 	return &Error{Pos: p, Msg: e.Msg, Line: LineAt([]byte(src), p.Line)}
@@ -273,33 +272,53 @@ func walkUnary(u *Unary, fn func(*Primary) bool) {
 	}
 }
 
-// balanced reports the first bracket that is closed by the wrong one or
-// never closed, at the opening bracket, which is where the mistake usually
-// is and what participle's "unexpected end of file" would not say.
-func balanced(toks []lexer.Token, src string) error {
-	var stack []lexer.Token
-	pairs := map[string]string{"{": "}", "[": "]", "(": ")"}
-	for _, t := range toks {
-		if t.Type != Punct {
+// codeLexer hands participle the tokens of a file but its comments, which
+// it keeps for the formatter, and reports the first bracket closed by the
+// wrong one or never closed, at the opening bracket: that is where the
+// mistake usually is, and what participle's "unexpected end of file" would
+// not say.
+type codeLexer struct {
+	lex      lexState
+	comments []lexer.Token
+	open     []lexer.Token // brackets not yet closed
+}
+
+var closing = map[string]string{"{": "}", "[": "]", "(": ")"}
+
+func (l *codeLexer) Next() (lexer.Token, error) {
+	for {
+		t, err := l.lex.next()
+		if err != nil {
+			return t, err
+		}
+		switch {
+		case t.Type == Comment:
+			l.comments = append(l.comments, t)
 			continue
-		}
-		switch t.Value {
-		case "{", "[", "(":
-			stack = append(stack, t)
-		case "}", "]", ")":
-			if len(stack) == 0 {
-				return &Error{Pos: t.Pos, Msg: fmt.Sprintf("%q closes nothing", t.Value), Line: LineAt([]byte(src), t.Pos.Line)}
+		case t.Type == lexer.EOF:
+			if n := len(l.open); n > 0 {
+				return t, l.errorAt(l.open[n-1].Pos, "%q is never closed", l.open[n-1].Value)
 			}
-			open := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if pairs[open.Value] != t.Value {
-				return &Error{Pos: t.Pos, Msg: fmt.Sprintf("%q does not match %q at %d:%d", t.Value, open.Value, open.Pos.Line, open.Pos.Column), Line: LineAt([]byte(src), t.Pos.Line)}
+		case t.Type == Punct:
+			switch t.Value {
+			case "{", "[", "(":
+				l.open = append(l.open, t)
+			case "}", "]", ")":
+				n := len(l.open)
+				if n == 0 {
+					return t, l.errorAt(t.Pos, "%q closes nothing", t.Value)
+				}
+				open := l.open[n-1]
+				l.open = l.open[:n-1]
+				if closing[open.Value] != t.Value {
+					return t, l.errorAt(t.Pos, "%q does not match %q at %d:%d", t.Value, open.Value, open.Pos.Line, open.Pos.Column)
+				}
 			}
 		}
+		return t, nil
 	}
-	if len(stack) > 0 {
-		open := stack[len(stack)-1]
-		return &Error{Pos: open.Pos, Msg: fmt.Sprintf("%q is never closed", open.Value), Line: LineAt([]byte(src), open.Pos.Line)}
-	}
-	return nil
+}
+
+func (l *codeLexer) errorAt(pos lexer.Position, format string, args ...any) error {
+	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...), Line: LineAt([]byte(l.lex.src), pos.Line)}
 }
