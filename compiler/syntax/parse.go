@@ -25,21 +25,29 @@ func Grammar() string { return fileParser.String() }
 // Parse reads one configuration file. The error, if any, is an *Error
 // naming FILE:LINE:COL with the source line.
 func Parse(name string, src string) (*File, error) {
-	// The tokens stream straight into participle's own buffer: comments
-	// are put aside and brackets matched on the way, so that the file's
-	// tokens are stored once.
+	// The tokens stream straight into participle's own buffer, a top-level
+	// block at a time: participle grows that buffer a token at a time, and
+	// for a whole file of a few hundred thousand tokens the copies and the
+	// fresh memory they took were a large part of the parse. A block's
+	// tokens stay small, and their memory is used again for the next.
 	code := &codeLexer{lex: lexState{file: name, src: src, line: 1}}
-	peek, err := lexer.Upgrade(code)
-	if err != nil {
-		return nil, err
+	f := &File{Name: name, Src: src}
+	for {
+		peek, err := lexer.Upgrade(code)
+		if err != nil {
+			return nil, err
+		}
+		chunk, err := fileParser.ParseFromLexer(peek)
+		if err != nil {
+			return nil, convert(err, src)
+		}
+		f.Items = append(f.Items, chunk.Items...)
+		if code.eof {
+			break
+		}
+		code.chunkEnd = false
 	}
-	f, err := fileParser.ParseFromLexer(peek)
-	if err != nil {
-		return nil, convert(err, src)
-	}
-	f.Name = name
 	f.Comments = code.comments
-	f.Src = src
 	if err := readTemplates(f.Items, src); err != nil {
 		return nil, err
 	}
@@ -48,6 +56,9 @@ func Parse(name string, src string) (*File, error) {
 
 // parseInterpolation parses the expression inside ${...}, found at pos.
 func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, error) {
+	if e := plainRef(text, pos); e != nil {
+		return e, nil
+	}
 	if strings.TrimLeft(text, " \t") == "" {
 		return nil, &Error{Pos: pos, Msg: "empty interpolation ${}", Line: LineAt([]byte(src), pos.Line)}
 	}
@@ -75,6 +86,35 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 		return nil, err
 	}
 	return e, nil
+}
+
+// plainRef builds the tree of an interpolation that is a plain reference,
+// like var.name or fact.hostname (most of them are), without a lexer; it
+// returns nil for anything else, which parseInterpolation parses in full.
+func plainRef(text string, pos lexer.Position) *Expr {
+	lead := len(text) - len(strings.TrimLeft(text, " \t"))
+	body := strings.TrimRight(text[lead:], " \t")
+	if body == "" {
+		return nil
+	}
+	parts := strings.Split(body, ".")
+	for _, p := range parts {
+		if p == "" || !isIdentStart(p[0]) {
+			return nil
+		}
+		for i := 1; i < len(p); i++ {
+			if !isIdentChar(p[i]) {
+				return nil
+			}
+		}
+	}
+	if len(parts) == 1 && (parts[0] == "true" || parts[0] == "false") {
+		return nil
+	}
+	at := advance(pos, lead)
+	end := advance(at, len(body))
+	return &Expr{Pos: at, EndPos: end, Left: &And{Pos: at, Left: &Compare{Pos: at,
+		Left: &Unary{Pos: at, Primary: &Primary{Pos: at, EndPos: end, Ref: &Ref{Pos: at, Parts: parts}}}}}}
 }
 
 // interpLexer lexes the text of an interpolation, placing its tokens at
@@ -281,11 +321,19 @@ type codeLexer struct {
 	lex      lexState
 	comments []lexer.Token
 	open     []lexer.Token // brackets not yet closed
+	// chunkEnd is set once a top-level block's closing brace is handed
+	// over: the next token is an EOF that ends the chunk. eof is set at the
+	// end of the file.
+	chunkEnd, eof bool
+	after         lexer.Position // just past that brace
 }
 
 var closing = map[string]string{"{": "}", "[": "]", "(": ")"}
 
 func (l *codeLexer) Next() (lexer.Token, error) {
+	if l.chunkEnd {
+		return lexer.EOFToken(l.after), nil
+	}
 	for {
 		t, err := l.lex.next()
 		if err != nil {
@@ -299,6 +347,7 @@ func (l *codeLexer) Next() (lexer.Token, error) {
 			if n := len(l.open); n > 0 {
 				return t, l.errorAt(l.open[n-1].Pos, "%q is never closed", l.open[n-1].Value)
 			}
+			l.eof = true
 		case t.Type == Punct:
 			switch t.Value {
 			case "{", "[", "(":
@@ -312,6 +361,10 @@ func (l *codeLexer) Next() (lexer.Token, error) {
 				l.open = l.open[:n-1]
 				if closing[open.Value] != t.Value {
 					return t, l.errorAt(t.Pos, "%q does not match %q at %d:%d", t.Value, open.Value, open.Pos.Line, open.Pos.Column)
+				}
+				if n == 1 && t.Value == "}" {
+					l.chunkEnd = true
+					l.after = advance(t.Pos, 1)
 				}
 			}
 		}

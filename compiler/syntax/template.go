@@ -38,6 +38,14 @@ func readTemplate(raw string, pos lexer.Position, src string) (*Template, error)
 		return readHeredoc(raw, pos, src)
 	}
 	body := raw[1 : len(raw)-1]
+	if !strings.ContainsAny(body, `\$`) {
+		// No escape and no interpolation: the text as written. Most strings
+		// of a configuration are like this (modes, paths, names).
+		if body == "" {
+			return &Template{}, nil
+		}
+		return &Template{Parts: []Part{{Lit: body}}}, nil
+	}
 	t := &Template{}
 	lit := strings.Builder{}
 	flush := func(segStart, segEnd int) error {
