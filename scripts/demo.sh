@@ -60,6 +60,27 @@ snapshot() {
 snapshot >"$scratch/before"
 flags=(--root "$root" --state "$state")
 
+heading "0. Compile configuration to journals (examples/fleet, for two hosts of two groups)"
+facts=(--fact release=12 --fact codename=bookworm --fact arch=amd64)
+run "$cairn" fmt --check examples/fleet
+for host in web-01 web-02; do
+	printf '$ %s >%s\n' "$cairn compile --host $host ${facts[*]} --blobs $scratch/blobs examples/fleet" "$scratch/$host.journal"
+	"$cairn" compile --host $host "${facts[@]}" --blobs "$scratch/blobs" examples/fleet >"$scratch/$host.journal"
+done
+head -n 5 "$scratch/web-01.journal"
+echo "..."
+run "$cairn" journal check "$scratch/web-01.journal" "$scratch/web-02.journal"
+echo "web-01 (canary) gets $(wc -l <"$scratch/web-01.journal") steps, web-02 (web) $(wc -l <"$scratch/web-02.journal"); what the canary does differently:"
+rc=0
+run "$cairn" journal diff --plan "$scratch/web-02.journal" "$scratch/web-01.journal" || rc=$?
+if [ $rc -ne 1 ]; then
+	echo "demo.sh: expected the two hosts' journals to differ" >&2
+	exit 1
+fi
+run "$cairn" explain --host web-01 "${facts[@]}" /etc/nginx/nginx.conf examples/fleet
+echo "(These journals install packages and start units, which need issue 4's drivers to apply;"
+echo " the steps below apply the file-only journals of examples/journal.)"
+
 heading "1. Check the journals (parse and static checks; no host needed)"
 run "$cairn" journal check $ex/v1.journal $ex/v2.journal $ex/empty.journal
 echo "ok"
