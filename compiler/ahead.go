@@ -36,7 +36,7 @@ func (c *compiler) parseAhead() {
 			return nil
 		case d.IsDir() && p != "." && strings.HasPrefix(d.Name(), "."):
 			return fs.SkipDir
-		case !d.IsDir() && strings.HasSuffix(p, ".cairn"):
+		case d.Type().IsRegular() && strings.HasSuffix(p, ".cairn"): // never a FIFO: reading it would hang
 			names = append(names, p)
 		}
 		return nil

@@ -114,5 +114,8 @@ func (c *compiler) label(s *scope, b *block, i int) (string, bool) {
 		c.errs = append(c.errs, s.errorf(l.Pos, "%s block: the %s label must be a non-empty string", b.spec.typ, b.spec.labels[i]))
 		return "", false
 	}
+	if i == 0 {
+		b.label = text
+	}
 	return text, true
 }

@@ -30,9 +30,10 @@ type Options struct {
 	// BlobDir, when set, receives the bytes of every COPY - step (inline
 	// content and rendered templates) as a file named by its sha256.
 	BlobDir string
-	// Dir is the configuration's directory on disk, where plugins run. When
-	// it is empty (compiling from git objects), a plugin runs in a temporary
-	// copy of the configuration.
+	// Dir is the configuration's directory on disk: the directory fsys
+	// reads, where plugins run, and where source files are read with plain
+	// system calls. When it is empty (compiling from git objects), a plugin
+	// runs in a temporary copy of the configuration.
 	Dir string
 	// Env is the environment plugins start from (nil: none but cairn's).
 	Env []string
@@ -101,6 +102,9 @@ type compiler struct {
 	// tmpDir is a copy of the configuration on disk, made when a plugin
 	// must run and the configuration is no directory (a git revision).
 	tmpDir string
+	// tmpBlobs is where plugins put content when the compile writes no
+	// blobs of its own.
+	tmpBlobs string
 }
 
 // Compile compiles the configuration at the top of fsys for one host. Its
@@ -313,6 +317,9 @@ func (c *compiler) repoPath(f *syntax.File, name string) (string, error) {
 	p := path.Join(path.Dir(f.Name), name)
 	if p == ".." || strings.HasPrefix(p, "../") {
 		return "", fmt.Errorf("%q climbs out of the configuration directory", name)
+	}
+	if p == "." {
+		return "", fmt.Errorf("%q names the configuration directory itself", name)
 	}
 	return p, nil
 }

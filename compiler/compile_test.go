@@ -561,3 +561,33 @@ func listTree(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// TestReloadFollowsTheUnitFile checks that a unit file renamed with its
+// content unchanged changes the SYSTEMD-RELOAD line, so that the move
+// reloads systemd (which would otherwise keep the old name loaded and not
+// know the new one); for a source and for inline content.
+func TestReloadFollowsTheUnitFile(t *testing.T) {
+	for _, body := range []string{`source = "app.service"`, `content = "[Service]\nExecStart=/bin/true\n"`} {
+		reload := func(name string) string {
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{
+				"site.cairn":  "unit \"" + name + "\" {\n  " + body + "\n}\n",
+				"app.service": "[Service]\nExecStart=/bin/true\n",
+			})
+			for _, st := range mustCompile(t, dir, "").Steps {
+				if st.Op == journal.OpSystemdReload {
+					return st.Canonical()
+				}
+			}
+			t.Fatalf("%s: no SYSTEMD-RELOAD", name)
+			return ""
+		}
+		a, x, again := reload("a.service"), reload("x.service"), reload("a.service")
+		if a == x {
+			t.Errorf("%s: renaming the unit left %q unchanged", body, a)
+		}
+		if a != again {
+			t.Errorf("%s: the same unit gave %q and %q", body, a, again)
+		}
+	}
+}

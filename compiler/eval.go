@@ -18,7 +18,11 @@ import (
 type scope struct {
 	c    *compiler
 	file *syntax.File
-	vars map[string]Value
+	// within names the module call a file is read for, ` (module "web"
+	// called at site.cairn:4:1)`, so that an error one call's inputs cause
+	// says which call; "" outside modules.
+	within string
+	vars   map[string]Value
 	// unset are variables declared without a value (see unit.unset).
 	unset map[string]bool
 	facts map[string]Value
@@ -26,7 +30,9 @@ type scope struct {
 
 // errorf makes an error at pos of the scope's file.
 func (s *scope) errorf(pos lexer.Position, format string, args ...any) *syntax.Error {
-	return errorAt(s.file, pos, format, args...)
+	e := errorAt(s.file, pos, format, args...)
+	e.Msg += s.within
+	return e
 }
 
 func errorAt(f *syntax.File, pos lexer.Position, format string, args ...any) *syntax.Error {

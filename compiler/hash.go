@@ -83,7 +83,11 @@ func (c *compiler) hashAll() error {
 			if key == "" {
 				key = "sha256"
 			}
-			setAttr(&n.steps[f.step], key, index[job{f.path, f.dir}])
+			value := index[job{f.path, f.dir}]
+			if f.unitPath != "" {
+				value = reloadHash(f.unitPath, value)
+			}
+			setAttr(&n.steps[f.step], key, value)
 		}
 	}
 	return nil
@@ -92,12 +96,10 @@ func (c *compiler) hashAll() error {
 // reportUnreadable reports a repository file that could not be hashed at
 // the place a block names it.
 func (c *compiler) reportUnreadable(f fill, err error) {
-	site := f.site
-	if site == nil {
-		return // the same file's first fill reports it
-	}
+	site := f.site // every fill has one: a file that cannot be read is never passed over
 	msg := err.Error()
 	switch info, serr := fs.Stat(c.fsys, f.path); {
+	case f.dir:
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(serr, fs.ErrNotExist):
 		msg = fmt.Sprintf("missing %s %s", site.noun, f.path)
 	case serr == nil && !info.Mode().IsRegular():
@@ -152,6 +154,9 @@ func (c *compiler) hashDir(dir string) (string, error) {
 	h := sha256.New()
 	err := fs.WalkDir(c.fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := c.ctx.Err(); err != nil {
 			return err
 		}
 		if !d.Type().IsRegular() {

@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -79,6 +80,9 @@ func (c *compiler) walkUnit(u *unit, files []*syntax.File) {
 // being included, for cycle errors.
 func (c *compiler) walkFile(u *unit, f *syntax.File, stack []string) {
 	s := &scope{c: c, file: f, vars: u.vars, unset: u.unset, facts: c.facts}
+	if u.callBlock != nil {
+		s.within = fmt.Sprintf(" (module %q called at %s)", u.name, chain(u.parent, u.call[len(u.call)-1]))
+	}
 	for _, it := range f.Items {
 		if it.Name == "hosts" && it.IsBlock() {
 			if u.callBlock != nil || len(stack) > 1 {

@@ -36,6 +36,7 @@ type node struct {
 	restart *restartNeed
 	after   []afterRef
 	deps    []*node
+	depSet  map[*node]struct{} // deps as a set, once there are many
 
 	// hashes to fill in once every source file is hashed.
 	fills []fill
@@ -56,8 +57,9 @@ type fill struct {
 	path string
 	dir  bool
 	key  string // the attribute to set; "" means sha256
-	// site is where the block names the file, to report it missing; nil
-	// for a second fill of the same file.
+	// unitPath, when set, makes the value reloadHash(unitPath, sha256).
+	unitPath string
+	// site is where the block names the file, to report it unreadable.
 	site *fileSite
 }
 

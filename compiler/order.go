@@ -86,11 +86,24 @@ func (c *compiler) resolve() {
 	}
 }
 
-// dep records that d comes before n.
+// dep records that d comes before n, once. A node that waits for a whole
+// module call can need thousands: past a few, a set keeps this linear.
 func (n *node) dep(d *node) {
-	for _, x := range n.deps {
-		if x == d {
+	if n.depSet != nil {
+		if _, ok := n.depSet[d]; ok {
 			return
+		}
+		n.depSet[d] = struct{}{}
+	} else {
+		if slices.Contains(n.deps, d) {
+			return
+		}
+		if len(n.deps) == 16 {
+			n.depSet = make(map[*node]struct{}, 64)
+			for _, x := range n.deps {
+				n.depSet[x] = struct{}{}
+			}
+			n.depSet[d] = struct{}{}
 		}
 	}
 	n.deps = append(n.deps, d)

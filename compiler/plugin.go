@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -33,12 +34,18 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %v", what, err))
 		return
 	}
-	command, _, ok := c.str(s, b, "command")
-	if !ok {
-		return
-	}
+	errs := len(c.errs)
+	command, _, _ := c.str(s, b, "command")
 	args, _ := c.strings(s, b, "args")
 	env, _ := c.value(s, b, "env", tObject)
+	if len(c.errs) > errs {
+		return // never run a plugin with attributes that did not check
+	}
+	blobs, err := c.pluginBlobs()
+	if err != nil {
+		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %v", what, err))
+		return
+	}
 	dir := filepath.Join(root, filepath.FromSlash(path.Dir(s.file.Name)))
 	prog := command
 	if strings.Contains(command, "/") {
@@ -59,7 +66,7 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 	cmd.WaitDelay = pluginWaitDelay
 	cmd.Dir = dir
 	cmd.Env = append([]string{}, c.opts.Env...)
-	cmd.Env = append(cmd.Env, "CAIRN_HOST="+c.opts.Host, "CAIRN_GROUP="+s.facts["group"].Str, "CAIRN_BLOBS="+c.opts.BlobDir)
+	cmd.Env = append(cmd.Env, "CAIRN_HOST="+c.opts.Host, "CAIRN_GROUP="+s.facts["group"].Str, "CAIRN_BLOBS="+blobs)
 	for _, k := range sortedKeys(s.facts) {
 		cmd.Env = append(cmd.Env, "CAIRN_FACT_"+strings.ToUpper(k)+"="+s.facts[k].Str)
 	}
@@ -73,7 +80,16 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if cmd.Process != nil {
+		// Whatever the plugin left running goes with it: a compile leaves
+		// no process behind.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) //nolint:errcheck // the group may be gone already
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = errors.New("it exited but left a process holding its output open (run background work with its output redirected)")
+	}
+	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && msg != "" {
@@ -119,7 +135,7 @@ func (c *compiler) pluginRoot() (string, error) {
 		return "", fmt.Errorf("copy the configuration to run plugins: %w", err)
 	}
 	c.tmpDir = dir
-	if err := exportFS(c.fsys, dir); err != nil {
+	if err := exportFS(c.ctx, c.fsys, dir); err != nil {
 		return "", fmt.Errorf("copy the configuration to run plugins: %w", err)
 	}
 	return dir, nil
@@ -127,9 +143,12 @@ func (c *compiler) pluginRoot() (string, error) {
 
 // exportFS copies every directory, file and link of fsys beneath dir,
 // keeping the executable bits.
-func exportFS(fsys fs.FS, dir string) error {
+func exportFS(ctx context.Context, fsys fs.FS, dir string) error {
 	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(p))
@@ -160,9 +179,37 @@ func exportFS(fsys fs.FS, dir string) error {
 	})
 }
 
+// pluginBlobs returns the directory plugins put their COPY - content in,
+// made if need be: the blob directory, as an absolute path since plugins
+// run elsewhere, or, when the compile writes no blobs (explain, diff of git
+// revisions), a temporary one removed by cleanup.
+func (c *compiler) pluginBlobs() (string, error) {
+	dir := c.opts.BlobDir
+	if dir == "" {
+		if c.tmpBlobs == "" {
+			tmp, err := os.MkdirTemp("", "cairn-blobs-*")
+			if err != nil {
+				return "", fmt.Errorf("blob directory for plugins: %w", err)
+			}
+			c.tmpBlobs = tmp
+		}
+		return c.tmpBlobs, nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		err = os.MkdirAll(abs, 0o755)
+	}
+	if err != nil {
+		return "", fmt.Errorf("blob directory for plugins: %w", err)
+	}
+	return abs, nil
+}
+
 // cleanup removes what the compile made for itself.
 func (c *compiler) cleanup() {
-	if c.tmpDir != "" {
-		os.RemoveAll(c.tmpDir)
+	for _, dir := range []string{c.tmpDir, c.tmpBlobs} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 }

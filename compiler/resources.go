@@ -31,7 +31,9 @@ func (c *compiler) mkStep(s *scope, b *block, op string, args []string, attrs ..
 		v, err := journal.CanonicalValue(sig.Args[i].Kind, a)
 		if err != nil {
 			pos := b.item.Pos
-			if len(b.item.Labels) > 0 {
+			if it := b.attrs[argAttr(b, op, i)]; it != nil {
+				pos = it.Value.Pos
+			} else if len(b.item.Labels) > 0 {
 				pos = b.item.Labels[0].Pos // the object a block manages is its label
 			}
 			c.errs = append(c.errs, s.errorf(pos, "%s: %s: %v", describe(b, s), strings.ToLower(sig.Args[i].Name), err))
@@ -60,10 +62,33 @@ func (c *compiler) mkStep(s *scope, b *block, op string, args []string, attrs ..
 	return st, ok
 }
 
+// argAttr names the attribute argument i of a step comes from, or "" for
+// the block's label.
+func argAttr(b *block, op string, i int) string {
+	switch {
+	case op == journal.OpExec && i == 0:
+		return "command"
+	case op == journal.OpSymlink && i == 0:
+		return "target"
+	case op == journal.OpCopy && i == 0:
+		return "source"
+	case op == journal.OpCheck && i == 1:
+		for _, k := range checkKinds {
+			if b.attrs[k.attr] != nil {
+				return k.attr
+			}
+		}
+	}
+	return ""
+}
+
 // describe names a block as messages do: TYPE "LABEL".
 func describe(b *block, s *scope) string {
 	if len(b.item.Labels) == 0 {
 		return b.spec.typ
+	}
+	if b.label != "" {
+		return b.spec.typ + " " + strconv.Quote(b.label)
 	}
 	if lit, ok := b.item.Labels[0].Template.Literal(); ok {
 		return b.spec.typ + " " + strconv.Quote(lit)
@@ -150,11 +175,11 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 		if len(c.errs) == errs {
 			if fillPath != "" {
 				site := c.site(s, b, "source file", b.attrs["source"].Value.Pos)
-				n.fills = append(n.fills, fill{step: 0, path: fillPath, site: site}, fill{step: 1, path: fillPath, key: "on"})
+				n.fills = append(n.fills, fill{step: 0, path: fillPath, site: site}, fill{step: 1, path: fillPath, key: "on", site: site, unitPath: p})
 				c.want(fillPath)
 			}
 			add(c.mkStep(s, b, journal.OpCopy, []string{src, p}, attr{key: "sha256", value: sum, from: "source"}))
-			add(c.mkStep(s, b, journal.OpSystemdReload, nil, attr{key: "on", value: sum, from: "source"}))
+			add(c.mkStep(s, b, journal.OpSystemdReload, nil, attr{key: "on", value: reloadHash(p, sum), from: "source"}))
 			if c.boolean(s, b, "enabled", false) {
 				add(c.mkStep(s, b, journal.OpSystemdEnable, []string{label}))
 			}
@@ -224,7 +249,7 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 	case "kube":
 		if p, ok := c.repoDir(s, b, label); ok {
 			st, ok := c.mkStep(s, b, journal.OpKubectlApply, []string{p}, c.optionalBool(s, b, []attr{{key: "sha256", value: zeroHash, from: ""}}, "kustomize", "kustomize")...)
-			n.fills = append(n.fills, fill{step: 0, path: p, dir: true})
+			n.fills = append(n.fills, fill{step: 0, path: p, dir: true, site: c.site(s, b, "directory", b.item.Labels[0].Pos)})
 			add(st, ok)
 		}
 	case "playbook":
@@ -235,7 +260,10 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 			add(st, ok)
 		}
 	case "exec":
-		command, _, _ := c.str(s, b, "command")
+		command, _, ok := c.str(s, b, "command")
+		if !ok {
+			break
+		}
 		list := c.optional(s, b, nil, "undo", "undo")
 		list = c.optional(s, b, list, "creates", "creates")
 		add(c.mkStep(s, b, journal.OpExec, []string{command}, list...))
@@ -413,4 +441,12 @@ func (c *compiler) check(s *scope, b *block) (journal.Step, bool) {
 // site records where a block names a repository file, for hashAll's errors.
 func (c *compiler) site(s *scope, b *block, noun string, pos lexer.Position) *fileSite {
 	return &fileSite{scope: s, pos: pos, what: describe(b, s), noun: noun}
+}
+
+// reloadHash is the on= of a unit's SYSTEMD-RELOAD: the unit file's path and
+// content hash, so that a changed, added, removed or renamed unit file
+// reloads systemd.
+func reloadHash(path, sum string) string {
+	h := sha256.Sum256([]byte(path + "\x00" + sum))
+	return hex.EncodeToString(h[:])
 }

@@ -149,6 +149,8 @@ type block struct {
 	// inputs are a module's further attributes, in source order.
 	inputs   []*syntax.Item
 	children []*block
+	// label is the block's first label once evaluated, for messages.
+	label string
 }
 
 // checkBlock checks an item of a file's top level (or of a hosts block)

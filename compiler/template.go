@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"text/template"
 )
@@ -31,11 +32,8 @@ func joinAny(sep string, items []any) string {
 	return strings.Join(parts, sep)
 }
 
-func toText(v any) string {
-	var b bytes.Buffer
-	template.Must(template.New("").Parse("{{.}}")).Execute(&b, v) //nolint:errcheck // a plain value always prints
-	return b.String()
-}
+// toText prints a plain value as a template's {{.}} would.
+func toText(v any) string { return fmt.Sprint(v) }
 
 // render renders a block's template with the facts, the unit's variables
 // and the block's own vars. A missing key is an error, never "<no value>".

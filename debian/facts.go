@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -17,11 +18,14 @@ var goArch = map[string]string{
 }
 
 // Facts reads the facts of the Debian system beneath root: release (the
-// major version, "12"), codename ("bookworm") and arch (Debian's name for
-// the architecture cairn runs on). A fact it cannot find is left out.
+// major version, "12"), codename ("bookworm") and arch (dpkg's native
+// architecture, "amd64"; where dpkg cannot tell, that of the running
+// cairn). A fact it cannot find is left out.
 func Facts(root string) (map[string]string, error) {
 	facts := map[string]string{}
-	if arch, ok := goArch[runtime.GOARCH]; ok {
+	if arch := dpkgArch(root); arch != "" {
+		facts["arch"] = arch
+	} else if arch, ok := goArch[runtime.GOARCH]; ok {
 		facts["arch"] = arch
 	}
 	data, err := os.ReadFile(filepath.Join(root, "etc/os-release"))
@@ -63,4 +67,18 @@ func osRelease(data []byte) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// dpkgArch asks dpkg for the native architecture of the system at root, or
+// returns "" when it cannot: an i386 cairn on an amd64 host says amd64.
+func dpkgArch(root string) string {
+	args := []string{"--print-architecture"}
+	if root != "/" && root != "" {
+		args = append([]string{"--root", root}, args...)
+	}
+	out, err := exec.Command("dpkg", args...).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }

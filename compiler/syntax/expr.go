@@ -1,6 +1,8 @@
 package syntax
 
 import (
+	"fmt"
+
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 )
@@ -110,22 +112,24 @@ func parseCompare(lex *lexer.PeekingLexer) (*Compare, error) {
 }
 
 func parseUnary(lex *lexer.PeekingLexer) (*Unary, error) {
-	t := lex.Peek()
-	u := &Unary{Pos: t.Pos}
-	if isPunct(t, "!") {
-		lex.Next()
-		n, err := parseUnary(lex)
-		if err != nil {
-			return nil, err
+	// A run of ! is read in a loop, and bounded, so that no input can make
+	// the parser or the evaluator recurse without end.
+	var nots []*Unary
+	for isPunct(lex.Peek(), "!") {
+		if len(nots) == MaxNesting {
+			return nil, &participle.ParseError{Msg: fmt.Sprintf("more than %d ! in a row", MaxNesting), Pos: lex.Peek().Pos}
 		}
-		u.Not = n
-		return u, nil
+		nots = append(nots, &Unary{Pos: lex.Next().Pos})
 	}
 	p, err := parsePrimary(lex)
 	if err != nil {
 		return nil, err
 	}
-	u.Primary = p
+	u := &Unary{Pos: p.Pos, Primary: p}
+	for i := len(nots) - 1; i >= 0; i-- {
+		nots[i].Not = u
+		u = nots[i]
+	}
 	return u, nil
 }
 

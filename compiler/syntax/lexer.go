@@ -319,7 +319,8 @@ func (l *lexState) heredocEnd(start int) (int, error) {
 	if err := l.noCR(start, len(src)); err != nil {
 		return 0, err // "NAME\r" does not close it: say why
 	}
-	return 0, l.errorf(start, "heredoc <<%s is never closed: no line holds only %s", name, name)
+	marker := src[start+2 : nameStart]
+	return 0, l.errorf(start, "heredoc <<%s%s is never closed: no line holds only %s (white space may come before it, not after)", marker, name, name)
 }
 
 func isIdentStart(c byte) bool {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
@@ -25,6 +26,9 @@ func Grammar() string { return fileParser.String() }
 // Parse reads one configuration file. The error, if any, is an *Error
 // naming FILE:LINE:COL with the source line.
 func Parse(name string, src string) (*File, error) {
+	if !utf8.ValidString(src) {
+		return nil, invalidUTF8(name, src)
+	}
 	// The tokens stream straight into participle's own buffer, a top-level
 	// block at a time: participle grows that buffer a token at a time, and
 	// for a whole file of a few hundred thousand tokens the copies and the
@@ -120,14 +124,27 @@ func plainRef(text string, pos lexer.Position) *Expr {
 // interpLexer lexes the text of an interpolation, placing its tokens at
 // their positions in the file.
 type interpLexer struct {
-	lex  lexState
-	base lexer.Position
+	lex   lexState
+	base  lexer.Position
+	depth int // brackets open
 }
 
 func (l *interpLexer) Next() (lexer.Token, error) {
 	t, err := l.lex.next()
 	for err == nil && t.Type == Comment {
 		t, err = l.lex.next()
+	}
+	if err == nil && t.Type == Punct {
+		switch t.Value {
+		case "[", "(", "{":
+			if l.depth++; l.depth > MaxNesting {
+				// Like the lexer's own errors, at a position in the text,
+				// which parseInterpolation shifts into the file.
+				return t, &Error{Pos: t.Pos, Msg: fmt.Sprintf("brackets nest more than %d deep", MaxNesting)}
+			}
+		case "]", ")", "}":
+			l.depth--
+		}
 	}
 	t.Pos = within(t.Pos, l.base)
 	return t, err
@@ -312,6 +329,23 @@ func walkUnary(u *Unary, fn func(*Primary) bool) {
 	}
 }
 
+// invalidUTF8 reports the first byte of src that is not UTF-8.
+func invalidUTF8(name, src string) error {
+	line, start := 1, 0
+	for i := 0; i < len(src); {
+		r, size := utf8.DecodeRuneInString(src[i:])
+		if r == utf8.RuneError && size == 1 {
+			return &Error{Pos: lexer.Position{Filename: name, Offset: i, Line: line, Column: i - start + 1},
+				Msg: fmt.Sprintf("byte 0x%02x is not UTF-8: configuration files are UTF-8", src[i]), Line: LineAt([]byte(src), line)}
+		}
+		if r == '\n' {
+			line, start = line+1, i+1
+		}
+		i += size
+	}
+	return nil
+}
+
 // codeLexer hands participle the tokens of a file but its comments, which
 // it keeps for the formatter, and reports the first bracket closed by the
 // wrong one or never closed, at the opening bracket: that is where the
@@ -327,6 +361,11 @@ type codeLexer struct {
 	chunkEnd, eof bool
 	after         lexer.Position // just past that brace
 }
+
+// MaxNesting bounds how deep blocks, lists, objects, calls and parentheses
+// nest, and how many ! may stand in a row: no configuration needs more, and
+// the bound keeps a hostile file from exhausting the stack.
+const MaxNesting = 100
 
 var closing = map[string]string{"{": "}", "[": "]", "(": ")"}
 
@@ -351,6 +390,9 @@ func (l *codeLexer) Next() (lexer.Token, error) {
 		case t.Type == Punct:
 			switch t.Value {
 			case "{", "[", "(":
+				if len(l.open) == MaxNesting {
+					return t, l.errorAt(t.Pos, "brackets nest more than %d deep", MaxNesting)
+				}
 				l.open = append(l.open, t)
 			case "}", "]", ")":
 				n := len(l.open)

@@ -265,7 +265,7 @@ func TestErrors(t *testing.T) {
 		{"unclosed interpolation", "a = \"${x\"\n",
 			"t.cairn:1:6: interpolation ${ is not closed on its line\n  a = \"${x\"\n       ^"},
 		{"unterminated heredoc", "a = <<EOT\nx\n",
-			"t.cairn:1:5: heredoc <<EOT is never closed: no line holds only EOT\n  a = <<EOT\n      ^"},
+			"t.cairn:1:5: heredoc <<EOT is never closed: no line holds only EOT (white space may come before it, not after)\n  a = <<EOT\n      ^"},
 		{"heredoc marker at end of file", "a = <<EOT",
 			"t.cairn:1:10: heredoc <<EOT: a newline must follow the marker\n  a = <<EOT\n           ^"},
 		{"unterminated block comment", "a = 1\nb = 2 /* x\n",
@@ -367,5 +367,36 @@ func TestObjectKeys(t *testing.T) {
 	}
 	if got := string(Format(f)); got != src {
 		t.Errorf("Format = %q, want %q", got, src)
+	}
+}
+
+// TestLimits checks that input nesting deeper than MaxNesting, and input
+// that is not UTF-8, are errors at the right place rather than a crash or a
+// silently wrong path.
+func TestLimits(t *testing.T) {
+	deep := strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1)
+	tests := []struct {
+		name, src, want string
+	}{
+		// The block's own brace counts: the 100th [ is the 101st bracket open.
+		{"brackets", "x {\n  a = " + deep + "\n}\n", fmt.Sprintf("t.cairn:2:%d: brackets nest more than %d deep", 6+MaxNesting, MaxNesting)},
+		{"brackets in an interpolation", "x {\n  a = \"${" + strings.Repeat("(", MaxNesting+1) + "}\"\n}\n", fmt.Sprintf("t.cairn:2:%d: brackets nest more than %d deep", 10+MaxNesting, MaxNesting)},
+		{"nots", "x {\n  a = " + strings.Repeat("!", MaxNesting+1) + "true\n}\n", fmt.Sprintf("t.cairn:2:%d: more than %d ! in a row", 7+MaxNesting, MaxNesting)},
+		{"latin-1", "x {\n  a = \"caf\xe9\"\n}\n", "t.cairn:2:11: byte 0xe9 is not UTF-8: configuration files are UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.cairn", tt.src)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got, _, _ := strings.Cut(err.Error(), "\n"); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+	ok := "x {\n  a = " + strings.Repeat("[", MaxNesting-1) + strings.Repeat("]", MaxNesting-1) + "\n  b = " + strings.Repeat("!", MaxNesting) + "true\n}\n"
+	if _, err := Parse("t.cairn", ok); err != nil {
+		t.Errorf("nesting of exactly %d: %v", MaxNesting, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"runtime/debug"
 
@@ -62,6 +63,7 @@ func (c *journalDiffCmd) runRepo(e *env) error {
 	if err != nil {
 		return err
 	}
+	opts.Env = os.Environ() // plugins see what they see under cairn compile
 	var journals [2][]journal.Step
 	for i, rev := range []string{c.Old, c.New} {
 		fsys, commit, err := repo.FS(rev)
