@@ -33,8 +33,8 @@ type Options struct {
 	Log *slog.Logger
 	// Output receives what EXEC and CHECK commands print.
 	Output io.Writer
-	// Units drives systemd units; nil where there is no unit driver.
-	Units Units
+	// Host holds the drivers of users, packages, units and outside tools.
+	Host Host
 }
 
 // Applier moves a host between journals through its state directory. Open
@@ -49,7 +49,7 @@ type Applier struct {
 // root, and undoes a move that a dead process left half done, before
 // anything else.
 func Open(ctx context.Context, opts Options) (*Applier, error) {
-	env := &Env{Root: opts.Root, Log: opts.Log, Output: opts.Output, Units: opts.Units}
+	env := &Env{Root: opts.Root, Log: opts.Log, Output: opts.Output, Host: opts.Host}
 	st, err := openState(opts.StateDir, opts.Root.Path(), opts.Create, opts.Wait)
 	if err != nil {
 		return nil, err

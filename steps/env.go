@@ -2,7 +2,6 @@ package steps
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,8 +22,8 @@ type Env struct {
 	Log   *slog.Logger
 	// Output receives what EXEC and CHECK commands print.
 	Output io.Writer
-	// Units drives systemd units; nil where no unit driver is configured.
-	Units Units
+	// Host holds the drivers of what is not a file.
+	Host
 
 	mu     sync.Mutex
 	users  map[string]int
@@ -111,9 +110,3 @@ func (e *Env) output() io.Writer {
 	return e.Output
 }
 
-// Units is what steps need of a unit manager. The systemd package implements
-// it.
-type Units interface {
-	// CheckActive returns nil if the unit is active, else why not.
-	CheckActive(ctx context.Context, unit string) error
-}
