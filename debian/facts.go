@@ -82,3 +82,21 @@ func dpkgArch(root string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// Hostname returns the host name of the system beneath root: the first
+// line of ROOT/etc/hostname, or, for the running system when that file is
+// missing, the kernel's.
+func Hostname(root string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(root, "etc/hostname"))
+	if err == nil {
+		if name, _, _ := strings.Cut(strings.TrimSpace(string(data)), "\n"); name != "" {
+			return strings.TrimSpace(name), nil
+		}
+	} else if !os.IsNotExist(err) {
+		return "", fmt.Errorf("host name: %w", err)
+	}
+	if root == "/" || root == "" {
+		return os.Hostname()
+	}
+	return "", fmt.Errorf("host name: %s has no etc/hostname", root)
+}

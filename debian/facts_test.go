@@ -57,3 +57,23 @@ func TestFactsWithoutOSRelease(t *testing.T) {
 		t.Errorf("release from nowhere: %v", got)
 	}
 }
+
+func TestHostname(t *testing.T) {
+	root := t.TempDir()
+	if _, err := Hostname(root); err == nil {
+		t.Error("a root without etc/hostname gave a name")
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/hostname"), []byte("  web-07 \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Hostname(root)
+	if err != nil || got != "web-07" {
+		t.Errorf("Hostname = %q, %v; want web-07", got, err)
+	}
+	if name, err := Hostname("/"); err != nil || name == "" {
+		t.Errorf("Hostname(/) = %q, %v", name, err)
+	}
+}

@@ -23,7 +23,7 @@ type hostFlags struct {
 func (f *hostFlags) options() (compiler.Options, error) {
 	opts := compiler.Options{Host: f.Host, Group: f.Group, Facts: map[string]string{}}
 	if opts.Host == "" {
-		h, err := os.Hostname()
+		h, err := debian.Hostname("/")
 		if err != nil {
 			return opts, &exitError{code: exitBadInput, err: fmt.Errorf("no --host and no host name: %w", err)}
 		}
