@@ -227,6 +227,10 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 	queued := map[string]bool{}
 	for _, op := range plan.Ops {
 		s := op.Step
+		if isToolOp(s.Op) { // KUBECTL-APPLY, PLAYBOOK: tools.go
+			errs = append(errs, a.toolInputs(op, m.Source, queued)...)
+			continue
+		}
 		switch op.Action {
 		case journal.Inverse:
 			if _, ok := LookupKind(s.Op).(Imager); ok {
@@ -328,7 +332,8 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		kind := LookupKind(op.Step.Op)
 		im, hasImage := kind.(Imager)
 		pathOp := hasImage && op.Step.Signature().Family == journal.FamilyPath
-		if len(b.pending) == maxBatch || (pathOp && b.beneathRelinked(op.Step.Object())) {
+		joins := isBatchForward(op.Step, op.Action)
+		if len(b.pending) == maxBatch || (pathOp && b.beneathRelinked(op.Step.Object())) || b.endsRun(op.Step, joins) {
 			if err := b.execute(ctx); err != nil {
 				return b.ran, err
 			}
@@ -343,7 +348,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		}
 		log.add(&intentRecord{T: "op", I: len(b.done) + len(b.pending), Action: op.Action.String(), Step: op.Step.Canonical(), At: op.Step.Pos.String(), Undo: ex.undo})
 		b.pending = append(b.pending, ex)
-		if !pathOp {
+		if !pathOp && !joins {
 			if err := b.execute(ctx); err != nil {
 				return b.ran, err
 			}
@@ -369,6 +374,21 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		a.env.logger().Warn("move committed, but the intent log stays; the next run drops it", "err", err)
 	}
 	return b.ran, nil
+}
+
+// endsRun reports whether the pending ops must run before op joins them: a
+// run of batched forward ops (a BatchForwarder's) is pending alone, its ops
+// all of one kind, since their images are taken before any of them runs.
+func (b *batch) endsRun(s *journal.Step, joins bool) bool {
+	if len(b.pending) == 0 {
+		return false
+	}
+	last := b.pending[len(b.pending)-1]
+	inRun := isBatchForward(last.step, last.action)
+	if !inRun && !joins {
+		return false
+	}
+	return !inRun || !joins || last.step.Op != s.Op
 }
 
 // relinks reports whether an op's path is a link before it runs or will be
@@ -407,8 +427,9 @@ func (b *batch) beneathRelinked(p string) bool {
 
 // execute makes the pending undo images durable, then runs their ops:
 // consecutive COPYs several at a time (no two of them can depend on each
-// other: a path beneath a COPY is a static error), the rest one by one. On
-// failure it undoes everything that ran.
+// other: a path beneath a COPY is a static error), a run of a
+// BatchForwarder's forward ops in one call, the rest one by one. On failure
+// it undoes everything that ran.
 func (b *batch) execute(ctx context.Context) error {
 	a := b.a
 	pending := b.pending
@@ -428,12 +449,27 @@ func (b *batch) execute(ctx context.Context) error {
 		for n < len(pending) && isParallelCopy(pending[0]) && isParallelCopy(pending[n]) {
 			n++
 		}
+		for n < len(pending) && isBatchForward(pending[0].step, pending[0].action) && pending[n].step.Op == pending[0].step.Op && isBatchForward(pending[n].step, pending[n].action) {
+			n++
+		}
 		group := pending[:n]
 		pending = pending[n:]
 		if err := ctx.Err(); err != nil {
 			return a.fail(ctx, b.log, b.done, &StepError{Step: group[0].step, Action: group[0].action, Err: fmt.Errorf("interrupted before this step: %w", err)})
 		}
 		b.done = append(b.done, group...)
+		if bf, ok := LookupKind(group[0].step.Op).(BatchForwarder); ok && n > 1 && isBatchForward(group[0].step, group[0].action) {
+			batch := make([]*journal.Step, n)
+			for i, ex := range group {
+				batch[i] = ex.step
+			}
+			if err := bf.ForwardBatch(ctx, a.env, batch); err != nil {
+				ex := group[batchIndex(err, n)]
+				return a.fail(ctx, b.log, b.done, &StepError{Step: ex.step, Action: ex.action, Err: err})
+			}
+			b.ran += n
+			continue
+		}
 		errs := make([]error, len(group))
 		parallel(len(group), func(i int) {
 			errs[i] = a.runOp(ctx, group[i].step, group[i].action)
@@ -451,6 +487,43 @@ func (b *batch) execute(ctx context.Context) error {
 // isParallelCopy reports whether an op writes one file forward.
 func isParallelCopy(ex executed) bool {
 	return ex.step.Op == journal.OpCopy && ex.action != journal.Inverse
+}
+
+// BatchForwarder is a kind whose consecutive forward ops run as one call
+// (APT-INSTALL: one apt-get for many packages). Each op still has its own
+// undo image, taken before the batch runs; a failure undoes them all.
+type BatchForwarder interface {
+	// ForwardBatch runs the steps forward; an error that is a *BatchError
+	// names the step that failed, else the first is blamed.
+	ForwardBatch(ctx context.Context, env *Env, steps []*journal.Step) error
+}
+
+// BatchError is the failure of one step of a batch run by a BatchForwarder:
+// Index is the step's place in the batch.
+type BatchError struct {
+	Index int
+	Err   error
+}
+
+func (e *BatchError) Error() string { return e.Err.Error() }
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// batchIndex returns the step of a batch that an error names, 0 if none.
+func batchIndex(err error, n int) int {
+	var be *BatchError
+	if errors.As(err, &be) && be.Index >= 0 && be.Index < n {
+		return be.Index
+	}
+	return 0
+}
+
+// isBatchForward reports whether an op runs forward and its kind batches.
+func isBatchForward(s *journal.Step, action journal.Action) bool {
+	if action == journal.Inverse {
+		return false
+	}
+	_, ok := LookupKind(s.Op).(BatchForwarder)
+	return ok
 }
 
 // runOp runs one op forward.

@@ -109,4 +109,3 @@ func (e *Env) output() io.Writer {
 	}
 	return e.Output
 }
-

@@ -38,12 +38,21 @@ type Inverter interface {
 // kinds is the table of step kinds, sorted by op. A new kind is one row here
 // and one file with its behaviour.
 var kinds = []Kind{
+	aptInstallKind{},
 	checkKind{},
 	copyKind{},
 	execKind{},
+	groupaddKind{},
+	kubectlKind{},
 	mkdirKind{},
+	playbookKind{},
 	rmKind{},
 	symlinkKind{},
+	systemdEnableKind{},
+	systemdReloadKind{},
+	systemdRestartKind{},
+	systemdStartKind{},
+	useraddKind{},
 }
 
 // LookupKind returns the kind that runs op, or nil if this build has none.

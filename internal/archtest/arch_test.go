@@ -18,7 +18,7 @@ var allowed = map[string][]string{
 	"internal/atomicfile": {},
 	"steps":               {"journal", "rootfs", "internal/atomicfile", "golang.org/x/sys"},
 	"debian":              {},
-	"systemd":             {"github.com/coreos/go-systemd"},
+	"systemd":             {"github.com/coreos/go-systemd"}, // its dbus package brings github.com/godbus/dbus, not imported directly
 	"compiler":            {"journal", "steps", "compiler/syntax", "github.com/alecthomas/participle"},
 	"compiler/syntax":     {"github.com/alecthomas/participle"},
 	"agent":               {"compiler", "steps", "journal", "rootfs", "github.com/go-git/go-git", "github.com/prometheus/client_golang"},

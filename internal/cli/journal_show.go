@@ -19,7 +19,7 @@ func (c *journalShowCmd) Run(e *env) error {
 		return err
 	}
 	defer root.Close()
-	a, err := steps.Open(e.ctx, steps.Options{Root: root, StateDir: stateDir, Wait: lockWait, Log: e.log, Output: e.stderr})
+	a, err := steps.Open(e.ctx, steps.Options{Root: root, StateDir: stateDir, Wait: lockWait, Log: e.log, Output: e.stderr, Host: hostDrivers(root)})
 	if err != nil {
 		return err
 	}

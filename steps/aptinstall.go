@@ -1,0 +1,125 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// aptInstallKind runs APT-INSTALL.
+//
+// Syntax: APT-INSTALL PKG [version=V]
+//
+// Forward: install PKG with apt-get, non-interactively, keeping changed
+// conffiles; with version, exactly that version (apt's PKG=V, a downgrade
+// if need be). A package already installed (at that version) is left as it
+// is, but marked manually installed. Consecutive forward APT-INSTALLs run as
+// one apt-get call, each keeping its own undo image. The wait for the dpkg
+// lock is bounded; a lock still held after it fails the step, naming the
+// holder. Under a --root, apt runs chrooted into it, and only if it holds a
+// Debian system.
+//
+// Inverse: restore the original image: remove the package if cairn
+// installed it (apt-get remove, keeping conffiles), install the former
+// version again if cairn changed it, and leave a package that was there
+// before at the same version untouched (see packageFamily).
+//
+// Check: installed, at that version when one is given.
+//
+// Example: APT-INSTALL nginx version=1.22.1-9
+type aptInstallKind struct{ packageFamily }
+
+var (
+	_ Kind           = aptInstallKind{}
+	_ Checker        = aptInstallKind{}
+	_ Imager         = aptInstallKind{}
+	_ BatchForwarder = aptInstallKind{}
+)
+
+func (aptInstallKind) Op() string { return journal.OpAptInstall }
+
+func (k aptInstallKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
+	return k.ForwardBatch(ctx, env, []*journal.Step{s})
+}
+
+// ForwardBatch installs the packages of several steps with one apt-get
+// call. If that fails, it installs them one by one to name the step that
+// fails (a *BatchError).
+func (aptInstallKind) ForwardBatch(ctx context.Context, env *Env, batch []*journal.Step) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	p, err := packages(env, batch[0])
+	if err != nil {
+		return &BatchError{Index: 0, Err: err}
+	}
+	var specs []string
+	var at []int
+	for i, s := range batch {
+		spec, needed, err := aptSpec(ctx, p, env, s)
+		if err != nil {
+			return &BatchError{Index: i, Err: err}
+		}
+		if needed {
+			specs = append(specs, spec)
+			at = append(at, i)
+		}
+	}
+	err = p.Install(ctx, specs...)
+	if err == nil || len(specs) == 1 {
+		if err != nil {
+			return &BatchError{Index: at[0], Err: err}
+		}
+		return nil
+	}
+	env.logger().Info("APT-INSTALL: the batch failed; installing one by one to find the step", "err", err)
+	for j, spec := range specs {
+		if err := p.Install(ctx, spec); err != nil {
+			return &BatchError{Index: at[j], Err: err}
+		}
+	}
+	return nil // the batch failed, one by one it worked: a passing trouble
+}
+
+// aptSpec returns the apt spec of a step and whether apt needs to run for
+// it. An installed package that matches is only marked manual.
+func aptSpec(ctx context.Context, p Packages, env *Env, s *journal.Step) (spec string, needed bool, err error) {
+	name := s.Object()
+	want, pinned := s.Lookup("version")
+	spec = name
+	if pinned {
+		spec = name + "=" + want
+	}
+	installed, version, auto, err := p.Status(ctx, name)
+	if err != nil {
+		return "", false, err
+	}
+	if !installed || (pinned && version != want) {
+		return spec, true, nil
+	}
+	if auto {
+		return spec, false, p.SetAuto(ctx, name, false)
+	}
+	env.logger().Debug("APT-INSTALL: already installed", "package", name, "version", version)
+	return spec, false, nil
+}
+
+func (aptInstallKind) Check(ctx context.Context, env *Env, s *journal.Step) (string, error) {
+	p, err := packages(env, s)
+	if err != nil {
+		return "", err
+	}
+	installed, version, _, err := p.Status(ctx, s.Object())
+	if err != nil {
+		return "", err
+	}
+	want, pinned := s.Lookup("version")
+	switch {
+	case !installed:
+		return "not installed", nil
+	case pinned && version != want:
+		return fmt.Sprintf("version %s installed, want %s", version, want), nil
+	}
+	return "", nil
+}

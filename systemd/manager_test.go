@@ -1,0 +1,186 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tempRoot makes a root with unit files in etc/systemd/system and returns
+// it with the name of a unit that can be enabled.
+func tempRoot(t *testing.T) (root, unit string) {
+	t.Helper()
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		t.Skip("systemctl is not installed (Debian package systemd)")
+	}
+	root = t.TempDir()
+	unit = fmt.Sprintf("cairn-t-%04x.service", rand.IntN(1<<16))
+	dir := filepath.Join(root, "etc/systemd/system")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		unit:                     "[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n",
+		"cairn-t-static.service": "[Service]\nExecStart=/bin/true\n",
+		"cairn-t.socket":         "[Socket]\nListenStream=/run/cairn-t.sock\n\n[Install]\nWantedBy=sockets.target\n",
+		"cairn-t.service":        "[Service]\nExecStart=/bin/true\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, unit
+}
+
+// TestManagerOffline enables and disables units with systemctl --root on a
+// temp root, and reads their state back.
+func TestManagerOffline(t *testing.T) {
+	root, unit := tempRoot(t)
+	m := New(root)
+	if m.Live() {
+		t.Fatalf("New(%s) talks to the running systemd; a root other than / must not", root)
+	}
+	ctx := context.Background()
+	state := func(u string) string {
+		t.Helper()
+		s, err := m.UnitFileState(ctx, u)
+		if err != nil {
+			t.Fatalf("UnitFileState %s: %v", u, err)
+		}
+		return s
+	}
+	for u, want := range map[string]string{unit: "disabled", strings.TrimSuffix(unit, ".service"): "disabled", "cairn-t-static.service": "static", "cairn-t-nosuch.service": "not-found", "cairn-t.socket": "disabled"} {
+		if got := state(u); got != want {
+			t.Errorf("%s: state %q, want %q", u, got, want)
+		}
+	}
+	link := filepath.Join(root, "etc/systemd/system/multi-user.target.wants", unit)
+	for _, u := range []string{unit, "cairn-t.socket"} {
+		if err := m.Enable(ctx, u); err != nil {
+			t.Fatalf("Enable %s: %v", u, err)
+		}
+		if on, err := m.IsEnabled(ctx, u); err != nil || !on {
+			t.Errorf("IsEnabled %s after Enable: %v, %v", u, on, err)
+		}
+	}
+	if _, err := os.Lstat(link); err != nil {
+		t.Errorf("Enable made no link: %v", err)
+	}
+	for _, u := range []string{unit, "cairn-t.socket"} {
+		if err := m.Disable(ctx, u); err != nil {
+			t.Fatalf("Disable %s: %v", u, err)
+		}
+		if on, err := m.IsEnabled(ctx, u); err != nil || on {
+			t.Errorf("IsEnabled %s after Disable: %v, %v", u, on, err)
+		}
+	}
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Errorf("Disable left the link: %v", err)
+	}
+	for _, tc := range []struct{ unit, want string }{
+		{"cairn-t-nosuch.service", "does not exist"},
+		{"cairn-t-static.service", "[Install]"},
+		{"--global", "does not exist"}, // a unit name is never an option
+	} {
+		err := m.Enable(ctx, tc.unit)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Enable %s: %v, want an error saying %q", tc.unit, err, tc.want)
+		}
+	}
+}
+
+// TestManagerNotRunning checks that what needs a running systemd fails
+// with an error saying why, never silently, where there is none: on a
+// temp root always, and on / when PID 1 is not systemd (as here, in a
+// container).
+func TestManagerNotRunning(t *testing.T) {
+	root, unit := tempRoot(t)
+	roots := []string{root}
+	if !Booted() {
+		roots = append(roots, "/")
+	}
+	ctx := context.Background()
+	for _, r := range roots {
+		m := New(r)
+		want := "no systemd is running (PID 1 is "
+		if Booted() {
+			want = "not the running system"
+		}
+		for _, tc := range []struct {
+			name string
+			call func() error
+			verb string
+		}{
+			{"Start", func() error { return m.Start(ctx, unit) }, "cannot start units"},
+			{"Stop", func() error { return m.Stop(ctx, unit) }, "cannot stop units"},
+			{"Restart", func() error { return m.Restart(ctx, unit) }, "cannot restart units"},
+			{"DaemonReload", func() error { return m.DaemonReload(ctx) }, "cannot reload"},
+			{"CheckActive", func() error { return m.CheckActive(ctx, unit) }, "cannot check"},
+			{"Running", m.Running, "cannot start"},
+		} {
+			err := tc.call()
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tc.verb) {
+				t.Errorf("root %s: %s: %v, want an error saying %q and %q", r, tc.name, err, want, tc.verb)
+			}
+		}
+		if on, err := m.IsActive(ctx, unit); on || err != nil {
+			t.Errorf("root %s: IsActive: %v, %v; want not active (nothing runs)", r, on, err)
+		}
+	}
+}
+
+// TestManagerLive acts on the running systemd over D-Bus; it runs only on
+// a host booted with systemd, as root.
+func TestManagerLive(t *testing.T) {
+	if !Booted() {
+		t.Skipf("PID 1 is %s, not systemd: no running systemd to test against", pid1Name())
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to manage units")
+	}
+	m := New("/")
+	if !m.Live() {
+		t.Fatal("New(/) on a host booted with systemd does not talk to it")
+	}
+	ctx := context.Background()
+	unit := fmt.Sprintf("cairn-t-%04x.service", rand.IntN(1<<16))
+	file := filepath.Join("/run/systemd/system", unit)
+	if err := os.WriteFile(file, []byte("[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Stop(ctx, unit)
+		os.Remove(file)
+		m.DaemonReload(ctx)
+	})
+	if err := m.DaemonReload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if on, err := m.IsActive(ctx, unit); err != nil || on {
+		t.Fatalf("IsActive before Start: %v, %v", on, err)
+	}
+	if err := m.Start(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckActive(ctx, unit); err != nil {
+		t.Errorf("CheckActive after Start: %v", err)
+	}
+	if err := m.Restart(ctx, unit); err != nil {
+		t.Errorf("Restart: %v", err)
+	}
+	if err := m.Stop(ctx, unit); err != nil {
+		t.Fatal(err)
+	}
+	if on, err := m.IsActive(ctx, unit); err != nil || on {
+		t.Errorf("IsActive after Stop: %v, %v", on, err)
+	}
+	if err := m.Start(ctx, "cairn-t-nosuch.service"); err == nil {
+		t.Error("Start of a unit that does not exist succeeded")
+	}
+}
