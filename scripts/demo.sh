@@ -78,8 +78,8 @@ if [ $rc -ne 1 ]; then
 	exit 1
 fi
 run "$cairn" explain --host web-01 "${facts[@]}" /etc/nginx/nginx.conf examples/fleet
-echo "(These journals install packages and start units, which need issue 4's drivers to apply;"
-echo " the steps below apply the file-only journals of examples/journal.)"
+echo "(These journals install packages and start units: applying them needs a Debian system under"
+echo " --root, or the host itself; the steps below apply the file-only journals of examples/journal.)"
 
 heading "1. Check the journals (parse and static checks; no host needed)"
 run "$cairn" journal check $ex/v1.journal $ex/v2.journal $ex/empty.journal
