@@ -463,7 +463,10 @@ func (b *batch) execute(ctx context.Context) error {
 			for i, ex := range group {
 				batch[i] = ex.step
 			}
-			if err := bf.ForwardBatch(ctx, a.env, batch); err != nil {
+			// Like every op, a batch once started runs to its end:
+			// cancellation is checked between ops, and a package manager
+			// killed half way leaves dpkg for the undo to repair.
+			if err := bf.ForwardBatch(context.WithoutCancel(ctx), a.env, batch); err != nil {
 				ex := group[batchIndex(err, n)]
 				return a.fail(ctx, b.log, b.done, &StepError{Step: ex.step, Action: ex.action, Err: err})
 			}
@@ -570,13 +573,13 @@ func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Ac
 // if an undo fails, the log stays for the next run to retry.
 func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cause error) error {
 	undoCtx := context.WithoutCancel(ctx)
-	var errs []error
-	for i := len(done) - 1; i >= 0; i-- {
+	errs := undoReverse(len(done), func(i int) error {
 		ex := done[i]
 		if err := a.undoOp(undoCtx, ex.step, ex.action, ex.undo); err != nil {
-			errs = append(errs, fmt.Errorf("%s: undo: %w", describeStep(ex.step), err))
+			return fmt.Errorf("%s: undo: %w", describeStep(ex.step), err)
 		}
-	}
+		return nil
+	})
 	if log != nil {
 		log.close()
 	}
@@ -663,4 +666,36 @@ func sameDevice(a, b string) bool {
 		return false
 	}
 	return sa.Dev == sb.Dev
+}
+
+// undoReverse runs undo(n-1) ... undo(0). An undo that fails is tried again
+// after the rest, for as long as a pass makes progress: undoing one op may
+// wait on undoing a later one (apt will not remove a package that another
+// package installed by the same move still needs, and the journal may list
+// the dependency first). It returns the errors of the undos that never
+// succeeded, in reverse order.
+func undoReverse(n int, undo func(i int) error) []error {
+	pending := make([]int, 0, n)
+	for i := n - 1; i >= 0; i-- {
+		pending = append(pending, i)
+	}
+	var errs []error
+	for len(pending) > 0 {
+		var failed []int
+		errs = errs[:0]
+		for _, i := range pending {
+			if err := undo(i); err != nil {
+				failed = append(failed, i)
+				errs = append(errs, err)
+			}
+		}
+		if len(failed) == len(pending) {
+			break // no progress: these undos fail for good
+		}
+		pending = failed
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	return errs
 }

@@ -73,6 +73,9 @@ func (aptInstallKind) ForwardBatch(ctx context.Context, env *Env, batch []*journ
 		}
 		return nil
 	}
+	if ctx.Err() != nil {
+		return &BatchError{Index: at[0], Err: err} // cancelled: no more apt runs
+	}
 	env.logger().Info("APT-INSTALL: the batch failed; installing one by one to find the step", "err", err)
 	for j, spec := range specs {
 		if err := p.Install(ctx, spec); err != nil {

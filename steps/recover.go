@@ -56,10 +56,13 @@ func (a *Applier) recover(ctx context.Context) error {
 		return removeIntent(a.st.dir) // the move had committed
 	}
 	start := time.Now()
-	var errs []error
-	undone := 0
-	for i := len(recs) - 1; i >= 1; i-- {
-		r := recs[i]
+	type undoable struct {
+		step   journal.Step
+		action journal.Action
+		undo   *Image
+	}
+	var ops []undoable // in the order they ran
+	for _, r := range recs[1:] {
 		if r.T != "op" {
 			continue
 		}
@@ -74,11 +77,16 @@ func (a *Applier) recover(ctx context.Context) error {
 		if LookupKind(s.Op) == nil {
 			return inputErrorf("intent log: op %d: this build has no driver for %s", r.I, s.Op)
 		}
-		if err := a.undoOp(ctx, &s, action, r.Undo); err != nil {
-			errs = append(errs, fmt.Errorf("%s: undo: %w", describeStep(&s), err))
-		}
-		undone++
+		ops = append(ops, undoable{s, action, r.Undo})
 	}
+	undone := len(ops)
+	errs := undoReverse(len(ops), func(i int) error {
+		op := &ops[i]
+		if err := a.undoOp(ctx, &op.step, op.action, op.undo); err != nil {
+			return fmt.Errorf("%s: undo: %w", describeStep(&op.step), err)
+		}
+		return nil
+	})
 	if len(errs) > 0 {
 		return &UndoError{Cause: fmt.Errorf("recovering the move interrupted in %s", a.st.dir), Errs: errs}
 	}
