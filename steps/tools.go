@@ -75,7 +75,9 @@ func (a *Applier) toolInputs(op journal.Op, source string, done map[string]bool)
 	var err error
 	if op.Action == journal.Inverse {
 		err = checkInputs(a.env.Blobs, s)
-	} else if !a.env.Blobs.Has(sum) {
+	} else if !a.env.Blobs.Has(sum) || checkInputs(a.env.Blobs, s) != nil {
+		// Stored before is not enough: every input the manifest names must
+		// be there too, or the op (and then its undo) would fail at run time.
 		err = storeInputs(a.env.Blobs, s, filepath.Join(source, filepath.FromSlash(s.Args[0])))
 	}
 	if err != nil {
