@@ -151,6 +151,11 @@ func (a *Apt) chrooted() bool {
 }
 
 // usable refuses a root that holds no Debian system.
+// Usable returns why packages cannot be managed beneath the root: a root
+// other than / must hold a Debian system (var/lib/dpkg/status) to chroot
+// into.
+func (a *Apt) Usable() error { return a.usable() }
+
 func (a *Apt) usable() error {
 	if !a.chrooted() {
 		return nil

@@ -338,7 +338,7 @@ func TestAptInstallFailures(t *testing.T) {
 }
 
 // TestAptInstallRootWithoutDebian refuses APT-INSTALL under a --root that
-// holds no Debian system, before anything changes.
+// holds no Debian system, before anything changes: in preflight, exit 2.
 func TestAptInstallRootWithoutDebian(t *testing.T) {
 	crashNeedRoot(t)
 	root := t.TempDir()
@@ -350,6 +350,9 @@ func TestAptInstallRootWithoutDebian(t *testing.T) {
 	want := root + " holds no Debian system (no var/lib/dpkg/status): APT-INSTALL needs one"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
+	}
+	if code := steps.ExitCode(err); code != steps.ExitBadInput {
+		t.Errorf("exit %d, want %d (refused before anything changed)", code, steps.ExitBadInput)
 	}
 	if _, err := os.Lstat(filepath.Join(root, "srv")); err == nil {
 		t.Error("the MKDIR was not undone")

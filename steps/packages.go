@@ -23,6 +23,10 @@ type Packages interface {
 	Remove(ctx context.Context, name string) error
 	// SetAuto marks an installed package automatically installed or not.
 	SetAuto(ctx context.Context, name string, auto bool) error
+	// Usable returns why packages cannot be managed beneath this root (no
+	// Debian system there), or nil; the applier asks before anything
+	// changes.
+	Usable() error
 }
 
 // packageRecord is the Data of a package image: the version installed and
