@@ -42,7 +42,7 @@ func (c *compiler) parseAhead() {
 		return nil
 	})
 	results := make([]parsed, len(names))
-	parallel(len(names), func(i int) {
+	parallel(len(names), func(_, i int) {
 		if c.ctx.Err() == nil {
 			results[i].f, results[i].err = c.parseFile(names[i])
 		}
@@ -62,17 +62,18 @@ func (c *compiler) parseFile(name string) (*syntax.File, error) {
 	return syntax.Parse(name, string(data))
 }
 
-// parallel runs fn(0) ... fn(n-1) on every core and returns when all are
-// done.
-func parallel(n int, fn func(i int)) {
+// parallel runs fn(w, 0) ... fn(w, n-1) on every core and returns when all
+// are done; w numbers the worker running it (0 to workers-1), for state a
+// worker keeps from job to job.
+func parallel(n int, fn func(w, i int)) {
 	work := make(chan int)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), n) {
+	for w := range workers(n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				fn(i)
+				fn(w, i)
 			}
 		}()
 	}
@@ -82,6 +83,9 @@ func parallel(n int, fn func(i int)) {
 	close(work)
 	wg.Wait()
 }
+
+// workers is how many goroutines parallel starts for n jobs.
+func workers(n int) int { return min(runtime.GOMAXPROCS(0), n) }
 
 // hashAhead starts the workers that hash source files as the walk names
 // them (want), so that hashing overlaps the walk instead of following it.

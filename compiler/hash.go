@@ -9,10 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/cairn-cm/cairn/journal"
 )
@@ -38,30 +36,19 @@ func (c *compiler) hashAll() error {
 	}
 	sums := make([]string, len(jobs))
 	errs := make([]error, len(jobs))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(jobs), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 32<<10)
-			for i := range work {
-				if jobs[i].dir {
-					sums[i], errs[i] = c.hashDir(jobs[i].path)
-				} else {
-					sums[i], errs[i] = c.hashFileBuf(jobs[i].path, buf)
-				}
+	bufs := make([][]byte, workers(len(jobs))) // one copy buffer a worker
+	parallel(len(jobs), func(w, i int) {
+		switch {
+		case c.ctx.Err() != nil:
+		case jobs[i].dir:
+			sums[i], errs[i] = c.hashDir(jobs[i].path)
+		default:
+			if bufs[w] == nil {
+				bufs[w] = make([]byte, 32<<10)
 			}
-		}()
-	}
-	for i := range jobs {
-		if c.ctx.Err() != nil {
-			break
+			sums[i], errs[i] = c.hashFileBuf(jobs[i].path, bufs[w])
 		}
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	})
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}

@@ -51,32 +51,29 @@ func Caret(line string, col int) string {
 }
 
 // LineAt returns line n (1-based) of src without its line end, or "".
-func LineAt(src []byte, n int) string {
+func LineAt(src string, n int) string {
 	if n < 1 {
 		return ""
 	}
 	start := 0
 	for line := 1; line < n; line++ {
-		i := indexByte(src[start:], '\n')
+		i := strings.IndexByte(src[start:], '\n')
 		if i < 0 {
 			return ""
 		}
 		start += i + 1
 	}
-	end := indexByte(src[start:], '\n')
+	return lineFrom(src, start)
+}
+
+// lineFrom returns the line of src that starts at offset start, without
+// its line end.
+func lineFrom(src string, start int) string {
+	end := strings.IndexByte(src[start:], '\n')
 	if end < 0 {
 		end = len(src) - start
 	}
-	return strings.TrimRight(string(src[start:start+end]), "\r")
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
+	return strings.TrimRight(src[start:start+end], "\r")
 }
 
 // ErrorList is every finding of a parse or a compile, in the order found.

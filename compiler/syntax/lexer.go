@@ -96,15 +96,7 @@ func (l *lexState) pos(at int) lexer.Position {
 }
 
 func (l *lexState) errorf(at int, format string, args ...any) error {
-	return &Error{Pos: l.pos(at), Msg: fmt.Sprintf(format, args...), Line: lineOf(l.src, l.lineStart)}
-}
-
-func lineOf(src string, start int) string {
-	end := strings.IndexByte(src[start:], '\n')
-	if end < 0 {
-		end = len(src) - start
-	}
-	return strings.TrimRight(src[start:start+end], "\r")
+	return &Error{Pos: l.pos(at), Msg: fmt.Sprintf(format, args...), Line: lineFrom(l.src, l.lineStart)}
 }
 
 // newlines advances the line count over src[from:to].
@@ -242,7 +234,7 @@ func (l *lexState) noCR(start, end int) error {
 		}
 	}
 	p := lexer.Position{Filename: l.file, Offset: at, Line: line, Column: at - lineStart + 1}
-	return &Error{Pos: p, Msg: crMessage, Line: lineOf(l.src, lineStart)}
+	return &Error{Pos: p, Msg: crMessage, Line: lineFrom(l.src, lineStart)}
 }
 
 func firstRune(s string) rune {

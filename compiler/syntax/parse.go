@@ -64,7 +64,7 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 		return e, nil
 	}
 	if strings.TrimLeft(text, " \t") == "" {
-		return nil, &Error{Pos: pos, Msg: "empty interpolation ${}", Line: LineAt([]byte(src), pos.Line)}
+		return nil, &Error{Pos: pos, Msg: "empty interpolation ${}", Line: LineAt(src, pos.Line)}
 	}
 	peek, err := lexer.Upgrade(&interpLexer{lex: lexState{file: pos.Filename, src: text, line: 1}, base: pos})
 	if err != nil {
@@ -154,7 +154,7 @@ func (l *interpLexer) Next() (lexer.Token, error) {
 // file.
 func shift(e *Error, base lexer.Position, src string) *Error {
 	p := within(e.Pos, base)
-	return &Error{Pos: p, Msg: e.Msg, Line: LineAt([]byte(src), p.Line)}
+	return &Error{Pos: p, Msg: e.Msg, Line: LineAt(src, p.Line)}
 }
 
 // within turns p, a position in the text of an interpolation (which is on
@@ -186,7 +186,7 @@ func convert(err error, src string) error {
 	if errors.As(err, &ut) {
 		msg = describeUnexpected(ut)
 	}
-	return &Error{Pos: pos, Msg: msg, Line: LineAt([]byte(src), pos.Line)}
+	return &Error{Pos: pos, Msg: msg, Line: LineAt(src, pos.Line)}
 }
 
 func describeUnexpected(ut *participle.UnexpectedTokenError) string {
@@ -270,7 +270,7 @@ func readExprTemplates(e *Expr, src string) error {
 					}
 					lit, ok := t.Literal()
 					if !ok {
-						err = &Error{Pos: it.Pos, Msg: "an object key cannot hold an interpolation", Line: LineAt([]byte(src), it.Pos.Line)}
+						err = &Error{Pos: it.Pos, Msg: "an object key cannot hold an interpolation", Line: LineAt(src, it.Pos.Line)}
 						return false
 					}
 					it.Key = lit
@@ -336,7 +336,7 @@ func invalidUTF8(name, src string) error {
 		r, size := utf8.DecodeRuneInString(src[i:])
 		if r == utf8.RuneError && size == 1 {
 			return &Error{Pos: lexer.Position{Filename: name, Offset: i, Line: line, Column: i - start + 1},
-				Msg: fmt.Sprintf("byte 0x%02x is not UTF-8: configuration files are UTF-8", src[i]), Line: LineAt([]byte(src), line)}
+				Msg: fmt.Sprintf("byte 0x%02x is not UTF-8: configuration files are UTF-8", src[i]), Line: LineAt(src, line)}
 		}
 		if r == '\n' {
 			line, start = line+1, i+1
@@ -415,5 +415,5 @@ func (l *codeLexer) Next() (lexer.Token, error) {
 }
 
 func (l *codeLexer) errorAt(pos lexer.Position, format string, args ...any) error {
-	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...), Line: LineAt([]byte(l.lex.src), pos.Line)}
+	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...), Line: LineAt(l.lex.src, pos.Line)}
 }

@@ -298,7 +298,7 @@ func TestErrors(t *testing.T) {
 			if got := err.Error(); got != tt.want {
 				t.Errorf("Parse(%q):\ngot  %q\nwant %q", tt.in, got, tt.want)
 			}
-			if e.Line != "" && e.Line != LineAt([]byte(tt.in), e.Pos.Line) {
+			if e.Line != "" && e.Line != LineAt(tt.in, e.Pos.Line) {
 				t.Errorf("Line = %q, not line %d of the source", e.Line, e.Pos.Line)
 			}
 		})
@@ -335,10 +335,10 @@ func TestErrorList(t *testing.T) {
 	if !errors.As(error(l), &e) || e != a {
 		t.Errorf("errors.As did not find the first *Error")
 	}
-	if got := LineAt([]byte("a\nb\n"), 2); got != "b" {
+	if got := LineAt("a\nb\n", 2); got != "b" {
 		t.Errorf("LineAt = %q", got)
 	}
-	if got := LineAt([]byte("a\nb"), 3); got != "" {
+	if got := LineAt("a\nb", 3); got != "" {
 		t.Errorf("LineAt past the end = %q", got)
 	}
 }

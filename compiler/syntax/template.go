@@ -217,5 +217,5 @@ func advance(p lexer.Position, n int) lexer.Position {
 
 func errorAt(p lexer.Position, cols int, src string, format string, args ...any) *Error {
 	p = advance(p, cols)
-	return &Error{Pos: p, Msg: fmt.Sprintf(format, args...), Line: LineAt([]byte(src), p.Line)}
+	return &Error{Pos: p, Msg: fmt.Sprintf(format, args...), Line: LineAt(src, p.Line)}
 }

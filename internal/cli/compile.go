@@ -71,14 +71,7 @@ type compileCmd struct {
 
 // Run compiles the configuration and prints the journal.
 func (c *compileCmd) Run(e *env) error {
-	blobs := c.Blobs
-	if blobs == "" {
-		blobs = filepath.Join(c.Path, ".cairn", "blobs")
-		if _, file, err := configDir(c.Path); err == nil && file != "" {
-			blobs = filepath.Join(filepath.Dir(c.Path), ".cairn", "blobs")
-		}
-	}
-	res, err := compileAt(e, &c.hostFlags, c.Path, blobs)
+	res, _, err := compileAt(e, &c.hostFlags, c.Path, true, c.Blobs)
 	if err != nil {
 		return err
 	}
@@ -89,29 +82,37 @@ func (c *compileCmd) Run(e *env) error {
 	return err
 }
 
-// compileAt compiles the configuration at path on disk, writing rendered
-// content to blobs unless it is ""; findings are exit 2.
-func compileAt(e *env, hf *hostFlags, path, blobs string) (*compiler.Result, error) {
+// compileAt compiles the configuration at path on disk (a directory, or
+// one file of it). With writeBlobs, rendered content goes to blobs, or by
+// default to DIR/.cairn/blobs; without, nowhere. It returns the
+// configuration's directory too; findings are exit 2.
+func compileAt(e *env, hf *hostFlags, path string, writeBlobs bool, blobs string) (*compiler.Result, string, error) {
 	defer lessGC()()
 	dir, file, err := configDir(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	opts, err := hf.options()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	switch {
+	case !writeBlobs:
+		blobs = ""
+	case blobs == "":
+		blobs = filepath.Join(dir, ".cairn", "blobs")
 	}
 	opts.Dir, opts.File, opts.Env = abs, file, os.Environ()
 	opts.BlobDir = blobs
 	res, err := compiler.Compile(e.ctx, os.DirFS(dir), opts)
 	if err != nil {
-		return nil, &exitError{code: exitBadInput, err: err}
+		return nil, "", &exitError{code: exitBadInput, err: err}
 	}
-	return res, nil
+	return res, dir, nil
 }
 
 // lessGC makes the collector run less often while a compile holds its

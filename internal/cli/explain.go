@@ -21,7 +21,7 @@ type explainCmd struct {
 // for each, the chain of source positions with the source line at each.
 // Nothing found is exit 1.
 func (c *explainCmd) Run(e *env) error {
-	res, err := compileAt(e, &c.hostFlags, c.Path, "")
+	res, dir, err := compileAt(e, &c.hostFlags, c.Path, false, "")
 	if err != nil {
 		return err
 	}
@@ -29,10 +29,6 @@ func (c *explainCmd) Run(e *env) error {
 	if len(matches) == 0 {
 		fmt.Fprintf(e.stderr, "cairn explain: no step of %s's journal %s\n", res.Host, how)
 		return exitCode(exitDiffers)
-	}
-	dir, _, err := configDir(c.Path)
-	if err != nil {
-		return err
 	}
 	fsys := os.DirFS(dir)
 	w := bufio.NewWriter(e.stdout)
@@ -108,5 +104,5 @@ func sourceLine(fsys fs.FS, pos string) string {
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(syntax.LineAt(data, line))
+	return strings.TrimSpace(syntax.LineAt(string(data), line))
 }
