@@ -75,22 +75,53 @@ func CanonicalValue(kind ValueKind, v string) (string, error) {
 	return v, nil
 }
 
+// The limits of Linux on a path and on one of its components.
+const (
+	// MaxPath is the longest object path, in bytes: PATH_MAX (4096) counts
+	// the terminating NUL, so a path the kernel takes has at most 4095.
+	// It bounds the path beneath the root, not the root joined to it.
+	MaxPath = 4095
+	// MaxName is the longest component of an object path, in bytes
+	// (NAME_MAX).
+	MaxName = 255
+)
+
 // CheckObjectPath reports whether p is an object path (§2): absolute and
-// clean, with no "." or ".." segment, no "//", no trailing "/", and not "/".
+// clean, with no "." or ".." segment, no "//", no trailing "/", and not "/";
+// at most MaxPath bytes long, and no component longer than MaxName.
 func CheckObjectPath(p string) error {
 	switch {
 	case p == "":
 		return errors.New("path is empty")
 	case p[0] != '/':
-		return fmt.Errorf("path %q is not absolute", p)
+		return fmt.Errorf("path %s is not absolute", quoteShort(p))
 	case p == "/":
 		return errors.New("path / cannot be managed")
+	case len(p) > MaxPath:
+		// Checked before anything else reads the whole path.
+		return fmt.Errorf("path %s is %d bytes long; a path has at most %d (PATH_MAX)", quoteShort(p), len(p), MaxPath)
 	case strings.IndexByte(p, 0) >= 0:
 		return fmt.Errorf("path %q holds a NUL byte", p)
 	case path.Clean(p) != p:
 		return fmt.Errorf("path %q is not clean (no '.', '..', '//' or trailing '/'; did you mean %q?)", p, path.Clean(p))
 	}
+	for i := 1; i < len(p); {
+		c, end := nextComponent(p, i)
+		if len(c) > MaxName {
+			return fmt.Errorf("path %s: component %s is %d bytes long; a component has at most %d (NAME_MAX)", quoteShort(p), quoteShort(c), len(c), MaxName)
+		}
+		i = end + 1
+	}
 	return nil
+}
+
+// quoteShort quotes s, cut to its first 64 bytes and "..." if it is longer,
+// so that a message about a huge value stays readable.
+func quoteShort(s string) string {
+	if len(s) <= 64 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:64]) + "..."
 }
 
 // CheckSourcePath reports whether p is a clean relative path that cannot

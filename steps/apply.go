@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -334,7 +333,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	}
 	defer log.close()
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1})
-	b := batch{a: a, log: log, relinked: map[string]bool{}}
+	b := batch{a: a, log: log}
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
 		if op.Noop {
@@ -366,7 +365,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 			continue
 		}
 		if a.relinks(ex) {
-			b.relinked[op.Step.Object()] = true
+			b.relinked.Set(op.Step.Object(), true)
 		}
 	}
 	if err := b.execute(ctx); err != nil {
@@ -419,17 +418,14 @@ type batch struct {
 	a        *Applier
 	log      *intentLog
 	pending  []executed
-	relinked map[string]bool // paths an op of the batch turns from or into a link
-	done     []executed      // every op that ran or may have run, in order
+	relinked journal.PathTree[bool] // paths an op of the batch turns from or into a link
+	done     []executed             // every op that ran or may have run, in order
 	ran      int
 }
 
 func (b *batch) beneathRelinked(p string) bool {
-	if len(b.relinked) == 0 {
-		return false
-	}
-	for anc := path.Dir(p); anc != "/"; anc = path.Dir(anc) {
-		if b.relinked[anc] {
+	for _, relinked := range b.relinked.Ancestors(p) {
+		if relinked {
 			return true
 		}
 	}
@@ -445,7 +441,7 @@ func (b *batch) execute(ctx context.Context) error {
 	a := b.a
 	pending := b.pending
 	b.pending = b.pending[:0:0]
-	clear(b.relinked)
+	b.relinked.Clear()
 	if len(pending) == 0 {
 		return nil
 	}
