@@ -19,8 +19,8 @@ const (
 	Hash                        // sha256 as 64 hex digits, canonical in lower case
 	Duration                    // a positive Go duration, canonical as time.Duration prints it
 	Bool                        // true or false
-	Name                        // a user or group name, or a numeric id
-	ID                          // a decimal number
+	Name                        // a user or group name, or a numeric id (digits only: 0 to MaxID)
+	ID                          // a numeric user or group id, 0 to MaxID
 	NameList                    // names separated by commas
 	CheckKind                   // one of the CHECK kinds
 	Command                     // a non-empty shell command

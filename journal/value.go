@@ -51,11 +51,11 @@ func CanonicalValue(kind ValueKind, v string) (string, error) {
 	case Name:
 		return v, checkName(v)
 	case ID:
-		n, err := strconv.ParseUint(v, 10, 32)
+		n, err := ParseID(v)
 		if err != nil {
-			return v, fmt.Errorf("%q is not a numeric id", v)
+			return v, err
 		}
-		return strconv.FormatUint(n, 10), nil
+		return strconv.FormatUint(uint64(n), 10), nil
 	case NameList:
 		for _, n := range strings.Split(v, ",") {
 			if err := checkName(n); err != nil {
@@ -189,10 +189,42 @@ func canonicalHash(v string) (string, error) {
 	return v, nil
 }
 
-// checkName accepts a user, group or package name, or a numeric id.
+// MaxID is the largest user or group id. One more, 4294967295, is
+// (uid_t)-1, which chown(2) takes for "leave unchanged" and the shadow
+// tools refuse; larger numbers do not fit in a uid_t at all.
+const MaxID = 4294967294
+
+// ParseID parses a numeric user or group id: decimal digits, at most MaxID.
+func ParseID(v string) (uint32, error) {
+	if !isDigits(v) {
+		return 0, fmt.Errorf("%s is not a numeric id", quoteShort(v))
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n > MaxID {
+		return 0, fmt.Errorf("id %s is out of range: ids go from 0 to %d (4294967295 is (uid_t)-1, which chown takes for \"no change\")", quoteShort(v), MaxID)
+	}
+	return uint32(n), nil
+}
+
+// isDigits reports whether v is a non-empty string of decimal digits.
+func isDigits(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return v != ""
+}
+
+// checkName accepts a user, group or package name, or a numeric id: a name
+// of digits only is an id, and must be in range (ParseID).
 func checkName(v string) error {
 	if v == "" {
 		return errors.New("name is empty")
+	}
+	if isDigits(v) {
+		_, err := ParseID(v)
+		return err
 	}
 	if len(v) > 64 {
 		return fmt.Errorf("name %q is longer than 64 bytes", v)
