@@ -101,6 +101,12 @@ const (
 	OpInclude        = "INCLUDE"
 )
 
+// DefaultExecTimeout is the timeout of an EXEC without one: long enough for
+// a database migration or a certificate request, short enough that a hung
+// command does not hold a move (and the state lock) for good. The timeout
+// bounds the command and, separately, its undo.
+const DefaultExecTimeout = "10m0s"
+
 // The CHECK kinds of v1 (§3).
 var CheckKinds = []string{"command", "file", "http", "tcp", "unit-active"}
 
@@ -129,7 +135,7 @@ var signatures = []Signature{
 		Attrs:   withOwnership("0644", AttrSpec{Key: "sha256", Kind: Hash, Required: true}),
 		Summary: "write a file's content, mode and owner"},
 	{Op: OpExec, Args: []ArgSpec{{"COMMAND", Command}},
-		Attrs:      []AttrSpec{{Key: "creates", Kind: ObjectPath}, {Key: "undo", Kind: Command}},
+		Attrs:      []AttrSpec{{Key: "creates", Kind: ObjectPath}, {Key: "timeout", Kind: Duration, Default: DefaultExecTimeout}, {Key: "undo", Kind: Command}},
 		UndoIsNoop: func(s *Step) bool { _, ok := s.Lookup("undo"); return !ok },
 		Summary:    "run a command with /bin/sh -c"},
 	{Op: OpGroupadd, Args: []ArgSpec{{"NAME", Name}}, Family: FamilyGroup,
