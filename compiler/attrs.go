@@ -2,9 +2,9 @@ package compiler
 
 import (
 	"errors"
-	"strconv"
 
 	"github.com/cairn-cm/cairn/compiler/syntax"
+	"github.com/cairn-cm/cairn/journal"
 )
 
 // The accessors below evaluate one attribute of a block in a scope and
@@ -26,7 +26,25 @@ func (c *compiler) value(s *scope, b *block, name string, typ attrType) (v Value
 		c.errs = append(c.errs, s.errorf(it.Value.Pos, "%s: want %s, got %s %s", name, typ, v.Kind, v))
 		return Value{}, false
 	}
+	if (typ == tNumber || typ == tNumberName) && isDigits(v.Str) {
+		// A number here is a user or group id: in range, or the journal
+		// would refuse it (or, worse, chown would take it for "no change").
+		if _, err := journal.ParseID(v.Str); err != nil {
+			c.errs = append(c.errs, s.errorf(it.Value.Pos, "%s: %v", name, err))
+			return Value{}, false
+		}
+	}
 	return v, true
+}
+
+// isDigits reports whether v is a non-empty string of decimal digits.
+func isDigits(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return v != ""
 }
 
 // errReported is the error of an expression whose cause is already on the
@@ -52,8 +70,7 @@ func fits(v Value, typ attrType) bool {
 	case tBool:
 		return v.Kind == KindBool
 	case tNumber:
-		_, err := strconv.ParseUint(v.Str, 10, 32)
-		return (v.Kind == KindNumber || v.Kind == KindString) && err == nil
+		return (v.Kind == KindNumber || v.Kind == KindString) && isDigits(v.Str)
 	case tNumberName:
 		return v.Kind == KindNumber || v.Kind == KindString
 	case tStrings:

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 
@@ -17,7 +16,7 @@ import (
 // entries. It also finishes the steps that need other nodes: a restart's
 // on= hash and a gid given as a group's name.
 func (c *compiler) resolve() {
-	dirs := map[string]*node{}
+	var dirs journal.PathTree[*node] // by component: a deep path's ancestors cost O(len)
 	files := map[string]*node{}
 	users := map[string]*node{}
 	groups := map[string]*node{}
@@ -25,7 +24,7 @@ func (c *compiler) resolve() {
 	units := map[string]*node{}
 	for _, n := range c.nodes {
 		if n.dir != "" {
-			dirs[n.dir] = n
+			dirs.Set(n.dir, n)
 		}
 		if n.file != "" {
 			files[n.file] = n
@@ -45,11 +44,14 @@ func (c *compiler) resolve() {
 	}
 	for _, n := range c.nodes {
 		for _, p := range n.paths {
-			for d := path.Dir(p); d != "/"; d = path.Dir(d) {
-				if dn := dirs[d]; dn != nil && dn != n {
-					n.dep(dn)
-					break
+			var nearest *node
+			for _, dn := range dirs.Ancestors(p) {
+				if dn != n {
+					nearest = dn
 				}
+			}
+			if nearest != nil {
+				n.dep(nearest)
 			}
 		}
 		for _, name := range n.owners {

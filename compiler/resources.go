@@ -266,6 +266,7 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 		}
 		list := c.optional(s, b, nil, "undo", "undo")
 		list = c.optional(s, b, list, "creates", "creates")
+		list = c.optional(s, b, list, "timeout", "timeout")
 		add(c.mkStep(s, b, journal.OpExec, []string{command}, list...))
 	case "check":
 		add(c.check(s, b))

@@ -69,6 +69,7 @@ var blockSpecs = []*blockSpec{
 	{typ: "dir", labels: []string{"path"}, resource: true, attrs: ownership},
 	{typ: "exec", labels: []string{"name"}, resource: true, attrs: []attrSpec{
 		{name: "command", typ: tString, required: true}, {name: "undo", typ: tString}, {name: "creates", typ: tString},
+		{name: "timeout", typ: tString},
 	}},
 	{typ: "file", labels: []string{"path"}, resource: true, attrs: append(append([]attrSpec{}, fileBody...), ownership...)},
 	{typ: "group", labels: []string{"name"}, resource: true, attrs: []attrSpec{

@@ -90,11 +90,11 @@ func (a *Accounts) User(name string) (*User, error) {
 		return nil, fmt.Errorf("user %s: malformed line in %s: %q", name, a.file("passwd"), line)
 	}
 	u := &User{Name: name, Gecos: f[4], Home: f[5], Shell: f[6], Passwd: line}
-	if u.UID, err = strconv.Atoi(f[2]); err != nil {
-		return nil, fmt.Errorf("user %s: uid %q in %s is not a number", name, f[2], a.file("passwd"))
+	if u.UID, err = parseID(f[2]); err != nil {
+		return nil, fmt.Errorf("user %s: uid in %s: %w", name, a.file("passwd"), err)
 	}
-	if u.GID, err = strconv.Atoi(f[3]); err != nil {
-		return nil, fmt.Errorf("user %s: gid %q in %s is not a number", name, f[3], a.file("passwd"))
+	if u.GID, err = parseID(f[3]); err != nil {
+		return nil, fmt.Errorf("user %s: gid in %s: %w", name, a.file("passwd"), err)
 	}
 	if u.Shadow, err = findLine(a.file("shadow"), name); err != nil {
 		return nil, err
@@ -137,8 +137,8 @@ func (a *Accounts) Group(name string) (*Group, error) {
 		return nil, fmt.Errorf("group %s: malformed line in %s: %q", name, a.file("group"), line)
 	}
 	g := &Group{Name: name, Members: splitList(f[3]), Line: line}
-	if g.GID, err = strconv.Atoi(f[2]); err != nil {
-		return nil, fmt.Errorf("group %s: gid %q in %s is not a number", name, f[2], a.file("group"))
+	if g.GID, err = parseID(f[2]); err != nil {
+		return nil, fmt.Errorf("group %s: gid in %s: %w", name, a.file("group"), err)
 	}
 	if g.GShadow, err = findLine(a.file("gshadow"), name); err != nil {
 		return nil, err
@@ -153,6 +153,9 @@ func (a *Accounts) AddUser(s UserSpec) error {
 		return err
 	}
 	if err := ValidName(s.Name); err != nil {
+		return err
+	}
+	if err := s.checkIDs(); err != nil {
 		return err
 	}
 	var args []string
@@ -185,6 +188,9 @@ func (a *Accounts) AddUser(s UserSpec) error {
 // directory that changes is moved when the old one exists and the new one
 // does not.
 func (a *Accounts) ModifyUser(s UserSpec) error {
+	if err := s.checkIDs(); err != nil {
+		return err
+	}
 	u, err := a.User(s.Name)
 	if err != nil {
 		return err
@@ -300,6 +306,9 @@ func (a *Accounts) AddGroup(s GroupSpec) error {
 	if err := ValidName(s.Name); err != nil {
 		return err
 	}
+	if err := checkSpecID("group "+s.Name, "gid", s.GID); err != nil {
+		return err
+	}
 	var args []string
 	if s.System {
 		args = append(args, "--system")
@@ -312,6 +321,9 @@ func (a *Accounts) AddGroup(s GroupSpec) error {
 
 // ModifyGroup sets an existing group's gid to that of s.
 func (a *Accounts) ModifyGroup(s GroupSpec) error {
+	if err := checkSpecID("group "+s.Name, "gid", s.GID); err != nil {
+		return err
+	}
 	g, err := a.Group(s.Name)
 	if err != nil {
 		return err
@@ -365,6 +377,52 @@ func (a *Accounts) RestoreGroup(g Group) error {
 		}
 		return a.setLine("gshadow", g.Name, withField(g.GShadow, 3, field(gsLine, 3)))
 	})
+}
+
+// maxID is the largest user or group id: 4294967295 is (uid_t)-1, which
+// chown(2) reads as "no change" and the shadow tools refuse, and larger
+// numbers do not fit in a uid_t.
+const maxID = 4294967294
+
+// parseID parses a decimal user or group id, 0 to maxID. (strconv.Atoi
+// would take any int, which the kernel truncates to 32 bits.)
+func parseID(v string) (int, error) {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n > maxID {
+		return 0, fmt.Errorf("%q is not an id from 0 to %d", v, maxID)
+	}
+	return int(n), nil
+}
+
+// checkSpecID checks an id that a spec sets, if it sets one.
+func checkSpecID(what, key, v string) error {
+	if v == "" {
+		return nil
+	}
+	if _, err := parseID(v); err != nil {
+		return fmt.Errorf("%s: %s: %w", what, key, err)
+	}
+	return nil
+}
+
+// checkIDs checks the uid and gid a user spec sets, and the supplementary
+// groups it names by number.
+func (s UserSpec) checkIDs() error {
+	what := "user " + s.Name
+	if err := checkSpecID(what, "uid", s.UID); err != nil {
+		return err
+	}
+	if err := checkSpecID(what, "gid", s.GID); err != nil {
+		return err
+	}
+	for _, g := range s.Groups {
+		if strings.Trim(g, "0123456789") == "" {
+			if err := checkSpecID(what, "groups", g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ValidName checks a user or group name against what the shadow tools and

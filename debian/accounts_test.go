@@ -217,6 +217,14 @@ func TestAccountsErrors(t *testing.T) {
 		{"no such group", func() error { return a.AddUser(UserSpec{Name: "x1", Groups: []string{"nosuch"}}) }, "nosuch"},
 		{"modify absent", func() error { return a.ModifyUser(UserSpec{Name: "nobody-here", Shell: "/bin/sh"}) }, "no such user"},
 		{"no passwd", func() error { return NewAccounts(t.TempDir()).AddUser(UserSpec{Name: "x2"}) }, "has no /etc/passwd"},
+		// Ids out of range never reach the shadow tools: 4294967295 is
+		// (uid_t)-1, and larger ones are truncated by the kernel.
+		{"uid -1", func() error { return a.AddUser(UserSpec{Name: "x3", UID: "4294967295"}) }, `user x3: uid: "4294967295" is not an id from 0 to 4294967294`},
+		{"gid too big", func() error { return a.AddUser(UserSpec{Name: "x4", GID: "4294967296"}) }, `user x4: gid: "4294967296" is not an id`},
+		{"groups id too big", func() error { return a.AddUser(UserSpec{Name: "x5", Groups: []string{"4294967295"}}) }, `user x5: groups: "4294967295" is not an id`},
+		{"modify uid huge", func() error { return a.ModifyUser(UserSpec{Name: "olduser", UID: "99999999999999999999"}) }, `user olduser: uid: "99999999999999999999" is not an id`},
+		{"group gid -1", func() error { return a.AddGroup(GroupSpec{Name: "x6", GID: "4294967295"}) }, `group x6: gid: "4294967295" is not an id`},
+		{"modify group gid too big", func() error { return a.ModifyGroup(GroupSpec{Name: "x7", GID: "4294967296"}) }, `group x7: gid: "4294967296" is not an id`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +236,16 @@ func TestAccountsErrors(t *testing.T) {
 				t.Errorf("/etc/passwd changed:\n%s", got)
 			}
 		})
+	}
+
+	// An entry whose id is out of range is an error, not an int that
+	// would be truncated to 32 bits.
+	bad := before + "ghost:x:4294967296:0::/:/bin/sh\n"
+	if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := a.User("ghost"); err == nil || !strings.Contains(err.Error(), `user ghost: uid in `) {
+		t.Errorf("User(ghost) = %+v, %v; want an error about its uid", u, err)
 	}
 }
 

@@ -3,11 +3,14 @@ package debian
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Tools runs the outside tools of the KUBECTL-APPLY and PLAYBOOK step kinds:
@@ -16,9 +19,11 @@ import (
 // ~/.kube/config) and that configuration's current context.
 //
 // The process environment is passed through to both tools unchanged, except
-// for what the fields below set. A command, once started, runs to its end:
-// cancellation is checked before it starts, never by killing it halfway
-// (a half-run apply is worse than a late one).
+// for what the fields below set. A tool is not started once ctx is done;
+// once started, it runs to its end unless ctx is done, and then its whole
+// process group is killed at once. The applier's ops get a ctx that is done
+// only when the operator kills the move (a second signal), never when it is
+// merely stopped: a half-run apply is worse than a late one.
 type Tools struct {
 	// Kubeconfig, if set, is passed to kubectl as KUBECONFIG.
 	Kubeconfig string
@@ -91,20 +96,38 @@ func program(name, def string) string {
 }
 
 // run runs a tool with the process environment and env added, its output
-// going to out; a failure quotes the last lines of that output.
+// going to out; a failure quotes the last lines of that output. The tool
+// runs in a process group of its own, which is killed (SIGKILL) when ctx is
+// done: the applier's ops get a ctx that is done only when the move is
+// killed, and then kubectl's or ansible's children must die with it.
 func run(ctx context.Context, prog string, args, env []string, out io.Writer) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: not started: %w", prog, err)
+		return fmt.Errorf("%s: not started: %w", prog, context.Cause(ctx))
 	}
 	if out == nil {
 		out = io.Discard
 	}
 	tail := &tailWriter{}
-	cmd := exec.Command(prog, args...)
+	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = io.MultiWriter(out, tail)
 	cmd.Stderr = cmd.Stdout
-	if err := cmd.Run(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); !errors.Is(err, syscall.ESRCH) {
+			return err
+		}
+		return os.ErrProcessDone
+	}
+	cmd.WaitDelay = 2 * time.Second // then stop waiting for output a stray process holds
+	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil {
+		return nil // it succeeded; a process it left behind holds the output
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("its process group was killed: %w", context.Cause(ctx))
+		}
 		quote := ""
 		if t := tail.String(); t != "" {
 			quote = "\n" + t

@@ -2,11 +2,15 @@ package debian
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestToolArgs(t *testing.T) {
@@ -98,4 +102,58 @@ func TestToolsRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestToolsKilled cancels the context of a tool that runs, with a child of
+// its own: the whole process group dies at once, and the error says so.
+func TestToolsKilled(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	tool := filepath.Join(dir, "kubectl")
+	body := "#!/bin/sh\nsleep 30 &\necho $! > " + pidFile + ".tmp\nmv " + pidFile + ".tmp " + pidFile + "\nwait\n"
+	if err := os.WriteFile(tool, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- Tools{KubectlProgram: tool}.Kubectl(ctx, "apply", "/d", false, io.Discard) }()
+	var pid int
+	for deadline := time.Now().Add(10 * time.Second); pid == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the tool did not start its child")
+		}
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+	}
+	cancel(errors.New("killed by the test"))
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "its process group was killed: killed by the test") {
+			t.Errorf("error = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tool still runs 10s after its context was canceled")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("took %s", took)
+	}
+	for deadline := time.Now().Add(5 * time.Second); processAlive(pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tool's child %d outlived it", pid)
+		}
+	}
+}
+
+// processAlive reports whether pid runs (a zombie, killed and waiting for
+// its parent, does not).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

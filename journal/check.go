@@ -1,8 +1,6 @@
 package journal
 
-import (
-	"path"
-)
+import "strings"
 
 // Check runs the static checks of §4 over expanded steps: duplicate
 // identities, a parent directory made by a later MKDIR, a path beneath or
@@ -10,13 +8,17 @@ import (
 // user or group that a later step creates. An EXEC without undo is a warning.
 // The findings are sorted by position; none of severity SevError means the
 // journal may be applied.
+//
+// The checks cost O(total bytes of the steps' paths): the paths are indexed
+// by component in a PathTree, so that the ancestors of a path are visited in
+// one walk down the tree, never by hashing each ancestor in full.
 func Check(steps []Step) ErrorList {
 	var errs ErrorList
 	add := func(s *Step, sev Severity, msg string) {
 		errs = append(errs, &Error{Pos: s.Pos, Msg: msg, Severity: sev})
 	}
 	identities := make(map[string]int, len(steps))
-	paths := make(map[string]int, len(steps)) // object path -> step index
+	var paths PathTree[int] // object path -> step index
 	users := map[string]int{}
 	groups := map[string]int{}
 	for i := range steps {
@@ -37,7 +39,7 @@ func Check(steps []Step) ErrorList {
 		identities[id] = i
 		switch s.Signature().Family {
 		case FamilyPath:
-			paths[s.Object()] = i
+			paths.Set(s.Object(), i)
 		case FamilyUser:
 			users[s.Object()] = i
 		case FamilyGroup:
@@ -50,15 +52,22 @@ func Check(steps []Step) ErrorList {
 			continue
 		}
 		p := s.Object()
-		parent := path.Dir(p)
-		if j, ok := paths[parent]; ok && j > i && steps[j].Op == OpMkdir {
-			add(s, SevError, "parent directory "+parent+" is made by MKDIR at "+steps[j].Pos.String()+", which comes later")
-		}
-		for a := parent; a != "/"; a = path.Dir(a) {
-			if j, ok := paths[a]; ok && steps[j].Op != OpMkdir {
-				add(s, SevError, p+" lies beneath "+a+", which "+steps[j].Op+" at "+steps[j].Pos.String()+" manages as no directory")
-				break
+		parentLen := strings.LastIndexByte(p, '/')
+		later, below := -1, -1 // a later MKDIR of the parent; the deepest non-directory ancestor
+		var belowPath string
+		for a, j := range paths.Ancestors(p) {
+			if len(a) == parentLen && j > i && steps[j].Op == OpMkdir {
+				later = j
 			}
+			if steps[j].Op != OpMkdir {
+				below, belowPath = j, a
+			}
+		}
+		if later >= 0 {
+			add(s, SevError, "parent directory "+p[:parentLen]+" is made by MKDIR at "+steps[later].Pos.String()+", which comes later")
+		}
+		if below >= 0 {
+			add(s, SevError, p+" lies beneath "+belowPath+", which "+steps[below].Op+" at "+steps[below].Pos.String()+" manages as no directory")
 		}
 		if owner, ok := s.Lookup("owner"); ok {
 			if j, ok := users[owner]; ok && j > i {

@@ -89,3 +89,97 @@ func TestLoadIncludes(t *testing.T) {
 		t.Errorf("want both files' errors, got %v", err)
 	}
 }
+
+// TestCheckDeepPaths checks the findings about ancestors on paths at the
+// limits: MKDIRs nested to the deepest path allowed, in order and out of
+// order, and a link far up their chain. (BenchmarkCheckNested shows that the
+// checks cost O(total path bytes).)
+func TestCheckDeepPaths(t *testing.T) {
+	data := nestedJournal(MaxPath / 2)
+	j, err := Parse("t", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := Check(j.Steps); len(errs) != 0 {
+		t.Fatalf("nested MKDIRs in order: %v", errs)
+	}
+	n := len(j.Steps)
+	last := j.Steps[n-1].Object()
+	if len(last) != MaxPath-1 {
+		t.Fatalf("deepest path is %d bytes", len(last))
+	}
+
+	// The deepest MKDIR first: its parent comes later; every other step
+	// is fine.
+	steps := append([]Step{j.Steps[n-1]}, j.Steps[:n-1]...)
+	errs := Check(steps)
+	if len(errs) != 1 || !strings.Contains(errs[0].Msg, "parent directory "+last[:len(last)-2]+" is made by MKDIR at t:"+strconv.Itoa(n-1)+":1, which comes later") {
+		t.Fatalf("deepest MKDIR first: %v", errs)
+	}
+
+	// A link at depth 10 and an RM at depth 20: everything beneath 20 is
+	// reported against the RM (the nearest), 11 to 20 against the link.
+	steps = append([]Step(nil), j.Steps...)
+	link, err := ParseStep(Pos{File: "t", Line: 10, Col: 1}, "SYMLINK /x "+steps[9].Object())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, err := ParseStep(Pos{File: "t", Line: 20, Col: 1}, "RM "+steps[19].Object())
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps[9], steps[19] = link, rm
+	errs = Check(steps)
+	if len(errs) != n-10 {
+		t.Fatalf("%d findings, want %d", len(errs), n-10)
+	}
+	for _, e := range errs {
+		want := "which SYMLINK at t:10:1 manages as no directory"
+		if e.Pos.Line > 20 {
+			want = "which RM at t:20:1 manages as no directory"
+		}
+		if !strings.Contains(e.Msg, want) {
+			t.Fatalf("%v: want %q", e, want)
+		}
+	}
+}
+
+func TestPathTree(t *testing.T) {
+	var tr PathTree[int]
+	for i, p := range []string{"/a", "/a/b/c", "/a/bc", "/x/y", "/a/b/c/d"} {
+		tr.Set(p, i)
+	}
+	tr.Set("/a", 10) // again
+	if tr.Len() != 5 {
+		t.Errorf("Len = %d", tr.Len())
+	}
+	for p, want := range map[string]int{"/a": 10, "/a/b/c": 1, "/a/b": -1, "/a/bc": 2, "/x": -1, "/q": -1} {
+		v, ok := tr.Get(p)
+		if !ok {
+			v = -1
+		}
+		if v != want {
+			t.Errorf("Get(%s) = %d, want %d", p, v, want)
+		}
+	}
+	var got []string
+	for a, v := range tr.Ancestors("/a/b/c/d/e") {
+		got = append(got, a+"="+strconv.Itoa(v))
+	}
+	if strings.Join(got, " ") != "/a=10 /a/b/c=1 /a/b/c/d=4" {
+		t.Errorf("Ancestors = %v", got)
+	}
+	for a := range tr.Ancestors("/a") {
+		t.Errorf("/a has ancestor %s", a)
+	}
+	for a := range tr.Ancestors("/a/b/c") {
+		if a != "/a" {
+			t.Errorf("/a/b/c has ancestor %s", a)
+		}
+		break
+	}
+	tr.Clear()
+	if _, ok := tr.Get("/a"); ok || tr.Len() != 0 {
+		t.Error("Clear left paths")
+	}
+}

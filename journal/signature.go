@@ -19,8 +19,8 @@ const (
 	Hash                        // sha256 as 64 hex digits, canonical in lower case
 	Duration                    // a positive Go duration, canonical as time.Duration prints it
 	Bool                        // true or false
-	Name                        // a user or group name, or a numeric id
-	ID                          // a decimal number
+	Name                        // a user or group name, or a numeric id (digits only: 0 to MaxID)
+	ID                          // a numeric user or group id, 0 to MaxID
 	NameList                    // names separated by commas
 	CheckKind                   // one of the CHECK kinds
 	Command                     // a non-empty shell command
@@ -101,6 +101,12 @@ const (
 	OpInclude        = "INCLUDE"
 )
 
+// DefaultExecTimeout is the timeout of an EXEC without one: long enough for
+// a database migration or a certificate request, short enough that a hung
+// command does not hold a move (and the state lock) for good. The timeout
+// bounds the command and, separately, its undo.
+const DefaultExecTimeout = "10m0s"
+
 // The CHECK kinds of v1 (§3).
 var CheckKinds = []string{"command", "file", "http", "tcp", "unit-active"}
 
@@ -129,7 +135,7 @@ var signatures = []Signature{
 		Attrs:   withOwnership("0644", AttrSpec{Key: "sha256", Kind: Hash, Required: true}),
 		Summary: "write a file's content, mode and owner"},
 	{Op: OpExec, Args: []ArgSpec{{"COMMAND", Command}},
-		Attrs:      []AttrSpec{{Key: "creates", Kind: ObjectPath}, {Key: "undo", Kind: Command}},
+		Attrs:      []AttrSpec{{Key: "creates", Kind: ObjectPath}, {Key: "timeout", Kind: Duration, Default: DefaultExecTimeout}, {Key: "undo", Kind: Command}},
 		UndoIsNoop: func(s *Step) bool { _, ok := s.Lookup("undo"); return !ok },
 		Summary:    "run a command with /bin/sh -c"},
 	{Op: OpGroupadd, Args: []ArgSpec{{"NAME", Name}}, Family: FamilyGroup,

@@ -51,11 +51,11 @@ func CanonicalValue(kind ValueKind, v string) (string, error) {
 	case Name:
 		return v, checkName(v)
 	case ID:
-		n, err := strconv.ParseUint(v, 10, 32)
+		n, err := ParseID(v)
 		if err != nil {
-			return v, fmt.Errorf("%q is not a numeric id", v)
+			return v, err
 		}
-		return strconv.FormatUint(n, 10), nil
+		return strconv.FormatUint(uint64(n), 10), nil
 	case NameList:
 		for _, n := range strings.Split(v, ",") {
 			if err := checkName(n); err != nil {
@@ -75,22 +75,53 @@ func CanonicalValue(kind ValueKind, v string) (string, error) {
 	return v, nil
 }
 
+// The limits of Linux on a path and on one of its components.
+const (
+	// MaxPath is the longest object path, in bytes: PATH_MAX (4096) counts
+	// the terminating NUL, so a path the kernel takes has at most 4095.
+	// It bounds the path beneath the root, not the root joined to it.
+	MaxPath = 4095
+	// MaxName is the longest component of an object path, in bytes
+	// (NAME_MAX).
+	MaxName = 255
+)
+
 // CheckObjectPath reports whether p is an object path (§2): absolute and
-// clean, with no "." or ".." segment, no "//", no trailing "/", and not "/".
+// clean, with no "." or ".." segment, no "//", no trailing "/", and not "/";
+// at most MaxPath bytes long, and no component longer than MaxName.
 func CheckObjectPath(p string) error {
 	switch {
 	case p == "":
 		return errors.New("path is empty")
 	case p[0] != '/':
-		return fmt.Errorf("path %q is not absolute", p)
+		return fmt.Errorf("path %s is not absolute", quoteShort(p))
 	case p == "/":
 		return errors.New("path / cannot be managed")
+	case len(p) > MaxPath:
+		// Checked before anything else reads the whole path.
+		return fmt.Errorf("path %s is %d bytes long; a path has at most %d (PATH_MAX)", quoteShort(p), len(p), MaxPath)
 	case strings.IndexByte(p, 0) >= 0:
 		return fmt.Errorf("path %q holds a NUL byte", p)
 	case path.Clean(p) != p:
 		return fmt.Errorf("path %q is not clean (no '.', '..', '//' or trailing '/'; did you mean %q?)", p, path.Clean(p))
 	}
+	for i := 1; i < len(p); {
+		c, end := nextComponent(p, i)
+		if len(c) > MaxName {
+			return fmt.Errorf("path %s: component %s is %d bytes long; a component has at most %d (NAME_MAX)", quoteShort(p), quoteShort(c), len(c), MaxName)
+		}
+		i = end + 1
+	}
 	return nil
+}
+
+// quoteShort quotes s, cut to its first 64 bytes and "..." if it is longer,
+// so that a message about a huge value stays readable.
+func quoteShort(s string) string {
+	if len(s) <= 64 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:64]) + "..."
 }
 
 // CheckSourcePath reports whether p is a clean relative path that cannot
@@ -158,10 +189,42 @@ func canonicalHash(v string) (string, error) {
 	return v, nil
 }
 
-// checkName accepts a user, group or package name, or a numeric id.
+// MaxID is the largest user or group id. One more, 4294967295, is
+// (uid_t)-1, which chown(2) takes for "leave unchanged" and the shadow
+// tools refuse; larger numbers do not fit in a uid_t at all.
+const MaxID = 4294967294
+
+// ParseID parses a numeric user or group id: decimal digits, at most MaxID.
+func ParseID(v string) (uint32, error) {
+	if !isDigits(v) {
+		return 0, fmt.Errorf("%s is not a numeric id", quoteShort(v))
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n > MaxID {
+		return 0, fmt.Errorf("id %s is out of range: ids go from 0 to %d (4294967295 is (uid_t)-1, which chown takes for \"no change\")", quoteShort(v), MaxID)
+	}
+	return uint32(n), nil
+}
+
+// isDigits reports whether v is a non-empty string of decimal digits.
+func isDigits(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return v != ""
+}
+
+// checkName accepts a user, group or package name, or a numeric id: a name
+// of digits only is an id, and must be in range (ParseID).
 func checkName(v string) error {
 	if v == "" {
 		return errors.New("name is empty")
+	}
+	if isDigits(v) {
+		_, err := ParseID(v)
+		return err
 	}
 	if len(v) > 64 {
 		return fmt.Errorf("name %q is longer than 64 bytes", v)

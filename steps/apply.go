@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -35,14 +34,18 @@ type Options struct {
 	Output io.Writer
 	// Host holds the drivers of users, packages, units and outside tools.
 	Host Host
+	// Kill, once closed, kills the move that runs: see Applier.Apply. Nil
+	// never kills.
+	Kill <-chan struct{}
 }
 
 // Applier moves a host between journals through its state directory. Open
 // one per command; it holds the state lock until Close.
 type Applier struct {
-	env *Env
-	st  *state // nil when the state directory does not exist
-	dir string
+	env  *Env
+	st   *state // nil when the state directory does not exist
+	dir  string
+	kill <-chan struct{}
 }
 
 // Open opens and locks the state directory, checks that it belongs to this
@@ -54,7 +57,7 @@ func Open(ctx context.Context, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Applier{env: env, st: st, dir: opts.StateDir}
+	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill}
 	if st != nil {
 		env.Blobs = st.blobs
 		if err := a.recover(ctx); err != nil {
@@ -111,6 +114,23 @@ type Result struct {
 // Apply moves the host from the applied journal to m.Steps. Errors:
 // *InputError (exit 2, nothing changed), *StepError (exit 1, the host is back
 // where it was), *UndoError (exit 3, the intent log is kept).
+//
+// A move is stopped in two ways, which the command line maps to a first and
+// a second SIGINT or SIGTERM, and the agent to systemd's stop and the end of
+// its stop timeout:
+//
+//  1. Stop: ctx is done. No further op starts; the op running ends by
+//     itself (a command within its timeout: EXEC's timeout, a CHECK's), and
+//     the move is undone (a *StepError, exit 1).
+//  2. Kill: Options.Kill is closed. The op running is killed at once: it
+//     runs with a context that is done only then, and a command's whole
+//     process group gets SIGKILL; the move is undone (exit 1). Package
+//     installs and removals are the exception: apt-get and dpkg run to their
+//     end, since a dpkg killed half way leaves a broken package database.
+//
+// The undo itself is neither stopped nor killed: every undo command runs to
+// its end or its timeout. A process that is killed itself (SIGKILL) leaves
+// the intent log, and the next command that opens the state undoes the move.
 func (a *Applier) Apply(ctx context.Context, m Move) (*Result, error) {
 	if a.st == nil && !m.DryRun {
 		return nil, inputErrorf("state directory %s does not exist", a.dir)
@@ -334,7 +354,9 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	}
 	defer log.close()
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1})
-	b := batch{a: a, log: log, relinked: map[string]bool{}}
+	opCtx, stop := killContext(ctx, a.kill)
+	defer stop()
+	b := batch{a: a, log: log, opCtx: opCtx}
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
 		if op.Noop {
@@ -366,7 +388,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 			continue
 		}
 		if a.relinks(ex) {
-			b.relinked[op.Step.Object()] = true
+			b.relinked.Set(op.Step.Object(), true)
 		}
 	}
 	if err := b.execute(ctx); err != nil {
@@ -417,19 +439,17 @@ func (a *Applier) relinks(ex executed) bool {
 // batch is the ops whose undo images are logged but not yet durable.
 type batch struct {
 	a        *Applier
+	opCtx    context.Context // what ops run with: done only when the move is killed
 	log      *intentLog
 	pending  []executed
-	relinked map[string]bool // paths an op of the batch turns from or into a link
-	done     []executed      // every op that ran or may have run, in order
+	relinked journal.PathTree[bool] // paths an op of the batch turns from or into a link
+	done     []executed             // every op that ran or may have run, in order
 	ran      int
 }
 
 func (b *batch) beneathRelinked(p string) bool {
-	if len(b.relinked) == 0 {
-		return false
-	}
-	for anc := path.Dir(p); anc != "/"; anc = path.Dir(anc) {
-		if b.relinked[anc] {
+	for _, relinked := range b.relinked.Ancestors(p) {
+		if relinked {
 			return true
 		}
 	}
@@ -445,7 +465,7 @@ func (b *batch) execute(ctx context.Context) error {
 	a := b.a
 	pending := b.pending
 	b.pending = b.pending[:0:0]
-	clear(b.relinked)
+	b.relinked.Clear()
 	if len(pending) == 0 {
 		return nil
 	}
@@ -465,7 +485,7 @@ func (b *batch) execute(ctx context.Context) error {
 		}
 		group := pending[:n]
 		pending = pending[n:]
-		if err := ctx.Err(); err != nil {
+		if err := stopped(ctx, b.opCtx); err != nil {
 			return a.fail(ctx, b.log, b.done, &StepError{Step: group[0].step, Action: group[0].action, Err: fmt.Errorf("interrupted before this step: %w", err)})
 		}
 		b.done = append(b.done, group...)
@@ -486,7 +506,7 @@ func (b *batch) execute(ctx context.Context) error {
 		}
 		errs := make([]error, len(group))
 		parallel(len(group), func(i int) {
-			errs[i] = a.runOp(ctx, group[i].step, group[i].action)
+			errs[i] = a.runOp(b.opCtx, group[i].step, group[i].action)
 		})
 		for i, err := range errs {
 			if err != nil {

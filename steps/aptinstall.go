@@ -40,7 +40,9 @@ var (
 func (aptInstallKind) Op() string { return journal.OpAptInstall }
 
 func (k aptInstallKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
-	return k.ForwardBatch(ctx, env, []*journal.Step{s})
+	// Never killed, like a batch (Applier.Apply): a dpkg killed half way
+	// leaves a broken package database.
+	return k.ForwardBatch(context.WithoutCancel(ctx), env, []*journal.Step{s})
 }
 
 // ForwardBatch installs the packages of several steps with one apt-get

@@ -16,7 +16,10 @@ import (
 // Syntax: CHECK KIND TARGET [timeout=30s] [interval=1s]
 //
 // Forward: poll every interval until the check holds; when timeout (the
-// whole wait) is up, the step fails with the last reason. Kinds: http (URL
+// whole wait) is up, the step fails with the last reason. The timeout
+// bounds each probe too: one started near its end gets only what is left
+// (a command probe still running then has its process group killed), so a
+// CHECK ends within its timeout whatever its probes do. Kinds: http (URL
 // answers 2xx), tcp (HOST:PORT accepts), command (exits 0, run like EXEC),
 // file (the path exists beneath the root), unit-active (the unit is active;
 // needs a unit driver).
@@ -51,15 +54,19 @@ func (checkKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("interrupted: %w", err)
+			return fmt.Errorf("killed while it waited (%w): %w", context.Cause(ctx), err)
 		case <-time.After(interval):
 		}
 	}
 }
 
-// probe tries a check once; nil means it holds.
+// minProbe is the least time a probe gets, even when the CHECK's timeout
+// is all but up.
+const minProbe = 100 * time.Millisecond
+
+// probe tries a check once, for at most budget; nil means it holds.
 func probe(ctx context.Context, env *Env, kind, target string, budget time.Duration) error {
-	budget = max(budget, 100*time.Millisecond)
+	budget = max(budget, minProbe)
 	switch kind {
 	case "http":
 		ctx, cancel := context.WithTimeout(ctx, budget)
@@ -78,13 +85,14 @@ func probe(ctx context.Context, env *Env, kind, target string, budget time.Durat
 		}
 		return nil
 	case "tcp":
-		c, err := net.DialTimeout("tcp", target, budget)
+		d := net.Dialer{Timeout: budget}
+		c, err := d.DialContext(ctx, "tcp", target)
 		if err != nil {
 			return err
 		}
 		return c.Close()
 	case "command":
-		return runShell(ctx, env, target)
+		return runShell(ctx, env, target, budget)
 	case "file":
 		st, err := lstatPath(env, target)
 		if err != nil {
@@ -98,6 +106,8 @@ func probe(ctx context.Context, env *Env, kind, target string, budget time.Durat
 		if env.Units == nil {
 			return errors.New("unit-active checks need a unit driver, and none is configured")
 		}
+		ctx, cancel := context.WithTimeout(ctx, budget)
+		defer cancel()
 		return env.Units.CheckActive(ctx, target)
 	}
 	return fmt.Errorf("unknown check kind %q", kind)

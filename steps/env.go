@@ -7,10 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
 )
 
@@ -45,8 +45,15 @@ func (e *Env) resolve(name, db string, cache *map[string]int) (int, error) {
 	if name == "root" {
 		return 0, nil
 	}
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
-		return n, nil
+	if name != "" && strings.Trim(name, "0123456789") == "" {
+		// A name of digits only is a numeric id: in range, or an error.
+		// strconv.Atoi would take any int, which chown(2) truncates to 32
+		// bits, reading 4294967295 as "no change".
+		n, err := journal.ParseID(name)
+		if err != nil {
+			return 0, err
+		}
+		return int(n), nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -89,8 +96,8 @@ func (e *Env) readIDs(db string) (map[string]int, error) {
 		if len(fields) < 3 {
 			continue
 		}
-		if id, err := strconv.Atoi(fields[2]); err == nil {
-			m[fields[0]] = id
+		if id, err := journal.ParseID(fields[2]); err == nil {
+			m[fields[0]] = int(id) // an entry with an id out of range is skipped
 		}
 	}
 	return m, sc.Err()

@@ -9,6 +9,12 @@ import (
 
 // Kind is the behaviour of one journal op. Forward brings the host to the
 // step's state and is idempotent.
+//
+// The ctx an op gets, forward or inverse, is done only when the move is
+// killed (Applier.Apply, Options.Kill), never when it is merely stopped: an
+// op honours it by ending at once, killing any process it runs (with its
+// process group), and returning an error. Undo runs with a ctx that is never
+// done.
 type Kind interface {
 	Op() string
 	Forward(ctx context.Context, env *Env, s *journal.Step) error

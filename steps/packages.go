@@ -87,6 +87,7 @@ func (packageFamily) Capture(ctx context.Context, env *Env, s *journal.Step) (Im
 }
 
 func (packageFamily) Restore(ctx context.Context, env *Env, s *journal.Step, img Image) error {
+	ctx = context.WithoutCancel(ctx) // never killed: see aptInstallKind.Forward
 	p, err := packages(env, s)
 	if err != nil {
 		return err

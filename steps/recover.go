@@ -80,6 +80,7 @@ func (a *Applier) recover(ctx context.Context) error {
 		ops = append(ops, undoable{s, action, r.Undo})
 	}
 	undone := len(ops)
+	ctx = context.WithoutCancel(ctx) // an undo is never stopped or killed (Apply)
 	errs := undoReverse(len(ops), func(i int) error {
 		op := &ops[i]
 		if err := a.undoOp(ctx, &op.step, op.action, op.undo); err != nil {

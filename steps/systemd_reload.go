@@ -12,13 +12,15 @@ import (
 //
 // Forward: make systemd reload its unit files (systemctl daemon-reload).
 // on changes nothing but the line: the compiler sets it to a hash of the
-// unit files, so the step runs again exactly when one of them changed. It
-// needs a running systemd for the root, like SYSTEMD-START.
+// unit files, so the step runs again exactly when one of them changed.
+// Where no systemd runs the root's units (a --root, a container, a chroot)
+// it does nothing but warn: there is no manager whose view of the unit
+// files could be stale, and the next systemd to boot the root reads them
+// afresh. So a unit block can be applied to an image being built.
 //
 // Inverse: daemon-reload again, so systemd sees the unit files the rest of
-// the plan restored.
-// Where no systemd runs the root's units, the inverse does nothing but
-// warn: nothing runs there, and the forward cannot have done anything.
+// the plan restored; where no systemd runs the root's units, nothing but a
+// warning, like the forward.
 //
 // Check: none.
 //
@@ -32,10 +34,14 @@ var (
 
 func (systemdReloadKind) Op() string { return journal.OpSystemdReload }
 
-func (systemdReloadKind) Forward(ctx context.Context, env *Env, _ *journal.Step) error {
+func (systemdReloadKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
 	u, err := units(env)
 	if err != nil {
 		return err
+	}
+	if err := u.Running(); err != nil {
+		env.logger().Warn(s.Op+" skipped: "+err.Error(), "step", s.Pos.String())
+		return nil
 	}
 	return u.DaemonReload(ctx)
 }

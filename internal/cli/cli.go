@@ -51,7 +51,10 @@ type journalCmd struct {
 
 // env is what every command's Run receives.
 type env struct {
+	// ctx is cancelled by the first SIGINT or SIGTERM, and kill closed by
+	// the second (signals).
 	ctx    context.Context
+	kill   <-chan struct{}
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
@@ -76,15 +79,56 @@ func exitCode(code int) error { return &exitError{code: code} }
 type kongExit int
 
 // Run runs the command line args and returns the exit code. It sets up
-// signals: SIGINT and SIGTERM cancel the context, which long commands check
-// between steps.
+// signals: the first SIGINT or SIGTERM cancels the context, which long
+// commands check between steps; the second kills the step running (a move
+// is then undone, steps.Applier.Apply).
 func Run(args []string, stdout, stderr io.Writer) (code int) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, kill, stop := signals(context.Background(), stderr, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, args, stdout, stderr)
+	return run(ctx, kill, args, stdout, stderr)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+// signals maps the signals sigs to the two ways a move stops
+// (steps.Applier.Apply): the first cancels ctx, so that no further step
+// starts and the one running ends by itself, within its timeout; the
+// second closes kill, so that the step running is killed at once. Either
+// way the move is undone, and the undo is never interrupted: later signals
+// are ignored. (SIGKILL still works; the next command then undoes the move
+// from the intent log.) Each signal is noted on stderr, which a command
+// shares only with its log. stop releases the signals.
+func signals(parent context.Context, stderr io.Writer, sigs ...os.Signal) (ctx context.Context, kill <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(parent)
+	killc := make(chan struct{})
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, sigs...)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case sig := <-c:
+				n++
+				switch n {
+				case 1:
+					fmt.Fprintf(stderr, "cairn: %v: stopping after the step that runs (a second signal kills it)\n", sig)
+					cancel()
+				case 2:
+					fmt.Fprintf(stderr, "cairn: %v again: killing the step that runs\n", sig)
+					close(killc)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, killc, func() {
+		signal.Stop(c)
+		close(done)
+		cancel()
+	}
+}
+
+func run(ctx context.Context, kill <-chan struct{}, args []string, stdout, stderr io.Writer) (code int) {
 	var c CLI
 	defer func() {
 		if r := recover(); r != nil {
@@ -119,6 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	level.UnmarshalText([]byte(c.LogLevel))
 	e := &env{
 		ctx:    ctx,
+		kill:   kill,
 		stdout: stdout,
 		stderr: stderr,
 		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{

@@ -39,7 +39,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 	if blobs == "" {
 		blobs = filepath.Join(source, ".cairn", "blobs")
 	}
-	opts := steps.Options{Root: root, StateDir: stateDir, Create: !c.DryRun, Log: e.log, Output: e.stderr, Host: hostDrivers(root)}
+	opts := steps.Options{Root: root, StateDir: stateDir, Create: !c.DryRun, Log: e.log, Output: e.stderr, Host: hostDrivers(root), Kill: e.kill}
 	if c.DryRun {
 		opts.Wait = lockWait
 	}
