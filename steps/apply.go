@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,7 +23,8 @@ import (
 type Options struct {
 	// Root is where object paths resolve.
 	Root *rootfs.Root
-	// StateDir is the state directory, a host path.
+	// StateDir is the state directory, a host path; "" is DefaultStateDir
+	// beneath the root, resolved there like every object path.
 	StateDir string
 	// Create makes the state directory if it is missing; without it a missing
 	// state directory reads as "nothing applied yet" and cannot be applied to.
@@ -42,7 +44,7 @@ type Options struct {
 type Applier struct {
 	env *Env
 	st  *state // nil when the state directory does not exist
-	dir string
+	dir string // as given: "" for DefaultStateDir
 }
 
 // Open opens and locks the state directory, checks that it belongs to this
@@ -50,7 +52,7 @@ type Applier struct {
 // anything else.
 func Open(ctx context.Context, opts Options) (*Applier, error) {
 	env := &Env{Root: opts.Root, Log: opts.Log, Output: opts.Output, Host: opts.Host}
-	st, err := openState(opts.StateDir, opts.Root.Path(), opts.Create, opts.Wait)
+	st, err := openState(opts.Root, opts.StateDir, opts.Create, opts.Wait)
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +111,12 @@ type Result struct {
 }
 
 // Apply moves the host from the applied journal to m.Steps. Errors:
-// *InputError (exit 2, nothing changed), *StepError (exit 1, the host is back
-// where it was), *UndoError (exit 3, the intent log is kept).
+// *InputError (exit 2, nothing changed), *StepError or *MoveError (exit 1,
+// the host is back where it was), *UndoError (exit 3, the intent log is
+// kept).
 func (a *Applier) Apply(ctx context.Context, m Move) (*Result, error) {
 	if a.st == nil && !m.DryRun {
-		return nil, inputErrorf("state directory %s does not exist", a.dir)
+		return nil, inputErrorf("state directory %s does not exist", a.stateName())
 	}
 	res, err := a.apply(ctx, m)
 	if err != nil && ExitCode(err) != ExitUndoFailed && !m.DryRun {
@@ -190,21 +193,70 @@ func (a *Applier) static(steps []journal.Step) journal.ErrorList {
 			a.env.logger().Warn(e.Error())
 		}
 	}
-	stateRel := ""
-	if rel, err := filepath.Rel(a.env.Root.Path(), a.dir); err == nil && !strings.HasPrefix(rel, "..") {
-		stateRel = "/" + filepath.ToSlash(rel)
-	}
+	stateRels := a.stateRels()
 	for i := range steps {
 		s := &steps[i]
 		if LookupKind(s.Op) == nil {
 			out = append(out, &journal.Error{Pos: s.Pos, Msg: s.Op + ": this build of cairn has no driver for this kind of step"})
 			continue
 		}
-		if p := s.Path(); p != "" && stateRel != "" && s.Signature().Family == journal.FamilyPath && touchesState(s.Op, p, stateRel) {
-			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %s: the path holds or lies in cairn's state directory %s", s.Op, p, stateRel)})
+		if p := s.Path(); p != "" && s.Signature().Family == journal.FamilyPath {
+			for _, stateRel := range stateRels {
+				if touchesState(s.Op, p, stateRel) {
+					out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %s: the path holds or lies in cairn's state directory %s", s.Op, p, stateRel)})
+					break
+				}
+			}
 		}
 	}
 	out.Sort()
+	return out
+}
+
+// stateName names the state directory for messages.
+func (a *Applier) stateName() string {
+	switch {
+	case a.st != nil:
+		return a.st.dir
+	case a.dir != "":
+		return a.dir
+	}
+	return DefaultStateDir + " beneath the root " + a.env.Root.Path()
+}
+
+// stateRels returns the object paths at which the state directory lies
+// beneath the root: the default one, and where it really is (through the
+// root's links, or as the host path given).
+func (a *Applier) stateRels() []string {
+	var out []string
+	if a.dir == "" {
+		out = append(out, DefaultStateDir)
+	}
+	var dirs []string
+	if a.dir != "" {
+		dirs = append(dirs, a.dir)
+		if real, err := filepath.EvalSymlinks(a.dir); err == nil {
+			dirs = append(dirs, real)
+		}
+	}
+	if a.st != nil {
+		dirs = append(dirs, a.st.dir)
+	}
+	roots := []string{a.env.Root.Path()}
+	if real, err := a.env.Root.RealPath(); err == nil {
+		roots = append(roots, real)
+	}
+	for _, d := range dirs {
+		for _, r := range roots {
+			rel, err := filepath.Rel(r, d)
+			if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+				continue
+			}
+			if p := "/" + filepath.ToSlash(rel); !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
 	return out
 }
 
