@@ -380,10 +380,7 @@ const maxBatch = 1024
 // the batch turns from or into a link (the image would be taken through the
 // old link).
 func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, steps []journal.Step) (int, error) {
-	log, err := createIntent(a.st.dir)
-	if err != nil {
-		return 0, &InputError{Err: err}
-	}
+	log := newIntent(a.st.dir)
 	defer log.close()
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1})
 	b := batch{a: a, log: log, relinked: map[string]bool{}}

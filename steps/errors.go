@@ -42,7 +42,8 @@ func (e *StepError) Error() string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 // UndoError is a failure to undo a failed or interrupted move; the intent
-// log is kept so that the next run retries.
+// log is kept so that the next run retries. (An *IntentCorruptError is exit
+// 3 as well: the log cannot be read, so nothing can be undone.)
 type UndoError struct {
 	Cause error // why the move was being undone, if it failed
 	Errs  []error
@@ -63,11 +64,12 @@ func (e *UndoError) Error() string {
 // ExitCode maps an error to the exit code the command line documents.
 func ExitCode(err error) int {
 	var undo *UndoError
+	var corrupt *IntentCorruptError
 	var step *StepError
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &undo):
+	case errors.As(err, &undo), errors.As(err, &corrupt):
 		return ExitUndoFailed
 	case errors.As(err, &step):
 		return ExitFailed
