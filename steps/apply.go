@@ -341,10 +341,6 @@ func (a *Applier) ingest(work []blobJob) journal.ErrorList {
 	parallel(len(work), func(i int) {
 		j := work[i]
 		if _, err := a.st.blobs.PutFile(j.file, j.sum); err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
 			errs[i] = err
 		}
 	})
@@ -352,10 +348,32 @@ func (a *Applier) ingest(work []blobJob) journal.ErrorList {
 	for i, err := range errs {
 		if err != nil {
 			s := work[i].step
-			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: source %s: %v", s.Args[0], work[i].file, err)})
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: %s", s.Args[0], blame(err, work[i].file, a.st.blobs.dir))})
 		}
 	}
 	return out
+}
+
+// blame says which side of a copy into the blob store failed: "source
+// FILE: ..." for reading the source (or content that does not match its
+// sha256), "storing in the blob store DIR: ..." for writing the store (a
+// full disk).
+func blame(err error, file, store string) string {
+	var pe *os.PathError
+	var mismatch *HashMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		return "source " + file + ": " + mismatch.Error()
+	case errors.As(err, &pe) && pe.Path == file:
+		return "source " + file + ": " + pe.Err.Error()
+	case errors.As(err, &pe) && (pe.Path == store || strings.HasPrefix(pe.Path, store+"/")),
+		errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
+		if pe != nil {
+			err = pe.Err
+		}
+		return "storing in the blob store " + store + ": " + strings.TrimPrefix(err.Error(), "blob store: ")
+	}
+	return "source " + file + ": " + err.Error()
 }
 
 // executed is an op that ran (or may have run) and how to undo it.
@@ -630,8 +648,13 @@ func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Ac
 }
 
 // fail undoes the ops that ran, in reverse order, and drops the intent log;
-// if an undo fails, the log stays for the next run to retry.
+// if an undo fails, the log stays for the next run to retry. A cause that is
+// not a step's (the intent log, a sync or the commit failed) becomes a
+// *MoveError: the move failed, whatever ran is undone.
 func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cause error) error {
+	if se := (*StepError)(nil); !errors.As(cause, &se) {
+		cause = &MoveError{Err: cause, Undone: len(done)}
+	}
 	undoCtx := context.WithoutCancel(ctx)
 	errs := undoReverse(len(done), func(i int) error {
 		ex := done[i]

@@ -86,11 +86,12 @@ func (l *intentLog) flush() error {
 			return fmt.Errorf("intent log: %w", err)
 		}
 	} else {
+		name := filepath.Join(l.dir, intentFile)
 		if _, err := l.f.Write(buf); err != nil {
-			return fmt.Errorf("intent log %s: %w", l.f.Name(), err)
+			return fmt.Errorf("intent log: write %s: %w", name, errnoOf(err))
 		}
 		if err := l.f.Sync(); err != nil {
-			return fmt.Errorf("intent log %s: %w", l.f.Name(), err)
+			return fmt.Errorf("intent log: sync %s: %w", name, errnoOf(err))
 		}
 	}
 	l.seq = end
@@ -135,6 +136,16 @@ func (l *intentLog) create(first []byte) error {
 	}
 	l.f = f // its offset is at its end: later batches append
 	return nil
+}
+
+// errnoOf strips the *os.PathError of a file's write or sync, which names
+// the file by the temporary name it was created under.
+func errnoOf(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func (l *intentLog) close() error {
