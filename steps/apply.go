@@ -99,7 +99,8 @@ type Move struct {
 	BlobDir string
 	// Repair also runs forward every unchanged step whose live state drifted.
 	Repair bool
-	// DryRun computes the plan and changes nothing.
+	// DryRun computes the plan, checks it against the host as the move
+	// would (preflight), and changes nothing.
 	DryRun bool
 }
 
@@ -146,11 +147,11 @@ func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 			plan.Ops = append(plan.Ops, journal.Op{Action: journal.Rerun, Step: d.Step})
 		}
 	}
-	if m.DryRun {
-		return res, nil
-	}
 	if err := a.preflight(plan, m); err != nil {
 		return res, err
+	}
+	if m.DryRun {
+		return res, nil
 	}
 	if !plan.Acts() && plan.Empty() {
 		a.st.record(HistoryEntry{Time: time.Now().UTC(), Generation: a.st.applied.Generation, Journal: m.Journal, Commit: m.Commit, Result: "no-op"})
@@ -270,11 +271,14 @@ func touchesState(op, p, stateRel string) bool {
 	return strings.HasPrefix(stateRel, p+"/") && op != journal.OpMkdir
 }
 
-// preflight checks every input the plan needs before anything changes, and
-// keeps COPY content in the blob store so that no later inverse or rollback
-// needs the source again.
+// preflight checks, before anything changes, everything the plan needs
+// that the run would otherwise find missing halfway: every input, and the
+// plan against the host (hostCheck). It keeps COPY content in the blob
+// store so that no later inverse or rollback needs the source again; a dry
+// run only checks it.
 func (a *Applier) preflight(plan *journal.Plan, m Move) error {
-	var errs journal.ErrorList
+	errs := a.hostCheck(plan)
+	sink := a.sink(m.DryRun)
 	var work []blobJob
 	queued := map[string]bool{}
 	packagesChecked := false
@@ -291,13 +295,13 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 			}
 		}
 		if isToolOp(s.Op) { // KUBECTL-APPLY, PLAYBOOK: tools.go
-			errs = append(errs, a.toolInputs(op, m.Source, queued)...)
+			errs = append(errs, a.toolInputs(op, m.Source, queued, sink)...)
 			continue
 		}
 		switch op.Action {
 		case journal.Inverse:
 			if _, ok := LookupKind(s.Op).(Imager); ok {
-				if _, ok := a.st.applied.Originals[s.Identity()]; !ok {
+				if _, ok := a.Applied().Originals[s.Identity()]; !ok {
 					errs = append(errs, &journal.Error{Pos: s.Pos, Msg: "state: no original image of " + s.Identity() + " to restore"})
 				}
 			}
@@ -306,7 +310,7 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 				continue
 			}
 			sum := s.Get("sha256")
-			if queued[sum] || a.st.blobs.Has(sum) {
+			if queued[sum] || sink.Has(sum) {
 				continue
 			}
 			queued[sum] = true
@@ -320,7 +324,7 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 			work = append(work, blobJob{step: s, file: file, sum: sum})
 		}
 	}
-	errs = append(errs, a.ingest(work)...)
+	errs = append(errs, a.ingest(work, sink)...)
 	if len(errs) > 0 {
 		errs.Sort()
 		return &InputError{Err: errs}
@@ -336,19 +340,20 @@ type blobJob struct {
 
 // ingest copies COPY sources into the blob store, checking their sha256,
 // several at a time.
-func (a *Applier) ingest(work []blobJob) journal.ErrorList {
+func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
 	errs := make([]error, len(work))
 	parallel(len(work), func(i int) {
 		j := work[i]
-		if _, err := a.st.blobs.PutFile(j.file, j.sum); err != nil {
+		if _, err := sink.PutFile(j.file, j.sum); err != nil {
 			errs[i] = err
 		}
 	})
+	store := a.stateName() + "/" + blobsDir
 	var out journal.ErrorList
 	for i, err := range errs {
 		if err != nil {
 			s := work[i].step
-			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: %s", s.Args[0], blame(err, work[i].file, a.st.blobs.dir))})
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: %s", s.Args[0], blame(err, work[i].file, store))})
 		}
 	}
 	return out
