@@ -102,6 +102,10 @@ type Move struct {
 	// DryRun computes the plan, checks it against the host as the move
 	// would (preflight), and changes nothing.
 	DryRun bool
+	// AllowRemoval allows a move to a journal that manages no object from
+	// one that manages some: without it, such a move (an empty journal
+	// from a compile that failed) is refused.
+	AllowRemoval bool
 }
 
 // Result says what a move did.
@@ -146,6 +150,9 @@ func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 		for _, d := range drifted {
 			plan.Ops = append(plan.Ops, journal.Op{Action: journal.Rerun, Step: d.Step})
 		}
+	}
+	if err := a.guardRemoval(oldSteps, m); err != nil {
+		return res, err
 	}
 	if err := a.preflight(plan, m); err != nil {
 		return res, err
@@ -269,6 +276,33 @@ func touchesState(op, p, stateRel string) bool {
 		return true
 	}
 	return strings.HasPrefix(stateRel, p+"/") && op != journal.OpMkdir
+}
+
+// guardRemoval refuses a move that would remove every object the applied
+// journal manages, to a journal that manages none, unless m allows it.
+func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
+	if m.AllowRemoval {
+		return nil
+	}
+	managed := 0
+	for i := range oldSteps {
+		if oldSteps[i].Identity() != "" {
+			managed++
+		}
+	}
+	for i := range m.Steps {
+		if m.Steps[i].Identity() != "" {
+			return nil
+		}
+	}
+	if managed == 0 {
+		return nil
+	}
+	name := m.Journal
+	if name == "" {
+		name = "the journal"
+	}
+	return inputErrorf("%s manages no object: the move would remove all %d that the applied journal manages; refused unless removal is allowed (--allow-removal)", name, managed)
 }
 
 // preflight checks, before anything changes, everything the plan needs
