@@ -302,7 +302,7 @@ func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 	if name == "" {
 		name = "the journal"
 	}
-	return inputErrorf("%s manages no object: the move would remove all %d that the applied journal manages; refused unless removal is allowed (--allow-removal)", name, managed)
+	return inputErrorf("%s manages no object: the move would remove every object the applied journal manages (%s); refused unless removal is allowed (--allow-removal)", name, plural(managed, "object"))
 }
 
 // preflight checks, before anything changes, everything the plan needs
