@@ -227,9 +227,15 @@ func TestStateModesUnderUmask(t *testing.T) {
 		must(t, err)
 	}
 	for dir, want := range map[string]os.FileMode{
-		"root/var": 0o755, "root/var/lib": 0o755, "root/var/lib/cairn": 0o700, "root/var/lib/cairn/blobs": 0o700,
+		"root/var":                            0o755,
+		"root/var/lib":                        0o755,
+		"root/var/lib/cairn":                  0o700,
+		"root/var/lib/cairn/blobs":            0o700,
 		"root/var/lib/cairn/blobs/" + sum[:2]: 0o700,
-		"a": 0o755, "a/b": 0o755, "a/b/state": 0o700, "a/b/state/blobs": 0o700,
+		"a":                                   0o755,
+		"a/b":                                 0o755,
+		"a/b/state":                           0o700,
+		"a/b/state/blobs":                     0o700,
 	} {
 		fi, err := os.Stat(filepath.Join(base, dir))
 		if err != nil {
