@@ -431,7 +431,14 @@ func (d *Dir) RemoveTemp(name string) error {
 	if !validName(name) {
 		return d.err("removetemp", name, ErrInvalidName)
 	}
-	if err := unix.Unlinkat(d.fd, tempName(name), 0); err != nil && err != unix.ENOENT {
+	// Look first: with nothing to remove, there is nothing to do, and a
+	// read-only file system would answer unlink with EROFS all the same.
+	tmp := tempName(name)
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, tmp, &st, unix.AT_SYMLINK_NOFOLLOW); err == unix.ENOENT {
+		return nil
+	}
+	if err := unix.Unlinkat(d.fd, tmp, 0); err != nil && err != unix.ENOENT {
 		return d.err("removetemp", name, err)
 	}
 	return nil

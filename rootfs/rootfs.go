@@ -344,8 +344,9 @@ func (r *Root) CommitTemp(p string) error {
 	return d.CommitTemp(name)
 }
 
-// RemoveTemp removes TempPath(p) if it is there; absent is not an error.
-// Recovery calls it for every object path it undoes.
+// RemoveTemp removes TempPath(p) if it is there; absent is not an error,
+// even on a read-only file system. Recovery calls it for every object path
+// it undoes.
 func (r *Root) RemoveTemp(p string) error {
 	d, name, err := r.parent("removetemp", p)
 	if err != nil {

@@ -122,7 +122,7 @@ func (h *acctHost) apply(t *testing.T, lines ...string) error {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Apply(ctx, steps.Move{Journal: "t.journal", Steps: ss, Source: h.src})
+	_, err = a.Apply(ctx, steps.Move{Journal: "t.journal", Steps: ss, Source: h.src, AllowRemoval: true})
 	return err
 }
 
@@ -341,7 +341,7 @@ func TestAccountsNoDriver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = a.Apply(ctx, steps.Move{Journal: "t.journal", Steps: ss})
+	_, err = a.Apply(ctx, steps.Move{Journal: "t.journal", Steps: ss, AllowRemoval: true})
 	if err == nil || !strings.Contains(err.Error(), "no driver for users and groups") {
 		t.Errorf("error = %v", err)
 	}

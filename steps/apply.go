@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +22,8 @@ import (
 type Options struct {
 	// Root is where object paths resolve.
 	Root *rootfs.Root
-	// StateDir is the state directory, a host path.
+	// StateDir is the state directory, a host path; "" is DefaultStateDir
+	// beneath the root, resolved there like every object path.
 	StateDir string
 	// Create makes the state directory if it is missing; without it a missing
 	// state directory reads as "nothing applied yet" and cannot be applied to.
@@ -44,7 +46,7 @@ type Options struct {
 type Applier struct {
 	env  *Env
 	st   *state // nil when the state directory does not exist
-	dir  string
+	dir  string // as given: "" for DefaultStateDir
 	kill <-chan struct{}
 }
 
@@ -53,7 +55,7 @@ type Applier struct {
 // anything else.
 func Open(ctx context.Context, opts Options) (*Applier, error) {
 	env := &Env{Root: opts.Root, Log: opts.Log, Output: opts.Output, Host: opts.Host}
-	st, err := openState(opts.StateDir, opts.Root.Path(), opts.Create, opts.Wait)
+	st, err := openState(opts.Root, opts.StateDir, opts.Create, opts.Wait)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +102,13 @@ type Move struct {
 	BlobDir string
 	// Repair also runs forward every unchanged step whose live state drifted.
 	Repair bool
-	// DryRun computes the plan and changes nothing.
+	// DryRun computes the plan, checks it against the host as the move
+	// would (preflight), and changes nothing.
 	DryRun bool
+	// AllowRemoval allows a move to a journal that manages no object from
+	// one that manages some: without it, such a move (an empty journal
+	// from a compile that failed) is refused.
+	AllowRemoval bool
 }
 
 // Result says what a move did.
@@ -112,8 +119,9 @@ type Result struct {
 }
 
 // Apply moves the host from the applied journal to m.Steps. Errors:
-// *InputError (exit 2, nothing changed), *StepError (exit 1, the host is back
-// where it was), *UndoError (exit 3, the intent log is kept).
+// *InputError (exit 2, nothing changed), *StepError or *MoveError (exit 1,
+// the host is back where it was), *UndoError (exit 3, the intent log is
+// kept).
 //
 // A move is stopped in two ways, which the command line maps to a first and
 // a second SIGINT or SIGTERM, and the agent to systemd's stop and the end of
@@ -133,7 +141,7 @@ type Result struct {
 // the intent log, and the next command that opens the state undoes the move.
 func (a *Applier) Apply(ctx context.Context, m Move) (*Result, error) {
 	if a.st == nil && !m.DryRun {
-		return nil, inputErrorf("state directory %s does not exist", a.dir)
+		return nil, inputErrorf("state directory %s does not exist", a.stateName())
 	}
 	res, err := a.apply(ctx, m)
 	if err != nil && ExitCode(err) != ExitUndoFailed && !m.DryRun {
@@ -163,11 +171,14 @@ func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 			plan.Ops = append(plan.Ops, journal.Op{Action: journal.Rerun, Step: d.Step})
 		}
 	}
-	if m.DryRun {
-		return res, nil
+	if err := a.guardRemoval(oldSteps, m); err != nil {
+		return res, err
 	}
 	if err := a.preflight(plan, m); err != nil {
 		return res, err
+	}
+	if m.DryRun {
+		return res, nil
 	}
 	if !plan.Acts() && plan.Empty() {
 		a.st.record(HistoryEntry{Time: time.Now().UTC(), Generation: a.st.applied.Generation, Journal: m.Journal, Commit: m.Commit, Result: "no-op"})
@@ -210,21 +221,70 @@ func (a *Applier) static(steps []journal.Step) journal.ErrorList {
 			a.env.logger().Warn(e.Error())
 		}
 	}
-	stateRel := ""
-	if rel, err := filepath.Rel(a.env.Root.Path(), a.dir); err == nil && !strings.HasPrefix(rel, "..") {
-		stateRel = "/" + filepath.ToSlash(rel)
-	}
+	stateRels := a.stateRels()
 	for i := range steps {
 		s := &steps[i]
 		if LookupKind(s.Op) == nil {
 			out = append(out, &journal.Error{Pos: s.Pos, Msg: s.Op + ": this build of cairn has no driver for this kind of step"})
 			continue
 		}
-		if p := s.Path(); p != "" && stateRel != "" && s.Signature().Family == journal.FamilyPath && touchesState(s.Op, p, stateRel) {
-			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %s: the path holds or lies in cairn's state directory %s", s.Op, p, stateRel)})
+		if p := s.Path(); p != "" && s.Signature().Family == journal.FamilyPath {
+			for _, stateRel := range stateRels {
+				if touchesState(s.Op, p, stateRel) {
+					out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %s: the path holds or lies in cairn's state directory %s", s.Op, p, stateRel)})
+					break
+				}
+			}
 		}
 	}
 	out.Sort()
+	return out
+}
+
+// stateName names the state directory for messages.
+func (a *Applier) stateName() string {
+	switch {
+	case a.st != nil:
+		return a.st.dir
+	case a.dir != "":
+		return a.dir
+	}
+	return DefaultStateDir + " beneath the root " + a.env.Root.Path()
+}
+
+// stateRels returns the object paths at which the state directory lies
+// beneath the root: the default one, and where it really is (through the
+// root's links, or as the host path given).
+func (a *Applier) stateRels() []string {
+	var out []string
+	if a.dir == "" {
+		out = append(out, DefaultStateDir)
+	}
+	var dirs []string
+	if a.dir != "" {
+		dirs = append(dirs, a.dir)
+		if real, err := filepath.EvalSymlinks(a.dir); err == nil {
+			dirs = append(dirs, real)
+		}
+	}
+	if a.st != nil {
+		dirs = append(dirs, a.st.dir)
+	}
+	roots := []string{a.env.Root.Path()}
+	if real, err := a.env.Root.RealPath(); err == nil {
+		roots = append(roots, real)
+	}
+	for _, d := range dirs {
+		for _, r := range roots {
+			rel, err := filepath.Rel(r, d)
+			if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+				continue
+			}
+			if p := "/" + filepath.ToSlash(rel); !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
 	return out
 }
 
@@ -238,11 +298,41 @@ func touchesState(op, p, stateRel string) bool {
 	return strings.HasPrefix(stateRel, p+"/") && op != journal.OpMkdir
 }
 
-// preflight checks every input the plan needs before anything changes, and
-// keeps COPY content in the blob store so that no later inverse or rollback
-// needs the source again.
+// guardRemoval refuses a move that would remove every object the applied
+// journal manages, to a journal that manages none, unless m allows it.
+func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
+	if m.AllowRemoval {
+		return nil
+	}
+	managed := 0
+	for i := range oldSteps {
+		if oldSteps[i].Identity() != "" {
+			managed++
+		}
+	}
+	for i := range m.Steps {
+		if m.Steps[i].Identity() != "" {
+			return nil
+		}
+	}
+	if managed == 0 {
+		return nil
+	}
+	name := m.Journal
+	if name == "" {
+		name = "the journal"
+	}
+	return inputErrorf("%s manages no object: the move would remove every object the applied journal manages (%s); refused unless removal is allowed (--allow-removal)", name, plural(managed, "object"))
+}
+
+// preflight checks, before anything changes, everything the plan needs
+// that the run would otherwise find missing halfway: every input, and the
+// plan against the host (hostCheck). It keeps COPY content in the blob
+// store so that no later inverse or rollback needs the source again; a dry
+// run only checks it.
 func (a *Applier) preflight(plan *journal.Plan, m Move) error {
-	var errs journal.ErrorList
+	errs := a.hostCheck(plan)
+	sink := a.sink(m.DryRun)
 	var work []blobJob
 	queued := map[string]bool{}
 	packagesChecked := false
@@ -259,13 +349,13 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 			}
 		}
 		if isToolOp(s.Op) { // KUBECTL-APPLY, PLAYBOOK: tools.go
-			errs = append(errs, a.toolInputs(op, m.Source, queued)...)
+			errs = append(errs, a.toolInputs(op, m.Source, queued, sink)...)
 			continue
 		}
 		switch op.Action {
 		case journal.Inverse:
 			if _, ok := LookupKind(s.Op).(Imager); ok {
-				if _, ok := a.st.applied.Originals[s.Identity()]; !ok {
+				if _, ok := a.Applied().Originals[s.Identity()]; !ok {
 					errs = append(errs, &journal.Error{Pos: s.Pos, Msg: "state: no original image of " + s.Identity() + " to restore"})
 				}
 			}
@@ -274,7 +364,7 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 				continue
 			}
 			sum := s.Get("sha256")
-			if queued[sum] || a.st.blobs.Has(sum) {
+			if queued[sum] || sink.Has(sum) {
 				continue
 			}
 			queued[sum] = true
@@ -288,7 +378,7 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 			work = append(work, blobJob{step: s, file: file, sum: sum})
 		}
 	}
-	errs = append(errs, a.ingest(work)...)
+	errs = append(errs, a.ingest(work, sink)...)
 	if len(errs) > 0 {
 		errs.Sort()
 		return &InputError{Err: errs}
@@ -304,26 +394,45 @@ type blobJob struct {
 
 // ingest copies COPY sources into the blob store, checking their sha256,
 // several at a time.
-func (a *Applier) ingest(work []blobJob) journal.ErrorList {
+func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
 	errs := make([]error, len(work))
 	parallel(len(work), func(i int) {
 		j := work[i]
-		if _, err := a.st.blobs.PutFile(j.file, j.sum); err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
+		if _, err := sink.PutFile(j.file, j.sum); err != nil {
 			errs[i] = err
 		}
 	})
+	store := a.stateName() + "/" + blobsDir
 	var out journal.ErrorList
 	for i, err := range errs {
 		if err != nil {
 			s := work[i].step
-			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: source %s: %v", s.Args[0], work[i].file, err)})
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: %s", s.Args[0], blame(err, work[i].file, store))})
 		}
 	}
 	return out
+}
+
+// blame says which side of a copy into the blob store failed: "source
+// FILE: ..." for reading the source (or content that does not match its
+// sha256), "storing in the blob store DIR: ..." for writing the store (a
+// full disk).
+func blame(err error, file, store string) string {
+	var pe *os.PathError
+	var mismatch *HashMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		return "source " + file + ": " + mismatch.Error()
+	case errors.As(err, &pe) && pe.Path == file:
+		return "source " + file + ": " + pe.Err.Error()
+	case errors.As(err, &pe) && (pe.Path == store || strings.HasPrefix(pe.Path, store+"/")),
+		errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
+		if pe != nil {
+			err = pe.Err
+		}
+		return "storing in the blob store " + store + ": " + strings.TrimPrefix(err.Error(), "blob store: ")
+	}
+	return "source " + file + ": " + err.Error()
 }
 
 // executed is an op that ran (or may have run) and how to undo it.
@@ -348,10 +457,7 @@ const maxBatch = 1024
 // the batch turns from or into a link (the image would be taken through the
 // old link).
 func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, steps []journal.Step) (int, error) {
-	log, err := createIntent(a.st.dir)
-	if err != nil {
-		return 0, &InputError{Err: err}
-	}
+	log := newIntent(a.st.dir)
 	defer log.close()
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1})
 	opCtx, stop := killContext(ctx, a.kill)
@@ -601,8 +707,13 @@ func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Ac
 }
 
 // fail undoes the ops that ran, in reverse order, and drops the intent log;
-// if an undo fails, the log stays for the next run to retry.
+// if an undo fails, the log stays for the next run to retry. A cause that is
+// not a step's (the intent log, a sync or the commit failed) becomes a
+// *MoveError: the move failed, whatever ran is undone.
 func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cause error) error {
+	if se := (*StepError)(nil); !errors.As(cause, &se) {
+		cause = &MoveError{Err: cause, Undone: len(done)}
+	}
 	undoCtx := context.WithoutCancel(ctx)
 	errs := undoReverse(len(done), func(i int) error {
 		ex := done[i]

@@ -144,7 +144,7 @@ func (h *aptHost) move(t *testing.T, repair bool, lines ...string) (*steps.Resul
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a.Apply(context.Background(), steps.Move{Journal: "apt.journal", Steps: ss, Repair: repair})
+	return a.Apply(context.Background(), steps.Move{Journal: "apt.journal", Steps: ss, Repair: repair, AllowRemoval: true})
 }
 
 func (h *aptHost) open(t *testing.T) *steps.Applier {

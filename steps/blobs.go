@@ -121,9 +121,17 @@ var errBlobsClosed = errors.New("blob store: closed")
 
 // OpenBlobs opens (creating if needed) the store in dir. The index is read
 // on first use.
-func OpenBlobs(dir string) (*Blobs, error) {
+func OpenBlobs(dir string) (*Blobs, error) { return openBlobs(dir, true) }
+
+// openBlobs opens the store in dir; without create, a missing dir is an
+// empty store that is not written (a state opened only to be read, perhaps
+// on a read-only file system).
+func openBlobs(dir string, create bool) (*Blobs, error) {
 	b := &Blobs{dir: dir, idx: newBlobTable(nil, 0), readers: map[uint32]*os.File{}, dirtyPacks: map[uint32]*os.File{}}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return b, nil
+		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("blob store: %w", err)
 		}
@@ -186,7 +194,7 @@ func (b *Blobs) load() error {
 func (b *Blobs) doLoad() error {
 	sc := indexScan{maxEnd: map[uint32]int64{}, packSize: map[uint32]int64{}}
 	entries, err := os.ReadDir(b.dir)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) { // none: an empty store
 		return fmt.Errorf("blob store: %w", err)
 	}
 	var fanout [256]bool

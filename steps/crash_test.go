@@ -1176,13 +1176,31 @@ func crashIntentLine(t testing.TB, rec any) []byte {
 	return append(fmt.Appendf(nil, "%08x %s", sum, body), '\n')
 }
 
-// crashHarmfulRecord is an intent record that, if recovery undid it, would
-// remove /srv/unmanaged, a file no journal manages.
-func crashHarmfulRecord(t testing.TB, i int) []byte {
+// crashHarmfulRecord is an intent record, number seq of a batch that ends
+// with it, that, if recovery undid it, would remove /srv/unmanaged, a file
+// no journal manages.
+func crashHarmfulRecord(t testing.TB, seq int64) []byte {
 	return crashIntentLine(t, map[string]any{
-		"t": "op", "i": i, "action": "forward", "step": "RM /srv/unmanaged", "at": "x.journal:1:1",
+		"seq": seq, "end": seq,
+		"t": "op", "i": 100000, "action": "forward", "step": "RM /srv/unmanaged", "at": "x.journal:1:1",
 		"undo": map[string]any{"absent": true},
 	})
+}
+
+// crashNextSeq returns the number the next record of an intent log would
+// have.
+func crashNextSeq(t testing.TB, name string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	var rec struct{ Seq int64 }
+	if err := json.Unmarshal(lines[len(lines)-1][9:], &rec); err != nil || rec.Seq == 0 {
+		t.Fatalf("the last record of %s has no number (%v)", name, err)
+	}
+	return rec.Seq + 1
 }
 
 // TestCrashKillDuringExec kills a move while an EXEC halfway runs: the next
@@ -1218,7 +1236,8 @@ func TestCrashKillDuringExec(t *testing.T) {
 // power loss leaves it, is ignored; recovery undoes the rest.
 func TestCrashTornIntentRecord(t *testing.T) {
 	b := crashKillAtExec(t)
-	harmful := crashHarmfulRecord(t, 100000)
+	h := b.killed.makeHost(t, filepath.Join(crashBaseDir(t), "probe"))
+	harmful := crashHarmfulRecord(t, crashNextSeq(t, filepath.Join(h.state, "intent.log")))
 	badSum := append([]byte{}, harmful...)
 	badSum[0] ^= 1 // still hex: '0'..'9' and 'a'..'f' flip within hex digits but the sum differs
 	if badSum[0] < '0' || (badSum[0] > '9' && badSum[0] < 'a') || badSum[0] > 'f' {
@@ -1260,8 +1279,10 @@ func TestCrashTornIntentRecord(t *testing.T) {
 	}
 }
 
-// TestCrashCorruptIntentRecord: a bad record that is not the last makes the
-// intent log corrupt: exit 2 naming the file and line, and nothing changes.
+// TestCrashCorruptIntentRecord: a bad record that whole records of a later
+// batch follow makes the intent log corrupt: exit 3 naming the file and
+// line and saying what to do, and nothing changes, for every command, until
+// the log is removed.
 func TestCrashCorruptIntentRecord(t *testing.T) {
 	b := crashKillAtExec(t)
 	for _, tc := range []struct {
@@ -1307,11 +1328,13 @@ func TestCrashCorruptIntentRecord(t *testing.T) {
 			state := crashSnapshot(t, h.state)
 			for _, cmd := range [][]string{{"journal", "show"}, {"journal", "drift"}, {"journal", "apply", b.sc.oldJ}} {
 				r := crashRun(t, h.args(cmd...)...)
-				if r.code != 2 {
-					t.Fatalf("cairn %s: exit %d, want 2:\n%s", cmd[1], r.code, r.stderr)
+				if r.code != 3 {
+					t.Fatalf("cairn %s: exit %d, want 3:\n%s", cmd[1], r.code, r.stderr)
 				}
-				if want := fmt.Sprintf("%s:%d:", name, tc.line); !strings.Contains(r.stderr, want) {
-					t.Errorf("cairn %s: the error does not name %s:\n%s", cmd[1], want, r.stderr)
+				for _, want := range []string{fmt.Sprintf("%s:%d: corrupt intent log", name, tc.line), "remove the file"} {
+					if !strings.Contains(r.stderr, want) {
+						t.Errorf("cairn %s: the error does not say %q:\n%s", cmd[1], want, r.stderr)
+					}
 				}
 				if d := crashDiff(tree, crashSnapshot(t, h.root), 10); len(d) > 0 {
 					t.Fatalf("cairn %s changed the host:\n%s", cmd[1], strings.Join(d, "\n"))
@@ -1323,6 +1346,14 @@ func TestCrashCorruptIntentRecord(t *testing.T) {
 				if d := crashDiff(want, after, 10); len(d) > 0 {
 					t.Fatalf("cairn %s changed the state directory:\n%s", cmd[1], strings.Join(d, "\n"))
 				}
+			}
+			// The operator removes the log: the state is open again, OLD
+			// still applied.
+			if err := os.Remove(name); err != nil {
+				t.Fatal(err)
+			}
+			if show := crashMust(t, 0, h.args("journal", "show")...); show.stdout != b.showOld {
+				t.Errorf("journal show once the log is removed does not print OLD:\n%.2000s", show.stdout)
 			}
 		})
 	}
@@ -1415,11 +1446,14 @@ func TestCrashKillAtSyscall(t *testing.T) {
 		temp  bool   // a temporary applied.json is there when it stops
 		tree  string // the tree when it stops: OLD, NEW or mixed
 		new   bool   // recovery keeps NEW
+		noLog bool   // no intent log yet when it stops
 	}{
-		{"ops recorded, none run", "intent.log", "fsync", 1, false, "OLD", false},
-		{"a batch ran, the next recorded", "intent.log", "fsync", 3, false, "mixed", false},
-		{"every op ran, the commit under way", "applied.json", "rename,renameat,renameat2", 1, true, "NEW", false},
-		{"committed, the intent log not yet gone", "intent.log", "unlink,unlinkat", 1, false, "NEW", true},
+		// The first batch is synced in a temporary file, then renamed to
+		// intent.log: an intent log is never there without its first ops.
+		{"first ops recorded, the log not yet in place", "intent.log", "rename,renameat,renameat2", 1, false, "OLD", false, true},
+		{"a batch ran, the next recorded", "intent.log", "fsync", 2, false, "mixed", false, false},
+		{"every op ran, the commit under way", "applied.json", "rename,renameat,renameat2", 1, true, "NEW", false, false},
+		{"committed, the intent log not yet gone", "intent.log", "unlink,unlinkat", 1, false, "NEW", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := sc.template.makeHost(t, filepath.Join(base, strings.ReplaceAll(tc.name, " ", "-")))
@@ -1471,8 +1505,8 @@ func TestCrashKillAtSyscall(t *testing.T) {
 			if got := map[[2]bool]string{{true, false}: "OLD", {false, true}: "NEW", {false, false}: "mixed"}[[2]bool{isOld, isNew}]; got != tc.tree {
 				t.Errorf("the tree at the kill is %s, want %s", got, tc.tree)
 			}
-			if _, err := os.Stat(filepath.Join(h.state, "intent.log")); err != nil {
-				t.Fatalf("no intent log at the kill: %v", err)
+			if _, err := os.Stat(filepath.Join(h.state, "intent.log")); tc.noLog != errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("an intent log at the kill: %v, want %v", err == nil, !tc.noLog)
 			}
 
 			show := crashMust(t, 0, h.args("journal", "show")...)

@@ -14,12 +14,23 @@ type Drifted struct {
 	Diff string
 }
 
-// Drift checks the live state of every applied step of a kind with a check
-// (§7), several at a time, and returns the drifted ones in journal order.
-func (a *Applier) Drift(ctx context.Context) ([]Drifted, error) {
+// Journal returns the steps of the applied journal, parsed, with their
+// positions: what journal show prints and Drift checks. A step that does
+// not parse is an *InputError (exit 2) for both.
+func (a *Applier) Journal() ([]journal.Step, error) {
 	steps, err := a.Applied().JournalSteps()
 	if err != nil {
 		return nil, &InputError{Err: err}
+	}
+	return steps, nil
+}
+
+// Drift checks the live state of every applied step of a kind with a check
+// (§7), several at a time, and returns the drifted ones in journal order.
+func (a *Applier) Drift(ctx context.Context) ([]Drifted, error) {
+	steps, err := a.Journal()
+	if err != nil {
+		return nil, err
 	}
 	return a.drift(ctx, steps, nil)
 }

@@ -41,8 +41,31 @@ func (e *StepError) Error() string {
 }
 func (e *StepError) Unwrap() error { return e.Err }
 
+// MoveError is a move that failed for a reason that is no step's: the
+// intent log, a sync of the file system or the commit could not be written
+// (a full disk). The ops that ran were undone and the host is as it was
+// before the move (exit 1, as for a StepError).
+type MoveError struct {
+	Err    error
+	Undone int // ops that ran (or may have) and were undone
+}
+
+func (e *MoveError) Error() string {
+	return fmt.Sprintf("the move failed: %v; %s undone: the host is as it was before the move", e.Err, plural(e.Undone, "op"))
+}
+func (e *MoveError) Unwrap() error { return e.Err }
+
+// plural says "1 op", "2 ops".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
 // UndoError is a failure to undo a failed or interrupted move; the intent
-// log is kept so that the next run retries.
+// log is kept so that the next run retries. (An *IntentCorruptError is exit
+// 3 as well: the log cannot be read, so nothing can be undone.)
 type UndoError struct {
 	Cause error // why the move was being undone, if it failed
 	Errs  []error
@@ -63,13 +86,15 @@ func (e *UndoError) Error() string {
 // ExitCode maps an error to the exit code the command line documents.
 func ExitCode(err error) int {
 	var undo *UndoError
+	var corrupt *IntentCorruptError
 	var step *StepError
+	var move *MoveError
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &undo):
+	case errors.As(err, &undo), errors.As(err, &corrupt):
 		return ExitUndoFailed
-	case errors.As(err, &step):
+	case errors.As(err, &step), errors.As(err, &move):
 		return ExitFailed
 	}
 	return ExitBadInput

@@ -12,20 +12,34 @@ import (
 	"strconv"
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
+	"golang.org/x/sys/unix"
 )
 
 // The intent log records a move in progress, so that a move that dies half
 // way can be undone by the next process that opens the state. It is a file
 // of records, one a line: eight hex digits of the CRC-32C of the JSON that
-// follows a space. A record is durable (fsync) before any op it describes
-// runs. A torn last record, as a power loss leaves it, is ignored; any other
-// bad record makes the log corrupt.
+// follows a space. Records are numbered from 1 (seq), the header first, and
+// each says where the batch it was written with ends (end: the seq of the
+// batch's last record).
+//
+// Records are written in batches, each durable (fsync) before any op it
+// describes runs. The first batch, the header and the first op records, is
+// written to a temporary file, synced and renamed into place: an intent log
+// that exists always holds its header and at least one op record, whole.
+// Later batches are appended. So a legitimate log is a run of whole batches,
+// the last of which may be torn (a power loss or a kill in its write, before
+// its fsync returned: none of its ops ran), and it is dropped. Anything else
+// (an empty file, a missing header, a gap in the numbers, a bad record
+// followed by a later batch) is a corrupt log: the ops it records may have
+// run, and recovery cannot tell what to undo.
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // intentRecord is one record of the intent log.
 type intentRecord struct {
-	T      string `json:"t"` // "plan" or "op"
+	Seq    int64  `json:"seq"` // 1 for the header, then one more each record
+	End    int64  `json:"end"` // the seq of the last record of its batch
+	T      string `json:"t"`   // "plan" or "op"
 	From   int64  `json:"from,omitempty"`
 	To     int64  `json:"to,omitempty"`
 	I      int    `json:"i,omitempty"`
@@ -35,50 +49,111 @@ type intentRecord struct {
 	Undo   *Image `json:"undo,omitempty"`
 }
 
+// intentLog is the intent log being written: nothing is on disk until the
+// first flush.
 type intentLog struct {
-	f   *os.File
-	buf []byte
+	dir     string
+	f       *os.File // open once the first batch is in place
+	pending []*intentRecord
+	seq     int64 // the last record written
 }
 
-// createIntent starts a new intent log in dir.
-func createIntent(dir string) (*intentLog, error) {
-	f, err := os.OpenFile(filepath.Join(dir, intentFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("intent log: %w", err)
-	}
-	if err := atomicfile.SyncDir(dir); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &intentLog{f: f}, nil
-}
+// newIntent starts the intent log of a move in dir; the first flush
+// creates the file.
+func newIntent(dir string) *intentLog { return &intentLog{dir: dir} }
 
 // add buffers a record; flush makes it durable.
-func (l *intentLog) add(r *intentRecord) {
-	data, _ := json.Marshal(r)
-	var crc [9]byte
-	copy(crc[:], fmt.Sprintf("%08x ", crc32.Checksum(data, crcTable)))
-	l.buf = append(l.buf, crc[:]...)
-	l.buf = append(l.buf, data...)
-	l.buf = append(l.buf, '\n')
-}
+func (l *intentLog) add(r *intentRecord) { l.pending = append(l.pending, r) }
 
-// flush writes the buffered records and syncs them to disk.
+// flush writes the buffered records as one batch and syncs them to disk.
+// The first batch goes to a temporary file that is synced and renamed to
+// intent.log, never over an existing one.
 func (l *intentLog) flush() error {
-	if len(l.buf) == 0 {
+	if len(l.pending) == 0 {
 		return nil
 	}
-	if _, err := l.f.Write(l.buf); err != nil {
-		return fmt.Errorf("intent log: %w", err)
+	end := l.seq + int64(len(l.pending))
+	var buf []byte
+	for i, r := range l.pending {
+		r.Seq, r.End = l.seq+1+int64(i), end
+		data, _ := json.Marshal(r)
+		buf = fmt.Appendf(buf, "%08x ", crc32.Checksum(data, crcTable))
+		buf = append(buf, data...)
+		buf = append(buf, '\n')
 	}
-	l.buf = l.buf[:0]
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("intent log: %w", err)
+	if l.f == nil {
+		if err := l.create(buf); err != nil {
+			return fmt.Errorf("intent log: %w", err)
+		}
+	} else {
+		name := filepath.Join(l.dir, intentFile)
+		if _, err := l.f.Write(buf); err != nil {
+			return fmt.Errorf("intent log: write %s: %w", name, errnoOf(err))
+		}
+		if err := l.f.Sync(); err != nil {
+			return fmt.Errorf("intent log: sync %s: %w", name, errnoOf(err))
+		}
 	}
+	l.seq = end
+	l.pending = l.pending[:0]
 	return nil
 }
 
-func (l *intentLog) close() error { return l.f.Close() }
+// create puts the first batch in place: a temporary file (one that
+// cleanTemps removes if the process dies), synced, renamed to intent.log,
+// and the directory synced.
+func (l *intentLog) create(first []byte) error {
+	name := filepath.Join(l.dir, intentFile)
+	f, err := os.CreateTemp(l.dir, "."+intentFile+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if _, err := f.Write(first); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, name, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// A file system without RENAME_NOREPLACE: link(2) never replaces.
+		if err = os.Link(tmp, name); err == nil {
+			os.Remove(tmp)
+		}
+	}
+	if err != nil {
+		return fail(&os.LinkError{Op: "rename", Old: tmp, New: name, Err: err})
+	}
+	if err := atomicfile.SyncDir(l.dir); err != nil {
+		f.Close()
+		return err
+	}
+	l.f = f // its offset is at its end: later batches append
+	return nil
+}
+
+// errnoOf strips the *os.PathError of a file's write or sync, which names
+// the file by the temporary name it was created under.
+func errnoOf(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (l *intentLog) close() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
+}
 
 // removeIntent deletes the intent log of dir durably: the move is over.
 func removeIntent(dir string) error {
@@ -88,31 +163,118 @@ func removeIntent(dir string) error {
 	return atomicfile.SyncDir(dir)
 }
 
-// readIntent reads the intent log of dir; ok is false if there is none.
+// IntentCorruptError is an intent log that cannot be read as whole batches
+// of records: the move it records may have changed the host, and what to
+// undo is not known. The state stays locked (exit 3) until an operator
+// inspects the log, brings the host back by hand if need be, and removes it.
+type IntentCorruptError struct {
+	File   string
+	Line   int // the line at fault, 0 for the whole file
+	Reason string
+}
+
+func (e *IntentCorruptError) Error() string {
+	at := e.File
+	if e.Line > 0 {
+		at += ":" + strconv.Itoa(e.Line)
+	}
+	return at + ": corrupt intent log: " + e.Reason + "\n" +
+		"the move it records may have changed the host, and cairn cannot tell what to undo: every command that opens the state refuses until it is resolved; " +
+		"inspect " + e.File + " (one JSON record a line: each op of the move and the undo image of its object), bring the host back by hand where it changed, then remove the file to unlock the state"
+}
+
+// readIntent reads the intent log of dir; ok is false if there is none. It
+// returns the records of the whole batches: a torn last batch is dropped.
+// A log that is not a run of whole batches and a torn last one is an
+// *IntentCorruptError.
 func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 	name := filepath.Join(dir, intentFile)
 	data, err := os.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
-	if err != nil {
-		return nil, true, inputErrorf("intent log: %w", err)
+	corrupt := func(line int, format string, args ...any) ([]intentRecord, bool, error) {
+		return nil, true, &IntentCorruptError{File: name, Line: line, Reason: fmt.Sprintf(format, args...)}
 	}
+	if err != nil {
+		return corrupt(0, "it cannot be read: %v", err)
+	}
+	if len(data) == 0 {
+		return corrupt(0, "the file is empty (an intent log is written whole with its header and first ops)")
+	}
+	var (
+		firstEnd int64 // the end of the first batch, which is always whole
+		last     *intentRecord
+		badLine  int   // the first line that is no good record
+		badSeq   int64 // the seq that line should have had
+		tornEnd  int64 // the end of the batch torn from badLine on, once known
+	)
 	for lineNo := 1; len(data) > 0; lineNo++ {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			break // a torn last record: it was never durable, so no op ran after it
+		line, whole := data, false
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data, whole = data[:i], data[i+1:], true
+		} else {
+			data = nil
 		}
-		line := data[:i]
-		data = data[i+1:]
 		rec, perr := parseIntentLine(line)
-		if perr != nil {
-			if len(data) == 0 {
-				break // torn last record
-			}
-			return nil, true, inputErrorf("%s:%d: corrupt intent log record: %v; the state cannot be recovered automatically (inspect it, then remove the file to give up the recovery)", name, lineNo, perr)
+		switch {
+		case perr != nil:
+		case !whole:
+			perr = errors.New("no newline at its end: its write was cut")
+		case rec.Seq == 0:
+			perr = errors.New("the record has no number (a log of an older cairn?)")
+		case rec.Seq < 0 || rec.End < rec.Seq:
+			perr = fmt.Errorf("bad record numbers seq %d, end %d", rec.Seq, rec.End)
 		}
-		recs = append(recs, rec)
+		if badLine == 0 {
+			if perr == nil && rec.Seq != int64(lineNo) {
+				return corrupt(lineNo, "record %d where record %d should be: records are missing", rec.Seq, lineNo)
+			}
+			switch {
+			case perr != nil && lineNo == 1:
+				return corrupt(1, "the header is unreadable: %v", perr)
+			case perr == nil && lineNo == 1 && (rec.T != "plan" || rec.End < 2):
+				return corrupt(1, "the first record is not a header followed by op records")
+			case perr != nil && int64(lineNo) <= firstEnd:
+				return corrupt(lineNo, "record %d of the first batch, which is written whole, is unreadable: %v", lineNo, perr)
+			case perr != nil:
+				badLine, badSeq = lineNo, int64(lineNo)
+				if badSeq <= last.End {
+					tornEnd = last.End // within the batch of the record before
+				}
+				continue
+			}
+			if lineNo == 1 {
+				firstEnd = rec.End
+			} else if rec.T != "op" {
+				return corrupt(lineNo, "record %d is a %q record, not an op", rec.Seq, rec.T)
+			}
+			recs = append(recs, rec)
+			last = &recs[len(recs)-1]
+			continue
+		}
+		// After a bad line, only the rest of that torn batch may follow.
+		if perr != nil {
+			continue
+		}
+		if tornEnd == 0 {
+			tornEnd = rec.End
+		}
+		if rec.End != tornEnd || rec.Seq <= badSeq {
+			return corrupt(badLine, "record %d is unreadable, but whole records of a later batch follow it (line %d): not a torn last write", badSeq, lineNo)
+		}
+	}
+	// The last batch is torn if a line of it is bad, or if the file ends
+	// before its last record; none of its ops ran, so it is dropped. The
+	// first batch is never torn: it was written whole before it was put in
+	// place.
+	lastSeq, lastEnd := last.Seq, last.End
+	torn := (badLine > 0 && badSeq <= lastEnd) || (badLine == 0 && lastSeq < lastEnd)
+	if torn && lastEnd == firstEnd {
+		return corrupt(int(lastSeq)+1, "the first batch ends at record %d of %d, but it is written whole", lastSeq, lastEnd)
+	}
+	for torn && recs[len(recs)-1].End == lastEnd {
+		recs = recs[:len(recs)-1]
 	}
 	return recs, true, nil
 }

@@ -36,6 +36,7 @@ func (a *Applier) cleanTemps() {
 // recover finishes a move that a dead process left in the intent log: if it
 // had committed, only the log goes; otherwise every recorded op is undone,
 // in reverse order, from its undo image, and temporary files are removed.
+// A corrupt log (readIntent) is an *IntentCorruptError, and stays.
 func (a *Applier) recover(ctx context.Context) error {
 	recs, ok, err := readIntent(a.st.dir)
 	if !ok {
@@ -48,10 +49,6 @@ func (a *Applier) recover(ctx context.Context) error {
 		return err
 	}
 	defer a.cleanTemps()
-	if len(recs) == 0 || recs[0].T != "plan" {
-		// The header itself was torn: no op ran.
-		return removeIntent(a.st.dir)
-	}
 	if a.st.applied.Generation >= recs[0].To {
 		return removeIntent(a.st.dir) // the move had committed
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
 )
 
 // The files of a state directory.
@@ -88,11 +89,17 @@ func appliedSteps(steps []journal.Step, lines []string) []AppliedStep {
 	return out
 }
 
+// DefaultStateDir is where the state directory is when none is given: this
+// object path beneath the root, resolved there like every object path.
+const DefaultStateDir = "/var/lib/cairn"
+
 // state is an open, locked state directory.
 type state struct {
-	dir     string
+	dir     string   // its host path, where it really is
 	created []string // directories this process made for the state, outermost first
-	lock    *os.File
+	lock    *os.File // nil on a read-only file system that holds no lock file
+	lockRW  bool     // the lock file is open for writing: it holds our pid
+	closed  bool
 	blobs   *Blobs
 	applied *Applied
 }
@@ -101,36 +108,36 @@ type state struct {
 var ErrLocked = errors.New("held by another cairn process")
 
 // openState opens (creating it when create is set) and locks the state
-// directory dir for the root rootPath. wait is how long to wait for the
-// lock; 0 fails at once.
-func openState(dir, rootPath string, create bool, wait time.Duration) (*state, error) {
+// directory: dir, a host path, or "" for DefaultStateDir beneath root. wait
+// is how long to wait for the lock; 0 fails at once. A state directory that
+// does not exist (and is not to be created) gives nil, nil: nothing was
+// applied yet.
+//
+// The directory must be cairn's own before any file in it is opened: a
+// directory (not a link, for an explicit one; beneath the root, for the
+// default one), owned by the effective uid, writable by nobody else.
+// Anything else is refused (exit 2) untouched.
+func openState(root *rootfs.Root, dir string, create bool, wait time.Duration) (*state, error) {
 	var created []string
-	if create {
-		var err error
-		if created, err = mkdirs(dir); err != nil {
-			return nil, inputErrorf("state directory %s: %w", dir, err)
-		}
+	var err error
+	if dir == "" {
+		dir, created, err = locateDefault(root, create)
+	} else {
+		dir, created, err = locateExplicit(dir, create)
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil // nothing applied yet
-		}
-		return nil, inputErrorf("state directory %s: %w", dir, err)
+	if err != nil || dir == "" {
+		return nil, err
 	}
-	if !fi.IsDir() {
-		return nil, inputErrorf("state directory %s is not a directory", dir)
-	}
-	lock, err := lockDir(dir, wait)
+	lock, lockRW, err := lockDir(dir, wait)
 	if err != nil {
 		return nil, err
 	}
-	st := &state{dir: dir, lock: lock, created: created}
+	st := &state{dir: dir, lock: lock, lockRW: lockRW, created: created}
 	fail := func(err error) (*state, error) { st.close(); return nil, err }
-	if err := st.checkRoot(rootPath, create); err != nil {
+	if err := st.checkRoot(root.Path(), create); err != nil {
 		return fail(err)
 	}
-	if st.blobs, err = OpenBlobs(filepath.Join(dir, blobsDir)); err != nil {
+	if st.blobs, err = openBlobs(filepath.Join(dir, blobsDir), create); err != nil {
 		return fail(&InputError{err})
 	}
 	if st.applied, err = st.loadApplied(); err != nil {
@@ -139,8 +146,119 @@ func openState(dir, rootPath string, create bool, wait time.Duration) (*state, e
 	return st, nil
 }
 
+// locateExplicit checks the state directory given as a host path, and
+// makes it (with its missing parents) when create is set. A link there is
+// refused: the state must be named where it is.
+func locateExplicit(dir string, create bool) (string, []string, error) {
+	var created []string
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return "", nil, nil
+		}
+		if created, err = mkdirs(dir); err != nil {
+			return "", nil, inputErrorf("state directory %s: %w", dir, err)
+		}
+		fi, err = os.Lstat(dir)
+	}
+	if err != nil {
+		return "", nil, inputErrorf("state directory %s: %w", dir, err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		target, _ := os.Readlink(dir)
+		return "", nil, inputErrorf("state directory %s is a symbolic link (to %s): refused; give the directory itself", dir, target)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if err := checkStateOwner(dir, fi.IsDir(), st.Uid, uint32(st.Mode)); err != nil {
+		return "", nil, err
+	}
+	return dir, created, nil
+}
+
+// checkStateOwner refuses a state directory that is no directory, or that
+// another user than the effective one owns or may write: whoever can write
+// in it can make cairn undo whatever the intent log they write says.
+func checkStateOwner(dir string, isDir bool, uid, mode uint32) error {
+	switch {
+	case !isDir:
+		return inputErrorf("state directory %s is not a directory", dir)
+	case int(uid) != os.Geteuid():
+		return inputErrorf("state directory %s is owned by uid %d, not by uid %d that runs cairn: refused", dir, uid, os.Geteuid())
+	case mode&0o022 != 0:
+		return inputErrorf("state directory %s is writable by its group or others (mode %04o): refused; chmod go-w it", dir, mode&0o7777)
+	}
+	return nil
+}
+
+// locateDefault resolves DefaultStateDir beneath the root, links followed
+// as for every object path (an absolute target starts at the root, ".."
+// stops there), and makes its missing components when create is set: 0755
+// for the parents, 0700 for the state directory, whatever the umask. It
+// returns the host path where the directory really is, verified to lie
+// beneath the root, and the directories it made, outermost first.
+func locateDefault(root *rootfs.Root, create bool) (string, []string, error) {
+	refuse := func(format string, args ...any) error {
+		return inputErrorf("state directory %s beneath the root %s: %s", DefaultStateDir, root.Path(), fmt.Sprintf(format, args...))
+	}
+	var links []string // "P (a link to T)" met on the way, to explain a failure
+	explain := func(err error) error {
+		if errors.Is(err, fs.ErrNotExist) && len(links) > 0 {
+			return refuse("%s does not resolve to a directory beneath the root (links there resolve as if the root were /): refused", strings.Join(links, ", "))
+		}
+		return refuse("%v", err)
+	}
+	made := 0
+	for i := 1; i <= len(DefaultStateDir); i++ {
+		if i < len(DefaultStateDir) && DefaultStateDir[i] != '/' {
+			continue
+		}
+		p := DefaultStateDir[:i]
+		info, err := root.Lstat(p)
+		switch {
+		case err == nil && info.IsDir():
+			continue
+		case err == nil && info.IsSymlink():
+			target, _ := root.Readlink(p)
+			links = append(links, fmt.Sprintf("%s (a link to %s)", p, target))
+			continue
+		case err == nil:
+			return "", nil, refuse("%s is not a directory", p)
+		case !errors.Is(err, fs.ErrNotExist):
+			return "", nil, explain(err)
+		case !create:
+			return "", nil, nil // nothing applied yet
+		}
+		perm := uint32(0o755)
+		if p == DefaultStateDir {
+			perm = 0o700
+		}
+		if err := root.Mkdir(p, perm); err != nil {
+			return "", nil, explain(err)
+		}
+		made++
+	}
+	real, info, err := root.RealDir(DefaultStateDir)
+	if errors.Is(err, fs.ErrNotExist) && !create {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, explain(err)
+	}
+	if err := checkStateOwner(real, info.IsDir(), info.UID, info.Mode); err != nil {
+		return "", nil, err
+	}
+	// What this process made is a tail of the real path: below the first
+	// missing component, everything is a directory it made.
+	created := make([]string, made)
+	for i, d := made-1, real; i >= 0; i, d = i-1, filepath.Dir(d) {
+		created[i] = d
+	}
+	return real, created, nil
+}
+
 // mkdirs makes dir (mode 0700) and its missing parents (0755, as a system
-// has them), and returns the directories it made, outermost first.
+// has them), whatever the umask, and returns the directories it made,
+// outermost first.
 func mkdirs(dir string) ([]string, error) {
 	var missing []string
 	for d := dir; ; d = filepath.Dir(d) {
@@ -160,10 +278,16 @@ func mkdirs(dir string) ([]string, error) {
 		if i == 0 {
 			perm = 0o700
 		}
-		if err := os.Mkdir(missing[i], perm); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Mkdir(missing[i], perm); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue // made meanwhile, by another: not ours
+			}
 			return made, err
 		}
 		made = append(made, missing[i])
+		if err := os.Chmod(missing[i], perm); err != nil { // mkdir(2) applies the umask
+			return made, err
+		}
 	}
 	return made, nil
 }
@@ -188,11 +312,38 @@ func (st *state) discardNew() {
 	st.created = nil
 }
 
-func lockDir(dir string, wait time.Duration) (*os.File, error) {
+// lockDir takes the lock of the state directory dir: flock(2) on its lock
+// file, which then holds our pid. The lock file is opened without
+// following a link and must be cairn's (a regular file of the effective
+// uid, with one link) before anything is written to it, and nothing is
+// written before the lock is held. On a read-only file system the lock
+// file is opened for reading (flock works there too) and left as it is;
+// if there is none, no process can write the state and nil is returned.
+func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
 	name := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	rw := true
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.EROFS) {
+		rw = false
+		f, err = os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, nil
+		}
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, false, inputErrorf("lock %s is a symbolic link: refused", name)
+	}
 	if err != nil {
-		return nil, inputErrorf("state directory %s: %w", dir, err)
+		return nil, false, inputErrorf("state directory %s: %w", dir, err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, false, inputErrorf("lock %s: %w", name, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || int(st.Uid) != os.Geteuid() || st.Nlink != 1 {
+		f.Close()
+		return nil, false, inputErrorf("lock %s is not cairn's (a regular file of uid %d with one link): refused", name, os.Geteuid())
 	}
 	deadline := time.Now().Add(wait)
 	for {
@@ -202,7 +353,7 @@ func lockDir(dir string, wait time.Duration) (*os.File, error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, inputErrorf("lock %s: %w", name, err)
+			return nil, false, inputErrorf("lock %s: %w", name, err)
 		}
 		if time.Now().After(deadline) {
 			holder, _ := os.ReadFile(name)
@@ -214,21 +365,29 @@ func lockDir(dir string, wait time.Duration) (*os.File, error) {
 			if wait > 0 {
 				msg += fmt.Sprintf("; gave up after %s", wait)
 			}
-			return nil, &InputError{Err: fmt.Errorf("state directory %s is %w%s", dir, ErrLocked, msg)}
+			return nil, false, &InputError{Err: fmt.Errorf("state directory %s is %w%s", dir, ErrLocked, msg)}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	f.Truncate(0)
-	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return f, nil
+	if rw {
+		f.Truncate(0)
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, rw, nil
 }
 
 func (st *state) close() {
-	if st != nil && st.lock != nil {
-		if st.blobs != nil {
-			st.blobs.Close()
+	if st == nil || st.closed {
+		return
+	}
+	st.closed = true
+	if st.blobs != nil {
+		st.blobs.Close()
+	}
+	if st.lock != nil {
+		if st.lockRW {
+			st.lock.Truncate(0)
 		}
-		st.lock.Truncate(0)
 		st.lock.Close() // releases the flock
 		st.lock = nil
 	}

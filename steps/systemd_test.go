@@ -85,7 +85,7 @@ func (h *unitHost) applyWith(host steps.Host, text string) error {
 		h.t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Apply(ctx, steps.Move{Journal: "units.journal", Steps: j.Steps, BlobDir: h.blobs})
+	_, err = a.Apply(ctx, steps.Move{Journal: "units.journal", Steps: j.Steps, BlobDir: h.blobs, AllowRemoval: true})
 	return err
 }
 

@@ -56,9 +56,10 @@ func isToolOp(op string) bool {
 
 // toolInputs is the preflight of a KUBECTL-APPLY or PLAYBOOK op: a driver
 // must be there; a forward op's inputs are read from the source directory,
-// checked against the step's sha256 and kept in the blob store (unless they
-// are there already); an inverse op's inputs must be in the store.
-func (a *Applier) toolInputs(op journal.Op, source string, done map[string]bool) journal.ErrorList {
+// checked against the step's sha256 and kept in sink, the blob store
+// (unless they are there already); an inverse op's inputs must be in the
+// store.
+func (a *Applier) toolInputs(op journal.Op, source string, done map[string]bool, sink blobSink) journal.ErrorList {
 	s := op.Step
 	if op.Noop {
 		return nil
@@ -75,10 +76,10 @@ func (a *Applier) toolInputs(op journal.Op, source string, done map[string]bool)
 	var err error
 	if op.Action == journal.Inverse {
 		err = checkInputs(a.env.Blobs, s)
-	} else if !a.env.Blobs.Has(sum) || checkInputs(a.env.Blobs, s) != nil {
+	} else if !sink.Has(sum) || checkInputs(a.env.Blobs, s) != nil {
 		// Stored before is not enough: every input the manifest names must
 		// be there too, or the op (and then its undo) would fail at run time.
-		err = storeInputs(a.env.Blobs, s, filepath.Join(source, filepath.FromSlash(s.Args[0])))
+		err = storeInputs(sink, s, filepath.Join(source, filepath.FromSlash(s.Args[0])))
 	}
 	if err != nil {
 		return journal.ErrorList{&journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %s: %v", s.Op, s.Args[0], err)}}
@@ -89,7 +90,7 @@ func (a *Applier) toolInputs(op journal.Op, source string, done map[string]bool)
 // storeInputs reads a step's inputs from src (the directory of a
 // KUBECTL-APPLY, the file of a PLAYBOOK), checks them against its sha256 and
 // puts them in the store.
-func storeInputs(b *Blobs, s *journal.Step, src string) error {
+func storeInputs(b blobSink, s *journal.Step, src string) error {
 	want := s.Get("sha256")
 	if s.Op == journal.OpPlaybook {
 		if _, err := b.PutFile(src, want); err != nil {
@@ -115,7 +116,7 @@ func storeInputs(b *Blobs, s *journal.Step, src string) error {
 // manifest that lists them. The walk is the compiler's (fs.WalkDir, which
 // follows a link at dir itself and skips every other non-regular file), so
 // the manifest hashes to the compiler's sha256 of the directory.
-func storeDir(b *Blobs, dir string) ([]byte, error) {
+func storeDir(b blobSink, dir string) ([]byte, error) {
 	if fi, err := os.Stat(dir); err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {

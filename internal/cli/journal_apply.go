@@ -14,7 +14,9 @@ type journalApplyCmd struct {
 	Blobs  string `help:"Where COPY - content is found by its sha256 (default: --source/.cairn/blobs)." placeholder:"DIR"`
 	DryRun bool   `help:"Print the plan and change nothing."`
 	Repair bool   `help:"Also run forward every unchanged step whose live state drifted."`
-	File   string `arg:"" name:"FILE" help:"The journal to move the host to."`
+	// AllowRemoval guards against an empty FILE from a compile that failed.
+	AllowRemoval bool   `help:"Allow a FILE that manages no object (empty) to remove every object the applied journal manages." name:"allow-removal"`
+	File         string `arg:"" name:"FILE" help:"The journal to move the host to."`
 }
 
 // lockWait is how long read-only commands wait for another process's lock.
@@ -50,7 +52,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 	defer a.Close()
 	res, err := a.Apply(e.ctx, steps.Move{
 		Journal: c.File, Steps: j.Steps, Source: source, BlobDir: blobs,
-		Repair: c.Repair, DryRun: c.DryRun,
+		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval,
 	})
 	if err != nil {
 		return err

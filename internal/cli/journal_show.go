@@ -24,6 +24,10 @@ func (c *journalShowCmd) Run(e *env) error {
 		return err
 	}
 	defer a.Close()
+	// A step that drift would reject is rejected here too, the same way.
+	if _, err := a.Journal(); err != nil {
+		return err
+	}
 	applied := a.Applied()
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	for _, s := range applied.Steps {

@@ -34,7 +34,8 @@ type stateFlags struct {
 	State string `help:"The state directory (default: /var/lib/cairn beneath the root)." placeholder:"DIR"`
 }
 
-// open resolves the flags: the root, opened, and the state directory.
+// open resolves the flags: the root, opened, and the state directory as a
+// host path, or "" for the default, which steps resolves beneath the root.
 func (f *stateFlags) open() (*rootfs.Root, string, error) {
 	root, err := rootfs.Open(f.Root)
 	if err != nil {
@@ -42,8 +43,9 @@ func (f *stateFlags) open() (*rootfs.Root, string, error) {
 	}
 	state := f.State
 	if state == "" {
-		state = filepath.Join(root.Path(), "var/lib/cairn")
-	} else if state, err = filepath.Abs(state); err != nil {
+		return root, "", nil
+	}
+	if state, err = filepath.Abs(state); err != nil {
 		root.Close()
 		return nil, "", &exitError{code: exitBadInput, err: err}
 	}
