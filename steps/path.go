@@ -443,7 +443,7 @@ func ensureSymlink(env *Env, p, target string, uid, gid int) error {
 		return err
 	}
 	// A link whose inode other names share is replaced, not chowned.
-	if st.exists && st.typ == TypeSymlink && (st.nlink == 1 || st.uid == uid && st.gid == gid) {
+	if st.exists && st.typ == TypeSymlink && (st.nlink == 1 || (st.uid == uid && st.gid == gid)) {
 		if have, err := env.Root.Readlink(p); err == nil && have == target {
 			return fixOwnerMode(env, p, st, 0, uid, gid, false)
 		}
