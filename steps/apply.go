@@ -116,6 +116,9 @@ type Result struct {
 	Plan     *journal.Plan
 	Repaired []Drifted // unchanged steps run again because they drifted
 	Ran      int       // ops run (notes excluded)
+	// Kept is the content, edited by hand after cairn wrote it, that the
+	// move replaced or removed and the state now keeps (Applier.OpenKept).
+	Kept []Kept
 }
 
 // Apply moves the host from the applied journal to m.Steps. Errors:
@@ -192,6 +195,7 @@ func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 		Commit:     m.Commit,
 		Steps:      appliedSteps(m.Steps, newLines),
 	}
+	nKept := len(a.st.applied.Kept)
 	ran, err := a.run(ctx, plan, next, m.Steps)
 	res.Ran = ran
 	h := HistoryEntry{Time: start.UTC(), Journal: m.Journal, Commit: m.Commit, Ops: ran, Seconds: time.Since(start).Seconds()}
@@ -206,6 +210,8 @@ func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 	}
 	h.Generation, h.Result = next.Generation, "applied"
 	a.st.record(h)
+	res.Kept = next.Kept[nKept:]
+	a.reportKept(res.Kept)
 	return res, nil
 }
 
@@ -440,6 +446,7 @@ type executed struct {
 	step   *journal.Step
 	action journal.Action
 	undo   *Image
+	kept   *Kept // content edited by hand that the op replaces
 }
 
 // maxBatch bounds the ops whose undo images one fsync of the intent log
@@ -484,6 +491,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 				return b.ran, a.fail(ctx, log, b.done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
 			}
 			ex.undo = &img
+			ex.kept = a.keptBefore(op, &img)
 		}
 		log.add(&intentRecord{T: "op", I: len(b.done) + len(b.pending), Action: op.Action.String(), Step: op.Step.Canonical(), At: op.Step.Pos.String(), Undo: ex.undo})
 		b.pending = append(b.pending, ex)
@@ -506,6 +514,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	}
 	next.Time = time.Now().UTC()
 	next.Originals = a.nextOriginals(b.done, steps)
+	next.Kept = a.nextKept(b.done, next)
 	if err := a.st.commit(next); err != nil {
 		return b.ran, a.fail(ctx, log, b.done, err)
 	}

@@ -703,7 +703,7 @@ func (b *Blobs) putLarge(r io.Reader, want string) (string, error) {
 		}
 	}()
 	h := sha256.New()
-	size, err := copyBuffer(io.MultiWriter(tmp, h), r)
+	size, err := copySparse(tmp, r, h) // a sparse file's blob stays sparse
 	if err != nil {
 		return "", fmt.Errorf("blob store: %w", err)
 	}

@@ -15,9 +15,13 @@ import (
 // file in the same directory, renamed over PATH), with that mode and owner.
 // The content comes from the state's blob store, where the applier put it
 // from SRC (relative to the source root) or, for SRC "-", from the blob
-// directory, after checking its hash.
+// directory, after checking its hash. Blocks of zeros are left as holes. A
+// file that already holds the content gets the mode and owner in place,
+// unless its inode has other names (a hard link): then it is replaced too.
 //
-// Inverse: restore the original image.
+// Inverse: restore the original image (content, mode, owner, extended
+// attributes and mtime). If the file holds content someone wrote by hand
+// since, that content is kept in the state first (journal kept).
 //
 // Check: a regular file with that content hash, mode and owner.
 //

@@ -10,7 +10,8 @@
 // fails or is interrupted.
 //
 // The Applier owns the state directory (applied journal, original images,
-// blobs by sha256, intent log, history) and runs a journal.Plan:
+// content kept from files edited by hand, blobs by sha256, intent log,
+// history) and runs a journal.Plan:
 //
 //  1. take the state lock and recover an interrupted move;
 //  2. check every input the plan needs (COPY content and its sha256);

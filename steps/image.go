@@ -1,6 +1,9 @@
 package steps
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Object types of a path image.
 const (
@@ -11,7 +14,8 @@ const (
 
 // Image is the state of one managed object at one moment: enough to bring it
 // back. For the path family it is the type, mode, owner and content (a blob)
-// or link target; other families keep their own record in Data.
+// or link target, and for files and directories their extended attributes
+// (for files also the mtime); other families keep their own record in Data.
 type Image struct {
 	Absent bool   `json:"absent,omitempty"`
 	Type   string `json:"type,omitempty"`
@@ -21,6 +25,17 @@ type Image struct {
 	Size   int64  `json:"size,omitempty"`
 	Blob   string `json:"blob,omitempty"`
 	Target string `json:"target,omitempty"`
+	// Mtime is a file's modification time, to the nanosecond; zero in an
+	// image from before cairn kept it (the restored file has the time of
+	// its writing).
+	Mtime time.Time `json:"mtime,omitzero"`
+	// Xattrs are the extended attributes of a file or directory, value by
+	// name (user., trusted. and security. ones, security.capability
+	// included, and the POSIX ACLs system.posix_acl_access and
+	// system.posix_acl_default). Empty, not nil, when it has none; nil in an
+	// image from before cairn kept them, whose restore leaves the
+	// attributes as they are.
+	Xattrs map[string][]byte `json:"xattrs,omitzero"`
 	// Data is a family's own record (a user's passwd entry, a package's
 	// version, a unit's enablement).
 	Data json.RawMessage `json:"data,omitempty"`

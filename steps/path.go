@@ -13,14 +13,17 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
+	"golang.org/x/sys/unix"
 )
 
 // pathFamily is the Imager of every kind whose identity is path:P (MKDIR,
 // COPY, SYMLINK, RM): it captures and restores type, mode, owner, content and
-// link target.
+// link target, and the extended attributes (ACLs and capabilities included)
+// of files and directories and the mtime of files.
 type pathFamily struct{}
 
 // Capture records the object at the step's path as it is now.
@@ -41,6 +44,7 @@ type pathState struct {
 	uid    int
 	gid    int
 	size   int64
+	nlink  uint64 // names of the inode: more than 1 for a hard-linked file
 }
 
 func lstatPath(env *Env, p string) (pathState, error) {
@@ -56,7 +60,7 @@ func lstatPath(env *Env, p string) (pathState, error) {
 
 // stateOf turns what rootfs says of an existing object into a pathState.
 func stateOf(st rootfs.Info) pathState {
-	ps := pathState{exists: true, mode: st.Perm(), uid: int(st.UID), gid: int(st.GID), size: st.Size}
+	ps := pathState{exists: true, mode: st.Perm(), uid: int(st.UID), gid: int(st.GID), size: st.Size, nlink: st.Nlink}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
 		ps.typ = TypeFile
@@ -83,7 +87,11 @@ func capturePath(env *Env, p string) (Image, error) {
 	case !st.exists:
 		return Image{Absent: true}, nil
 	case st.typ == TypeDir:
-		return Image{Type: TypeDir, Mode: st.mode, UID: st.uid, GID: st.gid}, nil
+		xattrs, err := env.Root.Xattrs(p)
+		if err != nil {
+			return Image{}, err
+		}
+		return Image{Type: TypeDir, Mode: st.mode, UID: st.uid, GID: st.gid, Xattrs: recorded(xattrs)}, nil
 	case st.typ == TypeSymlink:
 		target, err := env.Root.Readlink(p)
 		if err != nil {
@@ -91,23 +99,55 @@ func capturePath(env *Env, p string) (Image, error) {
 		}
 		return Image{Type: TypeSymlink, Target: target, UID: st.uid, GID: st.gid}, nil
 	case st.typ == TypeFile:
-		sum, err := storeFile(env, p, st.size)
+		img, err := captureFile(env, p)
 		if err != nil {
 			return Image{}, fmt.Errorf("keep the content of %s: %w", p, err)
 		}
-		return Image{Type: TypeFile, Mode: st.mode, UID: st.uid, GID: st.gid, Size: st.size, Blob: sum}, nil
+		return img, nil
 	}
 	return Image{}, fmt.Errorf("%s is a %s: cairn manages only files, directories and links", p, st.typ)
 }
 
-// storeFile keeps the content of the file at p in the blob store and returns
-// its hash; content already there is only hashed.
-func storeFile(env *Env, p string, size int64) (string, error) {
+// recorded marks attributes as recorded: an image with nil Xattrs is one
+// from before cairn kept them, whose restore leaves them as they are.
+func recorded(xattrs map[string][]byte) map[string][]byte {
+	if xattrs == nil {
+		return map[string][]byte{}
+	}
+	return xattrs
+}
+
+// captureFile records the regular file at p through one descriptor, so
+// that its content (kept in the blob store), mode, owner, extended
+// attributes and mtime are those of one inode. It only reads: a file whose
+// inode other names share is left as it is.
+func captureFile(env *Env, p string) (Image, error) {
 	f, err := env.Root.OpenFile(p)
 	if err != nil {
-		return "", err
+		return Image{}, err
 	}
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return Image{}, &fs.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	xattrs, err := rootfs.FileXattrs(f)
+	if err != nil {
+		return Image{}, err
+	}
+	sum, err := storeFile(env, f, st.Size)
+	if err != nil {
+		return Image{}, err
+	}
+	return Image{
+		Type: TypeFile, Mode: st.Mode & 0o7777, UID: int(st.Uid), GID: int(st.Gid), Size: st.Size, Blob: sum,
+		Mtime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)).UTC(), Xattrs: recorded(xattrs),
+	}, nil
+}
+
+// storeFile keeps the content of the open file f in the blob store and
+// returns its hash; content already there is only hashed.
+func storeFile(env *Env, f *os.File, size int64) (string, error) {
 	if size <= 1<<20 {
 		data, err := io.ReadAll(f)
 		if err != nil {
@@ -149,9 +189,13 @@ func restorePath(env *Env, p string, img Image) error {
 	case img.Absent:
 		return removeOrLeave(env, p)
 	case img.Type == TypeDir:
-		return ensureDir(env, p, img.Mode, img.UID, img.GID)
+		if err := ensureDir(env, p, img.Mode, img.UID, img.GID); err != nil || img.Xattrs == nil {
+			return err
+		}
+		// After the mode: an access ACL sets the group bits.
+		return env.Root.SetXattrs(p, img.Xattrs)
 	case img.Type == TypeFile:
-		return ensureFile(env, p, img.Blob, img.Mode, img.UID, img.GID)
+		return putFile(env, p, img)
 	case img.Type == TypeSymlink:
 		return ensureSymlink(env, p, img.Target, img.UID, img.GID)
 	}
@@ -237,20 +281,33 @@ func fixOwnerMode(env *Env, p string, st pathState, mode uint32, uid, gid int, s
 // ensureFile makes p a regular file holding blob sum with that mode and
 // owner, replacing whatever is there atomically.
 func ensureFile(env *Env, p, sum string, mode uint32, uid, gid int) error {
+	return putFile(env, p, Image{Type: TypeFile, Blob: sum, Mode: mode, UID: uid, GID: gid})
+}
+
+// putFile makes p the regular file of img: its content (blob), mode and
+// owner, then its extended attributes (exactly img.Xattrs, unless that is
+// nil) and last its mtime (unless zero). A file already there with that
+// content is fixed in place, unless other names link to its inode (a hard
+// link, perhaps to a file outside the root or another user's): then, as
+// for any other content, a new file is written to a temporary name and
+// renamed over p, and the other names keep their inode untouched. Runs of
+// zero blocks become holes.
+func putFile(env *Env, p string, img Image) error {
 	st, err := lstatPath(env, p)
 	if err != nil {
 		return err
 	}
 	if st.exists && st.typ == TypeFile {
-		if now, have, err := hashPath(env, p); err == nil && now.typ == TypeFile && have == sum {
-			return fixOwnerMode(env, p, now, mode, uid, gid, true)
+		if done, err := fixFile(env, p, img); err != nil || done {
+			return err
 		}
 	}
-	src, err := env.Blobs.Open(sum)
+	src, err := env.Blobs.Open(img.Blob)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	mode, uid, gid := img.Mode, img.UID, img.GID
 	tmp, err := env.Root.CreateTemp(p, mode)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -258,11 +315,14 @@ func ensureFile(env *Env, p, sum string, mode uint32, uid, gid int) error {
 		}
 		return err
 	}
-	_, err = copyBuffer(tmp, src)
+	_, err = copySparse(tmp, src, nil)
 	if err == nil { // always: a new file takes the group of a set-group-ID directory
 		if err = tmp.Chown(uid, gid); err == nil {
 			err = tmp.Chmod(os.FileMode(mode&0o777) | modeBits(mode))
 		}
+	}
+	if err == nil {
+		err = setAttrsMtime(tmp, img)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -278,6 +338,87 @@ func ensureFile(env *Env, p, sum string, mode uint32, uid, gid int) error {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
+}
+
+// fixFile brings the regular file at p to img in place, through one
+// descriptor, if it holds img's content: done reports that it did, or had
+// nothing to do. A file that needs a change and whose inode has other names
+// is not changed (done is false): the caller replaces it.
+func fixFile(env *Env, p string, img Image) (done bool, err error) {
+	f, err := env.Root.OpenFile(p)
+	if err != nil {
+		return false, nil // not a regular file any more: replace it
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || (img.Size > 0 && st.Size != img.Size) {
+		return false, nil
+	}
+	h := sha256.New()
+	if _, err := copyBuffer(h, f); err != nil {
+		return false, nil
+	}
+	var sum [sha256.Size]byte
+	if hex.EncodeToString(h.Sum(sum[:0])) != img.Blob {
+		return false, nil
+	}
+	chown := int(st.Uid) != img.UID || int(st.Gid) != img.GID
+	chmod := chown || st.Mode&0o7777 != img.Mode
+	var xattrs map[string][]byte
+	if img.Xattrs != nil {
+		if xattrs, err = rootfs.FileXattrs(f); err != nil {
+			return false, err
+		}
+	}
+	setXattrs := img.Xattrs != nil && !sameXattrs(xattrs, img.Xattrs)
+	mtime := !img.Mtime.IsZero() && !img.Mtime.Equal(time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)))
+	if !chown && !chmod && !setXattrs && !mtime {
+		return true, nil
+	}
+	if st.Nlink > 1 {
+		return false, nil // never change an inode that other names share
+	}
+	// chown(2) clears set-id bits and security.capability: owner, then
+	// mode, then attributes, then the mtime, which nothing after changes.
+	if chown {
+		if err := unix.Fchown(fd, img.UID, img.GID); err != nil {
+			return false, &fs.PathError{Op: "chown", Path: p, Err: err}
+		}
+	}
+	if chmod {
+		if err := unix.Fchmod(fd, img.Mode); err != nil {
+			return false, &fs.PathError{Op: "chmod", Path: p, Err: err}
+		}
+	}
+	return true, setAttrsMtime(f, img)
+}
+
+// setAttrsMtime gives the open file f the extended attributes of img
+// (unless it recorded none) and its mtime (unless zero), in that order.
+func setAttrsMtime(f *os.File, img Image) error {
+	if img.Xattrs != nil {
+		if err := rootfs.SetFileXattrs(f, img.Xattrs); err != nil {
+			return err
+		}
+	}
+	if !img.Mtime.IsZero() {
+		return rootfs.SetFileMtime(f, img.Mtime)
+	}
+	return nil
+}
+
+// sameXattrs reports whether two sets of extended attributes are equal.
+func sameXattrs(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, v := range a {
+		if w, ok := b[name]; !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // modeBits converts the set-id and sticky bits of a Unix mode to Go's.
@@ -301,7 +442,8 @@ func ensureSymlink(env *Env, p, target string, uid, gid int) error {
 	if err != nil {
 		return err
 	}
-	if st.exists && st.typ == TypeSymlink {
+	// A link whose inode other names share is replaced, not chowned.
+	if st.exists && st.typ == TypeSymlink && (st.nlink == 1 || (st.uid == uid && st.gid == gid)) {
 		if have, err := env.Root.Readlink(p); err == nil && have == target {
 			return fixOwnerMode(env, p, st, 0, uid, gid, false)
 		}

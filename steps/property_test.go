@@ -14,6 +14,14 @@ package steps_test
 // COPY, SYMLINK or RM over a planted directory with entries) must fail as a
 // move too, and leave the tree exactly as it was.
 //
+// Planted files and directories also carry extended attributes (user. and
+// trusted. ones, POSIX ACLs, a file capability, as far as the file system
+// of the test takes them) and planted files old mtimes. No journal states
+// those, and a COPY writes a new file without them, so a move is compared
+// with the direct apply without them (TreeSnap.Journaled); but a move that
+// fails, and the final move to the empty journal, must bring them back
+// exactly, as the root's snapshots with mtimes (SnapTreeTimes) check.
+//
 // Reproduce a failure with the seed it prints:
 //
 //	CAIRN_PROPTEST_SEED=<seed> CAIRN_PROPTEST_N=1 go test ./steps/ -run PropertyExactness -v
@@ -28,12 +36,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -45,6 +55,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
@@ -115,6 +128,8 @@ type plant struct {
 	gid     uint32
 	content []byte
 	target  string
+	mtime   time.Time         // a file's; always set
+	xattrs  map[string][]byte // a file's or directory's, set last
 }
 
 func (p plant) String() string {
@@ -122,9 +137,94 @@ func (p plant) String() string {
 	case steps.TypeSymlink:
 		return fmt.Sprintf("%s symlink -> %q %d:%d", p.path, p.target, p.uid, p.gid)
 	case steps.TypeFile:
-		return fmt.Sprintf("%s file %04o %d:%d %q", p.path, p.mode, p.uid, p.gid, truncate(p.content))
+		return fmt.Sprintf("%s file %04o %d:%d %q mtime=%s%s", p.path, p.mode, p.uid, p.gid, truncate(p.content), p.mtime.Format(time.RFC3339Nano), xattrNames(p.xattrs))
 	}
-	return fmt.Sprintf("%s dir %04o %d:%d", p.path, p.mode, p.uid, p.gid)
+	return fmt.Sprintf("%s dir %04o %d:%d%s", p.path, p.mode, p.uid, p.gid, xattrNames(p.xattrs))
+}
+
+func xattrNames(x map[string][]byte) string {
+	var names []string
+	for name := range x {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return ""
+	}
+	return " xattrs=" + strings.Join(names, ",")
+}
+
+// propXattrs are the attributes planted objects may carry: those that the
+// file system of the test's trees takes (propProbeXattrs).
+var propXattrs struct {
+	user, trusted, acl, capability bool
+}
+
+// propACL returns a POSIX ACL as system.posix_acl_access and _default hold
+// it (little-endian version 2, then tag, permissions and id per entry,
+// sorted by tag): the owner, group and others of mode, the mask equal to
+// the group's bits (so that setting it keeps the mode), and a named user.
+func propACL(mode uint32, uid uint32, perm uint16) []byte {
+	const undefined = 0xffffffff
+	b := binary.LittleEndian.AppendUint32(nil, 2)
+	add := func(tag, perm uint16, id uint32) {
+		b = binary.LittleEndian.AppendUint16(b, tag)
+		b = binary.LittleEndian.AppendUint16(b, perm)
+		b = binary.LittleEndian.AppendUint32(b, id)
+	}
+	add(0x01, uint16(mode>>6&7), undefined) // ACL_USER_OBJ
+	add(0x02, perm, uid)                    // ACL_USER
+	add(0x04, uint16(mode>>3&7), undefined) // ACL_GROUP_OBJ
+	add(0x10, uint16(mode>>3&7), undefined) // ACL_MASK
+	add(0x20, uint16(mode&7), undefined)    // ACL_OTHER
+	return b
+}
+
+// propCapability is security.capability for cap_net_raw+ep (struct
+// vfs_cap_data, revision 2).
+var propCapability = func() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 0x02000000|1) // revision 2, effective
+	b = binary.LittleEndian.AppendUint32(b, 1<<13)           // permitted: CAP_NET_RAW
+	return append(b, make([]byte, 12)...)                    // inheritable, and the high words
+}()
+
+// propProbeXattrs finds which attributes the file system of dir takes.
+func propProbeXattrs(t *testing.T, dir string) {
+	probe := func(name string, value []byte) bool {
+		f, err := os.CreateTemp(dir, "probe-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		return unix.Fsetxattr(int(f.Fd()), name, value, 0) == nil
+	}
+	propXattrs.user = probe("user.cairn", []byte("probe"))
+	propXattrs.trusted = probe("trusted.cairn", []byte("probe"))
+	propXattrs.acl = probe("system.posix_acl_access", propACL(0o640, 1234, 4))
+	propXattrs.capability = probe("security.capability", propCapability)
+	t.Logf("planted attributes: user. %v, trusted. %v, ACLs %v, capabilities %v", propXattrs.user, propXattrs.trusted, propXattrs.acl, propXattrs.capability)
+}
+
+// genXattrs draws the extended attributes of a planted object, from rx.
+func genXattrs(rx *rand.Rand, typ string, mode uint32) map[string][]byte {
+	x := map[string][]byte{}
+	if propXattrs.user && rx.IntN(3) == 0 {
+		x["user.origin"] = fmt.Appendf(nil, "planted %d", rx.IntN(3))
+	}
+	if propXattrs.trusted && rx.IntN(6) == 0 {
+		x["trusted.cairn-test"] = []byte{0, 1, 2, byte(rx.IntN(256))}
+	}
+	if propXattrs.acl && rx.IntN(4) == 0 {
+		x["system.posix_acl_access"] = propACL(mode, 4321, uint16(1+rx.IntN(7)))
+	}
+	if typ == steps.TypeDir && propXattrs.acl && rx.IntN(4) == 0 {
+		x["system.posix_acl_default"] = propACL(0o750, 1234, 5)
+	}
+	if typ == steps.TypeFile && propXattrs.capability && rx.IntN(6) == 0 {
+		x["security.capability"] = propCapability
+	}
+	return x
 }
 
 func truncate(b []byte) string {
@@ -145,10 +245,18 @@ type origin struct {
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
-// genOrigin plants a random original root.
-func genOrigin(r *rand.Rand) *origin {
+// genOrigin plants a random original root; the mtimes and attributes are
+// drawn from rx, so that r draws the same roots and journals as without
+// them.
+func genOrigin(r, rx *rand.Rand) *origin {
 	o := &origin{typ: map[string]string{"/": steps.TypeDir}, nonEmpty: map[string]bool{}}
 	add := func(p plant) {
+		if p.typ == steps.TypeFile {
+			p.mtime = time.Unix(1_500_000_000+rx.Int64N(100_000_000), rx.Int64N(1_000_000_000))
+		}
+		if p.typ != steps.TypeSymlink {
+			p.xattrs = genXattrs(rx, p.typ, p.mode)
+		}
 		o.plants = append(o.plants, p)
 		o.typ[p.path] = p.typ
 		o.nonEmpty[path.Dir(p.path)] = true
@@ -235,6 +343,14 @@ func (o *origin) materialize(root string) error {
 		}
 		if err == nil && p.typ != steps.TypeSymlink {
 			err = syscall.Chmod(host, p.mode) // after chown, which clears set-id bits
+		}
+		for _, name := range slices.Sorted(maps.Keys(p.xattrs)) { // after chown, which drops a capability
+			if err == nil {
+				err = unix.Setxattr(host, name, p.xattrs[name], 0)
+			}
+		}
+		if err == nil && p.typ == steps.TypeFile {
+			err = os.Chtimes(host, time.Time{}, p.mtime)
 		}
 		if err != nil {
 			return fmt.Errorf("plant %v: %w", p, err)
@@ -545,6 +661,7 @@ func TestPropertyExactness(t *testing.T) {
 	}
 	seed, n := propSeeds(t)
 	base := propTempDir(t)
+	propProbeXattrs(t, base)
 	var stats propStats
 	t.Cleanup(func() {
 		t.Logf("base seed %d, %d sequences: %d moves (%d failed as the direct apply does), ops run: %d forward, %d inverse, %d update",
@@ -679,14 +796,14 @@ func (q *sequence) must(err error) {
 
 func (q *sequence) run() {
 	q.r = rand.New(rand.NewPCG(q.seed, 0x65786163746e6573))
-	q.o = genOrigin(q.r)
+	q.o = genOrigin(q.r, rand.New(rand.NewPCG(q.seed, 0x6174747273)))
 	q.writeSources()
 	q.rootP = filepath.Join(q.dir, "root")
 	q.state = filepath.Join(q.dir, "state")
 	q.must(os.Mkdir(q.rootP, 0o755))
 	q.must(q.o.materialize(q.rootP))
 	var err error
-	q.orig, err = steps.SnapTree(q.rootP)
+	q.orig, err = steps.SnapTreeTimes(q.rootP)
 	q.must(err)
 	q.root, err = rootfs.Open(q.rootP)
 	q.must(err)
@@ -741,9 +858,10 @@ func (q *sequence) writeSources() {
 	}
 }
 
+// snap takes the snapshot of a tree, with the mtimes of files.
 func (q *sequence) snap(root string) steps.TreeSnap {
 	q.t.Helper()
-	s, err := steps.SnapTree(root)
+	s, err := steps.SnapTreeTimes(root)
 	if err != nil {
 		q.fatalf("snapshot %s: %v", root, err)
 	}
@@ -854,7 +972,7 @@ func (q *sequence) move(k int, js []jstep) bool {
 	if err != nil {
 		q.fatalf("%s: the direct apply succeeds, but the move fails: %v", name, err)
 	}
-	if d := steps.DiffTrees(wantSnap, got, 10); len(d) > 0 {
+	if d := steps.DiffTrees(wantSnap.Journaled(), got.Journaled(), 10); len(d) > 0 {
 		q.fatalf("%s: the moved root differs from a direct apply (want: direct, got: moved):\n  %s", name, strings.Join(d, "\n  "))
 	}
 	// Every step of the journal holds: no drift right after the move.

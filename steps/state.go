@@ -35,7 +35,8 @@ type AppliedStep struct {
 }
 
 // Applied is what the state records as applied: the journal, INCLUDEs
-// expanded, and the original image of every managed identity.
+// expanded, the original image of every managed identity, and the content
+// kept from files edited by hand.
 type Applied struct {
 	Version    int              `json:"version"`
 	Generation int64            `json:"generation"`
@@ -44,6 +45,9 @@ type Applied struct {
 	Commit     string           `json:"commit,omitempty"`  // the git commit, when the agent applied it
 	Steps      []AppliedStep    `json:"steps"`
 	Originals  map[string]Image `json:"originals"`
+	// Kept is the content that moves replaced after someone edited it by
+	// hand, oldest first; its blobs stay in the store.
+	Kept []Kept `json:"kept,omitempty"`
 }
 
 // JournalSteps parses the applied steps back, with their positions.

@@ -13,10 +13,14 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/cairn-cm/cairn/rootfs"
 )
 
 // TreeNode is what a tree snapshot records of one path: everything a step
-// of the path family manages or restores, timestamps excluded.
+// of the path family manages or restores, and, from SnapTreeTimes, the
+// mtime of files.
 type TreeNode struct {
 	Type   string // "file", "dir", "symlink", or another file type
 	Mode   uint32 // permission, set-id and sticky bits (0 for links)
@@ -24,6 +28,8 @@ type TreeNode struct {
 	GID    uint32
 	Sum    string // sha256 of a file's content
 	Target string // a link's target
+	Xattrs string // a file's or directory's extended attributes, ACLs included: name=hex, sorted
+	Mtime  int64  // a file's mtime in ns since 1970 (SnapTreeTimes only)
 }
 
 func (n TreeNode) String() string {
@@ -36,7 +42,25 @@ func (n TreeNode) String() string {
 	default:
 		s += fmt.Sprintf(" mode=%04o", n.Mode)
 	}
+	if n.Xattrs != "" {
+		s += " xattrs=" + n.Xattrs
+	}
+	if n.Mtime != 0 {
+		s += " mtime=" + time.Unix(0, n.Mtime).UTC().Format(time.RFC3339Nano)
+	}
 	return s
+}
+
+// Journaled returns the snapshot without what no journal states, the
+// extended attributes and mtimes: a COPY writes a new file, which has
+// neither the attributes nor the mtime of the one it replaces.
+func (s TreeSnap) Journaled() TreeSnap {
+	out := make(TreeSnap, len(s))
+	for p, n := range s {
+		n.Xattrs, n.Mtime = "", 0
+		out[p] = n
+	}
+	return out
 }
 
 // TreeSnap maps every path beneath a root ("/" for the root itself, else
@@ -44,8 +68,14 @@ func (n TreeNode) String() string {
 type TreeSnap map[string]TreeNode
 
 // SnapTree walks root with lstat (links are recorded, never followed) and
-// records every path beneath it, the root included.
-func SnapTree(root string) (TreeSnap, error) {
+// records every path beneath it, the root included, without mtimes.
+func SnapTree(root string) (TreeSnap, error) { return snapTree(root, false) }
+
+// SnapTreeTimes is SnapTree with the mtime of every file: a restore brings
+// it back, a COPY does not.
+func SnapTreeTimes(root string) (TreeSnap, error) { return snapTree(root, true) }
+
+func snapTree(root string, times bool) (TreeSnap, error) {
 	snap := TreeSnap{}
 	err := filepath.WalkDir(root, func(host string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -67,6 +97,9 @@ func SnapTree(root string) (TreeSnap, error) {
 		switch st.Mode & syscall.S_IFMT {
 		case syscall.S_IFDIR:
 			n.Type = "dir"
+			if n.Xattrs, err = snapXattrs(host); err != nil {
+				return err
+			}
 		case syscall.S_IFREG:
 			n.Type = "file"
 			data, err := os.ReadFile(host)
@@ -75,6 +108,12 @@ func SnapTree(root string) (TreeSnap, error) {
 			}
 			sum := sha256.Sum256(data)
 			n.Sum = hex.EncodeToString(sum[:])
+			if n.Xattrs, err = snapXattrs(host); err != nil {
+				return err
+			}
+			if times {
+				n.Mtime = st.Mtim.Nano()
+			}
 		case syscall.S_IFLNK:
 			n.Type, n.Mode = "symlink", 0
 			if n.Target, err = os.Readlink(host); err != nil {
@@ -87,6 +126,28 @@ func SnapTree(root string) (TreeSnap, error) {
 		return nil
 	})
 	return snap, err
+}
+
+// snapXattrs lists the extended attributes of a file or directory.
+func snapXattrs(host string) (string, error) {
+	f, err := os.Open(host)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	x, err := rootfs.FileXattrs(f)
+	if err != nil || len(x) == 0 {
+		return "", err
+	}
+	names := make([]string, 0, len(x))
+	for name := range x {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for i, name := range names {
+		names[i] = name + "=" + hex.EncodeToString(x[name])
+	}
+	return strings.Join(names, ","), nil
 }
 
 // DiffTrees names how got differs from want, path by path in sorted order,

@@ -35,7 +35,7 @@ type CLI struct {
 	Compile compileCmd `cmd:"" help:"Compile configuration for one host and print its journal."`
 	Explain explainCmd `cmd:"" help:"Show which configuration produced a step, a path or a name."`
 	Fmt     fmtCmd     `cmd:"" help:"Rewrite configuration files in canonical style (--check to only report)."`
-	Journal journalCmd `cmd:"" help:"Work on journal files: check, fmt, diff, apply, drift, show."`
+	Journal journalCmd `cmd:"" help:"Work on journal files: check, fmt, diff, apply, drift, show, kept."`
 	Version versionCmd `cmd:"" help:"Print cairn's version."`
 	Help    helpCmd    `cmd:"" help:"Show help for a command (cairn help journal apply)."`
 }
@@ -47,6 +47,7 @@ type journalCmd struct {
 	Apply journalApplyCmd `cmd:"" help:"Move the host from the applied journal to FILE."`
 	Drift journalDriftCmd `cmd:"" help:"Check the live state against the applied journal."`
 	Show  journalShowCmd  `cmd:"" help:"Print the applied journal."`
+	Kept  journalKeptCmd  `cmd:"" help:"List the content kept from files edited by hand, or print what is kept for PATH."`
 }
 
 // env is what every command's Run receives.

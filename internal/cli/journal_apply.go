@@ -75,5 +75,8 @@ func (c *journalApplyCmd) Run(e *env) error {
 	default:
 		fmt.Fprintf(e.stdout, "%s: applied, %s run\n", c.File, plural(res.Ran, "op"))
 	}
+	for _, k := range res.Kept {
+		fmt.Fprintf(e.stdout, "kept %s: content edited by hand since cairn wrote it, sha256 %s; `cairn journal kept %s` prints it\n", quotePath(k.Path), k.Sum, quotePath(k.Path))
+	}
 	return nil
 }

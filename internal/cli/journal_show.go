@@ -12,7 +12,8 @@ type journalShowCmd struct {
 }
 
 // Run prints the applied journal: canonical steps, source positions as
-// comments.
+// comments, then a comment line for each piece of content kept from a file
+// edited by hand.
 func (c *journalShowCmd) Run(e *env) error {
 	root, stateDir, err := c.open()
 	if err != nil {
@@ -36,6 +37,10 @@ func (c *journalShowCmd) Run(e *env) error {
 			src = s.At
 		}
 		fmt.Fprintf(w, "%s # %s\n", s.Step, src)
+	}
+	// Comments, so that the output stays a journal.
+	for _, k := range applied.Kept {
+		fmt.Fprintf(w, "# kept %s\n", keptLine(k))
 	}
 	return w.Flush()
 }
