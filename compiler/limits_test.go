@@ -123,6 +123,12 @@ var bombs = []struct {
 		alloc: 2 << 30,
 	},
 	{
+		name:  "blocks",
+		files: moduleBomb(13, strings.Repeat("dir \"/d\" {\n  when = false\n}\n", 200)),
+		want:  `modules/m13/main.cairn:283:1: more than 250000 blocks in one compile, a module's counted once for each call of it: the compile stops here`,
+		alloc: 2 << 30,
+	},
+	{
 		name:  "journal size",
 		files: moduleBomb(9, "exec \"big\" {\n  command = \"echo "+strings.Repeat("j", 1<<20)+"\"\n}\n"),
 		want:  `exec "big": the journal passes the 256 MiB it may hold here: the compile stops`,
