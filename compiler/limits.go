@@ -43,6 +43,11 @@ const (
 	// MaxTemplateDepth is how deep template calls may nest.
 	MaxTemplateDepth = 100
 
+	// MaxTemplateNesting is how deep a template's actions may nest:
+	// {{if}}, {{range}}, {{with}}, {{block}}, {{define}}, and each
+	// {{else if}} and {{else with}} of a chain.
+	MaxTemplateNesting = 100
+
 	// MaxModuleCalls is how many module calls one compile may expand; a
 	// module called from a module called twice counts twice.
 	MaxModuleCalls = 10_000

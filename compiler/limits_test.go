@@ -54,6 +54,15 @@ var bombs = []struct {
 		alloc: 64 << 20,
 	},
 	{
+		name: "template nesting",
+		files: map[string]string{
+			"site.cairn": "file \"/etc/x\" {\n  template = \"t.tmpl\"\n}\n",
+			"t.tmpl":     strings.Repeat("{{if 1}}", 1<<20),
+		},
+		want:  `site.cairn:2:14: file "/etc/x": t.tmpl:1: actions nest more than 100 deep`,
+		alloc: 64 << 20,
+	},
+	{
 		name:  "template fan-out",
 		files: templateFanOut(30),
 		want:  `site.cairn:2:14: file "/etc/x": template: t.tmpl:1:1878: executing "a30" at <template>: error calling template: templates take more than 1000000 steps (range iterations, template and function calls) in one compile`,

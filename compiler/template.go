@@ -101,6 +101,14 @@ func (c *compiler) template(p string) (*template.Template, error) {
 	var t *template.Template
 	text, err := c.readInput(p)
 	if err == nil {
+		// text/template parses nested actions recursively, without a
+		// bound: a million nested {{if}} overflow the stack, which no
+		// recover catches.
+		if line, deep := templateNesting(string(text)); deep {
+			err = fmt.Errorf("%s:%d: actions nest more than %d deep", p, line, MaxTemplateNesting)
+		}
+	}
+	if err == nil {
 		t, err = template.New(p).Funcs(c.templateFuncs()).Option("missingkey=error").Parse(string(text))
 	}
 	if err == nil {
@@ -121,6 +129,96 @@ func (c *compiler) template(p string) (*template.Template, error) {
 type parsedTemplate struct {
 	t   *template.Template
 	err error
+}
+
+// templateNesting reports whether the actions of a template nest more than
+// MaxTemplateNesting deep, and the line where they first do: {{if}},
+// {{range}}, {{with}}, {{block}} and {{define}} open a level each, and so
+// does every {{else if}} and {{else with}} (text/template nests them in
+// the else branch, and one {{end}} closes them all). It reads the actions
+// as text/template's lexer does, quoted strings and comments passed over,
+// but only as far as it needs: a template it misreads is one text/template
+// refuses.
+func templateNesting(text string) (line int, deep bool) {
+	var frames []int // the levels each open action's {{end}} closes
+	depth := 0
+	for i := 0; ; {
+		j := strings.Index(text[i:], "{{")
+		if j < 0 {
+			return 0, false
+		}
+		start := i + j
+		i = start + 2
+		if strings.HasPrefix(text[i:], "- ") || strings.HasPrefix(text[i:], "-\t") || strings.HasPrefix(text[i:], "-\n") || strings.HasPrefix(text[i:], "-\r") {
+			i += 2
+		}
+		for i < len(text) && strings.IndexByte(" \t\r\n", text[i]) >= 0 {
+			i++
+		}
+		if strings.HasPrefix(text[i:], "/*") {
+			k := strings.Index(text[i:], "*/")
+			if k < 0 {
+				return 0, false
+			}
+			i += k + 2
+			continue
+		}
+		// The action's first two words; the rest is read to its }}.
+		var words []string
+		for i < len(text) && !strings.HasPrefix(text[i:], "}}") {
+			switch ch := text[i]; {
+			case ch == '"' || ch == '\'' || ch == '`':
+				k := i + 1
+				for k < len(text) && text[k] != ch {
+					if text[k] == '\\' && ch != '`' {
+						k++
+					}
+					k++
+				}
+				i = k + 1
+				if len(words) < 2 {
+					words = append(words, "")
+				}
+			case ch == '_' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z':
+				k := i
+				for k < len(text) && (text[k] == '_' || text[k] >= 'a' && text[k] <= 'z' || text[k] >= 'A' && text[k] <= 'Z' || text[k] >= '0' && text[k] <= '9') {
+					k++
+				}
+				if len(words) < 2 {
+					words = append(words, text[i:k])
+				}
+				i = k
+			case ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n':
+				i++
+			default:
+				if len(words) < 2 {
+					words = append(words, "")
+				}
+				i++
+			}
+		}
+		if len(words) == 0 {
+			continue
+		}
+		switch words[0] {
+		case "if", "range", "with", "block", "define":
+			frames = append(frames, 1)
+			depth++
+		case "else":
+			if len(words) > 1 && (words[1] == "if" || words[1] == "with") && len(frames) > 0 {
+				frames[len(frames)-1]++
+				depth++
+			}
+		case "end":
+			if n := len(frames); n > 0 {
+				depth -= frames[n-1]
+				frames = frames[:n-1]
+			}
+		}
+		if depth > MaxTemplateNesting {
+			return 1 + strings.Count(text[:start], "\n"), true
+		}
+	}
 }
 
 // instrument makes a parsed template count its steps: a call of range at
