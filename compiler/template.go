@@ -175,7 +175,7 @@ func templateNesting(text string) (line int, deep bool) {
 					}
 					k++
 				}
-				i = k + 1
+				i = min(k+1, len(text)) // an unterminated string ends the text
 				if len(words) < 2 {
 					words = append(words, "")
 				}

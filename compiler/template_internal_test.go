@@ -23,6 +23,8 @@ func TestTemplateNesting(t *testing.T) {
 		// Strings, characters, raw strings and comments hold no actions.
 		{strings.Repeat(`{{print "}}{{if" '}' `+"`{{if`"+` }}{{/* {{if */}}`, 2*MaxTemplateNesting), 0},
 		{strings.Repeat("{{define \"a\"}}", MaxTemplateNesting+1), 1},
+		// Unterminated strings and actions (text/template's errors).
+		{"{{\"", 0}, {"{{'", 0}, {"{{`", 0}, {"{{\"\\", 0}, {"{{if", 0}, {"{{/*", 0}, {"{{- ", 0},
 	} {
 		line, deep := templateNesting(tc.text)
 		if deep != (tc.line > 0) || line != tc.line {
