@@ -127,7 +127,7 @@ type compiler struct {
 	halted bool
 	// goMaps and goValues are template data converted so far (template.go).
 	goMaps   map[unsafe.Pointer]goMapEntry
-	goValues map[unsafe.Pointer]goValueEntry
+	goValues map[goKey]goValueEntry
 }
 
 // Compile compiles the configuration at the top of fsys (or, when

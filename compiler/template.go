@@ -578,12 +578,12 @@ func (c *compiler) goMap(m map[string]Value) map[string]any {
 // object is converted once per compile, however many lists hold it, and
 // its elements are charged to the evaluation budget once.
 func (c *compiler) goValue(v Value) any {
-	var key unsafe.Pointer
+	var key goKey
 	switch {
 	case v.Kind == KindList && len(v.List) > 0:
-		key = unsafe.Pointer(unsafe.SliceData(v.List))
+		key = goKey{unsafe.Pointer(unsafe.SliceData(v.List)), len(v.List)}
 	case v.Kind == KindObject && len(v.Fields) > 0:
-		key = reflect.ValueOf(v.Fields).UnsafePointer()
+		key = goKey{reflect.ValueOf(v.Fields).UnsafePointer(), -1}
 	case v.Kind == KindList:
 		return []any{}
 	case v.Kind == KindObject:
@@ -610,10 +610,17 @@ func (c *compiler) goValue(v Value) any {
 		out = m
 	}
 	if c.goValues == nil {
-		c.goValues = map[unsafe.Pointer]goValueEntry{}
+		c.goValues = map[goKey]goValueEntry{}
 	}
 	c.goValues[key] = goValueEntry{v, out}
 	return out
+}
+
+// goKey names a list (its elements' array and length) or an object (its
+// map) that goValue converted.
+type goKey struct {
+	p unsafe.Pointer
+	n int
 }
 
 // goMapEntry and goValueEntry keep what they converted alive, so that no
