@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"runtime"
@@ -55,9 +56,13 @@ func (c *compiler) parseAhead() {
 
 // parseFile reads and parses one file of the repository.
 func (c *compiler) parseFile(name string) (*syntax.File, error) {
-	data, err := fs.ReadFile(c.fsys, name)
+	data, err := c.readInput(name)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read: %w", unwrapPath(err))
+		var ie *inputError
+		if errors.As(err, &ie) {
+			err = ie.reason
+		}
+		return nil, fmt.Errorf("cannot read: %w", err)
 	}
 	return syntax.Parse(name, string(data))
 }

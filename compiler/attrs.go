@@ -121,7 +121,7 @@ func (c *compiler) strings(s *scope, b *block, name string) ([]string, bool) {
 // label evaluates label i of a block; it must be a non-empty string.
 func (c *compiler) label(s *scope, b *block, i int) (string, bool) {
 	l := b.item.Labels[i]
-	v, err := s.evalTemplate(l.Template)
+	v, err := s.evalTemplate(l.Pos, l.Template)
 	if err != nil {
 		c.fail(err)
 		return "", false

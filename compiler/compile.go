@@ -11,10 +11,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/alecthomas/participle/v2/lexer"
 
 	"github.com/cairn-cm/cairn/compiler/syntax"
+	"github.com/cairn-cm/cairn/internal/treefs"
 	"github.com/cairn-cm/cairn/journal"
 )
 
@@ -30,10 +32,11 @@ type Options struct {
 	// BlobDir, when set, receives the bytes of every COPY - step (inline
 	// content and rendered templates) as a file named by its sha256.
 	BlobDir string
-	// Dir is the configuration's directory on disk: the directory fsys
-	// reads, where plugins run, and where source files are read with plain
-	// system calls. When it is empty (compiling from git objects), a plugin
-	// runs in a temporary copy of the configuration.
+	// Dir is the configuration's directory on disk, where plugins run.
+	// When it is set the compiler reads the directory itself, through
+	// OpenDir (links that lead out of it refused, regular files only), and
+	// fsys is not used. When it is empty (compiling from git objects), a
+	// plugin runs in a temporary copy of the configuration.
 	Dir string
 	// Env is the environment plugins start from (nil: none but cairn's).
 	Env []string
@@ -72,8 +75,11 @@ func (r *Result) Journal() []byte {
 
 // compiler is the state of one compile.
 type compiler struct {
-	ctx   context.Context
-	fsys  fs.FS
+	ctx  context.Context
+	fsys fs.FS
+	// dir is the configuration directory when it is one on disk; fsys is
+	// then dir too.
+	dir   *treefs.Dir
 	opts  Options
 	facts map[string]Value
 	// groupVars are the values the host's group gives top-level variables.
@@ -105,16 +111,42 @@ type compiler struct {
 	// tmpBlobs is where plugins put content when the compile writes no
 	// blobs of its own.
 	tmpBlobs string
+
+	// What the compile has spent of its limits (limits.go): the
+	// evaluation budget (and whether its error was reported), template
+	// steps and the depth of template calls, module calls, blocks walked
+	// and the journal's size.
+	work         int64
+	workSpent    bool
+	tsteps       int
+	tdepth       int
+	moduleCalls  int
+	blocks       int
+	journalBytes int64
+	// halted is set once an expansion limit is passed: the walk stops.
+	halted bool
+	// goMaps and goValues are template data converted so far (template.go).
+	goMaps   map[unsafe.Pointer]goMapEntry
+	goValues map[goKey]goValueEntry
 }
 
-// Compile compiles the configuration at the top of fsys for one host. Its
-// error is a syntax.ErrorList of every finding, each naming FILE:LINE:COL
-// with the source line, or an error of the file system or context.
+// Compile compiles the configuration at the top of fsys (or, when
+// opts.Dir is set, of that directory) for one host. Its error is a
+// syntax.ErrorList of every finding, each naming FILE:LINE:COL with the
+// source line, or an error of the file system or context.
 func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	c := &compiler{ctx: ctx, fsys: fsys, opts: opts, files: map[string]*syntax.File{}, hashes: map[string]string{}}
+	if opts.Dir != "" {
+		d, err := treefs.OpenDir(opts.Dir)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		c.dir, c.fsys = d, d
+	}
 	defer c.cleanup()
 	c.parseAhead()
 	if err := ctx.Err(); err != nil {
@@ -322,18 +354,6 @@ func (c *compiler) repoPath(f *syntax.File, name string) (string, error) {
 		return "", fmt.Errorf("%q names the configuration directory itself", name)
 	}
 	return p, nil
-}
-
-// readFile reads a file of the repository.
-func (c *compiler) readFile(p string) ([]byte, error) {
-	data, err := fs.ReadFile(c.fsys, p)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: no such file in the configuration", p)
-		}
-		return nil, err
-	}
-	return data, nil
 }
 
 // sortedKeys returns the keys of m in order.

@@ -2,55 +2,98 @@ package compiler
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
-	"path/filepath"
-	"syscall"
+
+	"github.com/cairn-cm/cairn/internal/treefs"
 )
 
-// openSource opens a file of the repository for reading. When the
-// configuration is a directory on disk (Options.Dir), it opens the file with
-// plain system calls: os.Open registers every file with the runtime's poller
-// (four fcntl and a failing epoll_ctl each), which for thousands of small
-// source files costs more than reading them. fsys and Dir name the same
-// directory, so both ways read the same bytes.
-func (c *compiler) openSource(p string) (io.ReadCloser, error) {
-	if c.opts.Dir == "" {
-		return c.fsys.Open(p)
-	}
-	name := filepath.Join(c.opts.Dir, filepath.FromSlash(p))
-	for {
-		fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
+// openSource opens a file of the configuration for reading and returns it
+// with its size. Only a regular file opens: anything else (a FIFO, a
+// device, a socket, a directory) is ErrNotRegular, found without blocking.
+//
+// A configuration directory on disk is read through treefs.Dir, whose
+// files read with plain system calls.
+func (c *compiler) openSource(p string) (io.ReadCloser, int64, error) {
+	if c.dir != nil {
+		f, err := c.dir.OpenFile(p)
 		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+			return nil, 0, err
 		}
-		return &diskFile{fd: fd, path: p}, nil
+		return f, f.Size(), nil
 	}
+	f, err := c.fsys.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = &fs.PathError{Op: "open", Path: p, Err: treefs.ErrNotRegular}
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, info.Size(), nil
 }
 
-// diskFile reads a file through its descriptor, blocking, as regular files
-// do anyway.
-type diskFile struct {
-	fd   int
-	path string
-}
-
-func (f *diskFile) Read(b []byte) (int, error) {
-	for {
-		n, err := syscall.Read(f.fd, b)
-		switch {
-		case errors.Is(err, syscall.EINTR):
-			continue
-		case err != nil:
-			return 0, &fs.PathError{Op: "read", Path: f.path, Err: err}
-		case n == 0 && len(b) > 0:
-			return 0, io.EOF
+// readInput reads a file of the configuration into memory: a *.cairn file,
+// a template, the argument of file(). It must be a regular file of at most
+// MaxInputSize bytes; the error names the file and says what is wrong with
+// it, never what it holds.
+func (c *compiler) readInput(p string) ([]byte, error) {
+	if c.dir == nil {
+		// A file system that reads whole files on Open (agent/gitfs) is
+		// asked the size first.
+		if info, err := fs.Stat(c.fsys, p); err != nil {
+			return nil, newInputError(p, err)
+		} else if info.Mode().IsRegular() && info.Size() > MaxInputSize {
+			return nil, tooLarge(p, info.Size())
 		}
-		return n, nil
 	}
+	f, size, err := c.openSource(p)
+	if err != nil {
+		return nil, newInputError(p, err)
+	}
+	defer f.Close()
+	if size > MaxInputSize {
+		return nil, tooLarge(p, size)
+	}
+	data, err := treefs.ReadAll(io.LimitReader(f, MaxInputSize+1), size)
+	if err != nil {
+		return nil, newInputError(p, err)
+	}
+	if len(data) > MaxInputSize { // it grew meanwhile
+		return nil, tooLarge(p, int64(len(data)))
+	}
+	return data, nil
 }
 
-func (f *diskFile) Close() error { return syscall.Close(f.fd) }
+// inputError is why a configuration file could not be read: "P: reason".
+// Its reason never quotes the file.
+type inputError struct {
+	path   string
+	reason error
+}
+
+func (e *inputError) Error() string { return e.path + ": " + e.reason.Error() }
+func (e *inputError) Unwrap() error { return e.reason }
+
+// newInputError says why the configuration file p could not be read.
+func newInputError(p string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return &inputError{p, errNoFile{}}
+	}
+	return &inputError{p, unwrapPath(err)}
+}
+
+// errNoFile is a file the configuration does not hold.
+type errNoFile struct{}
+
+func (errNoFile) Error() string        { return "no such file in the configuration" }
+func (errNoFile) Is(target error) bool { return target == fs.ErrNotExist }
+
+func tooLarge(p string, size int64) error {
+	return &inputError{p, fmt.Errorf("%d bytes, more than the %s a configuration file may hold", size, sizeText(MaxInputSize))}
+}

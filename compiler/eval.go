@@ -105,10 +105,11 @@ func (s *scope) evalCompare(c *syntax.Compare) (Value, error) {
 		return l, err
 	}
 	switch c.Op {
-	case "==":
-		return Bool(l.Equal(r)), nil
-	case "!=":
-		return Bool(!l.Equal(r)), nil
+	case "==", "!=":
+		if err := s.spend(c.Pos, min(l.weight(), r.weight())+1); err != nil {
+			return Value{}, err
+		}
+		return Bool(l.Equal(r) == (c.Op == "==")), nil
 	}
 	a, aok := l.Number()
 	b, bok := r.Number()
@@ -149,21 +150,27 @@ func (s *scope) evalPrimary(p *syntax.Primary) (Value, error) {
 	case p.Number != nil:
 		return Num(*p.Number), nil
 	case p.Str != nil:
-		return s.evalTemplate(p.Str.Template)
+		return s.evalTemplate(p.Pos, p.Str.Template)
 	case p.Bool != nil:
 		return Bool(*p.Bool == "true"), nil
 	case p.List != nil:
 		out := make([]Value, 0, len(p.List.Items))
+		size := elemWeight * len(p.List.Items)
 		for _, x := range p.List.Items {
 			v, err := s.eval(x)
 			if err != nil {
 				return v, err
 			}
 			out = append(out, v)
+			size += v.weight()
 		}
-		return Value{Kind: KindList, List: out}, nil
+		if err := s.checkValue(p.Pos, "list", size); err != nil {
+			return Value{}, err
+		}
+		return Value{Kind: KindList, List: out, size: size}, nil
 	case p.Object != nil:
 		obj := Value{Kind: KindObject, Fields: make(map[string]Value, len(p.Object.Items))}
+		size := elemWeight * len(p.Object.Items)
 		for _, it := range p.Object.Items {
 			if _, dup := obj.Fields[it.Key]; dup {
 				return obj, s.errorf(it.Pos, "key %q is given twice", it.Key)
@@ -174,8 +181,13 @@ func (s *scope) evalPrimary(p *syntax.Primary) (Value, error) {
 			}
 			obj.Fields[it.Key] = v
 			obj.Keys = append(obj.Keys, it.Key)
+			size += len(it.Key) + v.weight()
+		}
+		if err := s.checkValue(p.Pos, "object", size); err != nil {
+			return Value{}, err
 		}
 		sort.Strings(obj.Keys)
+		obj.size = size
 		return obj, nil
 	case p.Call != nil:
 		return s.call(p.Call)
@@ -189,17 +201,19 @@ func (s *scope) evalPrimary(p *syntax.Primary) (Value, error) {
 
 // evalTemplate evaluates a string. A string that is one interpolation and
 // nothing else keeps the interpolated value's type.
-func (s *scope) evalTemplate(t *syntax.Template) (Value, error) {
+func (s *scope) evalTemplate(pos lexer.Position, t *syntax.Template) (Value, error) {
 	if lit, ok := t.Literal(); ok {
 		return Str(lit), nil
 	}
 	if len(t.Parts) == 1 {
 		return s.eval(t.Parts[0].Expr)
 	}
-	var b strings.Builder
-	for _, part := range t.Parts {
+	texts := make([]string, len(t.Parts))
+	n := 0
+	for i, part := range t.Parts {
 		if part.Expr == nil {
-			b.WriteString(part.Lit)
+			texts[i] = part.Lit
+			n += len(part.Lit)
 			continue
 		}
 		v, err := s.eval(part.Expr)
@@ -210,9 +224,13 @@ func (s *scope) evalTemplate(t *syntax.Template) (Value, error) {
 		if !ok {
 			return v, s.errorf(part.Expr.Pos, "cannot interpolate %s %s into a string", v.Kind, v)
 		}
-		b.WriteString(text)
+		texts[i] = text
+		n += len(text)
 	}
-	return Str(b.String()), nil
+	if err := s.checkText(pos, "interpolation", n); err != nil {
+		return Value{}, err
+	}
+	return Str(strings.Join(texts, "")), nil
 }
 
 // ref resolves var.NAME and fact.NAME.
@@ -268,6 +286,14 @@ var functions = map[string]func(s *scope, c *syntax.Call, args []Value) (Value, 
 		if err != nil {
 			return Value{}, err
 		}
+		// Matching takes up to a step for each byte of the pattern and
+		// each of the string.
+		if len(pat) > 0 && len(str) > MaxEvalWork/len(pat) {
+			return Value{}, s.spend(c.Pos, MaxEvalWork+1)
+		}
+		if err := s.spend(c.Pos, len(pat)*len(str)+1); err != nil {
+			return Value{}, err
+		}
 		ok, err := path.Match(pat, str)
 		if err != nil {
 			return Value{}, s.errorf(c.Args[0].Pos, "bad pattern %q: %v", pat, err)
@@ -281,6 +307,9 @@ var functions = map[string]func(s *scope, c *syntax.Call, args []Value) (Value, 
 		if args[0].Kind != KindList {
 			return Value{}, s.errorf(c.Args[0].Pos, "contains: the first argument must be a list, not %s", args[0].Kind)
 		}
+		if err := s.spend(c.Pos, args[0].weight()+len(args[0].List)*(args[1].weight()+elemWeight)); err != nil {
+			return Value{}, err
+		}
 		return Bool(slices.ContainsFunc(args[0].List, args[1].Equal)), nil
 	},
 	"join": func(s *scope, c *syntax.Call, args []Value) (Value, error) {
@@ -292,10 +321,15 @@ var functions = map[string]func(s *scope, c *syntax.Call, args []Value) (Value, 
 			return Value{}, s.errorf(c.Pos, "join takes a separator and a list")
 		}
 		parts := make([]string, len(args[1].List))
+		n := len(sep) * max(len(parts)-1, 0)
 		for i, x := range args[1].List {
 			if parts[i], ok = x.Text(); !ok {
 				return Value{}, s.errorf(c.Args[1].Pos, "join: element %d is %s, not a string", i+1, x.Kind)
 			}
+			n += len(parts[i])
+		}
+		if err := s.checkText(c.Pos, "join", n); err != nil {
+			return Value{}, err
 		}
 		return Str(strings.Join(parts, sep)), nil
 	},
@@ -313,9 +347,12 @@ var functions = map[string]func(s *scope, c *syntax.Call, args []Value) (Value, 
 		if err != nil {
 			return Value{}, s.errorf(c.Args[0].Pos, "file(%q): %v", name, err)
 		}
-		data, err := s.c.readFile(p)
+		data, err := s.c.readInput(p)
 		if err != nil {
 			return Value{}, s.errorf(c.Args[0].Pos, "file(%q): %v", name, err)
+		}
+		if err := s.spend(c.Pos, len(data)); err != nil {
+			return Value{}, err
 		}
 		return Str(string(data)), nil
 	},
@@ -329,6 +366,9 @@ func stringFunc(f func(string) string) func(s *scope, c *syntax.Call, args []Val
 		text, ok := args[0].Text()
 		if !ok {
 			return Value{}, s.errorf(c.Args[0].Pos, "%s takes a string, not %s", c.Name, args[0].Kind)
+		}
+		if err := s.spend(c.Pos, len(text)); err != nil {
+			return Value{}, err
 		}
 		return Str(f(text)), nil
 	}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cairn-cm/cairn/internal/treefs"
 	"github.com/cairn-cm/cairn/journal"
 )
 
@@ -85,11 +86,13 @@ func (c *compiler) hashAll() error {
 func (c *compiler) reportUnreadable(f fill, err error) {
 	site := f.site // every fill has one: a file that cannot be read is never passed over
 	msg := err.Error()
-	switch info, serr := fs.Stat(c.fsys, f.path); {
+	switch {
+	case errors.Is(err, treefs.ErrLinkEscapes), errors.Is(err, treefs.ErrLinkLoop):
+		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
 	case f.dir:
-	case errors.Is(err, fs.ErrNotExist) || errors.Is(serr, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist):
 		msg = fmt.Sprintf("missing %s %s", site.noun, f.path)
-	case serr == nil && !info.Mode().IsRegular():
+	case errors.Is(err, treefs.ErrNotRegular):
 		msg = fmt.Sprintf("%s is not a regular file", f.path)
 	}
 	c.errs = append(c.errs, site.scope.errorf(site.pos, "%s: %s", site.what, msg))
@@ -117,7 +120,7 @@ func (c *compiler) hashFileBuf(p string, buf []byte) (string, error) {
 	if ok {
 		return sum, nil
 	}
-	f, err := c.openSource(p)
+	f, _, err := c.openSource(p)
 	if err != nil {
 		return "", fmt.Errorf("hash %s: %w", p, err)
 	}

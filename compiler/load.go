@@ -1,14 +1,17 @@
 package compiler
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 
 	"github.com/alecthomas/participle/v2/lexer"
 
 	"github.com/cairn-cm/cairn/compiler/syntax"
+	"github.com/cairn-cm/cairn/internal/treefs"
 )
 
 // unit is one compiled body of configuration: the root, or one module call.
@@ -69,7 +72,7 @@ func (c *compiler) walkUnit(u *unit, files []*syntax.File) {
 		}
 	}
 	for _, d := range u.deferred {
-		if err := c.ctx.Err(); err != nil {
+		if err := c.ctx.Err(); err != nil || c.halted {
 			return
 		}
 		c.evalBlock(u, d)
@@ -84,6 +87,14 @@ func (c *compiler) walkFile(u *unit, f *syntax.File, stack []string) {
 		s.within = fmt.Sprintf(" (module %q called at %s)", u.name, chain(u.parent, u.call[len(u.call)-1]))
 	}
 	for _, it := range f.Items {
+		if c.halted {
+			return
+		}
+		if c.blocks++; c.blocks > MaxBlocks {
+			c.halted = true
+			c.errs = append(c.errs, s.errorf(it.Pos, "more than %d blocks in one compile, a module's counted once for each call of it: the compile stops here", MaxBlocks))
+			return
+		}
 		if it.Name == "hosts" && it.IsBlock() {
 			if u.callBlock != nil || len(stack) > 1 {
 				c.errs = append(c.errs, s.errorf(it.Pos, "a hosts block belongs in a top-level file of the configuration, not in a module or an included file"))
@@ -163,11 +174,28 @@ func (c *compiler) include(u *unit, s *scope, b *block, stack []string) {
 	}
 	var names []string
 	for _, m := range matches {
-		if info, err := fs.Stat(c.fsys, m); err == nil && !info.IsDir() {
+		info, err := fs.Stat(c.fsys, m)
+		switch {
+		case err == nil && !info.IsDir():
 			names = append(names, m)
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			// A link out of the configuration, or a loop: refused, never
+			// passed over.
+			c.errs = append(c.errs, s.errorf(b.item.Labels[0].Pos, "include %q: %s: %v", pattern, m, unwrapPath(err)))
+			return
 		}
 	}
 	if len(names) == 0 {
+		// fs.Glob passes over what it cannot read: say so when that is a
+		// link out of the configuration (or a loop) on the pattern's way.
+		fixed := p
+		if i := strings.IndexAny(p, `*?[\`); i >= 0 {
+			fixed = path.Dir(p[:i+1])
+		}
+		if _, err := fs.Stat(c.fsys, fixed); errors.Is(err, treefs.ErrLinkEscapes) || errors.Is(err, treefs.ErrLinkLoop) {
+			c.errs = append(c.errs, s.errorf(b.item.Labels[0].Pos, "include %q: %s: %v", pattern, fixed, unwrapPath(err)))
+			return
+		}
 		c.errs = append(c.errs, s.errorf(b.item.Labels[0].Pos, "include %q: no file matches %s", pattern, p))
 		return
 	}
@@ -225,7 +253,16 @@ func (c *compiler) module(u *unit, s *scope, b *block) {
 		c.errs = append(c.errs, s.errorf(b.item.Pos, "module %q: modules nest more than 32 deep (a module that calls itself?)", name))
 		return
 	}
+	if c.moduleCalls++; c.moduleCalls > MaxModuleCalls {
+		c.halted = true
+		c.errs = append(c.errs, s.errorf(b.item.Pos, "module %q: more than %d module calls in one compile (a module called from a module called twice counts twice): the compile stops here", name, MaxModuleCalls))
+		return
+	}
 	info, err := fs.Stat(c.fsys, dir)
+	if err != nil && (errors.Is(err, treefs.ErrLinkEscapes) || errors.Is(err, treefs.ErrLinkLoop)) {
+		c.errs = append(c.errs, s.errorf(b.attrs["source"].Value.Pos, "module %q: %s: %v", name, dir, unwrapPath(err)))
+		return
+	}
 	if err != nil || !info.IsDir() {
 		c.errs = append(c.errs, s.errorf(b.attrs["source"].Value.Pos, "module %q: %s is not a directory of the configuration", name, dir))
 		return

@@ -21,6 +21,41 @@ import (
 // pluginWaitDelay bounds the wait for a killed plugin's output to close.
 const pluginWaitDelay = time.Second
 
+// pluginTimeout is PluginTimeout; tests shorten it.
+var pluginTimeout = PluginTimeout
+
+// Why a plugin was killed.
+var (
+	errPluginTimeout = errors.New("it ran too long")
+	errPluginOutput  = fmt.Errorf("it printed more than the %s its standard output may hold", sizeText(MaxPluginOutput))
+)
+
+// cappedBuffer keeps what is written to it up to max bytes. Past that it
+// keeps nothing more and calls full once (when set: the writer is then
+// told so, and stops); without full it drops the rest quietly, so that the
+// program writing is never stopped by it.
+type cappedBuffer struct {
+	buf  bytes.Buffer
+	max  int
+	full func()
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	room := b.max - b.buf.Len()
+	if len(p) <= room {
+		return b.buf.Write(p)
+	}
+	b.buf.Write(p[:max(room, 0)])
+	if b.full == nil {
+		return len(p), nil
+	}
+	b.full()
+	return 0, errPluginOutput
+}
+
+func (b *cappedBuffer) String() string { return b.buf.String() }
+func (b *cappedBuffer) Bytes() []byte  { return b.buf.Bytes() }
+
 // plugin runs a plugin block's program and splices the journal steps it
 // prints, each carrying the block's position.
 func (c *compiler) plugin(u *unit, s *scope, b *block) {
@@ -56,7 +91,13 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		}
 		prog = filepath.Join(root, filepath.FromSlash(p))
 	}
-	cmd := exec.CommandContext(c.ctx, prog, args...)
+	// The plugin runs for at most PluginTimeout and prints at most
+	// MaxPluginOutput: past either, it and its process group are killed.
+	ctx, cancel := context.WithTimeoutCause(c.ctx, pluginTimeout, errPluginTimeout)
+	defer cancel()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	cmd := exec.CommandContext(ctx, prog, args...)
 	// The plugin runs in a process group of its own, so that a cancelled
 	// compile kills whatever it started too, not only the plugin.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -78,13 +119,24 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		}
 		cmd.Env = append(cmd.Env, k+"="+text)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	stdout := &cappedBuffer{max: MaxPluginOutput, full: func() { stop(errPluginOutput) }}
+	stderr := &cappedBuffer{max: maxPluginStderr}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err = cmd.Run()
 	if cmd.Process != nil {
 		// Whatever the plugin left running goes with it: a compile leaves
 		// no process behind.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) //nolint:errcheck // the group may be gone already
+	}
+	switch cause := context.Cause(ctx); {
+	case c.ctx.Err() != nil:
+		// The compile was cancelled: the plugin's error is no finding.
+	case errors.Is(cause, errPluginTimeout):
+		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %s: killed: it ran longer than %v", what, command, pluginTimeout))
+		return
+	case errors.Is(cause, errPluginOutput):
+		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %s: killed: %v", what, command, cause))
+		return
 	}
 	if errors.Is(err, exec.ErrWaitDelay) {
 		err = errors.New("it exited but left a process holding its output open (run background work with its output redirected)")

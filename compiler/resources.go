@@ -3,6 +3,7 @@ package compiler
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/alecthomas/participle/v2/lexer"
 
+	"github.com/cairn-cm/cairn/internal/treefs"
 	"github.com/cairn-cm/cairn/journal"
 )
 
@@ -290,9 +292,30 @@ func (c *compiler) addNode(u *unit, s *scope, b *block, n *node) {
 			n.after = append(n.after, afterRef{addr: a, unit: u, scope: s, pos: b.attrs["after"].Value.Pos})
 		}
 	}
+	for i := range n.steps {
+		c.journalBytes += stepSize(&n.steps[i])
+	}
+	if c.journalBytes > MaxJournalSize {
+		c.halted = true
+		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: the journal passes the %s it may hold here: the compile stops", n.what, sizeText(MaxJournalSize)))
+		return
+	}
 	n.idx = len(c.nodes)
 	c.nodes = append(c.nodes, n)
 	u.nodes = append(u.nodes, n)
+}
+
+// stepSize is about what a step takes in the journal: its words and the
+// spaces between them.
+func stepSize(st *journal.Step) int64 {
+	n := len(st.Op)
+	for _, a := range st.Args {
+		n += 1 + len(a)
+	}
+	for _, a := range st.Attrs {
+		n += 2 + len(a.Key) + len(a.Value)
+	}
+	return int64(n)
 }
 
 // zeroHash stands in for a sha256 that is filled in once the file is hashed.
@@ -376,6 +399,9 @@ func (c *compiler) repoFile(s *scope, b *block, noun, name string, pos lexer.Pos
 	}
 	info, err := fs.Stat(c.fsys, p)
 	switch {
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		c.errs = append(c.errs, s.errorf(pos, "%s: %s: %v", describe(b, s), p, unwrapPath(err)))
+		return "", false
 	case err != nil:
 		c.errs = append(c.errs, s.errorf(pos, "%s: missing %s %s", describe(b, s), noun, p))
 		return "", false
@@ -395,6 +421,10 @@ func (c *compiler) repoDir(s *scope, b *block, name string) (string, bool) {
 		return "", false
 	}
 	info, err := fs.Stat(c.fsys, p)
+	if err != nil && (errors.Is(err, treefs.ErrLinkEscapes) || errors.Is(err, treefs.ErrLinkLoop)) {
+		c.errs = append(c.errs, s.errorf(pos, "%s: %s: %v", describe(b, s), p, unwrapPath(err)))
+		return "", false
+	}
 	if err != nil || !info.IsDir() {
 		c.errs = append(c.errs, s.errorf(pos, "%s: %s is not a directory of the configuration", describe(b, s), p))
 		return "", false

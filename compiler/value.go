@@ -35,6 +35,21 @@ type Value struct {
 	// Object's keys, sorted, and their values.
 	Keys   []string
 	Fields map[string]Value
+	// size is a list's or object's weight (see weight), set by the
+	// evaluator that builds it.
+	size int
+}
+
+// weight is what walking the whole value costs: the bytes of its strings
+// and numbers, and elemWeight for each list or object element, nested
+// values counted in full however many lists share them. The evaluator
+// keeps it at most MaxTextSize (limits.go).
+func (v Value) weight() int {
+	switch v.Kind {
+	case KindList, KindObject:
+		return v.size
+	}
+	return len(v.Str)
 }
 
 // Str makes a string value.
@@ -129,27 +144,63 @@ func (v Value) GoValue() any {
 	return nil
 }
 
-// String renders the value in the language's syntax, for messages.
+// maxShown is how much of a value String shows.
+const maxShown = 200
+
+// String renders the value in the language's syntax, for messages, cut
+// after 200 bytes ("…" then stands for the rest).
 func (v Value) String() string {
+	var b strings.Builder
+	v.write(&b)
+	if b.Len() > maxShown {
+		return strings.ToValidUTF8(b.String()[:maxShown], "") + "…"
+	}
+	return b.String()
+}
+
+// write renders the value into b, and stops once b holds more than
+// maxShown bytes.
+func (v Value) write(b *strings.Builder) {
+	if b.Len() > maxShown {
+		return
+	}
 	switch v.Kind {
 	case KindString:
-		return strconv.Quote(v.Str)
+		s := v.Str
+		if len(s) > maxShown {
+			s = s[:maxShown+1] // enough to show that it is cut
+		}
+		b.WriteString(strconv.Quote(s))
 	case KindNumber:
-		return v.Str
+		b.WriteString(v.Str)
 	case KindBool:
-		return strconv.FormatBool(v.Bool)
+		b.WriteString(strconv.FormatBool(v.Bool))
 	case KindList:
-		parts := make([]string, len(v.List))
+		b.WriteByte('[')
 		for i, x := range v.List {
-			parts[i] = x.String()
+			if b.Len() > maxShown {
+				return
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			x.write(b)
 		}
-		return "[" + strings.Join(parts, ", ") + "]"
+		b.WriteByte(']')
 	case KindObject:
-		parts := make([]string, len(v.Keys))
+		b.WriteString("{ ")
 		for i, k := range v.Keys {
-			parts[i] = fmt.Sprintf("%s = %s", k, v.Fields[k])
+			if b.Len() > maxShown {
+				return
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(b, "%s = ", k)
+			v.Fields[k].write(b)
 		}
-		return "{ " + strings.Join(parts, ", ") + " }"
+		b.WriteString(" }")
+	default:
+		b.WriteString("null")
 	}
-	return "null"
 }

@@ -595,9 +595,23 @@ func (b *Blobs) Put(r io.Reader, want string) (string, error) {
 	return b.putLarge(io.MultiReader(bytes.NewReader(buf), bytes.NewReader(one[:m]), r), want)
 }
 
-// PutFile stores the file at name, checking it against want if not empty.
-// A file that is not a regular one (a pipe) is streamed to a temporary file:
-// its size is not known in advance.
+// MaxSourceSize is the most one file put with PutFile (a COPY source, the
+// blob of a COPY -, a PLAYBOOK or a file of a KUBECTL-APPLY directory) may
+// hold. The store keeps a copy of every such file, so a larger one would
+// fill its file system rather than configure the host.
+const MaxSourceSize = 16 << 30
+
+// ErrNotRegular is the error of a file PutFile will not store: a FIFO, a
+// device, a socket or a directory. It is refused before a byte is read.
+var ErrNotRegular = errors.New("not a regular file")
+
+// PutFile stores the regular file at name, checking it against want if not
+// empty. Anything else (a FIFO, a device such as /dev/zero, a socket) is
+// ErrNotRegular, found by a stat before the file is opened, and again by
+// fstat on a descriptor opened non-blocking, should one have taken its
+// place meanwhile: nothing is read and nothing waits. A file larger than
+// MaxSourceSize is refused too; one that grows meanwhile is stored as far
+// as it was when opened, and want catches the change.
 func (b *Blobs) PutFile(name, want string) (string, error) {
 	if want != "" && b.Has(want) {
 		return want, nil
@@ -605,29 +619,19 @@ func (b *Blobs) PutFile(name, want string) (string, error) {
 	if err := b.load(); err != nil {
 		return "", err
 	}
-	// System calls of its own rather than os.Open, which would try (and
-	// fail) to add each file to the poller: one call fewer per source.
-	fd, err := ignoringEINTR(func() (int, error) { return unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0) })
+	fd, size, err := openSource(name)
 	if err != nil {
-		return "", &os.PathError{Op: "open", Path: name, Err: err}
+		return "", err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return "", &os.PathError{Op: "stat", Path: name, Err: err}
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > smallBlobMax {
+	if size > smallBlobMax {
 		f := os.NewFile(uintptr(fd), name)
 		defer f.Close()
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return b.putLarge(f, want)
-		}
-		return b.Put(f, want)
+		return b.Put(io.LimitReader(f, size), want)
 	}
 	defer unix.Close(fd)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	buf := (*bp)[:st.Size]
+	buf := (*bp)[:size]
 	n := 0
 	for n < len(buf) {
 		m, err := ignoringEINTR(func() (int, error) { return unix.Read(fd, buf[n:]) })
@@ -642,6 +646,47 @@ func (b *Blobs) PutFile(name, want string) (string, error) {
 	// A file that grew meanwhile is stored as far as it was read: it has the
 	// hash it is stored under, and want catches the change.
 	return b.putSmall(buf[:n], want)
+}
+
+// openSource opens the source file name for reading and returns its
+// descriptor and size, under the rules of PutFile: a regular file of at most
+// MaxSourceSize, checked by a stat before the open and by fstat after it,
+// opened non-blocking so that nothing waits. Errors are *os.PathError naming
+// name, so that they blame the source.
+func openSource(name string) (fd int, size int64, err error) {
+	var st unix.Stat_t
+	if err := ignoringEINTRErr(func() error { return unix.Stat(name, &st) }); err != nil {
+		return -1, 0, &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return -1, 0, &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	// System calls of its own rather than os.Open, which would try (and
+	// fail) to add each file to the poller: one call fewer per source.
+	fd, err = ignoringEINTR(func() (int, error) {
+		return unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	})
+	if err != nil {
+		return -1, 0, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, 0, &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		unix.Close(fd)
+		return -1, 0, &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	case st.Size > MaxSourceSize:
+		unix.Close(fd)
+		return -1, 0, &os.PathError{Op: "read", Path: name, Err: fmt.Errorf("%d bytes, more than the %d GiB a source may hold", st.Size, MaxSourceSize>>30)}
+	}
+	return fd, st.Size, nil
+}
+
+func ignoringEINTRErr(fn func() error) error {
+	_, err := ignoringEINTR(func() (int, error) { return 0, fn() })
+	return err
 }
 
 func ignoringEINTR(fn func() (int, error)) (int, error) {

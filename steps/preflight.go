@@ -47,20 +47,17 @@ func (hashSink) Put(r io.Reader, want string) (string, error) {
 	return sum, nil
 }
 
-// PutFile reads the file at name as the store's PutFile does, without
-// blocking on a FIFO (that the store would read: it is only opened here).
+// PutFile hashes the file at name under the same rules as the store's
+// PutFile (openSource): a FIFO, a device or a socket is refused the same
+// way, before anything is read.
 func (h hashSink) PutFile(name, want string) (string, error) {
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	fd, size, err := openSource(name)
 	if err != nil {
 		return "", err
 	}
+	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return "", err
-	} else if !fi.Mode().IsRegular() {
-		return want, nil // its content is known only when the move reads it
-	}
-	return h.Put(f, want)
+	return h.Put(io.LimitReader(f, size), want)
 }
 
 // sink returns where the preflight puts inputs.

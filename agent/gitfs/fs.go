@@ -15,6 +15,8 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+
+	"github.com/cairn-cm/cairn/internal/treefs"
 )
 
 // Object is what the Sys method of the file system's fs.FileInfo returns:
@@ -26,11 +28,13 @@ type Object struct {
 }
 
 // maxLinks is how many symbolic links one lookup follows before it gives up.
-const maxLinks = 40
+const maxLinks = treefs.MaxLinks
 
+// The errors of links that lead out of the tree or loop are treefs's, which
+// a configuration directory on disk gives too (see package treefs).
 var (
-	errLinkEscapes = errors.New("symbolic link leads out of the tree")
-	errLinkLoop    = errors.New("too many levels of symbolic links")
+	errLinkEscapes = treefs.ErrLinkEscapes
+	errLinkLoop    = treefs.ErrLinkLoop
 	errIsDir       = errors.New("is a directory")
 	errNotDir      = errors.New("not a directory")
 )

@@ -19,10 +19,11 @@ var allowed = map[string][]string{
 	"steps":               {"journal", "rootfs", "internal/atomicfile", "golang.org/x/sys"},
 	"debian":              {},
 	"systemd":             {"github.com/coreos/go-systemd"}, // its dbus package brings github.com/godbus/dbus, not imported directly
-	"compiler":            {"journal", "steps", "compiler/syntax", "github.com/alecthomas/participle"},
+	"compiler":            {"journal", "steps", "compiler/syntax", "internal/treefs", "github.com/alecthomas/participle"},
 	"compiler/syntax":     {"github.com/alecthomas/participle"},
 	"agent":               {"compiler", "steps", "journal", "rootfs", "github.com/go-git/go-git", "github.com/prometheus/client_golang"},
-	"agent/gitfs":         {"github.com/go-git/go-git", "github.com/go-git/go-billy"},
+	"agent/gitfs":         {"internal/treefs", "github.com/go-git/go-git", "github.com/go-git/go-billy"},
+	"internal/treefs":     {"golang.org/x/sys"},
 	"internal/cli":        {"*"},
 	"cmd/cairn":           {"internal/cli"},
 	"internal/archtest":   {},

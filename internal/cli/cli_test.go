@@ -41,6 +41,7 @@ func TestScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode": cmdExitcode,
+			"mkfifo":   cmdMkfifo,
 			"tree":     cmdTree,
 			"waitfile": cmdWaitfile,
 		},
@@ -114,6 +115,17 @@ func cmdTree(ts *testscript.TestScript, neg bool, args []string) {
 	})
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(b.String()), 0o644))
+}
+
+// cmdMkfifo makes a FIFO, for the scripts that check that one is refused
+// as an input rather than waited for.
+//
+//	mkfifo FILE
+func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: mkfifo FILE")
+	}
+	ts.Check(syscall.Mkfifo(ts.MkAbs(args[0]), 0o644))
 }
 
 // cmdWaitfile waits up to ten seconds for a file to exist, so that a script

@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/cairn-cm/cairn/compiler/syntax"
+	"github.com/cairn-cm/cairn/internal/treefs"
 	"github.com/cairn-cm/cairn/journal"
 )
 
@@ -30,7 +30,13 @@ func (c *explainCmd) Run(e *env) error {
 		fmt.Fprintf(e.stderr, "cairn explain: no step of %s's journal %s\n", res.Host, how)
 		return exitCode(exitDiffers)
 	}
-	fsys := os.DirFS(dir)
+	// The source lines are read as the compiler read them: beneath the
+	// configuration, regular files only.
+	fsys, err := treefs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
 	w := bufio.NewWriter(e.stdout)
 	for i, st := range matches {
 		if i > 0 {
