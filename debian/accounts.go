@@ -464,12 +464,15 @@ func (a *Accounts) usable() error {
 }
 
 // run runs a shadow tool, with --root when the root is not /, and returns
-// its output in the error if it fails.
+// its output in the error if it fails. The tool runs in a process group of
+// its own, like every program cairn runs for an op, so that a terminal's
+// Ctrl-C never interrupts it half way through the account files (Apt.run).
 func (a *Accounts) run(tool string, args ...string) error {
 	if a.root != "/" {
 		args = append([]string{"--root", a.root}, args...)
 	}
 	cmd := exec.Command(tool, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
