@@ -373,7 +373,9 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		}
 		ex := executed{step: op.Step, action: op.Action}
 		if hasImage {
-			img, err := im.Capture(ctx, a.env, op.Step)
+			// Taking the image is part of the op: the first signal lets it
+			// end (the batch then stops before the op), a kill ends it.
+			img, err := im.Capture(b.opCtx, a.env, op.Step)
 			if err != nil {
 				return b.ran, a.fail(ctx, log, b.done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
 			}
