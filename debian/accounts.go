@@ -441,7 +441,8 @@ func ValidName(name string) error {
 	case name[0] == '-' || name[0] == '+' || name[0] == '~':
 		return bad("it starts with " + name[:1])
 	}
-	if _, err := strconv.ParseUint(name, 10, 64); err == nil {
+	if strings.Trim(name, "0123456789") == "" {
+		// Any number of digits: strconv.ParseUint let more than 20 through.
 		return bad("it is only digits, which reads as an id")
 	}
 	for _, c := range name {
