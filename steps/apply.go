@@ -116,8 +116,8 @@ type Result struct {
 // where it was), *UndoError (exit 3, the intent log is kept).
 //
 // A move is stopped in two ways, which the command line maps to a first and
-// a second SIGINT or SIGTERM, and the agent to systemd's stop and the end of
-// its stop timeout:
+// a second SIGINT or SIGTERM (an agent would map them to systemd's stop and
+// to a deadline of its own, before systemd's stop timeout SIGKILLs it):
 //
 //  1. Stop: ctx is done. No further op starts; the op running ends by
 //     itself (a command within its timeout: EXEC's timeout, a CHECK's), and
