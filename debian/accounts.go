@@ -441,7 +441,8 @@ func ValidName(name string) error {
 	case name[0] == '-' || name[0] == '+' || name[0] == '~':
 		return bad("it starts with " + name[:1])
 	}
-	if _, err := strconv.ParseUint(name, 10, 64); err == nil {
+	if strings.Trim(name, "0123456789") == "" {
+		// Any number of digits: strconv.ParseUint let more than 20 through.
 		return bad("it is only digits, which reads as an id")
 	}
 	for _, c := range name {
@@ -464,12 +465,15 @@ func (a *Accounts) usable() error {
 }
 
 // run runs a shadow tool, with --root when the root is not /, and returns
-// its output in the error if it fails.
+// its output in the error if it fails. The tool runs in a process group of
+// its own, like every program cairn runs for an op, so that a terminal's
+// Ctrl-C never interrupts it half way through the account files (Apt.run).
 func (a *Accounts) run(tool string, args ...string) error {
 	if a.root != "/" {
 		args = append([]string{"--root", a.root}, args...)
 	}
 	cmd := exec.Command(tool, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -211,6 +211,9 @@ func TestAccountsErrors(t *testing.T) {
 	}{
 		{"colon", func() error { return a.AddUser(UserSpec{Name: "bad:name"}) }, `invalid user or group name "bad:name"`},
 		{"digits", func() error { return a.AddUser(UserSpec{Name: "12345"}) }, "only digits"},
+		// More digits than a uint64 holds are digits all the same (and
+		// Debian's useradd takes a name of digits).
+		{"digits past uint64", func() error { return a.AddGroup(GroupSpec{Name: strings.Repeat("9", 25)}) }, "only digits"},
 		{"dash", func() error { return a.AddGroup(GroupSpec{Name: "-x"}) }, "starts with -"},
 		{"long", func() error { return a.AddUser(UserSpec{Name: strings.Repeat("a", 33)}) }, "longer than 32"},
 		{"useradd refuses", func() error { return a.AddUser(UserSpec{Name: "olduser"}) }, "useradd: exit status 9: useradd: user 'olduser' already exists"},

@@ -188,12 +188,20 @@ func (a *Apt) aptArgs(cmd string, more ...string) []string {
 
 // run runs a command (chrooted into the root when it is not /) and returns
 // its standard output and error.
+//
+// The command runs in a process group of its own, so that a terminal's
+// Ctrl-C, which goes to cairn's foreground process group, never reaches
+// apt-get, dpkg or a maintainer script: a dpkg interrupted half way leaves
+// packages half configured. cairn alone decides when a stopped move ends,
+// and it never kills apt-get or dpkg while they change packages
+// (steps.Applier.Apply).
 func (a *Apt) run(ctx context.Context, name string, args ...string) (stdout, stderr string, err error) {
 	if a.chrooted() {
 		args = append([]string{a.Root, name}, args...)
 		name = "chroot"
 	}
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive", "APT_LISTCHANGES_FRONTEND=none", "LC_ALL=C")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -81,6 +81,7 @@ func TestParseErrors(t *testing.T) {
 		{"path longer than PATH_MAX", "MKDIR " + strings.Repeat("/a", 2048), `t.journal:1:7: MKDIR: PATH: path "/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a"... is 4096 bytes long; a path has at most 4095 (PATH_MAX)`},
 		{"64 KB path", "COPY f " + strings.Repeat("/a", 32<<10) + " sha256=" + hexA, `t.journal:1:8: COPY: PATH: path "/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a/a"... is 65536 bytes long`},
 		{"component longer than NAME_MAX", "RM /etc/" + strings.Repeat("n", 256), `t.journal:1:4: RM: PATH: path "/etc/nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"...: component "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"... is 256 bytes long; a component has at most 255 (NAME_MAX)`},
+		{"component of two-byte runes", "MKDIR /" + strings.Repeat("é", 128), `t.journal:1:7: MKDIR: PATH: path "/` + strings.Repeat("é", 31) + `"...: component "` + strings.Repeat("é", 32) + `"... is 256 bytes long`},
 		{"long creates", "EXEC true creates=/" + strings.Repeat("c", 300), `t.journal:1:11: EXEC: creates: path "/ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"...: component`},
 		{"source climbs", "COPY ../x /y sha256=" + hexA, `t.journal:1:6: COPY: SRC: path "../x" climbs out of its base`},
 		{"absolute source", "INCLUDE /etc/x.journal", `t.journal:1:9: INCLUDE: PATH: path "/etc/x.journal" must be relative`},

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // CanonicalValue checks v as a value of kind and returns its canonical form
@@ -116,12 +117,18 @@ func CheckObjectPath(p string) error {
 }
 
 // quoteShort quotes s, cut to its first 64 bytes and "..." if it is longer,
-// so that a message about a huge value stays readable.
+// so that a message about a huge value stays readable. The cut falls
+// between runes: a name of multi-byte runes is not shown with half of one
+// ("\xc3").
 func quoteShort(s string) string {
 	if len(s) <= 64 {
 		return strconv.Quote(s)
 	}
-	return strconv.Quote(s[:64]) + "..."
+	n := 64
+	for i := 1; i < utf8.UTFMax && !utf8.RuneStart(s[n]); i++ {
+		n-- // back to the start of the rune cut, if s is UTF-8 there
+	}
+	return strconv.Quote(s[:n]) + "..."
 }
 
 // CheckSourcePath reports whether p is a clean relative path that cannot

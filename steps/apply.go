@@ -127,8 +127,8 @@ type Result struct {
 // kept).
 //
 // A move is stopped in two ways, which the command line maps to a first and
-// a second SIGINT or SIGTERM, and the agent to systemd's stop and the end of
-// its stop timeout:
+// a second SIGINT or SIGTERM (an agent would map them to systemd's stop and
+// to a deadline of its own, before systemd's stop timeout SIGKILLs it):
 //
 //  1. Stop: ctx is done. No further op starts; the op running ends by
 //     itself (a command within its timeout: EXEC's timeout, a CHECK's), and
@@ -486,7 +486,9 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		}
 		ex := executed{step: op.Step, action: op.Action}
 		if hasImage {
-			img, err := im.Capture(ctx, a.env, op.Step)
+			// Taking the image is part of the op: the first signal lets it
+			// end (the batch then stops before the op), a kill ends it.
+			img, err := im.Capture(b.opCtx, a.env, op.Step)
 			if err != nil {
 				return b.ran, a.fail(ctx, log, b.done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
 			}

@@ -16,7 +16,9 @@ import (
 // Syntax: CHECK KIND TARGET [timeout=30s] [interval=1s]
 //
 // Forward: poll every interval until the check holds; when timeout (the
-// whole wait) is up, the step fails with the last reason. The timeout
+// whole wait) is up, the step fails with the last reason, after a last
+// probe at that moment (an interval longer than the timeout still gets
+// two probes: at the start and at the end). The timeout
 // bounds each probe too: one started near its end gets only what is left
 // (a command probe still running then has its process group killed), so a
 // CHECK ends within its timeout whatever its probes do. Kinds: http (URL
@@ -49,13 +51,16 @@ func (checkKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
 		if err == nil {
 			return nil
 		}
-		if time.Now().Add(interval).After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return fmt.Errorf("did not hold within %s: %w", timeout, err)
 		}
+		// The last wait ends with the timeout, and one more probe: an
+		// interval longer than what is left must not end the wait early.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("killed while it waited (%w): %w", context.Cause(ctx), err)
-		case <-time.After(interval):
+		case <-time.After(min(interval, left)):
 		}
 	}
 }

@@ -219,3 +219,36 @@ func TestExecLeavesADaemon(t *testing.T) {
 		t.Errorf("output %q", out.String())
 	}
 }
+
+// TestCheckWaitsTheWholeTimeout checks that a CHECK polls until its timeout
+// is up, not until the next probe would start after it: with an interval
+// longer than the timeout, the CHECK gave up after its first probe, in a
+// few milliseconds, saying that it "did not hold within 2s". The last probe
+// starts when the timeout is up (with minProbe to run).
+func TestCheckWaitsTheWholeTimeout(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, probe string
+		holds       bool
+	}{
+		{"never holds", "false", false},
+		{"holds the second time", "[ -e " + dir + "/tried ] || { touch " + dir + "/tried; exit 1; }", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, _ := cmdEnv(t)
+			s := mustStep(t, "CHECK command "+strconv.Quote(tc.probe)+" timeout=2s interval=1h")
+			start := time.Now()
+			err := LookupKind(s.Op).Forward(context.Background(), env, s)
+			took := time.Since(start)
+			if tc.holds && err != nil {
+				t.Errorf("the CHECK failed, but its probe holds the second time, within its timeout: %v", err)
+			}
+			if !tc.holds && (err == nil || !strings.Contains(err.Error(), "did not hold within 2s")) {
+				t.Errorf("error %v, want it did not hold within 2s", err)
+			}
+			if took < 2*time.Second || took > 2*time.Second+minProbe+5*time.Second {
+				t.Errorf("took %s, want the 2 s timeout and one last probe", took)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package steps_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
@@ -70,6 +72,12 @@ func (h *unitHost) apply(text string) error {
 
 func (h *unitHost) applyWith(host steps.Host, text string) error {
 	h.t.Helper()
+	return h.applyCtx(context.Background(), host, text)
+}
+
+// applyCtx is applyWith with the ctx of Apply, which stops the move.
+func (h *unitHost) applyCtx(ctx context.Context, host steps.Host, text string) error {
+	h.t.Helper()
 	j, err := journal.Parse("units.journal", []byte(text))
 	if err != nil {
 		h.t.Fatal(err)
@@ -79,7 +87,6 @@ func (h *unitHost) applyWith(host steps.Host, text string) error {
 		h.t.Fatal(err)
 	}
 	defer root.Close()
-	ctx := context.Background()
 	a, err := steps.Open(ctx, steps.Options{Root: root, StateDir: h.state, Create: true, Host: host})
 	if err != nil {
 		h.t.Fatal(err)
@@ -263,4 +270,35 @@ func TestSystemdFailures(t *testing.T) {
 			h.wantTree(before, "after the failed apply")
 		})
 	}
+}
+
+// TestStopBeforeAnImage stops a move (the ctx of Apply, a first SIGTERM)
+// while an EXEC runs, before a SYSTEMD-ENABLE whose before-image asks
+// systemctl: the move must stop before that step, saying so, and be undone.
+// Images were taken with the ctx of Apply, so the stop failed the unit
+// step's image instead ("before-image: systemctl ... is-enabled: context
+// canceled"), blaming the unit for the operator's signal.
+func TestStopBeforeAnImage(t *testing.T) {
+	h := newUnitHost(t)
+	before := h.snap()
+	dir := t.TempDir()
+	started, release := filepath.Join(dir, "started"), filepath.Join(dir, "release")
+	command := "touch " + started + "; while [ ! -e " + release + " ]; do sleep 0.01; done"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(started); err == nil {
+				break
+			}
+		}
+		cancel() // the EXEC runs: stop the move
+		os.WriteFile(release, nil, 0o644)
+	}()
+	err := h.applyCtx(ctx, steps.Host{Units: h.units}, fmt.Sprintf("EXEC %q undo=true\nSYSTEMD-ENABLE %s\n", command, h.unit))
+	var se *steps.StepError
+	if !errors.As(err, &se) || se.Step.Op != journal.OpSystemdEnable || !strings.Contains(err.Error(), "interrupted before this step") || strings.Contains(err.Error(), "before-image") {
+		t.Fatalf("error %v, want the move stopped before SYSTEMD-ENABLE", err)
+	}
+	h.wantTree(before, "after the stopped move")
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 )
@@ -326,8 +327,13 @@ func (m *Manager) liveEnable(ctx context.Context, unit string, enable bool) erro
 }
 
 // systemctl runs systemctl --root=ROOT with args and returns its output.
+// It runs in a process group of its own, like every program cairn runs for
+// an op, so that a terminal's Ctrl-C, which goes to cairn's foreground
+// process group, never interrupts an enable half way: cairn alone decides
+// when a move stops (steps.Applier.Apply).
 func (m *Manager) systemctl(ctx context.Context, args ...string) (stdout, stderr string, err error) {
 	cmd := exec.CommandContext(ctx, "systemctl", append([]string{"--root=" + m.root, "--no-pager"}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -182,5 +183,35 @@ func TestManagerLive(t *testing.T) {
 	}
 	if err := m.Start(ctx, "cairn-t-nosuch.service"); err == nil {
 		t.Error("Start of a unit that does not exist succeeded")
+	}
+}
+
+// TestSystemctlOwnProcessGroup checks that systemctl runs in a process
+// group of its own, out of the reach of a terminal's Ctrl-C, which goes to
+// cairn's whole foreground process group (debian's TestToolsOwnProcessGroup
+// holds the same for apt and the shadow tools). A stand-in systemctl
+// reports its pid and process group.
+func TestSystemctlOwnProcessGroup(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "pgid")
+	// Fields 1 and 5 of /proc/PID/stat are the pid and the process group.
+	body := "#!/bin/sh\nset -- $(cat /proc/$$/stat)\necho \"$1 $5\" > " + out + "\necho enabled\n"
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if state, err := New(t.TempDir()).UnitFileState(context.Background(), "cairn-t.service"); err != nil || state != "enabled" {
+		t.Fatalf("UnitFileState = %q, %v", state, err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid, pgid int
+	if _, err := fmt.Sscan(string(b), &pid, &pgid); err != nil {
+		t.Fatalf("probe wrote %q", b)
+	}
+	if pgid == syscall.Getpgrp() || pgid != pid {
+		t.Errorf("systemctl (pid %d) ran in process group %d, cairn's is %d: a terminal's Ctrl-C would reach it", pid, pgid, syscall.Getpgrp())
 	}
 }
