@@ -187,6 +187,7 @@ func recoverPackages(ctx context.Context, env *Env, steps []*journal.Step) (afte
 	if err != nil {
 		return nil, err
 	}
+	env.logger().Info("recovering package ops: waiting until no package manager runs, then checking the dpkg database", "step", describeStep(first))
 	broken, err := p.Repair(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("packages: %w", err)
