@@ -12,9 +12,10 @@
 # in its apt cache, so that installing them needs no network. It is cached
 # in $CAIRN_TEST_CACHE (default /var/cache/cairn-test) as
 # bookworm-HASH, HASH being that of this script: editing the script builds a
-# new one (and removes the old). Every DEST is a copy (cp -a, a reflink
-# where the file system can), so what one test does to its root never
-# reaches another.
+# new one (roots unused for a week are removed then). Every DEST is a copy
+# (cp -a, a reflink where the file system can), so what one test does to
+# its root never reaches another. Builds and copies hold a lock on the
+# cache, so that concurrent callers wait for one build.
 #
 # The mirror is the one this host's apt uses for bookworm (from
 # /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list), or
@@ -67,13 +68,10 @@ mirror() {
 }
 
 # build makes the cached root, once: into a scratch directory renamed into
-# place when complete, under a lock, so that concurrent callers wait for
-# one build.
+# place when complete. The caller holds the cache's lock.
 build() {
-	mkdir -p "$cache"
-	exec 9>"$cache/.lock"
-	flock 9
 	if [ -d "$built" ]; then
+		touch "$built"
 		return
 	fi
 	local tmp=$cache/.build-$hash
@@ -92,11 +90,13 @@ build() {
 	chroot "$tmp" apt-get install -q -y --download-only $PACKAGES >>"$cache/.build.log" 2>&1 ||
 		die "downloading $PACKAGES into the root failed; see $cache/.build.log"
 	mv "$tmp" "$built"
-	# Roots built by earlier versions of this script.
-	for old in "$cache"/bookworm-*; do
-		[ "$old" = "$built" ] || rm -rf "$old"
-	done
+	# Roots of other versions of this script that no one used for a week.
+	find "$cache" -mindepth 1 -maxdepth 1 -name 'bookworm-*' ! -path "$built" -mtime +7 -exec rm -rf {} +
 }
+
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
 
 case "${1:-}" in
 --build)
