@@ -277,17 +277,24 @@ func (a *Apt) SetAuto(ctx context.Context, name string, auto bool) error {
 
 // Audit returns what dpkg --audit finds wrong with the dpkg database, one
 // finding per package ("NAME (half-configured)"), or its words when they
-// name no package; none when the database is clean.
+// name no package; and, first, a dpkg killed before it merged its journal
+// of status changes (var/lib/dpkg/updates), which dpkg --audit does not
+// see but for which apt refuses to run ("dpkg was interrupted"). None when
+// the database is clean.
 func (a *Apt) Audit(ctx context.Context) ([]string, error) {
 	if err := a.usable(); err != nil {
 		return nil, err
+	}
+	var findings []string
+	if pendingUpdates(filepath.Join(a.Root, "var/lib/dpkg/updates")) {
+		findings = append(findings, "dpkg was interrupted (/var/lib/dpkg/updates holds journal entries it did not merge)")
 	}
 	out, stderr, err := a.run(ctx, "dpkg", "--audit")
 	if err != nil && strings.TrimSpace(out) == "" {
 		return nil, fmt.Errorf("dpkg --audit: %s", cmdError(err, stderr))
 	}
 	if strings.TrimSpace(out) == "" {
-		return nil, nil
+		return findings, nil
 	}
 	// Each group of findings is a paragraph of prose, then one indented
 	// line per package: " NAME   DESCRIPTION".
@@ -300,20 +307,32 @@ func (a *Apt) Audit(ctx context.Context) ([]string, error) {
 		}
 	}
 	if len(names) == 0 {
-		return []string{strings.Join(strings.Fields(out), " ")}, nil
+		return append(findings, strings.Join(strings.Fields(out), " ")), nil
 	}
 	states, err := a.states(ctx, names)
 	if err != nil {
 		return nil, err
 	}
-	findings := make([]string, len(names))
-	for i, n := range names {
-		findings[i] = n
+	for _, n := range names {
 		if st := states[n]; st != "" && st != "installed" {
-			findings[i] = fmt.Sprintf("%s (%s)", n, st)
+			n = fmt.Sprintf("%s (%s)", n, st)
 		}
+		findings = append(findings, n)
 	}
 	return findings, nil
+}
+
+// pendingUpdates reports whether dpkg's journal directory holds entries
+// (files named by digits alone), as apt looks to tell that dpkg was
+// interrupted.
+func pendingUpdates(dir string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if name := e.Name(); name != "" && strings.Trim(name, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Repair makes the dpkg database usable after a package manager was

@@ -321,6 +321,18 @@ func TestAptRepair(t *testing.T) {
 		t.Errorf("installed after the removal:\n%v\nwant as before:\n%v", got, before)
 	}
 
+	// A dpkg killed before it merged its journal: dpkg --audit says
+	// nothing, apt refuses to run, Repair merges it.
+	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/updates/0007"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if broken, err := a.Audit(ctx); err != nil || fmt.Sprint(broken) != "[dpkg was interrupted (/var/lib/dpkg/updates holds journal entries it did not merge)]" {
+		t.Errorf("Audit with a journal entry = %q (%v)", broken, err)
+	}
+	if broken, err := a.Repair(ctx); err != nil || len(broken) > 0 {
+		t.Errorf("Repair with a journal entry = %q, %v; want a clean database", broken, err)
+	}
+
 	// A held lock: Repair gives up after RepairWait, naming the holder.
 	f, err := os.OpenFile(filepath.Join(root, frontendLock), os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
