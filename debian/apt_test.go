@@ -279,7 +279,7 @@ func TestAptDebianRoot(t *testing.T) {
 // waits for the dpkg lock, with a bound, naming its holder.
 func TestAptRepair(t *testing.T) {
 	root := debroot.New(t)
-	debroot.LocalRepo(t, root,
+	debroot.OnlyLocalRepo(t, root,
 		// Its postinst fails the first time only.
 		debroot.Deb{Name: "cairn-t-flaky", Version: "1.0", Postinst: "#!/bin/sh\nset -e\nif [ \"$1\" = configure ] && [ ! -e /var/lib/cairn-t-flaky.once ]; then touch /var/lib/cairn-t-flaky.once; exit 1; fi\n"},
 		// Its postinst always fails.

@@ -305,12 +305,12 @@ const (
 	aptB = "cairn-t-b"
 )
 
-// aptLocalRepo adds a repository of packages of the tests' own (aptA,
-// aptB) to the Debian root: they install in a moment and depend on
-// nothing.
+// aptLocalRepo makes a repository of packages of the tests' own (aptA,
+// aptB) the only one apt knows in the Debian root: they install in a
+// moment and depend on nothing.
 func aptLocalRepo(t *testing.T, root string) {
 	t.Helper()
-	debroot.LocalRepo(t, root,
+	debroot.OnlyLocalRepo(t, root,
 		debroot.Deb{Name: aptA, Version: "1.0"},
 		debroot.Deb{Name: aptA, Version: "2.0"},
 		debroot.Deb{Name: aptB, Version: "1.0"})

@@ -379,7 +379,7 @@ func TestAptInstallCrashDpkgKilled(t *testing.T) {
 // lock is free, the next command recovers.
 func TestAptInstallRecoveryLockHeld(t *testing.T) {
 	h := newDpkgHost(t)
-	debroot.LocalRepo(t, h.root, debroot.Deb{Name: "cairn-t-slow", Version: "1.0",
+	debroot.OnlyLocalRepo(t, h.root, debroot.Deb{Name: "cairn-t-slow", Version: "1.0",
 		Postinst: "#!/bin/sh\nif [ \"$1\" = configure ] && [ ! -e /var/lib/cairn-t-slow.once ]; then touch /var/lib/cairn-t-slow.once; sleep 600; fi\n"})
 	before := debroot.Installed(t, h.root)
 	newJ := h.journal(t, "new.journal", "APT-INSTALL cairn-t-slow")

@@ -142,6 +142,24 @@ type Deb struct {
 // to the network).
 func LocalRepo(t testing.TB, root string, debs ...Deb) {
 	t.Helper()
+	localRepo(t, root, debs)
+	Chroot(t, root, "apt-get", "update", "-q", "-o", "Dir::Etc::SourceList=/dev/null", "-o", "APT::Get::List-Cleanup=0")
+}
+
+// OnlyLocalRepo is LocalRepo, but apt beneath root then knows the packages
+// of debs and the installed ones alone: the Debian lists go, and apt runs
+// many times faster (it no longer reads the whole archive's list).
+func OnlyLocalRepo(t testing.TB, root string, debs ...Deb) {
+	t.Helper()
+	localRepo(t, root, debs)
+	if err := os.WriteFile(filepath.Join(root, "etc/apt/sources.list"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Chroot(t, root, "apt-get", "update", "-q")
+}
+
+func localRepo(t testing.TB, root string, debs []Deb) {
+	t.Helper()
 	repo := filepath.Join(root, "srv/cairn-repo")
 	if err := os.MkdirAll(repo, 0o755); err != nil {
 		t.Fatal(err)
@@ -190,7 +208,6 @@ func LocalRepo(t testing.TB, root string, debs ...Deb) {
 	if err := os.WriteFile(filepath.Join(root, "etc/apt/sources.list.d/cairn-test.list"), []byte("deb [trusted=yes] file:/srv/cairn-repo ./\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	Chroot(t, root, "apt-get", "update", "-q", "-o", "Dir::Etc::SourceList=/dev/null", "-o", "APT::Get::List-Cleanup=0")
 }
 
 // Chroot runs a command chrooted into root, non-interactively, and returns
