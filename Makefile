@@ -14,6 +14,8 @@ help: ## list the targets
 build: ## build bin/cairn
 	$(GO) build -o bin/cairn ./cmd/cairn
 
+# -timeout: steps runs real apt and dpkg in Debian roots besides its crash
+# tests; go test's default of 10 minutes a package is tight on 2 cores.
 test: ## go vet and every test (the CLI scripts in testdata/script too)
 	$(GO) vet ./...
 	$(GO) test -timeout 30m ./...

@@ -2,14 +2,19 @@ package debian
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-cm/cairn/internal/debroot"
 )
 
 // TestAptRefusesRootWithoutDebian checks that every method refuses a root
@@ -20,11 +25,17 @@ func TestAptRefusesRootWithoutDebian(t *testing.T) {
 	want := root + " holds no Debian system (no var/lib/dpkg/status): APT-INSTALL needs one"
 	ctx := context.Background()
 	_, _, _, statusErr := a.Status(ctx, "hello")
+	_, bringsErr := a.Brings(ctx, "hello")
+	_, auditErr := a.Audit(ctx)
+	_, repairErr := a.Repair(ctx)
 	for name, err := range map[string]error{
 		"Status":  statusErr,
+		"Brings":  bringsErr,
 		"Install": a.Install(ctx, "hello"),
-		"Remove":  a.Remove(ctx, "hello"),
+		"Remove":  a.Remove(ctx, []string{"hello"}, nil),
 		"SetAuto": a.SetAuto(ctx, "hello", true),
+		"Audit":   auditErr,
+		"Repair":  repairErr,
 	} {
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: error %v, want %q", name, err, want)
@@ -133,5 +144,212 @@ func TestAptChroots(t *testing.T) {
 	_, _, _, err := NewApt(root).Status(context.Background(), "dpkg")
 	if err == nil || !strings.Contains(err.Error(), "chroot: failed to run command 'dpkg-query'") {
 		t.Fatalf("error %v, want chroot failing to run dpkg-query", err)
+	}
+}
+
+// TestRunDetached checks that a command that changes the system runs apart
+// from cairn, so that cairn's death does not kill it: in a session of its
+// own, its output in a file (no pipe to break), its input /dev/null.
+func TestRunDetached(t *testing.T) {
+	a := NewApt("/")
+	out, err := a.runDetached("sh", "-c", `read -r _ _ _ _ _ sid _ </proc/self/stat; echo "$$ $sid"; readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2; echo oops >&2; exit 3`)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("error %v, want exit status 3", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("output %q, want 5 lines", out)
+	}
+	f := strings.Fields(lines[0])
+	if len(f) != 2 || f[0] != f[1] {
+		t.Errorf("pid and session %v: the command is not the leader of a session of its own", f)
+	}
+	if f[1] == fmt.Sprint(mySession(t)) {
+		t.Errorf("the command runs in cairn's session %s", f[1])
+	}
+	if lines[1] != "/dev/null" {
+		t.Errorf("standard input %q, want /dev/null", lines[1])
+	}
+	for _, l := range lines[2:4] {
+		if !strings.Contains(l, "cairn-apt-") || !strings.HasSuffix(l, " (deleted)") {
+			t.Errorf("output goes to %q, want an unlinked file cairn-apt-*", l)
+		}
+	}
+	if lines[4] != "oops" {
+		t.Errorf("standard error %q not in the output", lines[4])
+	}
+}
+
+func mySession(t *testing.T) int {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// pid (comm) state ppid pgrp session ...
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	sid, _ := strconv.Atoi(f[3])
+	return sid
+}
+
+// TestLocked sees a write lock (fcntl(2), as apt takes it) held by this
+// very process (another's is seen in the recovery tests of steps), and no
+// lock on an unlocked or missing file.
+func TestLocked(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "lock")
+	if locked(file) {
+		t.Error("a missing file is locked")
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if locked(file) {
+		t.Error("an unlocked file is locked")
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	if !locked(file) {
+		t.Error("a lock of this process is not seen")
+	}
+	lk.Type = syscall.F_UNLCK
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	if locked(file) {
+		t.Error("a released lock is still seen")
+	}
+}
+
+// TestAptDebianRoot drives apt chrooted into a real Debian root: what an
+// install brings, the install, and the removal of the package with exactly
+// the dependencies it brought, leaving the installed set as it was.
+func TestAptDebianRoot(t *testing.T) {
+	root := debroot.New(t)
+	a := NewApt(root)
+	ctx := context.Background()
+	before := debroot.Installed(t, root)
+
+	brings, err := a.Brings(ctx, "jq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(brings), "[libonig5 libjq1 jq]"; got != want {
+		t.Errorf("Brings(jq) = %s, want %s", got, want)
+	}
+	if err := a.Install(ctx, "jq"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		auto bool
+	}{{"jq", false}, {"libjq1", true}, {"libonig5", true}} {
+		installed, _, auto, err := a.Status(ctx, tc.name)
+		if err != nil || !installed || auto != tc.auto {
+			t.Errorf("%s: installed %v auto %v (%v), want installed, auto %v", tc.name, installed, auto, err, tc.auto)
+		}
+	}
+	// Removing a package that others depend on is refused.
+	err = a.Remove(ctx, []string{"libjq1"}, nil)
+	if want := "libjq1: apt-get remove would also remove jq, which depend on it: refusing"; err == nil || err.Error() != want {
+		t.Errorf("removing libjq1: %v, want %q", err, want)
+	}
+	// A package not in deps stays, even unneeded and auto.
+	if err := a.Remove(ctx, []string{"jq"}, []string{"libjq1"}); err != nil {
+		t.Fatal(err)
+	}
+	if installed, _, _, _ := a.Status(ctx, "libonig5"); !installed {
+		t.Error("libonig5, not in deps, was removed")
+	}
+	if err := a.Remove(ctx, nil, []string{"libonig5", "dpkg"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := debroot.Installed(t, root); !slices.Equal(got, before) {
+		t.Errorf("installed after the removal:\n%v\nwant as before:\n%v", got, before)
+	}
+}
+
+// TestAptRepair leaves dpkg half way, as an interrupted or failed dpkg run
+// does, and checks that Audit names what is wrong, Repair finishes it
+// (dpkg --configure -a), Remove takes a package in any state, and Repair
+// waits for the dpkg lock, with a bound, naming its holder.
+func TestAptRepair(t *testing.T) {
+	root := debroot.New(t)
+	debroot.OnlyLocalRepo(t, root,
+		// Its postinst fails the first time only.
+		debroot.Deb{Name: "cairn-t-flaky", Version: "1.0", Postinst: "#!/bin/sh\nset -e\nif [ \"$1\" = configure ] && [ ! -e /var/lib/cairn-t-flaky.once ]; then touch /var/lib/cairn-t-flaky.once; exit 1; fi\n"},
+		// Its postinst always fails.
+		debroot.Deb{Name: "cairn-t-broken", Version: "1.0", Postinst: "#!/bin/sh\nexit 1\n"},
+	)
+	a := NewApt(root)
+	a.RepairWait = 500 * time.Millisecond
+	ctx := context.Background()
+	before := debroot.Installed(t, root)
+
+	if err := a.Install(ctx, "cairn-t-flaky"); err == nil {
+		t.Fatal("the install succeeded, yet the postinst failed")
+	}
+	broken, err := a.Audit(ctx)
+	if err != nil || fmt.Sprint(broken) != "[cairn-t-flaky (half-configured)]" {
+		t.Fatalf("Audit = %q (%v), want cairn-t-flaky (half-configured)", broken, err)
+	}
+	if broken, err := a.Repair(ctx); err != nil || len(broken) > 0 {
+		t.Fatalf("Repair = %q, %v; want a clean database", broken, err)
+	}
+	if installed, _, _, _ := a.Status(ctx, "cairn-t-flaky"); !installed {
+		t.Error("cairn-t-flaky is not installed after dpkg --configure -a")
+	}
+
+	if err := a.Install(ctx, "cairn-t-broken"); err == nil {
+		t.Fatal("the install succeeded, yet the postinst failed")
+	}
+	broken, err = a.Repair(ctx)
+	if err != nil || len(broken) != 2 || broken[0] != "cairn-t-broken (half-configured)" || !strings.HasPrefix(broken[1], "dpkg --configure -a: exit status 1") {
+		t.Errorf("Repair = %q (%v), want cairn-t-broken still half-configured and dpkg's error", broken, err)
+	}
+	if err := a.Remove(ctx, []string{"cairn-t-broken", "cairn-t-flaky"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if audit := debroot.Audit(t, root); audit != "" {
+		t.Errorf("dpkg --audit after the removal:\n%s", audit)
+	}
+	if got := debroot.Installed(t, root); !slices.Equal(got, before) {
+		t.Errorf("installed after the removal:\n%v\nwant as before:\n%v", got, before)
+	}
+
+	// A dpkg killed before it merged its journal: dpkg --audit says
+	// nothing, apt refuses to run, Repair merges it.
+	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/updates/0007"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if broken, err := a.Audit(ctx); err != nil || fmt.Sprint(broken) != "[dpkg was interrupted (/var/lib/dpkg/updates holds journal entries it did not merge)]" {
+		t.Errorf("Audit with a journal entry = %q (%v)", broken, err)
+	}
+	if broken, err := a.Repair(ctx); err != nil || len(broken) > 0 {
+		t.Errorf("Repair with a journal entry = %q, %v; want a clean database", broken, err)
+	}
+
+	// A held lock: Repair gives up after RepairWait, naming the holder.
+	f, err := os.OpenFile(filepath.Join(root, frontendLock), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = a.Repair(ctx)
+	want := fmt.Sprintf("the dpkg lock /var/lib/dpkg/lock-frontend is held by process %d (", os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "gave up after waiting 500ms") {
+		t.Errorf("Repair with the lock held: %v, want %q...", err, want)
+	}
+	if took := time.Since(start); took < a.RepairWait || took > 5*time.Second {
+		t.Errorf("Repair gave up after %v, want about %v", took, a.RepairWait)
 	}
 }

@@ -1,16 +1,15 @@
 package steps_test
 
-// APT-INSTALL through the real applier and real apt on this host (as root):
-// packages installed (one apt-get call for consecutive steps) and removed
-// by the inverse, dpkg-query confirming each state; a package that was
-// there before left untouched; the failure paths (a package that does not
-// exist, a held dpkg lock, a --root with no Debian system) each a clear
-// error with the plan undone.
+// APT-INSTALL through the real applier and real apt, chrooted into a Debian
+// root of the test's own (internal/debroot): packages installed (one
+// apt-get call for consecutive steps) and removed by the inverse,
+// dpkg-query confirming each state; a package that was there before left
+// untouched; the failure paths (a package that does not exist, a held dpkg
+// lock, a --root with no Debian system) each a clear error with the plan
+// undone. The tests never touch this host's own dpkg.
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,68 +21,17 @@ import (
 	"time"
 
 	"github.com/cairn-cm/cairn/debian"
+	"github.com/cairn-cm/cairn/internal/debroot"
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/steps"
 )
 
-// aptPkgs are the small real packages the tests install: no dependencies
-// beyond what a Debian base system has.
-var aptPkgs = []string{"hello", "sl"}
-
-// aptNeed skips unless root with apt, and makes sure the package lists know
-// the test packages (apt-get update if they do not; a skip without network).
-// It removes, when the test ends, every test package that was not
-// installed when it began.
-func aptNeed(t *testing.T) {
+// aptState is dpkg-query's word on a package beneath root: its version if
+// installed, "" if not.
+func aptState(t testing.TB, root, name string) string {
 	t.Helper()
-	aptNeedRoot(t)
-	if !aptKnown(aptPkgs) {
-		if out, err := exec.Command("apt-get", "update", "-q").CombinedOutput(); err != nil || !aptKnown(aptPkgs) {
-			t.Skipf("the package lists do not know %v and apt-get update cannot fetch them (no network?): %v\n%s", aptPkgs, err, out)
-		}
-	}
-	var before []string
-	for _, p := range aptPkgs {
-		if aptState(t, p) == "" {
-			before = append(before, p)
-		}
-	}
-	t.Cleanup(func() {
-		for _, p := range before {
-			if aptState(t, p) != "" {
-				if out, err := exec.Command("apt-get", "remove", "-y", "-q", p).CombinedOutput(); err != nil {
-					t.Errorf("cleanup: apt-get remove %s: %v\n%s", p, err, out)
-				}
-			}
-		}
-	})
-}
-
-// aptNeedRoot skips unless root with apt and dpkg.
-func aptNeedRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("APT-INSTALL tests need root (they install packages on this host)")
-	}
-	for _, tool := range []string{"apt-get", "dpkg-deb", "dpkg-query"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("APT-INSTALL tests need %s", tool)
-		}
-	}
-}
-
-// aptKnown reports whether apt has a candidate for every package.
-func aptKnown(pkgs []string) bool {
-	out, err := exec.Command("apt-cache", append([]string{"policy"}, pkgs...)...).Output()
-	return err == nil && strings.Count(string(out), "Candidate:") == len(pkgs) && !strings.Contains(string(out), "Candidate: (none)")
-}
-
-// aptState is dpkg-query's word on a package: its version if installed,
-// "" if not.
-func aptState(t testing.TB, name string) string {
-	t.Helper()
-	out, _ := exec.Command("dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", name).Output()
+	out, _ := exec.Command("chroot", root, "dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", name).Output()
 	st, ver, _ := strings.Cut(string(out), " ")
 	if st != "installed" {
 		return ""
@@ -91,14 +39,11 @@ func aptState(t testing.TB, name string) string {
 	return ver
 }
 
-// aptInstallDirect installs packages with apt-get, as an administrator
-// would, outside cairn.
-func aptInstallDirect(t *testing.T, pkgs ...string) {
+// aptInstallDirect installs packages beneath root with apt-get, as an
+// administrator would, outside cairn.
+func aptInstallDirect(t *testing.T, root string, pkgs ...string) {
 	t.Helper()
-	out, err := exec.Command("apt-get", append([]string{"install", "-y", "-q"}, pkgs...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("apt-get install %v: %v\n%s", pkgs, err, out)
-	}
+	debroot.Chroot(t, root, append([]string{"apt-get", "install", "-y", "-q"}, pkgs...)...)
 }
 
 // aptHost is the host the applier moves: a root and a state directory.
@@ -161,12 +106,12 @@ func (h *aptHost) open(t *testing.T) *steps.Applier {
 	return a
 }
 
-// aptWant checks each package's dpkg state ("" not installed, "*" any
-// version, else that version).
-func aptWant(t *testing.T, when string, want map[string]string) {
+// aptWant checks each package's dpkg state beneath root ("" not
+// installed, "*" any version, else that version).
+func aptWant(t *testing.T, root, when string, want map[string]string) {
 	t.Helper()
 	for p, w := range want {
-		got := aptState(t, p)
+		got := aptState(t, root, p)
 		if w == "*" && got != "" || w == got {
 			continue
 		}
@@ -174,13 +119,9 @@ func aptWant(t *testing.T, when string, want map[string]string) {
 	}
 }
 
-func aptCandidate(t *testing.T, name string) string {
+func aptCandidate(t *testing.T, root, name string) string {
 	t.Helper()
-	out, err := exec.Command("apt-cache", "policy", name).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for l := range strings.SplitSeq(string(out), "\n") {
+	for l := range strings.SplitSeq(debroot.Chroot(t, root, "apt-cache", "policy", name), "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "Candidate: "); ok {
 			return v
 		}
@@ -192,18 +133,18 @@ func aptCandidate(t *testing.T, name string) string {
 // TestAptInstallApply installs packages forward (batched), checks drift,
 // and removes them with the inverse.
 func TestAptInstallApply(t *testing.T) {
-	aptNeed(t)
-	hello := aptCandidate(t, "hello")
+	root := debroot.New(t)
+	jq := aptCandidate(t, root, "jq")
 	for _, tc := range []struct {
 		name     string
 		lines    []string
 		installs string // the Install calls of the forward move
 	}{
-		{"a batch of two, one pinned", []string{"APT-INSTALL hello version=" + hello, "APT-INSTALL sl"}, "[[hello=" + hello + " sl]]"},
+		{"a batch of two, one pinned", []string{"APT-INSTALL jq version=" + jq, "APT-INSTALL bfs"}, "[[jq=" + jq + " bfs]]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			aptWant(t, "before", map[string]string{"hello": "", "sl": ""})
-			h := newAptHost(t, "/")
+			aptWant(t, root, "before", map[string]string{"jq": "", "bfs": ""})
+			h := newAptHost(t, root)
 			res, err := h.apply(t, slices.Clone(tc.lines)...)
 			if err != nil {
 				t.Fatalf("apply: %v", err)
@@ -218,15 +159,13 @@ func TestAptInstallApply(t *testing.T) {
 			for _, l := range tc.lines {
 				want[strings.Fields(l)[1]] = "*"
 			}
-			aptWant(t, "after forward", want)
-			if _, _, auto, _ := h.apt.Status(context.Background(), "hello"); auto {
-				t.Error("hello is marked automatically installed after APT-INSTALL")
+			aptWant(t, root, "after forward", want)
+			if _, _, auto, _ := h.apt.Status(context.Background(), "jq"); auto {
+				t.Error("jq is marked automatically installed after APT-INSTALL")
 			}
 
 			// Drift: a package removed behind cairn's back.
-			if out, err := exec.Command("apt-get", "remove", "-y", "-q", "hello").CombinedOutput(); err != nil {
-				t.Fatalf("%v\n%s", err, out)
-			}
+			debroot.Chroot(t, root, "apt-get", "remove", "-y", "-q", "jq")
 			a := h.open(t)
 			drifted, err := a.Drift(context.Background())
 			a.Close()
@@ -234,19 +173,19 @@ func TestAptInstallApply(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(drifted) != 1 || drifted[0].Diff != "not installed" {
-				t.Errorf("drift = %+v, want hello not installed", drifted)
+				t.Errorf("drift = %+v, want jq not installed", drifted)
 			}
 			if res, err := h.move(t, true, slices.Clone(tc.lines)...); err != nil || len(res.Repaired) != 1 {
 				t.Fatalf("repair: %v (%+v)", err, res)
 			}
-			aptWant(t, "after repair", want)
+			aptWant(t, root, "after repair", want)
 			if _, err := h.apply(t); err != nil {
 				t.Fatalf("apply the empty journal: %v", err)
 			}
 			for p := range want {
 				want[p] = ""
 			}
-			aptWant(t, "after the inverse", want)
+			aptWant(t, root, "after the inverse", want)
 		})
 	}
 }
@@ -255,24 +194,24 @@ func TestAptInstallApply(t *testing.T) {
 // of a package that was there before cairn leaves it, and its manual or
 // automatic mark, as it was.
 func TestAptInstallLeavesPreinstalled(t *testing.T) {
-	aptNeedRoot(t)
-	aptLocalRepo(t)
-	aptInstallDirect(t, aptB)
+	root := debroot.New(t)
+	aptLocalRepo(t, root)
+	aptInstallDirect(t, root, aptB)
 	ctx := context.Background()
-	h := newAptHost(t, "/")
+	h := newAptHost(t, root)
 	for _, auto := range []bool{false, true} {
 		if err := h.apt.SetAuto(ctx, aptB, auto); err != nil {
 			t.Fatal(err)
 		}
-		ver := aptState(t, aptB)
+		ver := aptState(t, root, aptB)
 		if _, err := h.apply(t, "APT-INSTALL "+aptB, "APT-INSTALL "+aptA); err != nil {
 			t.Fatalf("apply: %v", err)
 		}
-		aptWant(t, "after forward", map[string]string{aptB: ver, aptA: "*"})
+		aptWant(t, root, "after forward", map[string]string{aptB: ver, aptA: "*"})
 		if _, err := h.apply(t); err != nil {
 			t.Fatalf("apply the empty journal: %v", err)
 		}
-		aptWant(t, "after the inverse", map[string]string{aptB: ver, aptA: ""})
+		aptWant(t, root, "after the inverse", map[string]string{aptB: ver, aptA: ""})
 		if _, _, gotAuto, err := h.apt.Status(ctx, aptB); err != nil || gotAuto != auto {
 			t.Errorf("%s marked auto=%v after the inverse (%v), want %v", aptB, gotAuto, err, auto)
 		}
@@ -282,8 +221,8 @@ func TestAptInstallLeavesPreinstalled(t *testing.T) {
 // TestAptInstallFailures breaks a move with an APT-INSTALL that cannot
 // succeed: a clear error naming the step, everything undone.
 func TestAptInstallFailures(t *testing.T) {
-	aptNeedRoot(t)
-	aptLocalRepo(t)
+	root := debroot.New(t)
+	aptLocalRepo(t, root)
 	nope := fmt.Sprintf("cairn-t-nope-%d", os.Getpid())
 	for _, tc := range []struct {
 		name  string
@@ -297,19 +236,17 @@ func TestAptInstallFailures(t *testing.T) {
 		{"a held dpkg lock", []string{"APT-INSTALL " + aptB, "APT-INSTALL " + aptA}, true, 1, fmt.Sprintf("dpkg lock /var/lib/dpkg/lock-frontend is held by process %d", os.Getpid())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			lines := append([]string{"MKDIR " + dir + "/made"}, tc.lines...)
-			h := newAptHost(t, "/")
+			lines := append([]string{"MKDIR /srv/made"}, tc.lines...)
+			h := newAptHost(t, root)
 			if tc.hold {
-				f, err := os.OpenFile("/var/lib/dpkg/lock-frontend", os.O_RDWR|os.O_CREATE, 0o640)
+				f, err := os.OpenFile(filepath.Join(root, "var/lib/dpkg/lock-frontend"), os.O_RDWR|os.O_CREATE, 0o640)
 				if err != nil {
 					t.Fatal(err)
 				}
 				// apt locks with fcntl(2), which a flock(1) does not block.
 				lk := syscall.Flock_t{Type: syscall.F_WRLCK}
 				if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
-					f.Close()
-					t.Skipf("the dpkg lock is busy already: %v", err)
+					t.Fatal(err)
 				}
 				defer f.Close()
 			}
@@ -318,7 +255,9 @@ func TestAptInstallFailures(t *testing.T) {
 			if err == nil {
 				t.Fatal("apply succeeded")
 			}
-			if tc.hold && time.Since(start) > 20*time.Second {
+			// The move, its images and its undo take a few seconds, more on
+			// a busy machine; the wait for the lock itself is 1 s.
+			if tc.hold && time.Since(start) > 60*time.Second {
 				t.Errorf("the wait for the lock took %v", time.Since(start))
 			}
 			if steps.ExitCode(err) != steps.ExitFailed {
@@ -329,8 +268,8 @@ func TestAptInstallFailures(t *testing.T) {
 			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, fmt.Sprintf("site.cairn:%d:1", tc.bad+1)) {
 				t.Errorf("error %q does not blame line %d with %q", msg, tc.bad+1, tc.want)
 			}
-			aptWant(t, "after the failed move", map[string]string{aptA: "", aptB: ""})
-			if _, err := os.Lstat(dir + "/made"); err == nil {
+			aptWant(t, root, "after the failed move", map[string]string{aptA: "", aptB: ""})
+			if _, err := os.Lstat(filepath.Join(root, "srv/made")); err == nil {
 				t.Error("the MKDIR was not undone")
 			}
 		})
@@ -366,73 +305,23 @@ const (
 	aptB = "cairn-t-b"
 )
 
-// aptLocalRepo builds a flat apt repository of packages of the tests' own
-// (aptA, aptB) and points apt at it alone (through APT_CONFIG, which the
-// driver's apt-get inherits: the host's sources and lists stay as they
-// are). They install in a moment and depend on nothing. It purges them when
-// the test ends.
-func aptLocalRepo(t *testing.T) {
+// aptLocalRepo makes a repository of packages of the tests' own (aptA,
+// aptB) the only one apt knows in the Debian root: they install in a
+// moment and depend on nothing.
+func aptLocalRepo(t *testing.T, root string) {
 	t.Helper()
-	repo := t.TempDir()
-	var packages strings.Builder
-	for _, nv := range [][2]string{{aptA, "1.0"}, {aptA, "2.0"}, {aptB, "1.0"}} {
-		name, v := nv[0], nv[1]
-		tree := filepath.Join(t.TempDir(), "tree")
-		for file, content := range map[string]string{
-			"DEBIAN/control":                 fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: cairn tests <cairn@example.invalid>\nDescription: a package of cairn's tests\n", name, v),
-			"usr/share/" + name + "/version": v + "\n",
-		} {
-			if err := os.MkdirAll(filepath.Dir(filepath.Join(tree, file)), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(tree, file), []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		deb := fmt.Sprintf("%s_%s_all.deb", name, v)
-		if out, err := exec.Command("dpkg-deb", "--root-owner-group", "--build", tree, filepath.Join(repo, deb)).CombinedOutput(); err != nil {
-			t.Fatalf("dpkg-deb: %v\n%s", err, out)
-		}
-		data, err := os.ReadFile(filepath.Join(repo, deb))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(data)
-		fmt.Fprintf(&packages, "Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: cairn tests <cairn@example.invalid>\nFilename: ./%s\nSize: %d\nSHA256: %s\nDescription: a package of cairn's tests\n\n", name, v, deb, len(data), hex.EncodeToString(sum[:]))
-	}
-	for _, d := range []string{"parts", "lists/partial", "cache/archives/partial"} {
-		if err := os.MkdirAll(filepath.Join(repo, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	files := map[string]string{
-		"Packages":     packages.String(),
-		"sources.list": "deb [trusted=yes] file:" + repo + " ./\n",
-		"apt.conf": fmt.Sprintf("Dir::Etc::SourceList %q;\nDir::Etc::SourceParts %q;\nDir::State::Lists %q;\nDir::Cache %q;\n",
-			repo+"/sources.list", repo+"/parts", repo+"/lists", repo+"/cache"),
-	}
-	for f, content := range files {
-		if err := os.WriteFile(filepath.Join(repo, f), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("APT_CONFIG", filepath.Join(repo, "apt.conf"))
-	if out, err := exec.Command("apt-get", "update", "-q").CombinedOutput(); err != nil {
-		t.Fatalf("apt-get update of the local repository: %v\n%s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("dpkg", "--purge", aptA, aptB).CombinedOutput(); err != nil {
-			t.Errorf("cleanup: dpkg --purge: %v\n%s", err, out)
-		}
-	})
+	debroot.OnlyLocalRepo(t, root,
+		debroot.Deb{Name: aptA, Version: "1.0"},
+		debroot.Deb{Name: aptA, Version: "2.0"},
+		debroot.Deb{Name: aptB, Version: "1.0"})
 }
 
 // TestAptInstallVersions pins versions of a package of a local repository:
 // the inverse installs the former version again (a downgrade) when cairn
 // changed it, and removes the package when cairn installed it.
 func TestAptInstallVersions(t *testing.T) {
-	aptNeedRoot(t)
-	aptLocalRepo(t)
+	root := debroot.New(t)
+	aptLocalRepo(t, root)
 	pkg := aptA
 	for _, tc := range []struct {
 		name   string
@@ -445,23 +334,21 @@ func TestAptInstallVersions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.before != "" {
-				aptInstallDirect(t, pkg+"="+tc.before)
+				aptInstallDirect(t, root, pkg+"="+tc.before)
 			}
-			aptWant(t, "before", map[string]string{pkg: tc.before})
-			h := newAptHost(t, "/")
+			aptWant(t, root, "before", map[string]string{pkg: tc.before})
+			h := newAptHost(t, root)
 			for _, v := range tc.moves {
 				if _, err := h.apply(t, "APT-INSTALL "+pkg+" version="+v); err != nil {
 					t.Fatalf("apply version %s: %v", v, err)
 				}
-				aptWant(t, "after forward", map[string]string{pkg: v})
+				aptWant(t, root, "after forward", map[string]string{pkg: v})
 			}
 			if _, err := h.apply(t); err != nil {
 				t.Fatalf("apply the empty journal: %v", err)
 			}
-			aptWant(t, "after the inverse", map[string]string{pkg: tc.before})
-			if out, err := exec.Command("dpkg", "--purge", pkg).CombinedOutput(); err != nil {
-				t.Fatalf("dpkg --purge: %v\n%s", err, out)
-			}
+			aptWant(t, root, "after the inverse", map[string]string{pkg: tc.before})
+			debroot.Chroot(t, root, "dpkg", "--purge", pkg)
 		})
 	}
 }

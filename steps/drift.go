@@ -59,15 +59,39 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 		s := &steps[idx[k]]
 		diffs[k], errs[k] = LookupKind(s.Op).(Checker).Check(ctx, a.env, s)
 	})
+	// The package database as a whole: a dpkg left half way breaks every
+	// package, reported on the first package step (packages.go).
+	checked := make([]*journal.Step, len(idx))
+	for k, i := range idx {
+		checked[k] = &steps[i]
+	}
+	pkgStep, pkgDiff, pkgErr := packagesDrift(ctx, a.env, checked)
 	var out []Drifted
 	for k, i := range idx {
 		s := &steps[i]
-		switch {
-		case errs[k] != nil:
-			out = append(out, Drifted{Step: s, Diff: fmt.Sprintf("cannot check: %v", errs[k])})
-		case diffs[k] != "":
-			out = append(out, Drifted{Step: s, Diff: diffs[k]})
+		diff := diffs[k]
+		if errs[k] != nil {
+			diff = fmt.Sprintf("cannot check: %v", errs[k])
+		}
+		if s == pkgStep {
+			switch {
+			case pkgErr != nil:
+				diff = joinDiff(diff, fmt.Sprintf("cannot check the dpkg database: %v", pkgErr))
+			case pkgDiff != "":
+				diff = joinDiff(diff, pkgDiff)
+			}
+		}
+		if diff != "" {
+			out = append(out, Drifted{Step: s, Diff: diff})
 		}
 	}
 	return out, ctx.Err()
+}
+
+// joinDiff joins two findings on one step.
+func joinDiff(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }

@@ -3,26 +3,47 @@ package steps
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cairn-cm/cairn/journal"
 )
 
 // Packages is what steps need of the package manager (debian implements
 // it). A package spec is "NAME" for any version or "NAME=VERSION".
+//
+// The methods that change the system run the package manager so that it
+// does not depend on cairn staying alive (debian.Apt says how): if cairn
+// dies, it runs to its end, and Repair, in the next cairn's recovery, waits
+// for it.
 type Packages interface {
 	// Status returns whether a package is installed, its version, and
 	// whether it is marked automatically installed. A package the package
-	// manager does not know is not installed (no error).
+	// manager does not know, or holds only half installed or configured, is
+	// not installed (no error).
 	Status(ctx context.Context, name string) (installed bool, version string, auto bool, err error)
+	// Brings returns the packages that an Install of specs would add: those
+	// not installed now, dependencies included.
+	Brings(ctx context.Context, specs ...string) ([]string, error)
 	// Install installs the packages of specs in one call, non-interactively;
 	// a pinned version may be below the installed one (a downgrade).
 	Install(ctx context.Context, specs ...string) error
-	// Remove removes an installed package (keeping its conffiles).
-	Remove(ctx context.Context, name string) error
+	// Remove removes the packages of names that are there in any state,
+	// installed or left half way (keeping their conffiles), and those of
+	// deps that are then no longer needed (marked automatically installed,
+	// and required by no package that stays); nothing else, ever: it
+	// refuses rather than remove another package.
+	Remove(ctx context.Context, names, deps []string) error
 	// SetAuto marks an installed package automatically installed or not.
 	SetAuto(ctx context.Context, name string, auto bool) error
+	// Audit returns what is wrong with the package database (dpkg --audit),
+	// one finding per package; none when it is clean.
+	Audit(ctx context.Context) ([]string, error)
+	// Repair waits, with a bound, until no package manager runs, then
+	// finishes what an interrupted one left (dpkg --configure -a) and
+	// returns what Audit still finds. An error is a package manager still
+	// running after the wait, or a command that could not run.
+	Repair(ctx context.Context) ([]string, error)
 	// Usable returns why packages cannot be managed beneath this root (no
 	// Debian system there), or nil; the applier asks before anything
 	// changes.
@@ -30,29 +51,38 @@ type Packages interface {
 }
 
 // packageRecord is the Data of a package image: the version installed and
-// whether it was marked automatically installed. A package that was not
-// installed has an Absent image and no record.
+// whether it was marked automatically installed, and the packages that the
+// op the image was taken for brings (Packages.Brings). A package that was
+// not installed has an Absent image, with a record only to say what it
+// brings.
 type packageRecord struct {
-	Version string `json:"version"`
-	Auto    bool   `json:"auto,omitempty"`
+	Version string   `json:"version,omitempty"`
+	Auto    bool     `json:"auto,omitempty"`
+	Brought []string `json:"brought,omitempty"`
 }
 
 // packageFamily captures and restores packages, the package family's
 // images.
 //
 // Capture records absent (not installed, or only its conffiles left) or the
-// installed version and its automatically-installed mark.
+// installed version and its automatically-installed mark; and, when the
+// step's forward op will run apt (the package is absent, or at another
+// version than the one pinned), the packages that op brings: the package
+// and the dependencies apt adds for it, which were not installed before.
 //
 // Restore brings a package back to its image, touching it only where it
-// differs: a package that was absent and is installed now is removed (apt-get
-// remove, not purge: conffiles stay, since they may hold an administrator's
-// edits or files that path steps manage, and dpkg then counts the package
-// as not installed); one at another version now is installed at the former
+// differs: a package that was absent and is there now (installed, or left
+// half way by a failed or interrupted dpkg) is removed (apt-get remove, not
+// purge: conffiles stay, since they may hold an administrator's edits or
+// files that path steps manage, and dpkg then counts the package as not
+// installed); one at another version now is installed at the former
 // version again (a downgrade if need be); and the automatically-installed
 // mark is set back, since installing a package marks it manual. A package
-// that was there before at the same version is left untouched. Dependencies
-// that an install pulled in stay, marked automatically installed, for
-// `apt-get autoremove` to clear: removing them could remove what others use.
+// that was there before at the same version is left untouched. Then the
+// packages the op brought go too, those that nothing needs any more and
+// that are still marked automatically installed (Packages.Remove): never
+// one that was installed before, one marked manual since, or one that a
+// package that stays requires.
 type packageFamily struct{}
 
 var _ Imager = packageFamily{}
@@ -76,14 +106,22 @@ func (packageFamily) Capture(ctx context.Context, env *Env, s *journal.Step) (Im
 	if err != nil {
 		return Image{}, err
 	}
+	rec := packageRecord{Version: version, Auto: auto}
+	spec, want, pinned := aptWant(s)
+	if !installed || (pinned && version != want) {
+		if rec.Brought, err = p.Brings(ctx, spec); err != nil {
+			return Image{}, err
+		}
+	}
+	img := Image{Absent: !installed}
+	if !installed && len(rec.Brought) == 0 {
+		return img, nil
+	}
 	if !installed {
-		return Image{Absent: true}, nil
+		rec = packageRecord{Brought: rec.Brought}
 	}
-	data, err := json.Marshal(packageRecord{Version: version, Auto: auto})
-	if err != nil {
-		return Image{}, err
-	}
-	return Image{Data: data}, nil
+	img.Data, err = json.Marshal(rec)
+	return img, err
 }
 
 func (packageFamily) Restore(ctx context.Context, env *Env, s *journal.Step, img Image) error {
@@ -93,19 +131,21 @@ func (packageFamily) Restore(ctx context.Context, env *Env, s *journal.Step, img
 		return err
 	}
 	name := s.Object()
+	var rec packageRecord
+	if len(img.Data) > 0 {
+		if err := json.Unmarshal(img.Data, &rec); err != nil {
+			return fmt.Errorf("%s: the package image: %w", name, err)
+		}
+	}
+	if img.Absent {
+		return p.Remove(ctx, []string{name}, rec.Brought)
+	}
+	if rec.Version == "" {
+		return fmt.Errorf("%s: the package image records no version", name)
+	}
 	installed, version, auto, err := p.Status(ctx, name)
 	if err != nil {
 		return err
-	}
-	if img.Absent {
-		if installed {
-			return p.Remove(ctx, name)
-		}
-		return nil
-	}
-	var rec packageRecord
-	if err := json.Unmarshal(img.Data, &rec); err != nil || rec.Version == "" {
-		return errors.Join(fmt.Errorf("%s: the package image records no version", name), err)
 	}
 	if !installed || version != rec.Version {
 		if err := p.Install(ctx, name+"="+rec.Version); err != nil {
@@ -114,7 +154,74 @@ func (packageFamily) Restore(ctx context.Context, env *Env, s *journal.Step, img
 		auto = false // installing marks it manual
 	}
 	if auto != rec.Auto {
-		return p.SetAuto(ctx, name, rec.Auto)
+		if err := p.SetAuto(ctx, name, rec.Auto); err != nil {
+			return err
+		}
+	}
+	if len(rec.Brought) > 0 {
+		return p.Remove(ctx, nil, rec.Brought)
 	}
 	return nil
+}
+
+// recoverPackages readies the recovery of a move that a dead process left,
+// if any of its ops (steps) is a package op: the package manager that
+// process started runs on to its end without it, so Repair waits for it
+// and finishes what it left half done (dpkg --configure -a) before anything
+// is undone. It returns the check to make once the undo is done: the
+// package database must be clean then (the undo removes what the move was
+// installing, even half installed), else the recovery fails with what
+// dpkg --audit lists (exit 3, the intent log kept for the next run).
+func recoverPackages(ctx context.Context, env *Env, steps []*journal.Step) (afterUndo func() error, err error) {
+	afterUndo = func() error { return nil }
+	var first *journal.Step
+	for _, s := range steps {
+		if s.Signature().Family == journal.FamilyPackage {
+			first = s
+			break
+		}
+	}
+	if first == nil {
+		return afterUndo, nil
+	}
+	p, err := packages(env, first)
+	if err != nil {
+		return nil, err
+	}
+	env.logger().Info("recovering package ops: waiting until no package manager runs, then checking the dpkg database", "step", describeStep(first))
+	broken, err := p.Repair(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("packages: %w", err)
+	}
+	if len(broken) == 0 {
+		return afterUndo, nil
+	}
+	env.logger().Warn("the package database is not clean after dpkg --configure -a; undoing the move's package ops, then checking again", "audit", strings.Join(broken, "; "))
+	return func() error {
+		broken, err := p.Repair(ctx)
+		if err != nil {
+			return fmt.Errorf("packages: %w", err)
+		}
+		if len(broken) > 0 {
+			return fmt.Errorf("packages: the dpkg database stays broken after dpkg --configure -a and the undo: dpkg --audit lists %s", strings.Join(broken, "; "))
+		}
+		return nil
+	}, nil
+}
+
+// packagesDrift is the drift of the package database: what dpkg --audit
+// lists, reported on the first package step of the applied journal, "" when
+// it is clean or no step manages a package.
+func packagesDrift(ctx context.Context, env *Env, steps []*journal.Step) (*journal.Step, string, error) {
+	for _, s := range steps {
+		if s.Signature().Family != journal.FamilyPackage || env.Packages == nil {
+			continue
+		}
+		broken, err := env.Packages.Audit(ctx)
+		if err != nil || len(broken) == 0 {
+			return s, "", err
+		}
+		return s, "the dpkg database is not clean: dpkg --audit lists " + strings.Join(broken, "; "), nil
+	}
+	return nil, "", nil
 }

@@ -76,6 +76,16 @@ func (a *Applier) recover(ctx context.Context) error {
 		}
 		ops = append(ops, undoable{s, action, r.Undo})
 	}
+	// A package manager the dead process started runs on without it: wait
+	// for it, and repair dpkg, before undoing (packages.go).
+	opSteps := make([]*journal.Step, len(ops))
+	for i := range ops {
+		opSteps[i] = &ops[i].step
+	}
+	packagesAfterUndo, err := recoverPackages(ctx, a.env, opSteps)
+	if err != nil {
+		return &UndoError{Cause: fmt.Errorf("recovering the move interrupted in %s", a.st.dir), Errs: []error{err}}
+	}
 	undone := len(ops)
 	ctx = context.WithoutCancel(ctx) // an undo is never stopped or killed (Apply)
 	errs := undoReverse(len(ops), func(i int) error {
@@ -87,6 +97,9 @@ func (a *Applier) recover(ctx context.Context) error {
 	})
 	if len(errs) > 0 {
 		return &UndoError{Cause: fmt.Errorf("recovering the move interrupted in %s", a.st.dir), Errs: errs}
+	}
+	if err := packagesAfterUndo(); err != nil {
+		return &UndoError{Cause: fmt.Errorf("recovering the move interrupted in %s", a.st.dir), Errs: []error{err}}
 	}
 	if err := a.syncAll(); err != nil {
 		return &UndoError{Errs: []error{err}}

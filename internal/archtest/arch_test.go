@@ -27,6 +27,7 @@ var allowed = map[string][]string{
 	"internal/cli":        {"*"},
 	"cmd/cairn":           {"internal/cli"},
 	"internal/archtest":   {},
+	"internal/debroot":    {}, // tests only: a Debian root to run apt in
 	"examples":            {}, // tests only: the example configurations compile
 }
 
