@@ -38,7 +38,7 @@ func (s *scope) errorf(pos lexer.Position, format string, args ...any) *syntax.E
 func errorAt(f *syntax.File, pos lexer.Position, format string, args ...any) *syntax.Error {
 	e := &syntax.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
 	if f != nil && pos.Filename == f.Name {
-		e.Line = syntax.LineAt(f.Src, pos.Line)
+		e.Line = f.Line(pos.Line)
 	}
 	return e
 }

@@ -82,6 +82,8 @@ func TestLinksOutOfTheConfiguration(t *testing.T) {
 			map[string]string{"s": "OUT"}, `site.cairn:1:9: include "s": s: symbolic link leads out of the tree`},
 		{"include pattern", map[string]string{"site.cairn": "include \"inc/*.cairn\" {}\n", "inc/a.cairn": "dir \"/a\" {}\n"},
 			map[string]string{"inc/b.cairn": "../../outside/shadow"}, `site.cairn:1:9: include "inc/*.cairn": inc/b.cairn: symbolic link leads out of the tree`},
+		{"include pattern through a directory link", map[string]string{"site.cairn": "include \"mods/*/*\" {}\n", "mods/ok/a.cairn": "dir \"/a\" {}\n"},
+			map[string]string{"mods/evil": "OUTDIR"}, `site.cairn:1:9: include "mods/*/*": mods/evil: symbolic link leads out of the tree`},
 		{"top-level file", map[string]string{"site.cairn": "dir \"/a\" {}\n"},
 			map[string]string{"evil.cairn": "OUT"}, `evil.cairn:1:1: cannot read: symbolic link leads out of the tree`},
 		{"template", map[string]string{"site.cairn": "file \"/srv/copy\" {\n  template = \"t\"\n}\n"},

@@ -167,7 +167,15 @@ func (c *compiler) include(u *unit, s *scope, b *block, stack []string) {
 		c.errs = append(c.errs, s.errorf(b.item.Labels[0].Pos, "include: %v", err))
 		return
 	}
-	matches, err := fs.Glob(c.fsys, p)
+	gfs := &globFS{fsys: c.fsys}
+	matches, err := fs.Glob(gfs, p)
+	if err == nil && gfs.err != nil {
+		// A directory on the pattern's way is a link out of the
+		// configuration (or a loop): refused, never passed over, or the
+		// files the pattern matched through it would drop out of the
+		// journal without a word.
+		err = gfs.err
+	}
 	if err != nil {
 		c.errs = append(c.errs, s.errorf(b.item.Labels[0].Pos, "include %q: %v", pattern, err))
 		return
@@ -348,4 +356,24 @@ func (c *compiler) checkGroupVars(root *unit) {
 			c.errs = append(c.errs, errorAt(c.group.file, c.group.varsPos, "host group %q sets vars.%s, but no top-level variable %q is declared%s", c.group.Name, name, name, didYouMean(name, sortedKeys(root.declared))))
 		}
 	}
+}
+
+// globFS is the configuration as fs.Glob reads it, which passes over a
+// directory it cannot list: it keeps the first error that says a directory
+// on the way is a link out of the tree or a loop, as "P: reason".
+type globFS struct {
+	fsys fs.FS
+	err  error
+}
+
+func (g *globFS) Open(name string) (fs.File, error) { return g.fsys.Open(name) }
+
+func (g *globFS) Stat(name string) (fs.FileInfo, error) { return fs.Stat(g.fsys, name) }
+
+func (g *globFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	entries, err := fs.ReadDir(g.fsys, name)
+	if g.err == nil && (errors.Is(err, treefs.ErrLinkEscapes) || errors.Is(err, treefs.ErrLinkLoop)) {
+		g.err = fmt.Errorf("%s: %w", name, unwrapPath(err))
+	}
+	return entries, err
 }

@@ -224,16 +224,42 @@ func setXattrsFD(fd int, path string, want map[string][]byte) error {
 			return &fs.PathError{Op: "removexattr " + name, Path: path, Err: err}
 		}
 	}
+	var unsupported []string
 	for _, name := range sortedNames(want) {
 		if v, ok := have[name]; ok && bytes.Equal(v, want[name]) {
 			continue
 		}
 		if err := unix.Fsetxattr(fd, name, want[name], 0); err != nil {
+			if err == unix.ENOTSUP {
+				// The file system keeps no attribute of this kind (want
+				// was read on another): set the others.
+				unsupported = append(unsupported, name)
+				continue
+			}
 			return &fs.PathError{Op: "setxattr " + name, Path: path, Err: err}
 		}
 	}
+	if len(unsupported) > 0 {
+		return &UnsupportedXattrsError{Path: path, Names: unsupported}
+	}
 	return nil
 }
+
+// UnsupportedXattrsError is the error of SetFileXattrs and SetXattrs when
+// the file system refuses some attributes with ENOTSUP, as one that keeps
+// none of their kind does (a ramfs, a vfat, user.* on an old tmpfs): every
+// other attribute was set. It unwraps to unix.ENOTSUP.
+type UnsupportedXattrsError struct {
+	Path  string
+	Names []string
+}
+
+func (e *UnsupportedXattrsError) Error() string {
+	return e.Path + ": the file system keeps no attribute " + strings.Join(e.Names, ", ")
+}
+
+// Unwrap returns unix.ENOTSUP.
+func (e *UnsupportedXattrsError) Unwrap() error { return unix.ENOTSUP }
 
 func sortedNames(m map[string][]byte) []string {
 	names := make([]string, 0, len(m))

@@ -195,7 +195,6 @@ func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 		Commit:     m.Commit,
 		Steps:      appliedSteps(m.Steps, newLines),
 	}
-	nKept := len(a.st.applied.Kept)
 	ran, err := a.run(ctx, plan, next, m.Steps)
 	res.Ran = ran
 	h := HistoryEntry{Time: start.UTC(), Journal: m.Journal, Commit: m.Commit, Ops: ran, Seconds: time.Since(start).Seconds()}
@@ -210,7 +209,7 @@ func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 	}
 	h.Generation, h.Result = next.Generation, "applied"
 	a.st.record(h)
-	res.Kept = next.Kept[nKept:]
+	res.Kept = keptBy(next.Kept, next.Generation)
 	a.reportKept(res.Kept)
 	return res, nil
 }

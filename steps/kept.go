@@ -16,7 +16,8 @@ const KeptEdited = "edited by hand after cairn wrote it"
 // Kept is content that a move replaced or removed and that the state keeps:
 // a file that a COPY had written and that someone edited by hand since. Its
 // content stays in the blob store (under Sum), and the record in
-// applied.json, for good: no later move drops either.
+// applied.json, for good: no later move drops either, but the same content
+// kept again for the same path replaces its older record (nextKept).
 type Kept struct {
 	Path string `json:"path"`
 	Sum  string `json:"sha256"`
@@ -79,17 +80,32 @@ func (a *Applier) keptBefore(op *journal.Op, undo *Image) *Kept {
 }
 
 // nextKept returns the kept content of the applied journal followed by what
-// the ops of the move that makes next kept.
+// the ops of the move that makes next kept. Content kept again for the same
+// path (the same hand edit replaced move after move, as when a program
+// rewrites a file that a timer repairs) is one record, the newest: the
+// content is in the store once anyway, and the state must not grow by a
+// record a move for it.
 func (a *Applier) nextKept(done []executed, next *Applied) []Kept {
 	out := slices.Clone(a.st.applied.Kept)
 	for _, ex := range done {
 		if ex.kept != nil {
 			k := *ex.kept
 			k.Time, k.Generation = next.Time, next.Generation
+			out = slices.DeleteFunc(out, func(o Kept) bool { return o.Path == k.Path && o.Sum == k.Sum })
 			out = append(out, k)
 		}
 	}
 	return out
+}
+
+// keptBy returns the records of kept that the move of generation gen made:
+// the last ones (nextKept appends them).
+func keptBy(kept []Kept, gen int64) []Kept {
+	i := len(kept)
+	for i > 0 && kept[i-1].Generation == gen {
+		i--
+	}
+	return kept[i:]
 }
 
 // reportKept logs a warning for each piece of content a move kept.

@@ -154,3 +154,30 @@ func TestKeptAccumulates(t *testing.T) {
 		t.Errorf("the newest kept content is %q, want the second edit", data)
 	}
 }
+
+// TestKeptOnceForSameContent: the same hand edit replaced move after move
+// (a program that rewrites a file cairn repairs from a timer) is kept once,
+// with the newest move's record: the state does not grow by a record a
+// move for content it already keeps.
+func TestKeptOnceForSameContent(t *testing.T) {
+	h := newImgHost(t)
+	x := filepath.Join(h.root, "etc/x")
+	cp := "COPY a /etc/x sha256=" + h.source(t, "a", []byte("a\n"))
+	h.mustApply(t, cp)
+	for range 4 {
+		if err := os.WriteFile(x, []byte("rewritten by a daemon\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.apply(t, true, cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(x, []byte("another edit\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.mustApply(t)
+	k := h.open(t).Kept()
+	if len(k) != 2 || k[0].Generation != 5 || k[1].Generation != 6 || k[0].Size != int64(len("rewritten by a daemon\n")) {
+		t.Fatalf("kept %+v, want the daemon's content once (generation 5), then the other edit", k)
+	}
+}

@@ -193,7 +193,7 @@ func restorePath(env *Env, p string, img Image) error {
 			return err
 		}
 		// After the mode: an access ACL sets the group bits.
-		return env.Root.SetXattrs(p, img.Xattrs)
+		return xattrsLeftOut(env, p, env.Root.SetXattrs(p, img.Xattrs))
 	case img.Type == TypeFile:
 		return putFile(env, p, img)
 	case img.Type == TypeSymlink:
@@ -322,7 +322,7 @@ func putFile(env *Env, p string, img Image) error {
 		}
 	}
 	if err == nil {
-		err = setAttrsMtime(tmp, img)
+		err = setAttrsMtime(env, p, tmp, img)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -391,14 +391,14 @@ func fixFile(env *Env, p string, img Image) (done bool, err error) {
 			return false, &fs.PathError{Op: "chmod", Path: p, Err: err}
 		}
 	}
-	return true, setAttrsMtime(f, img)
+	return true, setAttrsMtime(env, p, f, img)
 }
 
-// setAttrsMtime gives the open file f the extended attributes of img
-// (unless it recorded none) and its mtime (unless zero), in that order.
-func setAttrsMtime(f *os.File, img Image) error {
+// setAttrsMtime gives the open file f (at p) the extended attributes of
+// img (unless it recorded none) and its mtime (unless zero), in that order.
+func setAttrsMtime(env *Env, p string, f *os.File, img Image) error {
 	if img.Xattrs != nil {
-		if err := rootfs.SetFileXattrs(f, img.Xattrs); err != nil {
+		if err := xattrsLeftOut(env, p, rootfs.SetFileXattrs(f, img.Xattrs)); err != nil {
 			return err
 		}
 	}
@@ -482,4 +482,18 @@ func describeOwnerMode(st pathState, mode uint32, uid, gid int, withMode bool) s
 		d = append(d, fmt.Sprintf("owner %d:%d, want %d:%d", st.uid, st.gid, uid, gid))
 	}
 	return strings.Join(d, "; ")
+}
+
+// xattrsLeftOut turns err, when it says that the file system at p keeps no
+// attribute of some kinds an image holds (rootfs.UnsupportedXattrsError: the
+// image was taken on another file system, since mounted there), into a
+// warning naming them: no file there can have them, so failing would fail
+// every later try too. Every other attribute was set.
+func xattrsLeftOut(env *Env, p string, err error) error {
+	var ue *rootfs.UnsupportedXattrsError
+	if !errors.As(err, &ue) {
+		return err
+	}
+	env.logger().Warn("extended attributes not restored: the file system keeps none of their kind", "path", p, "attributes", strings.Join(ue.Names, ", "))
+	return nil
 }

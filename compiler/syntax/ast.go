@@ -1,6 +1,10 @@
 package syntax
 
-import "github.com/alecthomas/participle/v2/lexer"
+import (
+	"sync"
+
+	"github.com/alecthomas/participle/v2/lexer"
+)
 
 // File is one parsed configuration file.
 type File struct {
@@ -11,6 +15,35 @@ type File struct {
 	Comments []lexer.Token `parser:""`
 	// Src is the file's text.
 	Src string `parser:""`
+	// lines indexes Src's lines for Line; nil in a File not made by Parse.
+	lines *lineIndex `parser:""`
+}
+
+// lineIndex is where each line of a file starts, found once.
+type lineIndex struct {
+	once   sync.Once
+	starts []int
+}
+
+// Line returns line n (1-based) of the file without its line end, or "".
+// It costs no more for the last line than for the first: errors on every
+// line of a large file each need theirs.
+func (f *File) Line(n int) string {
+	if f.lines == nil {
+		return LineAt(f.Src, n)
+	}
+	f.lines.once.Do(func() {
+		f.lines.starts = append(f.lines.starts, 0)
+		for i := 0; i < len(f.Src); i++ {
+			if f.Src[i] == '\n' {
+				f.lines.starts = append(f.lines.starts, i+1)
+			}
+		}
+	})
+	if n < 1 || n > len(f.lines.starts) {
+		return ""
+	}
+	return lineFrom(f.Src, f.lines.starts[n-1])
 }
 
 // Item is an attribute (NAME = EXPR) or a block (TYPE "LABEL"... { ITEMS }).

@@ -23,12 +23,46 @@ func (e *Error) Error() string {
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
 	if e.Line != "" {
+		line, col := window(e.Line, e.Pos.Column)
 		b.WriteString("\n  ")
-		b.WriteString(e.Line)
+		b.WriteString(line)
 		b.WriteString("\n  ")
-		b.WriteString(Caret(e.Line, e.Pos.Column))
+		b.WriteString(Caret(line, col))
 	}
 	return b.String()
+}
+
+// maxLineShown is how much of a source line an error shows, in bytes.
+const maxLineShown = 160
+
+// window returns the part of line that an error shows, at most
+// maxLineShown bytes around byte column col (1-based), with "…" where it is
+// cut, and col in it. Every error on a long line would otherwise repeat all
+// of it: a 16 MiB configuration on one line with an error a block would
+// print terabytes.
+func window(line string, col int) (string, int) {
+	if len(line) <= maxLineShown {
+		return line, col
+	}
+	at := min(max(col-1, 0), len(line))
+	start := max(at-maxLineShown/2, 0)
+	end := min(start+maxLineShown, len(line))
+	start = max(min(start, end-maxLineShown), 0)
+	for start < len(line) && line[start]&0xC0 == 0x80 { // a whole character
+		start++
+	}
+	for end < len(line) && end > start && line[end]&0xC0 == 0x80 {
+		end--
+	}
+	shown, prefix := line[start:end], ""
+	if start > 0 {
+		prefix = "…"
+		shown = prefix + shown
+	}
+	if end < len(line) {
+		shown += "…"
+	}
+	return shown, at - start + len(prefix) + 1
 }
 
 // PosString formats p as FILE:LINE:COL (the column counts bytes, 1-based).

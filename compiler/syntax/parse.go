@@ -35,7 +35,7 @@ func Parse(name string, src string) (*File, error) {
 	// fresh memory they took were a large part of the parse. A block's
 	// tokens stay small, and their memory is used again for the next.
 	code := &codeLexer{lex: lexState{file: name, src: src, line: 1}}
-	f := &File{Name: name, Src: src}
+	f := &File{Name: name, Src: src, lines: &lineIndex{}}
 	for {
 		peek, err := lexer.Upgrade(code)
 		if err != nil {

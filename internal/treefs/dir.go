@@ -84,7 +84,7 @@ func (d *Dir) open(op, name string, flags int) (int, error) {
 	if !d.userspace.Load() {
 		how := unix.OpenHow{Flags: uint64(flags), Resolve: resolveHow}
 		for range eagainRetries {
-			fd, err := unix.Openat2(d.fd, name, &how)
+			fd, err := openat2(d.fd, name, &how)
 			switch err {
 			case nil:
 				return fd, nil
@@ -109,12 +109,34 @@ func (d *Dir) open(op, name string, flags int) (int, error) {
 	if err != nil {
 		return -1, &fs.PathError{Op: op, Path: name, Err: err}
 	}
-	fd, err := ignoringEINTR(func() (int, error) { return unix.Openat(d.fd, real, flags|unix.O_NOFOLLOW, 0) })
+	afterWalk()
+	var fd int
+	if d.userspace.Load() {
+		fd, err = ignoringEINTR(func() (int, error) { return unix.Openat(d.fd, real, flags|unix.O_NOFOLLOW, 0) })
+	} else {
+		// openat2 is there but kept answering EAGAIN (renames racing with
+		// a ".."): the walk's path holds no ".." and no link, so it opens
+		// with no link followed at all. A directory of it swapped for a
+		// link since the walk is then an error, not a way out, as it would
+		// be with openat(2), which follows links before the last element.
+		how := unix.OpenHow{Flags: uint64(flags | unix.O_NOFOLLOW), Resolve: resolveHow | unix.RESOLVE_NO_SYMLINKS}
+		fd, err = ignoringEINTR(func() (int, error) { return openat2(d.fd, real, &how) })
+		if err == unix.ELOOP && flags&unix.O_NOFOLLOW == 0 {
+			err = ErrLinkEscapes
+		}
+	}
 	if err != nil {
 		return -1, &fs.PathError{Op: op, Path: name, Err: err}
 	}
 	return fd, nil
 }
+
+// openat2 is unix.Openat2; tests make it answer EAGAIN.
+var openat2 = unix.Openat2
+
+// afterWalk runs between the user-space walk and the open; tests change
+// the tree there.
+var afterWalk = func() {}
 
 // walk resolves name in user space, as agent/gitfs does in a tree: one
 // component at a time, a link's target spliced in place of the link, and
