@@ -21,7 +21,7 @@ import (
 
 // writeTree writes files (path -> content) beneath dir; a script (content
 // starting with #!) is made executable.
-func writeTree(t *testing.T, dir string, files map[string]string) {
+func writeTree(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -39,7 +39,7 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 }
 
 // compileDir compiles the configuration in dir for web-01 with fixed facts.
-func compileDir(t *testing.T, dir, blobDir string) (*compiler.Result, error) {
+func compileDir(t testing.TB, dir, blobDir string) (*compiler.Result, error) {
 	t.Helper()
 	return compiler.Compile(context.Background(), os.DirFS(dir), compiler.Options{
 		Host:    "web-01",
