@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cairn-cm/cairn/journal"
@@ -333,8 +332,8 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		return 0, &InputError{Err: err}
 	}
 	defer log.close()
-	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1})
-	b := batch{a: a, log: log, relinked: map[string]bool{}}
+	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1, Boot: bootID()})
+	b := batch{a: a, log: log, relinked: map[string]bool{}, view: newView()}
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
 		if op.Noop {
@@ -351,7 +350,21 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		}
 		ex := executed{step: op.Step, action: op.Action}
 		if hasImage {
-			img, err := im.Capture(ctx, a.env, op.Step)
+			capture := func() (Image, error) {
+				if pathOp {
+					return captureIn(a.env, op.Step, b.view)
+				}
+				return im.Capture(ctx, a.env, op.Step)
+			}
+			img, err := capture()
+			if err == nil && pathOp && img.Place != nil && img.Place.unsettled && len(b.pending) > 0 {
+				// The object's directory lies beyond a link that the
+				// pending ops may give a target: run them, then look again.
+				if err := b.execute(ctx); err != nil {
+					return b.ran, err
+				}
+				img, err = capture()
+			}
 			if err != nil {
 				return b.ran, a.fail(ctx, log, b.done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
 			}
@@ -420,6 +433,7 @@ type batch struct {
 	log      *intentLog
 	pending  []executed
 	relinked map[string]bool // paths an op of the batch turns from or into a link
+	view     *view           // the directories the run of path ops has seen
 	done     []executed      // every op that ran or may have run, in order
 	ran      int
 }
@@ -445,6 +459,17 @@ func (b *batch) execute(ctx context.Context) error {
 	a := b.a
 	pending := b.pending
 	b.pending = b.pending[:0:0]
+	// What the move has seen of the tree holds until a command (which may
+	// change anything) or an op that makes or replaces a link runs.
+	reset := len(b.relinked) > 0
+	for _, ex := range pending {
+		if _, ok := LookupKind(ex.step.Op).(pathKind); !ok {
+			reset = true
+		}
+	}
+	if reset {
+		b.view.reset()
+	}
 	clear(b.relinked)
 	if len(pending) == 0 {
 		return nil
@@ -486,10 +511,19 @@ func (b *batch) execute(ctx context.Context) error {
 		}
 		errs := make([]error, len(group))
 		parallel(len(group), func(i int) {
-			errs[i] = a.runOp(ctx, group[i].step, group[i].action)
+			errs[i] = a.runOp(ctx, group[i].step, group[i].action, group[i].undo)
 		})
 		for i, err := range errs {
 			if err != nil {
+				// An op that refused to act (its directory is not where
+				// its image was taken) touched nothing: no undo for it.
+				kept := b.done[:len(b.done)-len(group)]
+				for j, ex := range group {
+					if !isPlaceError(errs[j]) {
+						kept = append(kept, ex)
+					}
+				}
+				b.done = kept
 				return a.fail(ctx, b.log, b.done, &StepError{Step: group[i].step, Action: group[i].action, Err: err})
 			}
 		}
@@ -540,9 +574,13 @@ func isBatchForward(s *journal.Step, action journal.Action) bool {
 	return ok
 }
 
-// runOp runs one op forward.
-func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action) error {
+// runOp runs one op forward. A path op acts where its undo image was taken
+// (undo.Place), or refuses.
+func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
 	kind := LookupKind(s.Op)
+	if pk, ok := kind.(pathKind); ok && undo != nil && undo.Place != nil {
+		return runPlaced(ctx, a.env, pk, s, action, undo.Place, a.st.applied.Originals[s.Identity()])
+	}
 	if action == journal.Inverse {
 		if im, ok := kind.(Imager); ok {
 			return im.Restore(ctx, a.env, s, a.st.applied.Originals[s.Identity()])
@@ -556,14 +594,14 @@ func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Act
 }
 
 // undoOp undoes one op that ran, or may have run: it restores the undo image,
-// or runs the opposite action of a kind without images.
-func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
+// or runs the opposite action of a kind without images. A path op's undo
+// acts where its image was taken (u: what this undo pass knows), or
+// refuses.
+func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image, u *undoPass) error {
 	kind := LookupKind(s.Op)
 	if im, ok := kind.(Imager); ok && undo != nil {
 		if s.Signature().Family == journal.FamilyPath {
-			if err := a.env.Root.RemoveTemp(s.Object()); err != nil && !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
+			return restorePlaced(a.env, s.Object(), *undo, u)
 		}
 		return im.Restore(ctx, a.env, s, *undo)
 	}
@@ -584,9 +622,10 @@ func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Ac
 // if an undo fails, the log stays for the next run to retry.
 func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cause error) error {
 	undoCtx := context.WithoutCancel(ctx)
+	u := newUndoPass(false)
 	errs := undoReverse(len(done), func(i int) error {
 		ex := done[i]
-		if err := a.undoOp(undoCtx, ex.step, ex.action, ex.undo); err != nil {
+		if err := a.undoOp(undoCtx, ex.step, ex.action, ex.undo, u); err != nil {
 			return fmt.Errorf("%s: undo: %w", describeStep(ex.step), err)
 		}
 		return nil
@@ -650,7 +689,9 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) map[strin
 		}
 		if id := ex.step.Identity(); managed[id] {
 			if _, ok := out[id]; !ok {
-				out[id] = *ex.undo
+				img := *ex.undo
+				img.Place = nil // where the object lived during this move only
+				out[id] = img
 			}
 		}
 	}

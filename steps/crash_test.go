@@ -1103,7 +1103,12 @@ type crashBlocked struct {
 	sc      *crashScenario
 	refOld  crashTree
 	showOld string
-	killed  crashImage // the host as the kill left it
+	killed  crashImage // the host as the kill left it, to make copies of
+	// host is the killed host itself. Recovery must run there: the undo
+	// images in its intent log name directories by device and inode
+	// number, which a copy made with makeHost does not keep, so that
+	// recovery on a copy refuses (exit 3).
+	host crashHost
 	log     string     // where the blocking EXEC writes what ran
 }
 
@@ -1160,7 +1165,7 @@ func crashKillAtExec(t *testing.T) *crashBlocked {
 		t.Fatalf("killed in the middle of the move, yet no intent log: %v", err)
 	}
 	b.killed = h.image(t)
-	os.RemoveAll(filepath.Dir(h.root))
+	b.host = h
 	return b
 }
 
@@ -1189,7 +1194,7 @@ func crashHarmfulRecord(t testing.TB, i int) []byte {
 // command undoes every op recorded, the EXEC included, and the host is OLD.
 func TestCrashKillDuringExec(t *testing.T) {
 	b := crashKillAtExec(t)
-	h := b.killed.makeHost(t, filepath.Join(crashBaseDir(t), "host"))
+	h := b.host
 	show := crashMust(t, 0, h.args("journal", "show")...)
 	if show.stdout != b.showOld {
 		t.Fatalf("journal show after recovery does not print OLD:\n%.2000s", show.stdout)
@@ -1217,7 +1222,6 @@ func TestCrashKillDuringExec(t *testing.T) {
 // TestCrashTornIntentRecord: a torn last record of the intent log, as a
 // power loss leaves it, is ignored; recovery undoes the rest.
 func TestCrashTornIntentRecord(t *testing.T) {
-	b := crashKillAtExec(t)
 	harmful := crashHarmfulRecord(t, 100000)
 	badSum := append([]byte{}, harmful...)
 	badSum[0] ^= 1 // still hex: '0'..'9' and 'a'..'f' flip within hex digits but the sum differs
@@ -1234,7 +1238,8 @@ func TestCrashTornIntentRecord(t *testing.T) {
 		{"zeros", make([]byte, 700)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := b.killed.makeHost(t, filepath.Join(crashBaseDir(t), "host"))
+			b := crashKillAtExec(t)
+			h := b.host
 			f, err := os.OpenFile(filepath.Join(h.state, "intent.log"), os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {
 				t.Fatal(err)

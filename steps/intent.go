@@ -33,6 +33,9 @@ type intentRecord struct {
 	Step   string `json:"step,omitempty"`
 	At     string `json:"at,omitempty"`
 	Undo   *Image `json:"undo,omitempty"`
+	// Boot is the kernel's boot ID in the plan record: recovery compares
+	// device numbers only within the boot that recorded them.
+	Boot string `json:"boot,omitempty"`
 }
 
 type intentLog struct {

@@ -80,9 +80,12 @@ func (a *Applier) recover(ctx context.Context) error {
 		ops = append(ops, undoable{s, action, r.Undo})
 	}
 	undone := len(ops)
+	// Device numbers are compared only if the move ran in this boot.
+	boot := bootID()
+	u := newUndoPass(boot == "" || recs[0].Boot != boot)
 	errs := undoReverse(len(ops), func(i int) error {
 		op := &ops[i]
-		if err := a.undoOp(ctx, &op.step, op.action, op.undo); err != nil {
+		if err := a.undoOp(ctx, &op.step, op.action, op.undo, u); err != nil {
 			return fmt.Errorf("%s: undo: %w", describeStep(&op.step), err)
 		}
 		return nil
