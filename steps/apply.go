@@ -519,7 +519,7 @@ func (b *batch) execute(ctx context.Context) error {
 				// its image was taken) touched nothing: no undo for it.
 				kept := b.done[:len(b.done)-len(group)]
 				for j, ex := range group {
-					if !isPlaceError(errs[j]) {
+					if !touchedNothing(errs[j]) {
 						kept = append(kept, ex)
 					}
 				}
@@ -630,6 +630,7 @@ func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cau
 		}
 		return nil
 	})
+	errs = append(errs, u.finish(a.env)...)
 	if log != nil {
 		log.close()
 	}

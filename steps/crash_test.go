@@ -1109,7 +1109,7 @@ type crashBlocked struct {
 	// number, which a copy made with makeHost does not keep, so that
 	// recovery on a copy refuses (exit 3).
 	host crashHost
-	log     string     // where the blocking EXEC writes what ran
+	log  string // where the blocking EXEC writes what ran
 }
 
 // crashKillAtExec applies OLD of a scenario, starts the move to a NEW with a

@@ -77,7 +77,7 @@ func runPlaced(ctx context.Context, env *Env, k pathKind, s *journal.Step, actio
 	}
 	l, err := openPlace(env, s.Object(), pl, nil, verb)
 	if err != nil {
-		return err
+		return &untouchedError{err}
 	}
 	defer l.close()
 	if action == journal.Inverse {
@@ -99,6 +99,7 @@ func restorePlaced(env *Env, p string, img Image, u *undoPass) error {
 		if err := l.RemoveTemp(); err != nil && !isGone(err) {
 			return err
 		}
+		l.pass, l.place = u, img.Place
 	}
 	if err := restoreAt(env, &l, img); err != nil {
 		return err
@@ -283,6 +284,12 @@ func removeOrLeave(env *Env, l *loc) error {
 	}
 	err = l.Remove()
 	if err != nil && st.typ == TypeDir && errors.Is(err, syscall.ENOTEMPTY) {
+		if l.pass != nil {
+			// An undo: the entries may be objects whose undo failed in
+			// this pass and succeeds in the next; decide at the end.
+			l.pass.left = append(l.pass.left, leftDir{p: p, place: l.place})
+			return nil
+		}
 		names, _ := l.ReadDirNames()
 		sort.Strings(names)
 		env.logger().Warn("directory left in place: it holds entries no step manages", "path", p, "entries", strings.Join(names, ", "))

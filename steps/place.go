@@ -62,6 +62,34 @@ type undoPass struct {
 	// numbers need not survive one (btrfs subvolumes, device-mapper): only
 	// inode numbers are compared.
 	inoOnly bool
+	// left is the directories the pass was to remove but found holding
+	// entries, in the order met: finish removes those emptied since.
+	left []leftDir
+}
+
+// leftDir is a directory an undo pass has not removed yet.
+type leftDir struct {
+	p     string
+	place *Place
+}
+
+// finish ends the pass: a directory it was to remove is removed if the
+// undos after it emptied it, else left in place with a warning naming its
+// entries. It returns the undos it could not finish.
+func (u *undoPass) finish(env *Env) []error {
+	var errs []error
+	for _, ld := range u.left {
+		l, err := openPlace(env, ld.p, ld.place, u, "remove")
+		if err == nil {
+			err = removeOrLeave(env, &l)
+			l.close()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("undo: %w", err))
+		}
+	}
+	u.left = nil
+	return errs
 }
 
 func newUndoPass(inoOnly bool) *undoPass {
@@ -125,10 +153,19 @@ func nowDir(got fileID) string {
 	return "now the directory " + got.String() + " (replaced, or reached through a link that was not there)"
 }
 
-// isPlaceError reports whether err is a refusal that touched nothing.
-func isPlaceError(err error) bool {
-	var pe *placeError
-	return errors.As(err, &pe)
+// untouchedError is an op that failed before it touched anything: its
+// directory could not be found where its undo image was taken (a
+// placeError), or not safely (an unsafe link). It needs no undo.
+type untouchedError struct{ err error }
+
+func (e *untouchedError) Error() string { return e.err.Error() }
+func (e *untouchedError) Unwrap() error { return e.err }
+
+// touchedNothing reports whether err is an op's failure that changed
+// nothing, so that the op needs no undo.
+func touchedNothing(err error) bool {
+	var ue *untouchedError
+	return errors.As(err, &ue)
 }
 
 // verbOf names what a path op does, for messages.
@@ -156,6 +193,9 @@ type loc struct {
 	dir  *rootfs.Dir
 	name string
 	gone error
+	// In an undo: the pass, and the Place the object was found by.
+	pass  *undoPass
+	place *Place
 }
 
 func (l *loc) close() {
@@ -479,10 +519,11 @@ func locateFresh(env *Env, p, verb string) (loc, *Place, error) {
 // for an op or an undo: pl.Dir resolved again and checked to be the same
 // directory (after what the undo pass u made again; u is nil outside an
 // undo), then the components below it walked without following links. A
-// directory that is not the one recorded, is gone, or a link below it that
-// leads somewhere, is a placeError; a component below it that does not
-// exist (a MKDIR of the move did not run) is a loc without a directory. A
-// nil pl (an intent log of an older cairn) locates p afresh.
+// directory that is not the one recorded, something else in its place, or
+// a link below it that leads somewhere, is a placeError. Nothing at all at
+// pl.Dir (an undo removed it), or below it (a MKDIR of the move did not
+// run), is a loc without a directory: the object is absent. A nil pl (an
+// intent log of an older cairn) locates p afresh.
 func openPlace(env *Env, p string, pl *Place, u *undoPass, verb string) (loc, error) {
 	if pl == nil {
 		return locate(env, p, verb)
@@ -506,9 +547,19 @@ func openPlace(env *Env, p string, pl *Place, u *undoPass, verb string) (loc, er
 	d, err := env.Root.OpenDir(pl.Dir)
 	if err != nil {
 		if isGone(err) {
-			// Moved away, or removed: either way not where the image
-			// was taken, and what the op made may be elsewhere.
-			return loc{}, &placeError{verb: verb, path: p, dir: pl.Dir, now: "gone", then: imageThen(want)}
+			// Nothing there at all: removed (by an undo, say), and the
+			// object with it. Something else in its place (a link, a
+			// file) means it was moved away, with what the op made.
+			info, lerr := env.Root.Lstat(pl.Dir)
+			if isGone(lerr) {
+				l.gone = syscall.ENOENT
+				return l, nil
+			}
+			now := "no directory now"
+			if lerr == nil && info.IsSymlink() {
+				now = "a link that leads nowhere now"
+			}
+			return loc{}, &placeError{verb: verb, path: p, dir: pl.Dir, now: now, then: imageThen(want)}
 		}
 		return loc{}, pathError(env, verb, p, err)
 	}

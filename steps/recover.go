@@ -90,6 +90,7 @@ func (a *Applier) recover(ctx context.Context) error {
 		}
 		return nil
 	})
+	errs = append(errs, u.finish(a.env)...)
 	if len(errs) > 0 {
 		return &UndoError{Cause: fmt.Errorf("recovering the move interrupted in %s", a.st.dir), Errs: errs}
 	}
