@@ -549,3 +549,30 @@ func TestPlaceUnsafeHome(t *testing.T) {
 		t.Errorf("after repair, her key is not in her .ssh: %q, %v", got, err)
 	}
 }
+
+// TestPlaceLinkTargetMadeByMove: a host link (/srv -> /data/srv) whose
+// target an earlier op of the same move makes. The object beneath it was
+// absent, behind a link to nothing, when its image would have been taken
+// with the ops before it: the applier runs them first, then takes the image
+// through the link, and the op and its undo act in the link's target.
+func TestPlaceLinkTargetMadeByMove(t *testing.T) {
+	f := placeHost(t)
+	if err := os.Symlink("/data/srv", filepath.Join(f.h.root, "srv")); err != nil {
+		t.Fatal(err)
+	}
+	before := crashSnapshot(t, f.h.root)
+	lines := []string{
+		"MKDIR /data/srv",
+		"COPY files/a /srv/f sha256=" + f.sums["a"],
+	}
+	j := f.journal(t, "fail.journal", append(lines, "CHECK command false timeout=100ms interval=50ms")...)
+	crashMust(t, 1, f.h.args("journal", "apply", j)...)
+	if d := crashDiff(before, crashSnapshot(t, f.h.root), 20); len(d) > 0 {
+		t.Fatalf("after the undo the host is not as before:\n%s", strings.Join(d, "\n"))
+	}
+	j = f.journal(t, "ok.journal", lines...)
+	crashMust(t, 0, f.h.args("journal", "apply", j)...)
+	if got, err := os.ReadFile(filepath.Join(f.h.root, "data/srv/f")); err != nil || string(got) != placeContents["a"] {
+		t.Fatalf("/srv/f did not land in /data/srv: %q, %v", got, err)
+	}
+}
