@@ -67,6 +67,30 @@ type undoPass struct {
 	left []leftDir
 }
 
+func newUndoPass(inoOnly bool) *undoPass {
+	return &undoPass{made: map[fileID]fileID{}, inoOnly: inoOnly}
+}
+
+// current returns what the directory id is now, after the pass so far.
+func (u *undoPass) current(id fileID) fileID {
+	for range 8 { // a directory is made again once per move; bound the chain anyway
+		next, ok := u.made[id]
+		if !ok {
+			break
+		}
+		id = next
+	}
+	return id
+}
+
+// same reports whether the directory found is the one wanted.
+func (u *undoPass) same(want, got fileID) bool {
+	if u != nil && u.inoOnly {
+		return want.ino == got.ino
+	}
+	return want == got
+}
+
 // leftDir is a directory an undo pass has not removed yet.
 type leftDir struct {
 	p     string
@@ -90,30 +114,6 @@ func (u *undoPass) finish(env *Env) []error {
 	}
 	u.left = nil
 	return errs
-}
-
-func newUndoPass(inoOnly bool) *undoPass {
-	return &undoPass{made: map[fileID]fileID{}, inoOnly: inoOnly}
-}
-
-// current returns what the directory id is now, after the pass so far.
-func (u *undoPass) current(id fileID) fileID {
-	for range 8 { // a directory is made again once per move; bound the chain anyway
-		next, ok := u.made[id]
-		if !ok {
-			break
-		}
-		id = next
-	}
-	return id
-}
-
-// same reports whether the directory found is the one wanted.
-func (u *undoPass) same(want, got fileID) bool {
-	if u != nil && u.inoOnly {
-		return want.ino == got.ino
-	}
-	return want == got
 }
 
 // bootID returns the kernel's boot ID, "" if unknown: device numbers are
