@@ -623,6 +623,9 @@ func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Ac
 func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cause error) error {
 	undoCtx := context.WithoutCancel(ctx)
 	u := newUndoPass(false)
+	for _, ex := range done {
+		u.note(ex.step, ex.undo)
+	}
 	errs := undoReverse(len(done), func(i int) error {
 		ex := done[i]
 		if err := a.undoOp(undoCtx, ex.step, ex.action, ex.undo, u); err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
 	"golang.org/x/sys/unix"
 )
@@ -65,10 +66,45 @@ type undoPass struct {
 	// left is the directories the pass was to remove but found holding
 	// entries, in the order met: finish removes those emptied since.
 	left []leftDir
+	// madeBy maps each path that was no directory before the move (its
+	// op's undo image is absent, a file or a link) to that op's Place.
+	// A directory there was made by the move, and undoing that op removes
+	// it once empty; so where one of the Places names is such a path, and
+	// the path, found through its own Place, holds no directory any more,
+	// the undo of that op is done (perhaps by a pass that was killed), and
+	// the objects that were in the directory are gone.
+	madeBy map[string]*Place
 }
 
 func newUndoPass(inoOnly bool) *undoPass {
-	return &undoPass{made: map[fileID]fileID{}, inoOnly: inoOnly}
+	return &undoPass{made: map[fileID]fileID{}, inoOnly: inoOnly, madeBy: map[string]*Place{}}
+}
+
+// note tells the pass of an op it will undo, before it starts.
+func (u *undoPass) note(s *journal.Step, img *Image) {
+	if img != nil && img.Place != nil && img.Type != TypeDir && s.Signature().Family == journal.FamilyPath {
+		u.madeBy[s.Object()] = img.Place
+	}
+}
+
+// unmade reports whether the directory path a, which a Place names, was
+// made by the move and holds no directory any more: the undo of the op
+// that made it is done.
+func (u *undoPass) unmade(env *Env, a string) bool {
+	if u == nil {
+		return false
+	}
+	pl, ok := u.madeBy[a]
+	if !ok {
+		return false
+	}
+	l, err := openPlace(env, a, pl, u, "restore")
+	if err != nil {
+		return false
+	}
+	defer l.close()
+	st, err := lstatAt(&l)
+	return err == nil && (!st.exists || st.typ != TypeDir)
 }
 
 // current returns what the directory id is now, after the pass so far.
@@ -545,6 +581,10 @@ func openPlace(env *Env, p string, pl *Place, u *undoPass, verb string) (loc, er
 		want = u.current(want)
 	}
 	d, err := env.Root.OpenDir(pl.Dir)
+	if err != nil && u.unmade(env, pl.Dir) {
+		l.gone = syscall.ENOENT
+		return l, nil
+	}
 	if err != nil {
 		if isGone(err) {
 			// Nothing there at all: removed (by an undo, say), and the
@@ -570,6 +610,10 @@ func openPlace(env *Env, p string, pl *Place, u *undoPass, verb string) (loc, er
 	}
 	if got := (fileID{st.Dev, st.Ino}); !u.same(want, got) {
 		d.Close()
+		if u.unmade(env, pl.Dir) {
+			l.gone = syscall.ENOENT
+			return l, nil
+		}
 		return loc{}, &placeError{verb: verb, path: p, dir: pl.Dir, now: nowDir(got), then: imageThen(want)}
 	}
 	for below != "" {
@@ -589,7 +633,8 @@ func openPlace(env *Env, p string, pl *Place, u *undoPass, verb string) (loc, er
 				d.Close()
 				if err == nil {
 					to.Close()
-				} else if isGone(err) {
+				}
+				if isGone(err) || u.unmade(env, linkPath) {
 					l.gone = syscall.ENOENT
 					return l, nil
 				}

@@ -576,3 +576,55 @@ func TestPlaceLinkTargetMadeByMove(t *testing.T) {
 		t.Fatalf("/srv/f did not land in /data/srv: %q, %v", got, err)
 	}
 }
+
+// TestPlaceRecoveryRedone: a recovery killed after it undid some ops (here
+// a file, and the directory holding it, which the move had made where a
+// link was) is redone by the next command from the same intent log. The
+// file's place names a directory that is gone, replaced by the link again:
+// that is the undo of the op that made it, done, so the file is gone too.
+func TestPlaceRecoveryRedone(t *testing.T) {
+	f := placeHost(t)
+	if err := os.Symlink("/victim", filepath.Join(f.h.root, "data", "x")); err != nil {
+		t.Fatal(err)
+	}
+	oldJ := f.journal(t, "old.journal", "SYMLINK /victim /data/x")
+	crashMust(t, 0, f.h.args("journal", "apply", oldJ)...)
+	before := crashSnapshot(t, f.h.root)
+	mark := filepath.Join(filepath.Dir(f.src), "exec.mark")
+	j := f.journal(t, "kill.journal",
+		"MKDIR /data/x",
+		"COPY files/a /data/x/f sha256="+f.sums["a"],
+		"MKDIR /data/x/sub",
+		"COPY files/b /data/x/sub/g sha256="+f.sums["b"],
+		fmt.Sprintf("EXEC %s", strconv.Quote("touch "+mark+"; sleep 60")))
+	cmd := crashStart(t, f.h.args("journal", "apply", j)...)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := os.Stat(mark); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			crashKill(t, cmd)
+			t.Fatalf("the EXEC did not run within a minute:\n%s", cmd.Stdout)
+		}
+	}
+	if !crashKill(t, cmd) {
+		t.Fatal("the move ended although its EXEC blocks")
+	}
+	// What a recovery killed half way leaves: the undos of the files and
+	// of /data/x done, the link back.
+	x := filepath.Join(f.h.root, "data", "x")
+	if err := os.RemoveAll(x); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/victim", x); err != nil {
+		t.Fatal(err)
+	}
+	r := crashMust(t, 0, f.h.args("journal", "show")...)
+	if !strings.Contains(r.stderr, "recovered an interrupted move") {
+		t.Errorf("journal show did not recover:\n%s", r.stderr)
+	}
+	if d := crashDiff(before, crashSnapshot(t, f.h.root), 20); len(d) > 0 {
+		t.Fatalf("after recovery the host is not as before:\n%s", strings.Join(d, "\n"))
+	}
+	f.victimUntouched(t)
+}

@@ -83,6 +83,9 @@ func (a *Applier) recover(ctx context.Context) error {
 	// Device numbers are compared only if the move ran in this boot.
 	boot := bootID()
 	u := newUndoPass(boot == "" || recs[0].Boot != boot)
+	for i := range ops {
+		u.note(&ops[i].step, ops[i].undo)
+	}
 	errs := undoReverse(len(ops), func(i int) error {
 		op := &ops[i]
 		if err := a.undoOp(ctx, &op.step, op.action, op.undo, u); err != nil {
