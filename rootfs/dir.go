@@ -117,6 +117,33 @@ func (d *Dir) err(op, name string, err error) error {
 	return &fs.PathError{Op: op, Path: d.join(name), Err: err}
 }
 
+// Stat returns the state of the directory d itself: its Dev and Ino say
+// which directory it is, whatever path led to it.
+func (d *Dir) Stat() (Info, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return Info{}, &fs.PathError{Op: "stat", Path: d.path, Err: err}
+	}
+	return infoFromStat(&st), nil
+}
+
+// OpenDir opens the directory name in d, never following a link there: a
+// link is an error (ErrSymlink), anything but a directory ENOTDIR. The
+// caller must Close the Dir.
+func (d *Dir) OpenDir(name string) (*Dir, error) {
+	if !validName(name) {
+		return nil, d.err("open", name, ErrInvalidName)
+	}
+	fd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ELOOP || (err == unix.ENOTDIR && d.isSymlink(name)) {
+			return nil, d.err("open", name, ErrSymlink)
+		}
+		return nil, d.err("open", name, err)
+	}
+	return &Dir{fd: fd, owned: true, path: d.join(name)}, nil
+}
+
 // Lstat is Root.Lstat for name in d.
 func (d *Dir) Lstat(name string) (Info, error) {
 	if !validName(name) {

@@ -117,9 +117,9 @@ func TestResolveTable(t *testing.T) {
 	})
 }
 
-// TestResolversAgree: openat2 and the user-space resolver open the same
-// directory, or fail with the same errno, for every path of the table,
-// clean or not.
+// TestResolversAgree: the kernel's RESOLVE_IN_ROOT walk, resolve with
+// openat2 and the user-space resolver open the same directory, or fail with
+// the same errno, for every path of the table, clean or not.
 func TestResolversAgree(t *testing.T) {
 	root := trickyTree(t)
 	r := openRoot(t, root, false)
@@ -151,10 +151,27 @@ func TestResolversAgree(t *testing.T) {
 		}
 		return result{dev: st.Dev, ino: st.Ino}
 	}
+	// The kernel's own RESOLVE_IN_ROOT walk, links followed: resolve
+	// leaves paths with links to the user-space walk, so this is what
+	// that walk must agree with (the tree's links are root's, which the
+	// rule of unsafe links never refuses).
+	kernel := func(rel string) result {
+		how := unix.OpenHow{Flags: parentHow.Flags, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+		fd, err := unix.Openat2(r.fd, rel, &how)
+		if err != nil {
+			return result{errno: errnoOf(err)}
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			t.Fatal(err)
+		}
+		return result{dev: st.Dev, ino: st.Ino}
+	}
 	for _, rel := range rels {
-		k, u := resolveWith(rel, false), resolveWith(rel, true)
-		if k != u {
-			t.Errorf("resolve(%q): openat2 %+v, userspace %+v", rel, k, u)
+		k, o, u := kernel(rel), resolveWith(rel, false), resolveWith(rel, true)
+		if k != u || o != u {
+			t.Errorf("resolve(%q): kernel %+v, openat2 %+v, userspace %+v", rel, k, o, u)
 		}
 	}
 	// And the kernel agrees with the expectations of the table.

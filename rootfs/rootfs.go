@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -29,6 +30,45 @@ var (
 	// file (a directory, a FIFO, a device, a socket).
 	ErrNotRegular = errors.New("not a regular file")
 )
+
+// UnsafePathError is the error for a path through a link that a user
+// other than root could have planted and that leads to a directory of
+// someone else (systemd's "unsafe path transition"): a link in a directory
+// owned by such a user, or owned by one itself, is followed only to a
+// directory owned by that same user. So /home/alice/.ssh -> /root/.ssh is
+// refused, while alice's own links among her own directories are followed.
+type UnsafePathError struct {
+	Link      string // the object path of the link, its directory resolved
+	DirUID    uint32 // the owner of the directory that holds the link
+	LinkUID   uint32 // the owner of the link itself
+	TargetUID uint32 // the owner of the directory the link leads to
+	// UserName, if set, names a uid for the message ("" if unknown).
+	UserName func(uid uint32) string
+}
+
+func (e *UnsafePathError) Error() string {
+	var what string
+	switch {
+	case e.DirUID == 0:
+		what = "a link owned by " + e.user(e.LinkUID)
+	case e.LinkUID == 0 || e.LinkUID == e.DirUID:
+		what = "a link in a directory owned by " + e.user(e.DirUID)
+	default:
+		what = "a link owned by " + e.user(e.LinkUID) + " in a directory owned by " + e.user(e.DirUID)
+	}
+	return "unsafe path: " + e.Link + " is " + what + " to a directory owned by " + e.user(e.TargetUID) + "; refusing to follow it"
+}
+
+// user names a uid as "uid 1000 (alice)", or "uid 0" for root.
+func (e *UnsafePathError) user(uid uint32) string {
+	s := "uid " + strconv.FormatUint(uint64(uid), 10)
+	if uid != 0 && e.UserName != nil {
+		if name := e.UserName(uid); name != "" {
+			s += " (" + name + ")"
+		}
+	}
+	return s
+}
 
 // Root is a directory that object paths resolve beneath. It holds an
 // O_PATH descriptor of the directory, opened once. A Root is safe for
@@ -167,6 +207,24 @@ func (r *Root) OpenParent(p string) (*Dir, string, error) {
 		return nil, "", err
 	}
 	return &d, name, nil
+}
+
+// OpenDir opens the directory p itself, following links in p (the last
+// component included) as OpenParent follows them in the directory it
+// opens; "/" is the root. Its errors are those of OpenParent. The caller
+// must Close the Dir.
+func (r *Root) OpenDir(p string) (*Dir, error) {
+	if p == "/" {
+		return &Dir{fd: r.fd, path: "/"}, nil
+	}
+	if !validPath(p) {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: ErrInvalidPath}
+	}
+	fd, owned, err := r.resolve(p[1:])
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	return &Dir{fd: fd, owned: owned, path: p}, nil
 }
 
 // Lstat returns the state of the object at p itself; a link there is not

@@ -465,10 +465,10 @@ const maxBatch = 1024
 func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, steps []journal.Step) (int, error) {
 	log := newIntent(a.st.dir)
 	defer log.close()
-	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1})
+	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1, Boot: bootID()})
 	opCtx, stop := killContext(ctx, a.kill)
 	defer stop()
-	b := batch{a: a, log: log, opCtx: opCtx}
+	b := batch{a: a, log: log, opCtx: opCtx, view: newView()}
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
 		if op.Noop {
@@ -487,7 +487,21 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		if hasImage {
 			// Taking the image is part of the op: the first signal lets it
 			// end (the batch then stops before the op), a kill ends it.
-			img, err := im.Capture(b.opCtx, a.env, op.Step)
+			capture := func() (Image, error) {
+				if pathOp {
+					return captureIn(a.env, op.Step, b.view)
+				}
+				return im.Capture(b.opCtx, a.env, op.Step)
+			}
+			img, err := capture()
+			if err == nil && pathOp && img.Place != nil && img.Place.unsettled && len(b.pending) > 0 {
+				// The object's directory lies beyond a link that the
+				// pending ops may give a target: run them, then look again.
+				if err := b.execute(ctx); err != nil {
+					return b.ran, err
+				}
+				img, err = capture()
+			}
 			if err != nil {
 				return b.ran, a.fail(ctx, log, b.done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
 			}
@@ -559,6 +573,7 @@ type batch struct {
 	log      *intentLog
 	pending  []executed
 	relinked journal.PathTree[bool] // paths an op of the batch turns from or into a link
+	view     *view                  // the directories the run of path ops has seen
 	done     []executed             // every op that ran or may have run, in order
 	ran      int
 }
@@ -581,6 +596,17 @@ func (b *batch) execute(ctx context.Context) error {
 	a := b.a
 	pending := b.pending
 	b.pending = b.pending[:0:0]
+	// What the move has seen of the tree holds until a command (which may
+	// change anything) or an op that makes or replaces a link runs.
+	reset := b.relinked.Len() > 0
+	for _, ex := range pending {
+		if _, ok := LookupKind(ex.step.Op).(pathKind); !ok {
+			reset = true
+		}
+	}
+	if reset {
+		b.view.reset()
+	}
 	b.relinked.Clear()
 	if len(pending) == 0 {
 		return nil
@@ -622,10 +648,19 @@ func (b *batch) execute(ctx context.Context) error {
 		}
 		errs := make([]error, len(group))
 		parallel(len(group), func(i int) {
-			errs[i] = a.runOp(b.opCtx, group[i].step, group[i].action)
+			errs[i] = a.runOp(b.opCtx, group[i].step, group[i].action, group[i].undo)
 		})
 		for i, err := range errs {
 			if err != nil {
+				// An op that refused to act (its directory is not where
+				// its image was taken) touched nothing: no undo for it.
+				kept := b.done[:len(b.done)-len(group)]
+				for j, ex := range group {
+					if !touchedNothing(errs[j]) {
+						kept = append(kept, ex)
+					}
+				}
+				b.done = kept
 				return a.fail(ctx, b.log, b.done, &StepError{Step: group[i].step, Action: group[i].action, Err: err})
 			}
 		}
@@ -676,9 +711,13 @@ func isBatchForward(s *journal.Step, action journal.Action) bool {
 	return ok
 }
 
-// runOp runs one op forward.
-func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action) error {
+// runOp runs one op forward. A path op acts where its undo image was taken
+// (undo.Place), or refuses.
+func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
 	kind := LookupKind(s.Op)
+	if pk, ok := kind.(pathKind); ok && undo != nil && undo.Place != nil {
+		return runPlaced(ctx, a.env, pk, s, action, undo.Place, a.st.applied.Originals[s.Identity()])
+	}
 	if action == journal.Inverse {
 		if im, ok := kind.(Imager); ok {
 			return im.Restore(ctx, a.env, s, a.st.applied.Originals[s.Identity()])
@@ -692,14 +731,14 @@ func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Act
 }
 
 // undoOp undoes one op that ran, or may have run: it restores the undo image,
-// or runs the opposite action of a kind without images.
-func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
+// or runs the opposite action of a kind without images. A path op's undo
+// acts where its image was taken (u: what this undo pass knows), or
+// refuses.
+func (a *Applier) undoOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image, u *undoPass) error {
 	kind := LookupKind(s.Op)
 	if im, ok := kind.(Imager); ok && undo != nil {
 		if s.Signature().Family == journal.FamilyPath {
-			if err := a.env.Root.RemoveTemp(s.Object()); err != nil && !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
+			return restorePlaced(a.env, s.Object(), *undo, u)
 		}
 		return im.Restore(ctx, a.env, s, *undo)
 	}
@@ -725,13 +764,18 @@ func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cau
 		cause = &MoveError{Err: cause, Undone: len(done)}
 	}
 	undoCtx := context.WithoutCancel(ctx)
+	u := newUndoPass(false)
+	for _, ex := range done {
+		u.note(ex.step, ex.undo)
+	}
 	errs := undoReverse(len(done), func(i int) error {
 		ex := done[i]
-		if err := a.undoOp(undoCtx, ex.step, ex.action, ex.undo); err != nil {
+		if err := a.undoOp(undoCtx, ex.step, ex.action, ex.undo, u); err != nil {
 			return fmt.Errorf("%s: undo: %w", describeStep(ex.step), err)
 		}
 		return nil
 	})
+	errs = append(errs, u.finish(a.env)...)
 	if log != nil {
 		log.close()
 	}
@@ -791,7 +835,9 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) map[strin
 		}
 		if id := ex.step.Identity(); managed[id] {
 			if _, ok := out[id]; !ok {
-				out[id] = *ex.undo
+				img := *ex.undo
+				img.Place = nil // where the object lived during this move only
+				out[id] = img
 			}
 		}
 	}

@@ -32,16 +32,22 @@ var (
 	_ Kind    = copyKind{}
 	_ Checker = copyKind{}
 	_ Imager  = copyKind{}
+
+	_ pathKind = copyKind{}
 )
 
 func (copyKind) Op() string { return journal.OpCopy }
 
-func (copyKind) Forward(_ context.Context, env *Env, s *journal.Step) error {
+func (k copyKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
+	return forwardFresh(ctx, env, k, s)
+}
+
+func (copyKind) forwardAt(_ context.Context, env *Env, s *journal.Step, l *loc) error {
 	uid, gid, err := ownerOf(env, s)
 	if err != nil {
 		return err
 	}
-	return ensureFile(env, s.Object(), s.Get("sha256"), journal.ParseMode(s.Get("mode")), uid, gid)
+	return ensureFile(env, l, s.Get("sha256"), journal.ParseMode(s.Get("mode")), uid, gid)
 }
 
 func (copyKind) Check(_ context.Context, env *Env, s *journal.Step) (string, error) {

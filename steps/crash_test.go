@@ -1103,8 +1103,13 @@ type crashBlocked struct {
 	sc      *crashScenario
 	refOld  crashTree
 	showOld string
-	killed  crashImage // the host as the kill left it
-	log     string     // where the blocking EXEC writes what ran
+	killed  crashImage // the host as the kill left it, to make copies of
+	// host is the killed host itself. Recovery must run there: the undo
+	// images in its intent log name directories by device and inode
+	// number, which a copy made with makeHost does not keep, so that
+	// recovery on a copy refuses (exit 3).
+	host crashHost
+	log  string // where the blocking EXEC writes what ran
 }
 
 // crashKillAtExec applies OLD of a scenario, starts the move to a NEW with a
@@ -1160,7 +1165,7 @@ func crashKillAtExec(t *testing.T) *crashBlocked {
 		t.Fatalf("killed in the middle of the move, yet no intent log: %v", err)
 	}
 	b.killed = h.image(t)
-	os.RemoveAll(filepath.Dir(h.root))
+	b.host = h
 	return b
 }
 
@@ -1207,7 +1212,7 @@ func crashNextSeq(t testing.TB, name string) int64 {
 // command undoes every op recorded, the EXEC included, and the host is OLD.
 func TestCrashKillDuringExec(t *testing.T) {
 	b := crashKillAtExec(t)
-	h := b.killed.makeHost(t, filepath.Join(crashBaseDir(t), "host"))
+	h := b.host
 	show := crashMust(t, 0, h.args("journal", "show")...)
 	if show.stdout != b.showOld {
 		t.Fatalf("journal show after recovery does not print OLD:\n%.2000s", show.stdout)
@@ -1235,30 +1240,34 @@ func TestCrashKillDuringExec(t *testing.T) {
 // TestCrashTornIntentRecord: a torn last record of the intent log, as a
 // power loss leaves it, is ignored; recovery undoes the rest.
 func TestCrashTornIntentRecord(t *testing.T) {
-	b := crashKillAtExec(t)
-	h := b.killed.makeHost(t, filepath.Join(crashBaseDir(t), "probe"))
-	harmful := crashHarmfulRecord(t, crashNextSeq(t, filepath.Join(h.state, "intent.log")))
-	badSum := append([]byte{}, harmful...)
-	badSum[0] ^= 1 // still hex: '0'..'9' and 'a'..'f' flip within hex digits but the sum differs
-	if badSum[0] < '0' || (badSum[0] > '9' && badSum[0] < 'a') || badSum[0] > 'f' {
-		badSum[0] = harmful[0] ^ 2
-	}
 	for _, tc := range []struct {
 		name string
-		tail []byte
+		tail func(harmful []byte) []byte
 	}{
-		{"half a record", harmful[:len(harmful)/2]},
-		{"a record without its newline", harmful[:len(harmful)-1]},
-		{"a record with a bad checksum", badSum},
-		{"zeros", make([]byte, 700)},
+		{"half a record", func(h []byte) []byte { return h[:len(h)/2] }},
+		{"a record without its newline", func(h []byte) []byte { return h[:len(h)-1] }},
+		{"a record with a bad checksum", func(h []byte) []byte {
+			bad := append([]byte{}, h...)
+			bad[0] ^= 1 // still hex: '0'..'9' and 'a'..'f' flip within hex digits but the sum differs
+			if bad[0] < '0' || (bad[0] > '9' && bad[0] < 'a') || bad[0] > 'f' {
+				bad[0] = h[0] ^ 2
+			}
+			return bad
+		}},
+		{"zeros", func([]byte) []byte { return make([]byte, 700) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := b.killed.makeHost(t, filepath.Join(crashBaseDir(t), "host"))
-			f, err := os.OpenFile(filepath.Join(h.state, "intent.log"), os.O_WRONLY|os.O_APPEND, 0)
+			// The killed host itself: a copy would have other inode
+			// numbers, which recovery refuses (place.go).
+			b := crashKillAtExec(t)
+			h := b.host
+			log := filepath.Join(h.state, "intent.log")
+			harmful := crashHarmfulRecord(t, crashNextSeq(t, log))
+			f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.Write(tc.tail); err != nil {
+			if _, err := f.Write(tc.tail(harmful)); err != nil {
 				t.Fatal(err)
 			}
 			f.Close()

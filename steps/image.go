@@ -39,4 +39,7 @@ type Image struct {
 	// Data is a family's own record (a user's passwd entry, a package's
 	// version, a unit's enablement).
 	Data json.RawMessage `json:"data,omitempty"`
+	// Place is where a path op's object lives, in an undo image only (the
+	// intent log): an original image has none.
+	Place *Place `json:"place,omitempty"`
 }

@@ -47,6 +47,9 @@ type intentRecord struct {
 	Step   string `json:"step,omitempty"`
 	At     string `json:"at,omitempty"`
 	Undo   *Image `json:"undo,omitempty"`
+	// Boot is the kernel's boot ID in the plan record: recovery compares
+	// device numbers only within the boot that recorded them.
+	Boot string `json:"boot,omitempty"`
 }
 
 // intentLog is the intent log being written: nothing is on disk until the

@@ -26,16 +26,22 @@ var (
 	_ Kind    = mkdirKind{}
 	_ Checker = mkdirKind{}
 	_ Imager  = mkdirKind{}
+
+	_ pathKind = mkdirKind{}
 )
 
 func (mkdirKind) Op() string { return journal.OpMkdir }
 
-func (mkdirKind) Forward(_ context.Context, env *Env, s *journal.Step) error {
+func (k mkdirKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
+	return forwardFresh(ctx, env, k, s)
+}
+
+func (mkdirKind) forwardAt(_ context.Context, env *Env, s *journal.Step, l *loc) error {
 	uid, gid, err := ownerOf(env, s)
 	if err != nil {
 		return err
 	}
-	return ensureDir(env, s.Object(), journal.ParseMode(s.Get("mode")), uid, gid)
+	return ensureDir(env, l, journal.ParseMode(s.Get("mode")), uid, gid)
 }
 
 func (mkdirKind) Check(_ context.Context, env *Env, s *journal.Step) (string, error) {

@@ -26,14 +26,95 @@ import (
 // of files and directories and the mtime of files.
 type pathFamily struct{}
 
-// Capture records the object at the step's path as it is now.
+// Capture records the object at the step's path as it is now, and where it
+// lives (its Place), so that the op and its undo act there and nowhere else.
 func (pathFamily) Capture(_ context.Context, env *Env, s *journal.Step) (Image, error) {
-	return capturePath(env, s.Object())
+	return captureIn(env, s, nil)
 }
 
-// Restore brings the step's path back to img.
+// captureIn is Capture with what the move has seen of the tree (the
+// applier's view, nil without one).
+func captureIn(env *Env, s *journal.Step, v *view) (Image, error) {
+	l, place, err := locateNew(env, s.Object(), verbOf(s.Op), v)
+	if err != nil {
+		return Image{}, err
+	}
+	defer l.close()
+	img, err := capturePath(env, &l, place)
+	if err != nil {
+		return Image{}, err
+	}
+	img.Place = place
+	return img, nil
+}
+
+// Restore brings the step's path back to img, where img.Place says if it
+// has one.
 func (pathFamily) Restore(_ context.Context, env *Env, s *journal.Step, img Image) error {
-	return restorePath(env, s.Object(), img)
+	return restorePlaced(env, s.Object(), img, nil)
+}
+
+// pathKind is a kind of the path family: its forward op acts on an object
+// whose directory the caller opened, afresh (Forward) or where the op's
+// undo image was taken (runPlaced).
+type pathKind interface {
+	forwardAt(ctx context.Context, env *Env, s *journal.Step, l *loc) error
+}
+
+// forwardFresh runs a path op forward on its object located afresh.
+func forwardFresh(ctx context.Context, env *Env, k pathKind, s *journal.Step) error {
+	l, err := locate(env, s.Object(), verbOf(s.Op))
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	return k.forwardAt(ctx, env, s, &l)
+}
+
+// runPlaced runs a path op (forward, update, rerun, or inverse to orig) in
+// the directory its undo image was taken in (pl), or refuses.
+func runPlaced(ctx context.Context, env *Env, k pathKind, s *journal.Step, action journal.Action, pl *Place, orig Image) error {
+	verb := verbOf(s.Op)
+	if action == journal.Inverse {
+		verb = "restore"
+	}
+	l, err := openPlace(env, s.Object(), pl, nil, verb)
+	if err != nil {
+		return &untouchedError{err}
+	}
+	defer l.close()
+	if action == journal.Inverse {
+		return restoreAt(env, &l, orig)
+	}
+	return k.forwardAt(ctx, env, s, &l)
+}
+
+// restorePlaced brings p back to img where img.Place says (afresh without
+// one). An undo (u non-nil) first removes the op's temporary file, and
+// records a directory it made again in u.
+func restorePlaced(env *Env, p string, img Image, u *undoPass) error {
+	l, err := openPlace(env, p, img.Place, u, "restore")
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	if u != nil {
+		if err := l.RemoveTemp(); err != nil && !isGone(err) {
+			return err
+		}
+		l.pass, l.place = u, img.Place
+	}
+	if err := restoreAt(env, &l, img); err != nil {
+		return err
+	}
+	if pl := img.Place; u != nil && img.Type == TypeDir && pl != nil && pl.OIno != 0 {
+		if info, err := l.Lstat(); err == nil {
+			if was, now := (fileID{pl.ODev, pl.OIno}), (fileID{info.Dev, info.Ino}); !u.same(was, now) {
+				u.made[was] = now
+			}
+		}
+	}
+	return nil
 }
 
 // pathState is what lstat says of an object path.
@@ -45,12 +126,26 @@ type pathState struct {
 	gid    int
 	size   int64
 	nlink  uint64 // names of the inode: more than 1 for a hard-linked file
+	dev    uint64
+	ino    uint64
 }
 
 func lstatPath(env *Env, p string) (pathState, error) {
 	st, err := env.Root.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return pathState{}, nil // absent, or beneath something that is no directory
+	}
+	if err != nil {
+		return pathState{}, pathError(env, "lstat", p, err)
+	}
+	return stateOf(st), nil
+}
+
+// lstatAt is lstatPath for a located object.
+func lstatAt(l *loc) (pathState, error) {
+	st, err := l.Lstat()
+	if isGone(err) {
+		return pathState{}, nil
 	}
 	if err != nil {
 		return pathState{}, err
@@ -60,7 +155,7 @@ func lstatPath(env *Env, p string) (pathState, error) {
 
 // stateOf turns what rootfs says of an existing object into a pathState.
 func stateOf(st rootfs.Info) pathState {
-	ps := pathState{exists: true, mode: st.Perm(), uid: int(st.UID), gid: int(st.GID), size: st.Size, nlink: st.Nlink}
+	ps := pathState{exists: true, mode: st.Perm(), uid: int(st.UID), gid: int(st.GID), size: st.Size, nlink: st.Nlink, dev: st.Dev, ino: st.Ino}
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFREG:
 		ps.typ = TypeFile
@@ -78,8 +173,11 @@ func stateOf(st rootfs.Info) pathState {
 	return ps
 }
 
-func capturePath(env *Env, p string) (Image, error) {
-	st, err := lstatPath(env, p)
+// capturePath records the located object; the identity of a directory
+// goes into its place.
+func capturePath(env *Env, l *loc, place *Place) (Image, error) {
+	p := l.p
+	st, err := lstatAt(l)
 	if err != nil {
 		return Image{}, err
 	}
@@ -87,19 +185,22 @@ func capturePath(env *Env, p string) (Image, error) {
 	case !st.exists:
 		return Image{Absent: true}, nil
 	case st.typ == TypeDir:
-		xattrs, err := env.Root.Xattrs(p)
+		if place != nil {
+			place.ODev, place.OIno = st.dev, st.ino
+		}
+		xattrs, err := l.Xattrs()
 		if err != nil {
 			return Image{}, err
 		}
 		return Image{Type: TypeDir, Mode: st.mode, UID: st.uid, GID: st.gid, Xattrs: recorded(xattrs)}, nil
 	case st.typ == TypeSymlink:
-		target, err := env.Root.Readlink(p)
+		target, err := l.Readlink()
 		if err != nil {
 			return Image{}, err
 		}
 		return Image{Type: TypeSymlink, Target: target, UID: st.uid, GID: st.gid}, nil
 	case st.typ == TypeFile:
-		img, err := captureFile(env, p)
+		img, err := captureFile(env, l)
 		if err != nil {
 			return Image{}, fmt.Errorf("keep the content of %s: %w", p, err)
 		}
@@ -117,12 +218,13 @@ func recorded(xattrs map[string][]byte) map[string][]byte {
 	return xattrs
 }
 
-// captureFile records the regular file at p through one descriptor, so
+// captureFile records the located regular file through one descriptor, so
 // that its content (kept in the blob store), mode, owner, extended
 // attributes and mtime are those of one inode. It only reads: a file whose
 // inode other names share is left as it is.
-func captureFile(env *Env, p string) (Image, error) {
-	f, err := env.Root.OpenFile(p)
+func captureFile(env *Env, l *loc) (Image, error) {
+	p := l.p
+	f, err := l.OpenFile()
 	if err != nil {
 		return Image{}, err
 	}
@@ -166,10 +268,24 @@ func storeFile(env *Env, f *os.File, size int64) (string, error) {
 // hashPath says what is at p and, for a regular file, the sha256 of its
 // content, with one open: checks and updates look at every file of a tree.
 func hashPath(env *Env, p string) (pathState, string, error) {
+	st, sum, err := hashWith(func(w io.Writer, buf []byte) (rootfs.Info, error) { return env.Root.ReadInfo(p, w, buf) })
+	if err != nil {
+		return pathState{}, "", pathError(env, "read", p, err)
+	}
+	return st, sum, nil
+}
+
+// hashAt is hashPath for a located object.
+func hashAt(l *loc) (pathState, string, error) {
+	return hashWith(l.ReadInfo)
+}
+
+// hashWith is hashPath's work, with read doing ReadInfo.
+func hashWith(read func(w io.Writer, buf []byte) (rootfs.Info, error)) (pathState, string, error) {
 	h := sha256.New()
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
-	info, err := env.Root.ReadInfo(p, h, *buf)
+	info, err := read(h, *buf)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return pathState{}, "", nil
 	}
@@ -184,34 +300,42 @@ func hashPath(env *Env, p string) (pathState, string, error) {
 	return st, hex.EncodeToString(h.Sum(sum[:0])), nil
 }
 
-func restorePath(env *Env, p string, img Image) error {
+// restoreAt brings the located object back to img.
+func restoreAt(env *Env, l *loc, img Image) error {
 	switch {
 	case img.Absent:
-		return removeOrLeave(env, p)
+		return removeOrLeave(env, l)
 	case img.Type == TypeDir:
-		if err := ensureDir(env, p, img.Mode, img.UID, img.GID); err != nil || img.Xattrs == nil {
+		if err := ensureDir(env, l, img.Mode, img.UID, img.GID); err != nil || img.Xattrs == nil {
 			return err
 		}
 		// After the mode: an access ACL sets the group bits.
-		return xattrsLeftOut(env, p, env.Root.SetXattrs(p, img.Xattrs))
+		return xattrsLeftOut(env, l.p, l.SetXattrs(img.Xattrs))
 	case img.Type == TypeFile:
-		return putFile(env, p, img)
+		return putFile(env, l, img)
 	case img.Type == TypeSymlink:
-		return ensureSymlink(env, p, img.Target, img.UID, img.GID)
+		return ensureSymlink(env, l, img.Target, img.UID, img.GID)
 	}
-	return fmt.Errorf("restore %s: image of unknown type %q", p, img.Type)
+	return fmt.Errorf("restore %s: image of unknown type %q", l.p, img.Type)
 }
 
-// removeOrLeave makes p absent; a directory that holds entries is left in
-// place with a warning naming them (§3, MKDIR's inverse).
-func removeOrLeave(env *Env, p string) error {
-	st, err := lstatPath(env, p)
+// removeOrLeave makes the object absent; a directory that holds entries is
+// left in place with a warning naming them (§3, MKDIR's inverse).
+func removeOrLeave(env *Env, l *loc) error {
+	p := l.p
+	st, err := lstatAt(l)
 	if err != nil || !st.exists {
 		return err
 	}
-	err = env.Root.Remove(p)
+	err = l.Remove()
 	if err != nil && st.typ == TypeDir && errors.Is(err, syscall.ENOTEMPTY) {
-		names, _ := env.Root.ReadDirNames(p)
+		if l.pass != nil {
+			// An undo: the entries may be objects whose undo failed in
+			// this pass and succeeds in the next; decide at the end.
+			l.pass.left = append(l.pass.left, leftDir{p: p, place: l.place})
+			return nil
+		}
+		names, _ := l.ReadDirNames()
 		sort.Strings(names)
 		env.logger().Warn("directory left in place: it holds entries no step manages", "path", p, "entries", strings.Join(names, ", "))
 		return nil
@@ -219,86 +343,88 @@ func removeOrLeave(env *Env, p string) error {
 	return err
 }
 
-// clearForNonDir removes an empty directory at p so that a file or link can
-// take its place; a directory with entries is an error.
-func clearForNonDir(env *Env, p string, st pathState) error {
+// clearForNonDir removes an empty directory at the object so that a file
+// or link can take its place; a directory with entries is an error.
+func clearForNonDir(l *loc, st pathState) error {
 	if !st.exists || st.typ != TypeDir {
 		return nil
 	}
-	if err := env.Root.Remove(p); err != nil {
+	if err := l.Remove(); err != nil {
 		if errors.Is(err, syscall.ENOTEMPTY) {
-			names, _ := env.Root.ReadDirNames(p)
+			names, _ := l.ReadDirNames()
 			sort.Strings(names)
-			return fmt.Errorf("%s is a directory that holds entries (%s)", p, strings.Join(names, ", "))
+			return fmt.Errorf("%s is a directory that holds entries (%s)", l.p, strings.Join(names, ", "))
 		}
 		return err
 	}
 	return nil
 }
 
-// ensureDir makes p a directory with that mode and owner.
-func ensureDir(env *Env, p string, mode uint32, uid, gid int) error {
-	st, err := lstatPath(env, p)
+// ensureDir makes the object a directory with that mode and owner.
+func ensureDir(env *Env, l *loc, mode uint32, uid, gid int) error {
+	p := l.p
+	st, err := lstatAt(l)
 	if err != nil {
 		return err
 	}
 	if st.exists && st.typ != TypeDir {
-		if err := env.Root.Remove(p); err != nil {
+		if err := l.Remove(); err != nil {
 			return err
 		}
 		st.exists = false
 	}
 	if !st.exists {
-		if err := env.Root.Mkdir(p, mode); err != nil {
+		if err := l.Mkdir(mode); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("mkdir %s: parent directory does not exist", p)
 			}
 			return err
 		}
 		// A new directory takes the group of a set-group-ID parent.
-		if st, err = lstatPath(env, p); err != nil {
+		if st, err = lstatAt(l); err != nil {
 			return err
 		}
 	}
-	return fixOwnerMode(env, p, st, mode, uid, gid, true)
+	return fixOwnerMode(l, st, mode, uid, gid, true)
 }
 
 // fixOwnerMode sets owner then mode (chown clears set-id bits) where they
 // differ.
-func fixOwnerMode(env *Env, p string, st pathState, mode uint32, uid, gid int, setMode bool) error {
+func fixOwnerMode(l *loc, st pathState, mode uint32, uid, gid int, setMode bool) error {
 	if st.uid != uid || st.gid != gid {
-		if err := env.Root.Lchown(p, uid, gid); err != nil {
+		if err := l.Lchown(uid, gid); err != nil {
 			return err
 		}
 		st.mode = ^uint32(0) // re-apply the mode after a chown
 	}
 	if setMode && st.mode != mode {
-		return env.Root.Chmod(p, mode)
+		return l.Chmod(mode)
 	}
 	return nil
 }
 
-// ensureFile makes p a regular file holding blob sum with that mode and
-// owner, replacing whatever is there atomically.
-func ensureFile(env *Env, p, sum string, mode uint32, uid, gid int) error {
-	return putFile(env, p, Image{Type: TypeFile, Blob: sum, Mode: mode, UID: uid, GID: gid})
+// ensureFile makes the object a regular file holding blob sum with that
+// mode and owner, replacing whatever is there atomically.
+func ensureFile(env *Env, l *loc, sum string, mode uint32, uid, gid int) error {
+	return putFile(env, l, Image{Type: TypeFile, Blob: sum, Mode: mode, UID: uid, GID: gid})
 }
 
-// putFile makes p the regular file of img: its content (blob), mode and
-// owner, then its extended attributes (exactly img.Xattrs, unless that is
-// nil) and last its mtime (unless zero). A file already there with that
-// content is fixed in place, unless other names link to its inode (a hard
-// link, perhaps to a file outside the root or another user's): then, as
-// for any other content, a new file is written to a temporary name and
-// renamed over p, and the other names keep their inode untouched. Runs of
+// putFile makes the object the regular file of img: its content (blob),
+// mode and owner, then its extended attributes (exactly img.Xattrs, unless
+// that is nil) and last its mtime (unless zero). A file already there with
+// that content is fixed in place, unless other names link to its inode (a
+// hard link, perhaps to a file outside the root or another user's): then,
+// as for any other content, a new file is written to a temporary name and
+// renamed over it, and the other names keep their inode untouched. Runs of
 // zero blocks become holes.
-func putFile(env *Env, p string, img Image) error {
-	st, err := lstatPath(env, p)
+func putFile(env *Env, l *loc, img Image) error {
+	p := l.p
+	st, err := lstatAt(l)
 	if err != nil {
 		return err
 	}
 	if st.exists && st.typ == TypeFile {
-		if done, err := fixFile(env, p, img); err != nil || done {
+		if done, err := fixFile(env, l, img); err != nil || done {
 			return err
 		}
 	}
@@ -308,7 +434,7 @@ func putFile(env *Env, p string, img Image) error {
 	}
 	defer src.Close()
 	mode, uid, gid := img.Mode, img.UID, img.GID
-	tmp, err := env.Root.CreateTemp(p, mode)
+	tmp, err := l.CreateTemp(mode)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("write %s: parent directory does not exist", p)
@@ -328,24 +454,25 @@ func putFile(env *Env, p string, img Image) error {
 		err = cerr
 	}
 	if err == nil {
-		err = clearForNonDir(env, p, st)
+		err = clearForNonDir(l, st)
 	}
 	if err == nil {
-		err = env.Root.CommitTemp(p)
+		err = l.CommitTemp()
 	}
 	if err != nil {
-		env.Root.RemoveTemp(p)
+		l.RemoveTemp()
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
 }
 
-// fixFile brings the regular file at p to img in place, through one
+// fixFile brings the located regular file to img in place, through one
 // descriptor, if it holds img's content: done reports that it did, or had
 // nothing to do. A file that needs a change and whose inode has other names
 // is not changed (done is false): the caller replaces it.
-func fixFile(env *Env, p string, img Image) (done bool, err error) {
-	f, err := env.Root.OpenFile(p)
+func fixFile(env *Env, l *loc, img Image) (done bool, err error) {
+	p := l.p
+	f, err := l.OpenFile()
 	if err != nil {
 		return false, nil // not a regular file any more: replace it
 	}
@@ -436,29 +563,30 @@ func modeBits(mode uint32) os.FileMode {
 	return m
 }
 
-// ensureSymlink makes p a link to target owned by uid:gid.
-func ensureSymlink(env *Env, p, target string, uid, gid int) error {
-	st, err := lstatPath(env, p)
+// ensureSymlink makes the object a link to target owned by uid:gid.
+func ensureSymlink(_ *Env, l *loc, target string, uid, gid int) error {
+	p := l.p
+	st, err := lstatAt(l)
 	if err != nil {
 		return err
 	}
 	// A link whose inode other names share is replaced, not chowned.
 	if st.exists && st.typ == TypeSymlink && (st.nlink == 1 || (st.uid == uid && st.gid == gid)) {
-		if have, err := env.Root.Readlink(p); err == nil && have == target {
-			return fixOwnerMode(env, p, st, 0, uid, gid, false)
+		if have, err := l.Readlink(); err == nil && have == target {
+			return fixOwnerMode(l, st, 0, uid, gid, false)
 		}
 	}
-	if err := clearForNonDir(env, p, st); err != nil {
+	if err := clearForNonDir(l, st); err != nil {
 		return err
 	}
-	if err := env.Root.Symlink(target, p); err != nil {
+	if err := l.Symlink(target); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("symlink %s: parent directory does not exist", p)
 		}
 		return err
 	}
 	// Always: a new link takes the group of a set-group-ID directory.
-	return env.Root.Lchown(p, uid, gid)
+	return l.Lchown(uid, gid)
 }
 
 // ownerOf resolves a step's owner and group attributes.

@@ -88,13 +88,20 @@ func (a *Applier) recover(ctx context.Context) error {
 	}
 	undone := len(ops)
 	ctx = context.WithoutCancel(ctx) // an undo is never stopped or killed (Apply)
+	// Device numbers are compared only if the move ran in this boot.
+	boot := bootID()
+	u := newUndoPass(boot == "" || recs[0].Boot != boot)
+	for i := range ops {
+		u.note(&ops[i].step, ops[i].undo)
+	}
 	errs := undoReverse(len(ops), func(i int) error {
 		op := &ops[i]
-		if err := a.undoOp(ctx, &op.step, op.action, op.undo); err != nil {
+		if err := a.undoOp(ctx, &op.step, op.action, op.undo, u); err != nil {
 			return fmt.Errorf("%s: undo: %w", describeStep(&op.step), err)
 		}
 		return nil
 	})
+	errs = append(errs, u.finish(a.env)...)
 	if len(errs) > 0 {
 		return &UndoError{Cause: fmt.Errorf("recovering the move interrupted in %s", a.st.dir), Errs: errs}
 	}

@@ -29,19 +29,25 @@ var (
 	_ Kind    = rmKind{}
 	_ Checker = rmKind{}
 	_ Imager  = rmKind{}
+
+	_ pathKind = rmKind{}
 )
 
 func (rmKind) Op() string { return journal.OpRm }
 
-func (rmKind) Forward(_ context.Context, env *Env, s *journal.Step) error {
+func (k rmKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
+	return forwardFresh(ctx, env, k, s)
+}
+
+func (rmKind) forwardAt(_ context.Context, _ *Env, s *journal.Step, l *loc) error {
 	p := s.Object()
-	st, err := lstatPath(env, p)
+	st, err := lstatAt(l)
 	if err != nil || !st.exists {
 		return err
 	}
-	err = env.Root.Remove(p)
+	err = l.Remove()
 	if errors.Is(err, syscall.ENOTEMPTY) {
-		names, _ := env.Root.ReadDirNames(p)
+		names, _ := l.ReadDirNames()
 		sort.Strings(names)
 		return fmt.Errorf("rm %s: the directory holds entries (%s)", p, strings.Join(names, ", "))
 	}

@@ -26,12 +26,18 @@ var (
 	_ Kind    = symlinkKind{}
 	_ Checker = symlinkKind{}
 	_ Imager  = symlinkKind{}
+
+	_ pathKind = symlinkKind{}
 )
 
 func (symlinkKind) Op() string { return journal.OpSymlink }
 
-func (symlinkKind) Forward(_ context.Context, env *Env, s *journal.Step) error {
-	return ensureSymlink(env, s.Object(), s.Args[0], 0, 0)
+func (k symlinkKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
+	return forwardFresh(ctx, env, k, s)
+}
+
+func (symlinkKind) forwardAt(_ context.Context, env *Env, s *journal.Step, l *loc) error {
+	return ensureSymlink(env, l, s.Args[0], 0, 0)
 }
 
 func (symlinkKind) Check(_ context.Context, env *Env, s *journal.Step) (string, error) {

@@ -1,0 +1,187 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
+)
+
+// placeEnv makes a root with /data and /victim (holding f and sub/f) and
+// an Env whose blob store holds "new\n"; it returns the env, the root's
+// host path and the content's sha256.
+func placeEnv(t *testing.T) (*Env, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"data/sub", "victim/sub"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"victim/f", "victim/sub/f"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("victim's\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	blobs, err := OpenBlobs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("new\n"))
+	hexsum := hex.EncodeToString(sum[:])
+	if _, err := blobs.Put(strings.NewReader("new\n"), hexsum); err != nil {
+		t.Fatal(err)
+	}
+	return &Env{Root: root, Blobs: blobs}, dir, hexsum
+}
+
+// swapData turns /data into a link to victim, or back.
+func swapData(t *testing.T, dir string, toLink bool) {
+	t.Helper()
+	data := filepath.Join(dir, "data")
+	if toLink {
+		if err := os.Rename(data, data+".real"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("victim", data); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.Remove(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(data+".real", data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func victimIntact(t *testing.T, dir string) {
+	t.Helper()
+	for _, f := range []string{"victim/f", "victim/sub/f"} {
+		if got, err := os.ReadFile(filepath.Join(dir, f)); err != nil || string(got) != "victim's\n" {
+			t.Fatalf("%s changed: %q, %v", f, got, err)
+		}
+	}
+}
+
+// TestPlaceForwardAndUndo: an op whose directory was swapped for a link
+// after its image was taken refuses, touching nothing (and needing no
+// undo); so does its undo. With the directory back, both act in it.
+func TestPlaceForwardAndUndo(t *testing.T) {
+	ctx := context.Background()
+	for _, p := range []string{"/data/f", "/data/sub/f"} {
+		t.Run(p, func(t *testing.T) {
+			env, dir, sum := placeEnv(t)
+			s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - "+p+" sha256="+sum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := captureIn(env, &s, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.Place == nil || !img.Absent {
+				t.Fatalf("image %+v: want absent, with a place", img)
+			}
+			swapData(t, dir, true)
+			err = runPlaced(ctx, env, copyKind{}, &s, journal.Forward, img.Place, Image{})
+			if !touchedNothing(err) || !strings.Contains(err.Error(), "refusing to act") {
+				t.Fatalf("forward through the swapped link: %v, want a refusal that touched nothing", err)
+			}
+			victimIntact(t, dir)
+			swapData(t, dir, false)
+			if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, img.Place, Image{}); err != nil {
+				t.Fatal(err)
+			}
+			swapData(t, dir, true)
+			err = restorePlaced(env, p, img, newUndoPass(false))
+			if err == nil || !strings.Contains(err.Error(), "nothing was touched") {
+				t.Fatalf("undo through the swapped link: %v, want a refusal", err)
+			}
+			victimIntact(t, dir)
+			if _, err := os.Stat(filepath.Join(dir, "data.real", p[len("/data"):])); err != nil {
+				t.Fatalf("cairn's file is gone from the real directory: %v", err)
+			}
+			swapData(t, dir, false)
+			if err := restorePlaced(env, p, img, newUndoPass(false)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, p)); !os.IsNotExist(err) {
+				t.Fatalf("the undo did not remove %s: %v", p, err)
+			}
+		})
+	}
+}
+
+// TestPlaceView: within a move, a directory that led to one place leads
+// there still: a capture through a link swapped in since is refused, for
+// the directory itself and for paths beneath it not seen yet.
+func TestPlaceView(t *testing.T) {
+	env, dir, sum := placeEnv(t)
+	v := newView()
+	capture := func(p string) error {
+		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - "+p+" sha256="+sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = captureIn(env, &s, v)
+		return err
+	}
+	if err := capture("/data/a"); err != nil {
+		t.Fatal(err)
+	}
+	swapData(t, dir, true)
+	for _, p := range []string{"/data/b", "/data/sub/f", "/data/new/x"} {
+		err := capture(p)
+		if err == nil || !strings.Contains(err.Error(), "this move found the directory") {
+			t.Errorf("capture of %s through the swapped link: %v, want a refusal", p, err)
+		}
+	}
+	swapData(t, dir, false)
+	for _, p := range []string{"/data/b", "/data/sub/f", "/data/new/x"} {
+		if err := capture(p); err != nil {
+			t.Errorf("capture of %s: %v", p, err)
+		}
+	}
+	// A reset (a command ran) forgets what the move saw.
+	v.reset()
+	swapData(t, dir, true)
+	if err := capture("/data/b"); err != nil {
+		t.Errorf("capture after a reset: %v", err)
+	}
+}
+
+// TestPlaceOtherBoot: device numbers are compared within the boot that
+// recorded them only.
+func TestPlaceOtherBoot(t *testing.T) {
+	env, _, _ := placeEnv(t)
+	_, place, err := locateNew(env, "/data/f", "write", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	place.Dev++
+	if _, err := openPlace(env, "/data/f", place, newUndoPass(false), "restore"); err == nil {
+		t.Error("another device number was accepted within one boot")
+	}
+	l, err := openPlace(env, "/data/f", place, newUndoPass(true), "restore")
+	if err != nil {
+		t.Errorf("after a reboot, the same inode on another device number was refused: %v", err)
+	}
+	l.close()
+	place.Ino++
+	if _, err := openPlace(env, "/data/f", place, newUndoPass(true), "restore"); err == nil {
+		t.Error("after a reboot, another inode was accepted")
+	}
+}
