@@ -200,7 +200,7 @@ func (e *IntentCorruptError) Error() string {
 // *IntentCorruptError.
 func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 	name := filepath.Join(dir, intentFile)
-	data, err := os.ReadFile(name)
+	data, err := readStateFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}

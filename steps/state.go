@@ -397,7 +397,7 @@ func (st *state) close() {
 // records it in a new state.
 func (st *state) checkRoot(rootPath string, create bool) error {
 	name := filepath.Join(st.dir, rootFile)
-	data, err := os.ReadFile(name)
+	data, err := readStateFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return nil
@@ -415,7 +415,7 @@ func (st *state) checkRoot(rootPath string, create bool) error {
 
 func (st *state) loadApplied() (*Applied, error) {
 	name := filepath.Join(st.dir, appliedFile)
-	data, err := os.ReadFile(name)
+	data, err := readStateFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Applied{Version: 1, Originals: map[string]Image{}}, nil
 	}
@@ -462,28 +462,35 @@ type HistoryEntry struct {
 
 const historyKeep = 100
 
-// record appends a run to the history, keeping the newest entries.
+// record appends a run to the history, keeping the newest entries. A
+// history that is not cairn's own file (openStateFile) is replaced, with
+// what could be read of it.
 func (st *state) record(h HistoryEntry) {
 	name := filepath.Join(st.dir, historyFile)
 	line, _ := json.Marshal(h)
-	data, _ := os.ReadFile(name)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) >= 2*historyKeep {
-		kept := strings.Join(lines[len(lines)-historyKeep+1:], "\n") + "\n" + string(line) + "\n"
-		atomicfile.WriteFile(name, []byte(kept), 0o600)
-		return
+	data, _ := readStateFile(name)
+	var lines []string
+	if len(data) > 0 {
+		lines = strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	}
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return
+	if len(lines) < 2*historyKeep {
+		f, err := openStateFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err == nil {
+			f.Write(append(line, '\n'))
+			f.Close()
+			return
+		}
+		if !errors.Is(err, errNotCairns) {
+			return
+		}
 	}
-	f.Write(append(line, '\n'))
-	f.Close()
+	kept := append(lines[len(lines)-min(len(lines), historyKeep-1):], string(line))
+	atomicfile.WriteFile(name, []byte(strings.Join(kept, "\n")+"\n"), 0o600)
 }
 
 // History returns the runs recorded in the state directory dir, oldest first.
 func History(dir string) ([]HistoryEntry, error) {
-	data, err := os.ReadFile(filepath.Join(dir, historyFile))
+	data, err := readStateFile(filepath.Join(dir, historyFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
