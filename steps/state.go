@@ -111,7 +111,8 @@ var ErrLocked = errors.New("held by another cairn process")
 // directory: dir, a host path, or "" for DefaultStateDir beneath root. wait
 // is how long to wait for the lock; 0 fails at once. A state directory that
 // does not exist (and is not to be created) gives nil, nil: nothing was
-// applied yet.
+// applied yet; so does one that holds neither an applied journal nor an
+// intent log, when it is opened only to be read, and it is left untouched.
 //
 // The directory must be cairn's own before any file in it is opened: a
 // directory (not a link, for an explicit one; beneath the root, for the
@@ -127,6 +128,11 @@ func openState(root *rootfs.Root, dir string, create bool, wait time.Duration) (
 	}
 	if err != nil || dir == "" {
 		return nil, err
+	}
+	if !create && !holdsState(dir) {
+		// Nothing applied, nothing to recover: a command that only reads
+		// leaves the directory as it is (it may be a mistyped --state).
+		return nil, nil
 	}
 	lock, lockRW, err := lockDir(dir, wait)
 	if err != nil {
@@ -374,6 +380,17 @@ func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, rw, nil
+}
+
+// holdsState reports whether dir holds an applied journal or an intent
+// log, as entries of any kind.
+func holdsState(dir string) bool {
+	for _, name := range []string{appliedFile, intentFile} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
 
 func (st *state) close() {
