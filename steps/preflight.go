@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -146,6 +147,9 @@ func (a *Applier) hostCheck(plan *journal.Plan) journal.ErrorList {
 				}
 			} else if orig.Absent {
 				users[name] = false // the inverse deletes a user cairn made
+				if _, ok := s.Lookup("gid"); !ok && !hadNameGroup(orig) {
+					groups[name] = false // and the user group useradd made
+				}
 			}
 			home := s.Get("home")
 			if home == "" {
@@ -163,6 +167,13 @@ func (a *Applier) hostCheck(plan *journal.Plan) journal.ErrorList {
 		}
 	}
 	return errs
+}
+
+// hadNameGroup reports whether a user's image records a group of its name
+// from before cairn made the user: the user's inverse leaves that one.
+func hadNameGroup(img Image) bool {
+	var rec userRecord
+	return json.Unmarshal(img.Data, &rec) == nil && rec.NameGroup != nil
 }
 
 // fateOf returns what the plan so far makes of p, looking at the planned
