@@ -298,16 +298,20 @@ func touchesState(op, p, stateRel string) bool {
 	return strings.HasPrefix(stateRel, p+"/") && op != journal.OpMkdir
 }
 
-// guardRemoval refuses a move that would remove every object the applied
-// journal manages, to a journal that manages none, unless m allows it.
+// guardRemoval refuses a move that would undo what the applied journal did
+// (remove every object it manages, run the undo of every EXEC that has
+// one) to a journal that manages no object, unless m allows it.
 func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 	if m.AllowRemoval {
 		return nil
 	}
-	managed := 0
+	managed, undos := 0, 0
 	for i := range oldSteps {
-		if oldSteps[i].Identity() != "" {
+		s := &oldSteps[i]
+		if s.Identity() != "" {
 			managed++
+		} else if _, ok := s.Lookup("undo"); ok && s.Op == journal.OpExec {
+			undos++
 		}
 	}
 	for i := range m.Steps {
@@ -315,14 +319,21 @@ func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 			return nil
 		}
 	}
-	if managed == 0 {
+	if managed+undos == 0 {
 		return nil
 	}
 	name := m.Journal
 	if name == "" {
 		name = "the journal"
 	}
-	return inputErrorf("%s manages no object: the move would remove every object the applied journal manages (%s); refused unless removal is allowed (--allow-removal)", name, plural(managed, "object"))
+	if undos == 0 {
+		return inputErrorf("%s manages no object: the move would remove every object the applied journal manages (%s); refused unless removal is allowed (--allow-removal)", name, plural(managed, "object"))
+	}
+	what := "the undo of " + plural(undos, "command")
+	if managed > 0 {
+		what = plural(managed, "object") + " and " + what
+	}
+	return inputErrorf("%s manages no object: the move would undo what the applied journal did (%s); refused unless removal is allowed (--allow-removal)", name, what)
 }
 
 // preflight checks, before anything changes, everything the plan needs
