@@ -157,6 +157,9 @@ func openState(root *rootfs.Root, dir string, create bool, wait time.Duration) (
 // refused: the state must be named where it is.
 func locateExplicit(dir string, create bool) (string, []string, error) {
 	var created []string
+	if err := checkExplicitWay(dir); err != nil {
+		return "", nil, err
+	}
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
@@ -196,6 +199,64 @@ func checkStateOwner(dir string, isDir bool, uid, mode uint32) error {
 	return nil
 }
 
+// wayChecker checks the directories on the way to a state directory:
+// whoever may write one may swap the state for theirs (rename it away, put
+// a link there) between cairn's checks and its use of the state's host
+// path. Each must belong to root or to the effective user, and be writable
+// by no one else unless it is sticky (as /tmp: others cannot rename what
+// they do not own). It checks each directory once.
+type wayChecker struct {
+	state string // the state directory, for messages
+	seen  map[string]bool
+}
+
+// dir checks the directory d (a host path, links followed) and every
+// directory on its real path up to /. A directory that does not exist yet
+// (cairn will make it) is left out.
+func (w *wayChecker) dir(d string) error {
+	real, err := filepath.EvalSymlinks(d)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return inputErrorf("state directory %s: %w", w.state, err)
+	}
+	for ; !w.seen[real]; real = filepath.Dir(real) {
+		w.seen[real] = true
+		var st syscall.Stat_t
+		if err := syscall.Lstat(real, &st); err != nil {
+			return inputErrorf("state directory %s: %s: %w", w.state, real, err)
+		}
+		switch {
+		case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+			return inputErrorf("state directory %s: the directory %s on the way to it is owned by uid %d: refused (whoever may write there may swap the state for theirs)", w.state, real, st.Uid)
+		case st.Mode&0o022 != 0 && st.Mode&syscall.S_ISVTX == 0:
+			return inputErrorf("state directory %s: the directory %s on the way to it is writable by its group or others (mode %04o) and not sticky: refused (whoever may write there may swap the state for theirs)", w.state, real, st.Mode&0o7777)
+		}
+		if real == "/" {
+			break
+		}
+	}
+	return nil
+}
+
+// checkExplicitWay checks the way to the state directory dir, a host path:
+// the directory that holds each component of dir as written, and those on
+// the path dir really resolves to.
+func checkExplicitWay(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return inputErrorf("state directory %s: %w", dir, err)
+	}
+	w := &wayChecker{state: dir, seen: map[string]bool{}}
+	for d := abs; d != "/"; d = filepath.Dir(d) {
+		if err := w.dir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // locateDefault resolves DefaultStateDir beneath the root, links followed
 // as for every object path (an absolute target starts at the root, ".."
 // stops there), and makes its missing components when create is set: 0755
@@ -213,6 +274,27 @@ func locateDefault(root *rootfs.Root, create bool) (string, []string, error) {
 		}
 		return refuse("%v", err)
 	}
+	// The way to it: the root and every directory of the path that is
+	// there, where it really is, before anything is made; what cairn
+	// makes is its own.
+	w := &wayChecker{state: DefaultStateDir + " beneath the root " + root.Path(), seen: map[string]bool{}}
+	rootReal, err := root.RealPath()
+	if err != nil {
+		return "", nil, refuse("%v", err)
+	}
+	if err := w.dir(rootReal); err != nil {
+		return "", nil, err
+	}
+	way := func(p string) error {
+		if p == DefaultStateDir {
+			return nil // checkStateOwner, below
+		}
+		real, _, err := root.RealDir(p)
+		if err != nil {
+			return nil // refused below, if it matters
+		}
+		return w.dir(real)
+	}
 	made := 0
 	for i := 1; i <= len(DefaultStateDir); i++ {
 		if i < len(DefaultStateDir) && DefaultStateDir[i] != '/' {
@@ -222,10 +304,16 @@ func locateDefault(root *rootfs.Root, create bool) (string, []string, error) {
 		info, err := root.Lstat(p)
 		switch {
 		case err == nil && info.IsDir():
+			if err := way(p); err != nil {
+				return "", nil, err
+			}
 			continue
 		case err == nil && info.IsSymlink():
 			target, _ := root.Readlink(p)
 			links = append(links, fmt.Sprintf("%s (a link to %s)", p, target))
+			if err := way(p); err != nil {
+				return "", nil, err
+			}
 			continue
 		case err == nil:
 			return "", nil, refuse("%s is not a directory", p)

@@ -156,3 +156,69 @@ func TestHistoryKeepsTheNewest(t *testing.T) {
 		}
 	}
 }
+
+// TestStateAncestors: whoever may write a directory on the way to the state
+// directory may swap the state for one of theirs between cairn's checks
+// and its use (a rename, then a link), so a state directory is cairn's only
+// if every directory that leads to it is root's or the user's and writable
+// by no one else (a sticky one, such as /tmp, protects what others own).
+// Refused: exit 2, nothing made.
+func TestStateAncestors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a directory to another user")
+	}
+	for _, tc := range []struct {
+		name    string
+		state   string                          // beneath base; "" for the default
+		prepare func(t *testing.T, base string) // base/root is the root
+		want    string
+	}{
+		{"the default state's parent writable by others", "", func(t *testing.T, base string) {
+			must(t, os.MkdirAll(filepath.Join(base, "root/var/lib"), 0o755))
+			must(t, os.Chmod(filepath.Join(base, "root/var/lib"), 0o777))
+		}, "root/var/lib on the way to it is writable by its group or others (mode 0777)"},
+		{"the root another user's", "", func(t *testing.T, base string) {
+			must(t, os.Chown(filepath.Join(base, "root"), 1000, 1000))
+		}, "root on the way to it is owned by uid 1000"},
+		{"an explicit state in another user's directory", "a/state", func(t *testing.T, base string) {
+			must(t, os.Mkdir(filepath.Join(base, "a"), 0o755))
+			must(t, os.Chown(filepath.Join(base, "a"), 1000, 1000))
+		}, "/a on the way to it is owned by uid 1000"},
+		{"an explicit state through a link in a directory writable by others", "open/a/state", func(t *testing.T, base string) {
+			must(t, os.Mkdir(filepath.Join(base, "open"), 0o777))
+			must(t, os.Chmod(filepath.Join(base, "open"), 0o777))
+			must(t, os.Mkdir(filepath.Join(base, "real"), 0o755))
+			must(t, os.Symlink(filepath.Join(base, "real"), filepath.Join(base, "open/a")))
+		}, "/open on the way to it is writable by its group or others"},
+		{"an explicit state behind a link into a directory writable by others", "a/state", func(t *testing.T, base string) {
+			must(t, os.Mkdir(filepath.Join(base, "open"), 0o777))
+			must(t, os.Chmod(filepath.Join(base, "open"), 0o777))
+			must(t, os.Mkdir(filepath.Join(base, "open/real"), 0o755))
+			must(t, os.Symlink(filepath.Join(base, "open/real"), filepath.Join(base, "a")))
+		}, "/open on the way to it is writable by its group or others"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			must(t, os.Mkdir(filepath.Join(base, "root"), 0o755))
+			tc.prepare(t, base)
+			state := ""
+			if tc.state != "" {
+				state = filepath.Join(base, tc.state)
+			}
+			before := snapOf(t, base)
+			wantRefused(t, stateApply(t, filepath.Join(base, "root"), state, "MKDIR /srv"), tc.want)
+			if d := DiffTrees(before, snapOf(t, base), 10); len(d) > 0 {
+				t.Errorf("the refusal changed something:\n%s", strings.Join(d, "\n"))
+			}
+		})
+	}
+	t.Run("a sticky directory on the way", func(t *testing.T) {
+		base := t.TempDir()
+		must(t, os.Mkdir(filepath.Join(base, "root"), 0o755))
+		must(t, os.Mkdir(filepath.Join(base, "tmp"), 0o755))
+		must(t, os.Chmod(filepath.Join(base, "tmp"), 0o777|os.ModeSticky))
+		if err := stateApply(t, filepath.Join(base, "root"), filepath.Join(base, "tmp/state"), "MKDIR /srv"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
