@@ -1,8 +1,8 @@
 package steps
 
 import (
+	"bytes"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -58,5 +58,10 @@ func readStateFile(name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	var buf bytes.Buffer
+	if fi, err := f.Stat(); err == nil {
+		buf.Grow(int(fi.Size()) + bytes.MinRead) // as os.ReadFile: one read, no regrowth
+	}
+	_, err = buf.ReadFrom(f)
+	return buf.Bytes(), err
 }
