@@ -166,9 +166,15 @@ func (l *intentLog) close() error {
 	return l.f.Close()
 }
 
-// removeIntent deletes the intent log of dir durably: the move is over.
+// removeIntent deletes the intent log of dir durably: the move is over. A
+// log that is not there is removed already, whatever unlink(2) says (a
+// read-only file system answers EROFS before it looks).
 func removeIntent(dir string) error {
-	if err := os.Remove(filepath.Join(dir, intentFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	name := filepath.Join(dir, intentFile)
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if _, lerr := os.Lstat(name); errors.Is(lerr, fs.ErrNotExist) {
+			return nil
+		}
 		return fmt.Errorf("intent log: %w", err)
 	}
 	return atomicfile.SyncDir(dir)
