@@ -233,6 +233,7 @@ func parseIntent(name string, data []byte) ([]intentRecord, error) {
 		badLine  int   // the first line that is no good record
 		badSeq   int64 // the seq that line should have had
 		tornEnd  int64 // the end of the batch torn at badLine, if a whole record of it precedes
+		sized    bool  // the records say where their batch ends in bytes (not a log of the cairn before)
 	)
 	fileSize := int64(len(data))
 	var off int64 // where the line read ends
@@ -278,13 +279,13 @@ func parseIntent(name string, data []byte) ([]intentRecord, error) {
 					tornEnd = last.End // within the batch of the record before
 				}
 			case lineNo == 1:
-				firstEnd = rec.End
+				firstEnd, sized = rec.End, rec.Size != 0
 			case rec.T != "op":
 				return corrupt(lineNo, "record %d is a %q record, not an op", rec.Seq, rec.T)
 			case rec.Seq <= last.End && (rec.End != last.End || rec.Size != last.Size):
 				return corrupt(lineNo, "record %d says its batch ends at record %d, byte %d; the record before it says record %d, byte %d", rec.Seq, rec.End, rec.Size, last.End, last.Size)
 			}
-			if perr == nil && rec.Seq == rec.End && rec.Size != off {
+			if perr == nil && rec.Seq == rec.End && (sized || rec.Size != 0) && rec.Size != off {
 				return corrupt(lineNo, "record %d ends its batch at byte %d, but says the batch ends at byte %d", rec.Seq, off, rec.Size)
 			}
 			if perr == nil {
@@ -314,7 +315,7 @@ func parseIntent(name string, data []byte) ([]intentRecord, error) {
 	// place.
 	lastSeq, lastEnd := last.Seq, last.End
 	torn := (badLine > 0 && badSeq <= lastEnd) || (badLine == 0 && lastSeq < lastEnd)
-	if torn && fileSize > last.Size {
+	if torn && sized && fileSize > last.Size {
 		// A write that was torn cannot have made the file longer than
 		// itself: what lies beyond was written after it was durable.
 		return corrupt(int(lastSeq)+1, "record %d is unreadable or missing, but the file goes on past the end of its batch (byte %d of %d): a later write followed, so it was not torn", lastSeq+1, last.Size, fileSize)

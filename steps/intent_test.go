@@ -2,6 +2,7 @@ package steps
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -50,6 +51,13 @@ func intentBatches(t *testing.T, dir string) [][]byte {
 func reseal(line []byte, old, new string) []byte {
 	body := bytes.Replace(line[9:len(line)-1], []byte(old), []byte(new), 1)
 	return fmt.Appendf(nil, "%08x %s\n", crc32.Checksum(body, crcTable), body)
+}
+
+// sizeOf returns the size an intent log line says its batch ends at.
+func sizeOf(line []byte) int64 {
+	var r intentRecord
+	json.Unmarshal(line[9:], &r)
+	return r.Size
 }
 
 // TestReadIntent damages an intent log in every way a crash can and in ways
@@ -109,6 +117,13 @@ func TestReadIntent(t *testing.T) {
 			return join(append(l[:4:4], reseal(l[4], `"end":6`, `"end":7`), l[5], l[6], l[7])...)
 		}, 0, 5, "batch ends"},
 		{"a record with another batch size", func(l [][]byte) []byte { return join(append(l[:7:7], reseal(l[7], `"size":`, `"size":1`))...) }, 0, 8, "the record before it says"},
+		{"a log of the cairn before, without sizes", func(l [][]byte) []byte {
+			var out [][]byte
+			for _, line := range l {
+				out = append(out, reseal(line, fmt.Sprintf(`"size":%d,`, sizeOf(line)), ""))
+			}
+			return join(out...)
+		}, 8, 0, ""},
 		{"a batch that says it ends elsewhere", func(l [][]byte) []byte {
 			return join(append(l[:6:6], reseal(l[6], `"size":`, `"size":1`), reseal(l[7], `"size":`, `"size":1`))...)
 		}, 0, 8, "says the batch ends at byte"},
