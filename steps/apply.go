@@ -347,17 +347,22 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 	var work []blobJob
 	queued := map[string]bool{}
 	packagesChecked := false
+	predicting := true // no op before this one may have changed anything
 	for _, op := range plan.Ops {
 		s := op.Step
-		if s.Op == journal.OpAptInstall && !op.Noop && !packagesChecked {
+		if s.Op == journal.OpAptInstall && !op.Noop && !packagesChecked && predicting {
 			// Refuse a plan with packages where none can be managed (a
-			// --root without a Debian system) before anything changes.
+			// --root without a Debian system) before anything changes,
+			// unless a command before may make that system.
 			packagesChecked = true
 			if a.env.Packages == nil {
 				errs = append(errs, &journal.Error{Pos: s.Pos, Msg: s.Op + ": no package driver on this host"})
 			} else if err := a.env.Packages.Usable(); err != nil {
 				errs = append(errs, &journal.Error{Pos: s.Pos, Msg: s.Op + " " + s.Object() + ": " + err.Error()})
 			}
+		}
+		if !op.Noop && mayChangeAnything(s) {
+			predicting = false
 		}
 		if isToolOp(s.Op) { // KUBECTL-APPLY, PLAYBOOK: tools.go
 			errs = append(errs, a.toolInputs(op, m.Source, queued, sink)...)
