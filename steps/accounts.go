@@ -91,13 +91,15 @@ func accounts(env *Env, s *journal.Step) (Accounts, error) {
 type userRecord struct {
 	// User is the full entry of a user that existed.
 	User *User `json:"user,omitempty"`
-	// For a user that did not exist: its home as the step gives it, whether
-	// the forward op makes that directory (it did not exist and the user is
-	// no system account), and the group of the user's name if one existed
-	// (userdel may delete it along with the user).
+	// For a user that did not exist: its home as the step gives it, and
+	// whether the forward op makes that directory (it did not exist and the
+	// user is no system account).
 	Home        string `json:"home,omitempty"`
 	CreatesHome bool   `json:"creates_home,omitempty"`
-	NameGroup   *Group `json:"name_group,omitempty"`
+	// NameGroup is the group of the user's name, if one existed: userdel
+	// deletes it along with the user (USERGROUPS_ENAB), and a user that
+	// existed cannot come back without its group.
+	NameGroup *Group `json:"name_group,omitempty"`
 }
 
 // userFamily is the Imager of USERADD (identity user:NAME): it captures
@@ -117,6 +119,9 @@ func (userFamily) Capture(_ context.Context, env *Env, s *journal.Step) (Image, 
 	}
 	var rec userRecord
 	img := Image{}
+	if rec.NameGroup, err = acc.Group(name); err != nil {
+		return Image{}, err
+	}
 	if u != nil {
 		rec.User = u
 	} else {
@@ -130,9 +135,6 @@ func (userFamily) Capture(_ context.Context, env *Env, s *journal.Step) (Image, 
 			return Image{}, err
 		}
 		rec.CreatesHome = !st.exists && s.Get("system") != "true"
-		if rec.NameGroup, err = acc.Group(name); err != nil {
-			return Image{}, err
-		}
 	}
 	if img.Data, err = json.Marshal(rec); err != nil {
 		return Image{}, err
@@ -155,13 +157,22 @@ func (userFamily) Restore(_ context.Context, env *Env, s *journal.Step, img Imag
 			return fmt.Errorf("image of user %s: %w", s.Object(), err)
 		}
 	}
+	name := s.Object()
 	if !img.Absent {
 		if rec.User == nil {
-			return fmt.Errorf("image of user %s holds no entry", s.Object())
+			return fmt.Errorf("image of user %s holds no entry", name)
+		}
+		if rec.NameGroup != nil { // deleted along with the user?
+			if g, err := acc.Group(name); err != nil {
+				return err
+			} else if g == nil {
+				if err := acc.RestoreGroup(*rec.NameGroup); err != nil {
+					return err
+				}
+			}
 		}
 		return acc.RestoreUser(*rec.User)
 	}
-	name := s.Object()
 	cur, err := acc.User(name)
 	if err != nil {
 		return err

@@ -103,6 +103,12 @@ func templateRoot(t *testing.T) string {
 // apply moves the host to the journal of lines.
 func (h *acctHost) apply(t *testing.T, lines ...string) error {
 	t.Helper()
+	return h.move(t, false, lines...)
+}
+
+// move moves the host to the journal of lines, or only checks the move.
+func (h *acctHost) move(t *testing.T, dryRun bool, lines ...string) error {
+	t.Helper()
 	for i := range lines {
 		lines[i] = strings.ReplaceAll(lines[i], "SUM", h.sum)
 	}
@@ -122,7 +128,7 @@ func (h *acctHost) apply(t *testing.T, lines ...string) error {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Apply(ctx, steps.Move{Journal: "t.journal", Steps: ss, Source: h.src, AllowRemoval: true})
+	_, err = a.Apply(ctx, steps.Move{Journal: "t.journal", Steps: ss, Source: h.src, AllowRemoval: true, DryRun: dryRun})
 	return err
 }
 
@@ -396,5 +402,56 @@ func TestAccountsOnHost(t *testing.T) {
 	}
 	if _, err := os.Stat("/home/" + pre); err != nil {
 		t.Errorf("home of %s that was there before: %v", pre, err)
+	}
+}
+
+// TestAccountsRemovedUserUndone: a move that removes a user (userdel takes
+// its user group along) and then fails is undone, the user and its group
+// back as they were. The user's image did not hold its group, and
+// useradd refused to bring the user back into a gid that no longer
+// existed: exit 3 for good, every later command stuck on the same undo.
+func TestAccountsRemovedUserUndone(t *testing.T) {
+	h := newAcctHost(t, templateRoot(t))
+	if err := h.apply(t, "USERADD deploy system=true", "MKDIR /srv/app"); err != nil {
+		t.Fatal(err)
+	}
+	before := h.etc(t)
+	err := h.apply(t, "MKDIR /srv/app", `EXEC "false" undo="true"`)
+	if steps.ExitCode(err) != steps.ExitFailed {
+		t.Fatalf("the failed move: %v (exit %d), want exit 1, undone", err, steps.ExitCode(err))
+	}
+	sameEtc(t, h.etc(t), before)
+}
+
+// TestAccountsPreflightRemovedUserGroup: the inverse of a USERADD deletes
+// the user's own group with it, so the preflight refuses a later op that
+// needs that group, as the run would fail on it; with a group of that
+// name there before cairn made the user, the group stays and the move runs.
+func TestAccountsPreflightRemovedUserGroup(t *testing.T) {
+	h := newAcctHost(t, templateRoot(t))
+	if err := h.apply(t, "USERADD deploy system=true", "MKDIR /srv/app"); err != nil {
+		t.Fatal(err)
+	}
+	before := h.etc(t)
+	next := []string{"MKDIR /srv/app", "COPY files/a /srv/app/f group=deploy sha256=SUM"}
+	for _, dryRun := range []bool{true, false} {
+		err := h.move(t, dryRun, next...)
+		if steps.ExitCode(err) != steps.ExitBadInput || !strings.Contains(err.Error(), "t.journal:2:1: COPY /srv/app/f: group deploy: an earlier op of the plan deletes it") {
+			t.Errorf("dry run %v: %v (exit %d), want the preflight to refuse the group the inverse deletes", dryRun, err, steps.ExitCode(err))
+		}
+	}
+	sameEtc(t, h.etc(t), before)
+	// A user whose group was there before it: the group stays.
+	if err := h.apply(t, "MKDIR /srv/app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.apply(t, "GROUPADD deploy gid=1700", "MKDIR /srv/app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.apply(t, "GROUPADD deploy gid=1700", "USERADD deploy system=true gid=1700", "MKDIR /srv/app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.apply(t, "GROUPADD deploy gid=1700", "MKDIR /srv/app", "COPY files/a /srv/app/f group=deploy sha256=SUM"); err != nil {
+		t.Errorf("a move that keeps the group: %v", err)
 	}
 }

@@ -303,16 +303,20 @@ func touchesState(op, p, stateRel string) bool {
 	return strings.HasPrefix(stateRel, p+"/") && op != journal.OpMkdir
 }
 
-// guardRemoval refuses a move that would remove every object the applied
-// journal manages, to a journal that manages none, unless m allows it.
+// guardRemoval refuses a move that would undo what the applied journal did
+// (remove every object it manages, run the undo of every EXEC that has
+// one) to a journal that manages no object, unless m allows it.
 func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 	if m.AllowRemoval {
 		return nil
 	}
-	managed := 0
+	managed, undos := 0, 0
 	for i := range oldSteps {
-		if oldSteps[i].Identity() != "" {
+		s := &oldSteps[i]
+		if s.Identity() != "" {
 			managed++
+		} else if _, ok := s.Lookup("undo"); ok && s.Op == journal.OpExec {
+			undos++
 		}
 	}
 	for i := range m.Steps {
@@ -320,14 +324,21 @@ func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 			return nil
 		}
 	}
-	if managed == 0 {
+	if managed+undos == 0 {
 		return nil
 	}
 	name := m.Journal
 	if name == "" {
 		name = "the journal"
 	}
-	return inputErrorf("%s manages no object: the move would remove every object the applied journal manages (%s); refused unless removal is allowed (--allow-removal)", name, plural(managed, "object"))
+	if undos == 0 {
+		return inputErrorf("%s manages no object: the move would remove every object the applied journal manages (%s); refused unless removal is allowed (--allow-removal)", name, plural(managed, "object"))
+	}
+	what := "the undo of " + plural(undos, "command")
+	if managed > 0 {
+		what = plural(managed, "object") + " and " + what
+	}
+	return inputErrorf("%s manages no object: the move would undo what the applied journal did (%s); refused unless removal is allowed (--allow-removal)", name, what)
 }
 
 // preflight checks, before anything changes, everything the plan needs
@@ -341,17 +352,22 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 	var work []blobJob
 	queued := map[string]bool{}
 	packagesChecked := false
+	predicting := true // no op before this one may have changed anything
 	for _, op := range plan.Ops {
 		s := op.Step
-		if s.Op == journal.OpAptInstall && !op.Noop && !packagesChecked {
+		if s.Op == journal.OpAptInstall && !op.Noop && !packagesChecked && predicting {
 			// Refuse a plan with packages where none can be managed (a
-			// --root without a Debian system) before anything changes.
+			// --root without a Debian system) before anything changes,
+			// unless a command before may make that system.
 			packagesChecked = true
 			if a.env.Packages == nil {
 				errs = append(errs, &journal.Error{Pos: s.Pos, Msg: s.Op + ": no package driver on this host"})
 			} else if err := a.env.Packages.Usable(); err != nil {
 				errs = append(errs, &journal.Error{Pos: s.Pos, Msg: s.Op + " " + s.Object() + ": " + err.Error()})
 			}
+		}
+		if !op.Noop && mayChangeAnything(s) {
+			predicting = false
 		}
 		if isToolOp(s.Op) { // KUBECTL-APPLY, PLAYBOOK: tools.go
 			errs = append(errs, a.toolInputs(op, m.Source, queued, sink)...)
@@ -432,7 +448,7 @@ func blame(err error, file, store string) string {
 		return "source " + file + ": " + pe.Err.Error()
 	case errors.As(err, &pe) && (pe.Path == store || strings.HasPrefix(pe.Path, store+"/")),
 		errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
-		if pe != nil {
+		if pe != nil && !errors.Is(err, errNotCairns) { // that one names its file
 			err = pe.Err
 		}
 		return "storing in the blob store " + store + ": " + strings.TrimPrefix(err.Error(), "blob store: ")

@@ -128,7 +128,7 @@ func OpenBlobs(dir string) (*Blobs, error) { return openBlobs(dir, true) }
 // on a read-only file system).
 func openBlobs(dir string, create bool) (*Blobs, error) {
 	b := &Blobs{dir: dir, idx: newBlobTable(nil, 0), readers: map[uint32]*os.File{}, dirtyPacks: map[uint32]*os.File{}}
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+	if fi, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return b, nil
 		}
@@ -138,6 +138,8 @@ func openBlobs(dir string, create bool) (*Blobs, error) {
 		b.createdDir = true
 	} else if err != nil {
 		return nil, fmt.Errorf("blob store: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("blob store: %s is not a directory (a link is not followed): refused", dir)
 	}
 	return b, nil
 }
@@ -289,7 +291,7 @@ func (b *Blobs) doLoad() error {
 // mapFile maps a file read-only into memory, its pages read in at once
 // (nil if it does not exist or is empty).
 func mapFile(name string) ([]byte, error) {
-	f, err := os.Open(name)
+	f, err := openStateFile(name, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -353,7 +355,7 @@ func (b *Blobs) writer() (*blobWriter, error) {
 		}
 		sc.dirty = false
 	}
-	index, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	index, err := openStateFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("blob store: %w", err)
 	}
@@ -404,9 +406,9 @@ func (b *Blobs) writer() (*blobWriter, error) {
 // openPack opens pack n for reading and writing, creating it if needed.
 func (b *Blobs) openPack(n uint32) (*os.File, error) {
 	name := filepath.Join(b.dir, packName(n))
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	f, err := openStateFile(name, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = openStateFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		b.newFiles = true
 	}
 	return f, err
@@ -481,7 +483,7 @@ func (b *Blobs) Open(sum string) (io.ReadCloser, error) {
 		}
 		return &blobReader{b: b, sum: sum, key: key, packed: true, r: io.NewSectionReader(f, loc.off, int64(loc.size)), h: sha256.New()}, nil
 	}
-	lf, err := os.Open(b.loosePath(sum))
+	lf, err := b.openLoose(sum)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("blob %s is not in the store %s", sum, b.dir)
 	}
@@ -489,6 +491,27 @@ func (b *Blobs) Open(sum string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return &blobReader{b: b, sum: sum, key: key, r: lf, f: lf, h: sha256.New()}, nil
+}
+
+// openLoose opens a blob of its own for reading: its fan-out directory
+// must be one, not a link.
+func (b *Blobs) openLoose(sum string) (*os.File, error) {
+	name := b.loosePath(sum)
+	if err := b.fanoutDir(filepath.Dir(name)); err != nil {
+		return nil, err
+	}
+	return openStateFile(name, os.O_RDONLY, 0)
+}
+
+// fanoutDir checks that dir, a fan-out directory, is a directory if it is
+// there: a link is not followed.
+func (b *Blobs) fanoutDir(dir string) error {
+	if fi, err := os.Lstat(dir); err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return fmt.Errorf("blob store: %s is not a directory (a link is not followed): refused", dir)
+	}
+	return nil
 }
 
 // packReader returns the descriptor this process reads pack n through.
@@ -501,7 +524,7 @@ func (b *Blobs) packReader(n uint32) (*os.File, error) {
 	if f := b.readers[n]; f != nil {
 		return f, nil
 	}
-	f, err := os.Open(filepath.Join(b.dir, packName(n)))
+	f, err := openStateFile(filepath.Join(b.dir, packName(n)), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("blob store: %w", err)
 	}
@@ -770,6 +793,9 @@ func (b *Blobs) putLarge(r io.Reader, want string) (string, error) {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	dst := b.loosePath(sum)
+	if err := b.fanoutDir(filepath.Dir(dst)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
 	if fi, err := os.Lstat(dst); err == nil && fi.Mode().IsRegular() && fi.Size() == size {
 		seen()
 		return sum, nil

@@ -20,7 +20,7 @@ import (
 // of records, one a line: eight hex digits of the CRC-32C of the JSON that
 // follows a space. Records are numbered from 1 (seq), the header first, and
 // each says where the batch it was written with ends (end: the seq of the
-// batch's last record).
+// batch's last record; size: the log's size once the batch is written).
 //
 // Records are written in batches, each durable (fsync) before any op it
 // describes runs. The first batch, the header and the first op records, is
@@ -30,16 +30,18 @@ import (
 // the last of which may be torn (a power loss or a kill in its write, before
 // its fsync returned: none of its ops ran), and it is dropped. Anything else
 // (an empty file, a missing header, a gap in the numbers, a bad record
-// followed by a later batch) is a corrupt log: the ops it records may have
-// run, and recovery cannot tell what to undo.
+// followed by a later batch, or by bytes past the end of its own) is a
+// corrupt log: the ops it records may have run, and recovery cannot tell
+// what to undo.
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // intentRecord is one record of the intent log.
 type intentRecord struct {
-	Seq    int64  `json:"seq"` // 1 for the header, then one more each record
-	End    int64  `json:"end"` // the seq of the last record of its batch
-	T      string `json:"t"`   // "plan" or "op"
+	Seq    int64  `json:"seq"`  // 1 for the header, then one more each record
+	End    int64  `json:"end"`  // the seq of the last record of its batch
+	Size   int64  `json:"size"` // the log's size in bytes once its batch is written
+	T      string `json:"t"`    // "plan" or "op"
 	From   int64  `json:"from,omitempty"`
 	To     int64  `json:"to,omitempty"`
 	I      int    `json:"i,omitempty"`
@@ -59,6 +61,7 @@ type intentLog struct {
 	f       *os.File // open once the first batch is in place
 	pending []*intentRecord
 	seq     int64 // the last record written
+	size    int64 // the bytes written
 }
 
 // newIntent starts the intent log of a move in dir; the first flush
@@ -76,13 +79,21 @@ func (l *intentLog) flush() error {
 		return nil
 	}
 	end := l.seq + int64(len(l.pending))
+	// The size the records give depends on the digits of the size they
+	// hold: grow it until it is the size they give.
 	var buf []byte
-	for i, r := range l.pending {
-		r.Seq, r.End = l.seq+1+int64(i), end
-		data, _ := json.Marshal(r)
-		buf = fmt.Appendf(buf, "%08x ", crc32.Checksum(data, crcTable))
-		buf = append(buf, data...)
-		buf = append(buf, '\n')
+	for size := l.size; ; size = l.size + int64(len(buf)) {
+		buf = buf[:0]
+		for i, r := range l.pending {
+			r.Seq, r.End, r.Size = l.seq+1+int64(i), end, size
+			data, _ := json.Marshal(r)
+			buf = fmt.Appendf(buf, "%08x ", crc32.Checksum(data, crcTable))
+			buf = append(buf, data...)
+			buf = append(buf, '\n')
+		}
+		if l.size+int64(len(buf)) == size {
+			break
+		}
 	}
 	if l.f == nil {
 		if err := l.create(buf); err != nil {
@@ -97,7 +108,7 @@ func (l *intentLog) flush() error {
 			return fmt.Errorf("intent log: sync %s: %w", name, errnoOf(err))
 		}
 	}
-	l.seq = end
+	l.seq, l.size = end, l.size+int64(len(buf))
 	l.pending = l.pending[:0]
 	return nil
 }
@@ -158,9 +169,15 @@ func (l *intentLog) close() error {
 	return l.f.Close()
 }
 
-// removeIntent deletes the intent log of dir durably: the move is over.
+// removeIntent deletes the intent log of dir durably: the move is over. A
+// log that is not there is removed already, whatever unlink(2) says (a
+// read-only file system answers EROFS before it looks).
 func removeIntent(dir string) error {
-	if err := os.Remove(filepath.Join(dir, intentFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	name := filepath.Join(dir, intentFile)
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if _, lerr := os.Lstat(name); errors.Is(lerr, fs.ErrNotExist) {
+			return nil
+		}
 		return fmt.Errorf("intent log: %w", err)
 	}
 	return atomicfile.SyncDir(dir)
@@ -192,15 +209,23 @@ func (e *IntentCorruptError) Error() string {
 // *IntentCorruptError.
 func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 	name := filepath.Join(dir, intentFile)
-	data, err := os.ReadFile(name)
+	data, err := readStateFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
-	corrupt := func(line int, format string, args ...any) ([]intentRecord, bool, error) {
-		return nil, true, &IntentCorruptError{File: name, Line: line, Reason: fmt.Sprintf(format, args...)}
-	}
 	if err != nil {
-		return corrupt(0, "it cannot be read: %v", err)
+		return nil, true, &IntentCorruptError{File: name, Reason: fmt.Sprintf("it cannot be read: %v", err)}
+	}
+	recs, err = parseIntent(name, data)
+	return recs, true, err
+}
+
+// parseIntent reads the records of the intent log data, read from the file
+// name, as readIntent does.
+func parseIntent(name string, data []byte) ([]intentRecord, error) {
+	var recs []intentRecord
+	corrupt := func(line int, format string, args ...any) ([]intentRecord, error) {
+		return nil, &IntentCorruptError{File: name, Line: line, Reason: fmt.Sprintf(format, args...)}
 	}
 	if len(data) == 0 {
 		return corrupt(0, "the file is empty (an intent log is written whole with its header and first ops)")
@@ -210,8 +235,11 @@ func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 		last     *intentRecord
 		badLine  int   // the first line that is no good record
 		badSeq   int64 // the seq that line should have had
-		tornEnd  int64 // the end of the batch torn from badLine on, once known
+		tornEnd  int64 // the end of the batch torn at badLine, if a whole record of it precedes
+		sized    bool  // the records say where their batch ends in bytes (not a log of the cairn before)
 	)
+	fileSize := int64(len(data))
+	var off int64 // where the line read ends
 	for lineNo := 1; len(data) > 0; lineNo++ {
 		line, whole := data, false
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -219,6 +247,7 @@ func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 		} else {
 			data = nil
 		}
+		off = fileSize - int64(len(data))
 		rec, perr := parseIntentLine(line)
 		switch {
 		case perr != nil:
@@ -228,6 +257,13 @@ func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 			perr = errors.New("the record has no number (a log of an older cairn?)")
 		case rec.Seq < 0 || rec.End < rec.Seq:
 			perr = fmt.Errorf("bad record numbers seq %d, end %d", rec.Seq, rec.End)
+		}
+		// A bad line may end in a whole record, its newline lost (a flipped
+		// bit, zeros over it): that record follows the damage, as one on a
+		// line of its own would.
+		var after *intentRecord
+		if perr != nil && whole {
+			after = embeddedRecord(line)
 		}
 		if badLine == 0 {
 			if perr == nil && rec.Seq != int64(lineNo) {
@@ -245,25 +281,34 @@ func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 				if badSeq <= last.End {
 					tornEnd = last.End // within the batch of the record before
 				}
+			case lineNo == 1:
+				firstEnd, sized = rec.End, rec.Size != 0
+			case rec.T != "op":
+				return corrupt(lineNo, "record %d is a %q record, not an op", rec.Seq, rec.T)
+			case rec.Seq <= last.End && (rec.End != last.End || rec.Size != last.Size):
+				return corrupt(lineNo, "record %d says its batch ends at record %d, byte %d; the record before it says record %d, byte %d", rec.Seq, rec.End, rec.Size, last.End, last.Size)
+			}
+			if perr == nil && rec.Seq == rec.End && (sized || rec.Size != 0) && rec.Size != off {
+				return corrupt(lineNo, "record %d ends its batch at byte %d, but says the batch ends at byte %d", rec.Seq, off, rec.Size)
+			}
+			if perr == nil {
+				recs = append(recs, rec)
+				last = &recs[len(recs)-1]
 				continue
 			}
-			if lineNo == 1 {
-				firstEnd = rec.End
-			} else if rec.T != "op" {
-				return corrupt(lineNo, "record %d is a %q record, not an op", rec.Seq, rec.T)
-			}
-			recs = append(recs, rec)
-			last = &recs[len(recs)-1]
-			continue
+		} else if perr == nil {
+			after = &rec
 		}
-		// After a bad line, only the rest of that torn batch may follow.
-		if perr != nil {
-			continue
-		}
-		if tornEnd == 0 {
-			tornEnd = rec.End
-		}
-		if rec.End != tornEnd || rec.Seq <= badSeq {
+		// After a bad line, only the rest of that torn batch may follow, and
+		// only a whole record before the bad line says which batch that is.
+		// A bad line that starts a batch may be a whole earlier batch
+		// damaged, and a whole record after it a later batch's, whose ops
+		// ran: that cannot be told from a tear, so it is corrupt.
+		switch {
+		case after == nil:
+		case tornEnd == 0:
+			return corrupt(badLine, "record %d, the first of its batch, is unreadable, but a whole record follows it (line %d): whether it is a torn last write or a damaged earlier batch cannot be told", badSeq, lineNo)
+		case after.End != tornEnd || after.Seq <= badSeq:
 			return corrupt(badLine, "record %d is unreadable, but whole records of a later batch follow it (line %d): not a torn last write", badSeq, lineNo)
 		}
 	}
@@ -273,13 +318,33 @@ func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 	// place.
 	lastSeq, lastEnd := last.Seq, last.End
 	torn := (badLine > 0 && badSeq <= lastEnd) || (badLine == 0 && lastSeq < lastEnd)
+	if torn && sized && fileSize > last.Size {
+		// A write that was torn cannot have made the file longer than
+		// itself: what lies beyond was written after it was durable.
+		return corrupt(int(lastSeq)+1, "record %d is unreadable or missing, but the file goes on past the end of its batch (byte %d of %d): a later write followed, so it was not torn", lastSeq+1, last.Size, fileSize)
+	}
 	if torn && lastEnd == firstEnd {
 		return corrupt(int(lastSeq)+1, "the first batch ends at record %d of %d, but it is written whole", lastSeq, lastEnd)
 	}
 	for torn && recs[len(recs)-1].End == lastEnd {
 		recs = recs[:len(recs)-1]
 	}
-	return recs, true, nil
+	return recs, nil
+}
+
+// embeddedRecord returns the whole record that a bad line ends with, if
+// any: a record's line starts with its checksum and `{"seq":`, which no
+// record holds elsewhere (JSON escapes the quotes of a string).
+func embeddedRecord(line []byte) *intentRecord {
+	i := bytes.LastIndex(line, []byte(` {"seq":`))
+	if i < 8 {
+		return nil
+	}
+	rec, err := parseIntentLine(line[i-8:])
+	if err != nil || rec.Seq <= 0 || rec.End < rec.Seq {
+		return nil
+	}
+	return &rec
 }
 
 func parseIntentLine(line []byte) (intentRecord, error) {

@@ -2,7 +2,10 @@ package steps
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +46,20 @@ func intentBatches(t *testing.T, dir string) [][]byte {
 	return lines
 }
 
+// reseal replaces old by new in an intent log line and gives it the
+// checksum of its new JSON: a record damaged where no checksum can tell.
+func reseal(line []byte, old, new string) []byte {
+	body := bytes.Replace(line[9:len(line)-1], []byte(old), []byte(new), 1)
+	return fmt.Appendf(nil, "%08x %s\n", crc32.Checksum(body, crcTable), body)
+}
+
+// sizeOf returns the size an intent log line says its batch ends at.
+func sizeOf(line []byte) int64 {
+	var r intentRecord
+	json.Unmarshal(line[9:], &r)
+	return r.Size
+}
+
 // TestReadIntent damages an intent log in every way a crash can and in ways
 // only corruption can: a torn last batch is dropped (none of its ops ran),
 // anything else is an *IntentCorruptError naming the file and line.
@@ -68,8 +85,13 @@ func TestReadIntent(t *testing.T) {
 		{"torn last batch: its last record without newline", func(l [][]byte) []byte { return join(append(l[:7:7], l[7][:len(l[7])-1])...) }, 6, 0, ""},
 		{"torn last batch: zeros instead", func(l [][]byte) []byte { return join(append(l[:6:6], zeros(len(l[6])+len(l[7])))...) }, 6, 0, ""},
 		{"torn last batch: zeros in its middle", func(l [][]byte) []byte {
-			return join(append(l[:6:6], zeros(len(l[6])-5), l[6][len(l[6])-5:], l[7])...)
+			return join(append(l[:7:7], zeros(len(l[7])-5), l[7][len(l[7])-5:])...)
 		}, 6, 0, ""},
+		// A damaged first record of a batch, then a whole record: a torn
+		// last batch, or a damaged earlier one and a later batch that ran?
+		{"the first record of a batch damaged, a whole record after it", func(l [][]byte) []byte {
+			return join(append(l[:6:6], zeros(len(l[6])-5), l[6][len(l[6])-5:], l[7])...)
+		}, 0, 7, "cannot be told"},
 		{"torn last batch: a bad checksum", func(l [][]byte) []byte { return join(append(l[:7:7], flip(l[7]))...) }, 6, 0, ""},
 		{"torn new batch after whole ones", func(l [][]byte) []byte { return join(append(l[:8:8], half(l[1]))...) }, 8, 0, ""},
 		{"zeros after whole batches", func(l [][]byte) []byte { return join(append(l[:8:8], zeros(4096))...) }, 8, 0, ""},
@@ -81,7 +103,30 @@ func TestReadIntent(t *testing.T) {
 		{"a record missing in the middle", func(l [][]byte) []byte { return join(append(l[:4:4], l[5:]...)...) }, 0, 5, "missing"},
 		{"a whole batch missing", func(l [][]byte) []byte { return join(append(l[:3:3], l[6:]...)...) }, 0, 4, "missing"},
 		{"a bad record before a later batch", func(l [][]byte) []byte { return join(append(append(l[:4:4], flip(l[4])), l[5:]...)...) }, 0, 5, "later batch"},
-		{"zeros before a later batch", func(l [][]byte) []byte { return join(append(append(l[:3:3], zeros(100)), l[4:]...)...) }, 0, 4, "later batch"},
+		{"zeros before a later batch", func(l [][]byte) []byte { return join(append(append(l[:3:3], zeros(100)), l[4:]...)...) }, 0, 4, "cannot be told"},
+		{"a whole batch damaged before a later one", func(l [][]byte) []byte {
+			return join(append(append(l[:3:3], flip(l[3]), flip(l[4]), flip(l[5])), l[6:]...)...)
+		}, 0, 4, "cannot be told"},
+		{"a newline lost between batches", func(l [][]byte) []byte {
+			return join(append(l[:5:5], bytes.TrimSuffix(l[5], []byte("\n")), l[6], l[7])...)
+		}, 0, 6, "later batch"},
+		{"zeros from inside a batch over a later one", func(l [][]byte) []byte {
+			return join(append(l[:4:4], zeros(len(l[4])+len(l[5])+len(l[6])), l[7][3:])...)
+		}, 0, 5, "past the end of its batch"},
+		{"a record of the batch before with another end", func(l [][]byte) []byte {
+			return join(append(l[:4:4], reseal(l[4], `"end":6`, `"end":7`), l[5], l[6], l[7])...)
+		}, 0, 5, "batch ends"},
+		{"a record with another batch size", func(l [][]byte) []byte { return join(append(l[:7:7], reseal(l[7], `"size":`, `"size":1`))...) }, 0, 8, "the record before it says"},
+		{"a log of the cairn before, without sizes", func(l [][]byte) []byte {
+			var out [][]byte
+			for _, line := range l {
+				out = append(out, reseal(line, fmt.Sprintf(`"size":%d,`, sizeOf(line)), ""))
+			}
+			return join(out...)
+		}, 8, 0, ""},
+		{"a batch that says it ends elsewhere", func(l [][]byte) []byte {
+			return join(append(l[:6:6], reseal(l[6], `"size":`, `"size":1`), reseal(l[7], `"size":`, `"size":1`))...)
+		}, 0, 8, "says the batch ends at byte"},
 		{"no header", func(l [][]byte) []byte { return join(l[1:]...) }, 0, 1, "missing"},
 		{"a record of an older cairn", func(l [][]byte) []byte {
 			return []byte("9d1a7e55 {\"t\":\"plan\",\"from\":1,\"to\":2}\n")

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,7 +90,7 @@ const (
 // may change anything has run (EXEC, a package, a unit, a tool), nothing
 // later is predicted.
 func (a *Applier) hostCheck(plan *journal.Plan) journal.ErrorList {
-	var errs journal.ErrorList
+	errs := a.accountsUsable(plan)
 	fates := map[string]pathFate{}
 	users, groups := map[string]bool{}, map[string]bool{}
 	originals := a.Applied().Originals
@@ -143,6 +144,9 @@ func (a *Applier) hostCheck(plan *journal.Plan) journal.ErrorList {
 				}
 			} else if orig.Absent {
 				users[name] = false // the inverse deletes a user cairn made
+				if _, ok := s.Lookup("gid"); !ok && !hadNameGroup(orig) {
+					groups[name] = false // and the user group useradd made
+				}
 			}
 			home := s.Get("home")
 			if home == "" {
@@ -160,6 +164,54 @@ func (a *Applier) hostCheck(plan *journal.Plan) journal.ErrorList {
 		}
 	}
 	return errs
+}
+
+// accountsUsable refuses a plan with users or groups where none can be
+// managed (no driver, a root without /etc/passwd), as the preflight does
+// for packages: the run would find out only when the first of them runs.
+// After an op that may change anything (an EXEC may bootstrap the root),
+// nothing is predicted.
+func (a *Applier) accountsUsable(plan *journal.Plan) journal.ErrorList {
+	for _, op := range plan.Ops {
+		s := op.Step
+		if op.Noop {
+			continue
+		}
+		if s.Op != journal.OpUseradd && s.Op != journal.OpGroupadd {
+			if mayChangeAnything(s) {
+				return nil
+			}
+			continue
+		}
+		acc, err := accounts(a.env, s)
+		if err == nil {
+			_, err = acc.User(s.Object()) // reads /etc/passwd, as the op's image does
+			if err == nil {
+				return nil
+			}
+			err = fmt.Errorf("%s %s: %w", s.Op, s.Object(), err)
+		}
+		return journal.ErrorList{&journal.Error{Pos: s.Pos, Msg: err.Error()}}
+	}
+	return nil
+}
+
+// mayChangeAnything reports whether an op may change what the preflight
+// predicts from the host as it is (a command, a package, a unit, a tool):
+// after it, nothing more is predicted, and the run finds out.
+func mayChangeAnything(s *journal.Step) bool {
+	switch s.Op {
+	case journal.OpMkdir, journal.OpCopy, journal.OpSymlink, journal.OpRm, journal.OpUseradd, journal.OpGroupadd, journal.OpCheck:
+		return false
+	}
+	return true
+}
+
+// hadNameGroup reports whether a user's image records a group of its name
+// from before cairn made the user: the user's inverse leaves that one.
+func hadNameGroup(img Image) bool {
+	var rec userRecord
+	return json.Unmarshal(img.Data, &rec) == nil && rec.NameGroup != nil
 }
 
 // fateOf returns what the plan so far makes of p, looking at the planned

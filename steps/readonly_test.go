@@ -87,3 +87,26 @@ func TestReadOnlyMount(t *testing.T) {
 		})
 	}
 }
+
+// TestReadOnlyStateMove: a move whose state lies on a read-only mount
+// fails before any op runs, and that is exit 1 with nothing to undo: the
+// intent log that could not be made is not "kept" (exit 3) because removing
+// it fails with EROFS rather than ENOENT.
+func TestReadOnlyStateMove(t *testing.T) {
+	base := t.TempDir()
+	rootDir, stateFS := filepath.Join(base, "root"), filepath.Join(base, "statefs")
+	must(t, os.Mkdir(rootDir, 0o755))
+	mountTmpfs(t, stateFS, 1<<20)
+	state := filepath.Join(stateFS, "state")
+	must(t, moveWith(t, rootDir, state, "", "MKDIR /srv"))
+	remount(t, stateFS, "ro")
+	defer remount(t, stateFS, "rw")
+	before := snapOf(t, rootDir)
+	err := moveWith(t, rootDir, state, "", "MKDIR /srv", "MKDIR /srv/www")
+	if ExitCode(err) != ExitFailed || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), "0 ops undone") {
+		t.Fatalf("a move with a read-only state: %v (exit %d), want exit 1, nothing undone", err, ExitCode(err))
+	}
+	if d := DiffTrees(before, snapOf(t, rootDir), 10); len(d) > 0 {
+		t.Errorf("the root changed:\n%s", strings.Join(d, "\n"))
+	}
+}

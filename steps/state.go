@@ -115,7 +115,8 @@ var ErrLocked = errors.New("held by another cairn process")
 // directory: dir, a host path, or "" for DefaultStateDir beneath root. wait
 // is how long to wait for the lock; 0 fails at once. A state directory that
 // does not exist (and is not to be created) gives nil, nil: nothing was
-// applied yet.
+// applied yet; so does one that holds neither an applied journal nor an
+// intent log, when it is opened only to be read, and it is left untouched.
 //
 // The directory must be cairn's own before any file in it is opened: a
 // directory (not a link, for an explicit one; beneath the root, for the
@@ -131,6 +132,11 @@ func openState(root *rootfs.Root, dir string, create bool, wait time.Duration) (
 	}
 	if err != nil || dir == "" {
 		return nil, err
+	}
+	if !create && !holdsState(dir) {
+		// Nothing applied, nothing to recover: a command that only reads
+		// leaves the directory as it is (it may be a mistyped --state).
+		return nil, nil
 	}
 	lock, lockRW, err := lockDir(dir, wait)
 	if err != nil {
@@ -155,6 +161,9 @@ func openState(root *rootfs.Root, dir string, create bool, wait time.Duration) (
 // refused: the state must be named where it is.
 func locateExplicit(dir string, create bool) (string, []string, error) {
 	var created []string
+	if err := checkExplicitWay(dir); err != nil {
+		return "", nil, err
+	}
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
@@ -194,6 +203,64 @@ func checkStateOwner(dir string, isDir bool, uid, mode uint32) error {
 	return nil
 }
 
+// wayChecker checks the directories on the way to a state directory:
+// whoever may write one may swap the state for theirs (rename it away, put
+// a link there) between cairn's checks and its use of the state's host
+// path. Each must belong to root or to the effective user, and be writable
+// by no one else unless it is sticky (as /tmp: others cannot rename what
+// they do not own). It checks each directory once.
+type wayChecker struct {
+	state string // the state directory, for messages
+	seen  map[string]bool
+}
+
+// dir checks the directory d (a host path, links followed) and every
+// directory on its real path up to /. A directory that does not exist yet
+// (cairn will make it) is left out.
+func (w *wayChecker) dir(d string) error {
+	real, err := filepath.EvalSymlinks(d)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return inputErrorf("state directory %s: %w", w.state, err)
+	}
+	for ; !w.seen[real]; real = filepath.Dir(real) {
+		w.seen[real] = true
+		var st syscall.Stat_t
+		if err := syscall.Lstat(real, &st); err != nil {
+			return inputErrorf("state directory %s: %s: %w", w.state, real, err)
+		}
+		switch {
+		case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+			return inputErrorf("state directory %s: the directory %s on the way to it is owned by uid %d: refused (whoever may write there may swap the state for theirs)", w.state, real, st.Uid)
+		case st.Mode&0o022 != 0 && st.Mode&syscall.S_ISVTX == 0:
+			return inputErrorf("state directory %s: the directory %s on the way to it is writable by its group or others (mode %04o) and not sticky: refused (whoever may write there may swap the state for theirs)", w.state, real, st.Mode&0o7777)
+		}
+		if real == "/" {
+			break
+		}
+	}
+	return nil
+}
+
+// checkExplicitWay checks the way to the state directory dir, a host path:
+// the directory that holds each component of dir as written, and those on
+// the path dir really resolves to.
+func checkExplicitWay(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return inputErrorf("state directory %s: %w", dir, err)
+	}
+	w := &wayChecker{state: dir, seen: map[string]bool{}}
+	for d := abs; d != "/"; d = filepath.Dir(d) {
+		if err := w.dir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // locateDefault resolves DefaultStateDir beneath the root, links followed
 // as for every object path (an absolute target starts at the root, ".."
 // stops there), and makes its missing components when create is set: 0755
@@ -211,6 +278,27 @@ func locateDefault(root *rootfs.Root, create bool) (string, []string, error) {
 		}
 		return refuse("%v", err)
 	}
+	// The way to it: the root and every directory of the path that is
+	// there, where it really is, before anything is made; what cairn
+	// makes is its own.
+	w := &wayChecker{state: DefaultStateDir + " beneath the root " + root.Path(), seen: map[string]bool{}}
+	rootReal, err := root.RealPath()
+	if err != nil {
+		return "", nil, refuse("%v", err)
+	}
+	if err := w.dir(rootReal); err != nil {
+		return "", nil, err
+	}
+	way := func(p string) error {
+		if p == DefaultStateDir {
+			return nil // checkStateOwner, below
+		}
+		real, _, err := root.RealDir(p)
+		if err != nil {
+			return nil // refused below, if it matters
+		}
+		return w.dir(real)
+	}
 	made := 0
 	for i := 1; i <= len(DefaultStateDir); i++ {
 		if i < len(DefaultStateDir) && DefaultStateDir[i] != '/' {
@@ -220,10 +308,16 @@ func locateDefault(root *rootfs.Root, create bool) (string, []string, error) {
 		info, err := root.Lstat(p)
 		switch {
 		case err == nil && info.IsDir():
+			if err := way(p); err != nil {
+				return "", nil, err
+			}
 			continue
 		case err == nil && info.IsSymlink():
 			target, _ := root.Readlink(p)
 			links = append(links, fmt.Sprintf("%s (a link to %s)", p, target))
+			if err := way(p); err != nil {
+				return "", nil, err
+			}
 			continue
 		case err == nil:
 			return "", nil, refuse("%s is not a directory", p)
@@ -380,6 +474,17 @@ func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
 	return f, rw, nil
 }
 
+// holdsState reports whether dir holds an applied journal or an intent
+// log, as entries of any kind.
+func holdsState(dir string) bool {
+	for _, name := range []string{appliedFile, intentFile} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
+
 func (st *state) close() {
 	if st == nil || st.closed {
 		return
@@ -401,7 +506,7 @@ func (st *state) close() {
 // records it in a new state.
 func (st *state) checkRoot(rootPath string, create bool) error {
 	name := filepath.Join(st.dir, rootFile)
-	data, err := os.ReadFile(name)
+	data, err := readStateFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return nil
@@ -419,7 +524,7 @@ func (st *state) checkRoot(rootPath string, create bool) error {
 
 func (st *state) loadApplied() (*Applied, error) {
 	name := filepath.Join(st.dir, appliedFile)
-	data, err := os.ReadFile(name)
+	data, err := readStateFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Applied{Version: 1, Originals: map[string]Image{}}, nil
 	}
@@ -466,28 +571,35 @@ type HistoryEntry struct {
 
 const historyKeep = 100
 
-// record appends a run to the history, keeping the newest entries.
+// record appends a run to the history, keeping the newest entries. A
+// history that is not cairn's own file (openStateFile) is replaced, with
+// what could be read of it.
 func (st *state) record(h HistoryEntry) {
 	name := filepath.Join(st.dir, historyFile)
 	line, _ := json.Marshal(h)
-	data, _ := os.ReadFile(name)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) >= 2*historyKeep {
-		kept := strings.Join(lines[len(lines)-historyKeep+1:], "\n") + "\n" + string(line) + "\n"
-		atomicfile.WriteFile(name, []byte(kept), 0o600)
-		return
+	data, _ := readStateFile(name)
+	var lines []string
+	if len(data) > 0 {
+		lines = strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	}
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return
+	if len(lines) < 2*historyKeep {
+		f, err := openStateFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err == nil {
+			f.Write(append(line, '\n'))
+			f.Close()
+			return
+		}
+		if !errors.Is(err, errNotCairns) {
+			return
+		}
 	}
-	f.Write(append(line, '\n'))
-	f.Close()
+	kept := append(lines[len(lines)-min(len(lines), historyKeep-1):], string(line))
+	atomicfile.WriteFile(name, []byte(strings.Join(kept, "\n")+"\n"), 0o600)
 }
 
 // History returns the runs recorded in the state directory dir, oldest first.
 func History(dir string) ([]HistoryEntry, error) {
-	data, err := os.ReadFile(filepath.Join(dir, historyFile))
+	data, err := readStateFile(filepath.Join(dir, historyFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -15,7 +15,7 @@ type journalApplyCmd struct {
 	DryRun bool   `help:"Print the plan and change nothing."`
 	Repair bool   `help:"Also run forward every unchanged step whose live state drifted."`
 	// AllowRemoval guards against an empty FILE from a compile that failed.
-	AllowRemoval bool   `help:"Allow a FILE that manages no object (empty) to remove every object the applied journal manages." name:"allow-removal"`
+	AllowRemoval bool   `help:"Allow a FILE that manages no object (empty) to remove every object the applied journal manages and run the undo of its commands." name:"allow-removal"`
 	File         string `arg:"" name:"FILE" help:"The journal to move the host to."`
 }
 
