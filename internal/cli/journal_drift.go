@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/cairn-cm/cairn/journal"
-	"github.com/cairn-cm/cairn/steps"
 )
 
 type journalDriftCmd struct {
@@ -13,16 +12,11 @@ type journalDriftCmd struct {
 
 // Run lists the applied steps whose live state drifted; exit 1 if any.
 func (c *journalDriftCmd) Run(e *env) error {
-	root, stateDir, err := c.open()
+	a, done, err := c.openState(e)
 	if err != nil {
 		return err
 	}
-	defer root.Close()
-	a, err := steps.Open(e.ctx, steps.Options{Root: root, StateDir: stateDir, Wait: lockWait, Log: e.log, Output: e.stderr, Host: hostDrivers(root)})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+	defer done()
 	drifted, err := a.Drift(e.ctx)
 	if err != nil {
 		return err

@@ -21,16 +21,11 @@ type journalKeptCmd struct {
 // Run lists the content the state keeps from files edited by hand, or
 // prints the content kept for PATH.
 func (c *journalKeptCmd) Run(e *env) error {
-	root, stateDir, err := c.open()
+	a, done, err := c.openState(e)
 	if err != nil {
 		return err
 	}
-	defer root.Close()
-	a, err := steps.Open(e.ctx, steps.Options{Root: root, StateDir: stateDir, Wait: lockWait, Log: e.log, Output: e.stderr, Host: hostDrivers(root)})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+	defer done()
 	if c.Path == "" {
 		if c.Sha256 != "" {
 			return &exitError{code: exitBadInput, err: fmt.Errorf("--sha256 needs a PATH")}

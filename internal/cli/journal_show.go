@@ -3,8 +3,6 @@ package cli
 import (
 	"bufio"
 	"fmt"
-
-	"github.com/cairn-cm/cairn/steps"
 )
 
 type journalShowCmd struct {
@@ -15,16 +13,11 @@ type journalShowCmd struct {
 // comments, then a comment line for each piece of content kept from a file
 // edited by hand.
 func (c *journalShowCmd) Run(e *env) error {
-	root, stateDir, err := c.open()
+	a, done, err := c.openState(e)
 	if err != nil {
 		return err
 	}
-	defer root.Close()
-	a, err := steps.Open(e.ctx, steps.Options{Root: root, StateDir: stateDir, Wait: lockWait, Log: e.log, Output: e.stderr, Host: hostDrivers(root)})
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+	defer done()
 	// A step that drift would reject is rejected here too, the same way.
 	if _, err := a.Journal(); err != nil {
 		return err

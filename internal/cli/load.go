@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/steps"
 )
 
 // loadJournal parses a journal file with its INCLUDEs expanded; any error is
@@ -50,4 +51,21 @@ func (f *stateFlags) open() (*rootfs.Root, string, error) {
 		return nil, "", &exitError{code: exitBadInput, err: err}
 	}
 	return root, state, nil
+}
+
+// openState opens the state under the flags for a command that only reads
+// it (drift, show, kept): the lock is waited for (lockWait), and an
+// interrupted move is recovered first, like every command that opens the
+// state. close releases the lock and the root.
+func (f *stateFlags) openState(e *env) (a *steps.Applier, close func(), err error) {
+	root, stateDir, err := f.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err = steps.Open(e.ctx, steps.Options{Root: root, StateDir: stateDir, Wait: lockWait, Log: e.log, Output: e.stderr, Host: hostDrivers(root)})
+	if err != nil {
+		root.Close()
+		return nil, nil, err
+	}
+	return a, func() { a.Close(); root.Close() }, nil
 }
