@@ -127,7 +127,14 @@ run "$cairn" journal drift "${flags[@]}"
 echo "no drift"
 
 heading "8. Roll back everything: apply the empty journal"
-run "$cairn" journal apply "${flags[@]}" $ex/empty.journal
+echo "(An empty journal would remove every managed object, as a failed 'cairn compile > FILE'"
+echo " would: refused with exit 2 unless --allow-removal says it is meant.)"
+if "$cairn" journal apply "${flags[@]}" $ex/empty.journal 2>"$scratch/refused"; then
+	echo "FAIL: the empty journal was applied without --allow-removal" >&2
+	exit 1
+fi
+cat "$scratch/refused"
+run "$cairn" journal apply --allow-removal "${flags[@]}" $ex/empty.journal
 run cat "$root/etc/motd"
 
 heading "9. The scratch root is exactly as it started"
