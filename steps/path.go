@@ -275,11 +275,6 @@ func hashPath(env *Env, p string) (pathState, string, error) {
 	return st, sum, nil
 }
 
-// hashAt is hashPath for a located object.
-func hashAt(l *loc) (pathState, string, error) {
-	return hashWith(l.ReadInfo)
-}
-
 // hashWith is hashPath's work, with read doing ReadInfo.
 func hashWith(read func(w io.Writer, buf []byte) (rootfs.Info, error)) (pathState, string, error) {
 	h := sha256.New()
