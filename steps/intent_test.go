@@ -2,6 +2,7 @@ package steps
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-cm/cairn/rootfs"
 )
 
 // intentBatches writes an intent log of three batches (header and two ops;
@@ -201,4 +204,41 @@ func TestReadIntent(t *testing.T) {
 			t.Errorf("temporary files left: %v", left)
 		}
 	})
+}
+
+// TestRecoverUnreadableOp: a record whose checksum holds but whose step
+// cannot be read back (another build's, or damage no checksum sees) makes
+// the log one that cannot be read whole: exit 3 for every command that
+// opens the state, never exit 2 as if nothing had changed.
+func TestRecoverUnreadableOp(t *testing.T) {
+	dir := t.TempDir()
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	stateDir := filepath.Join(dir, "state")
+	opts := Options{Root: root, StateDir: stateDir, Create: true}
+	a, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	lines := intentBatches(t, stateDir)
+	// The same length, so the batch sizes the records give still hold.
+	lines[1] = reseal(lines[1], `"MKDIR /srv/da"`, `"MKDIR srv//da"`)
+	if err := os.WriteFile(filepath.Join(stateDir, intentFile), bytes.Join(lines, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		a, err := Open(context.Background(), opts)
+		if err == nil {
+			a.Close()
+			t.Fatal("the state opened with an intent log it cannot read")
+		}
+		var ce *IntentCorruptError
+		if !errors.As(err, &ce) || ExitCode(err) != ExitUndoFailed || !strings.Contains(err.Error(), "op 0") {
+			t.Fatalf("open: %v (exit %d), want a corrupt intent log naming op 0, exit 3", err, ExitCode(err))
+		}
+	}
 }

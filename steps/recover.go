@@ -63,16 +63,22 @@ func (a *Applier) recover(ctx context.Context) error {
 		if r.T != "op" {
 			continue
 		}
+		// A record whose checksum holds but which cannot be read back (the
+		// log of another build, or damage no checksum sees) leaves the log
+		// unreadable as a whole: cairn cannot tell what to undo.
+		unreadable := func(format string, args ...any) error {
+			return &IntentCorruptError{File: filepath.Join(a.st.dir, intentFile), Reason: fmt.Sprintf("op %d: ", r.I) + fmt.Sprintf(format, args...)}
+		}
 		s, err := journal.ParseStep(parsePos(r.At), r.Step)
 		if err != nil {
-			return inputErrorf("intent log: op %d: %w", r.I, err)
+			return unreadable("%v", err)
 		}
 		action, ok := parseAction(r.Action)
 		if !ok {
-			return inputErrorf("intent log: op %d: unknown action %q", r.I, r.Action)
+			return unreadable("unknown action %q", r.Action)
 		}
 		if LookupKind(s.Op) == nil {
-			return inputErrorf("intent log: op %d: this build has no driver for %s", r.I, s.Op)
+			return unreadable("this build has no driver for %s", s.Op)
 		}
 		ops = append(ops, undoable{s, action, r.Undo})
 	}
