@@ -454,10 +454,13 @@ func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
 			return nil, false, inputErrorf("lock %s: %w", name, err)
 		}
 		if time.Now().After(deadline) {
-			holder, _ := os.ReadFile(name)
+			// The holder's pid, read through the descriptor just checked:
+			// the name may meanwhile be a link or a FIFO.
+			var holder [32]byte
+			n, _ := f.ReadAt(holder[:], 0)
 			f.Close()
 			msg := ""
-			if pid := strings.TrimSpace(string(holder)); pid != "" {
+			if pid := strings.TrimSpace(string(holder[:n])); pid != "" {
 				msg += " (pid " + pid + ")"
 			}
 			if wait > 0 {
