@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"cmd/cairn":           {"internal/cli"},
 	"internal/archtest":   {},
 	"internal/debroot":    {}, // tests only: a Debian root to run apt in
+	"internal/gittest":    {}, // tests only: repositories made with git
 	"examples":            {}, // tests only: the example configurations compile
 }
 

@@ -30,7 +30,14 @@ const (
 
 // CLI is the command tree.
 type CLI struct {
-	LogLevel string `help:"Log level: debug, info, warn or error." default:"warn" enum:"debug,info,warn,error" name:"log-level"`
+	LogLevel string `help:"Log level: debug, info, warn or error (default: info for the agent and host commands, warn for the others)." enum:",debug,info,warn,error" name:"log-level" env:"CAIRN_LOG_LEVEL"`
+
+	Agent    agentCmd    `cmd:"" help:"Run the agent: follow the group's git branch, apply, roll back, report." group:"agent"`
+	Status   statusCmd   `cmd:"" help:"Show the applied and target commit, state, drift and last run (exit 1 when not converged)." group:"agent"`
+	Plan     planCmd     `cmd:"" help:"Fetch, verify and compile the target, and print the plan and the drift." group:"agent"`
+	Apply    applyCmd    `cmd:"" help:"Move the host to the target (or --to REV) now, in the foreground." group:"agent"`
+	Rollback rollbackCmd `cmd:"" help:"Move to the commit applied before (or --to REV) and hold the host there." group:"agent"`
+	Resume   resumeCmd   `cmd:"" help:"Lift a rollback's hold: the agent follows its branch again." group:"agent"`
 
 	Compile compileCmd `cmd:"" help:"Compile configuration for one host and print its journal."`
 	Explain explainCmd `cmd:"" help:"Show which configuration produced a step, a path or a name."`
@@ -59,6 +66,9 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
+	// level is --log-level, and levelSet whether it was given.
+	level    slog.Level
+	levelSet bool
 }
 
 // exitError carries an exit code with an error already printed or to print.
@@ -160,13 +170,17 @@ func run(ctx context.Context, kill <-chan struct{}, args []string, stdout, stder
 		}
 		return exitBadInput
 	}
-	var level slog.Level
-	level.UnmarshalText([]byte(c.LogLevel))
+	level := slog.LevelWarn
+	if c.LogLevel != "" {
+		level.UnmarshalText([]byte(c.LogLevel))
+	}
 	e := &env{
-		ctx:    ctx,
-		kill:   kill,
-		stdout: stdout,
-		stderr: stderr,
+		level:    level,
+		levelSet: c.LogLevel != "",
+		ctx:      ctx,
+		kill:     kill,
+		stdout:   stdout,
+		stderr:   stderr,
 		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
 			Level: level,
 			// A command's messages carry no time: it runs in the

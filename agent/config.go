@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/steps"
+)
+
+// DriftMode says what a run does with drift on the unchanged steps.
+type DriftMode string
+
+// The drift modes (--drift).
+const (
+	DriftReport DriftMode = "report"
+	DriftRepair DriftMode = "repair"
+)
+
+// Config is what the pipeline needs to know, from the settings of spec
+// agent.md §1 (the command line parses them; this package takes values).
+type Config struct {
+	// Repo is the configuration repository's URL or path ("" for the
+	// commands that only read the state: status, resume).
+	Repo string
+	// SSHKey and KnownHosts are for ssh:// repositories ("" = ~/.ssh's).
+	SSHKey, KnownHosts string
+	// Host is the name the hosts block matches; Group, when set,
+	// overrides the group it gives.
+	Host, Group string
+	// Branch is the control branch (default "main").
+	Branch string
+	// Facts are the host's facts for the compiler.
+	Facts map[string]string
+	// Root is where object paths resolve; StateDir the state directory
+	// ("" = beneath the root).
+	Root     *rootfs.Root
+	StateDir string
+	// Trust is the trust file's path; AllowUnsigned runs without one.
+	Trust         string
+	AllowUnsigned bool
+	// Drift says whether drifted steps are repaired.
+	Drift DriftMode
+	// MaxRemoval is the blast-radius guard, in percent of the managed
+	// identities (§5).
+	MaxRemoval float64
+	// Confirm is how long the new journal's CHECKs must keep holding after
+	// a move (§3); 0 turns confirmation off.
+	Confirm time.Duration
+	// LockWait is how long to wait for another process's state lock.
+	LockWait time.Duration
+	// Drivers are the host's drivers of users, packages, units and tools.
+	Drivers steps.Host
+	// Log receives the agent's log; Output what EXEC and CHECK commands
+	// print.
+	Log    *slog.Logger
+	Output io.Writer
+	// Ops hears of every op a move runs (nil: nobody).
+	Ops steps.Observer
+	// Kill, once closed, kills the op that runs (steps.Options.Kill).
+	Kill <-chan struct{}
+}
+
+// check returns an error for settings that cannot work together.
+func (c *Config) check() error {
+	switch {
+	case c.Host == "":
+		return fmt.Errorf("no host name: set --host or CAIRN_HOST")
+	case c.Trust == "" && !c.AllowUnsigned:
+		return fmt.Errorf("no --trust file: the agent applies only signed commits (--allow-unsigned applies any)")
+	case c.Drift != DriftReport && c.Drift != DriftRepair:
+		return fmt.Errorf("--drift %q: want report or repair", c.Drift)
+	case c.MaxRemoval < 0 || c.MaxRemoval > 100:
+		return fmt.Errorf("--max-removal %v: want a percentage from 0 to 100", c.MaxRemoval)
+	}
+	if c.Branch == "" {
+		c.Branch = "main"
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-cm/cairn/agent/metrics"
+	"github.com/cairn-cm/cairn/agent/status"
+	"github.com/cairn-cm/cairn/agent/web"
+	"github.com/cairn-cm/cairn/steps"
+	"github.com/cairn-cm/cairn/systemd"
+)
+
+// DaemonConfig are the settings of the agent as a service.
+type DaemonConfig struct {
+	// Interval is the time between runs; Splay spreads a fleet's runs
+	// (each wait is Interval plus the host's Offset in [0, Splay)).
+	Interval, Splay time.Duration
+	// Listen is the HTTP address ("" = none); WebConfig the exporter-toolkit
+	// web configuration file ("" = plain HTTP, no auth).
+	Listen, WebConfig string
+	// Once runs once and returns that run's report.
+	Once bool
+	// Version and Revision are cairn's, for cairn_build_info.
+	Version, Revision string
+	// Listening, when set, is called with the HTTP address once it
+	// listens.
+	Listening func(net.Addr)
+}
+
+// Daemon is the agent: one reconcile loop owned by a context, triggered by
+// the interval with splay, Trigger (SIGHUP, POST /trigger) and its start;
+// it serves metrics and status and talks to systemd.
+type Daemon struct {
+	p       *Pipeline
+	cfg     DaemonConfig
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	trigger chan struct{}
+	alive   atomic.Bool
+
+	mu  sync.Mutex
+	doc status.Document
+}
+
+// NewDaemon makes the agent around a pipeline.
+func NewDaemon(p *Pipeline, cfg DaemonConfig) (*Daemon, error) {
+	if cfg.Interval <= 0 {
+		return nil, fmt.Errorf("--interval %v: want a positive duration", cfg.Interval)
+	}
+	if cfg.Splay < 0 {
+		return nil, fmt.Errorf("--splay %v: want a duration of 0 or more", cfg.Splay)
+	}
+	reg := prometheus.NewRegistry()
+	var states, kinds []string
+	for _, s := range States() {
+		states = append(states, string(s))
+	}
+	for _, k := range steps.Kinds() {
+		kinds = append(kinds, k.Op())
+	}
+	m, err := metrics.New(reg, metrics.Options{Version: cfg.Version, Revision: cfg.Revision, States: states, Kinds: kinds})
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{p: p, cfg: cfg, log: p.log(), reg: reg, metrics: m, trigger: make(chan struct{}, 1)}
+	p.cfg.Ops = opCounter{m}
+	return d, nil
+}
+
+// opCounter counts the ops of moves in cairn_ops_total.
+type opCounter struct{ m *metrics.Metrics }
+
+func (o opCounter) OpStarted(steps.OpEvent) {}
+func (o opCounter) OpDone(e steps.OpEvent)  { o.m.OpDone(e.Kind, e.Direction.String()) }
+
+// Trigger asks for a run now; during a run it queues one more, and never
+// more than one.
+func (d *Daemon) Trigger() {
+	select {
+	case d.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the status document.
+func (d *Daemon) Status() status.Document {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.doc
+}
+
+// Registry is where the agent's metrics are.
+func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
+
+// Run runs the agent until ctx is done (it then returns nil), or, with
+// Once, for one run, whose report it returns. A move that ctx interrupts
+// is undone (the step running ends first).
+func (d *Daemon) Run(ctx context.Context) (*Report, error) {
+	doc, err := d.p.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.setDoc(doc)
+	d.alive.Store(true)
+	defer d.alive.Store(false)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	if d.cfg.Listen != "" {
+		h := web.Handler(web.Options{Gatherer: d.reg, Status: d.Status, Trigger: d.Trigger, Alive: d.alive.Load, Log: d.log})
+		ln, err := net.Listen("tcp", d.cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("--listen %s: %w", d.cfg.Listen, err)
+		}
+		if d.cfg.Listening != nil {
+			d.cfg.Listening(ln.Addr())
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := web.Serve(serveCtx, ln, d.cfg.WebConfig, h, d.log); err != nil && !errors.Is(err, context.Canceled) {
+				d.log.Error("http", "err", err)
+			}
+		}()
+	}
+	if _, err := systemd.Ready(); err != nil {
+		d.log.Warn("sd_notify", "err", err)
+	}
+	d.notifyStatus()
+	if every, _ := systemd.WatchdogInterval(); every > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.watchdog(serveCtx, every)
+		}()
+	}
+
+	wait := d.cfg.Interval + Offset(d.p.cfg.Host, d.cfg.Splay)
+	d.log.Info("agent started", "host", d.p.cfg.Host, "repo", redact(d.p.cfg.Repo), "interval", d.cfg.Interval, "wait", wait)
+	timer := time.NewTimer(0) // a run at start
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			systemd.Stopping()
+			return nil, nil
+		case <-timer.C:
+		case <-d.trigger:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		rep := d.p.Run(ctx, Request{Mode: Follow}, d)
+		d.finished(ctx, rep)
+		if d.cfg.Once {
+			return rep, nil
+		}
+		timer.Reset(wait)
+	}
+}
+
+// watchdog pings systemd's watchdog while the agent lives.
+func (d *Daemon) watchdog(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if d.alive.Load() {
+				systemd.Watchdog()
+			}
+		}
+	}
+}
+
+// Enter is the pipeline's observer: a transition of the lifecycle.
+func (d *Daemon) Enter(s State, at time.Time) {
+	d.metrics.SetState(string(s))
+	d.mu.Lock()
+	d.doc.State, d.doc.StateSince = string(s), at
+	d.mu.Unlock()
+	d.notifyStatus()
+}
+
+// Fetched is the pipeline's observer: a fetch ended.
+func (d *Daemon) Fetched(ok bool, at time.Time) { d.metrics.FetchDone(ok, at) }
+
+// finished updates status and metrics from a run's report.
+func (d *Daemon) finished(ctx context.Context, rep *Report) {
+	if rep.Err != nil {
+		d.log.Warn("run ended", "result", string(rep.Run.Result), "commit", rep.Run.Commit, "err", rep.Err)
+	} else {
+		d.log.Info("run ended", "result", string(rep.Run.Result), "commit", rep.Run.Commit, "ops", rep.Run.Ops)
+	}
+	if rep.Run.Result == ResultRefused {
+		d.metrics.Refused(string(rep.Run.Reason))
+	}
+	doc, err := d.p.Status(context.WithoutCancel(ctx))
+	if err != nil {
+		d.log.Warn("cannot read the status back", "err", err)
+		return
+	}
+	d.setDoc(doc)
+	success := rep.Run.Result == ResultApplied || rep.Run.Result == ResultUnchanged
+	d.metrics.RunDone(string(rep.Run.Result), rep.Run.Finished.Sub(rep.Run.Started), rep.Run.Finished, success && doc.Target != nil && doc.Applied != nil && doc.Applied.Commit == doc.Target.Commit)
+	d.notifyStatus()
+}
+
+// setDoc replaces the status document and the metrics drawn from it.
+func (d *Daemon) setDoc(doc status.Document) {
+	d.mu.Lock()
+	d.doc = doc
+	d.mu.Unlock()
+	m := d.metrics
+	if doc.Applied != nil {
+		m.SetApplied(doc.Applied.Commit, doc.Applied.Branch, doc.Applied.Group, doc.Applied.Time)
+		m.SetJournalSteps(doc.Applied.Steps)
+	}
+	if doc.Target != nil {
+		m.SetTarget(doc.Target.Commit, doc.Target.Branch, doc.Target.Time)
+	}
+	m.SetState(doc.State)
+	m.SetHeld(doc.Held != nil)
+	m.SetDrift(len(doc.Drift))
+	m.SetConverged(doc.Converged)
+}
+
+// notifyStatus tells systemd the state and the applied commit.
+func (d *Daemon) notifyStatus() {
+	d.mu.Lock()
+	line := "state " + d.doc.State
+	if d.doc.Applied != nil {
+		line += ", at " + short(d.doc.Applied.Commit)
+	}
+	d.mu.Unlock()
+	systemd.Status(line)
+}

@@ -1,0 +1,733 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/cairn-cm/cairn/agent/gitfs"
+	"github.com/cairn-cm/cairn/agent/mirror"
+	"github.com/cairn-cm/cairn/agent/trust"
+	"github.com/cairn-cm/cairn/compiler"
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/steps"
+)
+
+// Mode says what a run is for.
+type Mode int
+
+// The modes of a run.
+const (
+	// Follow is the agent's run: move to the target branch's tip, unless
+	// held.
+	Follow Mode = iota
+	// Plan fetches, verifies and compiles, and returns the plan and the
+	// drift; it changes nothing on the host.
+	Plan
+	// Apply moves to the target (or Request.To) now, even a held host
+	// (which stays held).
+	Apply
+	// Rollback moves to Request.To (default: the commit applied before
+	// the current one) and pins the host there.
+	Rollback
+)
+
+// Request is what one run is asked to do.
+type Request struct {
+	Mode Mode
+	// To is a revision to move to instead of the target branch's tip: a
+	// branch, tag or commit of the repository. An explicit move is not held
+	// to the descendant rule, but still to the signature rule.
+	To string
+	// AllowRemoval lets one move past the blast-radius guard (§5).
+	AllowRemoval bool
+	// Reason is recorded with a rollback's pin.
+	Reason string
+}
+
+// Report is what a run did: its record, and what it saw.
+type Report struct {
+	Run Run
+	// Group and Branch are the host's group and the branch it follows.
+	Group, Branch string
+	// Target is the tip last fetched (nil when the fetch failed).
+	Target *Target
+	// Plan is the plan of the move (nil when there was none to make).
+	Plan *journal.Plan
+	// Drift is the drifted steps of the journal the host ends at.
+	Drift []steps.Drifted
+	// Err is why the run failed or was refused: a *Refusal, a steps error,
+	// a fetch error.
+	Err error
+}
+
+// ExitCode maps the report to the exit codes of spec agent.md §8: 0 the
+// host is at what was asked, 1 a step or CHECK failed and the host was put
+// back (or a fetch failed), 2 a refusal or bad input, 3 not put back. A
+// plan run is 0 when there is nothing to do and 1 when there is.
+func (r *Report) ExitCode(mode Mode) int {
+	switch r.Run.Result {
+	case ResultRefused:
+		return steps.ExitBadInput
+	case ResultBroken:
+		return steps.ExitUndoFailed
+	case ResultFailed:
+		if r.Err != nil && steps.ExitCode(r.Err) == steps.ExitBadInput {
+			return steps.ExitBadInput
+		}
+		return steps.ExitFailed
+	}
+	if mode == Plan && r.Plan != nil && (r.Plan.Acts() || len(r.Drift) > 0) {
+		return steps.ExitFailed
+	}
+	return steps.ExitOK
+}
+
+// Refusal is a target the pipeline would not apply: nothing changed.
+type Refusal struct {
+	Reason Reason
+	Commit string
+	Err    error
+}
+
+func (r *Refusal) Error() string {
+	return fmt.Sprintf("commit %s refused (%s): %v", short(r.Commit), r.Reason, r.Err)
+}
+
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// short abbreviates a commit hash for messages.
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+// Observer hears of a run's progress: every transition of the lifecycle
+// and every fetch. The daemon feeds its metrics, status and sd_notify from
+// it; nil hears nothing.
+type Observer interface {
+	Enter(s State, at time.Time)
+	Fetched(ok bool, at time.Time)
+}
+
+// Pipeline is the one way cairn moves a host to what git says: resolve →
+// fetch → verify → compile → plan → guard → apply → confirm → drift. The
+// daemon and every host command (plan, apply, rollback, status) run it.
+type Pipeline struct {
+	cfg  Config
+	keys *trust.Keys
+}
+
+// New checks the configuration and loads the trust file.
+func New(cfg Config) (*Pipeline, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{cfg: cfg}
+	if cfg.Trust != "" {
+		keys, err := trust.Load(cfg.Trust)
+		if err != nil {
+			return nil, err
+		}
+		p.keys = keys
+	}
+	return p, nil
+}
+
+// run is the state of one run.
+type run struct {
+	p     *Pipeline
+	req   Request
+	rep   *Report
+	obs   Observer
+	a     *steps.Applier
+	m     *mirror.Mirror
+	git   *gitfs.Repo
+	state State
+	rest  State // idle or held
+}
+
+// Run runs the pipeline once. It returns a report whatever happened; the
+// report's Err says what failed. The state lock is held for the whole run.
+func (p *Pipeline) Run(ctx context.Context, req Request, obs Observer) *Report {
+	r := &run{p: p, req: req, obs: obs, rep: &Report{Run: Run{Started: time.Now().UTC()}}, rest: Idle}
+	r.exec(ctx)
+	r.rep.Run.Finished = time.Now().UTC()
+	if r.rep.Err != nil {
+		r.rep.Run.Error = r.rep.Err.Error()
+	}
+	if r.a != nil {
+		r.persist()
+		r.a.Close()
+	}
+	if r.git != nil {
+		r.git.Close()
+	}
+	if r.m != nil {
+		r.m.Close()
+	}
+	return r.rep
+}
+
+// fetched tells the observer how a fetch ended.
+func (r *run) fetched(ok bool) {
+	if r.obs != nil {
+		r.obs.Fetched(ok, time.Now().UTC())
+	}
+}
+
+// log returns the pipeline's logger.
+func (p *Pipeline) log() *slog.Logger {
+	if p.cfg.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.cfg.Log
+}
+
+// enter moves the run to state s.
+func (r *run) enter(s State) {
+	now := time.Now().UTC()
+	if err := checkTransition(r.state, s); err != nil {
+		r.p.log().Error("agent bug", "err", err)
+	}
+	r.state = s
+	r.rep.Run.States = append(r.rep.Run.States, s)
+	if r.a != nil {
+		// The state is shown from this record by cairn status; a write
+		// that fails costs the display, not the run.
+		if err := r.a.WriteRecord(recordLifecycle, Lifecycle{State: s, Since: now}); err != nil {
+			r.p.log().Warn("cannot record the lifecycle state", "state", s, "err", err)
+		}
+	}
+	r.p.log().Info("agent state", "state", string(s))
+	if r.obs != nil {
+		r.obs.Enter(s, now)
+	}
+}
+
+// end ends the run with a result, in the state s (failed or broken go on
+// to rest), and err as its reason.
+func (r *run) end(res Result, err error) {
+	r.rep.Run.Result = res
+	r.rep.Err = err
+	switch res {
+	case ResultFailed:
+		r.enter(Failed)
+	case ResultBroken:
+		r.enter(Broken)
+	}
+	r.enter(r.rest)
+}
+
+func (r *run) exec(ctx context.Context) {
+	cfg := &r.p.cfg
+	a, err := steps.Open(ctx, steps.Options{
+		Root: cfg.Root, StateDir: cfg.StateDir, Create: true, Wait: cfg.LockWait,
+		Log: cfg.Log, Output: cfg.Output, Host: cfg.Drivers, Kill: cfg.Kill, Observer: cfg.Ops,
+	})
+	if err != nil {
+		r.rep.Run.Result = ResultFailed
+		if steps.ExitCode(err) == steps.ExitUndoFailed {
+			r.rep.Run.Result = ResultBroken
+		}
+		r.rep.Err = err
+		return
+	}
+	r.a = a
+	applied := a.Applied()
+	r.rep.Run.From = applied.Commit
+	var pin Pin
+	found, err := a.ReadRecord(recordPin, &pin)
+	if err != nil {
+		r.end(ResultFailed, err)
+		return
+	}
+	held := found && pin.Commit != ""
+	if held {
+		r.rest = Held
+	}
+
+	r.state = r.rest
+	r.enter(Fetching)
+	want, err := r.fetch(ctx, applied.Commit)
+	if err != nil {
+		r.end(ResultFailed, err)
+		return
+	}
+	r.rep.Run.Commit = want
+	switch {
+	case r.req.Mode == Follow && held:
+		r.checkDrift(ctx, applied, ResultUnchanged)
+		return
+	case want == applied.Commit && r.req.Mode != Plan:
+		if r.req.Mode == Rollback {
+			r.pin(want)
+		}
+		r.checkDrift(ctx, applied, ResultUnchanged)
+		return
+	case r.req.Mode == Follow && r.isBad(applied.Commit, want):
+		r.checkDrift(ctx, applied, ResultUnchanged)
+		return
+	}
+
+	r.enter(Verifying)
+	if err := r.verify(want, applied.Commit); err != nil {
+		r.refuse(want, err)
+		return
+	}
+
+	r.enter(Compiling)
+	fsys, res, err := r.compile(ctx, want)
+	if err != nil {
+		if ctx.Err() != nil {
+			r.end(ResultFailed, err)
+			return
+		}
+		r.refuse(want, &Refusal{Reason: CompileError, Commit: want, Err: err})
+		return
+	}
+
+	r.enter(Planning)
+	move := steps.Move{
+		Journal: "git:" + want, Commit: want, Branch: r.rep.Branch, Group: r.rep.Group,
+		Steps: res.Steps, Source: fsys, Blobs: a.Blobs(),
+		Repair:       cfg.Drift == DriftRepair,
+		DryRun:       r.req.Mode == Plan,
+		AllowRemoval: r.req.AllowRemoval,
+	}
+	planned, err := a.Plan(ctx, move)
+	if err != nil {
+		if errors.Is(err, steps.ErrRemoval) {
+			err = &Refusal{Reason: BlastRadius, Commit: want, Err: err}
+		} else if steps.ExitCode(err) == steps.ExitBadInput {
+			err = &Refusal{Reason: CompileError, Commit: want, Err: err}
+		}
+		r.refuse(want, err)
+		return
+	}
+	r.rep.Plan = planned.Plan()
+	if err := r.guard(planned); err != nil {
+		r.refuse(want, err)
+		return
+	}
+	if r.req.Mode == Plan {
+		r.rep.Drift = planned.Drifted()
+		r.rep.Run.Result = ResultUnchanged
+		r.enter(r.rest)
+		return
+	}
+
+	r.enter(Applying)
+	prev := applied
+	out, err := a.Run(ctx, planned)
+	if out != nil {
+		r.rep.Run.Ops = out.Ran
+	}
+	if err != nil {
+		if steps.ExitCode(err) == steps.ExitUndoFailed {
+			r.end(ResultBroken, err)
+			return
+		}
+		if ctx.Err() == nil {
+			r.markBad(applied.Commit, want, "failed")
+		}
+		r.end(ResultFailed, err)
+		return
+	}
+	if r.req.Mode == Rollback {
+		r.pin(want)
+	}
+	if cfg.Confirm > 0 && hasChecks(res.Steps) {
+		r.enter(Confirming)
+		if err := r.confirm(ctx, res.Steps); err != nil {
+			r.rep.Err = err
+			if uerr := r.undoMove(ctx, prev); uerr != nil {
+				r.end(ResultBroken, uerr)
+				return
+			}
+			r.markBad(applied.Commit, want, "confirm")
+			r.end(ResultFailed, err)
+			return
+		}
+	}
+	r.checkDrift(ctx, a.Applied(), ResultApplied)
+}
+
+// fetch fetches what the run needs and returns the commit it is to move
+// to. It sets the report's group, branch and target.
+func (r *run) fetch(ctx context.Context, from string) (string, error) {
+	cfg := &r.p.cfg
+	m, err := mirror.Open(filepath.Join(r.a.StateDir(), mirrorDir), cfg.Repo, mirror.Options{SSHKey: cfg.SSHKey, KnownHosts: cfg.KnownHosts, Log: cfg.Log})
+	if err != nil {
+		return "", err
+	}
+	r.m = m
+	var last Target
+	if _, err := r.a.ReadRecord(recordTarget, &last); err != nil {
+		return "", err
+	}
+	branches := []string{cfg.Branch}
+	if last.Branch != "" && last.Branch != cfg.Branch {
+		// One ref advertisement for both when nothing changed.
+		branches = append(branches, last.Branch)
+	}
+	tips, err := m.Fetch(ctx, branches...)
+	if err != nil && len(branches) > 1 && errors.Is(err, mirror.ErrNoBranch) {
+		// The group's old branch may be gone; the control branch says
+		// which one to follow now.
+		tips, err = m.Fetch(ctx, cfg.Branch)
+	}
+	if err != nil {
+		r.fetched(false)
+		return "", fmt.Errorf("fetch %s: %w", cfg.Branch, err)
+	}
+	git, err := gitfs.Open(m.Dir())
+	if err != nil {
+		return "", err
+	}
+	r.git = git
+	group, branch, err := r.resolveGroup(tips[cfg.Branch])
+	if err != nil {
+		return "", err
+	}
+	if _, ok := tips[branch]; !ok {
+		more, err := m.Fetch(ctx, branch)
+		if err != nil {
+			r.fetched(false)
+			return "", fmt.Errorf("fetch %s (the branch of group %s): %w", branch, group, err)
+		}
+		tips[branch] = more[branch]
+	}
+	r.fetched(true)
+	tip := tips[branch]
+	c, err := m.Commit(tip)
+	if err != nil {
+		return "", err
+	}
+	r.rep.Group, r.rep.Branch = group, branch
+	r.rep.Target = &Target{Commit: tip.String(), Branch: branch, Group: group, Time: c.Committer.When.UTC(), Fetched: time.Now().UTC()}
+	if err := r.a.WriteRecord(recordTarget, r.rep.Target); err != nil {
+		return "", err
+	}
+	switch {
+	case r.req.To != "":
+		h, err := m.Resolve(r.req.To)
+		if err != nil {
+			if err := m.FetchAll(ctx); err != nil {
+				return "", err
+			}
+			if h, err = m.Resolve(r.req.To); err != nil {
+				return "", &steps.InputError{Err: fmt.Errorf("--to %s: %w", r.req.To, err)}
+			}
+		}
+		return h.String(), nil
+	case r.req.Mode == Rollback:
+		prev, err := r.previous(from)
+		if err != nil {
+			return "", err
+		}
+		return prev, nil
+	}
+	return tip.String(), nil
+}
+
+// resolveGroup reads the hosts block at the control branch's tip: the
+// host's group (or --group) and the branch it follows.
+func (r *run) resolveGroup(control plumbing.Hash) (group, branch string, err error) {
+	cfg := &r.p.cfg
+	fsys, _, err := r.git.FS(control.String())
+	if err != nil {
+		return "", "", err
+	}
+	groups, err := compiler.Hosts(fsys)
+	if err != nil {
+		return "", "", fmt.Errorf("hosts block at %s of %s: %w", short(control.String()), cfg.Branch, err)
+	}
+	var g compiler.HostGroup
+	var ok bool
+	if cfg.Group != "" {
+		for _, c := range groups {
+			if c.Name == cfg.Group {
+				g, ok = c, true
+			}
+		}
+		if !ok {
+			g, ok = compiler.HostGroup{Name: cfg.Group}, true
+		}
+	} else {
+		g, ok = compiler.GroupOf(groups, cfg.Host)
+	}
+	branch = cfg.Branch
+	if ok && g.Branch != "" {
+		branch = g.Branch
+	}
+	return g.Name, branch, nil
+}
+
+// previous returns the commit applied before from, from the state's
+// history: the default target of a rollback.
+func (r *run) previous(from string) (string, error) {
+	hist, err := steps.History(r.a.StateDir())
+	if err != nil {
+		return "", err
+	}
+	for i := len(hist) - 1; i >= 0; i-- {
+		h := hist[i]
+		if h.Result == "applied" && h.Commit != "" && h.Commit != from {
+			return h.Commit, nil
+		}
+	}
+	return "", &steps.InputError{Err: errors.New("rollback: the history holds no commit applied before this one; name one with --to")}
+}
+
+// verify applies the trust rules of §4 to the commit want.
+func (r *run) verify(want, from string) error {
+	h := plumbing.NewHash(want)
+	c, err := r.m.Commit(h)
+	if err != nil {
+		return err
+	}
+	if r.p.keys != nil {
+		if _, err := r.p.keys.VerifyCommit(c); err != nil {
+			var tr *trust.Refusal
+			if errors.As(err, &tr) {
+				return &Refusal{Reason: Reason(tr.Reason), Commit: want, Err: err}
+			}
+			return err
+		}
+	} else if !r.p.cfg.AllowUnsigned {
+		return &Refusal{Reason: Unsigned, Commit: want, Err: errors.New("no trust file")}
+	}
+	if r.req.To != "" || r.req.Mode == Rollback || from == "" {
+		// An explicit move, or the first: no history to descend from.
+		return nil
+	}
+	ok, err := r.m.IsAncestor(plumbing.NewHash(from), h)
+	if err != nil && !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return err
+	}
+	if !ok {
+		return &Refusal{Reason: NotDescendant, Commit: want, Err: fmt.Errorf("it does not descend from %s, the commit applied (a force-push? cairn rollback and cairn apply --to move elsewhere on purpose)", short(from))}
+	}
+	return nil
+}
+
+// compile compiles the configuration at commit want, straight from the git
+// objects, writing rendered content into the state's blob store.
+func (r *run) compile(ctx context.Context, want string) (fs.FS, *compiler.Result, error) {
+	cfg := &r.p.cfg
+	fsys, _, err := r.git.FS(want)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := compiler.Compile(ctx, fsys, compiler.Options{
+		Host: cfg.Host, Group: r.rep.Group, Facts: cfg.Facts, Blobs: r.a.Blobs(),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, w := range res.Warnings {
+		r.p.log().Warn(w, "commit", want)
+	}
+	return fsys, res, nil
+}
+
+// guard is the blast-radius guard of §5.
+func (r *run) guard(planned *steps.Planned) error {
+	if r.req.AllowRemoval {
+		return nil
+	}
+	managed, removed := planned.Removal()
+	limit := r.p.cfg.MaxRemoval
+	if removed > 10 && float64(removed)*100 > limit*float64(managed) {
+		return &Refusal{Reason: BlastRadius, Commit: r.rep.Run.Commit,
+			Err: fmt.Errorf("the plan removes %d of the %d managed objects, more than --max-removal %v%%; --allow-removal lets this move through", removed, managed, limit)}
+	}
+	return nil
+}
+
+// refuse ends a run whose target was refused.
+func (r *run) refuse(want string, err error) {
+	var rf *Refusal
+	if errors.As(err, &rf) {
+		r.rep.Run.Reason = rf.Reason
+		if r.req.Mode == Follow {
+			r.markBad(r.rep.Run.From, want, string(rf.Reason))
+		}
+		r.end(ResultRefused, err)
+		return
+	}
+	r.end(ResultFailed, err)
+}
+
+// isBad reports whether the move from → to is known to be bad.
+func (r *run) isBad(from, to string) bool {
+	var bad []BadMove
+	if _, err := r.a.ReadRecord(recordBad, &bad); err != nil {
+		return false
+	}
+	for _, b := range bad {
+		if b.From == from && b.To == to {
+			return true
+		}
+	}
+	return false
+}
+
+// markBad records the move from → to as bad, so that it is not tried again.
+func (r *run) markBad(from, to, reason string) {
+	var bad []BadMove
+	if _, err := r.a.ReadRecord(recordBad, &bad); err != nil {
+		r.p.log().Warn("cannot read the bad moves", "err", err)
+	}
+	bad = append(bad, BadMove{From: from, To: to, Reason: reason, At: time.Now().UTC()})
+	if len(bad) > keepBad {
+		bad = bad[len(bad)-keepBad:]
+	}
+	if err := r.a.WriteRecord(recordBad, bad); err != nil {
+		r.p.log().Warn("cannot record a bad move", "err", err)
+	}
+}
+
+// pin holds the host at commit until cairn resume.
+func (r *run) pin(commit string) {
+	reason := r.req.Reason
+	if reason == "" {
+		reason = "cairn rollback"
+	}
+	if err := r.a.WriteRecord(recordPin, Pin{Commit: commit, Reason: reason, Since: time.Now().UTC()}); err != nil {
+		r.rep.Err = err
+	}
+	r.rest = Held
+}
+
+// checkDrift checks the live state of the journal the host is at, repairs
+// it with --drift repair, and ends the run with result.
+func (r *run) checkDrift(ctx context.Context, applied *steps.Applied, result Result) {
+	r.enter(CheckingDrift)
+	drifted, err := r.a.Drift(ctx)
+	if err != nil {
+		r.end(ResultFailed, err)
+		return
+	}
+	if len(drifted) > 0 && r.p.cfg.Drift == DriftRepair && r.req.Mode != Plan {
+		if err := r.repair(ctx, applied); err != nil {
+			if steps.ExitCode(err) == steps.ExitUndoFailed {
+				r.end(ResultBroken, err)
+				return
+			}
+			r.end(ResultFailed, err)
+			return
+		}
+		result = ResultApplied
+		if drifted, err = r.a.Drift(ctx); err != nil {
+			r.end(ResultFailed, err)
+			return
+		}
+	}
+	r.rep.Drift = drifted
+	if err := r.a.WriteRecord(recordDrift, driftRecord(drifted)); err != nil {
+		r.p.log().Warn("cannot record the drift", "err", err)
+	}
+	r.end(result, nil)
+}
+
+// repair runs the drifted steps of the applied journal forward again.
+func (r *run) repair(ctx context.Context, applied *steps.Applied) error {
+	js, err := r.a.Journal()
+	if err != nil {
+		return err
+	}
+	move := steps.Move{Journal: applied.Journal, Commit: applied.Commit, Branch: applied.Branch, Group: applied.Group, Steps: js, Blobs: r.a.Blobs(), Repair: true}
+	if applied.Commit != "" {
+		if fsys, _, err := r.git.FS(applied.Commit); err == nil {
+			move.Source = fsys
+		}
+	}
+	out, err := r.a.Apply(ctx, move)
+	if out != nil {
+		r.rep.Run.Ops += out.Ran
+	}
+	return err
+}
+
+// undoMove moves the host back to the journal it was at before this run's
+// move: the confirmation failed.
+func (r *run) undoMove(ctx context.Context, prev *steps.Applied) error {
+	js, err := prev.JournalSteps()
+	if err != nil {
+		return err
+	}
+	move := steps.Move{Journal: prev.Journal, Commit: prev.Commit, Branch: prev.Branch, Group: prev.Group, Steps: js, Blobs: r.a.Blobs(), AllowRemoval: true}
+	if prev.Commit != "" {
+		if fsys, _, err := r.git.FS(prev.Commit); err == nil {
+			move.Source = fsys
+		}
+	}
+	// The way back is not stopped by a SIGTERM: the host must not stay at
+	// a commit that failed its confirmation.
+	out, err := r.a.Apply(context.WithoutCancel(ctx), move)
+	if out != nil {
+		r.rep.Run.Ops += out.Ran
+	}
+	if err != nil {
+		return fmt.Errorf("undo the move after its confirmation failed: %w", err)
+	}
+	return nil
+}
+
+// hasChecks reports whether a journal has CHECK steps.
+func hasChecks(js []journal.Step) bool {
+	for i := range js {
+		if js[i].Op == journal.OpCheck {
+			return true
+		}
+	}
+	return false
+}
+
+// persist writes the run's record at its end.
+func (r *run) persist() {
+	var runs []Run
+	if _, err := r.a.ReadRecord(recordRuns, &runs); err != nil {
+		r.p.log().Warn("cannot read the runs record", "err", err)
+	}
+	runs = append(runs, r.rep.Run)
+	if len(runs) > keepRuns {
+		runs = runs[len(runs)-keepRuns:]
+	}
+	if err := r.a.WriteRecord(recordRuns, runs); err != nil {
+		r.p.log().Warn("cannot record the run", "err", err)
+	}
+}
+
+// Resume lifts a rollback's pin (cairn resume): the next run moves the
+// host to its target as usual. It reports whether there was a pin.
+func (p *Pipeline) Resume(ctx context.Context) (bool, error) {
+	a, err := steps.Open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Wait: p.cfg.LockWait, Log: p.cfg.Log, Host: p.cfg.Drivers})
+	if err != nil {
+		return false, err
+	}
+	defer a.Close()
+	var pin Pin
+	found, err := a.ReadRecord(recordPin, &pin)
+	if err != nil || !found || pin.Commit == "" {
+		return false, err
+	}
+	if err := a.WriteRecord(recordPin, Pin{}); err != nil {
+		return false, err
+	}
+	if err := a.WriteRecord(recordLifecycle, Lifecycle{State: Idle, Since: time.Now().UTC()}); err != nil {
+		return false, err
+	}
+	p.log().Info("pin lifted", "commit", pin.Commit)
+	return true, nil
+}

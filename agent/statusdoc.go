@@ -1,0 +1,122 @@
+package agent
+
+import (
+	"context"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/cairn-cm/cairn/agent/gitfs"
+
+	"github.com/cairn-cm/cairn/agent/status"
+	"github.com/cairn-cm/cairn/steps"
+)
+
+// recordDrift holds the drift the last run found.
+const recordDrift = "drift"
+
+// mirrorDir is the bare repository in the state directory.
+const mirrorDir = "repo.git"
+
+// Status reads the status document from the state directory: what the
+// last run recorded. It changes nothing (a half done move is recovered
+// first, as by every command that opens the state).
+func (p *Pipeline) Status(ctx context.Context) (status.Document, error) {
+	doc := status.Document{Host: p.cfg.Host, Group: p.cfg.Group, Branch: p.cfg.Branch, State: string(Idle), Drift: []status.Drift{}, BadCommits: []status.BadCommit{}}
+	a, err := steps.Open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Wait: p.cfg.LockWait, Log: p.cfg.Log, Host: p.cfg.Drivers})
+	if err != nil {
+		return doc, err
+	}
+	defer a.Close()
+	return p.status(a, doc)
+}
+
+// status fills doc from the records of an open state.
+func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Document, error) {
+	var (
+		life   Lifecycle
+		pin    Pin
+		target Target
+		runs   []Run
+		bad    []BadMove
+		drift  []status.Drift
+	)
+	for _, r := range []struct {
+		name string
+		v    any
+	}{{recordLifecycle, &life}, {recordPin, &pin}, {recordTarget, &target}, {recordRuns, &runs}, {recordBad, &bad}, {recordDrift, &drift}} {
+		if _, err := a.ReadRecord(r.name, r.v); err != nil {
+			return doc, err
+		}
+	}
+	if life.State != "" {
+		doc.State, doc.StateSince = string(life.State), life.Since
+	}
+	if pin.Commit != "" {
+		doc.Held = &status.Hold{Reason: pin.Reason, Commit: pin.Commit, Since: pin.Since}
+	}
+	applied := a.Applied()
+	if applied.Commit != "" || len(applied.Steps) > 0 {
+		doc.Applied = &status.Applied{Commit: applied.Commit, Branch: applied.Branch, Group: applied.Group, Steps: len(applied.Steps)}
+		if applied.Commit != "" && applied.Commit == target.Commit {
+			doc.Applied.Time = target.Time
+		} else if t, ok := p.commitTime(a, applied.Commit); ok {
+			doc.Applied.Time = t
+		}
+	}
+	if target.Commit != "" {
+		doc.Target = &status.Target{Commit: target.Commit, Branch: target.Branch, Time: target.Time}
+		doc.Branch = target.Branch
+		if doc.Group == "" {
+			doc.Group = target.Group
+		}
+	}
+	if drift != nil {
+		doc.Drift = drift
+	}
+	if len(runs) > 0 {
+		last := runs[len(runs)-1]
+		states := make([]string, len(last.States))
+		for i, s := range last.States {
+			states[i] = string(s)
+		}
+		doc.LastRun = &status.Run{Started: last.Started, Finished: last.Finished, Result: string(last.Result), Commit: last.Commit, Ops: last.Ops, Error: last.Error, States: states}
+	}
+	for _, b := range bad {
+		doc.BadCommits = append(doc.BadCommits, status.BadCommit{Commit: b.To, From: b.From, Reason: b.Reason})
+	}
+	doc.Converged = doc.Applied != nil && doc.Target != nil && doc.Applied.Commit == doc.Target.Commit && len(doc.Drift) == 0
+	return doc, nil
+}
+
+// commitTime returns the committer time of a commit in the state's mirror
+// of the repository.
+func (p *Pipeline) commitTime(a *steps.Applier, commit string) (time.Time, bool) {
+	git, err := gitfs.Open(filepath.Join(a.StateDir(), mirrorDir))
+	if err != nil {
+		return time.Time{}, false
+	}
+	defer git.Close()
+	fsys, _, err := git.FS(commit)
+	if err != nil {
+		return time.Time{}, false
+	}
+	info, err := fs.Stat(fsys, ".")
+	if err != nil {
+		return time.Time{}, false
+	}
+	return info.ModTime().UTC(), true
+}
+
+// driftRecord is the drift of a run as the status document shows it.
+func driftRecord(drifted []steps.Drifted) []status.Drift {
+	out := make([]status.Drift, len(drifted))
+	for i, d := range drifted {
+		src := d.Step.Source
+		if src == "" {
+			src = d.Step.Pos.String()
+		}
+		out[i] = status.Drift{Step: d.Step.Canonical(), Source: src, Diff: d.Diff}
+	}
+	return out
+}
