@@ -351,3 +351,31 @@ func TestPromtool(t *testing.T) {
 		exercise(m)
 	}
 }
+
+// TestInfoReplacedAtOnce scrapes while the applied commit changes: every
+// scrape sees exactly one series.
+func TestInfoReplacedAtOnce(t *testing.T) {
+	reg, m := newMetrics(t)
+	m.SetApplied("0123456789abcdef0123456789abcdef01234567", "main", "web", time.Now())
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m.SetApplied(strings.Repeat(string(rune('a'+i%6)), 40), "main", "web", time.Now())
+		}
+	}()
+	for range 200 {
+		if n := len(gather(t, reg)["cairn_applied_commit_info"].GetMetric()); n != 1 {
+			t.Errorf("a scrape saw %d series of cairn_applied_commit_info, want 1", n)
+			break
+		}
+	}
+	close(stop)
+	<-done
+}

@@ -64,11 +64,11 @@ func serve(t *testing.T, scheme, webConfig string) (base string, stop func()) {
 	return base, stop
 }
 
-func get(t *testing.T, c *http.Client, url, user, pass string) (int, string, error) {
-	t.Helper()
+// get is safe to call from any goroutine: it reports, never fails the test.
+func get(c *http.Client, url, user, pass string) (int, string, error) {
 	req, err := http.NewRequest("GET", url, nil)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	if user != "" {
 		req.SetBasicAuth(user, pass)
@@ -85,7 +85,7 @@ func get(t *testing.T, c *http.Client, url, user, pass string) (int, string, err
 func TestServePlain(t *testing.T) {
 	base, stop := serve(t, "http", "")
 	c := &http.Client{Timeout: 5 * time.Second}
-	code, body, err := get(t, c, base+"/healthz", "", "")
+	code, body, err := get(c, base+"/healthz", "", "")
 	if err != nil || code != 200 || body != "ok" {
 		t.Fatalf("GET /healthz: %d %q %v", code, body, err)
 	}
@@ -98,7 +98,7 @@ func TestServePlain(t *testing.T) {
 		t.Errorf("POST /trigger: %d", resp.StatusCode)
 	}
 	stop()
-	if _, _, err := get(t, c, base+"/healthz", "", ""); err == nil {
+	if _, _, err := get(c, base+"/healthz", "", ""); err == nil {
 		t.Error("the server still answers after Serve returned")
 	}
 }
@@ -128,7 +128,7 @@ func TestServeTLSBasicAuth(t *testing.T) {
 		{"unknown user", "bob", "s3cret", 401},
 		{"right password", "alice", "s3cret", 200},
 	} {
-		code, body, err := get(t, trusting, base+"/healthz", c.user, c.pass)
+		code, body, err := get(trusting, base+"/healthz", c.user, c.pass)
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -144,15 +144,65 @@ func TestServeTLSBasicAuth(t *testing.T) {
 	// A client that does not trust the test CA refuses the server: the
 	// certificate is the one verified above, not a fallback.
 	plain := &http.Client{Timeout: 5 * time.Second}
-	_, _, err = get(t, plain, base+"/healthz", "alice", "s3cret")
+	_, _, err = get(plain, base+"/healthz", "alice", "s3cret")
 	var unknown x509.UnknownAuthorityError
 	if !errors.As(err, &unknown) {
 		t.Errorf("a client without the test CA: %v, want an unknown authority", err)
 	}
 	// Plain HTTP to the TLS port gets no answer from the handler.
-	code, body, err := get(t, plain, strings.Replace(base, "https:", "http:", 1)+"/healthz", "alice", "s3cret")
+	code, body, err := get(plain, strings.Replace(base, "https:", "http:", 1)+"/healthz", "alice", "s3cret")
 	if err == nil && code == 200 {
 		t.Errorf("plain HTTP to the TLS port: %d %q", code, body)
+	}
+}
+
+// TestServeDrains cancels Serve while a request runs: the request still
+// gets its answer, and Serve returns after it.
+func TestServeDrains(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		io.WriteString(w, "late")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc, done := make(chan net.Addr, 1), make(chan error, 1)
+	go func() { done <- Serve(ctx, "127.0.0.1:0", "", h, nil, func(a net.Addr) { addrc <- a }) }()
+	var addr net.Addr
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("Serve: %v", err)
+	}
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		code, body, err := get(&http.Client{Timeout: 30 * time.Second}, "http://"+addr.String()+"/", "", "")
+		answers <- answer{code, body, err}
+	}()
+	<-entered
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Serve returned (%v) while a request was running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if a := <-answers; a.err != nil || a.code != 200 || a.body != "late" {
+		t.Errorf("the running request got %d %q %v", a.code, a.body, a.err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(ShutdownTimeout):
+		t.Error("Serve did not return once the last request was answered")
 	}
 }
 
