@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -61,10 +60,14 @@ func NewDaemon(p *Pipeline, cfg DaemonConfig) (*Daemon, error) {
 		return nil, fmt.Errorf("--splay %v: want a duration of 0 or more", cfg.Splay)
 	}
 	reg := prometheus.NewRegistry()
-	var states, kinds []string
+	// The first state is the one at start.
+	states := []string{string(Idle)}
 	for _, s := range States() {
-		states = append(states, string(s))
+		if s != Idle {
+			states = append(states, string(s))
+		}
 	}
+	var kinds []string
 	for _, k := range steps.Kinds() {
 		kinds = append(kinds, k.Op())
 	}
@@ -120,20 +123,25 @@ func (d *Daemon) Run(ctx context.Context) (*Report, error) {
 	defer stopServing()
 	if d.cfg.Listen != "" {
 		h := web.Handler(web.Options{Gatherer: d.reg, Status: d.Status, Trigger: d.Trigger, Alive: d.alive.Load, Log: d.log})
-		ln, err := net.Listen("tcp", d.cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("--listen %s: %w", d.cfg.Listen, err)
-		}
-		if d.cfg.Listening != nil {
-			d.cfg.Listening(ln.Addr())
-		}
+		listening := make(chan error, 1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := web.Serve(serveCtx, ln, d.cfg.WebConfig, h, d.log); err != nil && !errors.Is(err, context.Canceled) {
-				d.log.Error("http", "err", err)
+			err := web.Serve(serveCtx, d.cfg.Listen, d.cfg.WebConfig, h, d.log, func(addr net.Addr) {
+				if d.cfg.Listening != nil {
+					d.cfg.Listening(addr)
+				}
+				listening <- nil
+			})
+			if err != nil {
+				listening <- err
 			}
 		}()
+		// A listener that cannot start (a port in use, a bad web
+		// configuration) is a setting to fix, before READY.
+		if err := <-listening; err != nil {
+			return nil, fmt.Errorf("--listen %s: %w", d.cfg.Listen, err)
+		}
 	}
 	if _, err := systemd.Ready(); err != nil {
 		d.log.Warn("sd_notify", "err", err)
@@ -230,11 +238,11 @@ func (d *Daemon) setDoc(doc status.Document) {
 	d.mu.Unlock()
 	m := d.metrics
 	if doc.Applied != nil {
-		m.SetApplied(doc.Applied.Commit, doc.Applied.Branch, doc.Applied.Group, doc.Applied.Time)
+		m.SetApplied(doc.Applied.Commit, doc.Applied.Branch, doc.Applied.Group, doc.Applied.Committed)
 		m.SetJournalSteps(doc.Applied.Steps)
 	}
 	if doc.Target != nil {
-		m.SetTarget(doc.Target.Commit, doc.Target.Branch, doc.Target.Time)
+		m.SetTarget(doc.Target.Commit, doc.Target.Branch, doc.Target.Committed)
 	}
 	m.SetState(doc.State)
 	m.SetHeld(doc.Held != nil)

@@ -57,15 +57,15 @@ func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Documen
 	}
 	applied := a.Applied()
 	if applied.Commit != "" || len(applied.Steps) > 0 {
-		doc.Applied = &status.Applied{Commit: applied.Commit, Branch: applied.Branch, Group: applied.Group, Steps: len(applied.Steps)}
+		doc.Applied = &status.Applied{Commit: applied.Commit, Branch: applied.Branch, Group: applied.Group, Steps: len(applied.Steps), Time: appliedAt(runs, applied.Commit)}
 		if applied.Commit != "" && applied.Commit == target.Commit {
-			doc.Applied.Time = target.Time
+			doc.Applied.Committed = target.Time
 		} else if t, ok := p.commitTime(a, applied.Commit); ok {
-			doc.Applied.Time = t
+			doc.Applied.Committed = t
 		}
 	}
 	if target.Commit != "" {
-		doc.Target = &status.Target{Commit: target.Commit, Branch: target.Branch, Time: target.Time}
+		doc.Target = &status.Target{Commit: target.Commit, Branch: target.Branch, Committed: target.Time, Fetched: target.Fetched}
 		doc.Branch = target.Branch
 		if doc.Group == "" {
 			doc.Group = target.Group
@@ -74,16 +74,14 @@ func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Documen
 	if drift != nil {
 		doc.Drift = drift
 	}
-	if len(runs) > 0 {
-		last := runs[len(runs)-1]
-		states := make([]string, len(last.States))
-		for i, s := range last.States {
-			states[i] = string(s)
-		}
-		doc.LastRun = &status.Run{Started: last.Started, Finished: last.Finished, Result: string(last.Result), Commit: last.Commit, Ops: last.Ops, Error: last.Error, States: states}
+	for i := len(runs) - 1; i >= 0; i-- {
+		doc.RecentRuns = append(doc.RecentRuns, runs[i].status())
+	}
+	if len(doc.RecentRuns) > 0 {
+		doc.LastRun = &doc.RecentRuns[0]
 	}
 	for _, b := range bad {
-		doc.BadCommits = append(doc.BadCommits, status.BadCommit{Commit: b.To, From: b.From, Reason: b.Reason})
+		doc.BadCommits = append(doc.BadCommits, status.BadCommit{Commit: b.To, From: b.From, Reason: b.Reason, Since: b.At})
 	}
 	doc.Converged = doc.Applied != nil && doc.Target != nil && doc.Applied.Commit == doc.Target.Commit && len(doc.Drift) == 0
 	return doc, nil
@@ -106,6 +104,26 @@ func (p *Pipeline) commitTime(a *steps.Applier, commit string) (time.Time, bool)
 		return time.Time{}, false
 	}
 	return info.ModTime().UTC(), true
+}
+
+// status is the run as the status document shows it.
+func (r Run) status() status.Run {
+	states := make([]string, len(r.States))
+	for i, s := range r.States {
+		states[i] = string(s)
+	}
+	return status.Run{Started: r.Started, Finished: r.Finished, Result: string(r.Result), Commit: r.Commit, From: r.From, Ops: r.Ops, Error: r.Error, States: states}
+}
+
+// appliedAt returns when the host moved to commit: the end of the last
+// run that applied it, or the zero time when the runs kept do not say.
+func appliedAt(runs []Run, commit string) time.Time {
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].Result == ResultApplied && runs[i].Commit == commit {
+			return runs[i].Finished
+		}
+	}
+	return time.Time{}
 }
 
 // driftRecord is the drift of a run as the status document shows it.
