@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"compiler/syntax":     {"github.com/alecthomas/participle"},
 	"agent":               {"compiler", "steps", "journal", "rootfs", "github.com/go-git/go-git", "github.com/prometheus/client_golang"},
 	"agent/gitfs":         {"internal/treefs", "github.com/go-git/go-git", "github.com/go-git/go-billy"},
+	"agent/mirror":        {"github.com/go-git/go-git", "github.com/go-git/go-billy", "golang.org/x/crypto"}, // x/crypto: ssh, which go-git's transport cannot cancel
 	"internal/treefs":     {"golang.org/x/sys"},
 	"internal/cli":        {"*"},
 	"cmd/cairn":           {"internal/cli"},
