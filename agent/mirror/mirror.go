@@ -294,7 +294,7 @@ func (m *Mirror) transfer(ctx context.Context,
 			err = fmt.Errorf("server silent for %s: %w", m.opts.Timeout, os.ErrDeadlineExceeded)
 		}
 	}()
-	sess, err := d.open(ctx, m.remote, &m.opts)
+	sess, err := d.open(ctx, m.remote, &m.opts, func(h plumbing.Hash) bool { return m.st.HasEncodedObject(h) == nil })
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,8 @@ func (m *Mirror) transfer(ctx context.Context,
 // wrapErr says what failed and where, with the remote's credentials
 // removed from the message.
 func (m *Mirror) wrapErr(err error) error {
-	return &fetchError{msg: m.remote.redact(fmt.Sprintf("fetch %s: %v", m.remote.shown, err)), err: err}
+	msg := strings.TrimRight(fmt.Sprintf("fetch %s: %v", m.remote.shown, err), ": ") // go-git leaves "reason: " empty at times
+	return &fetchError{msg: m.remote.redact(msg), err: err}
 }
 
 // fetchError is an error whose message is scrubbed of credentials; it

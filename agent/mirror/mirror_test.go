@@ -194,6 +194,22 @@ func TestFetchOverEachTransport(t *testing.T) {
 				t.Errorf("after a failed fetch, main = %s, %v; want %s still", h, err, c3)
 			}
 			wantTip(t, fetch(t, m, "main"), "main", c4)
+
+			// A repository that is not there: the error names it.
+			missing := strings.Replace(url, "repo.git", "missing.git", 1)
+			if missing == url {
+				missing += "-missing"
+			}
+			m2, err := mirror.Open(t.TempDir(), missing, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m2.Close()
+			if _, err := m2.Fetch(ctx, "main"); err == nil || !strings.Contains(err.Error(), missing) {
+				t.Errorf("Fetch from %s = %v, want an error naming it", missing, err)
+			} else {
+				t.Logf("Fetch from a missing repository: %v", err)
+			}
 		})
 	}
 }
@@ -438,37 +454,36 @@ func TestResolveAndFetchAll(t *testing.T) {
 	}
 }
 
-// TestIsAncestorLongHistory checks the walk on a history of many commits
-// with merges: exact answers, and bounded time.
-func TestIsAncestorLongHistory(t *testing.T) {
-	const n = 20000
+// TestLongHistory checks, on a history of many commits with merges, that
+// IsAncestor is exact and fast, and that a local fetch of one new commit
+// does not walk the whole history.
+func TestLongHistory(t *testing.T) {
+	const n = 10000
 	u := newUpstream(t)
 	// main: 1..n in a line; side: from 1, one commit, merged into main at
 	// 100 as the second parent; lone: from 1, never merged.
 	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "commit refs/heads/main\nmark :%d\ncommitter T <t@example.com> %d +0000\ndata %d\nc%d\n",
-			i, 1700000000+i*60, len(fmt.Sprint("c", i))+1, i)
-		if i > 1 {
-			fmt.Fprintf(&b, "from :%d\n", i-1)
-		}
-		if i == 100 {
-			fmt.Fprintf(&b, "merge :%d\n", n+1)
-		}
-		if i == 1 {
-			// side and lone branch off 1, before 100 needs side.
-			fmt.Fprintf(&b, "\ncommit refs/heads/side\nmark :%d\ncommitter T <t@example.com> %d +0000\ndata 5\nside\nfrom :1\n", n+1, 1700000000+90)
-			fmt.Fprintf(&b, "\ncommit refs/heads/lone\nmark :%d\ncommitter T <t@example.com> %d +0000\ndata 5\nlone\nfrom :1\n", n+2, 1700000000+95)
+	commit := func(branch string, mark, when int, from ...int) {
+		fmt.Fprintf(&b, "commit refs/heads/%s\nmark :%d\ncommitter T <t@example.com> %d +0000\ndata <<END\nc%d\nEND\n",
+			branch, mark, 1700000000+when*60, mark)
+		for i, f := range from {
+			fmt.Fprintf(&b, "%s :%d\n", []string{"from", "merge"}[min(i, 1)], f)
 		}
 		b.WriteString("\n")
 	}
-	cmd := exec.Command("git", "fast-import", "--quiet")
-	cmd.Dir = u.bare
-	cmd.Env = gitEnv()
-	cmd.Stdin = strings.NewReader(b.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git fast-import: %v\n%s", err, out)
+	for i := 1; i <= n; i++ {
+		switch {
+		case i == 1:
+			commit("main", 1, 1)
+			commit("side", n+1, 2, 1)
+			commit("lone", n+2, 3, 1)
+		case i == 100:
+			commit("main", i, i, i-1, n+1)
+		default:
+			commit("main", i, i, i-1)
+		}
 	}
+	fastImport(t, u.bare, b.String())
 	m, err := mirror.Open(t.TempDir(), u.bare, mirror.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -504,9 +519,32 @@ func TestIsAncestorLongHistory(t *testing.T) {
 		if took > c.max {
 			t.Errorf("%s: IsAncestor took %v, more than %v", c.name, took, c.max)
 		}
-		t.Logf("%s: %v", c.name, took)
+		t.Logf("IsAncestor, %s: %v", c.name, took)
 	}
 	if _, err := m.IsAncestor(plumbing.NewHash("0123456789012345678901234567890123456789"), tips["main"]); err == nil {
 		t.Errorf("IsAncestor of a missing commit succeeded")
+	}
+
+	// One more commit: the local fetch sends it alone.
+	fastImport(t, u.bare, fmt.Sprintf("commit refs/heads/main\ncommitter T <t@example.com> 1800000000 +0000\ndata 4\nnew\nfrom %s\n\n", tips["main"]))
+	start := time.Now()
+	next := fetch(t, m, "main")
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("fetching one new commit on a history of %d took %v", n, took)
+	}
+	if c, err := m.Commit(next["main"]); err != nil || c.Message != "new\n" || c.ParentHashes[0] != tips["main"] {
+		t.Errorf("the new commit: %v, %v", c, err)
+	}
+}
+
+// fastImport runs git fast-import in the repository dir with stream as input.
+func fastImport(t *testing.T, dir, stream string) {
+	t.Helper()
+	cmd := exec.Command("git", "fast-import", "--quiet")
+	cmd.Dir = dir
+	cmd.Env = gitEnv()
+	cmd.Stdin = strings.NewReader(stream)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git fast-import: %v\n%s", err, out)
 	}
 }

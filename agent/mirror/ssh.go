@@ -146,7 +146,6 @@ func sshConfig(userName, addr string, o *Options) (*ssh.ClientConfig, error) {
 			return nil
 		},
 		HostKeyAlgorithms: algos,
-		Timeout:           o.Timeout,
 	}, nil
 }
 

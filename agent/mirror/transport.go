@@ -10,14 +10,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/format/pktline"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -36,7 +41,8 @@ type dialer struct {
 
 // open starts an upload-pack session with the remote. The session's
 // connections are closed when ctx is done, which unblocks any read or write.
-func (d *dialer) open(ctx context.Context, r *remote, o *Options) (transport.UploadPackSession, error) {
+// has reports whether the mirror holds an object (and so all it reaches).
+func (d *dialer) open(ctx context.Context, r *remote, o *Options, has func(plumbing.Hash) bool) (transport.UploadPackSession, error) {
 	switch r.ep.Protocol {
 	case "file":
 		// go-git's own upload-pack, in this process: no git binary needed.
@@ -48,15 +54,15 @@ func (d *dialer) open(ctx context.Context, r *remote, o *Options) (transport.Upl
 		if err != nil {
 			return nil, err
 		}
-		return &localSession{UploadPackSession: s, st: st}, nil
+		return &localSession{UploadPackSession: s, st: st, has: has}, nil
 	case "http", "https":
 		tr := &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           d.dialContext,
-			ForceAttemptHTTP2:     true,
-			TLSHandshakeTimeout:   d.idle,
-			ResponseHeaderTimeout: d.idle,
-			MaxIdleConnsPerHost:   1,
+			// The connections' own deadlines bound the TLS handshake and
+			// the wait for an answer.
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         d.dialContext,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 1,
 		}
 		d.closers = append(d.closers, tr.CloseIdleConnections)
 		var auth transport.AuthMethod
@@ -307,7 +313,7 @@ func loadLocal(dir string) (storer.Storer, error) {
 		gitDir = filepath.Clean(c)
 	}
 	if fi, err := os.Stat(filepath.Join(gitDir, "objects")); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("%s: %w", dir, transport.ErrRepositoryNotFound)
+		return nil, transport.ErrRepositoryNotFound
 	}
 	return filesystem.NewStorage(osfs.New(gitDir, osfs.WithBoundOS()), cache.NewObjectLRUDefault()), nil
 }
@@ -317,22 +323,78 @@ type fixedLoader struct{ st storer.Storer }
 
 func (l fixedLoader) Load(*transport.Endpoint) (storer.Storer, error) { return l.st, nil }
 
-// localSession is go-git's in-process upload-pack, which fails on a "have"
-// it does not hold (git's ignores those): the haves are filtered first.
+// localSession is go-git's in-process upload-pack for the advertisement,
+// with a pack of its own: go-git's walks the whole history of the haves at
+// every fetch (and fails on a have it lacks), while this one walks from the
+// wants down to the objects the mirror has, so a fetch costs what it brings.
 type localSession struct {
 	transport.UploadPackSession
-	st storer.Storer
+	st  storer.Storer              // the source repository
+	has func(h plumbing.Hash) bool // whether the mirror has h, and so all it reaches
 }
 
 func (s *localSession) UploadPack(ctx context.Context, req *packp.UploadPackRequest) (*packp.UploadPackResponse, error) {
-	haves := req.Haves[:0:0]
-	for _, h := range req.Haves {
-		if s.st.HasEncodedObject(h) == nil {
-			haves = append(haves, h)
+	objs, err := missingObjects(ctx, s.st, s.has, req.Wants)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() { // ends when the pack is written or the reader closed
+		_, err := packfile.NewEncoder(pw, s.st, false).Encode(objs, 10)
+		pw.CloseWithError(err)
+	}()
+	return packp.NewUploadPackResponseWithPackfile(req, pr), nil
+}
+
+// missingObjects lists the objects reachable from wants in src, leaving out
+// those that has reports and everything they reach. Submodule commits are
+// not followed.
+func missingObjects(ctx context.Context, src storer.EncodedObjectStorer, has func(plumbing.Hash) bool,
+	wants []plumbing.Hash) ([]plumbing.Hash, error) {
+	seen := map[plumbing.Hash]bool{}
+	var objs []plumbing.Hash
+	stack := slices.Clone(wants)
+	for len(stack) > 0 {
+		h := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[h] || has(h) {
+			continue
+		}
+		seen[h] = true
+		if len(seen)%1024 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		o, err := src.EncodedObject(plumbing.AnyObject, h)
+		if err != nil {
+			return nil, fmt.Errorf("object %s: %w", h, err)
+		}
+		objs = append(objs, h)
+		switch o.Type() {
+		case plumbing.CommitObject:
+			c, err := object.DecodeCommit(src, o)
+			if err != nil {
+				return nil, err
+			}
+			stack = append(append(stack, c.ParentHashes...), c.TreeHash)
+		case plumbing.TreeObject:
+			t, err := object.DecodeTree(src, o)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range t.Entries {
+				if e.Mode != filemode.Submodule {
+					stack = append(stack, e.Hash)
+				}
+			}
+		case plumbing.TagObject:
+			t, err := object.DecodeTag(src, o)
+			if err != nil {
+				return nil, err
+			}
+			stack = append(stack, t.Target)
 		}
 	}
-	req.Haves = haves
-	return s.UploadPackSession.UploadPack(ctx, req)
+	return objs, nil
 }
 
 // dotGit finds the git directory of the work tree at dir.
@@ -340,7 +402,7 @@ func dotGit(dir string) (string, error) {
 	p := filepath.Join(dir, ".git")
 	fi, err := os.Stat(p)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", dir, transport.ErrRepositoryNotFound)
+		return "", transport.ErrRepositoryNotFound
 	}
 	if fi.IsDir() {
 		return p, nil

@@ -19,8 +19,9 @@ var ErrUnsupportedURL = errors.New("unsupported repository URL")
 // remote is a parsed remote URL.
 type remote struct {
 	ep *transport.Endpoint // without a password, and for http(s) without a user
-	// secret is the user and password for HTTP basic authentication, taken
-	// out of the URL so that no go-git error message can show them.
+	// user and password are the URL's credentials. For http(s) they are
+	// sent by HTTP basic authentication, taken out of the URL so that no
+	// go-git error message can show them; for ssh the user is in ep.
 	user, password string
 	// shown is the URL as it may appear in messages and logs: credentials
 	// are replaced by "xxxxx".
@@ -40,7 +41,7 @@ var scpLike = regexp.MustCompile(`^(?:([^@/]+)@)?([^@/:\s]+):(.*)$`)
 
 // userinfo matches the user information of something that looks like a URL,
 // for redacting strings that failed to parse.
-var userinfo = regexp.MustCompile(`//[^/@]*@`)
+var userinfo = regexp.MustCompile(`//[^/@\s"']*@`)
 
 // parseRemote parses raw: a local path, a file://, git://, http://, https://
 // or ssh:// URL, or an scp-like [user@]host:path.
@@ -171,17 +172,20 @@ func redactString(s string) string {
 }
 
 // redact removes the remote's credentials from a message, in case a library
-// put the URL as given into it.
+// put the URL as given into it: any password, and for http(s) the user
+// information of URLs and the user name (which may be a token).
 func (r *remote) redact(msg string) string {
-	for _, s := range []string{r.password, url.PathEscape(r.password), url.QueryEscape(r.password)} {
-		if len(s) >= 3 {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
-	}
 	if r.ep.Protocol == "http" || r.ep.Protocol == "https" {
-		for _, s := range []string{r.user + "@", url.PathEscape(r.user) + "@"} {
-			if len(s) > 1 {
-				msg = strings.ReplaceAll(msg, s, "xxxxx@")
+		msg = userinfo.ReplaceAllString(msg, "//xxxxx@")
+	}
+	secrets := []string{r.password}
+	if r.ep.Protocol == "http" || r.ep.Protocol == "https" {
+		secrets = append(secrets, r.user)
+	}
+	for _, s := range secrets {
+		for _, v := range []string{s, url.PathEscape(s), url.QueryEscape(s)} {
+			if len(v) >= 3 {
+				msg = strings.ReplaceAll(msg, v, "xxxxx")
 			}
 		}
 	}
