@@ -28,13 +28,15 @@
 //
 // Each fetched reference is set to the remote's hash, forced: a branch that
 // was force-pushed is followed, and the commits it left stay in the mirror
-// (nothing is ever deleted from it), so IsAncestor can tell that the new tip
-// does not descend from the old one.
+// (no object is ever deleted from it), so IsAncestor can tell that the new
+// tip does not descend from the old one.
 //
-// Local paths and file:// URLs are served by go-git's upload-pack in this
-// process, git:// and ssh:// by a session of this package over the
-// connection (golang.org/x/crypto/ssh for ssh), and http(s) by go-git's
-// smart HTTP client. An ssh fetch authenticates with one private key file
+// Local paths and file:// URLs are read in this process, with no git
+// binary: go-git's upload-pack advertises the references, and the pack
+// holds the objects reachable from the new tips down to those the mirror
+// has. git:// and ssh:// go through an upload-pack session of this package
+// over the connection (golang.org/x/crypto/ssh for ssh), and http(s) through
+// go-git's smart HTTP client. An ssh fetch authenticates with one private key file
 // (no agent, no passphrase) and always checks the host key against a known
 // hosts file; ~/.ssh/config is not read. Credentials in an http(s) URL are
 // sent as HTTP basic authentication and are never written to errors, logs,
@@ -47,7 +49,8 @@
 //
 // # Cost and concurrency
 //
-// A fetch is one connection and one reference advertisement. When every tip
+// A fetch is one connection (over HTTP, its requests share one while the
+// server keeps it open) and one reference advertisement. When every tip
 // asked for is already in the mirror, that is all: no pack is requested
 // (over HTTP, one GET of info/refs). Otherwise one pack holds the missing
 // objects; the mirror tells the server about up to 256 commits it has (the

@@ -319,8 +319,10 @@ func (m *Mirror) transfer(ctx context.Context,
 		return err
 	}
 	var wants []plumbing.Hash
+	asked := map[plumbing.Hash]bool{}
 	for _, h := range want {
-		if m.st.HasEncodedObject(h) != nil && !slices.Contains(wants, h) {
+		if !asked[h] && m.st.HasEncodedObject(h) != nil {
+			asked[h] = true
 			wants = append(wants, h)
 		}
 	}
@@ -369,12 +371,9 @@ func (e *fetchError) Unwrap() error { return e.err }
 // has, and stores the pack it sends.
 func (m *Mirror) fetchPack(ctx context.Context, sess transport.UploadPackSession, ar *packp.AdvRefs,
 	wants []plumbing.Hash, remote map[plumbing.ReferenceName]plumbing.Hash) (err error) {
+	// Progress messages are not asked away: they are dropped, but they keep
+	// a server that works from looking silent (Options.Timeout).
 	req := packp.NewUploadPackRequestFromCapabilities(ar.Capabilities)
-	if ar.Capabilities.Supports(capability.NoProgress) {
-		if err := req.Capabilities.Set(capability.NoProgress); err != nil {
-			return err
-		}
-	}
 	req.Wants = wants
 	if req.Haves, err = m.haves(remote); err != nil {
 		return err
