@@ -548,3 +548,63 @@ func fastImport(t *testing.T, dir, stream string) {
 		t.Fatalf("git fast-import: %v\n%s", err, out)
 	}
 }
+
+// TestSSHHostKeys checks that ssh host keys are always checked, and that
+// the key and known hosts file default to ~/.ssh.
+func TestSSHHostKeys(t *testing.T) {
+	u := newUpstream(t)
+	c1 := u.commit(t, "one")
+	u.push(t)
+	s := startSSHD(t)
+	url := "ssh://root@" + s.addr + u.bare
+	keys := t.TempDir()
+	otherHost := keygen(t, filepath.Join(keys, "other"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	for name, c := range map[string]struct {
+		knownHosts []byte
+		want       string
+	}{
+		"unknown host": {[]byte("# nothing\n"), "is not in"},
+		"wrong key":    {knownHostsLine(s.addr, otherHost), "host key"},
+	} {
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(kh, c.knownHosts, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m, err := mirror.Open(t.TempDir(), url, mirror.Options{SSHKey: s.key, KnownHosts: kh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = m.Fetch(ctx, "main")
+		m.Close()
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), url) {
+			t.Errorf("%s: Fetch = %v, want an error naming %s and saying %q", name, err, url, c.want)
+		}
+	}
+
+	// No key and no known hosts given: ~/.ssh/id_ed25519 and
+	// ~/.ssh/known_hosts.
+	home := t.TempDir()
+	dotSSH := filepath.Join(home, ".ssh")
+	if err := os.Mkdir(dotSSH, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for from, to := range map[string]string{s.key: "id_ed25519", s.knownHosts: "known_hosts"} {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dotSSH, to), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("HOME", home)
+	m, err := mirror.Open(t.TempDir(), url, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	wantTip(t, fetch(t, m, "main"), "main", c1)
+}

@@ -133,6 +133,9 @@ func sshConfig(userName, addr string, o *Options) (*ssh.ClientConfig, error) {
 		return nil, fmt.Errorf("known hosts (host keys are always checked): %w", err)
 	}
 	algos, err := hostKeyAlgorithms(check, addr)
+	if errors.Is(err, errUnknownHost) {
+		return nil, fmt.Errorf("host %s is not in %s, and host keys are always checked", addr, known)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("host key of %s: %w", addr, err)
 	}
@@ -149,6 +152,10 @@ func sshConfig(userName, addr string, o *Options) (*ssh.ClientConfig, error) {
 	}, nil
 }
 
+// errUnknownHost is returned by hostKeyAlgorithms for a host that the known
+// hosts file does not name.
+var errUnknownHost = errors.New("unknown host")
+
 // hostKeyAlgorithms returns the host key algorithms to ask the server for:
 // those of the keys the known hosts file holds for addr, so that a server
 // with several host keys shows the one that can be checked. A host that the
@@ -161,7 +168,7 @@ func hostKeyAlgorithms(check ssh.HostKeyCallback, addr string) ([]string, error)
 		return nil, fmt.Errorf("checking the known hosts: %w", err)
 	}
 	if len(ke.Want) == 0 {
-		return nil, fmt.Errorf("not in the known hosts file (host keys are always checked)")
+		return nil, errUnknownHost
 	}
 	var algos []string
 	seen := map[string]bool{}
