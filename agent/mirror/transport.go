@@ -45,7 +45,8 @@ type dialer struct {
 func (d *dialer) open(ctx context.Context, r *remote, o *Options, has func(plumbing.Hash) bool) (transport.UploadPackSession, error) {
 	switch r.ep.Protocol {
 	case "file":
-		// go-git's own upload-pack, in this process: no git binary needed.
+		// In this process, with no git binary: go-git's upload-pack for
+		// the advertisement, and a pack of what the mirror lacks.
 		st, err := loadLocal(r.ep.Path)
 		if err != nil {
 			return nil, err
