@@ -43,22 +43,14 @@ func TestAptInstallSignal(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newDpkgHost(t)
-			before := debroot.Installed(t, h.root)
-			oldJ := h.journal(t, "old.journal", "MKDIR /srv/site")
-			newJ := h.journal(t, "new.journal", "MKDIR /srv/site", "APT-INSTALL nginx-light", "MKDIR /srv/site/www")
-			crashMust(t, 0, h.args("journal", "apply", oldJ)...)
-			showOld := crashMust(t, 0, h.args("journal", "show")...).stdout
-
-			cmd := crashStart(t, h.args("journal", "apply", newJ)...)
+			m := h.startNginx(t)
+			before, newJ, showOld, cmd := m.before, m.newJ, m.showOld, m.cmd
 			done := make(chan struct{})
 			go func() { cmd.Wait(); close(done) }()
 			t.Cleanup(func() {
 				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 				<-done
 			})
-			// apt-get runs dpkg with --status-fd to install (its
-			// simulations and queries run dpkg too, without).
-			waitFor(t, 120*time.Second, "dpkg to install", func() bool { return len(procRunning(h.root, "/usr/bin/dpkg", "--status-fd")) > 0 })
 			// To cairn's process group, as a terminal's Ctrl-C would: the
 			// package manager runs in a session of its own.
 			for range tc.signals {
@@ -189,17 +181,9 @@ func TestRecoverCancelledExec(t *testing.T) {
 // --audit is clean.
 func TestRecoverCancelledDpkg(t *testing.T) {
 	h := newDpkgHost(t)
-	debroot.OnlyLocalRepo(t, h.root, debroot.Deb{Name: "cairn-t-slow", Version: "1.0",
-		Postinst: "#!/bin/sh\nif [ \"$1\" = configure ] && [ ! -e /var/lib/cairn-t-slow.once ]; then touch /var/lib/cairn-t-slow.once; sleep 600; fi\n"})
+	debroot.OnlyLocalRepo(t, h.root, dpkgSlow)
 	before := debroot.Installed(t, h.root)
-	newJ := h.journal(t, "new.journal", "MKDIR /srv/site", "APT-INSTALL cairn-t-slow")
-	cmd := crashStart(t, h.args("journal", "apply", newJ)...)
-	waitFor(t, 60*time.Second, "the postinst to run", func() bool {
-		_, err := os.Stat(filepath.Join(h.root, "var/lib/cairn-t-slow.once"))
-		return err == nil
-	})
-	crashKill(t, cmd)
-	debroot.Kill(h.root)
+	h.killInPostinst(t, h.journal(t, "new.journal", "MKDIR /srv/site", "APT-INSTALL cairn-t-slow"))
 	if audit := debroot.Audit(t, h.root); !strings.Contains(audit, "cairn-t-slow") {
 		t.Fatalf("dpkg --audit after the kill does not list cairn-t-slow:\n%s", audit)
 	}
