@@ -52,7 +52,7 @@ type Applier struct {
 
 // Open opens and locks the state directory, checks that it belongs to this
 // root, and undoes a move that a dead process left half done, before
-// anything else.
+// anything else: that undo is never stopped, not even by ctx.
 func Open(ctx context.Context, opts Options) (*Applier, error) {
 	env := &Env{Root: opts.Root, Log: opts.Log, Output: opts.Output, Host: opts.Host}
 	st, err := openState(opts.Root, opts.StateDir, opts.Create, opts.Wait)
@@ -127,21 +127,9 @@ type Result struct {
 // kept).
 //
 // A move is stopped in two ways, which the command line maps to a first and
-// a second SIGINT or SIGTERM (an agent would map them to systemd's stop and
-// to a deadline of its own, before systemd's stop timeout SIGKILLs it):
-//
-//  1. Stop: ctx is done. No further op starts; the op running ends by
-//     itself (a command within its timeout: EXEC's timeout, a CHECK's), and
-//     the move is undone (a *StepError, exit 1).
-//  2. Kill: Options.Kill is closed. The op running is killed at once: it
-//     runs with a context that is done only then, and a command's whole
-//     process group gets SIGKILL; the move is undone (exit 1). Package
-//     installs and removals are the exception: apt-get and dpkg run to their
-//     end, since a dpkg killed half way leaves a broken package database.
-//
-// The undo itself is neither stopped nor killed: every undo command runs to
-// its end or its timeout. A process that is killed itself (SIGKILL) leaves
-// the intent log, and the next command that opens the state undoes the move.
+// a second SIGINT or SIGTERM: ctx stops it between ops, Options.Kill kills
+// the op that runs; apt-get, dpkg and every undo run to their end. The
+// package doc ("Stopping a move") is the contract.
 func (a *Applier) Apply(ctx context.Context, m Move) (*Result, error) {
 	if a.st == nil && !m.DryRun {
 		return nil, inputErrorf("state directory %s does not exist", a.stateName())
@@ -482,9 +470,9 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	log := newIntent(a.st.dir)
 	defer log.close()
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1, Boot: bootID()})
-	opCtx, stop := killContext(ctx, a.kill)
-	defer stop()
-	b := batch{a: a, log: log, opCtx: opCtx, view: newView()}
+	c := newCancellation(ctx, a.kill)
+	defer c.release()
+	b := batch{a: a, log: log, c: c, view: newView()}
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
 		if op.Noop {
@@ -507,7 +495,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 				if pathOp {
 					return captureIn(a.env, op.Step, b.view)
 				}
-				return im.Capture(b.opCtx, a.env, op.Step)
+				return im.Capture(c.opContext(op.Step, doImage), a.env, op.Step)
 			}
 			img, err := capture()
 			if err == nil && pathOp && img.Place != nil && img.Place.unsettled && len(b.pending) > 0 {
@@ -585,7 +573,7 @@ func (a *Applier) relinks(ex executed) bool {
 // batch is the ops whose undo images are logged but not yet durable.
 type batch struct {
 	a        *Applier
-	opCtx    context.Context // what ops run with: done only when the move is killed
+	c        *cancellation // the contexts ops run with (stop.go)
 	log      *intentLog
 	pending  []executed
 	relinked journal.PathTree[bool] // paths an op of the batch turns from or into a link
@@ -643,7 +631,7 @@ func (b *batch) execute(ctx context.Context) error {
 		}
 		group := pending[:n]
 		pending = pending[n:]
-		if err := stopped(ctx, b.opCtx); err != nil {
+		if err := b.c.stopped(); err != nil {
 			return a.fail(ctx, b.log, b.done, &StepError{Step: group[0].step, Action: group[0].action, Err: fmt.Errorf("interrupted before this step: %w", err)})
 		}
 		b.done = append(b.done, group...)
@@ -652,10 +640,7 @@ func (b *batch) execute(ctx context.Context) error {
 			for i, ex := range group {
 				batch[i] = ex.step
 			}
-			// Like every op, a batch once started runs to its end:
-			// cancellation is checked between ops, and a package manager
-			// killed half way leaves dpkg for the undo to repair.
-			if err := bf.ForwardBatch(context.WithoutCancel(ctx), a.env, batch); err != nil {
+			if err := bf.ForwardBatch(b.c.opContext(group[0].step, doRun), a.env, batch); err != nil {
 				ex := group[batchIndex(err, n)]
 				return a.fail(ctx, b.log, b.done, &StepError{Step: ex.step, Action: ex.action, Err: err})
 			}
@@ -664,7 +649,7 @@ func (b *batch) execute(ctx context.Context) error {
 		}
 		errs := make([]error, len(group))
 		parallel(len(group), func(i int) {
-			errs[i] = a.runOp(b.opCtx, group[i].step, group[i].action, group[i].undo)
+			errs[i] = a.runOp(b.c.opContext(group[i].step, doRun), group[i].step, group[i].action, group[i].undo)
 		})
 		for i, err := range errs {
 			if err != nil {
@@ -779,14 +764,15 @@ func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cau
 	if se := (*StepError)(nil); !errors.As(cause, &se) {
 		cause = &MoveError{Err: cause, Undone: len(done)}
 	}
-	undoCtx := context.WithoutCancel(ctx)
+	c := newCancellation(ctx, nil)
+	defer c.release()
 	u := newUndoPass(false)
 	for _, ex := range done {
 		u.note(ex.step, ex.undo)
 	}
 	errs := undoReverse(len(done), func(i int) error {
 		ex := done[i]
-		if err := a.undoOp(undoCtx, ex.step, ex.action, ex.undo, u); err != nil {
+		if err := a.undoOp(c.opContext(ex.step, doUndo), ex.step, ex.action, ex.undo, u); err != nil {
 			return fmt.Errorf("%s: undo: %w", describeStep(ex.step), err)
 		}
 		return nil

@@ -46,10 +46,11 @@ var (
 
 func (aptInstallKind) Op() string { return journal.OpAptInstall }
 
+// Forward installs one package: a batch of one. Like every package op it
+// runs to its end, never killed (runsToItsEnd): the applier gives it a
+// context that is never done.
 func (k aptInstallKind) Forward(ctx context.Context, env *Env, s *journal.Step) error {
-	// Never killed, like a batch (Applier.Apply): a dpkg killed half way
-	// leaves a broken package database.
-	return k.ForwardBatch(context.WithoutCancel(ctx), env, []*journal.Step{s})
+	return k.ForwardBatch(ctx, env, []*journal.Step{s})
 }
 
 // ForwardBatch installs the packages of several steps with one apt-get

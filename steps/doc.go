@@ -21,6 +21,40 @@
 //  5. sync the file system and commit: write the new applied journal
 //     atomically, then drop the intent log.
 //
+// # Stopping a move
+//
+// A cancelled context stops a move between ops, never inside one. The
+// command line maps a first SIGINT or SIGTERM to the stop and a second to
+// the kill; an agent maps systemd's stop to the stop and a deadline of its
+// own, before systemd's stop timeout SIGKILLs it, to the kill. The
+// contract, which stop.go alone implements (every op, undo image and undo
+// gets its context from one function, cancellation.opContext):
+//
+//   - The ctx of Applier.Apply is the stop: once it is done, no further op
+//     starts (the move fails before it, "interrupted before this step"),
+//     the op that runs ends by itself (a command within its own timeout:
+//     EXEC's, a CHECK's), and the move is undone (a *StepError, exit 1).
+//     No op ever sees that ctx's cancellation; only the reads before any op
+//     (Drift, the drift of a repair) stop with it at once.
+//   - Options.Kill is the kill: once it is closed, the op that runs is
+//     killed at once: it runs with a context that is done then (cause
+//     ErrKilled), and a command it runs gets SIGKILL with its whole process
+//     group; no further op starts, and the move is undone (exit 1).
+//   - Never killed, by either: apt-get and dpkg. The package family's ops,
+//     images and undos run with a context that is never done, and the
+//     package driver runs the commands that change packages detached, with
+//     no context at all (debian.Apt): a dpkg killed half way leaves a
+//     broken package database. Neither are the shadow tools (useradd and
+//     the like: debian.Accounts starts them without a context).
+//   - Never stopped or killed: an undo, after a failure or in the recovery
+//     that Open makes of a dead process's move, whatever Open's ctx says.
+//     Each undo command runs to its end or its own timeout; the dpkg lock
+//     waits are bounded.
+//
+// Only SIGKILL of cairn itself cuts a move short; it leaves the intent log,
+// the package manager runs on without cairn, and the next Open waits for it
+// and undoes the move.
+//
 // The host itself is reached through Env: the root (package rootfs) for
 // files, and host interfaces for users, packages and units that other
 // packages implement.

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -290,6 +291,31 @@ func aptHistoryEnded(t *testing.T, root, what string) bool {
 	return false
 }
 
+// nginxMove is a move of the cairn binary from a journal that does not
+// install nginx-light to one that does (with the twenty packages it
+// brings), caught while dpkg installs.
+type nginxMove struct {
+	before              []string // the packages installed before
+	oldJ, newJ, showOld string   // the journals, and journal show at oldJ
+	cmd                 *exec.Cmd
+}
+
+// startNginx applies the old journal, starts the move to the new one, and
+// returns once dpkg installs.
+func (h dpkgHost) startNginx(t *testing.T) nginxMove {
+	t.Helper()
+	m := nginxMove{before: debroot.Installed(t, h.root)}
+	m.oldJ = h.journal(t, "old.journal", "MKDIR /srv/site")
+	m.newJ = h.journal(t, "new.journal", "MKDIR /srv/site", "APT-INSTALL nginx-light", "MKDIR /srv/site/www")
+	crashMust(t, 0, h.args("journal", "apply", m.oldJ)...)
+	m.showOld = crashMust(t, 0, h.args("journal", "show")...).stdout
+	m.cmd = crashStart(t, h.args("journal", "apply", m.newJ)...)
+	// apt-get runs dpkg with --status-fd to install (its simulations and
+	// queries run dpkg too, without).
+	waitFor(t, 120*time.Second, "dpkg to install", func() bool { return len(procRunning(h.root, "/usr/bin/dpkg", "--status-fd")) > 0 })
+	return m
+}
+
 // TestAptInstallCrash kills cairn (SIGKILL to its process group) while
 // dpkg installs nginx-light and the twenty packages it brings: apt and dpkg
 // run on to their end; the next command waits for them before it recovers
@@ -297,17 +323,9 @@ func aptHistoryEnded(t *testing.T, root, what string) bool {
 // left), and the next package move works.
 func TestAptInstallCrash(t *testing.T) {
 	h := newDpkgHost(t)
-	before := debroot.Installed(t, h.root)
-	oldJ := h.journal(t, "old.journal", "MKDIR /srv/site")
-	newJ := h.journal(t, "new.journal", "MKDIR /srv/site", "APT-INSTALL nginx-light", "MKDIR /srv/site/www")
-	crashMust(t, 0, h.args("journal", "apply", oldJ)...)
-	showOld := crashMust(t, 0, h.args("journal", "show")...).stdout
-
-	cmd := crashStart(t, h.args("journal", "apply", newJ)...)
-	// apt-get runs dpkg with --status-fd to install (its simulations and
-	// queries run dpkg too, without).
-	waitFor(t, 60*time.Second, "dpkg to install", func() bool { return len(procRunning(h.root, "/usr/bin/dpkg", "--status-fd")) > 0 })
-	if !crashKill(t, cmd) {
+	m := h.startNginx(t)
+	before, oldJ, newJ, showOld := m.before, m.oldJ, m.newJ, m.showOld
+	if !crashKill(t, m.cmd) {
 		t.Fatal("the move ended before the kill")
 	}
 	if len(procRunning(h.root, "apt-get", "install")) == 0 {
@@ -339,6 +357,25 @@ func TestAptInstallCrash(t *testing.T) {
 	dpkgSame(t, h.root, "after the move back", before)
 }
 
+// dpkgSlow is a package whose postinst stops the first time it
+// configures, until it is killed.
+var dpkgSlow = debroot.Deb{Name: "cairn-t-slow", Version: "1.0",
+	Postinst: "#!/bin/sh\nif [ \"$1\" = configure ] && [ ! -e /var/lib/cairn-t-slow.once ]; then touch /var/lib/cairn-t-slow.once; sleep 600; fi\n"}
+
+// killInPostinst applies the journal file with the cairn binary and, once
+// dpkgSlow's postinst runs, kills cairn, apt-get and dpkg (as a power loss
+// or the OOM killer would): dpkg is left half way.
+func (h dpkgHost) killInPostinst(t *testing.T, journal string) {
+	t.Helper()
+	cmd := crashStart(t, h.args("journal", "apply", journal)...)
+	waitFor(t, 60*time.Second, "the postinst to run", func() bool {
+		_, err := os.Stat(filepath.Join(h.root, "var/lib/cairn-t-slow.once"))
+		return err == nil
+	})
+	crashKill(t, cmd)
+	debroot.Kill(h.root)
+}
+
 // TestAptInstallCrashDpkgKilled kills cairn and, with it, apt-get and dpkg
 // (as a power loss or the OOM killer would) in the postinst of a package
 // of a batch: dpkg is left half way, and the next command finishes it
@@ -346,20 +383,13 @@ func TestAptInstallCrash(t *testing.T) {
 func TestAptInstallCrashDpkgKilled(t *testing.T) {
 	h := newDpkgHost(t)
 	// The postinst stops the first time, until it is killed.
-	debroot.LocalRepo(t, h.root, debroot.Deb{Name: "cairn-t-slow", Version: "1.0",
-		Postinst: "#!/bin/sh\nif [ \"$1\" = configure ] && [ ! -e /var/lib/cairn-t-slow.once ]; then touch /var/lib/cairn-t-slow.once; sleep 600; fi\n"})
+	debroot.LocalRepo(t, h.root, dpkgSlow)
 	before := debroot.Installed(t, h.root)
 	oldJ := h.journal(t, "old.journal", "MKDIR /srv/site")
 	newJ := h.journal(t, "new.journal", "MKDIR /srv/site", "APT-INSTALL jq", "APT-INSTALL cairn-t-slow")
 	crashMust(t, 0, h.args("journal", "apply", oldJ)...)
 
-	cmd := crashStart(t, h.args("journal", "apply", newJ)...)
-	waitFor(t, 60*time.Second, "the postinst to run", func() bool {
-		_, err := os.Stat(filepath.Join(h.root, "var/lib/cairn-t-slow.once"))
-		return err == nil
-	})
-	crashKill(t, cmd)
-	debroot.Kill(h.root)
+	h.killInPostinst(t, newJ)
 	if audit := debroot.Audit(t, h.root); !strings.Contains(audit, "cairn-t-slow") {
 		t.Fatalf("dpkg --audit after the kill does not list cairn-t-slow:\n%s", audit)
 	}
@@ -379,17 +409,10 @@ func TestAptInstallCrashDpkgKilled(t *testing.T) {
 // lock is free, the next command recovers.
 func TestAptInstallRecoveryLockHeld(t *testing.T) {
 	h := newDpkgHost(t)
-	debroot.OnlyLocalRepo(t, h.root, debroot.Deb{Name: "cairn-t-slow", Version: "1.0",
-		Postinst: "#!/bin/sh\nif [ \"$1\" = configure ] && [ ! -e /var/lib/cairn-t-slow.once ]; then touch /var/lib/cairn-t-slow.once; sleep 600; fi\n"})
+	debroot.OnlyLocalRepo(t, h.root, dpkgSlow)
 	before := debroot.Installed(t, h.root)
 	newJ := h.journal(t, "new.journal", "APT-INSTALL cairn-t-slow")
-	cmd := crashStart(t, h.args("journal", "apply", newJ)...)
-	waitFor(t, 60*time.Second, "the postinst to run", func() bool {
-		_, err := os.Stat(filepath.Join(h.root, "var/lib/cairn-t-slow.once"))
-		return err == nil
-	})
-	crashKill(t, cmd)
-	debroot.Kill(h.root)
+	h.killInPostinst(t, newJ)
 
 	f, err := os.OpenFile(filepath.Join(h.root, "var/lib/dpkg/lock-frontend"), os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {

@@ -170,10 +170,10 @@ func TestExecKilled(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	s := mustStep(t, "EXEC "+strconv.Quote(grandchild(pidFile)))
 	kill := make(chan struct{})
-	ctx, stop := killContext(context.Background(), kill)
-	defer stop()
+	c := newCancellation(context.Background(), kill)
+	defer c.release()
 	done := make(chan error, 1)
-	go func() { done <- LookupKind(s.Op).Forward(ctx, env, s) }()
+	go func() { done <- LookupKind(s.Op).Forward(c.opContext(s, doRun), env, s) }()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if _, err := os.Stat(pidFile); err == nil {
 			break

@@ -11,10 +11,10 @@ import (
 // step's state and is idempotent.
 //
 // The ctx an op gets, forward or inverse, is done only when the move is
-// killed (Applier.Apply, Options.Kill), never when it is merely stopped: an
-// op honours it by ending at once, killing any process it runs (with its
-// process group), and returning an error. Undo runs with a ctx that is never
-// done.
+// killed (Options.Kill), never when it is merely stopped: an op honours it
+// by ending at once, killing any process it runs (with its process group),
+// and returning an error. The ops of the package family, and every undo,
+// get a ctx that is never done (the package doc, "Stopping a move").
 type Kind interface {
 	Op() string
 	Forward(ctx context.Context, env *Env, s *journal.Step) error

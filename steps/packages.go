@@ -85,7 +85,15 @@ type packageRecord struct {
 // package that stays requires.
 type packageFamily struct{}
 
-var _ Imager = packageFamily{}
+var (
+	_ Imager       = packageFamily{}
+	_ runsToItsEnd = packageFamily{}
+)
+
+// runsToItsEnd: a package op, its image and its undo are never killed
+// (cancellation.opContext): apt-get and dpkg killed half way leave a
+// broken package database.
+func (packageFamily) runsToItsEnd() {}
 
 // packages returns the package driver, or an error naming the step when
 // this cairn has none.
@@ -125,7 +133,6 @@ func (packageFamily) Capture(ctx context.Context, env *Env, s *journal.Step) (Im
 }
 
 func (packageFamily) Restore(ctx context.Context, env *Env, s *journal.Step, img Image) error {
-	ctx = context.WithoutCancel(ctx) // never killed: see aptInstallKind.Forward
 	p, err := packages(env, s)
 	if err != nil {
 		return err
@@ -172,7 +179,11 @@ func (packageFamily) Restore(ctx context.Context, env *Env, s *journal.Step, img
 // package database must be clean then (the undo removes what the move was
 // installing, even half installed), else the recovery fails with what
 // dpkg --audit lists (exit 3, the intent log kept for the next run).
-func recoverPackages(ctx context.Context, env *Env, steps []*journal.Step) (afterUndo func() error, err error) {
+//
+// It runs as an undo (c.opContext: never stopped or killed), whatever the
+// recovering command's context says: a recovery that gave up at a signal
+// would leave dpkg half way for longer.
+func recoverPackages(c *cancellation, env *Env, steps []*journal.Step) (afterUndo func() error, err error) {
 	afterUndo = func() error { return nil }
 	var first *journal.Step
 	for _, s := range steps {
@@ -188,6 +199,7 @@ func recoverPackages(ctx context.Context, env *Env, steps []*journal.Step) (afte
 	if err != nil {
 		return nil, err
 	}
+	ctx := c.opContext(first, doUndo)
 	env.logger().Info("recovering package ops: waiting until no package manager runs, then checking the dpkg database", "step", describeStep(first))
 	broken, err := p.Repair(ctx)
 	if err != nil {

@@ -88,12 +88,13 @@ func (a *Applier) recover(ctx context.Context) error {
 	for i := range ops {
 		opSteps[i] = &ops[i].step
 	}
-	packagesAfterUndo, err := recoverPackages(ctx, a.env, opSteps)
+	c := newCancellation(ctx, nil) // a recovery is never stopped or killed
+	defer c.release()
+	packagesAfterUndo, err := recoverPackages(c, a.env, opSteps)
 	if err != nil {
 		return &UndoError{Cause: fmt.Errorf("recovering the move interrupted in %s", a.st.dir), Errs: []error{err}}
 	}
 	undone := len(ops)
-	ctx = context.WithoutCancel(ctx) // an undo is never stopped or killed (Apply)
 	// Device numbers are compared only if the move ran in this boot.
 	boot := bootID()
 	u := newUndoPass(boot == "" || recs[0].Boot != boot)
@@ -102,7 +103,7 @@ func (a *Applier) recover(ctx context.Context) error {
 	}
 	errs := undoReverse(len(ops), func(i int) error {
 		op := &ops[i]
-		if err := a.undoOp(ctx, &op.step, op.action, op.undo, u); err != nil {
+		if err := a.undoOp(c.opContext(&op.step, doUndo), &op.step, op.action, op.undo, u); err != nil {
 			return fmt.Errorf("%s: undo: %w", describeStep(&op.step), err)
 		}
 		return nil
