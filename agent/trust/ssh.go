@@ -1,0 +1,381 @@
+package trust
+
+import (
+	"bytes"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hiddeco/sshsig"
+	"golang.org/x/crypto/ssh"
+)
+
+// allowedSigner is one line of an allowed-signers file.
+type allowedSigner struct {
+	line        int
+	principals  string // comma-separated patterns, as written (unquoted)
+	namespaces  string // comma-separated patterns; "" when not restricted
+	validAfter  int64  // Unix seconds; 0 when unset
+	validBefore int64  // Unix seconds; 0 when unset
+	key         ssh.PublicKey
+	blob        []byte // key.Marshal()
+}
+
+// parseAllowedSigners reads an allowed-signers file as ssh-keygen(1)
+// describes it (ALLOWED SIGNERS) and as OpenSSH 9.2's sshsig.c parses it:
+//
+//	principals [options] keytype base64-key [comment]
+//
+// Blank lines and lines whose first non-blank character is '#' are skipped.
+// Where ssh-keygen reports a bad line and goes on, this refuses the file:
+// a trust file with a typo should stop the agent, not quietly trust less.
+func parseAllowedSigners(name string, data []byte) ([]allowedSigner, error) {
+	var out []allowedSigner
+	for i, raw := range strings.Split(string(data), "\n") {
+		line := strings.TrimLeft(raw, " \t")
+		if strings.TrimRight(line, " \t\r") == "" || line[0] == '#' {
+			continue
+		}
+		s, err := parseSignerLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, i+1, err)
+		}
+		s.line = i + 1
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+const whitespace = " \t\r\n"
+
+// parseSignerLine parses one non-blank, non-comment line.
+func parseSignerLine(line string) (allowedSigner, error) {
+	var s allowedSigner
+	principals, rest, ok := nextWord(line)
+	if !ok {
+		return s, errors.New("invalid line: unterminated quote in principals")
+	}
+	if rest == "" {
+		return s, errors.New("missing key")
+	}
+	if principals == "" {
+		return s, errors.New("empty principals")
+	}
+	s.principals = principals
+	key, err := parseKey(rest)
+	if err != nil {
+		// Not a key: options first, then the key.
+		opts, after, err := splitOptions(rest)
+		if err != nil {
+			return s, err
+		}
+		if after == "" {
+			return s, errors.New("missing key")
+		}
+		if key, err = parseKey(after); err != nil {
+			return s, fmt.Errorf("invalid key: %w", err)
+		}
+		if err := s.setOptions(opts); err != nil {
+			return s, fmt.Errorf("bad options: %w", err)
+		}
+	}
+	s.key, s.blob = key, key.Marshal()
+	return s, nil
+}
+
+// nextWord splits off the first word of s the way OpenSSH's strdelimw
+// does: it ends at white space; a double quote starts a quoted part that
+// runs to the next double quote, and the quotes are dropped. It returns
+// the word and the rest after the white space following it; ok is false
+// for an unterminated quote.
+func nextWord(s string) (word, rest string, ok bool) {
+	i := strings.IndexAny(s, whitespace+`"`)
+	if i < 0 {
+		return s, "", true
+	}
+	if s[i] == '"' {
+		j := strings.IndexByte(s[i+1:], '"')
+		if j < 0 {
+			return "", "", false
+		}
+		word = s[:i] + s[i+1:i+1+j]
+		rest = s[i+1+j+1:]
+	} else {
+		word, rest = s[:i], s[i+1:]
+	}
+	return word, strings.TrimLeft(rest, whitespace), true
+}
+
+// parseKey reads "keytype base64 [comment]" at the start of s.
+func parseKey(s string) (ssh.PublicKey, error) {
+	fields := strings.Fields(s)
+	if len(fields) < 2 {
+		return nil, errors.New("want key type and base64 key")
+	}
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(fields[0] + " " + fields[1]))
+	if err != nil {
+		return nil, err
+	}
+	if key.Type() != fields[0] {
+		return nil, fmt.Errorf("key type %s does not match key %s", fields[0], key.Type())
+	}
+	return key, nil
+}
+
+// splitOptions splits the options word (which may hold quoted spaces) from
+// the key after it, as OpenSSH's sshkey_advance_past_options does.
+func splitOptions(s string) (opts, rest string, err error) {
+	quoted := false
+	i := 0
+	for ; i < len(s) && (quoted || !strings.ContainsRune(" \t", rune(s[i]))); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == '"':
+			i++
+		case s[i] == '"':
+			quoted = !quoted
+		}
+	}
+	if quoted {
+		return "", "", errors.New("invalid options: unterminated quote")
+	}
+	return s[:i], strings.TrimLeft(s[i:], whitespace), nil
+}
+
+// setOptions applies the options word, as OpenSSH's sshsigopt_parse: a
+// comma-separated list of cert-authority, namespaces="...",
+// valid-after="..." and valid-before="...", names case-insensitive.
+func (s *allowedSigner) setOptions(opts string) error {
+	seen := map[string]bool{}
+	for opts != "" {
+		name, value, rest, err := nextOption(opts)
+		if err != nil {
+			return err
+		}
+		lname := strings.ToLower(name)
+		if seen[lname] {
+			return fmt.Errorf("multiple %q clauses", lname)
+		}
+		seen[lname] = true
+		switch lname {
+		case "cert-authority":
+			if value != nil {
+				return errors.New("cert-authority takes no value")
+			}
+			// Supporting certificates means checking the CA's signature,
+			// the certificate's principals and validity the way
+			// ssh-keygen does; until cairn does, it refuses the line rather
+			// than trust less or more than git.
+			return errors.New("cert-authority is not supported by cairn: list the signing keys themselves")
+		case "namespaces":
+			if value == nil {
+				return errors.New(`namespaces needs a value: namespaces="git"`)
+			}
+			s.namespaces = *value
+		case "valid-after", "valid-before":
+			if value == nil {
+				return fmt.Errorf(`%s needs a value: %s="YYYYMMDD[HHMM[SS]][Z]"`, lname, lname)
+			}
+			t, err := parseAbsoluteTime(*value)
+			if err != nil || t == 0 {
+				return fmt.Errorf("invalid %q time %q", lname, *value)
+			}
+			if lname == "valid-after" {
+				s.validAfter = t
+			} else {
+				s.validBefore = t
+			}
+		default:
+			return fmt.Errorf("unsupported option %q", name)
+		}
+		rest, ok := strings.CutPrefix(rest, ",")
+		if !ok && rest != "" {
+			return errors.New("unknown key option")
+		}
+		if ok && rest == "" {
+			return errors.New("unexpected end-of-options")
+		}
+		opts = rest
+	}
+	if s.validAfter != 0 && s.validBefore != 0 && s.validBefore <= s.validAfter {
+		return errors.New(`"valid-before" time is before "valid-after"`)
+	}
+	return nil
+}
+
+// nextOption reads NAME or NAME="VALUE" at the start of s; value is nil
+// for a bare flag. Inside the quotes, \" stands for a quote.
+func nextOption(s string) (name string, value *string, rest string, err error) {
+	i := strings.IndexAny(s, "=,")
+	if i < 0 {
+		return s, nil, "", nil
+	}
+	if s[i] == ',' {
+		return s[:i], nil, s[i:], nil
+	}
+	name, s = s[:i], s[i+1:]
+	if !strings.HasPrefix(s, `"`) {
+		return "", nil, "", errors.New("missing start quote")
+	}
+	var b strings.Builder
+	for j := 1; j < len(s); j++ {
+		switch {
+		case s[j] == '\\' && j+1 < len(s) && s[j+1] == '"':
+			b.WriteByte('"')
+			j++
+		case s[j] == '"':
+			v := b.String()
+			return name, &v, s[j+1:], nil
+		default:
+			b.WriteByte(s[j])
+		}
+	}
+	return "", nil, "", errors.New("missing end quote")
+}
+
+// parseAbsoluteTime reads YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, in UTC
+// with a trailing Z and in local time otherwise, as OpenSSH's
+// parse_absolute_time; it returns Unix seconds.
+func parseAbsoluteTime(s string) (int64, error) {
+	loc := time.Local
+	if t, ok := strings.CutSuffix(s, "Z"); ok {
+		s, loc = t, time.UTC
+	}
+	var layout string
+	switch len(s) {
+	case 8:
+		layout = "20060102"
+	case 12:
+		layout = "200601021504"
+	case 14:
+		layout = "20060102150405"
+	default:
+		return 0, errors.New("bad length")
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, errors.New("not a number")
+		}
+	}
+	t, err := time.ParseInLocation(layout, s, loc)
+	if err != nil {
+		return 0, err
+	}
+	return t.Unix(), nil
+}
+
+// validAt reports whether the line's valid-after/valid-before window holds
+// t (Unix seconds), both ends included.
+func (s *allowedSigner) validAt(t int64) bool {
+	return (s.validAfter == 0 || t >= s.validAfter) && (s.validBefore == 0 || t <= s.validBefore)
+}
+
+// matchPatternList is OpenSSH's match_pattern_list(str, list, 0) == 1: str
+// matches one of the comma-separated patterns and none of the negated
+// (!pattern) ones.
+func matchPatternList(str, list string) bool {
+	positive := false
+	for _, p := range strings.Split(list, ",") {
+		neg := strings.HasPrefix(p, "!")
+		if neg {
+			p = p[1:]
+		}
+		if matchPattern(str, p) {
+			if neg {
+				return false
+			}
+			positive = true
+		}
+	}
+	return positive
+}
+
+// matchPattern is OpenSSH's match_pattern: '*' matches any run of
+// characters, '?' any one character, the rest itself (case-sensitive).
+func matchPattern(s, p string) bool {
+	// Iterative glob with one backtrack point; bytes, as OpenSSH does.
+	si, pi, star, mark := 0, 0, -1, 0
+	for si < len(s) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
+			si++
+			pi++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
+
+// namespace is the SSH signature namespace git signs and verifies with.
+const namespace = "git"
+
+// verifySSH gives git's verdict on an SSH signature of payload at time t
+// (the committer time, git's -Overify-time). git 2.39 runs:
+//
+//  1. ssh-keygen -Y find-principals: the first line (in file order) that
+//     lists the signature's key and whose validity window holds t gives
+//     the principals (split at commas); the namespaces= option is not
+//     looked at here. No such line: the commit is refused. git still runs
+//     check-novalidate to show the signature, so a sound signature makes
+//     it unknown-key and a broken one bad-signature.
+//  2. ssh-keygen -Y verify -n git -I PRINCIPAL for each of those
+//     principals, until one succeeds: the signature must be sound and for
+//     namespace "git", and some line whose principals match PRINCIPAL must
+//     list the key, allow namespace git and hold t. None succeeds:
+//     bad-signature (git reports it as a bad signature).
+func (k *Keys) verifySSH(payload []byte, armored string, t time.Time) (Signer, Reason, string) {
+	if k.ring != nil {
+		// git has no allowed-signers file to look in, and fails.
+		return Signer{}, UnknownKey, fmt.Sprintf("an SSH signature, but %s is an OpenPGP keyring", k.name)
+	}
+	block, _ := pem.Decode([]byte(armored))
+	if block == nil || block.Type != sshsig.PEMType {
+		return Signer{}, BadSignature, "malformed SSH signature armor"
+	}
+	sig, err := sshsig.ParseSignature(block.Bytes)
+	if err != nil {
+		return Signer{}, BadSignature, fmt.Sprintf("malformed SSH signature: %v", err)
+	}
+	fp := ssh.FingerprintSHA256(sig.PublicKey)
+	if sig.Namespace != namespace {
+		return Signer{}, BadSignature, fmt.Sprintf("SSH signature by %s is for namespace %q, not %q", fp, sig.Namespace, namespace)
+	}
+	if err := sshsig.Verify(bytes.NewReader(payload), sig, sig.PublicKey, sig.HashAlgorithm, namespace); err != nil {
+		return Signer{}, BadSignature, fmt.Sprintf("SSH signature by %s does not verify: %v", fp, err)
+	}
+	blob := sig.PublicKey.Marshal()
+	when := t.Unix()
+	var first *allowedSigner
+	for i := range k.signers {
+		s := &k.signers[i]
+		if bytes.Equal(s.blob, blob) && s.validAt(when) {
+			first = s
+			break
+		}
+	}
+	if first == nil {
+		return Signer{}, UnknownKey, fmt.Sprintf("SSH key %s is not in %s (or not valid at %s)", fp, k.name, t.UTC().Format(time.RFC3339))
+	}
+	for _, principal := range strings.Split(first.principals, ",") {
+		for i := range k.signers {
+			s := &k.signers[i]
+			if matchPatternList(principal, s.principals) && bytes.Equal(s.blob, blob) && s.validAt(when) &&
+				(s.namespaces == "" || matchPatternList(namespace, s.namespaces)) {
+				return Signer{Principal: principal, Fingerprint: fp}, "", ""
+			}
+		}
+	}
+	return Signer{}, BadSignature, fmt.Sprintf("SSH key %s is listed for %s at %s:%d but not allowed for namespace %q", fp, first.principals, k.name, first.line, namespace)
+}
