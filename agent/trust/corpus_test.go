@@ -39,6 +39,7 @@ type lab struct {
 	gpgNone string   // GNUPGHOME holding no key
 	signers string   // allowed-signers file
 	ring    string   // armored keyring with the trusted keys
+	ca      string   // SSH CA key that certified certkey
 }
 
 func newLab(t *testing.T) *lab {
@@ -290,6 +291,11 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	nsOnly := l.sshKey("nsonly", "-t", "ed25519")
 	old := l.sshKey("old", "-t", "ed25519")
 	wild := l.sshKey("wild", "-t", "ed25519")
+	// A key with a certificate from a CA; the file lists the key itself.
+	ca := l.sshKey("ca", "-t", "ed25519")
+	certKey := l.sshKey("certkey", "-t", "ed25519")
+	l.run("", "ssh-keygen", "-q", "-s", ca, "-I", "cert", "-n", "cert@example.org", certKey+".pub")
+	l.ca = ca
 	l.signers = filepath.Join(l.dir, "allowed_signers")
 	signers := strings.Join([]string{
 		"# cairn trust file",
@@ -300,6 +306,7 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		`ns@example.org namespaces="file,tar" ` + l.pub(nsOnly),
 		`old@example.org valid-after="20100101Z",valid-before="20200101Z" ` + l.pub(old),
 		`*@wild.example.org,!bad@wild.example.org ` + l.pub(wild),
+		"cert@example.org " + l.pub(certKey),
 	}, "\n") + "\n"
 	if err := os.WriteFile(l.signers, []byte(signers), 0o644); err != nil {
 		t.Fatal(err)
@@ -330,6 +337,7 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	c["ssh-rsa"] = l.commit(rsa, nil)
 	c["ssh-wildcard-principal"] = l.commit(wild, nil)
 	c["ssh-unknown-key"] = l.commit(stranger, nil)
+	c["ssh-certificate"] = l.commit(certKey+"-cert.pub", nil)
 	c["ssh-other-namespace-only"] = l.commit(nsOnly, nil)
 	c["ssh-valid-before-past"] = l.commit(old, nil)
 	c["ssh-committed-in-window"] = l.commit(old, []string{"GIT_COMMITTER_DATE=2015-06-01T12:00:00Z"})
@@ -398,6 +406,9 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		{"ssh-wildcard-principal", KindSSH, ""},
 		{"ssh-by-hand", KindSSH, ""},
 		{"ssh-unknown-key", KindSSH, UnknownKey},
+		// ssh-keygen matches a certificate only through a cert-authority
+		// line, never through a line with the certified key.
+		{"ssh-certificate", KindSSH, UnknownKey},
 		{"ssh-other-namespace-only", KindSSH, BadSignature},
 		{"ssh-valid-before-past", KindSSH, UnknownKey},
 		{"ssh-committed-in-window", KindSSH, ""},
@@ -477,5 +488,19 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 				t.Errorf("cairn says %q (%v), want %q", got, err, tt.want)
 			}
 		})
+	}
+
+	// cairn does not take cert-authority lines: git trusts the commit that
+	// the CA's certificate signed, cairn refuses the file (and so the
+	// agent does not start) rather than give another verdict.
+	caFile := filepath.Join(l.dir, "ca_signers")
+	if err := os.WriteFile(caFile, []byte("# CA\ncert@example.org cert-authority "+l.pub(l.ca)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.cmd("", nil, "git", "-c", "gpg.ssh.allowedSignersFile="+caFile, "verify-commit", c["ssh-certificate"]).CombinedOutput(); err != nil {
+		t.Errorf("git verify-commit with a cert-authority line: %v\n%s", err, out)
+	}
+	if _, err := Load(caFile); err == nil || !strings.Contains(err.Error(), caFile+":2: ") || !strings.Contains(err.Error(), "cert-authority") {
+		t.Errorf("Load(cert-authority file) = %v, want an error naming %s:2 and cert-authority", err, caFile)
 	}
 }
