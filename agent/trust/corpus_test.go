@@ -3,6 +3,7 @@ package trust
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,7 +13,10 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/rogpeppe/go-internal/txtar"
 )
+
+var record = flag.Bool("record", false, "write the corpus commits that need no live tool to testdata/commits")
 
 // needTools skips the test when a tool is missing, except in CI, where a
 // missing tool fails it.
@@ -487,6 +491,9 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("cairn says %q (%v), want %q", got, err, tt.want)
 			}
+			if *record && !t.Failed() {
+				l.record(tt.name, tt.kind, hash, tt.want)
+			}
 		})
 	}
 
@@ -502,5 +509,36 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	}
 	if _, err := Load(caFile); err == nil || !strings.Contains(err.Error(), caFile+":2: ") || !strings.Contains(err.Error(), "cert-authority") {
 		t.Errorf("Load(cert-authority file) = %v, want an error naming %s:2 and cert-authority", err, caFile)
+	}
+}
+
+// record writes a corpus case to testdata/commits/NAME-KIND.txtar: the raw
+// commit, the trust file and, as the comment, the verdict git gave.
+func (l *lab) record(name, kind, hash string, want Reason) {
+	l.t.Helper()
+	trustFile := l.signers
+	if kind == KindOpenPGP {
+		trustFile = l.ring
+	}
+	keys, err := os.ReadFile(trustFile)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	verdict := string(want)
+	if verdict == "" {
+		verdict = "trusted"
+	}
+	a := &txtar.Archive{
+		Comment: []byte(fmt.Sprintf("%s\n", verdict)),
+		Files: []txtar.File{
+			{Name: "commit", Data: []byte(l.raw(hash))},
+			{Name: "trust", Data: keys},
+		},
+	}
+	if err := os.MkdirAll(filepath.Join("testdata", "commits"), 0o755); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("testdata", "commits", name+"-"+kind+".txtar"), txtar.Format(a), 0o644); err != nil {
+		l.t.Fatal(err)
 	}
 }
