@@ -26,13 +26,20 @@
 // quotes if they hold spaces. The options are namespaces="list" (the
 // signature namespaces the key may sign for; git signs and verifies with
 // "git"), valid-after="time" and valid-before="time" (YYYYMMDD[HHMM[SS]],
-// UTC with a trailing Z, local time otherwise), names case-insensitive, as
-// OpenSSH 9.2 reads them. The window is checked against the commit's
-// committer time, which git passes to ssh-keygen as -Overify-time.
-// cert-authority is not supported: a file with such a line is refused, as
-// is any line ssh-keygen could not use (ssh-keygen skips such lines;
-// cairn stops with FILE:LINE, so that a typo does not quietly change who
-// is trusted).
+// UTC with a trailing Z, local time otherwise) and cert-authority, names
+// case-insensitive, as OpenSSH 9.2 reads them. The window is checked
+// against the commit's committer time, which git passes to ssh-keygen as
+// -Overify-time.
+//
+// A cert-authority line's key is a CA: it vouches for signatures made with
+// a user certificate it signed that is valid at the committer time and
+// whose principals match the line's patterns; it never matches a plain key,
+// and a line with a plain key never matches a certificate of that key. A
+// certificate whose CA signature does not verify makes a bad signature, as
+// OpenSSH will not parse it.
+//
+// ssh-keygen skips lines it cannot use; cairn refuses the whole file with
+// FILE:LINE, so that a typo does not quietly change who is trusted.
 //
 // # OpenPGP keyrings
 //
@@ -56,22 +63,26 @@
 //     tampered with, %G? B), is garbage (git dies with "bad/incompatible
 //     signature", or gpg finds no signature in it), is an SSH signature for
 //     another namespace than "git", holds more than one OpenPGP signature
-//     (git refuses any such commit), or is by an SSH key whose
-//     allowed-signers line does not allow namespace "git" (git's second
-//     ssh-keygen step fails: %G? B).
+//     (git refuses any such commit), carries a certificate whose CA
+//     signature does not verify, or is by an SSH key for which
+//     find-principals names principals but none verifies (its line does
+//     not allow namespace "git", or a certificate's principal is excluded
+//     with '!'): git's second ssh-keygen step fails, %G? B.
 //   - [UnknownKey]: the signature is sound, but no trusted key vouches for
 //     it: the key is not in the file (%G? E for gpg, U for ssh), its
 //     allowed-signers line is outside its validity window at the committer
-//     time, it is a certificate (only cert-authority lines, which cairn
-//     refuses, match those), the OpenPGP key has expired (%G? Y) or is
-//     revoked (%G? R), or the signature is SSH and the file a keyring or
-//     the other way round (git then has no key to check it with).
+//     time, it is a certificate that no cert-authority line vouches for
+//     (or not valid then, or for none of its principals), the OpenPGP key
+//     has expired (%G? Y) or is revoked (%G? R), or the signature is SSH
+//     and the file a keyring or the other way round (git then has no key
+//     to check it with).
 //
 // For SSH, git 2.39 asks ssh-keygen for the principals of the first line,
 // in file order, that lists the signature's key and whose window holds the
 // committer time (`-Y find-principals`, which ignores namespaces=), then
 // verifies with each of them (`-Y verify -n git -I PRINCIPAL`) until one
-// succeeds: some line matching the principal must list the key, allow
+// succeeds: some line matching the principal must list the key (or, for a
+// certificate, be its CA and the certificate list the principal), allow
 // namespace git, and hold the time. This package does the same steps.
 //
 // Like git, the signed payload is the raw commit object without its gpgsig

@@ -47,7 +47,7 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		{"a@example.org namespaces=git " + edKey, "missing start quote"},
 		{`a@example.org namespaces="git ` + edKey, "unterminated quote"},
 		{`a@example.org foo="x" ` + edKey, "unsupported option"},
-		{`a@example.org cert-authority ` + edKey, "cert-authority is not supported"},
+		{`a@example.org cert-authority="x" ` + edKey, "takes no value"},
 		{`a@example.org namespaces="a",namespaces="b" ` + edKey, "multiple"},
 		{`a@example.org valid-before="2020" ` + edKey, "invalid"},
 		{`a@example.org valid-after="20300101",valid-before="20200101" ` + edKey, "before"},

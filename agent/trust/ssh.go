@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ type allowedSigner struct {
 	namespaces  string // comma-separated patterns; "" when not restricted
 	validAfter  int64  // Unix seconds; 0 when unset
 	validBefore int64  // Unix seconds; 0 when unset
+	ca          bool   // cert-authority: key is a CA for user certificates
 	key         ssh.PublicKey
 	blob        []byte // key.Marshal()
 }
@@ -163,11 +165,7 @@ func (s *allowedSigner) setOptions(opts string) error {
 			if value != nil {
 				return errors.New("cert-authority takes no value")
 			}
-			// Supporting certificates means checking the CA's signature,
-			// the certificate's principals and validity the way
-			// ssh-keygen does; until cairn does, it refuses the line rather
-			// than trust less or more than git.
-			return errors.New("cert-authority is not supported by cairn: list the signing keys themselves")
+			s.ca = true
 		case "namespaces":
 			if value == nil {
 				return errors.New(`namespaces needs a value: namespaces="git"`)
@@ -355,27 +353,116 @@ func (k *Keys) verifySSH(payload []byte, armored string, t time.Time) (Signer, R
 	if err := sshsig.Verify(bytes.NewReader(payload), sig, sig.PublicKey, sig.HashAlgorithm, namespace); err != nil {
 		return Signer{}, BadSignature, fmt.Sprintf("SSH signature by %s does not verify: %v", fp, err)
 	}
-	blob := sig.PublicKey.Marshal()
-	when := t.Unix()
-	var first *allowedSigner
+	cert, _ := sig.PublicKey.(*ssh.Certificate)
+	if cert != nil {
+		fp = ssh.FingerprintSHA256(cert.Key) // as ssh-keygen shows it
+		if err := checkCertSignature(cert); err != nil {
+			return Signer{}, BadSignature, fmt.Sprintf("SSH certificate for %s: %v", fp, err)
+		}
+	}
+	key := signingKey{blob: sig.PublicKey.Marshal(), cert: cert, when: t.Unix()}
+	var (
+		first      *allowedSigner
+		principals []string
+	)
 	for i := range k.signers {
-		s := &k.signers[i]
-		if bytes.Equal(s.blob, blob) && s.validAt(when) {
-			first = s
+		if ps, ok := k.signers[i].findPrincipals(key); ok {
+			first, principals = &k.signers[i], ps
 			break
 		}
 	}
 	if first == nil {
 		return Signer{}, UnknownKey, fmt.Sprintf("SSH key %s is not in %s (or not valid at %s)", fp, k.name, t.UTC().Format(time.RFC3339))
 	}
-	for _, principal := range strings.Split(first.principals, ",") {
+	for _, principal := range principals {
 		for i := range k.signers {
 			s := &k.signers[i]
-			if matchPatternList(principal, s.principals) && bytes.Equal(s.blob, blob) && s.validAt(when) &&
+			if matchPatternList(principal, s.principals) && s.allows(key, principal) &&
 				(s.namespaces == "" || matchPatternList(namespace, s.namespaces)) {
 				return Signer{Principal: principal, Fingerprint: fp}, "", ""
 			}
 		}
 	}
 	return Signer{}, BadSignature, fmt.Sprintf("SSH key %s is listed for %s at %s:%d but not allowed for namespace %q", fp, first.principals, k.name, first.line, namespace)
+}
+
+// signingKey is the key of an SSH signature, as the allowed-signers lines
+// are matched against it.
+type signingKey struct {
+	blob []byte           // the key (or certificate) in wire format
+	cert *ssh.Certificate // nil for a plain key
+	when int64            // verify time, Unix seconds
+}
+
+// allows is OpenSSH's check_allowed_keys_line without the principal and
+// namespace checks: a cert-authority line matches a certificate that its
+// key signed and that is valid for principal ("" in find-principals) at
+// the verify time; any other line matches its own key exactly. The line's
+// validity window must hold the verify time.
+func (s *allowedSigner) allows(k signingKey, principal string) bool {
+	var ok bool
+	if s.ca {
+		ok = k.cert != nil && bytes.Equal(k.cert.SignatureKey.Marshal(), s.blob) &&
+			certAuthorized(k.cert, k.when, principal)
+	} else {
+		ok = bytes.Equal(s.blob, k.blob)
+	}
+	return ok && s.validAt(k.when)
+}
+
+// findPrincipals is OpenSSH's check_allowed_keys_line for ssh-keygen -Y
+// find-principals: when the line allows the key, the principals git will
+// try in turn. For a plain key they are the line's principals as written;
+// for a certificate, the certificate's principals that match one of the
+// line's patterns (cert_filter_principals, where '!' has no special
+// meaning and an empty pattern ends the list).
+func (s *allowedSigner) findPrincipals(k signingKey) ([]string, bool) {
+	if !s.allows(k, "") {
+		return nil, false
+	}
+	if !s.ca {
+		return strings.Split(s.principals, ","), true
+	}
+	var out []string
+	for _, p := range strings.Split(s.principals, ",") {
+		if p == "" {
+			break
+		}
+		for _, name := range k.cert.ValidPrincipals {
+			if matchPattern(name, p) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out, len(out) > 0
+}
+
+// certAuthorized is OpenSSH's sshkey_cert_check_authority for a user
+// certificate that must list principals: valid at t (valid-after
+// included, valid-before excluded) and, unless name is "", listing name.
+func certAuthorized(c *ssh.Certificate, t int64, name string) bool {
+	if c.CertType != ssh.UserCert || t < 0 || uint64(t) < c.ValidAfter || uint64(t) >= c.ValidBefore || len(c.ValidPrincipals) == 0 {
+		return false
+	}
+	return name == "" || slices.Contains(c.ValidPrincipals, name)
+}
+
+// checkCertSignature checks the CA's signature on a certificate, as
+// OpenSSH does whenever it parses one.
+func checkCertSignature(c *ssh.Certificate) error {
+	if _, ok := c.SignatureKey.(*ssh.Certificate); ok {
+		return errors.New("certificate signed by a certificate")
+	}
+	if c.Signature == nil {
+		return errors.New("certificate has no signature")
+	}
+	// The signed part is the certificate without its signature, as in
+	// x/crypto/ssh's (unexported) bytesForSigning.
+	unsigned := *c
+	unsigned.Signature = nil
+	data := unsigned.Marshal()
+	if err := c.SignatureKey.Verify(data[:len(data)-4], c.Signature); err != nil {
+		return fmt.Errorf("CA signature does not verify: %w", err)
+	}
+	return nil
 }

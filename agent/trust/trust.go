@@ -21,12 +21,13 @@ const (
 	// Unsigned: the commit has no gpgsig header.
 	Unsigned Reason = "unsigned"
 	// BadSignature: the signature is malformed, does not match the commit,
-	// is not for the "git" namespace, or names a listed key that the trust
-	// file does not allow for git.
+	// is not for the "git" namespace, or is by a listed key that the trust
+	// file does not allow for git (see the package doc).
 	BadSignature Reason = "bad-signature"
 	// UnknownKey: the signature is sound but made by a key the trust file
 	// does not vouch for, or no longer vouches for (an expired or revoked
-	// OpenPGP key, an SSH key outside its valid-after/valid-before window).
+	// OpenPGP key, an SSH key outside its valid-after/valid-before window,
+	// an SSH certificate no cert-authority line vouches for).
 	UnknownKey Reason = "unknown-key"
 )
 
