@@ -202,23 +202,28 @@ func (l *lab) store(raw string) string {
 // holding sig.
 func (l *lab) withSig(hash, sig string) string {
 	l.t.Helper()
-	raw := l.run("", "git", "cat-file", "commit", hash) + "\n"
-	head, body, _ := strings.Cut(raw, "\n\n")
-	sig = strings.TrimSuffix(sig, "\n")
-	return l.store(head + "\ngpgsig " + strings.ReplaceAll(sig, "\n", "\n ") + "\n\n" + body)
+	return l.withHeader(hash, "gpgsig", sig)
 }
 
-// raw returns the raw object of a commit (for an unsigned commit, what a signature
-// over it covers).
+// withHeader stores a copy of the commit hash with one more header.
+func (l *lab) withHeader(hash, name, value string) string {
+	l.t.Helper()
+	head, body, _ := strings.Cut(l.raw(hash), "\n\n")
+	value = strings.TrimSuffix(value, "\n")
+	return l.store(head + "\n" + name + " " + strings.ReplaceAll(value, "\n", "\n ") + "\n\n" + body)
+}
+
+// raw returns the raw object of a commit (for an unsigned commit, what a
+// signature over it covers).
 func (l *lab) raw(hash string) string {
 	l.t.Helper()
 	return l.run("", "git", "cat-file", "commit", hash) + "\n"
 }
 
 // sshSign signs data with ssh-keygen -Y sign in namespace ns.
-func (l *lab) sshSign(key, ns, data string) string {
+func (l *lab) sshSign(key, ns, data string, args ...string) string {
 	l.t.Helper()
-	return l.run(data, "ssh-keygen", "-q", "-Y", "sign", "-f", key, "-n", ns) + "\n"
+	return l.run(data, "ssh-keygen", append([]string{"-q", "-Y", "sign", "-f", key, "-n", ns}, args...)...) + "\n"
 }
 
 // gpgSignData makes an armored detached signature of data by the keys.
@@ -294,6 +299,7 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	rsa := l.sshKey("rsa", "-t", "rsa", "-b", "2048")
 	stranger := l.sshKey("stranger", "-t", "ed25519")
 	nsOnly := l.sshKey("nsonly", "-t", "ed25519")
+	nsNone := l.sshKey("nsnone", "-t", "ed25519")
 	old := l.sshKey("old", "-t", "ed25519")
 	wild := l.sshKey("wild", "-t", "ed25519")
 	// A key with a certificate from a CA; the file lists the key itself.
@@ -323,8 +329,9 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		"ed@example.org " + l.pub(ed),
 		"ec@example.org,other@example.org " + l.pub(ec),
 		"",
-		`"rsa@example.org" ` + l.pub(rsa),
+		`"rsa@example.org" namespaces="git" ` + l.pub(rsa),
 		`ns@example.org namespaces="file,tar" ` + l.pub(nsOnly),
+		`none@example.org namespaces="" ` + l.pub(nsNone),
 		`old@example.org valid-after="20100101Z",valid-before="20200101Z" ` + l.pub(old),
 		`*@wild.example.org,!bad@wild.example.org ` + l.pub(wild),
 		"cert@example.org " + l.pub(certKey),
@@ -344,7 +351,16 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	l.gpg("--faked-system-time", "20200101T000000", "--quick-set-expire", expired, "1d")
 	revoked := l.gpgKey("Revoked <revoked@example.org>")
 	l.gpg("--quick-gen-key", "Sub <sub@example.org>", "ed25519", "cert", "never")
+	l.gpg("--quick-gen-key", "RSA <rsa@example.org>", "rsa2048", "sign", "never")
 	sub := l.fingerprint("Sub <sub@example.org>")
+	rsaPGP := l.fingerprint("RSA <rsa@example.org>")
+	later := l.gpgKey("Later <later@example.org>")
+	l.gpg("--quick-set-expire", later, "1y")
+	// A primary key that does not expire, with a signing subkey that
+	// expired at the start of 2020.
+	l.gpg("--faked-system-time", "20200101T000000", "--quick-gen-key", "SubExp <subexp@example.org>", "ed25519", "cert", "never")
+	subExp := l.fingerprint("SubExp <subexp@example.org>")
+	l.gpg("--faked-system-time", "20200101T000000", "--quick-add-key", subExp, "ed25519", "sign", "1d")
 	l.gpg("--quick-add-key", sub, "ed25519", "sign", "never")
 
 	// A gpg that signs as of 2020, while the expired key was valid.
@@ -371,6 +387,7 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	c["ssh-cert-negated-principal"] = l.commit(certNegBad, nil)
 	c["ssh-cert-wildcard-line"] = l.commit(certWild, nil)
 	c["ssh-other-namespace-only"] = l.commit(nsOnly, nil)
+	c["ssh-empty-namespaces"] = l.commit(nsNone, nil)
 	c["ssh-valid-before-past"] = l.commit(old, nil)
 	c["ssh-committed-in-window"] = l.commit(old, []string{"GIT_COMMITTER_DATE=2015-06-01T12:00:00Z"})
 	c["ssh-committed-before-window"] = l.commit(old, []string{"GIT_COMMITTER_DATE=2009-06-01T12:00:00Z"})
@@ -381,6 +398,11 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	c["ssh-cert-forged"] = l.withSig(plain, l.forgeCert(strings.TrimSuffix(certNobody, "-cert.pub"), "team@example.org", l.raw(plain)))
 	c["ssh-namespace-file"] = l.withSig(plain, l.sshSign(ed, "file", l.raw(plain)))
 	c["ssh-by-hand"] = l.withSig(plain, l.sshSign(ed, "git", l.raw(plain)))
+	c["ssh-sha256"] = l.withSig(plain, l.sshSign(ed, "git", l.raw(plain), "-O", "hashalg=sha256"))
+	// A SHA-1 repository reads only gpgsig; gpgsig-sha256 is neither the
+	// signature nor part of the payload.
+	c["only-gpgsig-sha256"] = l.withHeader(plain, "gpgsig-sha256", l.sshSign(ed, "git", l.raw(plain)))
+	c["gpgsig-and-gpgsig-sha256"] = l.withHeader(c["ssh-by-hand"], "gpgsig-sha256", "garbage")
 	c["garbage"] = l.withSig(plain, "this is not a signature\nat all\n")
 	c["ssh-armor-garbage"] = l.withSig(plain, "-----BEGIN SSH SIGNATURE-----\nbm90IGEgc2lnbmF0dXJl\n-----END SSH SIGNATURE-----\n")
 	c["pgp-armor-garbage"] = l.withSig(plain, "-----BEGIN PGP SIGNATURE-----\n\nbm90IGEgc2lnbmF0dXJl\n=AAAA\n-----END PGP SIGNATURE-----\n")
@@ -389,6 +411,10 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	c["pgp-expired-key"] = l.runEnv("", []string{"GNUPGHOME=" + l.gpgSign}, "git", "-c", "gpg.program="+oldGPG, "-c", "user.signingkey="+expired,
 		"commit-tree", l.tree(), "-m", "by an expired key", "-S")
 	c["pgp-revoked-key"] = l.commit(revoked, nil)
+	c["pgp-rsa"] = l.commit(rsaPGP, nil)
+	c["pgp-expires-later"] = l.commit(later, nil)
+	c["pgp-expired-subkey"] = l.runEnv("", []string{"GNUPGHOME=" + l.gpgSign}, "git", "-c", "gpg.program="+oldGPG, "-c", "user.signingkey="+subExp,
+		"commit-tree", l.tree(), "-m", "by an expired subkey", "-S")
 	c["pgp-subkey"] = l.commit(sub, nil)
 	c["pgp-tampered"] = l.rewrite(c["pgp-good"], "\n\ncommit ", "\n\ncommit (changed) ")
 	c["pgp-two-signatures"] = l.withSig(plain, l.gpgSignData(l.raw(plain), good, sub))
@@ -424,7 +450,7 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	l.gpg("--import", revFile)
 
 	l.ring = filepath.Join(l.dir, "keyring.asc")
-	l.gpg("--armor", "--output", l.ring, "--export", good, expired, revoked, sub)
+	l.gpg("--armor", "--output", l.ring, "--export", good, expired, revoked, sub, rsaPGP, later, subExp)
 	l.runEnv("", []string{"GNUPGHOME=" + l.gpgOK}, "gpg", "--batch", "--import", l.ring)
 
 	tests := []struct {
@@ -459,6 +485,7 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		// finds the principal excluded by !bad@: git calls it bad.
 		{"ssh-cert-negated-principal", KindSSH, BadSignature},
 		{"ssh-other-namespace-only", KindSSH, BadSignature},
+		{"ssh-empty-namespaces", KindSSH, BadSignature},
 		{"ssh-valid-before-past", KindSSH, UnknownKey},
 		{"ssh-committed-in-window", KindSSH, ""},
 		{"ssh-committed-before-window", KindSSH, UnknownKey},
@@ -475,6 +502,12 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		{"pgp-expired-key", KindOpenPGP, UnknownKey},
 		{"pgp-revoked-key", KindOpenPGP, UnknownKey},
 		{"pgp-subkey", KindOpenPGP, ""},
+		{"pgp-rsa", KindOpenPGP, ""},
+		{"pgp-expires-later", KindOpenPGP, ""},
+		{"pgp-expired-subkey", KindOpenPGP, UnknownKey},
+		{"ssh-sha256", KindSSH, ""},
+		{"only-gpgsig-sha256", KindSSH, Unsigned},
+		{"gpgsig-and-gpgsig-sha256", KindSSH, ""},
 		{"pgp-tampered", KindOpenPGP, BadSignature},
 		{"pgp-two-signatures", KindOpenPGP, BadSignature},
 		{"ssh-ed25519", KindOpenPGP, UnknownKey},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,14 +16,15 @@ import (
 
 // allowedSigner is one line of an allowed-signers file.
 type allowedSigner struct {
-	line        int
-	principals  string // comma-separated patterns, as written (unquoted)
-	namespaces  string // comma-separated patterns; "" when not restricted
-	validAfter  int64  // Unix seconds; 0 when unset
-	validBefore int64  // Unix seconds; 0 when unset
-	ca          bool   // cert-authority: key is a CA for user certificates
-	key         ssh.PublicKey
-	blob        []byte // key.Marshal()
+	line          int
+	principals    string // comma-separated patterns, as written (unquoted)
+	namespaces    string // comma-separated patterns, when hasNamespaces
+	hasNamespaces bool   // namespaces= given (even empty: then none)
+	validAfter    int64  // Unix seconds; 0 when unset
+	validBefore   int64  // Unix seconds; 0 when unset
+	ca            bool   // cert-authority: key is a CA for user certificates
+	key           ssh.PublicKey
+	blob          []byte // key.Marshal()
 }
 
 // parseAllowedSigners reads an allowed-signers file as ssh-keygen(1)
@@ -36,8 +38,11 @@ type allowedSigner struct {
 func parseAllowedSigners(name string, data []byte) ([]allowedSigner, error) {
 	var out []allowedSigner
 	for i, raw := range strings.Split(string(data), "\n") {
+		// OpenSSH 9.2 skips blanks and tabs only; a line of nothing but
+		// white space is an error there that ends up skipped, so it is
+		// skipped here.
 		line := strings.TrimLeft(raw, " \t")
-		if strings.TrimRight(line, " \t\r") == "" || line[0] == '#' {
+		if strings.TrimLeft(line, whitespace) == "" || line[0] == '#' {
 			continue
 		}
 		s, err := parseSignerLine(line)
@@ -145,56 +150,53 @@ func splitOptions(s string) (opts, rest string, err error) {
 	return s[:i], strings.TrimLeft(s[i:], whitespace), nil
 }
 
-// setOptions applies the options word, as OpenSSH's sshsigopt_parse: a
-// comma-separated list of cert-authority, namespaces="...",
-// valid-after="..." and valid-before="...", names case-insensitive.
+// setOptions applies the options word as OpenSSH's sshsigopt_parse does:
+// a comma-separated list of cert-authority, namespaces="...",
+// valid-after="..." and valid-before="...", names case-insensitive. Like
+// OpenSSH, it passes over empty items (",namespaces=...") and takes
+// cert-authority more than once.
 func (s *allowedSigner) setOptions(opts string) error {
-	seen := map[string]bool{}
 	for opts != "" {
-		name, value, rest, err := nextOption(opts)
-		if err != nil {
-			return err
-		}
-		lname := strings.ToLower(name)
-		if seen[lname] {
-			return fmt.Errorf("multiple %q clauses", lname)
-		}
-		seen[lname] = true
-		switch lname {
-		case "cert-authority":
-			if value != nil {
-				return errors.New("cert-authority takes no value")
-			}
+		switch {
+		case hasPrefixFold(opts, "cert-authority"):
 			s.ca = true
-		case "namespaces":
-			if value == nil {
-				return errors.New(`namespaces needs a value: namespaces="git"`)
+			opts = opts[len("cert-authority"):]
+		case hasPrefixFold(opts, "namespaces="):
+			if s.hasNamespaces {
+				return errors.New(`multiple "namespaces" clauses`)
 			}
-			s.namespaces = *value
-		case "valid-after", "valid-before":
-			if value == nil {
-				return fmt.Errorf(`%s needs a value: %s="YYYYMMDD[HHMM[SS]][Z]"`, lname, lname)
+			v, rest, err := dequote(opts[len("namespaces="):])
+			if err != nil {
+				return err
 			}
-			t, err := parseAbsoluteTime(*value)
-			if err != nil || t == 0 {
-				return fmt.Errorf("invalid %q time %q", lname, *value)
+			s.namespaces, s.hasNamespaces, opts = v, true, rest
+		case hasPrefixFold(opts, "valid-after="), hasPrefixFold(opts, "valid-before="):
+			name, _, _ := strings.Cut(strings.ToLower(opts), "=")
+			v, rest, err := dequote(opts[len(name)+1:])
+			if err != nil {
+				return err
 			}
-			if lname == "valid-after" {
-				s.validAfter = t
-			} else {
-				s.validBefore = t
+			field := &s.validAfter
+			if name == "valid-before" {
+				field = &s.validBefore
 			}
-		default:
-			return fmt.Errorf("unsupported option %q", name)
+			if *field != 0 {
+				return fmt.Errorf("multiple %q clauses", name)
+			}
+			if *field, err = parseAbsoluteTime(v); err != nil || *field == 0 {
+				return fmt.Errorf("invalid %q time %q", name, v)
+			}
+			opts = rest
 		}
-		rest, ok := strings.CutPrefix(rest, ",")
-		if !ok && rest != "" {
+		if opts == "" {
+			break
+		}
+		if opts[0] != ',' {
 			return errors.New("unknown key option")
 		}
-		if ok && rest == "" {
+		if opts = opts[1:]; opts == "" {
 			return errors.New("unexpected end-of-options")
 		}
-		opts = rest
 	}
 	if s.validAfter != 0 && s.validBefore != 0 && s.validBefore <= s.validAfter {
 		return errors.New(`"valid-before" time is before "valid-after"`)
@@ -202,65 +204,71 @@ func (s *allowedSigner) setOptions(opts string) error {
 	return nil
 }
 
-// nextOption reads NAME or NAME="VALUE" at the start of s; value is nil
-// for a bare flag. Inside the quotes, \" stands for a quote.
-func nextOption(s string) (name string, value *string, rest string, err error) {
-	i := strings.IndexAny(s, "=,")
-	if i < 0 {
-		return s, nil, "", nil
-	}
-	if s[i] == ',' {
-		return s[:i], nil, s[i:], nil
-	}
-	name, s = s[:i], s[i+1:]
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// dequote reads a double-quoted value at the start of s, where \" stands
+// for a quote (OpenSSH's opt_dequote), and returns it and what follows.
+func dequote(s string) (value, rest string, err error) {
 	if !strings.HasPrefix(s, `"`) {
-		return "", nil, "", errors.New("missing start quote")
+		return "", "", errors.New("missing start quote")
 	}
 	var b strings.Builder
-	for j := 1; j < len(s); j++ {
+	for i := 1; i < len(s); i++ {
 		switch {
-		case s[j] == '\\' && j+1 < len(s) && s[j+1] == '"':
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == '"':
 			b.WriteByte('"')
-			j++
-		case s[j] == '"':
-			v := b.String()
-			return name, &v, s[j+1:], nil
+			i++
+		case s[i] == '"':
+			return b.String(), s[i+1:], nil
 		default:
-			b.WriteByte(s[j])
+			b.WriteByte(s[i])
 		}
 	}
-	return "", nil, "", errors.New("missing end quote")
+	return "", "", errors.New("missing end quote")
 }
 
 // parseAbsoluteTime reads YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, in UTC
-// with a trailing Z and in local time otherwise, as OpenSSH's
-// parse_absolute_time; it returns Unix seconds.
+// with a trailing Z or UTC (any case) and in local time otherwise, as
+// OpenSSH's parse_absolute_time, and returns Unix seconds. Like strptime
+// and mktime there, it takes a day up to 31 in any month and rolls over
+// (20230231 is 3 March), and seconds up to 61.
 func parseAbsoluteTime(s string) (int64, error) {
 	loc := time.Local
-	if t, ok := strings.CutSuffix(s, "Z"); ok {
-		s, loc = t, time.UTC
+	upper := strings.ToUpper(s)
+	switch {
+	case len(s) > 1 && strings.HasSuffix(upper, "Z"):
+		s, loc = s[:len(s)-1], time.UTC
+	case len(s) > 3 && strings.HasSuffix(upper, "UTC"):
+		s, loc = s[:len(s)-3], time.UTC
 	}
-	var layout string
-	switch len(s) {
-	case 8:
-		layout = "20060102"
-	case 12:
-		layout = "200601021504"
-	case 14:
-		layout = "20060102150405"
-	default:
+	if len(s) != 8 && len(s) != 12 && len(s) != 14 {
 		return 0, errors.New("bad length")
 	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
+	var f [6]int // year, month, day, hour, minute, second
+	for i := range f {
+		width := 2
+		if i == 0 {
+			width = 4
+		}
+		if s == "" {
+			break
+		}
+		n, err := strconv.Atoi(s[:width])
+		if err != nil || strings.ContainsAny(s[:width], "+-") {
 			return 0, errors.New("not a number")
 		}
+		f[i], s = n, s[width:]
 	}
-	t, err := time.ParseInLocation(layout, s, loc)
-	if err != nil {
-		return 0, err
+	if f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 || f[5] > 61 {
+		return 0, errors.New("out of range")
 	}
-	return t.Unix(), nil
+	t := time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], 0, loc).Unix()
+	if t < 0 {
+		return 0, errors.New("before 1970")
+	}
+	return t, nil
 }
 
 // validAt reports whether the line's valid-after/valid-before window holds
@@ -378,7 +386,7 @@ func (k *Keys) verifySSH(payload []byte, armored string, t time.Time) (Signer, R
 		for i := range k.signers {
 			s := &k.signers[i]
 			if matchPatternList(principal, s.principals) && s.allows(key, principal) &&
-				(s.namespaces == "" || matchPatternList(namespace, s.namespaces)) {
+				(!s.hasNamespaces || matchPatternList(namespace, s.namespaces)) {
 				return Signer{Principal: principal, Fingerprint: fp}, "", ""
 			}
 		}
