@@ -412,6 +412,12 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		"commit-tree", l.tree(), "-m", "by an expired key", "-S")
 	c["pgp-revoked-key"] = l.commit(revoked, nil)
 	c["pgp-rsa"] = l.commit(rsaPGP, nil)
+	futureGPG := filepath.Join(l.dir, "gpg-2030")
+	if err := os.WriteFile(futureGPG, []byte("#!/bin/sh\nexec gpg --faked-system-time 20300101T120000 \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c["pgp-signed-in-future"] = l.runEnv("", []string{"GNUPGHOME=" + l.gpgSign}, "git", "-c", "gpg.program="+futureGPG, "-c", "user.signingkey="+good,
+		"commit-tree", l.tree(), "-m", "signed in 2030", "-S")
 	c["pgp-expires-later"] = l.commit(later, nil)
 	c["pgp-expired-subkey"] = l.runEnv("", []string{"GNUPGHOME=" + l.gpgSign}, "git", "-c", "gpg.program="+oldGPG, "-c", "user.signingkey="+subExp,
 		"commit-tree", l.tree(), "-m", "by an expired subkey", "-S")
@@ -503,6 +509,8 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		{"pgp-revoked-key", KindOpenPGP, UnknownKey},
 		{"pgp-subkey", KindOpenPGP, ""},
 		{"pgp-rsa", KindOpenPGP, ""},
+		// gpg takes a signature dated after now (clock skew); so must cairn.
+		{"pgp-signed-in-future", KindOpenPGP, ""},
 		{"pgp-expires-later", KindOpenPGP, ""},
 		{"pgp-expired-subkey", KindOpenPGP, UnknownKey},
 		{"ssh-sha256", KindSSH, ""},

@@ -50,6 +50,7 @@
 // signing subkeys count for their primary key. As gpg does, expiry and
 // revocation are judged at the time of verification: a key that has
 // expired or been revoked since it signed no longer vouches for anything.
+// A signature dated in the future is taken, as gpg takes it.
 //
 // # Verdicts and how they match git
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -78,6 +79,14 @@ func (k *Keys) verifyOpenPGP(payload []byte, armored string) (Signer, Reason, st
 		return Signer{}, BadSignature, fmt.Sprintf("%d OpenPGP signatures, want exactly one", n)
 	}
 	sig, entity, err := openpgp.VerifyDetachedSignature(k.ring.entities, bytes.NewReader(payload), bytes.NewReader(body), nil)
+	if errors.Is(err, pgperrors.ErrSignatureExpired) && sig != nil && sig.CreationTime.After(time.Now()) {
+		// go-crypto calls a signature made in the future expired; gpg
+		// takes it. Judge it as of its own time instead: a key expired or
+		// revoked now still is then.
+		at := sig.CreationTime
+		config := &packet.Config{Time: func() time.Time { return at }}
+		sig, entity, err = openpgp.VerifyDetachedSignature(k.ring.entities, bytes.NewReader(payload), bytes.NewReader(body), config)
+	}
 	var issuer string
 	if sig != nil && sig.IssuerFingerprint != nil {
 		issuer = fmt.Sprintf("%X", sig.IssuerFingerprint)
