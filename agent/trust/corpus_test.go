@@ -577,7 +577,8 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("cairn says %q (%v), want %q", got, err, tt.want)
 			}
-			if *record && !t.Failed() {
+			// A key that expires next year would change the verdict.
+			if *record && !t.Failed() && tt.name != "pgp-expires-later" {
 				l.record(tt.name, tt.kind, hash, tt.want)
 			}
 		})
