@@ -236,17 +236,34 @@ func (l *lab) gpgSignData(data string, keys ...string) string {
 	return l.runEnv(data, []string{"GNUPGHOME=" + l.gpgSign}, "gpg", append([]string{"--batch", "--pinentry-mode", "loopback", "--passphrase", ""}, args...)...) + "\n"
 }
 
+// gitTrust returns the environment and the git options that make git
+// verify with the trust file of the given kind.
+func (l *lab) gitTrust(kind string) (env, cfg []string) {
+	if kind == KindSSH {
+		return []string{"GNUPGHOME=" + l.gpgNone}, []string{"-c", "gpg.ssh.allowedSignersFile=" + l.signers}
+	}
+	return []string{"GNUPGHOME=" + l.gpgOK}, nil
+}
+
+// gitSigner returns whom git names as the signer of a commit it trusts:
+// %GS, and %GK (SSH) or %GF (OpenPGP).
+func (l *lab) gitSigner(kind, hash string) Signer {
+	l.t.Helper()
+	env, cfg := l.gitTrust(kind)
+	format := "--format=%GS%n%GF"
+	if kind == KindSSH {
+		format = "--format=%GS%n%GK"
+	}
+	out := l.runEnv("", env, "git", append(cfg, "log", "-1", format, hash)...)
+	name, fp, _ := strings.Cut(out, "\n")
+	return Signer{Principal: name, Fingerprint: fp}
+}
+
 // gitVerdict runs git verify-commit with the trust file of the given kind
 // and maps its outcome to a reason ("" when git trusts the commit).
 func (l *lab) gitVerdict(kind, hash string) (Reason, string) {
 	l.t.Helper()
-	env := []string{"GNUPGHOME=" + l.gpgNone}
-	var cfg []string
-	if kind == KindSSH {
-		cfg = []string{"-c", "gpg.ssh.allowedSignersFile=" + l.signers}
-	} else {
-		env = []string{"GNUPGHOME=" + l.gpgOK}
-	}
+	env, cfg := l.gitTrust(kind)
 	cmd := l.cmd("", env, "git", append(cfg, "verify-commit", "--raw", hash)...)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
@@ -423,6 +440,8 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		"commit-tree", l.tree(), "-m", "by an expired subkey", "-S")
 	c["pgp-subkey"] = l.commit(sub, nil)
 	c["pgp-tampered"] = l.rewrite(c["pgp-good"], "\n\ncommit ", "\n\ncommit (changed) ")
+	c["pgp-message"] = l.withSig(plain, l.runEnv("hello\n", []string{"GNUPGHOME=" + l.gpgSign}, "gpg", "--batch", "--armor", "--sign", "-u", good)+"\n")
+	c["pgp-message-of-payload"] = l.withSig(plain, l.runEnv(l.raw(plain), []string{"GNUPGHOME=" + l.gpgSign}, "gpg", "--batch", "--armor", "--sign", "-u", good)+"\n")
 	c["pgp-two-signatures"] = l.withSig(plain, l.gpgSignData(l.raw(plain), good, sub))
 	c["both-pgp-then-ssh"] = l.withSig(plain, l.gpgSignData(l.raw(plain), good)+l.sshSign(ed, "git", l.raw(plain)))
 	c["both-ssh-then-pgp"] = l.withSig(plain, l.sshSign(ed, "git", l.raw(plain))+l.gpgSignData(l.raw(plain), good))
@@ -518,6 +537,8 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		{"gpgsig-and-gpgsig-sha256", KindSSH, ""},
 		{"pgp-tampered", KindOpenPGP, BadSignature},
 		{"pgp-two-signatures", KindOpenPGP, BadSignature},
+		{"pgp-message", KindOpenPGP, BadSignature},
+		{"pgp-message-of-payload", KindOpenPGP, BadSignature},
 		{"ssh-ed25519", KindOpenPGP, UnknownKey},
 		{"pgp-good", KindSSH, UnknownKey},
 		// git (gpg, ssh-keygen) reads the first armored block and ignores
@@ -559,8 +580,8 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 			var refusal *Refusal
 			switch {
 			case err == nil:
-				if signer.Fingerprint == "" {
-					t.Errorf("trusted, but no signer fingerprint: %+v", signer)
+				if want := l.gitSigner(tt.kind, hash); signer != want {
+					t.Errorf("signer %+v, git names %+v", signer, want)
 				}
 			case errors.As(err, &refusal):
 				got = refusal.Reason
