@@ -371,6 +371,9 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	l.gpg("--quick-gen-key", "RSA <rsa@example.org>", "rsa2048", "sign", "never")
 	sub := l.fingerprint("Sub <sub@example.org>")
 	rsaPGP := l.fingerprint("RSA <rsa@example.org>")
+	l.gpg("--quick-gen-key", "RevSub <revsub@example.org>", "ed25519", "cert", "never")
+	revSub := l.fingerprint("RevSub <revsub@example.org>")
+	l.gpg("--quick-add-key", revSub, "ed25519", "sign", "never")
 	later := l.gpgKey("Later <later@example.org>")
 	l.gpg("--quick-set-expire", later, "1y")
 	// A primary key that does not expire, with a signing subkey that
@@ -428,6 +431,7 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 	c["pgp-expired-key"] = l.runEnv("", []string{"GNUPGHOME=" + l.gpgSign}, "git", "-c", "gpg.program="+oldGPG, "-c", "user.signingkey="+expired,
 		"commit-tree", l.tree(), "-m", "by an expired key", "-S")
 	c["pgp-revoked-key"] = l.commit(revoked, nil)
+	c["pgp-revoked-subkey"] = l.commit(revSub, nil)
 	c["pgp-rsa"] = l.commit(rsaPGP, nil)
 	futureGPG := filepath.Join(l.dir, "gpg-2030")
 	if err := os.WriteFile(futureGPG, []byte("#!/bin/sh\nexec gpg --faked-system-time 20300101T120000 \"$@\"\n"), 0o755); err != nil {
@@ -473,9 +477,12 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.gpg("--import", revFile)
+	// Revoke RevSub's signing subkey (key 1), after it signed.
+	l.runEnv("key 1\nrevkey\ny\n0\n\ny\nsave\n", []string{"GNUPGHOME=" + l.gpgSign}, "gpg", "--batch", "--pinentry-mode", "loopback",
+		"--passphrase", "", "--command-fd", "0", "--edit-key", revSub)
 
 	l.ring = filepath.Join(l.dir, "keyring.asc")
-	l.gpg("--armor", "--output", l.ring, "--export", good, expired, revoked, sub, rsaPGP, later, subExp)
+	l.gpg("--armor", "--output", l.ring, "--export", good, expired, revoked, sub, rsaPGP, later, subExp, revSub)
 	l.runEnv("", []string{"GNUPGHOME=" + l.gpgOK}, "gpg", "--batch", "--import", l.ring)
 
 	tests := []struct {
@@ -526,6 +533,7 @@ func TestCorpusAgreesWithGit(t *testing.T) {
 		{"pgp-unknown-key", KindOpenPGP, UnknownKey},
 		{"pgp-expired-key", KindOpenPGP, UnknownKey},
 		{"pgp-revoked-key", KindOpenPGP, UnknownKey},
+		{"pgp-revoked-subkey", KindOpenPGP, UnknownKey},
 		{"pgp-subkey", KindOpenPGP, ""},
 		{"pgp-rsa", KindOpenPGP, ""},
 		// gpg takes a signature dated after now (clock skew); so must cairn.
