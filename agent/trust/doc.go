@@ -26,7 +26,8 @@
 // quotes if they hold spaces. The options are namespaces="list" (the
 // signature namespaces the key may sign for; git signs and verifies with
 // "git"), valid-after="time" and valid-before="time" (YYYYMMDD[HHMM[SS]],
-// UTC with a trailing Z, local time otherwise) and cert-authority, names
+// UTC with a trailing Z or UTC, local time otherwise) and cert-authority,
+// names
 // case-insensitive, as OpenSSH 9.2 reads them. The window is checked
 // against the commit's committer time, which git passes to ssh-keygen as
 // -Overify-time.
@@ -59,10 +60,12 @@
 // git verify-commit and its %G? letter) map to reasons as follows.
 //
 //   - [Unsigned]: the commit has no gpgsig header (%G? N). A merge commit
-//     with signed parents, and a commit under a signed tag, are unsigned.
+//     with signed parents, a commit under a signed tag, and (in a SHA-1
+//     repository) a commit with only a gpgsig-sha256 header are unsigned.
 //   - [BadSignature]: the signature does not verify over the commit (it was
 //     tampered with, %G? B), is garbage (git dies with "bad/incompatible
-//     signature", or gpg finds no signature in it), is an SSH signature for
+//     signature", or gpg finds no signature in it), is an OpenPGP message
+//     rather than a detached signature, is an SSH signature for
 //     another namespace than "git", holds more than one OpenPGP signature
 //     (git refuses any such commit), carries a certificate whose CA
 //     signature does not verify, or is by an SSH key for which
@@ -92,5 +95,7 @@
 // armored block of the signature is read.
 //
 // The corpus test builds its commits with real git, ssh-keygen and gpg and
-// compares each verdict with git verify-commit's.
+// compares each verdict, and the signer git names, with git
+// verify-commit's; with -record it writes them to testdata/commits, which
+// a second test replays without the tools.
 package trust
