@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"compiler":            {"journal", "steps", "compiler/syntax", "internal/treefs", "github.com/alecthomas/participle"},
 	"compiler/syntax":     {"github.com/alecthomas/participle"},
 	"agent":               {"compiler", "steps", "journal", "rootfs", "github.com/go-git/go-git", "github.com/prometheus/client_golang"},
+	"agent/trust":         {"github.com/go-git/go-git", "github.com/ProtonMail/go-crypto", "github.com/hiddeco/sshsig", "golang.org/x/crypto"},
 	"agent/gitfs":         {"internal/treefs", "github.com/go-git/go-git", "github.com/go-git/go-billy"},
 	"agent/status":        {},
 	"agent/metrics":       {"github.com/prometheus/client_golang"},
