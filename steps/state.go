@@ -43,6 +43,8 @@ type Applied struct {
 	Time       time.Time        `json:"time,omitzero"`
 	Journal    string           `json:"journal,omitempty"` // the file it was applied from
 	Commit     string           `json:"commit,omitempty"`  // the git commit, when the agent applied it
+	Branch     string           `json:"branch,omitempty"`  // the branch the commit was the tip of
+	Group      string           `json:"group,omitempty"`   // the host group it was compiled for
 	Steps      []AppliedStep    `json:"steps"`
 	Originals  map[string]Image `json:"originals"`
 	// Kept is the content that moves replaced after someone edited it by
@@ -391,14 +393,17 @@ func mkdirs(dir string) ([]string, error) {
 }
 
 // discardNew removes a state directory that this process made and that
-// never recorded an applied journal, with the parents it made: a move that
-// failed before its commit leaves no trace in the root.
+// holds neither an applied journal nor a record, with the parents it made:
+// a move that failed before its commit leaves no trace in the root.
 func (st *state) discardNew() {
 	if st == nil || len(st.created) == 0 || st.applied.Generation != 0 {
 		return
 	}
 	if _, err := os.Lstat(filepath.Join(st.dir, intentFile)); err == nil {
 		return // an undo failed: the intent must stay
+	}
+	if _, err := os.Lstat(filepath.Join(st.dir, recordsDir)); err == nil {
+		return // the agent keeps records there
 	}
 	st.close()
 	os.RemoveAll(st.dir)
@@ -477,10 +482,10 @@ func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
 	return f, rw, nil
 }
 
-// holdsState reports whether dir holds an applied journal or an intent
-// log, as entries of any kind.
+// holdsState reports whether dir holds an applied journal, an intent log
+// or records, as entries of any kind.
 func holdsState(dir string) bool {
-	for _, name := range []string{appliedFile, intentFile} {
+	for _, name := range []string{appliedFile, intentFile, recordsDir} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
 			return true
 		}
@@ -562,15 +567,30 @@ func (st *state) commit(a *Applied) error {
 
 // HistoryEntry is one run in the state's short history.
 type HistoryEntry struct {
-	Time       time.Time `json:"time"`
-	Generation int64     `json:"generation"`
-	Journal    string    `json:"journal,omitempty"`
-	Commit     string    `json:"commit,omitempty"`
-	Result     string    `json:"result"` // "applied", "failed", "undo-failed", "recovered", "no-op"
-	Ops        int       `json:"ops"`
-	Error      string    `json:"error,omitempty"`
-	Seconds    float64   `json:"seconds"`
+	Time       time.Time     `json:"time"`
+	Generation int64         `json:"generation"`
+	Journal    string        `json:"journal,omitempty"`
+	Commit     string        `json:"commit,omitempty"`
+	Branch     string        `json:"branch,omitempty"`
+	Group      string        `json:"group,omitempty"`
+	Result     HistoryResult `json:"result"`
+	Ops        int           `json:"ops"`
+	Error      string        `json:"error,omitempty"`
+	Seconds    float64       `json:"seconds"`
 }
+
+// HistoryResult is how a run recorded in the history ended. Its values are
+// the strings history.jsonl holds.
+type HistoryResult string
+
+// The results of a run.
+const (
+	HistoryApplied    HistoryResult = "applied"     // the move ran and committed
+	HistoryNoop       HistoryResult = "no-op"       // nothing to do: the host stays at its generation
+	HistoryFailed     HistoryResult = "failed"      // the move failed and was undone
+	HistoryUndoFailed HistoryResult = "undo-failed" // the move failed and its undo too: the intent log stays
+	HistoryRecovered  HistoryResult = "recovered"   // an interrupted move was undone when the state was opened
+)
 
 const historyKeep = 100
 

@@ -144,7 +144,7 @@ func TestStateFilesAsCairnMakesThem(t *testing.T) {
 func TestHistoryKeepsTheNewest(t *testing.T) {
 	st := &state{dir: t.TempDir()}
 	for gen := range int64(2*historyKeep + 1) {
-		st.record(HistoryEntry{Generation: gen + 1, Result: "applied"})
+		st.record(HistoryEntry{Generation: gen + 1, Result: HistoryApplied})
 		h, err := History(st.dir)
 		must(t, err)
 		want := int(gen + 1)
