@@ -1,124 +1,31 @@
 package steps
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"syscall"
+import "github.com/cairn-cm/cairn/statedir"
 
-	"github.com/cairn-cm/cairn/internal/atomicfile"
-)
-
-// recordsDir is the subdirectory of the state directory that holds the
-// records of Applier.WriteRecord, one NAME.json each.
-const recordsDir = "agent"
-
-// checkRecordName refuses a record name that is not one or more of a-z,
-// 0-9 and '-': a name is a file name, never a path.
-func checkRecordName(name string) error {
-	ok := name != ""
-	for _, c := range name {
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			ok = false
-		}
-	}
-	if !ok {
-		return fmt.Errorf("state: record name %q: only a-z, 0-9 and '-' are allowed", name)
-	}
-	return nil
-}
-
-// ReadRecord reads the record name (see WriteRecord) into v, as JSON, and
-// reports whether there was one. A state directory that does not exist, as
-// an Applier opened without Options.Create finds it, holds no record: a
-// command that only reads records opens the state that way and creates
-// nothing.
+// ReadRecord reads the agent's record name (see WriteRecord) into v, as
+// JSON, and reports whether there was one. A state directory that does not
+// exist, as an Applier opened without Options.Create finds it, holds no
+// record: a command that only reads records opens the state that way and
+// creates nothing.
 func (a *Applier) ReadRecord(name string, v any) (bool, error) {
-	if err := checkRecordName(name); err != nil {
-		return false, err
-	}
 	if a.st == nil {
+		if err := statedir.CheckRecordName(name); err != nil {
+			return false, err
+		}
 		return false, nil
 	}
-	dir, err := a.st.records(false)
-	if err != nil || dir == "" {
-		return false, err
-	}
-	file := filepath.Join(dir, name+".json")
-	data, err := readStateFile(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("state: %w", err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("state: %s is corrupt: %w", file, err)
-	}
-	return true, nil
+	return a.st.d.ReadRecord(name, v)
 }
 
-// WriteRecord stores v, as JSON, as the record name: a small file the
-// agent keeps beneath the state directory (its lifecycle state, its last
-// runs, bad moves, a pin), written under the state lock as the applied
-// journal is (atomically, synced). name is one or more of a-z, 0-9 and
-// '-'. A record, or the directory of records, that is a link or anything
-// but what cairn makes there is refused, never followed.
+// WriteRecord stores v, as JSON, as the agent's record name: a small file
+// beneath the state directory (its lifecycle state, its last runs, bad
+// moves, a pin), written under the state lock as the applied journal is
+// (atomically, synced). name is one or more of a-z, 0-9 and '-'. A record,
+// or the directory of records, that is a link or anything but what cairn
+// makes there is refused, never followed (statedir.Dir.WriteRecord).
 func (a *Applier) WriteRecord(name string, v any) error {
-	if err := checkRecordName(name); err != nil {
-		return err
-	}
 	if a.st == nil {
 		return inputErrorf("state directory %s does not exist", a.stateName())
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("state: record %s: %w", name, err)
-	}
-	dir, err := a.st.records(true)
-	if err != nil {
-		return err
-	}
-	file := filepath.Join(dir, name+".json")
-	if fi, err := os.Lstat(file); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("state: %w", &fs.PathError{Op: "write", Path: file, Err: errNotCairns})
-	}
-	if err := atomicfile.WriteFile(file, data, 0o600); err != nil {
-		return fmt.Errorf("state: %w", err)
-	}
-	return nil
-}
-
-// records returns the host path of the directory of records, after
-// checking that it is cairn's (a directory, not a link, of the effective
-// uid, writable by no one else); with create, it makes a missing one, else
-// a missing one is "".
-func (st *state) records(create bool) (string, error) {
-	dir := filepath.Join(st.dir, recordsDir)
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) && create {
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			return "", fmt.Errorf("state: %w", err)
-		}
-		if err := atomicfile.SyncDir(st.dir); err != nil {
-			return "", fmt.Errorf("state: %w", err)
-		}
-		fi, err = os.Lstat(dir)
-	}
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "", nil
-	case err != nil:
-		return "", fmt.Errorf("state: %w", err)
-	case fi.Mode()&fs.ModeSymlink != 0:
-		return "", inputErrorf("state: %s is a symbolic link: refused", dir)
-	}
-	sys := fi.Sys().(*syscall.Stat_t)
-	if err := checkStateOwner(dir, fi.IsDir(), sys.Uid, uint32(sys.Mode)); err != nil {
-		return "", err
-	}
-	return dir, nil
+	return a.st.d.WriteRecord(name, v)
 }

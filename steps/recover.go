@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/statedir"
 )
 
 // parseAction reads an action's name back from the intent log.
@@ -25,7 +26,7 @@ func parseAction(name string) (journal.Action, bool) {
 // wrote a blob or a state file (atomicfile) left.
 func (a *Applier) cleanTemps() {
 	a.st.blobs.Clean()
-	for _, dir := range []string{a.st.dir, filepath.Join(a.st.dir, recordsDir)} {
+	for _, dir := range []string{a.st.dir, filepath.Join(a.st.dir, statedir.RecordsDir)} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if atomicfile.IsTemp(e.Name()) {
