@@ -622,7 +622,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1, Boot: bootID()})
 	opCtx, stop := killContext(ctx, a.kill)
 	defer stop()
-	a.total = acting(plan)
+	a.total = plan.Acting()
 	b := batch{a: a, log: log, opCtx: opCtx, view: newView()}
 	index := 0
 	for i := range plan.Ops {
@@ -735,17 +735,6 @@ type batch struct {
 	view     *view                  // the directories the run of path ops has seen
 	done     []executed             // every op that ran or may have run, in order
 	ran      int
-}
-
-// acting counts the ops of a plan that act.
-func acting(plan *journal.Plan) int {
-	n := 0
-	for _, op := range plan.Ops {
-		if !op.Noop {
-			n++
-		}
-	}
-	return n
 }
 
 // event describes an op of the move for the observer.
