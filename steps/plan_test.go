@@ -402,3 +402,50 @@ func TestFailedPlanKeepsRecords(t *testing.T) {
 		t.Errorf("the record after a refused plan: %v, %v, %v", ok, err, got)
 	}
 }
+
+// TestObserverRecovery: an undo that fails is observed with its error (and
+// again when it is retried); the recovery that a later Open runs from the
+// intent log is observed too, every op undone and inverse, in reverse
+// order.
+func TestObserverRecovery(t *testing.T) {
+	h := newImgHost(t)
+	ctx := context.Background()
+	marker := filepath.Join(h.base, "undo-may-succeed")
+	r := &recorder{t: t, open: map[int]bool{}}
+	a := h.openApplier(t, true, r)
+	sum := h.source(t, "a", []byte("a\n"))
+	_, err := a.Apply(ctx, h.moveTo(t, "COPY a /etc/a sha256="+sum, fmt.Sprintf("EXEC true undo=%q", "test -e "+marker), `EXEC "exit 3"`))
+	if steps.ExitCode(err) != steps.ExitUndoFailed {
+		t.Fatalf("the move: %v, want its undo to fail", err)
+	}
+	var undoFailed int
+	for _, ev := range r.events {
+		if ev.Undo && ev.Err != nil {
+			undoFailed++
+			if ev.Index != 2 || ev.Kind != "EXEC" || ev.Direction != steps.DirInverse {
+				t.Errorf("the undo that failed: %+v, want op 2, an EXEC, inverse", ev)
+			}
+		}
+	}
+	if undoFailed != 2 {
+		t.Errorf("%d failed undos observed, want 2 (the undo, and its retry)", undoFailed)
+	}
+	a.Close()
+
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{t: t, open: map[int]bool{}}
+	h.openApplier(t, false, rec) // recovers
+	var got []string
+	for _, ev := range rec.events {
+		if !ev.Undo || ev.Direction != steps.DirInverse || ev.Total != 3 || ev.Err != nil {
+			t.Errorf("recovery event %+v: want an undo, inverse, of 3 ops, no error", ev)
+		}
+		got = append(got, fmt.Sprint(ev.Index, " ", ev.Kind))
+	}
+	if want := []string{"3 EXEC", "2 EXEC", "1 COPY"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("recovery events %v, want %v", got, want)
+	}
+	h.wantHistory(t, steps.HistoryUndoFailed, steps.HistoryRecovered)
+}
