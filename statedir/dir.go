@@ -30,7 +30,7 @@ const (
 	RecordsDir  = "agent"        // the records of Dir.WriteRecord
 	HistoryFile = "history.jsonl"
 	rootFile    = "root" // the root the state was applied under
-	lockFile    = "lock" // flock(2) held by the process that owns the state
+	LockFile    = "lock" // flock(2) held by the process that owns the state
 )
 
 // Dir is an open, locked state directory.
@@ -371,7 +371,7 @@ func mkdirs(dir string) ([]string, error) {
 // file is opened for reading (flock works there too) and left as it is;
 // if there is none, no process can write the state and nil is returned.
 func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
-	name := filepath.Join(dir, lockFile)
+	name := filepath.Join(dir, LockFile)
 	rw := true
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if errors.Is(err, syscall.EROFS) {

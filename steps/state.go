@@ -22,7 +22,7 @@ const (
 	intentFile  = statedir.IntentFile  // the move in progress, if any
 	historyFile = statedir.HistoryFile
 	blobsDir    = statedir.BlobsDir
-	lockFile    = "lock" // flock(2) held by the process that owns the state (tests)
+	lockFile    = statedir.LockFile
 )
 
 // AppliedStep is one step of the applied journal with both its positions.
