@@ -73,6 +73,18 @@ func (p *Plan) Acts() bool {
 	return false
 }
 
+// Acting counts the ops that do something: notes of inverses that do
+// nothing (Noop) are not counted, so the count is what an apply runs.
+func (p *Plan) Acting() int {
+	n := 0
+	for _, op := range p.Ops {
+		if !op.Noop {
+			n++
+		}
+	}
+	return n
+}
+
 // Canonicals returns the canonical form of every step.
 func Canonicals(steps []Step) []string {
 	lines := make([]string, len(steps))

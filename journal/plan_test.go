@@ -59,6 +59,15 @@ func TestMakePlan(t *testing.T) {
 			if p.Empty() != tt.empty {
 				t.Errorf("Empty() = %v, want %v", p.Empty(), tt.empty)
 			}
+			acting := 0
+			for _, line := range strings.Split(tt.want, "\n") {
+				if line != "" && !strings.HasPrefix(line, "#-") {
+					acting++
+				}
+			}
+			if p.Acting() != acting || p.Acts() != (acting > 0) {
+				t.Errorf("Acting() = %d, Acts() = %v; want %d", p.Acting(), p.Acts(), acting)
+			}
 		})
 	}
 }

@@ -36,18 +36,23 @@ type Options struct {
 	Output io.Writer
 	// Host holds the drivers of users, packages, units and outside tools.
 	Host Host
-	// Kill, once closed, kills the move that runs: see Applier.Apply. Nil
+	// Kill, once closed, kills the move that runs: see Applier.Run. Nil
 	// never kills.
 	Kill <-chan struct{}
+	// Observer is told of every op a move runs or undoes; nil observes
+	// nothing.
+	Observer Observer
 }
 
 // Applier moves a host between journals through its state directory. Open
 // one per command; it holds the state lock until Close.
 type Applier struct {
-	env  *Env
-	st   *state // nil when the state directory does not exist
-	dir  string // as given: "" for DefaultStateDir
-	kill <-chan struct{}
+	env   *Env
+	st    *state // nil when the state directory does not exist
+	dir   string // as given: "" for DefaultStateDir
+	kill  <-chan struct{}
+	obs   Observer
+	total int // the ops that act in the move that runs (OpEvent.Total)
 }
 
 // Open opens and locks the state directory, checks that it belongs to this
@@ -59,7 +64,7 @@ func Open(ctx context.Context, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill}
+	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill, obs: opts.Observer}
 	if st != nil {
 		env.Blobs = st.blobs
 		if err := a.recover(ctx); err != nil {
@@ -92,8 +97,12 @@ func (a *Applier) Applied() *Applied {
 type Move struct {
 	// Journal names the file the steps came from, for the state's record.
 	Journal string
-	// Commit is the git commit the journal was compiled from, if any.
+	// Commit is the git commit the journal was compiled from, if any;
+	// Branch is the branch it was the tip of, and Group the host group the
+	// journal was compiled for. The state records all three.
 	Commit string
+	Branch string
+	Group  string
 	// Steps is the new journal, INCLUDEs expanded.
 	Steps []journal.Step
 	// Source is the directory COPY SRC paths are relative to.
@@ -102,8 +111,9 @@ type Move struct {
 	BlobDir string
 	// Repair also runs forward every unchanged step whose live state drifted.
 	Repair bool
-	// DryRun computes the plan, checks it against the host as the move
-	// would (preflight), and changes nothing.
+	// DryRun makes Plan only check the inputs, not keep them: the state
+	// directory is left as it is (it need not exist), and the plan cannot
+	// run.
 	DryRun bool
 	// AllowRemoval allows a move to a journal that manages no object from
 	// one that manages some: without it, such a move (an empty journal
@@ -114,6 +124,7 @@ type Move struct {
 // Result says what a move did.
 type Result struct {
 	Plan     *journal.Plan
+	Outcome  Outcome
 	Repaired []Drifted // unchanged steps run again because they drifted
 	Ran      int       // ops run (notes excluded)
 	// Kept is the content, edited by hand after cairn wrote it, that the
@@ -121,58 +132,178 @@ type Result struct {
 	Kept []Kept
 }
 
-// Apply moves the host from the applied journal to m.Steps. Errors:
-// *InputError (exit 2, nothing changed), *StepError or *MoveError (exit 1,
-// the host is back where it was), *UndoError (exit 3, the intent log is
-// kept).
-//
-// A move is stopped in two ways, which the command line maps to a first and
-// a second SIGINT or SIGTERM: ctx stops it between ops, Options.Kill kills
-// the op that runs; apt-get, dpkg and every undo run to their end. The
-// package doc ("Stopping a move") is the contract.
-func (a *Applier) Apply(ctx context.Context, m Move) (*Result, error) {
+// Outcome is what a move that succeeded did to the host.
+type Outcome uint8
+
+// The outcomes of a move.
+const (
+	// OutcomeUnchanged: nothing to do; the applied journal stays, and so
+	// does its generation.
+	OutcomeUnchanged Outcome = iota
+	// OutcomeApplied: the host moved to the new journal (a new generation).
+	OutcomeApplied
+	// OutcomeRepaired: the journal was already applied; steps that drifted
+	// ran again (Move.Repair), as a new generation.
+	OutcomeRepaired
+)
+
+// String returns "unchanged", "applied" or "repaired".
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeApplied:
+		return "applied"
+	case OutcomeRepaired:
+		return "repaired"
+	}
+	return "unchanged"
+}
+
+// Planned is a move computed and checked against the host, ready to run:
+// Applier.Plan makes it, Applier.Run runs it. Until it runs, nothing has
+// changed on the host.
+type Planned struct {
+	// Plan is the diff from the applied journal to the new one, with a
+	// Rerun op for every step that drifted when the move repairs.
+	Plan *journal.Plan
+	// Drifted are the unchanged steps whose live state drifted, which the
+	// plan runs again (Move.Repair only).
+	Drifted []Drifted
+	// Managed is the number of identities (objects of a family: paths,
+	// users, packages, ...) that the applied journal manages; Removed is
+	// how many of them the new journal manages no more, whose steps the
+	// plan takes back. An agent's blast-radius guard compares the two.
+	Managed, Removed int
+
+	a        *Applier
+	base     *Applied // the applied journal the plan starts from
+	move     Move
+	newLines []string // canonical lines of move.Steps
+	ran      bool
+}
+
+// Plan computes the move from the applied journal to m.Steps and checks
+// everything that can be checked before the first change: the journal's
+// static checks, the drift of unchanged steps (with m.Repair), the removal
+// guard (m.AllowRemoval), every input, and the plan against the host
+// (preflight). Unless m.DryRun, it keeps COPY content in the blob store.
+// Its errors are *InputError (exit 2, nothing changed) or a drift check's.
+func (a *Applier) Plan(ctx context.Context, m Move) (*Planned, error) {
 	if a.st == nil && !m.DryRun {
 		return nil, inputErrorf("state directory %s does not exist", a.stateName())
 	}
-	res, err := a.apply(ctx, m)
-	if err != nil && ExitCode(err) != ExitUndoFailed && !m.DryRun {
+	p, err := a.plan(ctx, m)
+	if err != nil && !m.DryRun {
 		a.st.discardNew()
 	}
-	return res, err
+	return p, err
 }
 
-func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
+func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
 	if errs := a.static(m.Steps); len(errs) > 0 {
 		return nil, &InputError{Err: errs}
 	}
-	oldSteps, err := a.Applied().JournalSteps()
+	base := a.Applied()
+	oldSteps, err := base.JournalSteps()
 	if err != nil {
 		return nil, &InputError{Err: err}
 	}
 	newLines := journal.Canonicals(m.Steps)
 	plan := journal.MakePlanLines(oldSteps, journal.Canonicals(oldSteps), m.Steps, newLines)
-	res := &Result{Plan: plan}
+	p := &Planned{Plan: plan, a: a, base: base, move: m, newLines: newLines}
+	p.Managed, p.Removed = removedIdentities(oldSteps, m.Steps)
 	if m.Repair {
 		drifted, err := a.drift(ctx, m.Steps, plan)
 		if err != nil {
-			return res, err
+			return nil, err
 		}
-		res.Repaired = drifted
+		p.Drifted = drifted
 		for _, d := range drifted {
 			plan.Ops = append(plan.Ops, journal.Op{Action: journal.Rerun, Step: d.Step})
 		}
 	}
 	if err := a.guardRemoval(oldSteps, m); err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := a.preflight(plan, m); err != nil {
-		return res, err
+		return nil, err
+	}
+	return p, nil
+}
+
+// removedIdentities counts the identities that the old steps manage, and
+// those of them that the new steps do not.
+func removedIdentities(oldSteps, newSteps []journal.Step) (managed, removed int) {
+	kept := make(map[string]bool, len(newSteps))
+	for i := range newSteps {
+		if id := newSteps[i].Identity(); id != "" {
+			kept[id] = true
+		}
+	}
+	seen := make(map[string]bool, len(oldSteps))
+	for i := range oldSteps {
+		id := oldSteps[i].Identity()
+		if id == "" || seen[id] {
+			continue
+		}
+		seen[id] = true
+		managed++
+		if !kept[id] {
+			removed++
+		}
+	}
+	return managed, removed
+}
+
+// Run runs a move that Plan made on this Applier, exactly as planned, and
+// commits it. It refuses (an *InputError, nothing changed) a plan of
+// another Applier, of a dry run, one that ran already, and one whose
+// applied journal is no longer the applied one. Errors: *StepError or
+// *MoveError (exit 1, the host is back where it was), *UndoError (exit 3,
+// the intent log is kept).
+//
+// A move is stopped in two ways, which the command line maps to a first and
+// a second SIGINT or SIGTERM: ctx stops it between ops, Options.Kill kills
+// the op that runs; apt-get, dpkg and every undo run to their end. The
+// package doc ("Stopping a move") is the contract.
+func (a *Applier) Run(ctx context.Context, p *Planned) (*Result, error) {
+	switch {
+	case p == nil || p.a != a:
+		return nil, inputErrorf("the plan was made by another applier: refused")
+	case p.move.DryRun:
+		return nil, inputErrorf("the plan of a dry run does not run")
+	case p.ran:
+		return nil, inputErrorf("the plan ran already")
+	case a.st == nil || a.st.closed || a.st.applied != p.base:
+		return nil, inputErrorf("the applied journal of state directory %s changed since the plan was made: refused", a.stateName())
+	}
+	p.ran = true
+	res, err := a.runPlanned(ctx, p)
+	if err != nil && ExitCode(err) != ExitUndoFailed {
+		a.st.discardNew()
+	}
+	return res, err
+}
+
+// Apply moves the host from the applied journal to m.Steps: Plan, then Run
+// (with m.DryRun, Plan only: the Result has the plan and the drifted steps).
+func (a *Applier) Apply(ctx context.Context, m Move) (*Result, error) {
+	p, err := a.Plan(ctx, m)
+	if err != nil {
+		return nil, err
 	}
 	if m.DryRun {
-		return res, nil
+		return &Result{Plan: p.Plan, Repaired: p.Drifted}, nil
 	}
+	return a.Run(ctx, p)
+}
+
+func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
+	m, plan := p.move, p.Plan
+	res := &Result{Plan: plan, Repaired: p.Drifted}
+	h := HistoryEntry{Journal: m.Journal, Commit: m.Commit, Branch: m.Branch, Group: m.Group}
 	if !plan.Acts() && plan.Empty() {
-		a.st.record(HistoryEntry{Time: time.Now().UTC(), Generation: a.st.applied.Generation, Journal: m.Journal, Commit: m.Commit, Result: "no-op"})
+		h.Time, h.Generation, h.Result = time.Now().UTC(), a.st.applied.Generation, HistoryNoop
+		a.st.record(h)
 		return res, nil
 	}
 	start := time.Now()
@@ -181,22 +312,28 @@ func (a *Applier) apply(ctx context.Context, m Move) (*Result, error) {
 		Generation: a.st.applied.Generation + 1,
 		Journal:    m.Journal,
 		Commit:     m.Commit,
-		Steps:      appliedSteps(m.Steps, newLines),
+		Branch:     m.Branch,
+		Group:      m.Group,
+		Steps:      appliedSteps(m.Steps, p.newLines),
 	}
 	ran, err := a.run(ctx, plan, next, m.Steps)
 	res.Ran = ran
-	h := HistoryEntry{Time: start.UTC(), Journal: m.Journal, Commit: m.Commit, Ops: ran, Seconds: time.Since(start).Seconds()}
+	h.Time, h.Ops, h.Seconds = start.UTC(), ran, time.Since(start).Seconds()
 	if err != nil {
-		h.Generation, h.Result, h.Error = a.st.applied.Generation, "failed", err.Error()
+		h.Generation, h.Result, h.Error = a.st.applied.Generation, HistoryFailed, err.Error()
 		var undo *UndoError
 		if errors.As(err, &undo) {
-			h.Result = "undo-failed"
+			h.Result = HistoryUndoFailed
 		}
 		a.st.record(h)
 		return res, err
 	}
-	h.Generation, h.Result = next.Generation, "applied"
+	h.Generation, h.Result = next.Generation, HistoryApplied
 	a.st.record(h)
+	res.Outcome = OutcomeApplied
+	if plan.Empty() {
+		res.Outcome = OutcomeRepaired
+	}
 	res.Kept = keptBy(next.Kept, next.Generation)
 	a.reportKept(res.Kept)
 	return res, nil
@@ -450,6 +587,7 @@ type executed struct {
 	action journal.Action
 	undo   *Image
 	kept   *Kept // content edited by hand that the op replaces
+	index  int   // its place among the ops that act, from 1 (OpEvent)
 }
 
 // maxBatch bounds the ops whose undo images one fsync of the intent log
@@ -472,12 +610,15 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1, Boot: bootID()})
 	c := newCancellation(ctx, a.kill)
 	defer c.release()
+	a.total = plan.Acting()
 	b := batch{a: a, log: log, c: c, view: newView()}
+	index := 0
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
 		if op.Noop {
 			continue
 		}
+		index++
 		kind := LookupKind(op.Step.Op)
 		im, hasImage := kind.(Imager)
 		pathOp := hasImage && op.Step.Signature().Family == journal.FamilyPath
@@ -487,7 +628,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 				return b.ran, err
 			}
 		}
-		ex := executed{step: op.Step, action: op.Action}
+		ex := executed{step: op.Step, action: op.Action, index: index}
 		if hasImage {
 			// Taking the image is part of the op: the first signal lets it
 			// end (the batch then stops before the op), a kill ends it.
@@ -507,7 +648,9 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 				img, err = capture()
 			}
 			if err != nil {
-				return b.ran, a.fail(ctx, log, b.done, &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)})
+				err = &StepError{Step: op.Step, Action: op.Action, Err: fmt.Errorf("before-image: %w", err)}
+				a.observe(b.event(ex), func() error { return err })
+				return b.ran, a.fail(ctx, log, b.done, err)
 			}
 			ex.undo = &img
 			ex.kept = a.keptBefore(op, &img)
@@ -582,6 +725,35 @@ type batch struct {
 	ran      int
 }
 
+// event describes an op of the move for the observer.
+func (b *batch) event(ex executed) OpEvent {
+	return opEvent(ex.index, b.a.total, ex.step, ex.action, false)
+}
+
+// observeGroup runs the ops of a group (all at once, or one by one) and
+// tells the observer: every op started, in order, then every op done, in
+// order, with its own duration and error (durations[i], errs[i], which run
+// fills in).
+func (b *batch) observeGroup(group []executed, run func(durations []time.Duration, errs []error)) []error {
+	durations := make([]time.Duration, len(group))
+	errs := make([]error, len(group))
+	obs := b.a.obs
+	var events []OpEvent
+	if obs != nil {
+		events = make([]OpEvent, len(group))
+		for i, ex := range group {
+			events[i] = b.event(ex)
+			obs.OpStarted(events[i])
+		}
+	}
+	run(durations, errs)
+	for i := range events {
+		events[i].Duration, events[i].Err = durations[i], errs[i]
+		obs.OpDone(events[i])
+	}
+	return errs
+}
+
 func (b *batch) beneathRelinked(p string) bool {
 	for _, relinked := range b.relinked.Ancestors(p) {
 		if relinked {
@@ -640,16 +812,33 @@ func (b *batch) execute(ctx context.Context) error {
 			for i, ex := range group {
 				batch[i] = ex.step
 			}
-			if err := bf.ForwardBatch(b.c.opContext(group[0].step, doRun), a.env, batch); err != nil {
+			// Like every op, a batch once started runs to its end:
+			// cancellation is checked between ops, and a package manager
+			// killed half way leaves dpkg for the undo to repair.
+			var err error
+			b.observeGroup(group, func(durations []time.Duration, errs []error) {
+				start := time.Now()
+				err = bf.ForwardBatch(b.c.opContext(group[0].step, doRun), a.env, batch)
+				for i := range durations {
+					durations[i] = time.Since(start)
+				}
+				if err != nil {
+					errs[batchIndex(err, n)] = err
+				}
+			})
+			if err != nil {
 				ex := group[batchIndex(err, n)]
 				return a.fail(ctx, b.log, b.done, &StepError{Step: ex.step, Action: ex.action, Err: err})
 			}
 			b.ran += n
 			continue
 		}
-		errs := make([]error, len(group))
-		parallel(len(group), func(i int) {
-			errs[i] = a.runOp(b.c.opContext(group[i].step, doRun), group[i].step, group[i].action, group[i].undo)
+		errs := b.observeGroup(group, func(durations []time.Duration, errs []error) {
+			parallel(len(group), func(i int) {
+				start := time.Now()
+				errs[i] = a.runOp(b.c.opContext(group[i].step, doRun), group[i].step, group[i].action, group[i].undo)
+				durations[i] = time.Since(start)
+			})
 		})
 		for i, err := range errs {
 			if err != nil {
@@ -772,7 +961,8 @@ func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cau
 	}
 	errs := undoReverse(len(done), func(i int) error {
 		ex := done[i]
-		if err := a.undoOp(c.opContext(ex.step, doUndo), ex.step, ex.action, ex.undo, u); err != nil {
+		ev := opEvent(ex.index, a.total, ex.step, ex.action, true)
+		if err := a.observe(ev, func() error { return a.undoOp(c.opContext(ex.step, doUndo), ex.step, ex.action, ex.undo, u) }); err != nil {
 			return fmt.Errorf("%s: undo: %w", describeStep(ex.step), err)
 		}
 		return nil

@@ -11,15 +11,20 @@
 //
 // The Applier owns the state directory (applied journal, original images,
 // content kept from files edited by hand, blobs by sha256, intent log,
-// history) and runs a journal.Plan:
+// history, the agent's records) and moves the host in two calls: Plan
+// computes the journal.Plan and checks it before anything changes, Run
+// runs that very plan:
 //
-//  1. take the state lock and recover an interrupted move;
-//  2. check every input the plan needs (COPY content and its sha256);
+//  1. take the state lock and recover an interrupted move (Open);
+//  2. check every input the plan needs (COPY content and its sha256) and
+//     the plan against the host (Plan);
 //  3. record the plan in the intent log, and, batch by batch, the undo
 //     image of every op before the op runs;
 //  4. run the ops; if one fails, undo those already run, in reverse order;
 //  5. sync the file system and commit: write the new applied journal
 //     atomically, then drop the intent log.
+//
+// An Observer (Options.Observer) is told of every op and undo as it runs.
 //
 // # Stopping a move
 //

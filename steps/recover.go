@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/statedir"
 )
 
 // parseAction reads an action's name back from the intent log.
@@ -25,10 +26,12 @@ func parseAction(name string) (journal.Action, bool) {
 // wrote a blob or a state file (atomicfile) left.
 func (a *Applier) cleanTemps() {
 	a.st.blobs.Clean()
-	entries, _ := os.ReadDir(a.st.dir)
-	for _, e := range entries {
-		if atomicfile.IsTemp(e.Name()) {
-			os.Remove(filepath.Join(a.st.dir, e.Name()))
+	for _, dir := range []string{a.st.dir, filepath.Join(a.st.dir, statedir.RecordsDir)} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if atomicfile.IsTemp(e.Name()) {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
 		}
 	}
 }
@@ -103,7 +106,8 @@ func (a *Applier) recover(ctx context.Context) error {
 	}
 	errs := undoReverse(len(ops), func(i int) error {
 		op := &ops[i]
-		if err := a.undoOp(c.opContext(&op.step, doUndo), &op.step, op.action, op.undo, u); err != nil {
+		ev := opEvent(i+1, len(ops), &op.step, op.action, true)
+		if err := a.observe(ev, func() error { return a.undoOp(c.opContext(&op.step, doUndo), &op.step, op.action, op.undo, u) }); err != nil {
 			return fmt.Errorf("%s: undo: %w", describeStep(&op.step), err)
 		}
 		return nil
@@ -122,6 +126,6 @@ func (a *Applier) recover(ctx context.Context) error {
 		return &UndoError{Errs: []error{err}}
 	}
 	a.env.logger().Warn("recovered an interrupted move: the host is back at the applied journal", "generation", a.st.applied.Generation, "undone", undone)
-	a.st.record(HistoryEntry{Time: start.UTC(), Generation: a.st.applied.Generation, Result: "recovered", Ops: undone, Seconds: time.Since(start).Seconds()})
+	a.st.record(HistoryEntry{Time: start.UTC(), Generation: a.st.applied.Generation, Result: HistoryRecovered, Ops: undone, Seconds: time.Since(start).Seconds()})
 	return nil
 }

@@ -139,24 +139,6 @@ func TestStateFilesAsCairnMakesThem(t *testing.T) {
 	}
 }
 
-// TestHistoryKeepsTheNewest: the history grows by appending, and once it
-// holds twice historyKeep runs it is cut to the newest historyKeep.
-func TestHistoryKeepsTheNewest(t *testing.T) {
-	st := &state{dir: t.TempDir()}
-	for gen := range int64(2*historyKeep + 1) {
-		st.record(HistoryEntry{Generation: gen + 1, Result: "applied"})
-		h, err := History(st.dir)
-		must(t, err)
-		want := int(gen + 1)
-		if want > 2*historyKeep {
-			want = historyKeep
-		}
-		if len(h) != want || h[len(h)-1].Generation != gen+1 {
-			t.Fatalf("after run %d the history holds %d runs, the last %+v; want %d, the last run %d", gen+1, len(h), h[len(h)-1], want, gen+1)
-		}
-	}
-}
-
 // TestStateAncestors: whoever may write a directory on the way to the state
 // directory may swap the state for one of theirs between cairn's checks
 // and its use (a rename, then a link), so a state directory is cairn's only

@@ -16,7 +16,8 @@ var allowed = map[string][]string{
 	"journal":             {"github.com/sergi/go-diff"},
 	"rootfs":              {"golang.org/x/sys"},
 	"internal/atomicfile": {},
-	"steps":               {"journal", "rootfs", "internal/atomicfile", "golang.org/x/sys"},
+	"steps":               {"journal", "rootfs", "statedir", "internal/atomicfile", "golang.org/x/sys"},
+	"statedir":            {"rootfs", "internal/atomicfile"},
 	"debian":              {},
 	"systemd":             {"github.com/coreos/go-systemd"}, // its dbus package brings github.com/godbus/dbus, not imported directly
 	"compiler":            {"journal", "steps", "compiler/syntax", "internal/treefs", "github.com/alecthomas/participle"},

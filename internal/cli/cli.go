@@ -66,9 +66,25 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
-	// level is --log-level, and levelSet whether it was given.
+	// level is --log-level (the log's level), and levelSet whether it
+	// was given.
 	level    slog.Level
 	levelSet bool
+}
+
+// newLogger makes the logger of a command: text on w, from level up.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
+		Level: level,
+		// A command's messages carry no time: it runs in the foreground,
+		// and its output stays comparable run to run.
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
 }
 
 // exitError carries an exit code with an error already printed or to print.
@@ -92,7 +108,7 @@ type kongExit int
 // Run runs the command line args and returns the exit code. It sets up
 // signals: the first SIGINT or SIGTERM cancels the context, which long
 // commands check between steps; the second kills the step running (a move
-// is then undone, steps.Applier.Apply).
+// is then undone, steps.Applier.Run).
 func Run(args []string, stdout, stderr io.Writer) (code int) {
 	ctx, kill, stop := signals(context.Background(), stderr, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -175,23 +191,13 @@ func run(ctx context.Context, kill <-chan struct{}, args []string, stdout, stder
 		level.UnmarshalText([]byte(c.LogLevel))
 	}
 	e := &env{
-		level:    level,
-		levelSet: c.LogLevel != "",
 		ctx:      ctx,
 		kill:     kill,
 		stdout:   stdout,
 		stderr:   stderr,
-		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{
-			Level: level,
-			// A command's messages carry no time: it runs in the
-			// foreground, and its output stays comparable run to run.
-			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-				if len(groups) == 0 && a.Key == slog.TimeKey {
-					return slog.Attr{}
-				}
-				return a
-			},
-		})),
+		log:      newLogger(stderr, level),
+		level:    level,
+		levelSet: c.LogLevel != "",
 	}
 	err = kctx.Run(e, parser)
 	return report(stderr, err)

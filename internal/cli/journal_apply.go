@@ -15,8 +15,12 @@ type journalApplyCmd struct {
 	DryRun bool   `help:"Print the plan and change nothing."`
 	Repair bool   `help:"Also run forward every unchanged step whose live state drifted."`
 	// AllowRemoval guards against an empty FILE from a compile that failed.
-	AllowRemoval bool   `help:"Allow a FILE that manages no object (empty) to remove every object the applied journal manages and run the undo of its commands." name:"allow-removal"`
-	File         string `arg:"" name:"FILE" help:"The journal to move the host to."`
+	AllowRemoval bool `help:"Allow a FILE that manages no object (empty) to remove every object the applied journal manages and run the undo of its commands." name:"allow-removal"`
+	// Where FILE came from, for the state's record (journal show).
+	Commit string `help:"Record that FILE was compiled from this git commit." placeholder:"HASH"`
+	Branch string `help:"Record that the commit was the tip of this branch." placeholder:"NAME"`
+	Group  string `help:"Record that FILE was compiled for this host group." placeholder:"NAME"`
+	File   string `arg:"" name:"FILE" help:"The journal to move the host to."`
 }
 
 // lockWait is how long read-only commands wait for another process's lock.
@@ -41,17 +45,24 @@ func (c *journalApplyCmd) Run(e *env) error {
 	if blobs == "" {
 		blobs = filepath.Join(source, ".cairn", "blobs")
 	}
-	opts := steps.Options{Root: root, StateDir: stateDir, Create: !c.DryRun, Log: e.log, Output: e.stderr, Host: hostDrivers(root), Kill: e.kill}
+	// On a terminal, stderr shows the op that runs; what else goes there
+	// meanwhile clears that line first.
+	prog := newProgress(e.stderr)
+	log := newLogger(prog, e.level)
+	prog.log = log
+	opts := steps.Options{Root: root, StateDir: stateDir, Create: !c.DryRun, Log: log, Output: prog, Host: hostDrivers(root), Kill: e.kill, Observer: prog}
 	if c.DryRun {
 		opts.Wait = lockWait
 	}
 	a, err := steps.Open(e.ctx, opts)
+	prog.done()
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	res, err := a.Apply(e.ctx, steps.Move{
-		Journal: c.File, Steps: j.Steps, Source: source, BlobDir: blobs,
+	p, err := a.Plan(e.ctx, steps.Move{
+		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group,
+		Steps: j.Steps, Source: source, BlobDir: blobs,
 		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval,
 	})
 	if err != nil {
@@ -62,17 +73,21 @@ func (c *journalApplyCmd) Run(e *env) error {
 	if c.DryRun {
 		note = "# "
 	}
-	for _, d := range res.Repaired {
+	for _, d := range p.Drifted {
 		fmt.Fprintf(e.stdout, "%srepair: %s: %s\n", note, describe(d.Step), d.Diff)
 	}
 	if c.DryRun {
-		writePlan(e.stdout, res.Plan)
+		writePlan(e.stdout, p.Plan)
 		return nil
 	}
-	switch {
-	case res.Ran == 0 && res.Plan.Empty():
+	res, err := a.Run(e.ctx, p)
+	prog.done()
+	if err != nil {
+		return err
+	}
+	if res.Outcome == steps.OutcomeUnchanged {
 		fmt.Fprintf(e.stdout, "%s: nothing to do\n", c.File)
-	default:
+	} else { // a repair too is applied, as a new generation
 		fmt.Fprintf(e.stdout, "%s: applied, %s run\n", c.File, plural(res.Ran, "op"))
 	}
 	for _, k := range res.Kept {

@@ -97,7 +97,7 @@ func (c *journalDiffCmd) print(e *env, oldName, newName string, oldSteps, newSte
 	default:
 		writeChanges(w, p)
 		if !p.Empty() {
-			fmt.Fprintf(w, "\n# plan: %s\n", plural(acting(p), "op"))
+			fmt.Fprintf(w, "\n# plan: %s\n", plural(p.Acting(), "op"))
 			writePlan(w, p)
 		}
 	}
@@ -111,16 +111,4 @@ func (c *journalDiffCmd) print(e *env, oldName, newName string, oldSteps, newSte
 		return exitCode(exitDiffers)
 	}
 	return nil
-}
-
-// acting counts the ops of a plan that do something: notes of inverses that
-// do nothing are not counted, so the count matches what apply reports.
-func acting(p *journal.Plan) int {
-	n := 0
-	for _, op := range p.Ops {
-		if !op.Noop {
-			n++
-		}
-	}
-	return n
 }

@@ -9,7 +9,8 @@ type journalShowCmd struct {
 	stateFlags
 }
 
-// Run prints the applied journal: canonical steps, source positions as
+// Run prints the applied journal: comment lines for the commit, branch and
+// group it came from (those recorded), canonical steps, source positions as
 // comments, then a comment line for each piece of content kept from a file
 // edited by hand.
 func (c *journalShowCmd) Run(e *env) error {
@@ -24,6 +25,12 @@ func (c *journalShowCmd) Run(e *env) error {
 	}
 	applied := a.Applied()
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
+	// Where it came from, when the applier was told, as comments first.
+	for _, f := range [][2]string{{"commit", applied.Commit}, {"branch", applied.Branch}, {"group", applied.Group}} {
+		if f[1] != "" {
+			fmt.Fprintf(w, "# %s %s\n", f[0], f[1])
+		}
+	}
 	for _, s := range applied.Steps {
 		src := s.Source
 		if src == "" {
