@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-cm/cairn/agent/metrics"
+	"github.com/cairn-cm/cairn/agent/mirror"
 	"github.com/cairn-cm/cairn/agent/status"
 	"github.com/cairn-cm/cairn/agent/web"
 	"github.com/cairn-cm/cairn/steps"
@@ -156,7 +157,7 @@ func (d *Daemon) Run(ctx context.Context) (*Report, error) {
 	}
 
 	wait := d.cfg.Interval + Offset(d.p.cfg.Host, d.cfg.Splay)
-	d.log.Info("agent started", "host", d.p.cfg.Host, "repo", redact(d.p.cfg.Repo), "interval", d.cfg.Interval, "wait", wait)
+	d.log.Info("agent started", "host", d.p.cfg.Host, "repo", mirror.Redact(d.p.cfg.Repo), "interval", d.cfg.Interval, "wait", wait)
 	timer := time.NewTimer(0) // a run at start
 	defer timer.Stop()
 	for {

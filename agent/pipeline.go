@@ -313,13 +313,13 @@ func (r *run) exec(ctx context.Context) {
 		r.refuse(want, err)
 		return
 	}
-	r.rep.Plan = planned.Plan()
+	r.rep.Plan = planned.Plan
 	if err := r.guard(planned); err != nil {
 		r.refuse(want, err)
 		return
 	}
 	if r.req.Mode == Plan {
-		r.rep.Drift = planned.Drifted()
+		r.rep.Drift = planned.Drifted
 		r.rep.Run.Result = ResultUnchanged
 		r.enter(r.rest)
 		return
@@ -545,7 +545,7 @@ func (r *run) guard(planned *steps.Planned) error {
 	if r.req.AllowRemoval {
 		return nil
 	}
-	managed, removed := planned.Removal()
+	managed, removed := planned.Managed, planned.Removed
 	limit := r.p.cfg.MaxRemoval
 	if removed > 10 && float64(removed)*100 > limit*float64(managed) {
 		return &Refusal{Reason: BlastRadius, Commit: r.rep.Run.Commit,

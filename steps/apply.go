@@ -372,6 +372,16 @@ func (a *Applier) static(steps []journal.Step) journal.ErrorList {
 }
 
 // stateName names the state directory for messages.
+// StateDir returns the host path of the state directory, where it really
+// is, or "" when there is none (opened without Options.Create). The agent
+// keeps its mirror of the configuration repository there, under the lock.
+func (a *Applier) StateDir() string {
+	if a.st == nil {
+		return ""
+	}
+	return a.st.dir
+}
+
 func (a *Applier) stateName() string {
 	switch {
 	case a.st != nil:
@@ -457,13 +467,13 @@ func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 		name = "the journal"
 	}
 	if undos == 0 {
-		return inputErrorf("%s manages no object: the move would remove every object the applied journal manages (%s); refused unless removal is allowed (--allow-removal)", name, plural(managed, "object"))
+		return inputErrorf("%s manages no object: the move would remove every object the applied journal manages (%s); %w", name, plural(managed, "object"), ErrRemoval)
 	}
 	what := "the undo of " + plural(undos, "command")
 	if managed > 0 {
 		what = plural(managed, "object") + " and " + what
 	}
-	return inputErrorf("%s manages no object: the move would undo what the applied journal did (%s); refused unless removal is allowed (--allow-removal)", name, what)
+	return inputErrorf("%s manages no object: the move would undo what the applied journal did (%s); %w", name, what, ErrRemoval)
 }
 
 // preflight checks, before anything changes, everything the plan needs

@@ -16,6 +16,10 @@ const (
 	ExitUndoFailed = 3 // the host could not be brought back; the intent is kept
 )
 
+// ErrRemoval is wrapped by the *InputError of a move refused because it
+// would remove every object the applied journal manages (Move.AllowRemoval).
+var ErrRemoval = errors.New("refused unless removal is allowed (--allow-removal)")
+
 // InputError is bad input found before anything changed: a bad journal, a
 // missing or mismatching source, a state directory held by another process.
 type InputError struct{ Err error }

@@ -191,3 +191,13 @@ func (r *remote) redact(msg string) string {
 	}
 	return msg
 }
+
+// Redact returns the repository URL rawURL fit for a log: any password,
+// and but for ssh any user name too, replaced by "xxxxx".
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return redactString(rawURL)
+	}
+	return redactURL(u)
+}
