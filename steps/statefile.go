@@ -2,52 +2,20 @@ package steps
 
 import (
 	"bytes"
-	"errors"
-	"io/fs"
 	"os"
-	"syscall"
+
+	"github.com/cairn-cm/cairn/blobstore"
 )
 
 // errNotCairns is the error for an entry of the state directory that cairn
 // never makes there.
-var errNotCairns = errors.New("not a regular file with one link, as cairn makes it (a link is not followed, a FIFO or a device not opened): refused")
+var errNotCairns = blobstore.ErrNotCairns
 
-// openStateFile opens name, a file of the state directory or of its blob
-// store, only if it is what cairn makes there: a regular file, and one with
-// no other link when it is opened for writing. A link is never followed
-// (O_NOFOLLOW), and a FIFO or a device is found by lstat(2) before any
-// open(2) could block on it or set it going.
-//
-// The default state lies beneath the root, so its entries are the root's
-// content, which an image may bring; cairn runs as root and works in its
-// state with host paths, so a link there would lead it to read, append to
-// or truncate a host file, out of the root. flag is that of os.OpenFile;
-// with os.O_CREATE, a missing file is made (mode perm).
+// openStateFile opens name, a file of the state directory, only if it is
+// what cairn makes there (blobstore.OpenStateFile): a regular file, with no
+// other link when it is opened for writing, never through a link.
 func openStateFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	refuse := &fs.PathError{Op: "open", Path: name, Err: errNotCairns}
-	if fi, err := os.Lstat(name); err == nil && !fi.Mode().IsRegular() {
-		return nil, refuse
-	} else if err != nil && (flag&os.O_CREATE == 0 || !errors.Is(err, fs.ErrNotExist)) {
-		return nil, err
-	}
-	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW, perm)
-	if errors.Is(err, syscall.ELOOP) {
-		return nil, refuse
-	}
-	if err != nil {
-		return nil, err
-	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return nil, &fs.PathError{Op: "stat", Path: name, Err: err}
-	}
-	writes := flag&(os.O_WRONLY|os.O_RDWR) != 0
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || writes && st.Nlink != 1 {
-		f.Close()
-		return nil, refuse
-	}
-	return f, nil
+	return blobstore.OpenStateFile(name, flag, perm)
 }
 
 // readStateFile reads the whole of name, a file of the state directory, as
