@@ -67,7 +67,7 @@ func putInput(sink blobSink, fsys fs.FS, name, display, want string) (string, er
 		return "", &fs.PathError{Op: op, Path: display, Err: err}
 	}
 	if fsys == nil {
-		return fail("open", errors.New("no source to read it from"))
+		return fail("open", errors.New("not in the state's blob store, and no source to read it from"))
 	}
 	if fi, err := fs.Stat(fsys, name); err != nil {
 		return fail("stat", err)
