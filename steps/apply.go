@@ -107,8 +107,9 @@ type Move struct {
 	// SourceName/PATH ("" names it PATH).
 	SourceName string
 	// Blobs holds the content of COPY - steps, a file named by each
-	// sha256 (the compiler's blob directory). Nil when the compiler wrote
-	// that content straight into the state's blob store.
+	// sha256: the compiler's blob directory, or another blob store
+	// (blobstore.Store.FS). Nil when the compiler wrote that content
+	// straight into the state's blob store.
 	Blobs fs.FS
 	// BlobsName names Blobs in messages, as SourceName names Source.
 	BlobsName string
