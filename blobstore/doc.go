@@ -12,8 +12,10 @@
 //     [Store.PutFile] from a file on disk. Each checks the content against
 //     the sha256 it is given, and stores nothing on a mismatch
 //     ([HashMismatchError]).
-//  3. [Store.Has] and [Store.Open] a blob by its sha256; reading checks the
-//     hash again, and a corrupt blob fails the read and is forgotten.
+//  3. [Store.Has] and [Store.Open] a blob by its sha256, or read the store
+//     as a file system of blobs named by their sha256 ([Store.FS]); reading
+//     checks the hash again, and a corrupt blob fails the read and is
+//     forgotten.
 //  4. [Store.Sync] makes what was put durable and visible to other
 //     processes; [Store.Close] syncs and closes.
 //
