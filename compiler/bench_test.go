@@ -34,10 +34,10 @@ func benchGenerate(b *testing.B, dir string, n int) gencfg.Stats {
 // figures do not depend on the machine.
 func benchOptions(dir string) compiler.Options {
 	return compiler.Options{
-		Host:    gencfg.Host,
-		Facts:   map[string]string{"release": gencfg.Release, "codename": "bookworm", "arch": "amd64"},
-		BlobDir: filepath.Join(dir, ".cairn", "blobs"),
-		Dir:     dir,
+		Host:  gencfg.Host,
+		Facts: map[string]string{"release": gencfg.Release, "codename": "bookworm", "arch": "amd64"},
+		Blobs: compiler.BlobDir(filepath.Join(dir, ".cairn", "blobs")),
+		Dir:   dir,
 	}
 }
 

@@ -29,9 +29,11 @@ type Options struct {
 	// Facts are the host's facts (release, codename, arch, ...); hostname,
 	// group and branch are set from Host and the hosts block.
 	Facts map[string]string
-	// BlobDir, when set, receives the bytes of every COPY - step (inline
-	// content and rendered templates) as a file named by its sha256.
-	BlobDir string
+	// Blobs, when set, receives the bytes of every COPY - step (inline
+	// content, rendered templates, what plugins write) by sha256: a
+	// BlobDir, or the agent's blob store. Nil: the content goes nowhere
+	// (explain, diff).
+	Blobs Blobs
 	// Dir is the configuration's directory on disk, where plugins run.
 	// When it is set the compiler reads the directory itself, through
 	// OpenDir (links that lead out of it refused, regular files only), and
@@ -108,8 +110,8 @@ type compiler struct {
 	// tmpDir is a copy of the configuration on disk, made when a plugin
 	// must run and the configuration is no directory (a git revision).
 	tmpDir string
-	// tmpBlobs is where plugins put content when the compile writes no
-	// blobs of its own.
+	// tmpBlobs is where plugins put content when Blobs is no BlobDir: it
+	// is collected into Blobs after each plugin (collectPluginBlobs).
 	tmpBlobs string
 
 	// What the compile has spent of its limits (limits.go): the

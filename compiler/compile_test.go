@@ -42,11 +42,11 @@ func writeTree(t testing.TB, dir string, files map[string]string) {
 func compileDir(t testing.TB, dir, blobDir string) (*compiler.Result, error) {
 	t.Helper()
 	return compiler.Compile(context.Background(), os.DirFS(dir), compiler.Options{
-		Host:    "web-01",
-		Facts:   map[string]string{"release": "12", "codename": "bookworm", "arch": "amd64"},
-		Dir:     dir,
-		BlobDir: blobDir,
-		Env:     []string{"PATH=/usr/bin:/bin"},
+		Host:  "web-01",
+		Facts: map[string]string{"release": "12", "codename": "bookworm", "arch": "amd64"},
+		Dir:   dir,
+		Blobs: blobsAt(blobDir),
+		Env:   []string{"PATH=/usr/bin:/bin"},
 	})
 }
 
@@ -590,4 +590,12 @@ func TestReloadFollowsTheUnitFile(t *testing.T) {
 			t.Errorf("%s: the same unit gave %q and %q", body, a, again)
 		}
 	}
+}
+
+// blobsAt is the blob directory dir, or no blobs for "".
+func blobsAt(dir string) compiler.Blobs {
+	if dir == "" {
+		return nil
+	}
+	return compiler.BlobDir(dir)
 }

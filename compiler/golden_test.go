@@ -79,7 +79,7 @@ func runGolden(t *testing.T, name string) {
 		t.Fatalf("%s: args: %v", name, err)
 	}
 	opts.Dir = dir
-	opts.BlobDir = filepath.Join(t.TempDir(), "blobs")
+	opts.Blobs = compiler.BlobDir(filepath.Join(t.TempDir(), "blobs"))
 	opts.Env = []string{"PATH=/usr/bin:/bin"}
 
 	res, cerr := compiler.Compile(context.Background(), os.DirFS(dir), opts)
@@ -90,7 +90,7 @@ func runGolden(t *testing.T, name string) {
 	} else {
 		got[secJournal] = string(res.Journal())
 	}
-	blobs := listBlobs(t, opts.BlobDir)
+	blobs := listBlobs(t, string(opts.Blobs.(compiler.BlobDir)))
 	if _, ok := sections[secBlobs]; ok || blobs != "" {
 		got[secBlobs] = blobs
 	}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -163,36 +161,4 @@ func (c *compiler) hashDir(dir string) (string, error) {
 		return "", fmt.Errorf("hash %s: %w", dir, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// putBlob writes data to the blob directory as a file named by its sha256,
-// atomically, unless it is there already.
-func (c *compiler) putBlob(sum string, data []byte) error {
-	if c.opts.BlobDir == "" {
-		return nil
-	}
-	name := filepath.Join(c.opts.BlobDir, sum)
-	if _, err := os.Lstat(name); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(c.opts.BlobDir, 0o755); err != nil {
-		return fmt.Errorf("blob directory: %w", err)
-	}
-	tmp, err := os.CreateTemp(c.opts.BlobDir, ".blob-*")
-	if err != nil {
-		return fmt.Errorf("write blob: %w", err)
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), name)
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write blob %s: %w", sum, werr)
-	}
-	return nil
 }

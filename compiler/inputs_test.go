@@ -50,10 +50,10 @@ func gitRevision(t *testing.T, dir string) fs.FS {
 // compileGit compiles a git revision's file system for web-01.
 func compileGit(fsys fs.FS, blobDir string) (*compiler.Result, error) {
 	return compiler.Compile(context.Background(), fsys, compiler.Options{
-		Host:    "web-01",
-		Facts:   map[string]string{"release": "12", "codename": "bookworm", "arch": "amd64"},
-		BlobDir: blobDir,
-		Env:     []string{"PATH=/usr/bin:/bin"},
+		Host:  "web-01",
+		Facts: map[string]string{"release": "12", "codename": "bookworm", "arch": "amd64"},
+		Blobs: blobsAt(blobDir),
+		Env:   []string{"PATH=/usr/bin:/bin"},
 	})
 }
 
@@ -210,11 +210,11 @@ func compileWithin(t *testing.T, d time.Duration, dir string) (*compiler.Result,
 	done := make(chan result, 1)
 	go func() {
 		res, err := compiler.Compile(context.Background(), nil, compiler.Options{
-			Host:    "web-01",
-			Facts:   map[string]string{"release": "12", "codename": "bookworm", "arch": "amd64"},
-			Dir:     dir,
-			BlobDir: filepath.Join(dir, ".cairn", "blobs"),
-			Env:     []string{"PATH=/usr/bin:/bin"},
+			Host:  "web-01",
+			Facts: map[string]string{"release": "12", "codename": "bookworm", "arch": "amd64"},
+			Dir:   dir,
+			Blobs: compiler.BlobDir(filepath.Join(dir, ".cairn", "blobs")),
+			Env:   []string{"PATH=/usr/bin:/bin"},
 		})
 		done <- result{res, err}
 	}()

@@ -152,6 +152,12 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %s: %v", what, command, err))
 		return
 	}
+	if blobs == c.tmpBlobs && c.opts.Blobs != nil {
+		if err := c.collectPluginBlobs(blobs); err != nil {
+			c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: %v", what, err))
+			return
+		}
+	}
 	j, err := journal.Parse(what+" output", stdout.Bytes())
 	if err != nil {
 		for _, e := range journal.Findings(err) {
@@ -232,12 +238,13 @@ func exportFS(ctx context.Context, fsys fs.FS, dir string) error {
 }
 
 // pluginBlobs returns the directory plugins put their COPY - content in,
-// made if need be: the blob directory, as an absolute path since plugins
-// run elsewhere, or, when the compile writes no blobs (explain, diff of git
-// revisions), a temporary one removed by cleanup.
+// made if need be: a BlobDir's, as an absolute path since plugins run
+// elsewhere, or a temporary one removed by cleanup, whose content
+// collectPluginBlobs moves into Options.Blobs (when it is another store) or
+// drops (when the compile writes no blobs: explain, diff of git revisions).
 func (c *compiler) pluginBlobs() (string, error) {
-	dir := c.opts.BlobDir
-	if dir == "" {
+	dir, ok := c.opts.Blobs.(BlobDir)
+	if !ok {
 		if c.tmpBlobs == "" {
 			tmp, err := os.MkdirTemp("", "cairn-blobs-*")
 			if err != nil {
@@ -247,7 +254,7 @@ func (c *compiler) pluginBlobs() (string, error) {
 		}
 		return c.tmpBlobs, nil
 	}
-	abs, err := filepath.Abs(dir)
+	abs, err := filepath.Abs(string(dir))
 	if err == nil {
 		err = os.MkdirAll(abs, 0o755)
 	}

@@ -98,10 +98,10 @@ func compileOnce(t *testing.T, dir, host string, facts map[string]string) (res *
 	}
 	blobs = t.TempDir()
 	res, err = compiler.Compile(context.Background(), os.DirFS(abs), compiler.Options{
-		Host:    host,
-		Facts:   maps.Clone(facts),
-		Dir:     abs,
-		BlobDir: blobs,
+		Host:  host,
+		Facts: maps.Clone(facts),
+		Dir:   abs,
+		Blobs: compiler.BlobDir(blobs),
 	})
 	if err != nil {
 		t.Fatalf("compile %s for %s:\n%v", dir, host, err)
@@ -350,7 +350,7 @@ func TestFleetRefusesUnknownHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = compiler.Compile(context.Background(), os.DirFS(abs), compiler.Options{
-		Host: "db-01", Facts: maps.Clone(bookworm), Dir: abs, BlobDir: t.TempDir(),
+		Host: "db-01", Facts: maps.Clone(bookworm), Dir: abs, Blobs: compiler.BlobDir(t.TempDir()),
 	})
 	if err == nil || !strings.Contains(err.Error(), `host "db-01" matches no group`) {
 		t.Errorf("compile for db-01: got %v; want an error that it matches no group", err)

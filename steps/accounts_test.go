@@ -128,7 +128,7 @@ func (h *acctHost) move(t *testing.T, dryRun bool, lines ...string) error {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Apply(ctx, steps.Move{Journal: "t.journal", Steps: ss, Source: h.src, AllowRemoval: true, DryRun: dryRun})
+	_, err = a.Apply(ctx, steps.Move{Journal: "t.journal", Steps: ss, Source: os.DirFS(h.src), SourceName: h.src, AllowRemoval: true, DryRun: dryRun})
 	return err
 }
 

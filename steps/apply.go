@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -105,10 +107,21 @@ type Move struct {
 	Group  string
 	// Steps is the new journal, INCLUDEs expanded.
 	Steps []journal.Step
-	// Source is the directory COPY SRC paths are relative to.
-	Source string
-	// BlobDir holds the content of COPY - steps, one file per sha256.
-	BlobDir string
+	// Source is the tree that COPY SRC paths, and the inputs of
+	// KUBECTL-APPLY and PLAYBOOK, are read from: a directory on disk
+	// (treefs.OpenDir, which refuses links that lead out of it, FIFOs and
+	// devices) or a git commit (agent/gitfs). Nil when no step needs it.
+	Source fs.FS
+	// SourceName names Source in messages: an input is named
+	// SourceName/PATH ("" names it PATH).
+	SourceName string
+	// Blobs holds the content of COPY - steps, a file named by each
+	// sha256: the compiler's blob directory, or another blob store
+	// (blobstore.Store.FS). Nil when the compiler wrote that content
+	// straight into the state's blob store.
+	Blobs fs.FS
+	// BlobsName names Blobs in messages, as SourceName names Source.
+	BlobsName string
 	// Repair also runs forward every unchanged step whose live state drifted.
 	Repair bool
 	// DryRun makes Plan only check the inputs, not keep them: the state
@@ -505,7 +518,7 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 			predicting = false
 		}
 		if isToolOp(s.Op) { // KUBECTL-APPLY, PLAYBOOK: tools.go
-			errs = append(errs, a.toolInputs(op, m.Source, queued, sink)...)
+			errs = append(errs, a.toolInputs(op, m.Source, m.SourceName, queued, sink)...)
 			continue
 		}
 		switch op.Action {
@@ -524,14 +537,11 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 				continue
 			}
 			queued[sum] = true
-			src := s.Args[0]
-			var file string
-			if src == "-" {
-				file = filepath.Join(m.BlobDir, sum)
-			} else {
-				file = filepath.Join(m.Source, filepath.FromSlash(src))
+			j := blobJob{step: s, fsys: m.Blobs, name: sum, file: filepath.Join(m.BlobsName, sum), sum: sum}
+			if src := s.Args[0]; src != "-" {
+				j.fsys, j.name, j.file = m.Source, path.Clean(src), filepath.Join(m.SourceName, filepath.FromSlash(src))
 			}
-			work = append(work, blobJob{step: s, file: file, sum: sum})
+			work = append(work, j)
 		}
 	}
 	errs = append(errs, a.ingest(work, sink)...)
@@ -542,8 +552,12 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 	return nil
 }
 
+// blobJob is a COPY input to keep: the file name of fsys, named file in
+// messages.
 type blobJob struct {
 	step *journal.Step
+	fsys fs.FS
+	name string
 	file string
 	sum  string
 }
@@ -554,7 +568,7 @@ func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
 	errs := make([]error, len(work))
 	parallel(len(work), func(i int) {
 		j := work[i]
-		if _, err := sink.PutFile(j.file, j.sum); err != nil {
+		if _, err := putInput(sink, j.fsys, j.name, j.file, j.sum); err != nil {
 			errs[i] = err
 		}
 	})

@@ -81,7 +81,7 @@ func benchApply(b *testing.B, phase string, root *rootfs.Root, stateDir, source 
 			return
 		}
 		defer a.Close()
-		res, err = a.Apply(ctx, steps.Move{Journal: "bench.journal", Steps: js, Source: source, Repair: repair})
+		res, err = a.Apply(ctx, steps.Move{Journal: "bench.journal", Steps: js, Source: os.DirFS(source), SourceName: source, Repair: repair})
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -84,7 +84,7 @@ func TestApplyNeverEscapesRoot(t *testing.T) {
 	defer a.Close()
 	move := func(steps []journal.Step) {
 		t.Helper()
-		if _, err := a.Apply(ctx, Move{Journal: "escape.journal", Steps: steps, Source: src, AllowRemoval: true}); err != nil {
+		if _, err := a.Apply(ctx, Move{Journal: "escape.journal", Steps: steps, Source: os.DirFS(src), SourceName: src, AllowRemoval: true}); err != nil {
 			t.Fatalf("apply: %v", err)
 		}
 		after, err := SnapTree(outside)

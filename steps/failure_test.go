@@ -199,7 +199,7 @@ func failApply(t *testing.T, h crashHost, file, source string) (*steps.Result, [
 		t.Fatalf("open the state: %v", err)
 	}
 	defer a.Close()
-	res, err := a.Apply(ctx, steps.Move{Journal: file, Steps: j.Steps, Source: source, BlobDir: filepath.Join(source, ".cairn", "blobs")})
+	res, err := a.Apply(ctx, steps.Move{Journal: file, Steps: j.Steps, Source: os.DirFS(source), SourceName: source, Blobs: os.DirFS(filepath.Join(source, ".cairn", "blobs")), BlobsName: filepath.Join(source, ".cairn", "blobs")})
 	return res, a.Applied().Steps, err
 }
 

@@ -48,7 +48,7 @@ func moveWith(t *testing.T, rootDir, stateDir, src string, lines ...string) erro
 		return err
 	}
 	defer a.Close()
-	_, err = a.Apply(context.Background(), Move{Journal: "t.journal", Steps: steps, Source: src})
+	_, err = a.Apply(context.Background(), Move{Journal: "t.journal", Steps: steps, Source: os.DirFS(src), SourceName: src})
 	return err
 }
 

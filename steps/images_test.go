@@ -80,7 +80,7 @@ func (h *imgHost) apply(t *testing.T, repair bool, lines ...string) (*steps.Resu
 		t.Fatal(err)
 	}
 	defer a.Close()
-	return a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j.Steps, Source: h.src, Repair: repair, AllowRemoval: true})
+	return a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j.Steps, Source: os.DirFS(h.src), SourceName: h.src, Repair: repair, AllowRemoval: true})
 }
 
 func (h *imgHost) mustApply(t *testing.T, lines ...string) *steps.Result {

@@ -459,7 +459,7 @@ func placeApply(t *testing.T, h crashHost, js []journal.Step, src string) (*step
 		t.Fatalf("open the state: %v", err)
 	}
 	defer a.Close()
-	return a.Apply(ctx, steps.Move{Journal: "race.journal", Steps: js, Source: src, BlobDir: filepath.Join(src, ".cairn", "blobs")})
+	return a.Apply(ctx, steps.Move{Journal: "race.journal", Steps: js, Source: os.DirFS(src), SourceName: src, Blobs: os.DirFS(filepath.Join(src, ".cairn", "blobs")), BlobsName: filepath.Join(src, ".cairn", "blobs")})
 }
 
 // TestPlaceUnsafeHome: alice's .ssh turned into a link to /root/.ssh

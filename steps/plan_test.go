@@ -43,7 +43,7 @@ func (h *imgHost) moveTo(t *testing.T, lines ...string) steps.Move {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return steps.Move{Journal: "site.journal", Steps: j.Steps, Source: h.src, AllowRemoval: true}
+	return steps.Move{Journal: "site.journal", Steps: j.Steps, Source: os.DirFS(h.src), SourceName: h.src, AllowRemoval: true}
 }
 
 // TestPlanRun: Plan changes nothing and counts what the plan removes; Run

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"syscall"
 
@@ -23,7 +22,6 @@ import (
 type blobSink interface {
 	Has(sum string) bool
 	Put(r io.Reader, want string) (string, error)
-	PutFile(name, want string) (string, error)
 }
 
 var (
@@ -48,17 +46,69 @@ func (hashSink) Put(r io.Reader, want string) (string, error) {
 	return sum, nil
 }
 
-// PutFile hashes the file at name under the same rules as the store's
-// PutFile (openSource): a FIFO, a device or a socket is refused the same
-// way, before anything is read.
-func (h hashSink) PutFile(name, want string) (string, error) {
-	fd, size, err := openSource(name)
-	if err != nil {
-		return "", err
+// putInput reads the input name of fsys into sink, checked against want
+// if not empty (nothing is read if sink holds want already). The rules are
+// the blob store's PutFile: only a regular file, found by a stat before it
+// is opened and by one of the open file (a FIFO, a device, a socket is
+// ErrNotRegular, and a treefs.Dir opens none of them, so nothing waits), of
+// at most MaxSourceSize bytes; one that grows meanwhile is read as far as it
+// was, and want catches the change. An error of the input itself (missing,
+// refused, unreadable) is an *fs.PathError naming it display, so that blame
+// names the source.
+func putInput(sink blobSink, fsys fs.FS, name, display, want string) (string, error) {
+	if want != "" && sink.Has(want) {
+		return want, nil
 	}
-	f := os.NewFile(uintptr(fd), name)
+	fail := func(op string, err error) (string, error) {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", &fs.PathError{Op: op, Path: display, Err: err}
+	}
+	if fsys == nil {
+		return fail("open", errors.New("not in the state's blob store, and no source to read it from"))
+	}
+	if fi, err := fs.Stat(fsys, name); err != nil {
+		return fail("stat", err)
+	} else if !fi.Mode().IsRegular() {
+		return fail("open", ErrNotRegular)
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return fail("open", err)
+	}
 	defer f.Close()
-	return h.Put(io.LimitReader(f, size), want)
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return fail("stat", err)
+	case !fi.Mode().IsRegular():
+		return fail("open", ErrNotRegular)
+	case fi.Size() > MaxSourceSize:
+		return fail("read", fmt.Errorf("%d bytes, more than the %d GiB a source may hold", fi.Size(), MaxSourceSize>>30))
+	}
+	r := &inputReader{r: io.LimitReader(f, fi.Size())}
+	sum, err := sink.Put(r, want)
+	if r.err != nil {
+		return fail("read", r.err)
+	}
+	return sum, err
+}
+
+// inputReader keeps the error of reading an input, which the sink would
+// report as its own.
+type inputReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *inputReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // sink returns where the preflight puts inputs.

@@ -889,7 +889,7 @@ func (q *sequence) apply(root *rootfs.Root, state string, name string, st []jour
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := a.Apply(ctx, steps.Move{Journal: name, Steps: st, Source: q.src, BlobDir: q.blobs, AllowRemoval: true})
+	res, err := a.Apply(ctx, steps.Move{Journal: name, Steps: st, Source: os.DirFS(q.src), SourceName: q.src, Blobs: os.DirFS(q.blobs), BlobsName: q.blobs, AllowRemoval: true})
 	return res, a, err
 }
 

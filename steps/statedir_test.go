@@ -221,7 +221,7 @@ func TestStateModesUnderUmask(t *testing.T) {
 		must(t, err)
 		a, err := Open(context.Background(), Options{Root: root, StateDir: stateDir, Create: true})
 		must(t, err)
-		_, err = a.Apply(context.Background(), Move{Journal: "t.journal", Steps: steps, Source: src})
+		_, err = a.Apply(context.Background(), Move{Journal: "t.journal", Steps: steps, Source: os.DirFS(src), SourceName: src})
 		a.Close()
 		root.Close()
 		must(t, err)

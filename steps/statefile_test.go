@@ -97,7 +97,7 @@ func TestStateFilesAsCairnMakesThem(t *testing.T) {
 				go func() {
 					a, err := Open(context.Background(), Options{Root: root, Create: true})
 					if err == nil {
-						_, err = a.Apply(context.Background(), Move{Journal: "t.journal", Steps: steps, Source: src})
+						_, err = a.Apply(context.Background(), Move{Journal: "t.journal", Steps: steps, Source: os.DirFS(src), SourceName: src})
 						a.Close()
 					}
 					done <- err

@@ -92,7 +92,7 @@ func (h *unitHost) applyCtx(ctx context.Context, host steps.Host, text string) e
 		h.t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Apply(ctx, steps.Move{Journal: "units.journal", Steps: j.Steps, BlobDir: h.blobs, AllowRemoval: true})
+	_, err = a.Apply(ctx, steps.Move{Journal: "units.journal", Steps: j.Steps, Blobs: os.DirFS(h.blobs), BlobsName: h.blobs, AllowRemoval: true})
 	return err
 }
 

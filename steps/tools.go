@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cairn-cm/cairn/blobstore"
 	"github.com/cairn-cm/cairn/journal"
 )
 
@@ -55,11 +56,11 @@ func isToolOp(op string) bool {
 }
 
 // toolInputs is the preflight of a KUBECTL-APPLY or PLAYBOOK op: a driver
-// must be there; a forward op's inputs are read from the source directory,
-// checked against the step's sha256 and kept in sink, the blob store
-// (unless they are there already); an inverse op's inputs must be in the
-// store.
-func (a *Applier) toolInputs(op journal.Op, source string, done map[string]bool, sink blobSink) journal.ErrorList {
+// must be there; a forward op's inputs are read from the source (src,
+// named srcName in messages), checked against the step's sha256 and kept in
+// sink, the blob store (unless they are there already); an inverse op's
+// inputs must be in the store.
+func (a *Applier) toolInputs(op journal.Op, src fs.FS, srcName string, done map[string]bool, sink blobSink) journal.ErrorList {
 	s := op.Step
 	if op.Noop {
 		return nil
@@ -79,7 +80,7 @@ func (a *Applier) toolInputs(op journal.Op, source string, done map[string]bool,
 	} else if !sink.Has(sum) || checkInputs(a.env.Blobs, s) != nil {
 		// Stored before is not enough: every input the manifest names must
 		// be there too, or the op (and then its undo) would fail at run time.
-		err = storeInputs(sink, s, filepath.Join(source, filepath.FromSlash(s.Args[0])))
+		err = storeInputs(sink, s, src, srcName)
 	}
 	if err != nil {
 		return journal.ErrorList{&journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %s: %v", s.Op, s.Args[0], err)}}
@@ -88,37 +89,43 @@ func (a *Applier) toolInputs(op journal.Op, source string, done map[string]bool,
 }
 
 // storeInputs reads a step's inputs from src (the directory of a
-// KUBECTL-APPLY, the file of a PLAYBOOK), checks them against its sha256 and
-// puts them in the store.
-func storeInputs(b blobSink, s *journal.Step, src string) error {
+// KUBECTL-APPLY, the file of a PLAYBOOK, at the step's PATH), checks them
+// against its sha256 and puts them in the store.
+func storeInputs(b blobSink, s *journal.Step, src fs.FS, srcName string) error {
 	want := s.Get("sha256")
+	rel := path.Clean(s.Args[0])
+	display := filepath.Join(srcName, filepath.FromSlash(s.Args[0]))
 	if s.Op == journal.OpPlaybook {
-		if _, err := b.PutFile(src, want); err != nil {
-			var pe *os.PathError
+		if _, err := putInput(b, src, rel, display, want); err != nil {
+			var pe *fs.PathError
 			if errors.As(err, &pe) {
 				err = pe.Err
 			}
-			return fmt.Errorf("playbook %s: %w", src, err)
+			return fmt.Errorf("playbook %s: %w", display, err)
 		}
 		return nil
 	}
-	manifest, err := storeDir(b, src)
+	manifest, err := storeDir(b, src, rel, display)
 	if err != nil {
-		return fmt.Errorf("directory %s: %w", src, err)
+		return fmt.Errorf("directory %s: %w", display, err)
 	}
 	if _, err := b.Put(bytes.NewReader(manifest), want); err != nil {
-		return fmt.Errorf("directory %s: %w", src, err)
+		return fmt.Errorf("directory %s: %w", display, err)
 	}
 	return nil
 }
 
-// storeDir puts every regular file beneath dir in the store and returns the
-// manifest that lists them. The walk is the compiler's (fs.WalkDir, which
-// follows a link at dir itself and skips every other non-regular file), so
-// the manifest hashes to the compiler's sha256 of the directory.
-func storeDir(b blobSink, dir string) ([]byte, error) {
-	if fi, err := os.Stat(dir); err != nil {
-		var pe *os.PathError
+// storeDir puts every regular file beneath the directory dir of src in the
+// store and returns the manifest that lists them. The walk is the
+// compiler's (fs.WalkDir, which follows a link at dir itself and skips
+// every other non-regular file), so the manifest hashes to the compiler's
+// sha256 of the directory.
+func storeDir(b blobSink, src fs.FS, dir, display string) ([]byte, error) {
+	if src == nil {
+		return nil, errors.New("no source to read it from")
+	}
+	if fi, err := fs.Stat(src, dir); err != nil {
+		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
@@ -127,21 +134,25 @@ func storeDir(b blobSink, dir string) ([]byte, error) {
 		return nil, errors.New("not a directory")
 	}
 	var manifest bytes.Buffer
-	err := fs.WalkDir(os.DirFS(dir), ".", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(src, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		if strings.ContainsAny(p, "\x00\n") {
-			return fmt.Errorf("%q: a file name with a newline cannot be listed", p)
+		rel := strings.TrimPrefix(p, dir+"/")
+		if dir == "." {
+			rel = p
 		}
-		sum, err := b.PutFile(filepath.Join(dir, filepath.FromSlash(p)), "")
+		if strings.ContainsAny(rel, "\x00\n") {
+			return fmt.Errorf("%q: a file name with a newline cannot be listed", rel)
+		}
+		sum, err := putInput(b, src, p, filepath.Join(display, filepath.FromSlash(rel)), "")
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(&manifest, "%s\x00%s\n", p, sum)
+		fmt.Fprintf(&manifest, "%s\x00%s\n", rel, sum)
 		return nil
 	})
 	if err != nil {
@@ -172,7 +183,7 @@ func readManifest(b *Blobs, sum string) ([]inputFile, error) {
 		if !ok || !filepath.IsLocal(rel) || path.Clean(rel) != rel {
 			return nil, fmt.Errorf("manifest blob %s: bad line %q", sum, sc.Text())
 		}
-		if _, ok := parseSum(fsum); !ok {
+		if !blobstore.ValidSum(fsum) {
 			return nil, fmt.Errorf("manifest blob %s: bad sha256 in line %q", sum, sc.Text())
 		}
 		files = append(files, inputFile{rel, fsum})

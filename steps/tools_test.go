@@ -108,7 +108,7 @@ func (h *toolsHost) apply(t *testing.T, js []journal.Step) (string, error) {
 		t.Fatalf("open the state: %v", err)
 	}
 	defer a.Close()
-	_, err = a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: js, Source: h.src, AllowRemoval: true})
+	_, err = a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: js, Source: os.DirFS(h.src), SourceName: h.src, AllowRemoval: true})
 	return out.String(), err
 }
 
@@ -497,7 +497,7 @@ func TestToolsPreflight(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer a.Close()
-			_, err = a.Apply(context.Background(), steps.Move{Journal: "p.journal", Steps: js, Source: h.src, AllowRemoval: true})
+			_, err = a.Apply(context.Background(), steps.Move{Journal: "p.journal", Steps: js, Source: os.DirFS(h.src), SourceName: h.src, AllowRemoval: true})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || steps.ExitCode(err) != steps.ExitBadInput {
 				t.Fatalf("got %v (exit %d), want an input error saying %q", err, steps.ExitCode(err), tc.want)
 			}

@@ -107,7 +107,9 @@ func compileAt(e *env, hf *hostFlags, path string, writeBlobs bool, blobs string
 		blobs = filepath.Join(dir, ".cairn", "blobs")
 	}
 	opts.Dir, opts.File, opts.Env = abs, file, os.Environ()
-	opts.BlobDir = blobs
+	if blobs != "" {
+		opts.Blobs = compiler.BlobDir(blobs)
+	}
 	res, err := compiler.Compile(e.ctx, os.DirFS(dir), opts)
 	if err != nil {
 		return nil, "", &exitError{code: exitBadInput, err: err}

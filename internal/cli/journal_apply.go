@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"time"
 
+	"github.com/cairn-cm/cairn/internal/treefs"
 	"github.com/cairn-cm/cairn/steps"
 )
 
@@ -54,6 +57,12 @@ func (c *journalApplyCmd) Run(e *env) error {
 	if c.DryRun {
 		opts.Wait = lockWait
 	}
+	// Inputs are read through treefs: a link that leads out of the
+	// directory, a FIFO or a device is refused.
+	src, closeSrc := openInputs(source)
+	defer closeSrc()
+	blobFS, closeBlobs := openInputs(blobs)
+	defer closeBlobs()
 	a, err := steps.Open(e.ctx, opts)
 	prog.done()
 	if err != nil {
@@ -61,8 +70,8 @@ func (c *journalApplyCmd) Run(e *env) error {
 	}
 	defer a.Close()
 	p, err := a.Plan(e.ctx, steps.Move{
-		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group,
-		Steps: j.Steps, Source: source, BlobDir: blobs,
+		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group, Steps: j.Steps,
+		Source: src, SourceName: source, Blobs: blobFS, BlobsName: blobs,
 		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval,
 	})
 	if err != nil {
@@ -94,4 +103,30 @@ func (c *journalApplyCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "kept %s: content edited by hand since cairn wrote it, sha256 %s; `cairn journal kept %s` prints it\n", quotePath(k.Path), k.Sum, quotePath(k.Path))
 	}
 	return nil
+}
+
+// openInputs opens the directory of a move's inputs (--source, --blobs) as
+// a treefs.Dir, and returns it with the function that closes it. A
+// directory that cannot be opened (missing: a journal with no COPY - has no
+// blob directory) is a file system whose every open fails that way, so that
+// only a step that needs it fails, naming its input.
+func openInputs(dir string) (fs.FS, func()) {
+	d, err := treefs.OpenDir(dir)
+	if err != nil {
+		return failingFS{err: err}, func() {}
+	}
+	return d, func() { d.Close() }
+}
+
+// failingFS is a file system that could not be opened: every open fails
+// with its error.
+type failingFS struct{ err error }
+
+func (f failingFS) Open(name string) (fs.File, error) {
+	var pe *fs.PathError
+	err := f.err
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 }

@@ -51,10 +51,10 @@ func TestGenerateCompiles(t *testing.T) {
 				t.Errorf("CairnFiles = %d, want %d", st.CairnFiles, tt.p.Modules+1)
 			}
 			res, err := compiler.Compile(context.Background(), os.DirFS(dir), compiler.Options{
-				Host:    Host,
-				Facts:   map[string]string{"release": Release, "arch": "amd64", "codename": "bookworm"},
-				BlobDir: t.TempDir(),
-				Dir:     dir,
+				Host:  Host,
+				Facts: map[string]string{"release": Release, "arch": "amd64", "codename": "bookworm"},
+				Blobs: compiler.BlobDir(t.TempDir()),
+				Dir:   dir,
 			})
 			if err != nil {
 				t.Fatalf("compile: %v", err)

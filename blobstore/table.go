@@ -1,4 +1,4 @@
-package steps
+package blobstore
 
 import (
 	"encoding/binary"

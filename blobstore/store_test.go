@@ -1,4 +1,4 @@
-package steps
+package blobstore
 
 import (
 	"bytes"
@@ -33,9 +33,9 @@ func blobSum(data []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func openTestBlobs(t testing.TB, dir string) *Blobs {
+func openTestBlobs(t testing.TB, dir string) *Store {
 	t.Helper()
-	b, err := OpenBlobs(dir)
+	b, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func openTestBlobs(t testing.TB, dir string) *Blobs {
 	return b
 }
 
-func mustClose(t testing.TB, b *Blobs) {
+func mustClose(t testing.TB, b *Store) {
 	t.Helper()
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func mustClose(t testing.TB, b *Blobs) {
 }
 
 // readBlob reads a blob whole; an error if it is missing or corrupt.
-func readBlob(b *Blobs, sum string) ([]byte, error) {
+func readBlob(b *Store, sum string) ([]byte, error) {
 	r, err := b.Open(sum)
 	if err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func readBlob(b *Blobs, sum string) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
-func wantBlob(t testing.TB, b *Blobs, data []byte) {
+func wantBlob(t testing.TB, b *Store, data []byte) {
 	t.Helper()
 	sum := blobSum(data)
 	if !b.Has(sum) {
@@ -75,7 +75,7 @@ func wantBlob(t testing.TB, b *Blobs, data []byte) {
 	}
 }
 
-func wantNoBlob(t testing.TB, b *Blobs, sum string) {
+func wantNoBlob(t testing.TB, b *Store, sum string) {
 	t.Helper()
 	if b.Has(sum) {
 		t.Fatalf("Has(%.12s) = true for a blob that should be absent", sum)
@@ -391,7 +391,7 @@ func TestBlobsTornTails(t *testing.T) {
 			mustClose(t, b)
 			tc.damage(t, dir)
 
-			check := func(b *Blobs, also ...[]byte) {
+			check := func(b *Store, also ...[]byte) {
 				t.Helper()
 				for _, data := range append([][]byte{a, bb}, also...) {
 					if slices.ContainsFunc(tc.lost, func(l []byte) bool { return bytes.Equal(l, data) }) {
@@ -544,15 +544,15 @@ func TestCopyBufferNoAlloc(t *testing.T) {
 	allocs := testing.AllocsPerRun(50, func() {
 		f.Seek(0, io.SeekStart)
 		h.Reset()
-		if n, err := copyBuffer(h, f); err != nil || n != int64(len(data)) {
-			t.Fatalf("copyBuffer: %d, %v", n, err)
+		if n, err := CopyBuffer(h, f); err != nil || n != int64(len(data)) {
+			t.Fatalf("CopyBuffer: %d, %v", n, err)
 		}
 	})
 	if allocs >= 0.5 {
-		t.Errorf("copyBuffer from a file: %.2f allocations per call, want none", allocs)
+		t.Errorf("CopyBuffer from a file: %.2f allocations per call, want none", allocs)
 	}
 	if !bytes.Equal(h.Sum(nil), func() []byte { s := sha256.Sum256(data); return s[:] }()) {
-		t.Error("copyBuffer copied other content")
+		t.Error("CopyBuffer copied other content")
 	}
 }
 
@@ -563,7 +563,7 @@ func TestBlobsLoadTime(t *testing.T) {
 	writeBigIndex(t, dir, 100_000)
 	var best time.Duration
 	for range 3 {
-		b, err := OpenBlobs(dir)
+		b, err := Open(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -589,7 +589,7 @@ func BenchmarkBlobsLoad100k(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "blobs")
 	writeBigIndex(b, dir, 100_000)
 	for b.Loop() {
-		bs, err := OpenBlobs(dir)
+		bs, err := Open(dir)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package steps
+package blobstore
 
 import (
 	"bytes"
@@ -8,22 +8,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// holeMin is the smallest content that copySparse looks for holes in: no
+// holeMin is the smallest content that CopySparse looks for holes in: no
 // file system has blocks smaller than 512 bytes, and a file under a block
 // has none to make; below 4 KiB (the page size, the block of ext4 and tmpfs)
-// copySparse is one write, as a plain copy.
+// CopySparse is one write, as a plain copy.
 const holeMin = 4 << 10
 
-// zeroBlock is compared with the blocks copySparse reads.
+// zeroBlock is compared with the blocks CopySparse reads.
 var zeroBlock [64 << 10]byte
 
-// copySparse writes everything src yields into the empty file f, from offset
+// CopySparse writes everything src yields into the empty file f, from offset
 // 0, and returns its length. Every block of f's file system (st_blksize)
 // that holds only zeros is skipped, so that it stays a hole, and f is
 // truncated to the length at the end: a sparse file comes back sparse, and
 // its content (its sha256) is the same. also, if not nil, receives every
 // byte (a hash).
-func copySparse(f *os.File, src io.Reader, also io.Writer) (int64, error) {
+func CopySparse(f *os.File, src io.Reader, also io.Writer) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
