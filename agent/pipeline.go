@@ -102,6 +102,12 @@ func (r *Refusal) Error() string {
 
 func (r *Refusal) Unwrap() error { return r.Err }
 
+// blobsName names the state's blob store in messages. Moves carry no
+// Move.Blobs: the compiler wrote rendered content into the applier's own
+// store (Applier.Blobs), where the move finds it; a second reader of that
+// store would be a second store on the same files.
+const blobsName = "the state's blob store"
+
 // short abbreviates a commit hash for messages.
 func short(commit string) string {
 	if len(commit) > 12 {
@@ -258,7 +264,18 @@ func (r *run) exec(ctx context.Context) {
 	r.state = r.rest
 	r.enter(Fetching)
 	want, err := r.fetch(ctx, applied.Commit)
-	if err != nil {
+	var rf *Refusal
+	switch {
+	case errors.As(err, &rf) && r.req.Mode == Follow && r.isBad(applied.Commit, rf.Commit):
+		// Refused before, from where the host stands: once is enough.
+		r.rep.Run.Commit = rf.Commit
+		r.checkDrift(ctx, applied, ResultUnchanged)
+		return
+	case errors.As(err, &rf):
+		r.rep.Run.Commit = rf.Commit
+		r.refuse(rf.Commit, err)
+		return
+	case err != nil:
 		r.end(ResultFailed, err)
 		return
 	}
@@ -298,7 +315,7 @@ func (r *run) exec(ctx context.Context) {
 	r.enter(Planning)
 	move := steps.Move{
 		Journal: "git:" + want, Commit: want, Branch: r.rep.Branch, Group: r.rep.Group,
-		Steps: res.Steps, Source: fsys, Blobs: a.Blobs(),
+		Steps: res.Steps, Source: fsys, SourceName: short(want), BlobsName: blobsName,
 		Repair:       cfg.Drift == DriftRepair,
 		DryRun:       r.req.Mode == Plan,
 		AllowRemoval: r.req.AllowRemoval,
@@ -344,6 +361,12 @@ func (r *run) exec(ctx context.Context) {
 	}
 	if r.req.Mode == Rollback {
 		r.pin(want)
+	}
+	if ctx.Err() != nil {
+		// Stopped as the move committed: it stays; the next start checks
+		// the drift.
+		r.end(ResultApplied, nil)
+		return
 	}
 	if cfg.Confirm > 0 && hasChecks(res.Steps) {
 		r.enter(Confirming)
@@ -405,6 +428,10 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 			return "", fmt.Errorf("fetch %s (the branch of group %s): %w", branch, group, err)
 		}
 		tips[branch] = more[branch]
+		// The repository was read before this fetch brought its pack.
+		if err := r.reopen(); err != nil {
+			return "", err
+		}
 	}
 	r.fetched(true)
 	tip := tips[branch]
@@ -424,6 +451,9 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 			if err := m.FetchAll(ctx); err != nil {
 				return "", err
 			}
+			if err := r.reopen(); err != nil {
+				return "", err
+			}
 			if h, err = m.Resolve(r.req.To); err != nil {
 				return "", &steps.InputError{Err: fmt.Errorf("--to %s: %w", r.req.To, err)}
 			}
@@ -439,6 +469,15 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 	return tip.String(), nil
 }
 
+// reopen opens the mirror's objects again, after a fetch that brought
+// more.
+func (r *run) reopen() error {
+	r.git.Close()
+	git, err := gitfs.Open(r.m.Dir())
+	r.git = git
+	return err
+}
+
 // resolveGroup reads the hosts block at the control branch's tip: the
 // host's group (or --group) and the branch it follows.
 func (r *run) resolveGroup(control plumbing.Hash) (group, branch string, err error) {
@@ -449,7 +488,10 @@ func (r *run) resolveGroup(control plumbing.Hash) (group, branch string, err err
 	}
 	groups, err := compiler.Hosts(fsys)
 	if err != nil {
-		return "", "", fmt.Errorf("hosts block at %s of %s: %w", short(control.String()), cfg.Branch, err)
+		// The control branch's tip does not say where the host belongs:
+		// a bad commit like any that does not compile.
+		return "", "", &Refusal{Reason: CompileError, Commit: control.String(),
+			Err: fmt.Errorf("the hosts block at the tip of %s: %w", cfg.Branch, err)}
 	}
 	var g compiler.HostGroup
 	var ok bool
@@ -646,10 +688,10 @@ func (r *run) repair(ctx context.Context, applied *steps.Applied) error {
 	if err != nil {
 		return err
 	}
-	move := steps.Move{Journal: applied.Journal, Commit: applied.Commit, Branch: applied.Branch, Group: applied.Group, Steps: js, Blobs: r.a.Blobs(), Repair: true}
+	move := steps.Move{Journal: applied.Journal, Commit: applied.Commit, Branch: applied.Branch, Group: applied.Group, Steps: js, BlobsName: blobsName, Repair: true}
 	if applied.Commit != "" {
 		if fsys, _, err := r.git.FS(applied.Commit); err == nil {
-			move.Source = fsys
+			move.Source, move.SourceName = fsys, short(applied.Commit)
 		}
 	}
 	out, err := r.a.Apply(ctx, move)
@@ -666,10 +708,10 @@ func (r *run) undoMove(ctx context.Context, prev *steps.Applied) error {
 	if err != nil {
 		return err
 	}
-	move := steps.Move{Journal: prev.Journal, Commit: prev.Commit, Branch: prev.Branch, Group: prev.Group, Steps: js, Blobs: r.a.Blobs(), AllowRemoval: true}
+	move := steps.Move{Journal: prev.Journal, Commit: prev.Commit, Branch: prev.Branch, Group: prev.Group, Steps: js, BlobsName: blobsName, AllowRemoval: true}
 	if prev.Commit != "" {
 		if fsys, _, err := r.git.FS(prev.Commit); err == nil {
-			move.Source = fsys
+			move.Source, move.SourceName = fsys, short(prev.Commit)
 		}
 	}
 	// The way back is not stopped by a SIGTERM: the host must not stay at

@@ -80,7 +80,7 @@ type transitions struct {
 func (o *transitions) Enter(s State, _ time.Time) { o.states = append(o.states, s) }
 func (o *transitions) Fetched(bool, time.Time)    {}
 
-func run(t *testing.T, p *Pipeline, req Request) *Report {
+func runOnce(t *testing.T, p *Pipeline, req Request) *Report {
 	t.Helper()
 	obs := &transitions{t: t}
 	rep := p.Run(context.Background(), req, obs)
@@ -99,6 +99,7 @@ func run(t *testing.T, p *Pipeline, req Request) *Report {
 
 func files(n int, content string) map[string]string {
 	var b strings.Builder
+	b.WriteString("dir \"/srv\" {}\n")
 	for i := range n {
 		fmt.Fprintf(&b, "file \"/srv/f%02d\" {\n  content = %q\n}\n", i, content)
 	}
@@ -114,7 +115,7 @@ func TestFollow(t *testing.T) {
 	h := newHost(t)
 	p := h.pipeline(t, r, "web-02", nil)
 
-	rep := run(t, p, Request{})
+	rep := runOnce(t, p, Request{})
 	if rep.Run.Result != ResultApplied || rep.Err != nil {
 		t.Fatalf("first run: %s, %v", rep.Run.Result, rep.Err)
 	}
@@ -129,7 +130,7 @@ func TestFollow(t *testing.T) {
 		t.Errorf("srv/f01 = %q", got)
 	}
 
-	rep = run(t, p, Request{})
+	rep = runOnce(t, p, Request{})
 	if rep.Run.Result != ResultUnchanged || rep.Err != nil {
 		t.Fatalf("second run: %s, %v", rep.Run.Result, rep.Err)
 	}
@@ -138,7 +139,7 @@ func TestFollow(t *testing.T) {
 	}
 
 	r.Commit("main", files(3, "two\n"))
-	rep = run(t, p, Request{})
+	rep = runOnce(t, p, Request{})
 	if rep.Run.Result != ResultApplied || rep.Run.From != c1 {
 		t.Fatalf("third run: %s from %s, %v", rep.Run.Result, rep.Run.From, rep.Err)
 	}
@@ -150,18 +151,18 @@ func TestFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !doc.Converged || doc.Applied == nil || doc.Applied.Commit != rep.Run.Commit || doc.Applied.Steps != 3 || doc.State != string(Idle) {
+	if !doc.Converged || doc.Applied == nil || doc.Applied.Commit != rep.Run.Commit || doc.Applied.Steps != 4 || doc.State != string(Idle) {
 		t.Errorf("status after the move: %+v", doc)
 	}
 
 	// The canary follows its own branch.
 	hc := newHost(t)
-	rep = run(t, hc.pipeline(t, r, "web-01", nil), Request{})
+	rep = runOnce(t, hc.pipeline(t, r, "web-01", nil), Request{})
 	if rep.Run.Commit != canary || rep.Group != "canary" || rep.Branch != "canary" {
 		t.Errorf("canary went to %s (group %s, branch %s), want %s", rep.Run.Commit, rep.Group, rep.Branch, canary)
 	}
 	if got := hc.read(t, "srv/f00"); got != "canary\n" {
-		t.Errorf("canary's srv/f00 = %q", got)
+		t.Errorf("canary's srv/f00 = %q (%s, %v)", got, rep.Run.Result, rep.Err)
 	}
 }
 
@@ -172,20 +173,20 @@ func TestFailingCheckUndoneNotRetried(t *testing.T) {
 	good := r.Commit("main", files(1, "good\n"))
 	h := newHost(t)
 	p := h.pipeline(t, r, "web-02", nil)
-	if rep := run(t, p, Request{}); rep.Run.Result != ResultApplied {
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultApplied {
 		t.Fatalf("first run: %s, %v", rep.Run.Result, rep.Err)
 	}
 	bad := files(1, "bad\n")
 	bad["main.cairn"] += "check \"never\" {\n  file    = \"/srv/missing\"\n  timeout = \"200ms\"\n}\n"
 	badCommit := r.Commit("main", bad)
-	rep := run(t, p, Request{})
+	rep := runOnce(t, p, Request{})
 	if rep.Run.Result != ResultFailed || rep.ExitCode(Follow) != 1 {
 		t.Fatalf("bad commit: %s (exit %d), %v", rep.Run.Result, rep.ExitCode(Follow), rep.Err)
 	}
 	if got := h.read(t, "srv/f00"); got != "good\n" {
 		t.Errorf("after the failed move srv/f00 = %q, want it undone", got)
 	}
-	rep = run(t, p, Request{})
+	rep = runOnce(t, p, Request{})
 	if rep.Run.Result != ResultUnchanged || slices.Contains(rep.Run.States, Applying) {
 		t.Errorf("the bad move was tried again: %s %v", rep.Run.Result, rep.Run.States)
 	}
@@ -197,7 +198,7 @@ func TestFailingCheckUndoneNotRetried(t *testing.T) {
 		t.Errorf("status: bad %+v, converged %v, applied %+v", doc.BadCommits, doc.Converged, doc.Applied)
 	}
 	fixed := r.Commit("main", files(1, "fixed\n"))
-	rep = run(t, p, Request{})
+	rep = runOnce(t, p, Request{})
 	if rep.Run.Result != ResultApplied || rep.Run.Commit != fixed {
 		t.Errorf("the fix: %s to %s, %v", rep.Run.Result, rep.Run.Commit, rep.Err)
 	}
@@ -210,14 +211,14 @@ func TestRefusals(t *testing.T) {
 	r.Commit("main", files(30, "v1\n"))
 	h := newHost(t)
 	p := h.pipeline(t, r, "web-02", nil)
-	if rep := run(t, p, Request{}); rep.Run.Result != ResultApplied {
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultApplied {
 		t.Fatalf("first run: %s, %v", rep.Run.Result, rep.Err)
 	}
 	applied := r.Git("rev-parse", "main")
 
 	refused := func(name string, reason Reason) {
 		t.Helper()
-		rep := run(t, p, Request{})
+		rep := runOnce(t, p, Request{})
 		if rep.Run.Result != ResultRefused || rep.Run.Reason != reason || rep.ExitCode(Follow) != 2 {
 			t.Errorf("%s: %s (%s), exit %d, %v; want refused (%s)", name, rep.Run.Result, rep.Run.Reason, rep.ExitCode(Follow), rep.Err, reason)
 		}
@@ -231,7 +232,7 @@ func TestRefusals(t *testing.T) {
 
 	r.Commit("main", files(5, "v2\n"))
 	refused("25 of 30 removed", BlastRadius)
-	rep := run(t, p, Request{Mode: Apply, AllowRemoval: true})
+	rep := runOnce(t, p, Request{Mode: Apply, AllowRemoval: true})
 	if rep.Run.Result != ResultApplied {
 		t.Errorf("apply --allow-removal: %s, %v", rep.Run.Result, rep.Err)
 	}
@@ -243,7 +244,7 @@ func TestRefusals(t *testing.T) {
 	r.Git("checkout", "-q", "--orphan", "other")
 	r.Commit("other", files(5, "forced\n"))
 	r.Git("branch", "-f", "main", "other")
-	refused2 := run(t, p, Request{})
+	refused2 := runOnce(t, p, Request{})
 	if refused2.Run.Result != ResultRefused || refused2.Run.Reason != NotDescendant {
 		t.Errorf("force-push: %s (%s), %v", refused2.Run.Result, refused2.Run.Reason, refused2.Err)
 	}
@@ -259,19 +260,19 @@ func TestRollbackHoldsUntilResume(t *testing.T) {
 	c1 := r.Commit("main", files(2, "one\n"))
 	h := newHost(t)
 	p := h.pipeline(t, r, "web-02", nil)
-	run(t, p, Request{})
+	runOnce(t, p, Request{})
 	c2 := r.Commit("main", files(2, "two\n"))
-	if rep := run(t, p, Request{}); rep.Run.Commit != c2 {
+	if rep := runOnce(t, p, Request{}); rep.Run.Commit != c2 {
 		t.Fatalf("second run went to %s, want %s: %v", rep.Run.Commit, c2, rep.Err)
 	}
-	rep := run(t, p, Request{Mode: Rollback, Reason: "test"})
+	rep := runOnce(t, p, Request{Mode: Rollback, Reason: "test"})
 	if rep.Run.Result != ResultApplied || rep.Run.Commit != c1 || h.read(t, "srv/f00") != "one\n" {
 		t.Fatalf("rollback: %s to %s, %v; srv/f00 %q", rep.Run.Result, rep.Run.Commit, rep.Err, h.read(t, "srv/f00"))
 	}
 	if last := rep.Run.States[len(rep.Run.States)-1]; last != Held {
 		t.Errorf("rollback ended in %s, want held", last)
 	}
-	rep = run(t, p, Request{})
+	rep = runOnce(t, p, Request{})
 	if rep.Run.Result != ResultUnchanged || h.read(t, "srv/f00") != "one\n" {
 		t.Errorf("held host moved: %s to %s", rep.Run.Result, rep.Run.Commit)
 	}
@@ -283,7 +284,7 @@ func TestRollbackHoldsUntilResume(t *testing.T) {
 		t.Fatalf("resume: %v, %v", ok, err)
 	}
 	// The move back to c2 descends from c1 as the history says.
-	rep = run(t, p, Request{})
+	rep = runOnce(t, p, Request{})
 	if rep.Run.Result != ResultApplied || rep.Run.Commit != c2 || h.read(t, "srv/f00") != "two\n" {
 		t.Errorf("after resume: %s to %s, %v", rep.Run.Result, rep.Run.Commit, rep.Err)
 	}
@@ -296,7 +297,7 @@ func TestConfirmWindow(t *testing.T) {
 	r.Commit("main", files(1, "one\n"))
 	h := newHost(t)
 	p := h.pipeline(t, r, "web-02", func(c *Config) { c.Confirm = 3 * time.Second })
-	run(t, p, Request{})
+	runOnce(t, p, Request{})
 	next := files(1, "two\n")
 	next["main.cairn"] += "file \"/srv/alive\" {\n  content = \"yes\"\n}\ncheck \"alive\" {\n  file     = \"/srv/alive\"\n  timeout  = \"300ms\"\n  interval = \"200ms\"\n}\n"
 	r.Commit("main", next)
@@ -311,7 +312,7 @@ func TestConfirmWindow(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	rep := run(t, p, Request{})
+	rep := runOnce(t, p, Request{})
 	if rep.Run.Result != ResultFailed || !slices.Contains(rep.Run.States, Confirming) {
 		t.Fatalf("confirm: %s %v, %v", rep.Run.Result, rep.Run.States, rep.Err)
 	}

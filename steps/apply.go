@@ -395,6 +395,17 @@ func (a *Applier) StateDir() string {
 	return a.st.dir
 }
 
+// Blobs returns the state's blob store, or nil when there is no state
+// (opened without Options.Create). The agent compiles into it (its PutBlob
+// is the compiler's blob sink) and moves with its FS as Move.Blobs, so that
+// rendered content is stored once and never written to a directory.
+func (a *Applier) Blobs() *Blobs {
+	if a.st == nil {
+		return nil
+	}
+	return a.st.blobs
+}
+
 func (a *Applier) stateName() string {
 	switch {
 	case a.st != nil:
@@ -693,6 +704,11 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	}
 	if err := b.execute(ctx); err != nil {
 		return b.ran, err
+	}
+	// A stop that came while the last ops ran stops the move as one that
+	// came earlier does: it is undone, not committed.
+	if err := c.stopped(); err != nil && len(b.done) > 0 {
+		return b.ran, a.fail(ctx, log, b.done, fmt.Errorf("stopped before the move was committed: %w", err))
 	}
 	// The commit point: everything durable, then the new applied journal.
 	if err := a.syncAll(); err != nil {

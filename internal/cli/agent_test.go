@@ -44,6 +44,7 @@ const fleetHosts = `hosts {
 // fleetFiles is a configuration of n files with content, for web hosts.
 func fleetFiles(n int, content string, extra string) map[string]string {
 	var b strings.Builder
+	b.WriteString("dir \"/srv\" {}\n")
 	for i := range n {
 		fmt.Fprintf(&b, "file \"/srv/f%02d\" {\n  content = %q\n}\n", i, content)
 	}
@@ -192,7 +193,7 @@ func TestAgentProcess(t *testing.T) {
 		`cairn_runs_total{result="applied"} 1`,
 		`cairn_state{state="idle"} 1`,
 		`cairn_converged 1`,
-		`cairn_journal_steps 2`,
+		`cairn_journal_steps 3`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

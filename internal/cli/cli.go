@@ -30,7 +30,7 @@ const (
 
 // CLI is the command tree.
 type CLI struct {
-	LogLevel string `help:"Log level: debug, info, warn or error (default: info for the agent and host commands, warn for the others)." enum:",debug,info,warn,error" name:"log-level" env:"CAIRN_LOG_LEVEL"`
+	LogLevel string `help:"Log level: debug, info, warn or error (default: info for the agent and host commands, warn for the others)." default:"" enum:",debug,info,warn,error" name:"log-level" env:"CAIRN_LOG_LEVEL"`
 
 	Agent    agentCmd    `cmd:"" help:"Run the agent: follow the group's git branch, apply, roll back, report." group:"agent"`
 	Status   statusCmd   `cmd:"" help:"Show the applied and target commit, state, drift and last run (exit 1 when not converged)." group:"agent"`

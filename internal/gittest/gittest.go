@@ -75,10 +75,16 @@ func Run(t testing.TB, dir string, args ...string) string {
 // returns the commit's hash.
 func (r *Repo) Commit(branch string, files map[string]string, commitArgs ...string) string {
 	r.t.Helper()
-	if r.Git("branch", "--list", branch) == "" && r.hasHead() {
+	switch {
+	case !r.hasHead():
+		// The first commit: the branch is born with it.
+		r.Git("symbolic-ref", "HEAD", "refs/heads/"+branch)
+	case r.Git("branch", "--list", branch) == "":
 		r.Git("branch", branch)
+		fallthrough
+	default:
+		r.Git("checkout", "-q", branch)
 	}
-	r.Git("checkout", "-q", branch)
 	for name, content := range files {
 		p := filepath.Join(r.Dir, name)
 		if content == "" {
