@@ -112,7 +112,13 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 func (d *Daemon) Run(ctx context.Context) (*Report, error) {
 	doc, err := d.p.Status(ctx)
 	if err != nil {
-		return nil, err
+		// A state that cannot be put back (exit 3) is reported, and every
+		// run retries its recovery first; the agent keeps serving.
+		d.log.Error("cannot open the state", "err", err)
+		if steps.ExitCode(err) != steps.ExitUndoFailed {
+			return nil, err
+		}
+		doc.State = string(Broken)
 	}
 	d.setDoc(doc)
 	d.alive.Store(true)

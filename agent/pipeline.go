@@ -284,7 +284,11 @@ func (r *run) exec(ctx context.Context) {
 	case r.req.Mode == Follow && held:
 		r.checkDrift(ctx, applied, ResultUnchanged)
 		return
-	case want == applied.Commit && r.req.Mode != Plan:
+	case r.req.Mode == Apply && held && r.req.To == "":
+		r.end(ResultFailed, &steps.InputError{Err: fmt.Errorf("the host is held at %s by a rollback (%s) since %s: cairn resume lets it follow its branch; cairn apply --to REV moves it on purpose",
+			short(pin.Commit), pin.Reason, pin.Since.Format(time.RFC3339))})
+		return
+	case want == applied.Commit && r.rep.Group == applied.Group && r.req.Mode != Plan:
 		if r.req.Mode == Rollback {
 			r.pin(want)
 		}
