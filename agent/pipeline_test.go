@@ -280,6 +280,9 @@ func TestRollbackHoldsUntilResume(t *testing.T) {
 	if doc.Held == nil || doc.Held.Commit != c1 || doc.Held.Reason != "test" || doc.State != string(Held) {
 		t.Errorf("status of a held host: held %+v, state %s", doc.Held, doc.State)
 	}
+	if rep := runOnce(t, p, Request{Mode: Apply}); rep.ExitCode(Apply) != 2 || h.read(t, "srv/f00") != "one\n" {
+		t.Errorf("apply on a held host: exit %d, %v; want exit 2 and nothing moved", rep.ExitCode(Apply), rep.Err)
+	}
 	if ok, err := p.Resume(context.Background()); !ok || err != nil {
 		t.Fatalf("resume: %v, %v", ok, err)
 	}

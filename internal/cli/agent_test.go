@@ -330,3 +330,99 @@ func TestAgentKilledDuringMove(t *testing.T) {
 		t.Errorf("srv/new = %q after the recovered agent moved again to %s", got, c2)
 	}
 }
+
+// cairn runs a cairn command (not the agent) and returns its exit code and
+// output.
+func cairn(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command("cairn", args...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
+}
+
+// TestRollbackWhileAgentRuns: cairn rollback and cairn resume, run while
+// the agent runs, share its state and lock; the agent stays held at the
+// commit rolled back to until the resume, then follows its branch again.
+func TestRollbackWhileAgentRuns(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", fleetFiles(1, "one\n", ""))
+	root, state := scratch(t)
+	args := []string{"--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state, "--allow-unsigned", "--confirm", "0"}
+	a := startAgent(t, append(args, "--interval", "1h")...)
+	a.waitFor("the first commit", appliedIs(c1))
+	c2 := r.Commit("main", fleetFiles(1, "two\n", ""))
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.waitFor("the second commit", appliedIs(c2))
+
+	code, out := cairn(t, append([]string{"rollback", "--listen", a.addr, "--reason", "bad deploy"}, args...)...)
+	if code != 0 {
+		t.Fatalf("cairn rollback: exit %d\n%s", code, out)
+	}
+	doc := a.waitFor("the hold", func(d status.Document) bool { return d.Held != nil && d.State == "held" })
+	if doc.Applied.Commit != c1 || doc.Held.Commit != c1 || doc.Held.Reason != "bad deploy" {
+		t.Errorf("after rollback: applied %s, held %+v; want %s", doc.Applied.Commit, doc.Held, c1)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "srv/f00")); string(got) != "one\n" {
+		t.Errorf("srv/f00 = %q after the rollback", got)
+	}
+	// The agent's own runs do not move a held host.
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	if doc := a.waitFor("a run while held", func(d status.Document) bool { return d.State == "held" }); doc.Applied.Commit != c1 {
+		t.Errorf("held host moved to %s", doc.Applied.Commit)
+	}
+	code, out = cairn(t, "status", "--listen", a.addr)
+	if code != 1 || !strings.Contains(out, "held") {
+		t.Errorf("cairn status of a held host: exit %d\n%s", code, out)
+	}
+
+	code, out = cairn(t, append([]string{"resume", "--listen", a.addr}, args...)...)
+	if code != 0 {
+		t.Fatalf("cairn resume: exit %d\n%s", code, out)
+	}
+	// resume asks the agent for a run: it moves back to its branch's tip.
+	doc = a.waitFor("the move after resume", appliedIs(c2))
+	if doc.Held != nil {
+		t.Errorf("still held after resume: %+v", doc.Held)
+	}
+}
+
+// TestTriggerQueuesOne: triggers during a run queue one more run, not one
+// each, and never two runs at once.
+func TestTriggerQueuesOne(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", fleetFiles(1, "one\n", ""))
+	root, state := scratch(t)
+	a := startAgent(t, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
+		"--allow-unsigned", "--interval", "1h", "--confirm", "0")
+	a.waitFor("the first commit", appliedIs(c1))
+	marker := filepath.Join(t.TempDir(), "started")
+	r.Commit("main", fleetFiles(1, "one\n", slowMove(marker)))
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFile(t, marker, 30*time.Second)
+	for range 5 {
+		resp, err := http.Post("http://"+a.addr+"/trigger", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// The slow run, then exactly one queued run.
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(a.logText(), `"msg":"run ended"`) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the queued run did not come")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if n := strings.Count(a.logText(), `"msg":"run ended"`); n != 3 {
+		t.Errorf("%d runs ended; want 3 (the first, the slow one, one queued by five triggers)", n)
+	}
+}
