@@ -166,6 +166,12 @@ type run struct {
 func (p *Pipeline) Run(ctx context.Context, req Request, obs Observer) *Report {
 	r := &run{p: p, req: req, obs: obs, rep: &Report{Run: Run{Started: time.Now().UTC()}}, rest: Idle}
 	r.exec(ctx)
+	if r.rep.Run.Result == "" {
+		// Every way out of exec sets a result; a run without one is a
+		// bug, reported as a failure rather than as a label no one knows.
+		r.rep.Run.Result = ResultFailed
+		r.rep.Err = errors.Join(r.rep.Err, errors.New("agent bug: the run ended without a result"))
+	}
 	r.rep.Run.Finished = time.Now().UTC()
 	if r.rep.Err != nil {
 		r.rep.Run.Error = r.rep.Err.Error()
