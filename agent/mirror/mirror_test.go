@@ -23,30 +23,31 @@ import (
 
 	"github.com/cairn-cm/cairn/agent/gitfs"
 	"github.com/cairn-cm/cairn/agent/mirror"
+	"github.com/cairn-cm/cairn/internal/gittest"
 )
 
 // transports serve an upstream and return the URL to fetch it from, the
 // options that go with it, and (for HTTP) the log of requests.
 var transports = []struct {
 	name  string
-	serve func(t *testing.T, u *upstream) (string, mirror.Options, *requestLog)
+	serve func(t *testing.T, u *upstream) (string, mirror.Options, *gittest.Requests)
 }{
-	{"path", func(t *testing.T, u *upstream) (string, mirror.Options, *requestLog) {
+	{"path", func(t *testing.T, u *upstream) (string, mirror.Options, *gittest.Requests) {
 		return u.work, mirror.Options{}, nil // a work tree, read through its .git
 	}},
-	{"file", func(t *testing.T, u *upstream) (string, mirror.Options, *requestLog) {
+	{"file", func(t *testing.T, u *upstream) (string, mirror.Options, *gittest.Requests) {
 		return "file://" + u.bare, mirror.Options{}, nil
 	}},
-	{"git", func(t *testing.T, u *upstream) (string, mirror.Options, *requestLog) {
-		return gitDaemon(t, u), mirror.Options{}, nil
+	{"git", func(t *testing.T, u *upstream) (string, mirror.Options, *gittest.Requests) {
+		return gittest.ServeDaemon(t, u.bare), mirror.Options{}, nil
 	}},
-	{"http", func(t *testing.T, u *upstream) (string, mirror.Options, *requestLog) {
-		url, log := httpBackend(t, u)
+	{"http", func(t *testing.T, u *upstream) (string, mirror.Options, *gittest.Requests) {
+		url, log := gittest.ServeHTTP(t, u.bare)
 		return url, mirror.Options{}, log
 	}},
-	{"ssh", func(t *testing.T, u *upstream) (string, mirror.Options, *requestLog) {
-		s := startSSHD(t)
-		return "ssh://root@" + s.addr + u.bare, mirror.Options{SSHKey: s.key, KnownHosts: s.knownHosts}, nil
+	{"ssh", func(t *testing.T, u *upstream) (string, mirror.Options, *gittest.Requests) {
+		url, key, knownHosts := gittest.ServeSSH(t, u.bare)
+		return url, mirror.Options{SSHKey: key, KnownHosts: knownHosts}, nil
 	}},
 }
 
@@ -90,12 +91,12 @@ func ancestor(t *testing.T, m *mirror.Mirror, a, c string, want bool) {
 }
 
 // wantRequests checks the requests an HTTP fetch made.
-func wantRequests(t *testing.T, log *requestLog, want ...string) {
+func wantRequests(t *testing.T, log *gittest.Requests, want ...string) {
 	t.Helper()
 	if log == nil {
 		return
 	}
-	if got := log.take(); !slices.Equal(got, want) {
+	if got := log.Take(); !slices.Equal(got, want) {
 		t.Errorf("HTTP requests:\n got %q\nwant %q", got, want)
 	}
 }
@@ -215,16 +216,15 @@ func TestFetchOverEachTransport(t *testing.T) {
 }
 
 func TestCancelAndTimeout(t *testing.T) {
-	needBinary(t, "ssh-keygen")
 	keys := t.TempDir()
-	keygen(t, filepath.Join(keys, "user_key"))
-	hostPub := keygen(t, filepath.Join(keys, "host_key"))
+	gittest.SSHKeygen(t, filepath.Join(keys, "user_key"))
+	hostPub := gittest.SSHKeygen(t, filepath.Join(keys, "host_key"))
 	for _, scheme := range []string{"git", "http", "ssh"} {
 		t.Run(scheme, func(t *testing.T) {
 			addr := stalledServer(t)
 			url := fmt.Sprintf("%s://%s/repo.git", scheme, addr)
 			opts := mirror.Options{SSHKey: filepath.Join(keys, "user_key"), KnownHosts: filepath.Join(t.TempDir(), "known_hosts")}
-			if err := os.WriteFile(opts.KnownHosts, knownHostsLine(addr, hostPub), 0o600); err != nil {
+			if err := os.WriteFile(opts.KnownHosts, []byte(gittest.KnownHostsLine(addr, hostPub)), 0o600); err != nil {
 				t.Fatal(err)
 			}
 
@@ -275,7 +275,7 @@ func TestCredentialsNeverShown(t *testing.T) {
 	u := newUpstream(t)
 	c1 := u.commit(t, "one")
 	u.push(t)
-	url, _ := httpBackend(t, u)
+	url, _ := gittest.ServeHTTP(t, u.bare)
 	// The same server, behind basic authentication.
 	backend := strings.TrimSuffix(url, "/repo.git")
 	authed := authProxy(t, backend, "alice", "s3cret-token")
@@ -542,7 +542,7 @@ func fastImport(t *testing.T, dir, stream string) {
 	t.Helper()
 	cmd := exec.Command("git", "fast-import", "--quiet")
 	cmd.Dir = dir
-	cmd.Env = gitEnv()
+	cmd.Env = gittest.Environ()
 	cmd.Stdin = strings.NewReader(stream)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("git fast-import: %v\n%s", err, out)
@@ -555,10 +555,10 @@ func TestSSHHostKeys(t *testing.T) {
 	u := newUpstream(t)
 	c1 := u.commit(t, "one")
 	u.push(t)
-	s := startSSHD(t)
-	url := "ssh://root@" + s.addr + u.bare
+	url, key, knownHosts := gittest.ServeSSH(t, u.bare)
+	addr := strings.TrimPrefix(strings.TrimSuffix(url, u.bare), "ssh://root@")
 	keys := t.TempDir()
-	otherHost := keygen(t, filepath.Join(keys, "other"))
+	otherHost := gittest.SSHKeygen(t, filepath.Join(keys, "other"))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -567,13 +567,13 @@ func TestSSHHostKeys(t *testing.T) {
 		want       string
 	}{
 		"unknown host": {[]byte("# nothing\n"), "is not in"},
-		"wrong key":    {knownHostsLine(s.addr, otherHost), "host key"},
+		"wrong key":    {[]byte(gittest.KnownHostsLine(addr, otherHost)), "host key"},
 	} {
 		kh := filepath.Join(t.TempDir(), "known_hosts")
 		if err := os.WriteFile(kh, c.knownHosts, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		m, err := mirror.Open(t.TempDir(), url, mirror.Options{SSHKey: s.key, KnownHosts: kh})
+		m, err := mirror.Open(t.TempDir(), url, mirror.Options{SSHKey: key, KnownHosts: kh})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -591,7 +591,7 @@ func TestSSHHostKeys(t *testing.T) {
 	if err := os.Mkdir(dotSSH, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for from, to := range map[string]string{s.key: "id_ed25519", s.knownHosts: "known_hosts"} {
+	for from, to := range map[string]string{key: "id_ed25519", knownHosts: "known_hosts"} {
 		b, err := os.ReadFile(from)
 		if err != nil {
 			t.Fatal(err)

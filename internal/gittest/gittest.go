@@ -10,7 +10,16 @@
 //     when it does not exist) and commits them; it returns the hash.
 //  3. [Repo.Git] runs any other git command in the work tree.
 //
-// Tests that need git skip without it, unless CI is "true".
+// To sign commits, [NewSSHSigner] or [NewGPGSigner] makes a key,
+// [Repo.SignWith] makes git commit -S sign with it, and [TrustFile] writes
+// the file that trusts it (cairn's --trust).
+//
+// To fetch a repository over the network, [ServeDaemon] (git://),
+// [ServeHTTP] (http://, git http-backend) and [ServeSSH] (ssh://, sshd)
+// serve it on a loopback port until the test ends.
+//
+// Tests that need git (or another tool) skip without it, unless CI is
+// "true": then they fail.
 package gittest
 
 import (
@@ -39,12 +48,7 @@ type Repo struct {
 // New makes an empty repository in a temporary directory.
 func New(t testing.TB) *Repo {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("git is not installed")
-		}
-		t.Skip("git is not installed")
-	}
+	NeedTool(t, "git")
 	r := &Repo{t: t, Dir: t.TempDir()}
 	r.Git("init", "-q", "-b", "main")
 	return r
@@ -57,12 +61,24 @@ func (r *Repo) Git(args ...string) string {
 	return Run(r.t, r.Dir, args...)
 }
 
-// Run runs git with args in dir, with Env.
+// Environ is the environment of this process without its GIT_ variables
+// (a test run from a git hook has GIT_DIR, say), with Env.
+func Environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, Env...)
+}
+
+// Run runs git with args in dir, with Environ.
 func Run(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), Env...)
+	cmd.Env = Environ()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -106,5 +122,6 @@ func (r *Repo) Commit(branch string, files map[string]string, commitArgs ...stri
 func (r *Repo) hasHead() bool {
 	cmd := exec.Command("git", "rev-parse", "--verify", "-q", "HEAD")
 	cmd.Dir = r.Dir
+	cmd.Env = Environ()
 	return cmd.Run() == nil
 }
