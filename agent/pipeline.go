@@ -2,10 +2,13 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -128,8 +131,7 @@ type Observer interface {
 // fetch → verify → compile → plan → guard → apply → confirm → drift. The
 // daemon and every host command (plan, apply, rollback, status) run it.
 type Pipeline struct {
-	cfg  Config
-	keys *trust.Keys
+	cfg Config
 }
 
 // New checks the configuration and loads the trust file.
@@ -138,14 +140,31 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, err
 	}
 	p := &Pipeline{cfg: cfg}
-	if cfg.Trust != "" {
-		keys, err := trust.Load(cfg.Trust)
-		if err != nil {
-			return nil, err
-		}
-		p.keys = keys
+	if _, _, err := p.loadKeys(); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// loadKeys reads the trust file: every run reads it again, so that keys
+// added or removed take effect at the next run, without a restart. It
+// returns the keys (nil without a trust file) and the sha256 of the file,
+// which a bad move refused for its signature records: once the trust file
+// changes, the same move is tried again.
+func (p *Pipeline) loadKeys() (*trust.Keys, string, error) {
+	if p.cfg.Trust == "" {
+		return nil, "", nil
+	}
+	data, err := os.ReadFile(p.cfg.Trust)
+	if err != nil {
+		return nil, "", fmt.Errorf("--trust: %w", err)
+	}
+	keys, err := trust.Parse(p.cfg.Trust, data)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(data)
+	return keys, hex.EncodeToString(sum[:]), nil
 }
 
 // run is the state of one run.
@@ -158,7 +177,9 @@ type run struct {
 	m     *mirror.Mirror
 	git   *gitfs.Repo
 	state State
-	rest  State // idle or held
+	// keysSum is the sha256 of the trust file the run verified with.
+	keysSum string
+	rest    State // idle or held
 }
 
 // Run runs the pipeline once. It returns a report whatever happened; the
@@ -547,8 +568,13 @@ func (r *run) verify(want, from string) error {
 	if err != nil {
 		return err
 	}
-	if r.p.keys != nil {
-		if _, err := r.p.keys.VerifyCommit(c); err != nil {
+	keys, sum, err := r.p.loadKeys()
+	if err != nil {
+		return err
+	}
+	r.keysSum = sum
+	if keys != nil {
+		if _, err := keys.VerifyCommit(c); err != nil {
 			var tr *trust.Refusal
 			if errors.As(err, &tr) {
 				return &Refusal{Reason: Reason(tr.Reason), Commit: want, Err: err}
@@ -626,8 +652,13 @@ func (r *run) isBad(from, to string) bool {
 	if _, err := r.a.ReadRecord(recordBad, &bad); err != nil {
 		return false
 	}
+	_, sum, err := r.p.loadKeys()
+	if err != nil {
+		// Let the run go on to verify, which reports the trust file.
+		return false
+	}
 	for _, b := range bad {
-		if b.From == from && b.To == to {
+		if b.From == from && b.To == to && (b.Keys == "" || b.Keys == sum) {
 			return true
 		}
 	}
@@ -640,7 +671,12 @@ func (r *run) markBad(from, to, reason string) {
 	if _, err := r.a.ReadRecord(recordBad, &bad); err != nil {
 		r.p.log().Warn("cannot read the bad moves", "err", err)
 	}
-	bad = append(bad, BadMove{From: from, To: to, Reason: reason, At: time.Now().UTC()})
+	b := BadMove{From: from, To: to, Reason: reason, At: time.Now().UTC()}
+	switch Reason(reason) {
+	case Unsigned, BadSignature, UnknownKey:
+		b.Keys = r.keysSum
+	}
+	bad = append(bad, b)
 	if len(bad) > keepBad {
 		bad = bad[len(bad)-keepBad:]
 	}

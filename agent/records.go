@@ -85,6 +85,9 @@ type BadMove struct {
 	To     string    `json:"to"`
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
+	// Keys is, for a commit refused for its signature, the sha256 of the
+	// trust file that refused it: with other keys the move is tried again.
+	Keys string `json:"keys,omitempty"`
 }
 
 // keepBad is how many bad moves the record keeps: enough for every commit

@@ -102,6 +102,29 @@ func TestTrust(t *testing.T) {
 			unknown := r.Commit("main", files(2, "by a stranger\n"), "-S")
 			refused("a commit signed by an unknown key", unknown, UnknownKey)
 
+			// Trusting that key makes the same move worth a try again: the
+			// trust file is read at every run, and a signature refusal
+			// holds only for the keys that made it.
+			both, err := os.ReadFile(gittest.TrustFile(t, trusted, stranger))
+			if err != nil {
+				t.Fatal(err)
+			}
+			only, err := os.ReadFile(trust)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(trust, both, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep = runOnce(t, p, Request{})
+			if rep.Run.Result != ResultApplied || rep.Run.Commit != unknown {
+				t.Fatalf("the stranger's commit once its key is trusted: %s to %.12s, %v", rep.Run.Result, rep.Run.Commit, rep.Err)
+			}
+			at, content = unknown, "by a stranger\n"
+			if err := os.WriteFile(trust, only, 0o644); err != nil {
+				t.Fatal(err)
+			}
+
 			r.SignWith(trusted)
 			r.Commit("main", files(2, "to be tampered with\n"), "-S")
 			forged := tamper(t, r, "main")
@@ -110,7 +133,7 @@ func TestTrust(t *testing.T) {
 			// The next good commit, on top of the refused ones, goes through.
 			c2 := r.Commit("main", files(2, "v2\n"), "-S")
 			rep = runOnce(t, p, Request{})
-			if rep.Run.Result != ResultApplied || rep.Run.Commit != c2 || rep.Run.From != c1 {
+			if rep.Run.Result != ResultApplied || rep.Run.Commit != c2 || rep.Run.From != unknown {
 				t.Fatalf("the good commit after the refusals: %s to %.12s from %.12s, %v", rep.Run.Result, rep.Run.Commit, rep.Run.From, rep.Err)
 			}
 			if got := h.read(t, "srv/f00"); got != "v2\n" {
