@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,27 +53,15 @@ func freePort(t *testing.T) string {
 
 // prometheusServer is a real Prometheus server scraping agents.
 type prometheusServer struct {
-	t    *testing.T
-	base string // http://127.0.0.1:PORT
-	log  *syncBuffer
+	t       *testing.T
+	base    string // http://127.0.0.1:PORT
+	logFile string // its stdout and stderr
 }
 
-// syncBuffer is a buffer that a process writes and a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// logText is what Prometheus logged.
+func (p *prometheusServer) logText() string {
+	b, _ := os.ReadFile(p.logFile)
+	return string(b)
 }
 
 // startPrometheus runs /usr/bin/prometheus on a free loopback port with its
@@ -103,11 +90,16 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	p := &prometheusServer{t: t, base: "http://" + addr, log: &syncBuffer{}}
+	p := &prometheusServer{t: t, base: "http://" + addr, logFile: filepath.Join(dir, "prometheus.log")}
+	log, err := os.Create(p.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close() // the process has its own copy
 	cmd := exec.Command(bin, "--config.file="+configFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = p.log, p.log
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +117,7 @@ scrape_configs:
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("prometheus log:\n%s", p.log.String())
+			t.Logf("prometheus log:\n%s", p.logText())
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -133,7 +125,7 @@ scrape_configs:
 	for {
 		select {
 		case <-done:
-			t.Fatalf("prometheus exited before it was ready:\n%s", p.log.String())
+			t.Fatalf("prometheus exited before it was ready:\n%s", p.logText())
 		default:
 		}
 		resp, err := cl.Get(p.base + "/-/ready")
@@ -144,7 +136,7 @@ scrape_configs:
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready within 30 s:\n%s", p.log.String())
+			t.Fatalf("prometheus not ready within 30 s:\n%s", p.logText())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -272,6 +264,33 @@ func TestAgentPrometheus(t *testing.T) {
 	}
 }
 
+// seriesSet lists the series of a scrape, sorted, but for those of the
+// info metrics, whose commit label changes with the commit.
+func seriesSet(fams map[string]*dto.MetricFamily) []string {
+	var out []string
+	for name, f := range fams {
+		if strings.HasSuffix(name, "_commit_info") {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			out = append(out, seriesName(name, m))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// startWeb02 starts an agent for host web-02 that follows repo, unsigned,
+// with runs on triggers only and no confirmation window, under a scratch
+// root and state directory.
+func startWeb02(t *testing.T, repo string, args ...string) (a *agentProc, root, state string) {
+	t.Helper()
+	root, state = scratch(t)
+	a = startAgent(t, append([]string{"--repo", repo, "--host", "web-02", "--root", root, "--state", state,
+		"--allow-unsigned", "--interval", "1h", "--confirm", "0"}, args...)...)
+	return a, root, state
+}
+
 // scrape returns the agent's /metrics, parsed.
 func scrape(t *testing.T, a *agentProc) (string, map[string]*dto.MetricFamily) {
 	t.Helper()
@@ -294,9 +313,7 @@ func TestAgentMetricsPromtool(t *testing.T) {
 	promtool := needTool(t, "promtool")
 	r := gittest.New(t)
 	c1 := r.Commit("main", fleetFiles(2, "one\n", ""))
-	root, state := scratch(t)
-	a := startAgent(t, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
-		"--allow-unsigned", "--interval", "1h", "--confirm", "0")
+	a, root, _ := startWeb02(t, r.Dir)
 	a.waitFor("the first commit", appliedIs(c1))
 	bad := r.Commit("main", fleetFiles(2, "one\n", badRef))
 	a.cmd.Process.Signal(syscall.SIGHUP)
@@ -534,11 +551,10 @@ func TestAgentMetricsFromStart(t *testing.T) {
 func TestAgentMetricsLabels(t *testing.T) {
 	r := gittest.New(t)
 	c1 := r.Commit("main", fleetFiles(2, "one\n", ""))
-	root, state := scratch(t)
-	a := startAgent(t, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
-		"--allow-unsigned", "--interval", "1h", "--confirm", "0")
+	a, root, _ := startWeb02(t, r.Dir)
 	a.waitFor("the first commit", appliedIs(c1))
 	_, fams := scrape(t, a)
+	first := seriesSet(fams)
 	checkSpecMetrics(t, fams, map[string]float64{
 		`cairn_runs_total{result="applied"}`:      1,
 		`cairn_git_fetch_total{result="success"}`: 1,
@@ -571,6 +587,11 @@ func TestAgentMetricsLabels(t *testing.T) {
 		`cairn_drift_steps`:                            1,
 		`cairn_converged`:                              0,
 	})
+	// State lives in values: runs that applied, refused and drifted made
+	// no series come or go.
+	if later := seriesSet(fams); !slices.Equal(first, later) {
+		t.Errorf("the series changed:\nafter the first run %q\nlater %q", first, later)
+	}
 	// The target is the refused commit, the applied one the first.
 	for name, commit := range map[string]string{"cairn_applied_commit_info": c1, "cairn_target_commit_info": bad} {
 		f := fams[name]
@@ -621,9 +642,7 @@ func (a *agentProc) waitLog(msg string, n int) {
 func TestAgentMetricsCorruptRecord(t *testing.T) {
 	r := gittest.New(t)
 	c1 := r.Commit("main", fleetFiles(1, "one\n", ""))
-	root, state := scratch(t)
-	a := startAgent(t, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
-		"--allow-unsigned", "--interval", "1h", "--confirm", "0")
+	a, _, state := startWeb02(t, r.Dir)
 	a.waitFor("the first commit", appliedIs(c1))
 	if err := os.WriteFile(filepath.Join(state, "agent", "target.json"), []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)

@@ -110,9 +110,7 @@ func TestAgentWebConfig(t *testing.T) {
 			if err := os.WriteFile(webConfig, []byte(config.String()), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			root, state := scratch(t)
-			a := startAgent(t, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
-				"--allow-unsigned", "--interval", "1h", "--confirm", "0", "--web-config", webConfig)
+			a, root, state := startWeb02(t, r.Dir, "--web-config", webConfig)
 			base := scheme + "://" + a.addr
 
 			get := func(path, user, password string) (int, string) {
