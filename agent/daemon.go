@@ -227,14 +227,19 @@ func (d *Daemon) finished(ctx context.Context, rep *Report) {
 	if rep.Run.Result == ResultRefused {
 		d.metrics.Refused(string(rep.Run.Reason))
 	}
+	took := rep.Run.Finished.Sub(rep.Run.Started)
 	doc, err := d.p.Status(context.WithoutCancel(ctx))
 	if err != nil {
+		// The run still counts (a corrupt record fails the run and this
+		// read alike); without a status it did not leave the host known
+		// to be at its target.
 		d.log.Warn("cannot read the status back", "err", err)
+		d.metrics.RunDone(string(rep.Run.Result), took, rep.Run.Finished, false)
 		return
 	}
 	d.setDoc(doc)
 	success := rep.Run.Result == ResultApplied || rep.Run.Result == ResultUnchanged
-	d.metrics.RunDone(string(rep.Run.Result), rep.Run.Finished.Sub(rep.Run.Started), rep.Run.Finished, success && doc.Target != nil && doc.Applied != nil && doc.Applied.Commit == doc.Target.Commit)
+	d.metrics.RunDone(string(rep.Run.Result), took, rep.Run.Finished, success && doc.Target != nil && doc.Applied != nil && doc.Applied.Commit == doc.Target.Commit)
 	d.notifyStatus()
 }
 

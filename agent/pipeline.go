@@ -443,6 +443,11 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 		r.fetched(false)
 		return "", fmt.Errorf("fetch %s: %w", cfg.Branch, err)
 	}
+	// The run's fetch is told once, when this returns: a success even if
+	// what it brought is refused (a hosts block that does not compile),
+	// unless the fetch of the group's branch fails.
+	fetchOK := true
+	defer func() { r.fetched(fetchOK) }()
 	git, err := gitfs.Open(m.Dir())
 	if err != nil {
 		return "", err
@@ -455,7 +460,7 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 	if _, ok := tips[branch]; !ok {
 		more, err := m.Fetch(ctx, branch)
 		if err != nil {
-			r.fetched(false)
+			fetchOK = false
 			return "", fmt.Errorf("fetch %s (the branch of group %s): %w", branch, group, err)
 		}
 		tips[branch] = more[branch]
@@ -464,7 +469,6 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 			return "", err
 		}
 	}
-	r.fetched(true)
 	tip := tips[branch]
 	c, err := m.Commit(tip)
 	if err != nil {

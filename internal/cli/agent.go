@@ -317,7 +317,11 @@ type statusCmd struct {
 func (c *statusCmd) Run(e *env) error {
 	doc, ok := c.fromAgent(e.ctx)
 	if !ok {
-		p, _, done, err := c.pipeline(e, false, false)
+		// Reading the state verifies no commit: it needs no --trust
+		// (agent.New asks for one or --allow-unsigned).
+		s := c.settings
+		s.AllowUnsigned = s.AllowUnsigned || s.Trust == ""
+		p, _, done, err := s.pipeline(e, false, false)
 		if err != nil {
 			return err
 		}
@@ -341,7 +345,10 @@ func (c *statusCmd) Run(e *env) error {
 	return nil
 }
 
-// fromAgent asks the agent listening on --listen for its status.
+// fromAgent asks the agent listening on --listen for its status. Any
+// answer but 200 with a status document means no: an agent whose
+// --web-config asks for TLS (400 to plain HTTP) or basic auth (401), or
+// something else on that port; the caller then reads the state directory.
 func (c *statusCmd) fromAgent(ctx context.Context) (status.Document, bool) {
 	var doc status.Document
 	if c.Listen == "" {
