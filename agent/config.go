@@ -39,6 +39,9 @@ type Config struct {
 	Root     *rootfs.Root
 	StateDir string
 	// Trust is the trust file's path; AllowUnsigned runs without one.
+	// Without either, a run that would move the host refuses every commit
+	// (unsigned); a Plan run shows the plan without checking signatures,
+	// and says so.
 	Trust         string
 	AllowUnsigned bool
 	// Drift says whether drifted steps are repaired.
@@ -68,8 +71,6 @@ func (c *Config) check() error {
 	switch {
 	case c.Host == "":
 		return fmt.Errorf("no host name: set --host or CAIRN_HOST")
-	case c.Trust == "" && !c.AllowUnsigned:
-		return fmt.Errorf("no --trust file: the agent applies only signed commits (--allow-unsigned applies any)")
 	case c.Drift != DriftReport && c.Drift != DriftRepair:
 		return fmt.Errorf("--drift %q: want report or repair", c.Drift)
 	case c.MaxRemoval < 0 || c.MaxRemoval > 100:
