@@ -66,7 +66,11 @@ type Config struct {
 	Kill <-chan struct{}
 }
 
-// check returns an error for settings that cannot work together.
+// check returns an error for settings that cannot work together. Neither
+// --trust nor --allow-unsigned is no such error: cairn status, plan and
+// resume read the state or move nothing, and a move without either is
+// refused (unsigned) by the verify stage; the command line refuses to start
+// the commands that move (spec agent.md §1).
 func (c *Config) check() error {
 	switch {
 	case c.Host == "":

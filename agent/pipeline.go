@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -347,7 +348,9 @@ func (r *run) exec(ctx context.Context) {
 	move := steps.Move{
 		Journal: "git:" + want, Commit: want, Branch: r.rep.Branch, Group: r.rep.Group,
 		Steps: res.Steps, Source: fsys, SourceName: short(want), BlobsName: blobsName,
-		Repair:       cfg.Drift == DriftRepair,
+		// A plan shows the drift of the steps the move leaves unchanged,
+		// whatever --drift says (a dry run repairs nothing).
+		Repair:       cfg.Drift == DriftRepair || r.req.Mode == Plan,
 		DryRun:       r.req.Mode == Plan,
 		AllowRemoval: r.req.AllowRemoval,
 	}
@@ -367,6 +370,10 @@ func (r *run) exec(ctx context.Context) {
 		return
 	}
 	if r.req.Mode == Plan {
+		if cfg.Drift == DriftReport {
+			// Reported, not run again.
+			planned.Plan.Ops = slices.DeleteFunc(planned.Plan.Ops, func(op journal.Op) bool { return op.Action == journal.Rerun })
+		}
 		r.rep.Drift = planned.Drifted
 		r.rep.Run.Result = ResultUnchanged
 		r.enter(r.rest)

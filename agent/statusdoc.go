@@ -55,6 +55,15 @@ func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Documen
 	if pin.Commit != "" {
 		doc.Held = &status.Hold{Reason: pin.Reason, Commit: pin.Commit, Since: pin.Since}
 	}
+	if !State(doc.State).Resting() {
+		// The run that recorded this state was killed: this process holds
+		// the state's lock, and opening the state undid its move. The
+		// host rests.
+		doc.State = string(Idle)
+		if doc.Held != nil {
+			doc.State = string(Held)
+		}
+	}
 	applied := a.Applied()
 	if applied.Commit != "" || len(applied.Steps) > 0 {
 		doc.Applied = &status.Applied{Commit: applied.Commit, Branch: applied.Branch, Group: applied.Group, Steps: len(applied.Steps), Time: appliedAt(runs, applied.Commit)}

@@ -15,7 +15,7 @@ import (
 func (d *Document) WriteText(w io.Writer) error {
 	p := &printer{}
 	p.line("host", clean(d.Host))
-	group := clean(d.Group)
+	group := orNone(d.Group)
 	if d.Branch != "" {
 		group += " (branch " + clean(d.Branch) + ")"
 	}

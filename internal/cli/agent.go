@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,12 +13,14 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cairn-cm/cairn/agent"
 	"github.com/cairn-cm/cairn/agent/status"
 	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/steps"
 )
 
 // settings are the settings of spec agent.md §1 that the agent and the host
@@ -40,6 +43,10 @@ type settings struct {
 	Confirm       time.Duration `help:"After a move, the journal's CHECKs must keep holding this long, or the move is undone; 0 turns it off." default:"30s" env:"CAIRN_CONFIRM"`
 	Listen        string        `help:"HTTP address of the metrics, status and trigger endpoints; empty turns it off." default:"127.0.0.1:9479" env:"CAIRN_LISTEN" placeholder:"ADDR"`
 	LogFormat     string        `help:"Log format: text or json (one object a line)." default:"text" enum:"text,json" name:"log-format" env:"CAIRN_LOG_FORMAT"`
+
+	// ops hears of the ops of a move (the progress of apply and
+	// rollback); nil: nobody.
+	ops steps.Observer `kong:"-"`
 }
 
 // hostCommandWait is how long the host commands wait for a running agent
@@ -88,7 +95,7 @@ func (s *settings) pipeline(e *env, needRepo, needTrust bool) (p *agent.Pipeline
 		Trust: s.Trust, AllowUnsigned: s.AllowUnsigned,
 		Drift: agent.DriftMode(s.Drift), MaxRemoval: s.MaxRemoval, Confirm: s.Confirm,
 		LockWait: hostCommandWait,
-		Drivers:  hostDrivers(root), Log: log, Output: e.stderr, Kill: e.kill,
+		Drivers:  hostDrivers(root), Log: log, Output: s.output(e, log), Ops: s.ops, Kill: e.kill,
 	})
 	if err != nil {
 		root.Close()
@@ -98,16 +105,48 @@ func (s *settings) pipeline(e *env, needRepo, needTrust bool) (p *agent.Pipeline
 }
 
 // logger is the log of the agent and host commands: text or JSON on
-// stderr, at info level unless --log-level says otherwise.
+// stderr, at info level unless --log-level says otherwise. A JSON log also
+// takes cairn's own notices (a signal, the error the command ends with), so
+// that every line on stderr is one JSON object.
 func (s *settings) logger(e *env) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: e.level}
 	if !e.levelSet {
 		opts.Level = slog.LevelInfo
 	}
 	if s.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(e.stderr, opts))
+		log := slog.New(slog.NewJSONHandler(e.stderr, opts))
+		if e.notes != nil {
+			e.notes.log.Store(log)
+		}
+		return log
 	}
 	return slog.New(slog.NewTextHandler(e.stderr, opts))
+}
+
+// output is where what EXEC and CHECK commands print goes: stderr, or, in
+// a JSON log, records of the log.
+func (s *settings) output(e *env, log *slog.Logger) io.Writer {
+	if s.LogFormat == "json" {
+		return &logLines{log: log}
+	}
+	return e.stderr
+}
+
+// logLines writes what it is given as records of a log, "output" with the
+// line: each line one record (a line split across writes, as a command's
+// output may be, comes as pieces).
+type logLines struct {
+	mu  sync.Mutex
+	log *slog.Logger
+}
+
+func (w *logLines) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for line := range strings.Lines(string(b)) {
+		w.log.Info("output", "line", strings.TrimSuffix(line, "\n"))
+	}
+	return len(b), nil
 }
 
 type agentCmd struct {
@@ -241,14 +280,22 @@ func (c *applyCmd) Run(e *env) error {
 	return c.move(e, agent.Request{Mode: agent.Apply, To: c.To, AllowRemoval: c.AllowRemoval})
 }
 
-// move runs a moving request and prints its outcome.
+// move runs a moving request and prints its outcome. On a terminal,
+// stderr shows the op that runs; the log, and what commands print, clear
+// that line first.
 func (s *settings) move(e *env, req agent.Request) error {
-	p, _, done, err := s.pipeline(e, true, true)
+	prog := newProgress(e.stderr)
+	pe := *e
+	pe.stderr = prog
+	s.ops = prog
+	p, log, done, err := s.pipeline(&pe, true, true)
 	if err != nil {
 		return err
 	}
 	defer done()
+	prog.log = log
 	rep := p.Run(e.ctx, req, nil)
+	prog.done()
 	fmt.Fprintf(e.stdout, "%s: %s", orNothing(rep.Run.Commit), rep.Run.Result)
 	if rep.Run.Reason != "" {
 		fmt.Fprintf(e.stdout, " (%s)", rep.Run.Reason)

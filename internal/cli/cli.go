@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -70,6 +71,36 @@ type env struct {
 	// was given.
 	level    slog.Level
 	levelSet bool
+	// notes is where cairn's own notices go: the signals' and the error
+	// the command ends with.
+	notes *notes
+}
+
+// notes is where cairn's own notices go — what signals says of a signal,
+// and the error a command ends with: raw lines on stderr, or, once a
+// command that logs one JSON object a line hands over its log (the agent
+// and the host commands with --log-format json, settings.logger), records
+// of that log, so that stderr stays one object a line.
+type notes struct {
+	stderr io.Writer
+	log    atomic.Pointer[slog.Logger]
+}
+
+// signal notes a signal and what cairn does about it.
+func (n *notes) signal(sig os.Signal, again bool, what string) {
+	if log := n.log.Load(); log != nil {
+		if again {
+			log.Warn(what, "signal", sig.String(), "again", true)
+		} else {
+			log.Info(what, "signal", sig.String())
+		}
+		return
+	}
+	if again {
+		fmt.Fprintf(n.stderr, "cairn: %v again: %s\n", sig, what)
+		return
+	}
+	fmt.Fprintf(n.stderr, "cairn: %v: %s\n", sig, what)
 }
 
 // newLogger makes the logger of a command: text on w, from level up.
@@ -110,9 +141,10 @@ type kongExit int
 // commands check between steps; the second kills the step running (a move
 // is then undone, steps.Applier.Run).
 func Run(args []string, stdout, stderr io.Writer) (code int) {
-	ctx, kill, stop := signals(context.Background(), stderr, os.Interrupt, syscall.SIGTERM)
+	n := &notes{stderr: stderr}
+	ctx, kill, stop := signals(context.Background(), n, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, kill, args, stdout, stderr)
+	return run(ctx, kill, n, args, stdout, stderr)
 }
 
 // signals maps the signals sigs to the two ways a move stops
@@ -121,26 +153,27 @@ func Run(args []string, stdout, stderr io.Writer) (code int) {
 // second closes kill, so that the step running is killed at once. Either
 // way the move is undone, and the undo is never interrupted: later signals
 // are ignored. (SIGKILL still works; the next command then undoes the move
-// from the intent log.) Each signal is noted on stderr, which a command
-// shares only with its log. stop releases the signals.
-func signals(parent context.Context, stderr io.Writer, sigs ...os.Signal) (ctx context.Context, kill <-chan struct{}, stop func()) {
+// from the intent log.) Each signal is noted in n: on stderr, which a
+// command shares only with its log, or as a record of that log. stop
+// releases the signals.
+func signals(parent context.Context, n *notes, sigs ...os.Signal) (ctx context.Context, kill <-chan struct{}, stop func()) {
 	ctx, cancel := context.WithCancel(parent)
 	killc := make(chan struct{})
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, sigs...)
 	done := make(chan struct{})
 	go func() {
-		n := 0
+		count := 0
 		for {
 			select {
 			case sig := <-c:
-				n++
-				switch n {
+				count++
+				switch count {
 				case 1:
-					fmt.Fprintf(stderr, "cairn: %v: stopping after the step that runs (a second signal kills it)\n", sig)
+					n.signal(sig, false, "stopping after the step that runs (a second signal kills it)")
 					cancel()
 				case 2:
-					fmt.Fprintf(stderr, "cairn: %v again: killing the step that runs\n", sig)
+					n.signal(sig, true, "killing the step that runs")
 					close(killc)
 				}
 			case <-done:
@@ -155,7 +188,7 @@ func signals(parent context.Context, stderr io.Writer, sigs ...os.Signal) (ctx c
 	}
 }
 
-func run(ctx context.Context, kill <-chan struct{}, args []string, stdout, stderr io.Writer) (code int) {
+func run(ctx context.Context, kill <-chan struct{}, n *notes, args []string, stdout, stderr io.Writer) (code int) {
 	var c CLI
 	defer func() {
 		if r := recover(); r != nil {
@@ -198,8 +231,18 @@ func run(ctx context.Context, kill <-chan struct{}, args []string, stdout, stder
 		log:      newLogger(stderr, level),
 		level:    level,
 		levelSet: c.LogLevel != "",
+		notes:    n,
 	}
 	err = kctx.Run(e, parser)
+	if log := n.log.Load(); log != nil {
+		// The command's log is JSON: its error is a record too.
+		var msg strings.Builder
+		code := report(&msg, err)
+		if msg.Len() > 0 {
+			log.Error("cairn exits", "code", code, "err", strings.TrimSuffix(msg.String(), "\n"))
+		}
+		return code
+	}
 	return report(stderr, err)
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cairn-cm/cairn/internal/cli"
+	"github.com/cairn-cm/cairn/internal/gittest"
 )
 
 // openPty opens a pseudo-terminal of cols columns: what the command
@@ -79,6 +80,38 @@ func TestApplyProgress(t *testing.T) {
 // columns, and checks stdout and what the terminal got.
 func applyOnTerminal(t *testing.T, root, state, journal, wantStdout, wantTerminal string) {
 	t.Helper()
+	runOnTerminal(t, []string{"journal", "apply", "--root", root, "--state", state, journal}, wantStdout, wantTerminal)
+}
+
+// TestHostApplyProgress: cairn apply and rollback show the ops of their
+// move on a terminal as journal apply does, clear the line before what
+// commands print and at the end, and print the result on stdout.
+func TestHostApplyProgress(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: sets owners")
+	}
+	r := gittest.New(t)
+	long := "echo from-the-command; : " + strings.Repeat("x", 100)
+	c1 := r.Commit("main", map[string]string{"main.cairn": "dir \"/srv\" {}\n"})
+	c2 := r.Commit("main", map[string]string{"main.cairn": fmt.Sprintf("dir \"/srv\" {}\n\ndir \"/srv/a\" {}\n\nexec \"x\" {\n  command = %q\n  undo    = \"true\"\n}\n", long)})
+	root, state := t.TempDir(), filepath.Join(t.TempDir(), "state")
+	args := []string{"--log-level", "warn", "--repo", r.Dir, "--host", "web-1", "--root", root, "--state", state, "--allow-unsigned", "--listen", "", "--confirm", "0"}
+	const clear = "\r\x1b[K"
+	runOnTerminal(t, append([]string{"apply", "--to", c1}, args...), c1+": applied, 1 op run\n", clear+"[1/1] MKDIR /srv"+clear)
+	execLine := fmt.Sprintf("EXEC %q", long)
+	runOnTerminal(t, append([]string{"apply"}, args...), c2+": applied, 2 ops run\n",
+		clear+"[1/2] MKDIR /srv/a"+clear+("[2/2] " + execLine)[:59]+
+			clear+"from-the-command\r\n") // the line is cleared, and not drawn again
+	// Back: the inverse of the EXEC (its undo), then of MKDIR /srv/a.
+	runOnTerminal(t, append([]string{"rollback"}, args...), c1+": applied, 2 ops run\n",
+		clear+("[1/2] " + execLine)[:59]+clear+"[2/2] MKDIR /srv/a"+clear)
+}
+
+// runOnTerminal runs cairn with args and stderr on a terminal of 60
+// columns, and checks that it exits 0, its stdout and what the terminal
+// got.
+func runOnTerminal(t *testing.T, args []string, wantStdout, wantTerminal string) {
+	t.Helper()
 	master, tty := openPty(t, 60)
 	read := make(chan []byte)
 	go func() {
@@ -86,16 +119,16 @@ func applyOnTerminal(t *testing.T, root, state, journal, wantStdout, wantTermina
 		read <- data
 	}()
 	var stdout bytes.Buffer
-	code := cli.Run([]string{"journal", "apply", "--root", root, "--state", state, journal}, &stdout, tty)
+	code := cli.Run(args, &stdout, tty)
 	tty.Close()
 	got := string(<-read)
 	if code != 0 {
-		t.Fatalf("exit %d: %q", code, got)
+		t.Fatalf("%v: exit %d: %q", args, code, got)
 	}
 	if stdout.String() != wantStdout {
-		t.Errorf("stdout %q, want %q", stdout.String(), wantStdout)
+		t.Errorf("%v: stdout %q, want %q", args, stdout.String(), wantStdout)
 	}
 	if got != wantTerminal {
-		t.Errorf("the terminal got\n%q\nwant\n%q", got, wantTerminal)
+		t.Errorf("%v: the terminal got\n%q\nwant\n%q", args, got, wantTerminal)
 	}
 }
