@@ -82,7 +82,10 @@ func (r *Report) ExitCode(mode Mode) int {
 	case ResultBroken:
 		return steps.ExitUndoFailed
 	case ResultFailed:
-		if r.Err != nil && steps.ExitCode(r.Err) == steps.ExitBadInput {
+		// Bad input (--to REV that is no commit, a held host) is 2; a
+		// fetch, a step or a CHECK that failed is 1.
+		var input *steps.InputError
+		if errors.As(r.Err, &input) {
 			return steps.ExitBadInput
 		}
 		return steps.ExitFailed
@@ -158,7 +161,7 @@ func (p *Pipeline) loadKeys() (*trust.Keys, string, error) {
 	}
 	data, err := os.ReadFile(p.cfg.Trust)
 	if err != nil {
-		return nil, "", fmt.Errorf("--trust: %w", err)
+		return nil, "", fmt.Errorf("trust file: %w", err)
 	}
 	keys, err := trust.Parse(p.cfg.Trust, data)
 	if err != nil {
@@ -199,7 +202,9 @@ func (p *Pipeline) Run(ctx context.Context, req Request, obs Observer) *Report {
 		r.rep.Run.Error = r.rep.Err.Error()
 	}
 	if r.a != nil {
-		r.persist()
+		if req.Mode != Plan {
+			r.persist()
+		}
 		r.a.Close()
 	}
 	if r.git != nil {
@@ -234,9 +239,10 @@ func (r *run) enter(s State) {
 	}
 	r.state = s
 	r.rep.Run.States = append(r.rep.Run.States, s)
-	if r.a != nil {
+	if r.a != nil && r.req.Mode != Plan {
 		// The state is shown from this record by cairn status; a write
-		// that fails costs the display, not the run.
+		// that fails costs the display, not the run. A plan is no run of
+		// the agent's: it leaves the lifecycle and the runs as they are.
 		if err := r.a.WriteRecord(recordLifecycle, Lifecycle{State: s, Since: now}); err != nil {
 			r.p.log().Warn("cannot record the lifecycle state", "state", s, "err", err)
 		}
