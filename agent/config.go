@@ -39,9 +39,8 @@ type Config struct {
 	Root     *rootfs.Root
 	StateDir string
 	// Trust is the trust file's path; AllowUnsigned runs without one.
-	// Without either, a run that would move the host refuses every commit
-	// (unsigned); a Plan run shows the plan without checking signatures,
-	// and says so.
+	// Without either, a run refuses every commit (unsigned), a Plan run
+	// too: it says what apply would do.
 	Trust         string
 	AllowUnsigned bool
 	// Drift says whether drifted steps are repaired.

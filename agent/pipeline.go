@@ -599,10 +599,8 @@ func (r *run) verify(want, from string) error {
 			return err
 		}
 	} else if !r.p.cfg.AllowUnsigned {
-		if r.req.Mode != Plan {
-			return &Refusal{Reason: Unsigned, Commit: want, Err: errors.New("no --trust file to check its signature against")}
-		}
-		r.p.log().Warn("signatures not checked: no --trust file", "commit", want)
+		// A plan says what apply would do: refuse it.
+		return &Refusal{Reason: Unsigned, Commit: want, Err: errors.New("no --trust file to check its signature against (--allow-unsigned applies any)")}
 	}
 	if r.req.To != "" || r.req.Mode == Rollback || from == "" {
 		// An explicit move, or the first: no history to descend from.
