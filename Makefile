@@ -6,10 +6,10 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $$($(GO) env G
 FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fuzz bench crashtest demo clean
+.PHONY: help build test lint fuzz bench crashtest demo demo-journal clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/cairn
 	$(GO) build -o bin/cairn ./cmd/cairn
@@ -40,8 +40,11 @@ bench: ## Go benchmarks, then the whole-process comparisons of bench/run.sh
 crashtest: ## kill the applier at random points 2000 times and check recovery
 	cd steps && CAIRN_CRASH_TRIALS=2000 $(GO) test -run '^TestCrash' -count=1 -timeout 60m
 
-demo: ## cairn's main job on examples/journal under a scratch root in /tmp
+demo: ## the agent: a canary and a web host follow a signed git repo of examples/fleet
 	GO=$(GO) scripts/demo.sh
+
+demo-journal: ## the journal applier by hand on examples/journal under a scratch root
+	GO=$(GO) scripts/demo-journal.sh
 
 clean: ## remove bin/
 	rm -rf bin

@@ -418,3 +418,54 @@ func TestExamplesAreFormatted(t *testing.T) {
 		t.Errorf("found %d .cairn files in the examples; want every one of them", n)
 	}
 }
+
+// TestFleetWithoutPackages compiles the fleet with its packages variable
+// false, as make demo does for its scratch roots: no package, unit or EXEC
+// step and no check that talks to a service is left, everything else is,
+// and the canary checks its page on disk instead.
+func TestFleetWithoutPackages(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fleet")
+	if err := os.CopyFS(dir, os.DirFS("fleet")); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "main.cairn")
+	src, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const on = "variable \"packages\" {\n  default     = true\n"
+	if !bytes.Contains(src, []byte(on)) {
+		t.Fatalf("main.cairn has no %q", on)
+	}
+	if err := os.WriteFile(main, bytes.Replace(src, []byte(on), []byte(strings.Replace(on, "true", "false", 1)), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"web-01", "web-02", "mon-01"} {
+		t.Run(host, func(t *testing.T) {
+			c := compileExample(t, dir, host, bookworm)
+			for _, s := range c.steps {
+				switch op := string(s.Op); {
+				case strings.HasPrefix(op, "APT-"), strings.HasPrefix(op, "SYSTEMD-"), op == "EXEC":
+					t.Errorf("step %s with packages = false", s.Canonical())
+				case op == "CHECK" && s.Args[0] != "command":
+					t.Errorf("check %s talks to a service", s.Canonical())
+				}
+			}
+			c.must(t, "USERADD alice gid=3000 home=/home/alice shell=/bin/bash uid=3001")
+			c.must(t, "COPY - /etc/sudoers.d/ops mode=0440")
+			c.must(t, "COPY common/files/sshd-fleet.conf /etc/ssh/sshd_config.d/50-fleet.conf")
+			c.must(t, "MKDIR /var/backups/spool/"+host)
+			if host == "mon-01" {
+				c.must(t, "COPY - /etc/prometheus/prometheus.yml")
+				return
+			}
+			c.must(t, "COPY - /etc/nginx/nginx.conf")
+			c.must(t, "SYMLINK ../sites-available/example.org /etc/nginx/sites-enabled/example.org")
+			if host == "web-01" {
+				c.before(t, "COPY roles/files/index.html /srv/www/example.org/index.html", `CHECK command "grep -q '<title>example.org</title>'`)
+			} else {
+				c.mustNot(t, "CHECK")
+			}
+		})
+	}
+}
