@@ -86,7 +86,7 @@ func TestUnitFileVerifies(t *testing.T) {
 func TestUnitFileContent(t *testing.T) {
 	u := string(UnitFile())
 	for _, want := range []string{
-		"Type=notify", "ExecStart=/usr/bin/cairn agent", "Restart=on-failure", "WatchdogSec=",
+		"Type=notify", "ExecStart=/usr/bin/cairn agent", "EnvironmentFile=-/etc/default/cairn", "Restart=on-failure", "WatchdogSec=",
 		"ProtectSystem=strict", "ReadWritePaths=/etc /usr /var",
 	} {
 		if !strings.Contains(u, want) {
