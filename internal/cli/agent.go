@@ -19,7 +19,6 @@ import (
 
 	"github.com/cairn-cm/cairn/agent"
 	"github.com/cairn-cm/cairn/agent/status"
-	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/steps"
 )
 
@@ -69,16 +68,10 @@ func (s *settings) pipeline(e *env, needRepo, needTrust bool) (p *agent.Pipeline
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	root, err := rootfs.Open(s.Root)
+	// The root and the state are found as for the journal commands.
+	root, state, err := (&stateFlags{Root: s.Root, State: s.State}).open()
 	if err != nil {
-		return nil, nil, nil, &exitError{code: exitBadInput, err: err}
-	}
-	state := s.State
-	if state != "" {
-		if state, err = filepath.Abs(state); err != nil {
-			root.Close()
-			return nil, nil, nil, &exitError{code: exitBadInput, err: err}
-		}
+		return nil, nil, nil, err
 	}
 	repo := s.Repo
 	if repo != "" && !strings.Contains(repo, "://") && !strings.Contains(repo, "@") {
