@@ -720,6 +720,12 @@ func (r *run) pin(commit string) {
 func (r *run) checkDrift(ctx context.Context, applied *steps.Applied, result Result) {
 	r.enter(CheckingDrift)
 	drifted, err := r.a.Drift(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Stopped (SIGTERM): the drift is left unchecked, and what the run
+		// did (a move it keeps) stands.
+		r.end(result, nil)
+		return
+	}
 	if err != nil {
 		r.end(ResultFailed, err)
 		return
