@@ -438,9 +438,7 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 	}
 	r.m = m
 	var last Target
-	if _, err := r.a.ReadRecord(recordTarget, &last); err != nil {
-		return "", err
-	}
+	r.p.readRecord(r.a, recordTarget, &last)
 	branches := []string{cfg.Branch}
 	if last.Branch != "" && last.Branch != cfg.Branch {
 		// One ref advertisement for both when nothing changed.

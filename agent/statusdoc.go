@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/cairn-cm/cairn/agent/gitfs"
@@ -45,9 +46,9 @@ func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Documen
 		name string
 		v    any
 	}{{recordLifecycle, &life}, {recordPin, &pin}, {recordTarget, &target}, {recordRuns, &runs}, {recordBad, &bad}, {recordDrift, &drift}} {
-		if _, err := a.ReadRecord(r.name, r.v); err != nil {
-			return doc, err
-		}
+		// A record that cannot be read costs its part of the display, not
+		// the status: an agent whose status fails does not start.
+		p.readRecord(a, r.name, r.v)
 	}
 	if life.State != "" {
 		doc.State, doc.StateSince = string(life.State), life.Since
@@ -146,4 +147,18 @@ func driftRecord(drifted []steps.Drifted) []status.Drift {
 		out[i] = status.Drift{Step: d.Step.Canonical(), Source: src, Diff: d.Diff}
 	}
 	return out
+}
+
+// readRecord reads one of the agent's own records, which the next run
+// rewrites: one that cannot be read (a disk error, a hand edit) is logged
+// and read as missing.
+func (p *Pipeline) readRecord(a *steps.Applier, name string, v any) bool {
+	found, err := a.ReadRecord(name, v)
+	if err != nil {
+		p.log().Warn("cannot read a record of the agent; it is taken as missing", "record", name, "err", err)
+		// What a decoding that failed half way filled in is dropped.
+		reflect.ValueOf(v).Elem().SetZero()
+		return false
+	}
+	return found
 }
