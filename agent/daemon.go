@@ -230,15 +230,17 @@ func (d *Daemon) finished(ctx context.Context, rep *Report) {
 	took := rep.Run.Finished.Sub(rep.Run.Started)
 	doc, err := d.p.Status(context.WithoutCancel(ctx))
 	if err != nil {
-		// The run still counts (a corrupt record fails the run and this
-		// read alike); without a status it did not leave the host known
-		// to be at its target.
+		// The run is counted all the same (without a status it did not
+		// leave the host known to be at its target); a state that cannot
+		// be put back is shown broken, never as the converged host it was.
 		d.log.Warn("cannot read the status back", "err", err)
-		d.metrics.RunDone(string(rep.Run.Result), took, rep.Run.Finished, false)
-		return
+		doc = d.Status()
+		if steps.ExitCode(err) == steps.ExitUndoFailed {
+			doc.State, doc.StateSince, doc.Converged = string(Broken), rep.Run.Finished, false
+		}
 	}
 	d.setDoc(doc)
-	success := rep.Run.Result == ResultApplied || rep.Run.Result == ResultUnchanged
+	success := err == nil && (rep.Run.Result == ResultApplied || rep.Run.Result == ResultUnchanged)
 	d.metrics.RunDone(string(rep.Run.Result), took, rep.Run.Finished, success && doc.Target != nil && doc.Applied != nil && doc.Applied.Commit == doc.Target.Commit)
 	d.notifyStatus()
 }
