@@ -528,6 +528,15 @@ func (r *run) reopen() error {
 // host's group (or --group) and the branch it follows.
 func (r *run) resolveGroup(control plumbing.Hash) (group, branch string, err error) {
 	cfg := &r.p.cfg
+	// The hosts block decides the branch, and so which signed commits
+	// reach the host: it is read only from a tip that is signed too.
+	if err := r.signed(control); err != nil {
+		var rf *Refusal
+		if errors.As(err, &rf) {
+			rf.Err = fmt.Errorf("the tip of the control branch %s, whose hosts block says what this host follows: %w", cfg.Branch, rf.Err)
+		}
+		return "", "", err
+	}
 	fsys, _, err := r.git.FS(control.String())
 	if err != nil {
 		return "", "", err
@@ -579,6 +588,26 @@ func (r *run) previous(from string) (string, error) {
 // verify applies the trust rules of §4 to the commit want.
 func (r *run) verify(want, from string) error {
 	h := plumbing.NewHash(want)
+	if err := r.signed(h); err != nil {
+		return err
+	}
+	if r.req.To != "" || r.req.Mode == Rollback || from == "" {
+		// An explicit move, or the first: no history to descend from.
+		return nil
+	}
+	ok, err := r.m.IsAncestor(plumbing.NewHash(from), h)
+	if err != nil && !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return err
+	}
+	if !ok {
+		return &Refusal{Reason: NotDescendant, Commit: want, Err: fmt.Errorf("it does not descend from %s, the commit applied (a force-push? cairn rollback and cairn apply --to move elsewhere on purpose)", short(from))}
+	}
+	return nil
+}
+
+// signed applies the signature rule of §4 to commit h, with the trust
+// file as it is now.
+func (r *run) signed(h plumbing.Hash) error {
 	c, err := r.m.Commit(h)
 	if err != nil {
 		return err
@@ -592,24 +621,13 @@ func (r *run) verify(want, from string) error {
 		if _, err := keys.VerifyCommit(c); err != nil {
 			var tr *trust.Refusal
 			if errors.As(err, &tr) {
-				return &Refusal{Reason: Reason(tr.Reason), Commit: want, Err: err}
+				return &Refusal{Reason: Reason(tr.Reason), Commit: h.String(), Err: err}
 			}
 			return err
 		}
 	} else if !r.p.cfg.AllowUnsigned {
 		// A plan says what apply would do: refuse it.
-		return &Refusal{Reason: Unsigned, Commit: want, Err: errors.New("no --trust file to check its signature against (--allow-unsigned applies any)")}
-	}
-	if r.req.To != "" || r.req.Mode == Rollback || from == "" {
-		// An explicit move, or the first: no history to descend from.
-		return nil
-	}
-	ok, err := r.m.IsAncestor(plumbing.NewHash(from), h)
-	if err != nil && !errors.Is(err, plumbing.ErrObjectNotFound) {
-		return err
-	}
-	if !ok {
-		return &Refusal{Reason: NotDescendant, Commit: want, Err: fmt.Errorf("it does not descend from %s, the commit applied (a force-push? cairn rollback and cairn apply --to move elsewhere on purpose)", short(from))}
+		return &Refusal{Reason: Unsigned, Commit: h.String(), Err: errors.New("no --trust file to check its signature against (--allow-unsigned applies any)")}
 	}
 	return nil
 }
