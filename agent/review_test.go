@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-cm/cairn/internal/gittest"
+)
+
+// cancelAt cancels a run's context when it enters a state.
+type cancelAt struct {
+	at     State
+	cancel context.CancelFunc
+	states []State
+}
+
+func (o *cancelAt) Enter(s State, _ time.Time) {
+	o.states = append(o.states, s)
+	if s == o.at {
+		o.cancel()
+	}
+}
+func (o *cancelAt) Fetched(bool, time.Time) {}
+
+// TestReviewSIGTERMDuringConfirmKeepsMove: a SIGTERM during the confirm
+// window ends it early and keeps the move (§3): the run applied, exit 0,
+// not a failure with exit 2 ("nothing changed") while the host moved.
+func TestReviewSIGTERMDuringConfirmKeepsMove(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", func(c *Config) { c.Confirm = 10 * time.Second })
+	runOnce(t, p, Request{})
+	next := files(1, "two\n")
+	next["main.cairn"] += "check \"alive\" {\n  file     = \"/srv/f00\"\n  timeout  = \"300ms\"\n  interval = \"200ms\"\n}\n"
+	c2 := r.Commit("main", next)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	obs := &cancelAt{at: Confirming, cancel: cancel}
+	rep := p.Run(ctx, Request{Mode: Apply}, obs)
+	if !slices.Contains(rep.Run.States, Confirming) {
+		t.Fatalf("never confirmed: %v, %v", rep.Run.States, rep.Err)
+	}
+	if got := h.read(t, "srv/f00"); got != "two\n" {
+		t.Fatalf("srv/f00 = %q: the move was not kept", got)
+	}
+	if rep.Run.Result != ResultApplied || rep.ExitCode(Apply) != 0 || rep.Run.Commit != c2 {
+		t.Errorf("SIGTERM during confirming: %s (exit %d), %v; want applied, exit 0: the move is kept", rep.Run.Result, rep.ExitCode(Apply), rep.Err)
+	}
+	doc, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Applied == nil || doc.Applied.Commit != c2 || doc.Applied.Time.IsZero() {
+		t.Errorf("status after the kept move: applied %+v", doc.Applied)
+	}
+}
+
+// TestReviewFetchFailureExit: a fetch that fails (the server is gone)
+// changes nothing and is not bad input: exit 1, as Report.ExitCode says.
+func TestReviewFetchFailureExit(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	if err := os.RemoveAll(r.Dir); err != nil {
+		t.Fatal(err)
+	}
+	rep := runOnce(t, p, Request{})
+	if rep.Run.Result != ResultFailed || rep.Err == nil {
+		t.Fatalf("fetch from a removed repository: %s, %v", rep.Run.Result, rep.Err)
+	}
+	if got := rep.ExitCode(Follow); got != 1 {
+		t.Errorf("a failed fetch exits %d, want 1 (2 is bad input): %v", got, rep.Err)
+	}
+}
+
+// TestReviewCorruptRecords: a record of the agent that cannot be read (a
+// disk error, a hand edit) must not stop the agent from starting or
+// following its branch: the status, runs, target and bad moves are the
+// agent's own bookkeeping, rewritten by the next run.
+func TestReviewCorruptRecords(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	for _, name := range []string{recordRuns, recordTarget, recordBad, recordDrift, recordLifecycle} {
+		if err := os.WriteFile(filepath.Join(h.state, "agent", name+".json"), []byte("{\x00garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Status(context.Background()); err != nil {
+		t.Errorf("status with corrupt records: %v (the agent would not start)", err)
+	}
+	c2 := r.Commit("main", files(1, "two\n"))
+	rep := runOnce(t, p, Request{})
+	if rep.Run.Result != ResultApplied || rep.Run.Commit != c2 {
+		t.Errorf("run with corrupt records: %s to %s, %v", rep.Run.Result, rep.Run.Commit, rep.Err)
+	}
+	if _, err := p.Status(context.Background()); err != nil {
+		t.Errorf("status after the run: %v", err)
+	}
+}
+
+// TestReviewBrokenCounted: a state that cannot be put back (a corrupt
+// intent log: exit 3) is counted as a broken run and shown as broken by
+// the metrics, every run.
+func TestReviewBrokenCounted(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	if err := os.WriteFile(filepath.Join(h.state, "intent.log"), []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDaemon(p, DaemonConfig{Interval: time.Hour, Once: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := d.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Run.Result != ResultBroken || rep.ExitCode(Follow) != 3 {
+		t.Fatalf("run on a broken state: %s (exit %d), %v", rep.Run.Result, rep.ExitCode(Follow), rep.Err)
+	}
+	if got := gauge(t, d, "cairn_runs_total", "result", "broken"); got != 1 {
+		t.Errorf("cairn_runs_total{result=broken} = %v, want 1", got)
+	}
+	if doc := d.Status(); doc.State != string(Broken) || doc.Converged {
+		t.Errorf("status of a broken host: state %s, converged %v", doc.State, doc.Converged)
+	}
+}
+
+// signer is an SSH key that signs commits, and the trust file naming it.
+type signer struct {
+	key, trust string
+}
+
+func newSigner(t *testing.T) *signer {
+	t.Helper()
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Skip("ssh-keygen is not installed")
+	}
+	dir := t.TempDir()
+	s := &signer{key: filepath.Join(dir, "key"), trust: filepath.Join(dir, "allowed")}
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", s.key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(s.key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.trust, []byte("test@example.org namespaces=\"git\" "+strings.TrimSpace(string(pub))+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestReviewUnsignedHostsBlock: the hosts block decides which branch (and
+// which group's configuration) the host gets: read from an unsigned tip of
+// the control branch, it lets whoever can push (or controls the server)
+// move a host onto another group's signed branch.
+func TestReviewUnsignedHostsBlock(t *testing.T) {
+	sg := newSigner(t)
+	r := gittest.New(t)
+	r.Git("config", "gpg.format", "ssh")
+	r.Git("config", "user.signingkey", sg.key)
+	c1 := r.Commit("main", files(1, "web\n"), "-S")
+	r.Commit("canary", files(1, "canary\n"), "-S")
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", func(c *Config) { c.AllowUnsigned, c.Trust = false, sg.trust })
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultApplied || rep.Run.Commit != c1 {
+		t.Fatalf("first run: %s to %s, %v", rep.Run.Result, rep.Run.Commit, rep.Err)
+	}
+	// An unsigned commit on main puts every web host on the canary branch.
+	evil := files(1, "web\n")
+	evil["hosts.cairn"] = strings.Replace(hostsBlock, "match  = [\"web-*\"]", "match  = [\"web-*\"]\n    branch = \"canary\"", 1)
+	r.Commit("main", evil)
+	rep := runOnce(t, p, Request{})
+	if got := h.read(t, "srv/f00"); got != "web\n" {
+		t.Errorf("an unsigned hosts block moved the host to another branch: srv/f00 = %q (%s to %s)", got, rep.Run.Result, rep.Run.Commit)
+	}
+	if rep.Run.Result != ResultRefused || rep.Run.Reason != Unsigned {
+		t.Errorf("unsigned control tip: %s (%s), %v; want refused (unsigned)", rep.Run.Result, rep.Run.Reason, rep.Err)
+	}
+}
+
+// gauge returns the value of the series of metric name whose label is
+// value (-1 when there is none).
+func gauge(t *testing.T, d *Daemon, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := d.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					if m.Counter != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
