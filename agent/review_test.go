@@ -220,3 +220,26 @@ func gauge(t *testing.T, d *Daemon, name, label, value string) float64 {
 	}
 	return -1
 }
+
+// TestReviewStatusWithoutTrust: only the commands that move the host need
+// --trust or --allow-unsigned (§1); cairn status and cairn resume, run by
+// hand without the unit's environment, must work without them.
+func TestReviewStatusWithoutTrust(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	runOnce(t, h.pipeline(t, r, "web-02", nil), Request{})
+	p := h.pipeline(t, r, "web-02", func(c *Config) { c.Repo, c.AllowUnsigned = "", false })
+	doc, err := p.Status(context.Background())
+	if err != nil || doc.Applied == nil {
+		t.Errorf("status without a trust file: %+v, %v", doc.Applied, err)
+	}
+	if _, err := p.Resume(context.Background()); err != nil {
+		t.Errorf("resume without a trust file: %v", err)
+	}
+	// A move still refuses an unsigned commit.
+	rep := runOnce(t, h.pipeline(t, r, "web-02", func(c *Config) { c.AllowUnsigned = false }), Request{Mode: Apply, To: "main~0"})
+	if rep.Run.Result != ResultRefused || rep.Run.Reason != Unsigned {
+		t.Errorf("apply without a trust file: %s (%s), %v", rep.Run.Result, rep.Run.Reason, rep.Err)
+	}
+}
