@@ -403,12 +403,12 @@ func (r *run) exec(ctx context.Context) {
 		r.end(ResultFailed, err)
 		return
 	}
-	if r.req.Mode == Rollback {
-		r.pin(want)
-	}
 	if ctx.Err() != nil {
 		// Stopped as the move committed: it stays; the next start checks
 		// the drift.
+		if r.req.Mode == Rollback {
+			r.pin(want)
+		}
 		r.end(ResultApplied, nil)
 		return
 	}
@@ -424,6 +424,11 @@ func (r *run) exec(ctx context.Context) {
 			r.end(ResultFailed, err)
 			return
 		}
+	}
+	if r.req.Mode == Rollback {
+		// Pinned once the move holds: a rollback undone by its
+		// confirmation leaves the host, and any pin, where they were.
+		r.pin(want)
 	}
 	r.checkDrift(ctx, a.Applied(), ResultApplied)
 }
