@@ -583,7 +583,9 @@ func (r *run) previous(from string) (string, error) {
 	}
 	for i := len(hist) - 1; i >= 0; i-- {
 		h := hist[i]
-		if h.Result == "applied" && h.Commit != "" && h.Commit != from {
+		// A move that failed its confirmation is in the history as
+		// applied (its undo is a move too): never the one to go back to.
+		if h.Result == "applied" && h.Commit != "" && h.Commit != from && !r.isBad(from, h.Commit) {
 			return h.Commit, nil
 		}
 	}

@@ -243,3 +243,80 @@ func TestReviewStatusWithoutTrust(t *testing.T) {
 		t.Errorf("apply without a trust file: %s (%s), %v", rep.Run.Result, rep.Run.Reason, rep.Err)
 	}
 }
+
+// aliveConfig is a configuration whose CHECK holds while /srv/alive
+// exists.
+func aliveConfig(content string) map[string]string {
+	c := files(1, content)
+	c["main.cairn"] += "file \"/srv/alive\" {\n  content = \"yes\"\n}\ncheck \"alive\" {\n  file     = \"/srv/alive\"\n  timeout  = \"300ms\"\n  interval = \"200ms\"\n}\n"
+	return c
+}
+
+// killAlive removes /srv/alive a second after the next move makes it, as
+// a service that dies after its first check would.
+func killAlive(t *testing.T, h *host) {
+	t.Helper()
+	alive := filepath.Join(h.root, "srv/alive")
+	os.Remove(alive)
+	go func() {
+		for range 200 {
+			if _, err := os.Stat(alive); err == nil {
+				time.Sleep(time.Second)
+				os.Remove(alive)
+				return
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}()
+}
+
+// TestReviewRollbackSkipsUnconfirmed: the move back after a failed
+// confirmation is an applied move in the history; the default rollback
+// must not take the commit that failed as "the one applied before".
+func TestReviewRollbackSkipsUnconfirmed(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", func(c *Config) { c.Confirm = 3 * time.Second })
+	runOnce(t, p, Request{})
+	c2 := r.Commit("main", files(1, "two\n"))
+	runOnce(t, p, Request{})
+	bad := r.Commit("main", aliveConfig("three\n"))
+	killAlive(t, h)
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultFailed || h.read(t, "srv/f00") != "two\n" {
+		t.Fatalf("the move to %s: %s, %v; srv/f00 %q", short(bad), rep.Run.Result, rep.Err, h.read(t, "srv/f00"))
+	}
+	rep := runOnce(t, p, Request{Mode: Rollback})
+	if rep.Run.Commit != c1 || h.read(t, "srv/f00") != "one\n" {
+		t.Errorf("rollback from %s went to %s (%s), want %s, the commit applied before; %s is the one that failed its confirmation",
+			short(c2), short(rep.Run.Commit), rep.Run.Result, short(c1), short(bad))
+	}
+}
+
+// TestReviewRollbackUnconfirmedNotPinned: a rollback whose confirmation
+// fails is undone; the host is back where it was, and must not be held
+// at the commit it failed to reach.
+func TestReviewRollbackUnconfirmedNotPinned(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", aliveConfig("one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", func(c *Config) { c.Confirm = 3 * time.Second })
+	runOnce(t, p, Request{})
+	c2 := r.Commit("main", files(1, "two\n"))
+	runOnce(t, p, Request{})
+	killAlive(t, h)
+	rep := runOnce(t, p, Request{Mode: Rollback, To: c1})
+	if rep.Run.Result != ResultFailed || h.read(t, "srv/f00") != "two\n" {
+		t.Fatalf("rollback to %s: %s, %v; srv/f00 %q", short(c1), rep.Run.Result, rep.Err, h.read(t, "srv/f00"))
+	}
+	doc, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Held != nil {
+		t.Errorf("the failed rollback left a pin at %s while the host is at %s (state %s)", short(doc.Held.Commit), short(c2), doc.State)
+	}
+	if last := rep.Run.States[len(rep.Run.States)-1]; last != Idle {
+		t.Errorf("the failed rollback ended %s, want idle", last)
+	}
+}
