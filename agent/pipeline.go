@@ -470,6 +470,20 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 	}
 	r.git = git
 	group, branch, err := r.resolveGroup(tips[cfg.Branch])
+	var rf *Refusal
+	if errors.As(err, &rf) && (r.req.To != "" || r.req.Mode == Rollback) {
+		// An explicit move is the way out of a bad control tip: it keeps
+		// the group and branch the host is at.
+		r.p.log().Warn("the control branch's tip is refused; the explicit move keeps the host's group", "err", err)
+		applied := r.a.Applied()
+		group, branch, err = applied.Group, applied.Branch, nil
+		if cfg.Group != "" {
+			group = cfg.Group
+		}
+		if branch == "" {
+			branch = cfg.Branch
+		}
+	}
 	if err != nil {
 		return "", err
 	}

@@ -238,7 +238,8 @@ func TestReviewStatusWithoutTrust(t *testing.T) {
 		t.Errorf("resume without a trust file: %v", err)
 	}
 	// A move still refuses an unsigned commit.
-	rep := runOnce(t, h.pipeline(t, r, "web-02", func(c *Config) { c.AllowUnsigned = false }), Request{Mode: Apply, To: "main~0"})
+	c2 := r.Commit("main", files(1, "two\n"))
+	rep := runOnce(t, h.pipeline(t, r, "web-02", func(c *Config) { c.AllowUnsigned = false }), Request{Mode: Apply, To: c2})
 	if rep.Run.Result != ResultRefused || rep.Run.Reason != Unsigned {
 		t.Errorf("apply without a trust file: %s (%s), %v", rep.Run.Result, rep.Run.Reason, rep.Err)
 	}
@@ -318,5 +319,56 @@ func TestReviewRollbackUnconfirmedNotPinned(t *testing.T) {
 	}
 	if last := rep.Run.States[len(rep.Run.States)-1]; last != Idle {
 		t.Errorf("the failed rollback ended %s, want idle", last)
+	}
+}
+
+// TestReviewPlanLeavesNoRun: cairn plan changes nothing; its run must not
+// become the last run that status shows, hiding the agent's failure.
+func TestReviewPlanLeavesNoRun(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	bad := files(1, "bad\n")
+	bad["main.cairn"] += "check \"never\" {\n  file    = \"/srv/missing\"\n  timeout = \"200ms\"\n}\n"
+	r.Commit("main", bad)
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultFailed {
+		t.Fatalf("the failing commit: %s, %v", rep.Run.Result, rep.Err)
+	}
+	if rep := runOnce(t, p, Request{Mode: Plan, To: "main~1"}); rep.Run.Result != ResultUnchanged || rep.Err != nil {
+		t.Fatalf("plan: %s, %v", rep.Run.Result, rep.Err)
+	}
+	doc, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.LastRun == nil || doc.LastRun.Result != string(ResultFailed) || len(doc.RecentRuns) != 2 {
+		t.Errorf("after cairn plan, status shows the last run %+v (%d runs); want the failed run of the agent", doc.LastRun, len(doc.RecentRuns))
+	}
+}
+
+// TestReviewExplicitMoveDespiteBadControlTip: when the control branch's
+// tip is refused (it does not compile, or is unsigned), cairn rollback and
+// cairn apply --to are the way out: they must not be refused for it.
+func TestReviewExplicitMoveDespiteBadControlTip(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	c2 := r.Commit("main", files(1, "two\n"))
+	runOnce(t, p, Request{})
+	r.Commit("main", map[string]string{"main.cairn": "file \"/srv/f00\" {\n  content = \n}\n"})
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultRefused {
+		t.Fatalf("the broken tip: %s, %v", rep.Run.Result, rep.Err)
+	}
+	rep := runOnce(t, p, Request{Mode: Rollback})
+	if rep.Run.Result != ResultApplied || rep.Run.Commit != c1 || h.read(t, "srv/f00") != "one\n" {
+		t.Errorf("rollback under a broken control tip: %s to %s, %v", rep.Run.Result, short(rep.Run.Commit), rep.Err)
+	}
+	rep = runOnce(t, p, Request{Mode: Apply, To: c2})
+	if rep.Run.Result != ResultApplied || rep.Run.Commit != c2 || h.read(t, "srv/f00") != "two\n" || rep.Group != "web" {
+		t.Errorf("apply --to under a broken control tip: %s to %s (group %q), %v", rep.Run.Result, short(rep.Run.Commit), rep.Group, rep.Err)
 	}
 }
