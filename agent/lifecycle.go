@@ -51,7 +51,9 @@ var lifecycle = []transition{
 	{Compiling, []State{Failed, Held, Idle, Planning}},
 	{Confirming, []State{Broken, CheckingDrift, Failed}},
 	{Failed, []State{Fetching, Held, Idle}},
-	{Fetching, []State{Broken, CheckingDrift, Compiling, Failed, Held, Idle, Verifying}},
+	// fetching → applying: the way back of a move stuck after its
+	// confirmation failed, retried first.
+	{Fetching, []State{Applying, Broken, CheckingDrift, Compiling, Failed, Held, Idle, Verifying}},
 	{Held, []State{Fetching, Idle}},
 	{Idle, []State{Fetching, Held}},
 	{Planning, []State{Applying, Broken, CheckingDrift, Failed, Held, Idle}},

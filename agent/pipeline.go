@@ -314,6 +314,9 @@ func (r *run) exec(ctx context.Context) {
 		return
 	}
 	r.rep.Run.Commit = want
+	if r.req.Mode == Follow && r.wayBack(ctx, applied) {
+		return
+	}
 	switch {
 	case r.req.Mode == Follow && held:
 		r.checkDrift(ctx, applied, ResultUnchanged)
@@ -416,11 +419,12 @@ func (r *run) exec(ctx context.Context) {
 		r.enter(Confirming)
 		if err := r.confirm(ctx, res.Steps); err != nil {
 			r.rep.Err = err
+			r.markBad(applied.Commit, want, "confirm")
 			if uerr := r.undoMove(ctx, prev); uerr != nil {
+				r.stuck(prev, want, err)
 				r.end(ResultBroken, uerr)
 				return
 			}
-			r.markBad(applied.Commit, want, "confirm")
 			r.end(ResultFailed, err)
 			return
 		}
@@ -831,6 +835,45 @@ func (r *run) undoMove(ctx context.Context, prev *steps.Applied) error {
 		return fmt.Errorf("undo the move after its confirmation failed: %w", err)
 	}
 	return nil
+}
+
+// stuck records that the way back from commit, which failed its
+// confirmation with err, to the journal prev failed too: the next runs
+// retry it (wayBack).
+func (r *run) stuck(prev *steps.Applied, commit string, err error) {
+	back := *prev
+	back.Originals, back.Kept = nil, nil
+	if werr := r.a.WriteRecord(recordWayBack, WayBack{Back: &back, Stuck: commit, Error: err.Error()}); werr != nil {
+		r.p.log().Warn("cannot record the way back", "err", werr)
+	}
+}
+
+// wayBack retries the way back recorded by stuck, first thing in a run, as
+// a broken host's runs retry its recovery (§3); it reports whether it
+// ended the run.
+func (r *run) wayBack(ctx context.Context, applied *steps.Applied) bool {
+	var wb WayBack
+	if !r.p.readRecord(r.a, recordWayBack, &wb) || wb.Back == nil {
+		return false
+	}
+	if applied.Commit != wb.Stuck {
+		// The host was moved since (cairn apply --to, cairn rollback).
+		if err := r.a.WriteRecord(recordWayBack, WayBack{}); err != nil {
+			r.p.log().Warn("cannot clear the way back", "err", err)
+		}
+		return false
+	}
+	r.rep.Run.Commit = wb.Back.Commit
+	r.enter(Applying)
+	if err := r.undoMove(ctx, wb.Back); err != nil {
+		r.end(ResultBroken, err)
+		return true
+	}
+	if err := r.a.WriteRecord(recordWayBack, WayBack{}); err != nil {
+		r.p.log().Warn("cannot clear the way back", "err", err)
+	}
+	r.end(ResultFailed, fmt.Errorf("%s: the host is back at %s", wb.Error, short(wb.Back.Commit)))
+	return true
 }
 
 // hasChecks reports whether a journal has CHECK steps.

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"time"
+
+	"github.com/cairn-cm/cairn/steps"
 )
 
 // Result is how a run ended (cairn_runs_total's result label).
@@ -50,6 +52,7 @@ const (
 	recordBad       = "bad-moves"
 	recordPin       = "pin"
 	recordTarget    = "target"
+	recordWayBack   = "way-back"
 )
 
 // keepRuns is how many runs the runs record keeps.
@@ -110,4 +113,14 @@ type Target struct {
 	Time   time.Time `json:"time"` // committer time
 	// Fetched is when the fetch that saw it ended.
 	Fetched time.Time `json:"fetched"`
+}
+
+// WayBack is a move that failed its confirmation and could not be undone:
+// the host is stuck at commit Stuck, and every run retries the way back to
+// the journal Back (its original images left out: the move back is a move
+// forward to it) until it succeeds or the host is moved elsewhere.
+type WayBack struct {
+	Back  *steps.Applied `json:"back,omitempty"`
+	Stuck string         `json:"stuck,omitempty"`
+	Error string         `json:"error,omitempty"`
 }

@@ -372,3 +372,69 @@ func TestReviewExplicitMoveDespiteBadControlTip(t *testing.T) {
 		t.Errorf("apply --to under a broken control tip: %s to %s (group %q), %v", rep.Run.Result, short(rep.Run.Commit), rep.Group, rep.Err)
 	}
 }
+
+// TestReviewUnconfirmedWayBackFails: a move fails its confirmation and the
+// way back fails too (a CHECK of the old journal no longer holds): the
+// host is broken (exit 3) at a commit that failed; it must not be shown
+// converged, the move is bad, and the next runs retry the way back.
+func TestReviewUnconfirmedWayBackFails(t *testing.T) {
+	r := gittest.New(t)
+	gated := files(1, "one\n")
+	gated["main.cairn"] += "check \"gate\" {\n  file    = \"/srv/gate\"\n  timeout = \"200ms\"\n}\n"
+	c1 := r.Commit("main", gated)
+	h := newHost(t)
+	gate := filepath.Join(h.root, "srv/gate")
+	if err := os.MkdirAll(filepath.Dir(gate), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := h.pipeline(t, r, "web-02", func(c *Config) { c.Confirm = 3 * time.Second })
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultApplied {
+		t.Fatalf("first run: %s, %v", rep.Run.Result, rep.Err)
+	}
+	bad := r.Commit("main", aliveConfig("two\n"))
+	// The service dies, and takes the gate with it.
+	alive := filepath.Join(h.root, "srv/alive")
+	go func() {
+		for range 200 {
+			if _, err := os.Stat(alive); err == nil {
+				time.Sleep(time.Second)
+				os.Remove(gate)
+				os.Remove(alive)
+				return
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}()
+	rep := runOnce(t, p, Request{})
+	if rep.Run.Result != ResultBroken || rep.ExitCode(Follow) != 3 {
+		t.Fatalf("the move to %s: %s (exit %d), %v", short(bad), rep.Run.Result, rep.ExitCode(Follow), rep.Err)
+	}
+	doc, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Converged || len(doc.BadCommits) != 1 {
+		t.Errorf("after a way back that failed: converged %v, bad commits %+v", doc.Converged, doc.BadCommits)
+	}
+	rep = runOnce(t, p, Request{})
+	if rep.Run.Result != ResultBroken {
+		t.Errorf("the next run: %s %v, %v; want the way back retried, broken again", rep.Run.Result, rep.Run.States, rep.Err)
+	}
+	// Once the gate is back, the next run puts the host back at c1.
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep = runOnce(t, p, Request{})
+	if h.read(t, "srv/f00") != "one\n" || rep.Run.Result != ResultFailed {
+		t.Errorf("the way back, retried: %s, %v; srv/f00 %q", rep.Run.Result, rep.Err, h.read(t, "srv/f00"))
+	}
+	if doc, _ := p.Status(context.Background()); doc.Applied == nil || doc.Applied.Commit != c1 {
+		t.Errorf("after the way back the host is at %+v, want %s", doc.Applied, short(c1))
+	}
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultUnchanged || h.read(t, "srv/f00") != "one\n" {
+		t.Errorf("the bad move was tried again: %s, %v", rep.Run.Result, rep.Err)
+	}
+}

@@ -93,7 +93,9 @@ func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Documen
 	for _, b := range bad {
 		doc.BadCommits = append(doc.BadCommits, status.BadCommit{Commit: b.To, From: b.From, Reason: b.Reason, Since: b.At})
 	}
-	doc.Converged = doc.Applied != nil && doc.Target != nil && doc.Applied.Commit == doc.Target.Commit && len(doc.Drift) == 0
+	var wb WayBack
+	stuck := p.readRecord(a, recordWayBack, &wb) && wb.Back != nil && wb.Stuck == applied.Commit
+	doc.Converged = doc.Applied != nil && doc.Target != nil && doc.Applied.Commit == doc.Target.Commit && len(doc.Drift) == 0 && !stuck
 	return doc, nil
 }
 
