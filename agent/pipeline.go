@@ -216,6 +216,24 @@ func (p *Pipeline) Run(ctx context.Context, req Request, obs Observer) *Report {
 	return r.rep
 }
 
+// open opens the state as steps.Open does, waiting up to LockWait for
+// another process's lock (a host command's move), but only as long as ctx
+// lives: a SIGTERM while waiting ends the run at once.
+func (p *Pipeline) open(ctx context.Context, opts steps.Options) (*steps.Applier, error) {
+	deadline := time.Now().Add(p.cfg.LockWait)
+	for {
+		a, err := steps.Open(ctx, opts)
+		if err == nil || !errors.Is(err, steps.ErrLocked) || !time.Now().Before(deadline) {
+			return a, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // fetched tells the observer how a fetch ended.
 func (r *run) fetched(ok bool) {
 	if r.obs != nil {
@@ -269,8 +287,8 @@ func (r *run) end(res Result, err error) {
 
 func (r *run) exec(ctx context.Context) {
 	cfg := &r.p.cfg
-	a, err := steps.Open(ctx, steps.Options{
-		Root: cfg.Root, StateDir: cfg.StateDir, Create: true, Wait: cfg.LockWait,
+	a, err := r.p.open(ctx, steps.Options{
+		Root: cfg.Root, StateDir: cfg.StateDir, Create: true,
 		Log: cfg.Log, Output: cfg.Output, Host: cfg.Drivers, Kill: cfg.Kill, Observer: cfg.Ops,
 	})
 	if err != nil {
@@ -904,7 +922,7 @@ func (r *run) persist() {
 // Resume lifts a rollback's pin (cairn resume): the next run moves the
 // host to its target as usual. It reports whether there was a pin.
 func (p *Pipeline) Resume(ctx context.Context) (bool, error) {
-	a, err := steps.Open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Wait: p.cfg.LockWait, Log: p.cfg.Log, Host: p.cfg.Drivers})
+	a, err := p.open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Log: p.cfg.Log, Host: p.cfg.Drivers})
 	if err != nil {
 		return false, err
 	}

@@ -2,15 +2,19 @@ package agent
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cairn-cm/cairn/internal/gittest"
+	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/steps"
 )
 
 // cancelAt cancels a run's context when it enters a state.
@@ -436,5 +440,83 @@ func TestReviewUnconfirmedWayBackFails(t *testing.T) {
 	}
 	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultUnchanged || h.read(t, "srv/f00") != "one\n" {
 		t.Errorf("the bad move was tried again: %s, %v", rep.Run.Result, rep.Err)
+	}
+}
+
+// lockState holds the state lock of h, as cairn apply by hand does, until
+// the test ends or release is called.
+func lockState(t *testing.T, h *host) (release func()) {
+	t.Helper()
+	root, err := rootfs.Open(h.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := steps.Open(context.Background(), steps.Options{Root: root, StateDir: h.state, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { a.Close(); root.Close() }) }
+	t.Cleanup(release)
+	return release
+}
+
+// TestReviewSIGTERMWhileWaitingForTheLock: a run that waits for the lock
+// of a host command (a long cairn apply) ends when it is stopped, instead
+// of keeping systemd waiting for the lock's 15 minutes.
+func TestReviewSIGTERMWhileWaitingForTheLock(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil) // LockWait: a minute
+	lockState(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rep := p.Run(ctx, Request{}, nil)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a stopped run waited %v for the lock", took.Round(time.Second))
+	}
+	if rep.Run.Result != ResultFailed || h.read(t, "srv/f00") != "<no such file or directory>" {
+		t.Errorf("stopped while waiting for the lock: %s, %v", rep.Run.Result, rep.Err)
+	}
+}
+
+// TestReviewStartWhileLocked: an agent that starts while a host command
+// holds the lock still gets ready and serves (systemd's start timeout is
+// 90 s); its first run waits for the lock.
+func TestReviewStartWhileLocked(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	release := lockState(t, h)
+	listening := make(chan struct{})
+	d, err := NewDaemon(p, DaemonConfig{Interval: time.Hour, Once: true, Listen: "127.0.0.1:0",
+		Listening: func(net.Addr) { close(listening) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *Report, 1)
+	go func() {
+		rep, err := d.Run(context.Background())
+		if err != nil {
+			t.Errorf("the agent: %v", err)
+		}
+		done <- rep
+	}()
+	select {
+	case <-listening:
+	case <-time.After(10 * time.Second):
+		t.Errorf("the agent did not listen within 10 s while the state was locked")
+	}
+	release()
+	select {
+	case rep := <-done:
+		if rep == nil || rep.Run.Result != ResultApplied || rep.Run.Commit != c1 {
+			t.Errorf("the first run after the lock: %+v", rep)
+		}
+	case <-time.After(70 * time.Second):
+		t.Fatal("the agent's run did not end")
 	}
 }

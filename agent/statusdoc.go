@@ -24,7 +24,7 @@ const mirrorDir = "repo.git"
 // first, as by every command that opens the state).
 func (p *Pipeline) Status(ctx context.Context) (status.Document, error) {
 	doc := status.Document{Host: p.cfg.Host, Group: p.cfg.Group, Branch: p.cfg.Branch, State: string(Idle), Drift: []status.Drift{}, BadCommits: []status.BadCommit{}}
-	a, err := steps.Open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Wait: p.cfg.LockWait, Log: p.cfg.Log, Host: p.cfg.Drivers})
+	a, err := p.open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Log: p.cfg.Log, Host: p.cfg.Drivers})
 	if err != nil {
 		return doc, err
 	}
