@@ -520,3 +520,31 @@ func TestReviewStartWhileLocked(t *testing.T) {
 		t.Fatal("the agent's run did not end")
 	}
 }
+
+// TestReviewPlanShowsDrift: cairn plan prints the plan and the drift (§7),
+// with --drift report (the default) too, and exits 1 when there is drift.
+func TestReviewPlanShowsDrift(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(2, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	if err := os.WriteFile(filepath.Join(h.root, "srv/f00"), []byte("by hand\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := runOnce(t, p, Request{Mode: Plan})
+	if len(rep.Drift) != 1 || rep.ExitCode(Plan) != 1 {
+		t.Errorf("plan of a drifted host: drift %d, exit %d, %v; want 1 drifted step, exit 1", len(rep.Drift), rep.ExitCode(Plan), rep.Err)
+	}
+	if rep.Plan != nil && rep.Plan.Acts() {
+		t.Errorf("with --drift report the plan runs nothing again, yet it acts: %+v", rep.Plan.Ops)
+	}
+	r.Commit("main", files(3, "one\n"))
+	rep = runOnce(t, p, Request{Mode: Plan})
+	if len(rep.Drift) != 1 || rep.Plan == nil || rep.Plan.Acting() != 1 {
+		t.Errorf("plan of a move on a drifted host: drift %d, plan %+v, %v", len(rep.Drift), rep.Plan, rep.Err)
+	}
+	if h.read(t, "srv/f00") != "by hand\n" {
+		t.Errorf("the plan changed the host")
+	}
+}
