@@ -383,9 +383,16 @@ func (r *run) exec(ctx context.Context) {
 	}
 	planned, err := a.Plan(ctx, move)
 	if err != nil {
-		if errors.Is(err, steps.ErrRemoval) {
+		// Only the commit's own fault makes it bad: a stop (SIGTERM) or an
+		// error of no class (a drift check) is a failed run.
+		var bad *steps.InputError
+		switch {
+		case ctx.Err() != nil:
+			r.end(ResultFailed, err)
+			return
+		case errors.Is(err, steps.ErrRemoval):
 			err = &Refusal{Reason: BlastRadius, Commit: want, Err: err}
-		} else if steps.ExitCode(err) == steps.ExitBadInput {
+		case errors.As(err, &bad):
 			err = &Refusal{Reason: CompileError, Commit: want, Err: err}
 		}
 		r.refuse(want, err)

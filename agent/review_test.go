@@ -548,3 +548,25 @@ func TestReviewPlanShowsDrift(t *testing.T) {
 		t.Errorf("the plan changed the host")
 	}
 }
+
+// TestReviewSIGTERMWhilePlanningNotBad: a run stopped while it plans (the
+// drift check of --drift repair) has not found the commit bad: the next
+// run applies it.
+func TestReviewSIGTERMWhilePlanningNotBad(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", func(c *Config) { c.Drift = DriftRepair })
+	runOnce(t, p, Request{})
+	c2 := r.Commit("main", files(2, "two\n"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep := p.Run(ctx, Request{}, &cancelAt{at: Planning, cancel: cancel})
+	if rep.Run.Result == ResultRefused {
+		t.Errorf("stopped while planning: refused (%s), %v; nothing was wrong with the commit", rep.Run.Reason, rep.Err)
+	}
+	rep = runOnce(t, p, Request{})
+	if rep.Run.Result != ResultApplied || rep.Run.Commit != c2 {
+		t.Errorf("the run after: %s to %s, %v; want %s applied", rep.Run.Result, short(rep.Run.Commit), rep.Err, short(c2))
+	}
+}
