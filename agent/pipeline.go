@@ -434,9 +434,7 @@ func (r *run) exec(ctx context.Context) {
 	if ctx.Err() != nil {
 		// Stopped as the move committed: it stays; the next start checks
 		// the drift.
-		if r.req.Mode == Rollback {
-			r.pin(want)
-		}
+		r.moved(want)
 		r.end(ResultApplied, nil)
 		return
 	}
@@ -454,11 +452,9 @@ func (r *run) exec(ctx context.Context) {
 			return
 		}
 	}
-	if r.req.Mode == Rollback {
-		// Pinned once the move holds: a rollback undone by its
-		// confirmation leaves the host, and any pin, where they were.
-		r.pin(want)
-	}
+	// Pinned once the move holds: a rollback undone by its confirmation
+	// leaves the host, and any pin, where they were.
+	r.moved(want)
 	r.checkDrift(ctx, a.Applied(), ResultApplied)
 }
 
@@ -766,6 +762,21 @@ func (r *run) markBad(from, to, reason string) {
 	}
 	if err := r.a.WriteRecord(recordBad, bad); err != nil {
 		r.p.log().Warn("cannot record a bad move", "err", err)
+	}
+}
+
+// moved updates the pin after a move to commit: a rollback pins the host
+// there; an explicit move of a held host keeps it held, where it now is.
+func (r *run) moved(commit string) {
+	var pin Pin
+	switch {
+	case r.req.Mode == Rollback:
+		r.pin(commit)
+	case r.rest == Held && r.p.readRecord(r.a, recordPin, &pin):
+		pin.Commit = commit
+		if err := r.a.WriteRecord(recordPin, pin); err != nil {
+			r.rep.Err = err
+		}
 	}
 }
 

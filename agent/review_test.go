@@ -570,3 +570,30 @@ func TestReviewSIGTERMWhilePlanningNotBad(t *testing.T) {
 		t.Errorf("the run after: %s to %s, %v; want %s applied", rep.Run.Result, short(rep.Run.Commit), rep.Err, short(c2))
 	}
 }
+
+// TestReviewApplyToHeldHostMovesPin: cairn apply --to on a held host moves
+// it and keeps it held (Request.Mode Apply): held where it now is, not at
+// the commit it left.
+func TestReviewApplyToHeldHostMovesPin(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	r.Commit("main", files(1, "two\n"))
+	runOnce(t, p, Request{})
+	if rep := runOnce(t, p, Request{Mode: Rollback, Reason: "incident"}); rep.Run.Result != ResultApplied {
+		t.Fatalf("rollback: %s, %v", rep.Run.Result, rep.Err)
+	}
+	c3 := r.Commit("main", files(1, "three\n"))
+	if rep := runOnce(t, p, Request{Mode: Apply, To: c3}); rep.Run.Result != ResultApplied {
+		t.Fatalf("apply --to: %s, %v", rep.Run.Result, rep.Err)
+	}
+	doc, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Held == nil || doc.Held.Commit != c3 || doc.Applied.Commit != c3 || doc.Held.Reason != "incident" {
+		t.Errorf("after apply --to %s on a held host: held %+v, applied %s", short(c3), doc.Held, short(doc.Applied.Commit))
+	}
+}
