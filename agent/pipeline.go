@@ -302,13 +302,8 @@ func (r *run) exec(ctx context.Context) {
 	r.a = a
 	applied := a.Applied()
 	r.rep.Run.From = applied.Commit
-	var pin Pin
-	found, err := a.ReadRecord(recordPin, &pin)
-	if err != nil {
-		r.end(ResultFailed, err)
-		return
-	}
-	held := found && pin.Commit != ""
+	pin := r.p.readPin(a)
+	held := pin.Commit != ""
 	if held {
 		r.rest = Held
 	}
@@ -780,6 +775,18 @@ func (r *run) moved(commit string) {
 	}
 }
 
+// readPin reads the pin (an empty Commit: not held). A pin that cannot be
+// read holds the host where it is: a rollback's hold must not be lost to
+// a disk error; cairn resume lifts it.
+func (p *Pipeline) readPin(a *steps.Applier) Pin {
+	var pin Pin
+	if _, err := a.ReadRecord(recordPin, &pin); err != nil {
+		p.log().Warn("cannot read the pin; the host is held where it is", "err", err)
+		return Pin{Commit: a.Applied().Commit, Reason: "the pin cannot be read (cairn resume lifts it): " + err.Error()}
+	}
+	return pin
+}
+
 // pin holds the host at commit until cairn resume.
 func (r *run) pin(commit string) {
 	reason := r.req.Reason
@@ -945,10 +952,8 @@ func (p *Pipeline) Resume(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer a.Close()
-	var pin Pin
-	found, err := a.ReadRecord(recordPin, &pin)
-	if err != nil || !found || pin.Commit == "" {
-		return false, err
+	if pin := p.readPin(a); pin.Commit == "" {
+		return false, nil
 	}
 	if err := a.WriteRecord(recordPin, Pin{}); err != nil {
 		return false, err
@@ -956,6 +961,6 @@ func (p *Pipeline) Resume(ctx context.Context) (bool, error) {
 	if err := a.WriteRecord(recordLifecycle, Lifecycle{State: Idle, Since: time.Now().UTC()}); err != nil {
 		return false, err
 	}
-	p.log().Info("pin lifted", "commit", pin.Commit)
+	p.log().Info("pin lifted")
 	return true, nil
 }

@@ -597,3 +597,32 @@ func TestReviewApplyToHeldHostMovesPin(t *testing.T) {
 		t.Errorf("after apply --to %s on a held host: held %+v, applied %s", short(c3), doc.Held, short(doc.Applied.Commit))
 	}
 }
+
+// TestReviewCorruptPin: a pin that cannot be read holds the host (a
+// rollback's pin must not be lost to a disk error), is shown, and cairn
+// resume lifts it.
+func TestReviewCorruptPin(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	if err := os.WriteFile(filepath.Join(h.state, "agent", recordPin+".json"), []byte("{\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2 := r.Commit("main", files(1, "two\n"))
+	rep := runOnce(t, p, Request{})
+	if rep.Run.Result != ResultUnchanged || h.read(t, "srv/f00") != "one\n" || rep.Run.States[len(rep.Run.States)-1] != Held {
+		t.Errorf("run with a corrupt pin: %s %v, %v; want held at %s", rep.Run.Result, rep.Run.States, rep.Err, short(c1))
+	}
+	doc, err := p.Status(context.Background())
+	if err != nil || doc.Held == nil {
+		t.Errorf("status with a corrupt pin: held %+v, %v", doc.Held, err)
+	}
+	if ok, err := p.Resume(context.Background()); !ok || err != nil {
+		t.Errorf("resume of a corrupt pin: %v, %v", ok, err)
+	}
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultApplied || rep.Run.Commit != c2 {
+		t.Errorf("after resume: %s to %s, %v", rep.Run.Result, short(rep.Run.Commit), rep.Err)
+	}
+}

@@ -45,11 +45,12 @@ func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Documen
 	for _, r := range []struct {
 		name string
 		v    any
-	}{{recordLifecycle, &life}, {recordPin, &pin}, {recordTarget, &target}, {recordRuns, &runs}, {recordBad, &bad}, {recordDrift, &drift}} {
+	}{{recordLifecycle, &life}, {recordTarget, &target}, {recordRuns, &runs}, {recordBad, &bad}, {recordDrift, &drift}} {
 		// A record that cannot be read costs its part of the display, not
 		// the status: an agent whose status fails does not start.
 		p.readRecord(a, r.name, r.v)
 	}
+	pin = p.readPin(a)
 	if life.State != "" {
 		doc.State, doc.StateSince = string(life.State), life.Since
 	}
