@@ -228,7 +228,9 @@ func (d *Daemon) finished(ctx context.Context, rep *Report) {
 		d.metrics.Refused(string(rep.Run.Reason))
 	}
 	took := rep.Run.Finished.Sub(rep.Run.Started)
-	doc, err := d.p.Status(context.WithoutCancel(ctx))
+	// A stop ends the wait for a host command's lock: the last document
+	// is served meanwhile.
+	doc, err := d.p.Status(ctx)
 	if err != nil {
 		// The run is counted all the same (without a status it did not
 		// leave the host known to be at its target); a state that cannot

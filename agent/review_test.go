@@ -626,3 +626,29 @@ func TestReviewCorruptPin(t *testing.T) {
 		t.Errorf("after resume: %s to %s, %v", rep.Run.Result, short(rep.Run.Commit), rep.Err)
 	}
 }
+
+// TestReviewFinishedWhileLocked: when a host command takes the lock as
+// a run ends, the agent's status read-back must not keep a SIGTERM
+// waiting for that command's whole move.
+func TestReviewFinishedWhileLocked(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	d, err := NewDaemon(p, DaemonConfig{Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := p.Run(context.Background(), Request{}, d)
+	lockState(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	d.finished(ctx, rep)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the status read-back waited %v for the lock after the stop", took.Round(time.Second))
+	}
+	if got := gauge(t, d, "cairn_runs_total", "result", "applied"); got != 1 {
+		t.Errorf("cairn_runs_total{result=applied} = %v, want 1", got)
+	}
+}
