@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -35,6 +36,10 @@ type DaemonConfig struct {
 	// listens.
 	Listening func(net.Addr)
 }
+
+// startLockWait is how long the agent waits at start for a lock that a
+// host command holds before it serves without its status.
+const startLockWait = 5 * time.Second
 
 // Daemon is the agent: one reconcile loop owned by a context, triggered by
 // the interval with splay, Trigger (SIGHUP, POST /trigger) and its start;
@@ -110,15 +115,24 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 // Once, for one run, whose report it returns. A move that ctx interrupts
 // is undone (the step running ends first).
 func (d *Daemon) Run(ctx context.Context) (*Report, error) {
-	doc, err := d.p.Status(ctx)
-	if err != nil {
+	// A host command may hold the lock (a long cairn apply): the agent
+	// gets ready and serves meanwhile, within systemd's start timeout,
+	// and its first run waits for the lock.
+	startCtx, cancel := context.WithTimeout(ctx, startLockWait)
+	doc, err := d.p.Status(startCtx)
+	cancel()
+	switch {
+	case err == nil:
+	case errors.Is(err, steps.ErrLocked):
+		d.log.Warn("the state is locked by another cairn; the first run waits for it", "err", err)
+	case steps.ExitCode(err) == steps.ExitUndoFailed:
 		// A state that cannot be put back (exit 3) is reported, and every
 		// run retries its recovery first; the agent keeps serving.
 		d.log.Error("cannot open the state", "err", err)
-		if steps.ExitCode(err) != steps.ExitUndoFailed {
-			return nil, err
-		}
 		doc.State = string(Broken)
+	default:
+		d.log.Error("cannot open the state", "err", err)
+		return nil, err
 	}
 	d.setDoc(doc)
 	d.alive.Store(true)

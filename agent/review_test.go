@@ -487,9 +487,11 @@ func TestReviewSIGTERMWhileWaitingForTheLock(t *testing.T) {
 // 90 s); its first run waits for the lock.
 func TestReviewStartWhileLocked(t *testing.T) {
 	r := gittest.New(t)
-	c1 := r.Commit("main", files(1, "one\n"))
+	r.Commit("main", files(1, "one\n"))
 	h := newHost(t)
 	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	c1 := r.Commit("main", files(1, "two\n"))
 	release := lockState(t, h)
 	listening := make(chan struct{})
 	d, err := NewDaemon(p, DaemonConfig{Interval: time.Hour, Once: true, Listen: "127.0.0.1:0",
