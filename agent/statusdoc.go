@@ -36,7 +36,6 @@ func (p *Pipeline) Status(ctx context.Context) (status.Document, error) {
 func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Document, error) {
 	var (
 		life   Lifecycle
-		pin    Pin
 		target Target
 		runs   []Run
 		bad    []BadMove
@@ -50,7 +49,7 @@ func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Documen
 		// the status: an agent whose status fails does not start.
 		p.readRecord(a, r.name, r.v)
 	}
-	pin = p.readPin(a)
+	pin := p.readPin(a)
 	if life.State != "" {
 		doc.State, doc.StateSince = string(life.State), life.Since
 	}
