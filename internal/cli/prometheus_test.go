@@ -636,9 +636,9 @@ func (a *agentProc) waitLog(msg string, n int) {
 	}
 }
 
-// TestAgentMetricsCorruptRecord: a run that fails on a corrupt state
-// record, which the status cannot be read back from either, is still
-// counted.
+// TestAgentMetricsCorruptRecord: a corrupt record of the agent's own
+// (the last target) is read as missing, logged, and rewritten: the run
+// goes on, is counted, and the status reads back.
 func TestAgentMetricsCorruptRecord(t *testing.T) {
 	r := gittest.New(t)
 	c1 := r.Commit("main", fleetFiles(1, "one\n", ""))
@@ -649,13 +649,17 @@ func TestAgentMetricsCorruptRecord(t *testing.T) {
 	}
 	a.cmd.Process.Signal(syscall.SIGHUP)
 	a.waitLog("run ended", 2)
-	a.waitLog("cannot read the status back", 1)
+	a.waitLog("cannot read a record of the agent; it is taken as missing", 1)
 	_, fams := scrape(t, a)
 	checkSpecMetrics(t, fams, map[string]float64{
-		`cairn_runs_total{result="applied"}`: 1,
-		`cairn_runs_total{result="failed"}`:  1,
-		`cairn_state{state="idle"}`:          1,
+		`cairn_runs_total{result="applied"}`:   1,
+		`cairn_runs_total{result="unchanged"}`: 1,
+		`cairn_runs_total{result="failed"}`:    0,
+		`cairn_state{state="idle"}`:            1,
 	})
+	if strings.Contains(a.logText(), "cannot read the status back") {
+		t.Error("the status did not read back after a corrupt record")
+	}
 	if h := fams["cairn_run_duration_seconds"].GetMetric()[0].GetHistogram(); h.GetSampleCount() != 2 {
 		t.Errorf("cairn_run_duration_seconds counted %d runs, want 2", h.GetSampleCount())
 	}
