@@ -504,6 +504,11 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 			branch = cfg.Branch
 		}
 	}
+	if rf != nil && err != nil {
+		// The refused tip is the tip last fetched: a host left where it
+		// was is not converged with it.
+		r.target(tips[cfg.Branch], cfg.Branch, last.Group)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -520,13 +525,8 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 		}
 	}
 	tip := tips[branch]
-	c, err := m.Commit(tip)
-	if err != nil {
-		return "", err
-	}
 	r.rep.Group, r.rep.Branch = group, branch
-	r.rep.Target = &Target{Commit: tip.String(), Branch: branch, Group: group, Time: c.Committer.When.UTC(), Fetched: time.Now().UTC()}
-	if err := r.a.WriteRecord(recordTarget, r.rep.Target); err != nil {
+	if err := r.target(tip, branch, group); err != nil {
 		return "", err
 	}
 	switch {
@@ -552,6 +552,16 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 		return prev, nil
 	}
 	return tip.String(), nil
+}
+
+// target records tip, of branch, as the tip last fetched.
+func (r *run) target(tip plumbing.Hash, branch, group string) error {
+	c, err := r.m.Commit(tip)
+	if err != nil {
+		return err
+	}
+	r.rep.Target = &Target{Commit: tip.String(), Branch: branch, Group: group, Time: c.Committer.When.UTC(), Fetched: time.Now().UTC()}
+	return r.a.WriteRecord(recordTarget, r.rep.Target)
 }
 
 // reopen opens the mirror's objects again, after a fetch that brought

@@ -654,3 +654,25 @@ func TestReviewFinishedWhileLocked(t *testing.T) {
 		t.Errorf("cairn_runs_total{result=applied} = %v, want 1", got)
 	}
 }
+
+// TestReviewRefusedControlTipNotConverged: a control-branch tip whose
+// hosts block is refused is still the tip last fetched: the host, left
+// where it was, is not shown converged with it.
+func TestReviewRefusedControlTipNotConverged(t *testing.T) {
+	r := gittest.New(t)
+	r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	runOnce(t, p, Request{})
+	broken := r.Commit("main", map[string]string{"main.cairn": "file \"/srv/f00\" {\n  content = \n}\n"})
+	if rep := runOnce(t, p, Request{}); rep.Run.Result != ResultRefused {
+		t.Fatalf("the broken tip: %s, %v", rep.Run.Result, rep.Err)
+	}
+	doc, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Converged || doc.Target == nil || doc.Target.Commit != broken {
+		t.Errorf("after the refused tip %s: converged %v, target %+v", short(broken), doc.Converged, doc.Target)
+	}
+}
