@@ -428,8 +428,10 @@ func (r *run) exec(ctx context.Context) {
 	}
 	if ctx.Err() != nil {
 		// Stopped as the move committed: it stays; the next start checks
-		// the drift.
+		// the drift (the run passes through checking-drift without it, as
+		// the lifecycle goes).
 		r.moved(want)
+		r.enter(CheckingDrift)
 		r.end(ResultApplied, nil)
 		return
 	}
