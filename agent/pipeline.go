@@ -518,6 +518,14 @@ func (r *run) fetch(ctx context.Context, from string) (string, error) {
 		more, err := m.Fetch(ctx, branch)
 		if err != nil {
 			fetchOK = false
+			if errors.Is(err, mirror.ErrNoBranch) {
+				// The hosts block names a branch the server lacks: the
+				// host cannot follow it, and must not look converged.
+				lost := Target{Branch: branch, Group: group, Fetched: time.Now().UTC()}
+				if werr := r.a.WriteRecord(recordTarget, lost); werr != nil {
+					r.p.log().Warn("cannot record the target", "err", werr)
+				}
+			}
 			return "", fmt.Errorf("fetch %s (the branch of group %s): %w", branch, group, err)
 		}
 		tips[branch] = more[branch]

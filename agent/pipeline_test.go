@@ -323,3 +323,33 @@ func TestConfirmWindow(t *testing.T) {
 		t.Errorf("srv/f00 = %q: the move was not undone", got)
 	}
 }
+
+// TestMissingGroupBranch: a hosts block that sends the host to a branch the
+// server lacks fails each run (exit 1), changes nothing, and the host does
+// not look converged.
+func TestMissingGroupBranch(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", files(1, "one\n"))
+	h := newHost(t)
+	p := h.pipeline(t, r, "web-02", nil)
+	if rep := runOnce(t, p, Request{}); rep.Run.Commit != c1 || rep.Run.Result != ResultApplied {
+		t.Fatalf("first run: %s to %s, %v", rep.Run.Result, rep.Run.Commit, rep.Err)
+	}
+	moved := files(1, "one\n")
+	moved["hosts.cairn"] = strings.Replace(hostsBlock, "match  = [\"web-*\"]", "match  = [\"web-*\"]\n    branch = \"nosuch\"", 1)
+	r.Commit("main", moved)
+	rep := runOnce(t, p, Request{})
+	if rep.Run.Result != ResultFailed || rep.ExitCode(Follow) != 1 || !strings.Contains(fmt.Sprint(rep.Err), "nosuch") {
+		t.Fatalf("run to a missing branch: %s, exit %d, %v", rep.Run.Result, rep.ExitCode(Follow), rep.Err)
+	}
+	doc, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Converged || doc.Target == nil || doc.Target.Branch != "nosuch" || doc.Applied.Commit != c1 {
+		t.Errorf("status with the group's branch missing: converged %v, target %+v, applied %+v", doc.Converged, doc.Target, doc.Applied)
+	}
+	if got := h.read(t, "srv/f00"); got != "one\n" {
+		t.Errorf("srv/f00 = %q", got)
+	}
+}

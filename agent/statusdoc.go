@@ -74,7 +74,9 @@ func (p *Pipeline) status(a *steps.Applier, doc status.Document) (status.Documen
 			doc.Applied.Committed = t
 		}
 	}
-	if target.Commit != "" {
+	if target.Commit != "" || target.Branch != "" {
+		// A target without a commit: the group's branch is missing on the
+		// server (shown, never converged).
 		doc.Target = &status.Target{Commit: target.Commit, Branch: target.Branch, Committed: target.Time, Fetched: target.Fetched}
 		doc.Branch = target.Branch
 		if doc.Group == "" {
