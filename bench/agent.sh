@@ -18,7 +18,7 @@
 #   bench/agent.sh [-k]      -k keeps the work directory
 #
 # Environment: BENCH_WORK (work directory; default a new one under /tmp;
-# kept), RUNS (unchanged runs, 20), PUSHES (one-line changes timed, 5).
+# kept), RUNS (unchanged runs, 10), PUSHES (one-line changes timed, 5).
 #
 # The host is a copy of the Debian root of scripts/debroot.sh (needs root
 # and debootstrap; cached), into which the configuration's 160 packages are
@@ -35,7 +35,7 @@ KEEP=0
 while getopts "k" o; do
   case $o in k) KEEP=1 ;; *) sed -n '2,31p' "$0" >&2; exit 2 ;; esac
 done
-RUNS=${RUNS:-20}
+RUNS=${RUNS:-10}
 PUSHES=${PUSHES:-5}
 W=${BENCH_WORK:-$(mktemp -d /tmp/cairn-agent-bench.XXXXXX)}
 [ -n "${BENCH_WORK:-}" ] && KEEP=1
