@@ -223,6 +223,16 @@ func (d *Daemon) Enter(s State, at time.Time) {
 	d.notifyStatus()
 }
 
+var _ MoveObserver = (*Daemon)(nil)
+
+// Moved is the pipeline's observer: a move holds; cairn_applied_commit_info
+// shows it before the run's drift check ends (the status document follows
+// at the run's end).
+func (d *Daemon) Moved(commit, branch, group string, committed time.Time, steps int) {
+	d.metrics.SetApplied(commit, branch, group, committed)
+	d.metrics.SetJournalSteps(steps)
+}
+
 // Fetched is the pipeline's observer: a fetch ended.
 func (d *Daemon) Fetched(ok bool, at time.Time) { d.metrics.FetchDone(ok, at) }
 

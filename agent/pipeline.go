@@ -124,6 +124,15 @@ type Observer interface {
 	Fetched(ok bool, at time.Time)
 }
 
+// MoveObserver is an Observer that also hears of a move once it holds
+// (applied, and confirmed when there are CHECKs), before the run's drift
+// check, which on a large journal takes longer than the move: the daemon
+// shows the new applied commit in its metrics at once.
+type MoveObserver interface {
+	Observer
+	Moved(commit, branch, group string, committed time.Time, steps int)
+}
+
 // Pipeline is the one way cairn moves a host to what git says: resolve →
 // fetch → verify → compile → plan → guard → apply → confirm → drift. The
 // daemon and every host command (plan, apply, rollback, status) run it.
@@ -381,7 +390,22 @@ func (r *run) exec(ctx context.Context) {
 			return
 		}
 	}
+	r.moved()
 	r.checkDrift(ctx, a.Applied(), ResultApplied)
+}
+
+// moved tells a MoveObserver of the move just made.
+func (r *run) moved() {
+	mo, ok := r.obs.(MoveObserver)
+	if !ok {
+		return
+	}
+	ap := r.a.Applied()
+	var committed time.Time
+	if c, err := r.m.Commit(plumbing.NewHash(ap.Commit)); err == nil {
+		committed = c.Committer.When.UTC()
+	}
+	mo.Moved(ap.Commit, ap.Branch, ap.Group, committed, len(ap.Steps))
 }
 
 // fetch fetches what the run needs and returns the commit it is to move
