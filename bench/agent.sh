@@ -89,6 +89,7 @@ while read -r _ name ver _; do
   case $ver in version=*) ver=${ver#version=} ;; *) ver=1.0-1 ;; esac
   printf 'Package: %s\nStatus: install ok installed\nPriority: optional\nSection: misc\nMaintainer: bench <bench@example.org>\nArchitecture: all\nVersion: %s\nDescription: a stand-in of bench/agent.sh\n\n' \
     "$name" "$ver" >>"$ROOT/var/lib/dpkg/status"
+  : >"$ROOT/var/lib/dpkg/info/$name.list" # else dpkg --audit finds the database unclean
   printf '[Unit]\nDescription=%s\n\n[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n' \
     "$name" >"$ROOT/usr/lib/systemd/system/$name.service"
   n=$((n + 1))
@@ -110,7 +111,8 @@ for _ in $(seq 300); do
 done
 [ -n "$ADDR" ] || die "the agent did not listen"
 metrics() { curl -sf "http://$ADDR/metrics"; }
-applied() { metrics | grep -q "^cairn_applied_commit_info{.*commit=\"$1\""; }
+# (no grep -q on a pipe: with pipefail, curl's SIGPIPE would fail the test)
+applied() { local m; m=$(metrics) || return 1; grep -q "^cairn_applied_commit_info{.*commit=\"$1\"" <<<"$m"; }
 runs_ended() { grep -c '"msg":"run ended"' "$W/agent.log" || true; }
 # cpu PID: user+sys of the process, and of its waited-for children, in ticks
 cpu() { awk '{ print $14 + $15, $16 + $17 }' "/proc/$1/stat"; }
