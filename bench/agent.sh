@@ -114,17 +114,24 @@ metrics() { curl -sf "http://$ADDR/metrics"; }
 # (no grep -q on a pipe: with pipefail, curl's SIGPIPE would fail the test)
 applied() { local m; m=$(metrics) || return 1; grep -q "^cairn_applied_commit_info{.*commit=\"$1\"" <<<"$m"; }
 runs_ended() { grep -c '"msg":"run ended"' "$W/agent.log" || true; }
+# wait_run N WHAT SECONDS: wait until more than N runs have ended (from the
+# log: polling the agent would add to its CPU)
+wait_run() {
+  local i
+  for ((i = 0; i < $3 * 100; i++)); do
+    [ "$(runs_ended)" -gt "$1" ] && return 0
+    kill -0 "$AGENT_PID" 2>/dev/null || die "the agent exited"
+    sleep 0.01
+  done
+  die "$2 did not end within $3 s"
+}
 # cpu PID: user+sys of the process, and of its waited-for children, in ticks
 cpu() { awk '{ print $14 + $15, $16 + $17 }' "/proc/$1/stat"; }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 log "first apply of $FIRST"
 t0=$(date +%s.%N)
-for _ in $(seq 3000); do
-  [ "$(runs_ended)" -ge 1 ] && break
-  kill -0 "$AGENT_PID" 2>/dev/null || die "the agent exited"
-  sleep 0.1
-done
+wait_run 0 "the first run" 600
 applied "$FIRST" || die "the first run did not apply $FIRST: $(grep '"run ended"' "$W/agent.log")"
 FIRST_S=$(echo "$(date +%s.%N) - $t0" | bc)
 HWM_FIRST=$(status_kib "$AGENT_PID" VmHWM)
@@ -140,11 +147,7 @@ s0=$(date +%s.%N)
 for ((i = 0; i < RUNS; i++)); do
   before=$(runs_ended)
   kill -HUP "$AGENT_PID"
-  for _ in $(seq 3000); do
-    [ "$(runs_ended)" -gt "$before" ] && break
-    sleep 0.01
-  done
-  [ "$(runs_ended)" -gt "$before" ] || die "unchanged run $i did not end"
+  wait_run "$before" "unchanged run $i" 60
 done
 s1=$(date +%s.%N)
 read -r self1 child1 < <(cpu "$AGENT_PID")
@@ -177,11 +180,7 @@ for ((i = 0; i < PUSHES; i++)); do
   echo $(((t1 - t0) / 1000000)) >>"$W/push.ms"
   # The metric shows the move before the run's drift check ends: the next
   # push waits for that end, as the RSS at rest below does.
-  for _ in $(seq 6000); do
-    [ "$(runs_ended)" -gt "$before" ] && break
-    sleep 0.01
-  done
-  [ "$(runs_ended)" -gt "$before" ] || die "the run to $want did not end"
+  wait_run "$before" "the run to $want" 60
 done
 PUSH_MED=$(sort -n "$W/push.ms" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
 PUSH_ALL=$(paste -sd' ' "$W/push.ms")
