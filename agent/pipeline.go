@@ -131,6 +131,15 @@ type Observer interface {
 	Fetched(ok bool, at time.Time)
 }
 
+// MoveObserver is an Observer that also hears of a move once it holds
+// (applied, and confirmed when there are CHECKs), before the run's drift
+// check, which on a large journal takes longer than the move: the daemon
+// shows the new applied commit in its metrics at once.
+type MoveObserver interface {
+	Observer
+	Moved(commit, branch, group string, committed time.Time, steps int)
+}
+
 // Pipeline is the one way cairn moves a host to what git says: resolve →
 // fetch → verify → compile → plan → guard → apply → confirm → drift. The
 // daemon and every host command (plan, apply, rollback, status) run it.
@@ -431,6 +440,7 @@ func (r *run) exec(ctx context.Context) {
 		// the drift (the run passes through checking-drift without it, as
 		// the lifecycle goes).
 		r.moved(want)
+		r.announce()
 		r.enter(CheckingDrift)
 		r.end(ResultApplied, nil)
 		return
@@ -452,7 +462,22 @@ func (r *run) exec(ctx context.Context) {
 	// Pinned once the move holds: a rollback undone by its confirmation
 	// leaves the host, and any pin, where they were.
 	r.moved(want)
+	r.announce()
 	r.checkDrift(ctx, a.Applied(), ResultApplied)
+}
+
+// announce tells a MoveObserver of the move just made.
+func (r *run) announce() {
+	mo, ok := r.obs.(MoveObserver)
+	if !ok {
+		return
+	}
+	ap := r.a.Applied()
+	var committed time.Time
+	if c, err := r.m.Commit(plumbing.NewHash(ap.Commit)); err == nil {
+		committed = c.Committer.When.UTC()
+	}
+	mo.Moved(ap.Commit, ap.Branch, ap.Group, committed, len(ap.Steps))
 }
 
 // fetch fetches what the run needs and returns the commit it is to move

@@ -9,10 +9,12 @@
 #            bench/genconfig (1k, 10k, 100k resources in N/20 directories over 20 modules):
 #            medians, growth from size to size, and whether 10k takes under 0.5 s
 #   peak memory of the cold apply and the compiles (and of the others, for reference)
+#   agent    `cairn agent` on a 10k-resource repository: bench/agent.sh (unchanged
+#            runs, push to applied, RSS; needs root and debootstrap, else skipped)
 #
-#   bench/run.sh [-s "diff cold noop compile"] [-k]
+#   bench/run.sh [-s "diff cold noop compile agent"] [-k]
 #
-#   -s SECTIONS  run only these sections (default: all four)
+#   -s SECTIONS  run only these sections (default: all five)
 #   -k           keep the work directory (default: removed at the end)
 #
 # Environment: BENCH_WORK (work directory; default a new one under /tmp),
@@ -30,10 +32,10 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
-SECTIONS="diff cold noop compile"
+SECTIONS="diff cold noop compile agent"
 KEEP=0
 while getopts "s:k" o; do
-  case $o in s) SECTIONS=$OPTARG ;; k) KEEP=1 ;; *) sed -n '2,28p' "$0" >&2; exit 2 ;; esac
+  case $o in s) SECTIONS=$OPTARG ;; k) KEEP=1 ;; *) sed -n '2,30p' "$0" >&2; exit 2 ;; esac
 done
 N_FILES=${N_FILES:-10000}
 DIFF_SIZES=${DIFF_SIZES:-"10000 100000 1000000"}
@@ -252,6 +254,18 @@ if verdict is not None:
 PY
 }
 
+# ---------------------------------------------------------------- agent
+AGENT_MD=""
+if want_section agent; then
+  if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null; then
+    log "the agent: bench/agent.sh (its log in $W/logs/agent.log)"
+    BENCH_WORK=$W/agent "$HERE/agent.sh" >"$W/logs/agent.out" 2>"$W/logs/agent.log" || { tail -n 30 "$W/logs/agent.log" >&2; die "bench/agent.sh"; }
+    AGENT_MD=$W/agent/agent-results.md
+  else
+    log "the agent section skipped: bench/agent.sh needs root and debootstrap"
+  fi
+fi
+
 # ---------------------------------------------------------------- report
 {
   echo "## cairn's journal core and compiler: whole-process benchmarks"
@@ -265,5 +279,9 @@ PY
   if [ -s "$COMPILED" ]; then
     echo
     compile_table
+  fi
+  if [ -n "$AGENT_MD" ]; then
+    echo
+    cat "$AGENT_MD"
   fi
 } | tee "$W/results.md"
