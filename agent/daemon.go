@@ -269,7 +269,13 @@ func (d *Daemon) finished(ctx context.Context, rep *Report) {
 	took := rep.Run.Finished.Sub(rep.Run.Started)
 	// A stop ends the wait for a host command's lock: the last document
 	// is served meanwhile.
-	doc, err := d.p.Status(ctx)
+	var doc status.Document
+	var err error
+	if rep.Status != nil {
+		doc = *rep.Status
+	} else {
+		doc, err = d.p.Status(ctx)
+	}
 	if err != nil {
 		// The run is counted all the same (without a status it did not
 		// leave the host known to be at its target); a state that cannot

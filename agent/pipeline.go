@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-cm/cairn/agent/gitfs"
 	"github.com/cairn-cm/cairn/agent/mirror"
+	"github.com/cairn-cm/cairn/agent/status"
 	"github.com/cairn-cm/cairn/agent/trust"
 	"github.com/cairn-cm/cairn/compiler"
 	"github.com/cairn-cm/cairn/journal"
@@ -69,6 +70,9 @@ type Report struct {
 	// Err is why the run failed or was refused: a *Refusal, a steps error,
 	// a fetch error.
 	Err error
+	// Status is the status document as the run left the state (nil for a
+	// plan, or when the state could not be opened).
+	Status *status.Document
 }
 
 // ExitCode maps the report to the exit codes of spec agent.md §8: 0 the
@@ -213,6 +217,12 @@ func (p *Pipeline) Run(ctx context.Context, req Request, obs Observer) *Report {
 	if r.a != nil {
 		if req.Mode != Plan {
 			r.persist()
+			// The status as the run leaves it, read while the state is
+			// open: the daemon need not open it again (and decode the
+			// applied journal a second time) to show it.
+			if doc, err := p.status(r.a, p.emptyStatus()); err == nil {
+				r.rep.Status = &doc
+			}
 		}
 		r.a.Close()
 	}

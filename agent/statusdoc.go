@@ -23,13 +23,18 @@ const mirrorDir = "repo.git"
 // last run recorded. It changes nothing (a half done move is recovered
 // first, as by every command that opens the state).
 func (p *Pipeline) Status(ctx context.Context) (status.Document, error) {
-	doc := status.Document{Host: p.cfg.Host, Group: p.cfg.Group, Branch: p.cfg.Branch, State: string(Idle), Drift: []status.Drift{}, BadCommits: []status.BadCommit{}}
+	doc := p.emptyStatus()
 	a, err := p.open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Log: p.cfg.Log, Host: p.cfg.Drivers})
 	if err != nil {
 		return doc, err
 	}
 	defer a.Close()
 	return p.status(a, doc)
+}
+
+// emptyStatus is the status document before anything is read.
+func (p *Pipeline) emptyStatus() status.Document {
+	return status.Document{Host: p.cfg.Host, Group: p.cfg.Group, Branch: p.cfg.Branch, State: string(Idle), Drift: []status.Drift{}, BadCommits: []status.BadCommit{}}
 }
 
 // status fills doc from the records of an open state.
