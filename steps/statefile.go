@@ -1,8 +1,6 @@
 package steps
 
 import (
-	"os"
-
 	"github.com/cairn-cm/cairn/statedir"
 )
 
@@ -10,12 +8,6 @@ import (
 // never makes there.
 var errNotCairns = statedir.ErrNotCairns
 
-// openStateFile opens name, a file of the state directory or of its blob
-// store, only if it is what cairn makes there (statedir.OpenFile).
-func openStateFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	return statedir.OpenFile(name, flag, perm)
-}
-
-// readStateFile reads the whole of name, a file of the state directory, as
-// openStateFile opens it.
+// readStateFile reads the whole of name, a file of the state directory,
+// only if it is what cairn makes there (statedir.ReadFile).
 func readStateFile(name string) ([]byte, error) { return statedir.ReadFile(name) }
