@@ -848,7 +848,7 @@ func (b *Store) Sync() error {
 		return nil
 	}
 	if b.looseDirty {
-		if err := syncfs(b.dir); err != nil {
+		if err := statedir.SyncFS(b.dir); err != nil {
 			return fmt.Errorf("blob store: %w", err)
 		}
 	} else {

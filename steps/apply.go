@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/statedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -1029,7 +1030,7 @@ func (a *Applier) syncBlobs() error {
 	return a.st.blobs.Sync()
 }
 
-// syncAll makes every change of the move durable: one syncfs(2) of the
+// syncAll makes every change of the move durable: one statedir.SyncFS(2) of the
 // root's file system (and of the state's, if that is another) stands in for
 // an fsync of every file and directory written; then the blob store records
 // the blobs it packed since its last sync (Blobs.Sync).
@@ -1038,7 +1039,7 @@ func (a *Applier) syncAll() error {
 		return err
 	}
 	if !sameDevice(a.env.Root.Path(), a.st.dir) {
-		if err := syncfs(a.st.dir); err != nil {
+		if err := statedir.SyncFS(a.st.dir); err != nil {
 			return err
 		}
 	}
@@ -1074,19 +1075,6 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) map[strin
 		}
 	}
 	return out
-}
-
-// syncfs makes the file system that holds dir durable.
-func syncfs(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", dir, err)
-	}
-	return nil
 }
 
 // sameDevice reports whether two paths lie on one file system.

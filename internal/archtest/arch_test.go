@@ -18,7 +18,7 @@ var allowed = map[string][]string{
 	"internal/atomicfile": {},
 	"blobstore":           {"statedir", "internal/atomicfile", "golang.org/x/sys"},
 	"steps":               {"journal", "rootfs", "statedir", "blobstore", "internal/atomicfile", "golang.org/x/sys"},
-	"statedir":            {"rootfs", "internal/atomicfile"},
+	"statedir":            {"rootfs", "internal/atomicfile", "golang.org/x/sys"},
 	"debian":              {},
 	"systemd":             {"github.com/coreos/go-systemd"}, // its dbus package brings github.com/godbus/dbus, not imported directly
 	"compiler":            {"journal", "steps", "compiler/syntax", "internal/treefs", "github.com/alecthomas/participle"},
