@@ -738,6 +738,8 @@ func (r *run) compile(ctx context.Context, want string) (fs.FS, *compiler.Result
 	}
 	res, err := compiler.Compile(ctx, fsys, compiler.Options{
 		Host: cfg.Host, Group: r.rep.Group, Facts: cfg.Facts, Blobs: r.a.Blobs(),
+		// Plugins start from cairn's environment, as with cairn compile.
+		Env: os.Environ(),
 	})
 	if err != nil {
 		return nil, nil, err
