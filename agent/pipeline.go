@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -149,6 +150,12 @@ type MoveObserver interface {
 // daemon and every host command (plan, apply, rollback, status) run it.
 type Pipeline struct {
 	cfg Config
+	// hosts are the host groups read at the control branch's last tip.
+	hosts struct {
+		sync.Mutex
+		commit plumbing.Hash
+		groups []compiler.HostGroup
+	}
 }
 
 // New checks the configuration and loads the trust file.
@@ -631,16 +638,9 @@ func (r *run) resolveGroup(control plumbing.Hash) (group, branch string, err err
 		}
 		return "", "", err
 	}
-	fsys, _, err := r.git.FS(control.String())
+	groups, err := r.p.hostGroups(r.git, control)
 	if err != nil {
 		return "", "", err
-	}
-	groups, err := compiler.Hosts(fsys)
-	if err != nil {
-		// The control branch's tip does not say where the host belongs:
-		// a bad commit like any that does not compile.
-		return "", "", &Refusal{Reason: CompileError, Commit: control.String(),
-			Err: fmt.Errorf("the hosts block at the tip of %s: %w", cfg.Branch, err)}
 	}
 	var g compiler.HostGroup
 	var ok bool
@@ -661,6 +661,36 @@ func (r *run) resolveGroup(control plumbing.Hash) (group, branch string, err err
 		branch = g.Branch
 	}
 	return g.Name, branch, nil
+}
+
+// hostGroups returns the groups of the hosts block at the control
+// branch's tip. The last tip's are kept: a run that finds the tip where it
+// was does not parse the configuration's top files again.
+func (p *Pipeline) hostGroups(git *gitfs.Repo, control plumbing.Hash) ([]compiler.HostGroup, error) {
+	p.hosts.Lock()
+	defer p.hosts.Unlock()
+	if p.hosts.commit == control && p.hosts.groups != nil {
+		return p.hosts.groups, nil
+	}
+	fsys, _, err := git.FS(control.String())
+	if err != nil {
+		return nil, err
+	}
+	groups, err := compiler.Hosts(fsys)
+	if err != nil {
+		// The control branch's tip does not say where the host belongs:
+		// a bad commit like any that does not compile.
+		return nil, &Refusal{Reason: CompileError, Commit: control.String(),
+			Err: fmt.Errorf("the hosts block at the tip of %s: %w", p.cfg.Branch, err)}
+	}
+	// Only what a lookup needs: a group also holds the syntax trees of
+	// the files it was read from.
+	kept := make([]compiler.HostGroup, len(groups))
+	for i, g := range groups {
+		kept[i] = compiler.HostGroup{Name: g.Name, Match: g.Match, Branch: g.Branch, Pos: g.Pos}
+	}
+	p.hosts.commit, p.hosts.groups = control, kept
+	return kept, nil
 }
 
 // previous returns the commit applied before from, from the state's

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
@@ -155,12 +159,25 @@ func (st *state) close() {
 
 func (st *state) loadApplied() (*Applied, error) {
 	name := filepath.Join(st.dir, appliedFile)
-	data, err := readStateFile(name)
+	f, err := statedir.OpenFile(name, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Applied{Version: 1, Originals: map[string]Image{}}, nil
 	}
 	if err != nil {
 		return nil, inputErrorf("state: %w", err)
+	}
+	defer f.Close()
+	var stat syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &stat); err != nil {
+		return nil, inputErrorf("state: %s: %w", name, err)
+	}
+	key := appliedKey{name: name, dev: stat.Dev, ino: stat.Ino, size: stat.Size, mtime: stat.Mtim, ctime: stat.Ctim}
+	if a := lastApplied.get(key); a != nil {
+		return a, nil
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, inputErrorf("state: %s: %w", name, err)
 	}
 	var a Applied
 	if err := json.Unmarshal(data, &a); err != nil {
@@ -172,7 +189,50 @@ func (st *state) loadApplied() (*Applied, error) {
 	if a.Originals == nil {
 		a.Originals = map[string]Image{}
 	}
+	lastApplied.put(key, &a)
 	return &a, nil
+}
+
+// appliedKey names one version of an applied.json: its path and what
+// fstat says of the file. cairn replaces the file (a new inode) at every
+// commit and never writes it in place, and any write to it changes its
+// ctime, so a file whose key is unchanged holds the same bytes.
+type appliedKey struct {
+	name     string
+	dev, ino uint64
+	size     int64
+	mtime    syscall.Timespec
+	ctime    syscall.Timespec
+}
+
+// lastApplied keeps the applied journal a process last read, decoded: a
+// long-running process (the agent) that opens the state run after run
+// decodes applied.json again only when it changed. Decoding is most of
+// the cost of a run that finds nothing to do on a large journal (10,000
+// steps: 2.7 MB, some 60 ms of CPU); an fstat is nothing. The decoded
+// Applied is never changed in place (a move makes a new one), so sharing
+// it between Appliers is safe; it costs the memory of one journal.
+var lastApplied appliedCache
+
+type appliedCache struct {
+	mu  sync.Mutex
+	key appliedKey
+	a   *Applied
+}
+
+func (c *appliedCache) get(k appliedKey) *Applied {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.a != nil && c.key == k {
+		return c.a
+	}
+	return nil
+}
+
+func (c *appliedCache) put(k appliedKey, a *Applied) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.key, c.a = k, a
 }
 
 // commit makes a the applied journal: the commit point of a move.
