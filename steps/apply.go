@@ -609,7 +609,7 @@ func blame(err error, file, store string) string {
 		return "source " + file + ": " + pe.Err.Error()
 	case errors.As(err, &pe) && (pe.Path == store || strings.HasPrefix(pe.Path, store+"/")),
 		errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
-		if pe != nil && !errors.Is(err, errNotCairns) { // that one names its file
+		if pe != nil && !errors.Is(err, statedir.ErrNotCairns) { // that one names its file
 			err = pe.Err
 		}
 		return "storing in the blob store " + store + ": " + strings.TrimPrefix(err.Error(), "blob store: ")

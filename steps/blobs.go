@@ -2,7 +2,6 @@ package steps
 
 import (
 	"io"
-	"os"
 
 	"github.com/cairn-cm/cairn/blobstore"
 )
@@ -25,23 +24,5 @@ var ErrNotRegular = blobstore.ErrNotRegular
 // OpenBlobs opens (creating if needed) the blob store in dir.
 func OpenBlobs(dir string) (*Blobs, error) { return blobstore.Open(dir) }
 
-// openBlobs opens the state's blob store in dir; without create, a missing
-// dir is an empty store that is not written.
-func openBlobs(dir string, create bool) (*Blobs, error) {
-	if create {
-		return blobstore.Open(dir)
-	}
-	return blobstore.OpenExisting(dir)
-}
-
 // HashReader returns the sha256 of everything r yields.
 func HashReader(r io.Reader) (string, error) { return blobstore.HashReader(r) }
-
-// copyBuffer copies with a pooled buffer (blobstore.CopyBuffer).
-func copyBuffer(dst io.Writer, src io.Reader) (int64, error) { return blobstore.CopyBuffer(dst, src) }
-
-// copySparse writes src into the empty file f, leaving blocks of zeros as
-// holes (blobstore.CopySparse).
-func copySparse(f *os.File, src io.Reader, also io.Writer) (int64, error) {
-	return blobstore.CopySparse(f, src, also)
-}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
+	"github.com/cairn-cm/cairn/statedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -209,7 +210,7 @@ func (e *IntentCorruptError) Error() string {
 // *IntentCorruptError.
 func readIntent(dir string) (recs []intentRecord, ok bool, err error) {
 	name := filepath.Join(dir, intentFile)
-	data, err := readStateFile(name)
+	data, err := statedir.ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-cm/cairn/blobstore"
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
 	"golang.org/x/sys/unix"
@@ -436,7 +437,7 @@ func putFile(env *Env, l *loc, img Image) error {
 		}
 		return err
 	}
-	_, err = copySparse(tmp, src, nil)
+	_, err = blobstore.CopySparse(tmp, src, nil)
 	if err == nil { // always: a new file takes the group of a set-group-ID directory
 		if err = tmp.Chown(uid, gid); err == nil {
 			err = tmp.Chmod(os.FileMode(mode&0o777) | modeBits(mode))
@@ -478,7 +479,7 @@ func fixFile(env *Env, l *loc, img Image) (done bool, err error) {
 		return false, nil
 	}
 	h := sha256.New()
-	if _, err := copyBuffer(h, f); err != nil {
+	if _, err := blobstore.CopyBuffer(h, f); err != nil {
 		return false, nil
 	}
 	var sum [sha256.Size]byte

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-cm/cairn/blobstore"
 	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
@@ -126,7 +127,11 @@ func openState(root *rootfs.Root, dir string, create bool, wait time.Duration) (
 	}
 	st := &state{d: d, dir: d.Path()}
 	fail := func(err error) (*state, error) { st.close(); return nil, err }
-	if st.blobs, err = openBlobs(filepath.Join(st.dir, blobsDir), create); err != nil {
+	open := blobstore.OpenExisting // a missing store is empty, and not made
+	if create {
+		open = blobstore.Open
+	}
+	if st.blobs, err = open(filepath.Join(st.dir, blobsDir)); err != nil {
 		return fail(&InputError{err})
 	}
 	if st.applied, err = st.loadApplied(); err != nil {

@@ -272,7 +272,7 @@ func writeBlob(b *Blobs, sum, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := copyBuffer(f, r); err != nil {
+	if _, err := blobstore.CopyBuffer(f, r); err != nil {
 		f.Close()
 		return err
 	}
