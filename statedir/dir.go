@@ -88,9 +88,6 @@ func Open(root *rootfs.Root, dir string, create bool, wait time.Duration) (*Dir,
 // Path returns the host path of the state directory, where it really is.
 func (d *Dir) Path() string { return d.path }
 
-// Closed reports whether Close was called.
-func (d *Dir) Closed() bool { return d.closed }
-
 // Close releases the lock.
 func (d *Dir) Close() {
 	if d == nil || d.closed {
