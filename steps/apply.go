@@ -385,7 +385,6 @@ func (a *Applier) static(steps []journal.Step) journal.ErrorList {
 	return out
 }
 
-// stateName names the state directory for messages.
 // StateDir returns the host path of the state directory, where it really
 // is, or "" when there is none (opened without Options.Create). The agent
 // keeps its mirror of the configuration repository there, under the lock.
@@ -407,6 +406,7 @@ func (a *Applier) Blobs() *Blobs {
 	return a.st.blobs
 }
 
+// stateName names the state directory for messages.
 func (a *Applier) stateName() string {
 	switch {
 	case a.st != nil:
