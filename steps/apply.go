@@ -1030,7 +1030,7 @@ func (a *Applier) syncBlobs() error {
 	return a.st.blobs.Sync()
 }
 
-// syncAll makes every change of the move durable: one statedir.SyncFS(2) of the
+// syncAll makes every change of the move durable: one syncfs(2) of the
 // root's file system (and of the state's, if that is another) stands in for
 // an fsync of every file and directory written; then the blob store records
 // the blobs it packed since its last sync (Blobs.Sync).
