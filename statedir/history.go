@@ -42,7 +42,7 @@ const (
 const historyKeep = 100
 
 // Record appends a run to the history, keeping the newest entries. A
-// history that is not cairn's own file (openStateFile) is replaced, with
+// history that is not cairn's own file (OpenFile) is replaced, with
 // what could be read of it.
 func (d *Dir) Record(h HistoryEntry) {
 	name := filepath.Join(d.path, HistoryFile)
