@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/cairn-cm/cairn/blobstore"
 )
 
 // Blobs receives the content of COPY - steps (inline content, rendered
@@ -77,7 +79,7 @@ func (c *compiler) collectPluginBlobs(dir string) error {
 	var errs []error
 	for _, e := range entries {
 		name := filepath.Join(dir, e.Name())
-		if !isSum(e.Name()) || !e.Type().IsRegular() {
+		if !blobstore.ValidSum(e.Name()) || !e.Type().IsRegular() {
 			os.RemoveAll(name)
 			continue
 		}
@@ -97,17 +99,4 @@ func (c *compiler) collectPluginBlobs(dir string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// isSum reports whether s is a sha256 in lower-case hex.
-func isSum(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, r := range s {
-		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -21,7 +21,7 @@ var allowed = map[string][]string{
 	"statedir":            {"rootfs", "internal/atomicfile", "golang.org/x/sys"},
 	"debian":              {},
 	"systemd":             {"github.com/coreos/go-systemd"}, // its dbus package brings github.com/godbus/dbus, not imported directly
-	"compiler":            {"journal", "steps", "compiler/syntax", "internal/treefs", "github.com/alecthomas/participle"},
+	"compiler":            {"journal", "steps", "blobstore", "compiler/syntax", "internal/treefs", "github.com/alecthomas/participle"},
 	"compiler/syntax":     {"github.com/alecthomas/participle"},
 	"agent": {"compiler", "steps", "blobstore", "journal", "rootfs", "systemd",
 		"agent/gitfs", "agent/metrics", "agent/mirror", "agent/status", "agent/trust", "agent/web",
