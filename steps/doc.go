@@ -35,12 +35,13 @@
 // contract, which stop.go alone implements (every op, undo image and undo
 // gets its context from one function, cancellation.opContext):
 //
-//   - The ctx of Applier.Apply is the stop: once it is done, no further op
-//     starts (the move fails before it, "interrupted before this step"),
-//     the op that runs ends by itself (a command within its own timeout:
-//     EXEC's, a CHECK's), and the move is undone (a *StepError, exit 1).
-//     No op ever sees that ctx's cancellation; only the reads before any op
-//     (Drift, the drift of a repair) stop with it at once.
+//   - The ctx of Applier.Run (or of Apply, which plans and runs) is the
+//     stop: once it is done, no further op starts (the move fails before
+//     it, "interrupted before this step"), the op that runs ends by itself
+//     (a command within its own timeout: EXEC's, a CHECK's), and the move
+//     is undone (a *StepError, exit 1). No op ever sees that ctx's
+//     cancellation; only the reads before any op (Drift, and Plan's drift
+//     check of a repair) stop with it at once.
 //   - Options.Kill is the kill: once it is closed, the op that runs is
 //     killed at once: it runs with a context that is done then (cause
 //     ErrKilled), and a command it runs gets SIGKILL with its whole process
