@@ -485,6 +485,13 @@ func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 	if m.AllowRemoval {
 		return nil
 	}
+	// The new journal manages something (the first step, as a rule): that
+	// is all there is to know, and the old steps are not counted.
+	for i := range m.Steps {
+		if m.Steps[i].Identity() != "" {
+			return nil
+		}
+	}
 	managed, undos := 0, 0
 	for i := range oldSteps {
 		s := &oldSteps[i]
@@ -492,11 +499,6 @@ func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 			managed++
 		} else if _, ok := s.Lookup("undo"); ok && s.Op == journal.OpExec {
 			undos++
-		}
-	}
-	for i := range m.Steps {
-		if m.Steps[i].Identity() != "" {
-			return nil
 		}
 	}
 	if managed+undos == 0 {
