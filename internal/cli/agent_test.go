@@ -275,19 +275,28 @@ func waitFile(t *testing.T, name string, limit time.Duration) {
 	}
 }
 
+// inSlowMove starts an agent with args (after applying the first commit of
+// r, c1), commits a slow move and triggers it, and returns once the move's
+// slow step runs, with the commit it moves to.
+func inSlowMove(t *testing.T, r *gittest.Repo, c1 string, args ...string) (*agentProc, string) {
+	t.Helper()
+	a := startAgent(t, args...)
+	a.waitFor("the first commit", appliedIs(c1))
+	marker := filepath.Join(t.TempDir(), "started")
+	c2 := r.Commit("main", fleetFiles(1, "one\n", slowMove(marker)))
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFile(t, marker, 30*time.Second)
+	return a, c2
+}
+
 // TestAgentSIGTERMDuringMove: SIGTERM during a move lets the step finish,
 // undoes the move and exits 0 within 30 s.
 func TestAgentSIGTERMDuringMove(t *testing.T) {
 	r := gittest.New(t)
 	c1 := r.Commit("main", fleetFiles(1, "one\n", ""))
 	root, state := scratch(t)
-	a := startAgent(t, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
+	a, _ := inSlowMove(t, r, c1, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
 		"--allow-unsigned", "--interval", "1h", "--confirm", "0")
-	a.waitFor("the first commit", appliedIs(c1))
-	marker := filepath.Join(t.TempDir(), "started")
-	r.Commit("main", fleetFiles(1, "one\n", slowMove(marker)))
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	waitFile(t, marker, 30*time.Second)
 	start := time.Now()
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	if code := a.wait(30 * time.Second); code != 0 {
@@ -313,18 +322,12 @@ func TestAgentKilledDuringMove(t *testing.T) {
 	root, state := scratch(t)
 	args := []string{"--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
 		"--allow-unsigned", "--interval", "1h", "--confirm", "0"}
-	a := startAgent(t, args...)
-	a.waitFor("the first commit", appliedIs(c1))
-	marker := filepath.Join(t.TempDir(), "started")
-	c2 := r.Commit("main", fleetFiles(1, "one\n", slowMove(marker)))
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	waitFile(t, marker, 30*time.Second)
+	a, c2 := inSlowMove(t, r, c1, args...)
 	a.cmd.Process.Kill()
 	a.wait(10 * time.Second)
 	if _, err := os.Stat(filepath.Join(state, "intent.log")); err != nil {
 		t.Fatalf("no intent log after SIGKILL during a move: %v", err)
 	}
-	os.Remove(marker)
 	b := startAgent(t, append(args, "--once")...)
 	if code := b.wait(60 * time.Second); code != 0 {
 		t.Fatalf("agent --once after the crash exited %d\n%s", code, b.logText())
@@ -405,13 +408,8 @@ func TestTriggerQueuesOne(t *testing.T) {
 	r := gittest.New(t)
 	c1 := r.Commit("main", fleetFiles(1, "one\n", ""))
 	root, state := scratch(t)
-	a := startAgent(t, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
+	a, _ := inSlowMove(t, r, c1, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
 		"--allow-unsigned", "--interval", "1h", "--confirm", "0")
-	a.waitFor("the first commit", appliedIs(c1))
-	marker := filepath.Join(t.TempDir(), "started")
-	r.Commit("main", fleetFiles(1, "one\n", slowMove(marker)))
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	waitFile(t, marker, 30*time.Second)
 	for range 5 {
 		resp, err := http.Post("http://"+a.addr+"/trigger", "text/plain", nil)
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,24 +58,6 @@ func notifySocket(t *testing.T, intentLog string) (string, <-chan notification) 
 		<-done
 	})
 	return name, out
-}
-
-// lockedBuffer is the stderr of a process that a test reads while it runs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // jsonLines parses every line of a log as one JSON object; a line that is
@@ -155,7 +136,7 @@ func TestAgentNotify(t *testing.T) {
 	// WATCHDOG_PID, which go-systemd then takes to mean this process
 	// (its pid is not known before it starts).
 	sock, notes := notifySocket(t, intentLog)
-	var stderr lockedBuffer
+	var stderr gittest.Buffer
 	cmd := exec.Command(cairnBin(t), append([]string{"agent", "--listen", "", "--log-format", "json"}, args...)...)
 	cmd.Env = environ("NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000")
 	cmd.Stderr = &stderr

@@ -204,7 +204,7 @@ func freePort(t testing.TB) int {
 // connections on addr.
 func startServer(t testing.TB, cmd *exec.Cmd, addr string) {
 	t.Helper()
-	var out syncBuffer
+	var out Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -243,19 +243,22 @@ func startServer(t testing.TB, cmd *exec.Cmd, addr string) {
 	}
 }
 
-// syncBuffer is a buffer that a process writes while the test reads it.
-type syncBuffer struct {
+// Buffer is a buffer that a process writes (its stdout or stderr) while
+// the test reads it.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
