@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-cm/cairn/agent/gitfs"
 	"github.com/cairn-cm/cairn/agent/mirror"
 	"github.com/cairn-cm/cairn/agent/status"
+	"github.com/cairn-cm/cairn/agent/trust"
 	"github.com/cairn-cm/cairn/compiler"
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/steps"
@@ -176,9 +177,16 @@ type run struct {
 	m     *mirror.Mirror
 	git   *gitfs.Repo
 	state State
-	// keysSum is the sha256 of the trust file the run verified with.
-	keysSum string
-	rest    State // idle or held
+	rest  State // idle or held
+	// trustFile is the trust file as this run read it, once (run.keys), and
+	// trusted the commits whose signatures it checked and found good.
+	trustFile struct {
+		loaded bool
+		keys   *trust.Keys
+		sum    string // the file's sha256
+		err    error
+	}
+	trusted map[plumbing.Hash]bool
 }
 
 // Run runs the pipeline once. It returns a report whatever happened; the

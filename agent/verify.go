@@ -62,11 +62,15 @@ func (r *run) signed(h plumbing.Hash) error {
 	if err != nil {
 		return err
 	}
-	keys, sum, err := r.p.loadKeys()
+	if r.trusted[h] {
+		// Checked already in this run (the control tip is often the
+		// target too).
+		return nil
+	}
+	keys, _, err := r.keys()
 	if err != nil {
 		return err
 	}
-	r.keysSum = sum
 	if keys != nil {
 		if _, err := keys.VerifyCommit(c); err != nil {
 			var tr *trust.Refusal
@@ -79,7 +83,22 @@ func (r *run) signed(h plumbing.Hash) error {
 		// A plan says what apply would do: refuse it.
 		return &Refusal{Reason: Unsigned, Commit: h.String(), Err: errors.New("no --trust file to check its signature against (--allow-unsigned applies any)")}
 	}
+	if r.trusted == nil {
+		r.trusted = map[plumbing.Hash]bool{}
+	}
+	r.trusted[h] = true
 	return nil
+}
+
+// keys returns the trust file as this run reads it: once, whichever stage
+// asks first, so that one run judges every commit by the same keys.
+func (r *run) keys() (*trust.Keys, string, error) {
+	t := &r.trustFile
+	if !t.loaded {
+		t.keys, t.sum, t.err = r.p.loadKeys()
+		t.loaded = true
+	}
+	return t.keys, t.sum, t.err
 }
 
 // guard is the blast-radius guard of §5.
@@ -116,7 +135,7 @@ func (r *run) isBad(from, to string) bool {
 	if _, err := r.a.ReadRecord(recordBad, &bad); err != nil {
 		return false
 	}
-	_, sum, err := r.p.loadKeys()
+	_, sum, err := r.keys()
 	if err != nil {
 		// Let the run go on to verify, which reports the trust file.
 		return false
@@ -138,7 +157,7 @@ func (r *run) markBad(from, to, reason string) {
 	b := BadMove{From: from, To: to, Reason: reason, At: time.Now().UTC()}
 	switch Reason(reason) {
 	case Unsigned, BadSignature, UnknownKey:
-		b.Keys = r.keysSum
+		_, b.Keys, _ = r.keys()
 	}
 	bad = append(bad, b)
 	if len(bad) > keepBad {
