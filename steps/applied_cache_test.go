@@ -53,10 +53,11 @@ func TestAppliedCache(t *testing.T) {
 		t.Errorf("an unchanged applied.json was decoded again (or wrongly): %p %p", before, second.Applied())
 	}
 	move(second, "MKDIR /srv mode=0755", "MKDIR /srv/www mode=0755")
+	moved := second.Applied()
 	second.Close()
 	third := open()
-	if got := third.Applied(); len(got.Steps) != 2 {
-		t.Errorf("after a move the applied journal has %d steps, want 2", len(got.Steps))
+	if got := third.Applied(); len(got.Steps) != 2 || got != moved {
+		t.Errorf("after a move the next open has %d steps (%p), want the 2 the move committed (%p), not decoded again", len(got.Steps), got, moved)
 	}
 	third.Close()
 

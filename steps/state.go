@@ -176,7 +176,7 @@ func (st *state) loadApplied() (*Applied, error) {
 	if err := syscall.Fstat(int(f.Fd()), &stat); err != nil {
 		return nil, inputErrorf("state: %s: %w", name, err)
 	}
-	key := appliedKey{name: name, dev: stat.Dev, ino: stat.Ino, size: stat.Size, mtime: stat.Mtim, ctime: stat.Ctim}
+	key := keyOf(name, &stat)
 	if a := lastApplied.get(key); a != nil {
 		return a, nil
 	}
@@ -208,6 +208,11 @@ type appliedKey struct {
 	size     int64
 	mtime    syscall.Timespec
 	ctime    syscall.Timespec
+}
+
+// keyOf is the key of the applied.json name whose fstat is stat.
+func keyOf(name string, stat *syscall.Stat_t) appliedKey {
+	return appliedKey{name: name, dev: stat.Dev, ino: stat.Ino, size: stat.Size, mtime: stat.Mtim, ctime: stat.Ctim}
 }
 
 // lastApplied keeps the applied journal a process last read, decoded: a
@@ -246,10 +251,17 @@ func (st *state) commit(a *Applied) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(st.dir, appliedFile), data, 0o600); err != nil {
+	name := filepath.Join(st.dir, appliedFile)
+	if err := atomicfile.WriteFile(name, data, 0o600); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	st.applied = a
+	// The next Open in this process finds it decoded already.
+	if fi, err := os.Lstat(name); err == nil {
+		if stat, ok := fi.Sys().(*syscall.Stat_t); ok {
+			lastApplied.put(keyOf(name, stat), a)
+		}
+	}
 	return nil
 }
 
