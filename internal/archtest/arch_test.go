@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"internal/archtest": {},
 	"internal/debroot":  {}, // tests only: a Debian root to run apt in
 	"internal/gittest":  {}, // tests only: repositories made with git
+	"internal/testcert": {}, // tests only: TLS certificates
 	"examples":          {}, // tests only: the example configurations compile
 }
 

@@ -2,19 +2,11 @@ package cli_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,49 +19,8 @@ import (
 
 	"github.com/cairn-cm/cairn/agent/status"
 	"github.com/cairn-cm/cairn/internal/gittest"
+	"github.com/cairn-cm/cairn/internal/testcert"
 )
-
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
-// into dir, and returns their files and a pool that trusts it.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "cairn agent test"},
-		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "agent.crt"), filepath.Join(dir, "agent.key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
 
 // TestAgentWebConfig runs the agent with --web-config: TLS with a
 // certificate made here, basic auth with a bcrypt hash, or both. /metrics
@@ -98,7 +49,7 @@ func TestAgentWebConfig(t *testing.T) {
 			client := &http.Client{Timeout: 10 * time.Second}
 			scheme := "http"
 			if tc.tls {
-				certFile, keyFile, pool := selfSigned(t, dir)
+				pool, certFile, keyFile := testcert.Server(t, dir)
 				fmt.Fprintf(&config, "tls_server_config:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile)
 				client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 				scheme = "https"
