@@ -108,6 +108,21 @@ func setAttr(st *journal.Step, key, value string) {
 	sort.Slice(st.Attrs, func(i, j int) bool { return st.Attrs[i].Key < st.Attrs[j].Key })
 }
 
+// SumFS is a file system that gives the SHA-256 of a file's content
+// without the compiler reading it. agent/gitfs is one: it keeps the sums of
+// the git blobs it has hashed by object id, so that compiling the next
+// commit reads only the files that changed. The compiler uses it for the
+// files that COPY and KUBECTL-APPLY steps name, unless fsys is a directory
+// on disk.
+type SumFS interface {
+	fs.FS
+	// Sum256 returns the SHA-256 of the content of the regular file
+	// name, following symbolic links as Open does. A name that is not a
+	// regular file gives an error wrapping treefs.ErrNotRegular, as
+	// opening it would.
+	Sum256(name string) ([sha256.Size]byte, error)
+}
+
 func (c *compiler) hashFile(p string) (string, error) { return c.hashFileBuf(p, make([]byte, 32<<10)) }
 
 // hashFile returns the sha256 of a repository file, once per compile.
@@ -118,16 +133,24 @@ func (c *compiler) hashFileBuf(p string, buf []byte) (string, error) {
 	if ok {
 		return sum, nil
 	}
-	f, _, err := c.openSource(p)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
+	if s, ok := c.fsys.(SumFS); ok && c.dir == nil {
+		raw, err := s.Sum256(p)
+		if err != nil {
+			return "", fmt.Errorf("hash %s: %w", p, err)
+		}
+		sum = hex.EncodeToString(raw[:])
+	} else {
+		f, _, err := c.openSource(p)
+		if err != nil {
+			return "", fmt.Errorf("hash %s: %w", p, err)
+		}
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.CopyBuffer(h, f, buf); err != nil {
+			return "", fmt.Errorf("hash %s: %w", p, err)
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, buf); err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	sum = hex.EncodeToString(h.Sum(nil))
 	c.mu.Lock()
 	c.hashes[p] = sum
 	c.mu.Unlock()

@@ -1,6 +1,7 @@
 package gitfs_test
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"testing/fstest"
 
 	"github.com/cairn-cm/cairn/agent/gitfs"
+	"github.com/cairn-cm/cairn/compiler"
+	"github.com/cairn-cm/cairn/internal/treefs"
 )
 
 // run runs git in dir with a fixed identity and no user configuration, and
@@ -1076,5 +1079,64 @@ func benchRead(b *testing.B, dir string) {
 		if n != 10000 {
 			b.Fatalf("read %d files, want 10000", n)
 		}
+	}
+}
+
+// TestSum256 checks the sums the compiler asks for (compiler.SumFS): equal
+// to the sha256 of the content, links followed, anything but a regular file
+// refused as opening it would be, and a blob hashed once is not read again,
+// even at another commit (its loose object is removed before the second
+// commit is asked).
+func TestSum256(t *testing.T) {
+	dir := t.TempDir()
+	run(t, dir, "init", "-q")
+	write(t, dir, "files/a.conf", "alpha sum256 test "+t.Name()+"\n", 0o644)
+	write(t, dir, "files/run.sh", "#!/bin/sh\n", 0o755)
+	symlink(t, dir, "files/link", "a.conf")
+	symlink(t, dir, "escape", "../x")
+	run(t, dir, "add", "-A")
+	run(t, dir, "commit", "-q", "-m", "one")
+	write(t, dir, "other", "two\n", 0o644)
+	run(t, dir, "add", "-A")
+	run(t, dir, "commit", "-q", "-m", "two")
+
+	var _ compiler.SumFS = openFS(t, dir, "HEAD~1").(compiler.SumFS)
+	sumOf := func(fsys fs.FS, name string) ([sha256.Size]byte, error) {
+		return fsys.(compiler.SumFS).Sum256(name)
+	}
+	first := openFS(t, dir, "HEAD~1")
+	for _, name := range []string{"files/a.conf", "files/run.sh", "files/link"} {
+		data, err := fs.ReadFile(first, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sumOf(first, name)
+		if err != nil || got != sha256.Sum256(data) {
+			t.Errorf("Sum256(%s) = %x, %v; want %x", name, got, err, sha256.Sum256(data))
+		}
+	}
+	for name, want := range map[string]error{
+		"files":   treefs.ErrNotRegular,
+		".":       treefs.ErrNotRegular,
+		"missing": fs.ErrNotExist,
+		"escape":  treefs.ErrLinkEscapes,
+		"../x":    fs.ErrInvalid,
+	} {
+		if _, err := sumOf(first, name); !errors.Is(err, want) {
+			t.Errorf("Sum256(%s) = %v; want %v", name, err, want)
+		}
+	}
+
+	blob := run(t, dir, "rev-parse", "HEAD:files/a.conf")
+	if err := os.Remove(filepath.Join(dir, ".git", "objects", blob[:2], blob[2:])); err != nil {
+		t.Fatal(err)
+	}
+	second := openFS(t, dir, "HEAD")
+	if _, err := fs.ReadFile(second, "files/a.conf"); err == nil {
+		t.Fatal("the blob is still readable: the test proves nothing")
+	}
+	got, err := sumOf(second, "files/a.conf")
+	if want := sha256.Sum256([]byte("alpha sum256 test " + t.Name() + "\n")); err != nil || got != want {
+		t.Errorf("Sum256 of a blob summed at the commit before = %x, %v; want %x from the cache", got, err, want)
 	}
 }

@@ -35,6 +35,13 @@ var ErrSubmoduleUnavailable = errors.New("submodule objects not available")
 // maxOpenPacks is how many packfiles a Repo keeps open.
 const maxOpenPacks = 32
 
+// objectCache bounds go-git's cache of decoded objects (delta bases, mostly)
+// of a Repo. Its default, 96 MiB, let a compile that reads every blob of a
+// large configuration keep tens of MiB of contents that are not read again
+// (sums are kept by Sum256, trees by the Repo); 16 MiB holds the delta
+// bases that the reads of one commit share.
+const objectCache = 16 * cache.MiByte
+
 // maxCached bounds each cache of a Repo; a full cache is emptied and refilled.
 const maxCached = 1 << 16
 
@@ -105,7 +112,7 @@ func open(abs, label string) (*Repo, error) {
 	}
 	// Packfiles stay open between reads (until Close) rather than being
 	// reopened for every object.
-	st := filesystem.NewStorageWithOptions(dot, cache.NewObjectLRUDefault(),
+	st := filesystem.NewStorageWithOptions(dot, cache.NewObjectLRU(objectCache),
 		filesystem.Options{MaxOpenDescriptors: maxOpenPacks})
 	// No work tree: nothing here reads or writes one.
 	g, err := git.Open(st, nil)
