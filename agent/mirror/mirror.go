@@ -35,6 +35,11 @@ var ErrNoBranch = errors.New("no such branch on the remote")
 // revision names no commit of the mirror.
 var ErrUnknownRevision = errors.New("unknown revision")
 
+// objectCache bounds go-git's cache of decoded objects (delta bases while a
+// fetched pack is indexed, mostly); its 96 MiB default is more than the
+// agent's whole memory goal.
+const objectCache = 16 * cache.MiByte
+
 // DefaultTimeout is how long a server may stay silent, when
 // Options.Timeout is zero.
 const DefaultTimeout = time.Minute
@@ -109,7 +114,7 @@ func Open(dir, url string, o Options) (*Mirror, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("mirror of %s: %w", r.shown, err)
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(dir, osfs.WithBoundOS()), cache.NewObjectLRUDefault(),
+	st := filesystem.NewStorageWithOptions(osfs.New(dir, osfs.WithBoundOS()), cache.NewObjectLRU(objectCache),
 		filesystem.Options{MaxOpenDescriptors: 32})
 	repo, err := git.Open(st, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {

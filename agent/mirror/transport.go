@@ -316,7 +316,7 @@ func loadLocal(dir string) (storer.Storer, error) {
 	if fi, err := os.Stat(filepath.Join(gitDir, "objects")); err != nil || !fi.IsDir() {
 		return nil, transport.ErrRepositoryNotFound
 	}
-	return filesystem.NewStorage(osfs.New(gitDir, osfs.WithBoundOS()), cache.NewObjectLRUDefault()), nil
+	return filesystem.NewStorage(osfs.New(gitDir, osfs.WithBoundOS()), cache.NewObjectLRU(objectCache)), nil
 }
 
 // fixedLoader gives go-git's in-process upload-pack one repository.
