@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -206,14 +207,19 @@ func (d *Daemon) Run(ctx context.Context) (*Report, error) {
 		}
 		rep := d.p.Run(ctx, Request{Mode: Follow}, d)
 		d.finished(ctx, rep)
-		// The run's garbage (journals, the applied state, the compiler's
-		// trees) would hold the process's memory until the next GC, which
-		// at rest comes only every two minutes: collect it and give it
-		// back now, at the cost of one GC of the small heap that lives on.
-		debug.FreeOSMemory()
 		if d.cfg.Once {
 			return rep, nil
 		}
+		// The run's garbage (its report, whose plan holds both journals;
+		// the compiler's trees) would hold the process's memory until the
+		// next GC, which at rest comes only every two minutes: collect it
+		// and give it back now (rep is dead here), at the cost of two GCs
+		// of the small heap that lives on. The first also moves the
+		// buffers in sync.Pools (encoding/json keeps the one that wrote
+		// applied.json, megabytes large) to their victim caches, which
+		// only the second empties.
+		runtime.GC()
+		debug.FreeOSMemory()
 		timer.Reset(wait)
 	}
 }
