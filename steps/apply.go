@@ -553,7 +553,7 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 		switch op.Action {
 		case journal.Inverse:
 			if _, ok := LookupKind(s.Op).(Imager); ok {
-				if _, ok := a.Applied().Originals[s.Identity()]; !ok {
+				if _, ok := a.Applied().Images()[s.Identity()]; !ok {
 					errs = append(errs, &journal.Error{Pos: s.Pos, Msg: "state: no original image of " + s.Identity() + " to restore"})
 				}
 			}
@@ -766,7 +766,7 @@ func (a *Applier) relinks(ex executed) bool {
 		return true
 	}
 	if ex.action == journal.Inverse {
-		return a.st.applied.Originals[ex.step.Identity()].Type == TypeSymlink
+		return a.st.applied.Images()[ex.step.Identity()].Type == TypeSymlink
 	}
 	return ex.step.Op == journal.OpSymlink
 }
@@ -964,11 +964,11 @@ func isBatchForward(s *journal.Step, action journal.Action) bool {
 func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
 	kind := LookupKind(s.Op)
 	if pk, ok := kind.(pathKind); ok && undo != nil && undo.Place != nil {
-		return runPlaced(ctx, a.env, pk, s, action, undo.Place, a.st.applied.Originals[s.Identity()])
+		return runPlaced(ctx, a.env, pk, s, action, undo.Place, a.st.applied.Images()[s.Identity()])
 	}
 	if action == journal.Inverse {
 		if im, ok := kind.(Imager); ok {
-			return im.Restore(ctx, a.env, s, a.st.applied.Originals[s.Identity()])
+			return im.Restore(ctx, a.env, s, a.st.applied.Images()[s.Identity()])
 		}
 		if inv, ok := kind.(Inverter); ok {
 			return inv.Inverse(ctx, a.env, s)
@@ -1074,7 +1074,7 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) map[strin
 		}
 	}
 	out := make(map[string]Image, len(managed))
-	for id, img := range a.st.applied.Originals {
+	for id, img := range a.st.applied.Images() {
 		if managed[id] {
 			out[id] = img
 		}

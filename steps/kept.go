@@ -64,7 +64,7 @@ func (a *Applier) keptBefore(op *journal.Op, undo *Image) *Kept {
 	}
 	switch {
 	case op.Action == journal.Inverse:
-		if orig := a.st.applied.Originals[op.Step.Identity()]; orig.Type == TypeFile && orig.Blob == undo.Blob {
+		if orig := a.st.applied.Images()[op.Step.Identity()]; orig.Type == TypeFile && orig.Blob == undo.Blob {
 			return nil // the original image is the same content
 		}
 	case op.Step.Op == journal.OpCopy:

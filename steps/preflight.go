@@ -143,7 +143,7 @@ func (a *Applier) hostCheck(plan *journal.Plan) journal.ErrorList {
 	errs := a.accountsUsable(plan)
 	fates := map[string]pathFate{}
 	users, groups := map[string]bool{}, map[string]bool{}
-	originals := a.Applied().Originals
+	originals := a.Applied().Images()
 	for _, op := range plan.Ops {
 		s := op.Step
 		if op.Noop || op.Action == journal.Recheck || s.Op == journal.OpCheck {
