@@ -60,7 +60,7 @@ export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 \
 TCK=$(getconf CLK_TCK)
 
 log "building cairn and bench/genconfig into $W/bin"
-(cd "$REPO" && go build -o "$W/bin/cairn" ./cmd/cairn && go build -o "$W/bin/genconfig" ./bench/genconfig) || die "build"
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$W/bin/cairn" ./cmd/cairn && go build -o "$W/bin/genconfig" ./bench/genconfig) || die "build"
 CAIRN=$W/bin/cairn
 
 # ---------------------------------------------------------------- the repository

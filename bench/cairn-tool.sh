@@ -22,7 +22,7 @@
 
 _cairn_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mkdir -p "$B/bin"
-if ! (cd "$_cairn_repo" && go build -o "$B/bin/cairn" ./cmd/cairn && go build -o "$B/bin/cairn-gen" ./bench/gen); then
+if ! (cd "$_cairn_repo" && CGO_ENABLED=0 go build -o "$B/bin/cairn" ./cmd/cairn && go build -o "$B/bin/cairn-gen" ./bench/gen); then
   echo "cairn-tool.sh: cannot build cairn from $_cairn_repo" >&2
   exit 1
 fi

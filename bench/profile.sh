@@ -42,7 +42,7 @@ echo "== diff --plan in-process: allocated bytes by line"
 pp -sample_index=alloc_space -top -nodecount=8 "$O/journal.test" "$O/journal.mem"
 
 log "whole processes"
-go build -o "$O/cairn" ./cmd/cairn
+CGO_ENABLED=0 go build -o "$O/cairn" ./cmd/cairn
 go build -o "$O/gen" ./bench/gen
 "$O/gen" tree 10000 "$O/src"
 "$O/gen" journal -o "$O/files.journal" /dst "$O/src"

@@ -64,7 +64,7 @@ GNU_TIME=""
 [ -x /usr/bin/time ] && GNU_TIME=/usr/bin/time # Debian package time
 
 log "building cairn, bench/gen, bench/hashall, bench/genconfig into $W/bin"
-(cd "$REPO" && go build -o "$W/bin/cairn" ./cmd/cairn && go build -o "$W/bin/gen" ./bench/gen &&
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$W/bin/cairn" ./cmd/cairn && go build -o "$W/bin/gen" ./bench/gen &&
   go build -o "$W/bin/hashall" ./bench/hashall && go build -o "$W/bin/genconfig" ./bench/genconfig) || die "build"
 CAIRN=$W/bin/cairn GEN=$W/bin/gen HASHALL=$W/bin/hashall GENCONFIG=$W/bin/genconfig
 ROWS=$W/rows.tsv

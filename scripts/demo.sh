@@ -62,7 +62,7 @@ fail() {
 }
 
 heading "Build cairn"
-run "${GO:-go}" build -o bin/cairn ./cmd/cairn
+run env CGO_ENABLED=0 "${GO:-go}" build -o bin/cairn ./cmd/cairn
 cairn() { "$repo/bin/cairn" "$@"; }
 
 scratch=$(mktemp -d /tmp/cairn-demo.XXXXXX)
