@@ -47,16 +47,18 @@ func (f *File) Line(n int) string {
 }
 
 // Item is an attribute (NAME = EXPR) or a block (TYPE "LABEL"... { ITEMS }).
+// It and the types below are built by the hand parsers of item.go and
+// expr.go, not from struct tags.
 type Item struct {
 	Pos    lexer.Position
 	EndPos lexer.Position
 
-	Name  string `parser:"@Ident"`
-	Value *Expr  `parser:"( '=' @@"`
+	Name  string
+	Value *Expr
 
-	Labels []*Str   `parser:"| @@* '{'"`
-	Body   []*Item  `parser:"  @@*"`
-	Close  *Closing `parser:"  @@ )"`
+	Labels []*Str
+	Body   []*Item
+	Close  *Closing
 }
 
 // IsBlock reports whether it is a block rather than an attribute.
@@ -65,11 +67,10 @@ func (it *Item) IsBlock() bool { return it.Value == nil }
 // Closing is the closing brace of a block, kept for its position.
 type Closing struct {
 	Pos  lexer.Position
-	Text string `parser:"@'}'"`
+	Text string
 }
 
-// Expr is an expression: one or more operands joined by ||. It and the
-// types below are built by the hand parser of expr.go, not from tags.
+// Expr is an expression: one or more operands joined by ||.
 type Expr struct {
 	Pos    lexer.Position
 	EndPos lexer.Position
@@ -117,12 +118,11 @@ type Primary struct {
 }
 
 // Str is a quoted string or a heredoc, as written; Template holds its parts
-// once the parser has read its interpolations. Labels are parsed into it by
-// participle, values by the hand parser.
+// once the parser has read its interpolations.
 type Str struct {
 	Pos      lexer.Position
-	Raw      string    `parser:"@(String | Heredoc)"`
-	Template *Template `parser:""`
+	Raw      string
+	Template *Template
 }
 
 // List is [EXPR, ...].

@@ -15,6 +15,20 @@ import (
 // the small expressions that make up most of a configuration, and values
 // are most of what a compile parses (the grammar is in docs/language.md).
 
+// exprGrammar is the EBNF of Expr and the types below it, as Grammar shows
+// it.
+const exprGrammar = `Expr      = And ( "||" And )* .
+And       = Compare ( "&&" Compare )* .
+Compare   = Unary ( ( "==" | "!=" | "<" | "<=" | ">" | ">=" ) Unary )? .
+Unary     = "!" Unary | Primary .
+Primary   = Number | String | Heredoc | "true" | "false" | List | Object
+          | Ident "(" ( Expr ( "," Expr )* ","? )? ")"        (a function call)
+          | Ident ( "." Ident )*                              (a reference)
+          | "(" Expr ")" .
+List      = "[" ( Expr ( "," Expr )* ","? )? "]" .
+Object    = "{" ( ( Ident | String ) "=" Expr ","? )* "}" .
+`
+
 // unexpected is the error for token t where expect was wanted.
 func unexpected(t *lexer.Token, expect string) error {
 	return &participle.UnexpectedTokenError{Unexpected: *t, Expect: expect}

@@ -11,21 +11,44 @@ import (
 )
 
 var (
+	// fileParser is participle's grammar of File, Item*; Item and Expr
+	// parse themselves (item.go, expr.go).
 	fileParser = participle.MustBuild[File](
 		participle.Lexer(definition{}),
 		participle.Elide("Comment"),
-		// Two tokens of lookahead let an error inside an attribute be
-		// reported at the bad token, not at the attribute's name.
+		// Two tokens of lookahead let an error inside an item be reported
+		// at the bad token, not at the item's name.
 		participle.UseLookahead(2),
 	)
 )
 
-// Grammar returns the grammar in participle's EBNF, for the documentation.
-func Grammar() string { return fileParser.String() }
+// fileGrammar is the EBNF of File, which is what participle's grammar,
+// fileParser, describes: Item and Expr parse themselves, and participle
+// shows them as names only.
+const fileGrammar = `File      = Item* .
+`
+
+// Grammar returns the whole grammar of the language in participle's EBNF,
+// for the documentation (docs/language.md shows it).
+func Grammar() string { return fileGrammar + itemGrammar + exprGrammar }
 
 // Parse reads one configuration file. The error, if any, is an *Error
 // naming FILE:LINE:COL with the source line.
 func Parse(name string, src string) (*File, error) {
+	return parseWith(name, src, parseChunk)
+}
+
+// parseChunk parses the items of one chunk of a file with fileParser.
+func parseChunk(peek *lexer.PeekingLexer) ([]*Item, error) {
+	f, err := fileParser.ParseFromLexer(peek)
+	if err != nil {
+		return nil, err
+	}
+	return f.Items, nil
+}
+
+// parseWith is Parse with the items of each chunk parsed by chunk.
+func parseWith(name, src string, chunk func(*lexer.PeekingLexer) ([]*Item, error)) (*File, error) {
 	if !utf8.ValidString(src) {
 		return nil, invalidUTF8(name, src)
 	}
@@ -41,11 +64,11 @@ func Parse(name string, src string) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
-		chunk, err := fileParser.ParseFromLexer(peek)
+		items, err := chunk(peek)
 		if err != nil {
 			return nil, convert(err, src)
 		}
-		f.Items = append(f.Items, chunk.Items...)
+		f.Items = append(f.Items, items...)
 		if code.eof {
 			break
 		}

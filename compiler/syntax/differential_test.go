@@ -1,0 +1,192 @@
+package syntax
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+)
+
+// sameAsOld checks that Parse and parseOld, the old participle grammar of
+// items, agree on src: the same tree, or the same error.
+func sameAsOld(t *testing.T, src string) {
+	t.Helper()
+	got, gerr := Parse("d.cairn", src)
+	want, werr := parseOld("d.cairn", src)
+	switch {
+	case werr != nil && gerr != nil:
+		if gerr.Error() != werr.Error() {
+			t.Errorf("Parse(%q):\nerror %q\nold   %q", src, gerr, werr)
+		}
+	case werr != nil:
+		t.Errorf("Parse(%q) succeeded; the old grammar said %q", src, werr)
+	case gerr != nil:
+		t.Errorf("Parse(%q) = %q; the old grammar accepted it", src, gerr)
+	case !reflect.DeepEqual(got, want):
+		t.Errorf("Parse(%q): the tree differs from the old grammar's:\n%s", src, lineDiff(dump(want), dump(got)))
+	}
+}
+
+// corpus returns every configuration text the repository holds: the
+// formatter's and the golden tests' archives, the fuzz corpora and the
+// examples.
+func corpus(t testing.TB) []string {
+	var srcs []string
+	archives := []string{"testdata/format/*.txtar", "../../testdata/compiler/*.txtar", "../../testdata/script/*.txtar"}
+	for _, pat := range archives {
+		names, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			ar, err := txtar.ParseFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range ar.Files {
+				if strings.HasSuffix(f.Name, ".cairn") || strings.HasPrefix(name, "testdata/format/") {
+					srcs = append(srcs, string(f.Data))
+				}
+			}
+		}
+	}
+	for _, pat := range []string{"testdata/fuzz/FuzzParse/*", "testdata/fuzz/FuzzParseDifferential/*", "../testdata/fuzz/FuzzCompile/*"} {
+		names, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			data, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				if arg, ok := strings.CutPrefix(line, "string("); ok {
+					if s, err := strconv.Unquote(strings.TrimSuffix(arg, ")")); err == nil {
+						srcs = append(srcs, s)
+					}
+				}
+			}
+		}
+	}
+	err := filepath.WalkDir("../../examples", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".cairn") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		srcs = append(srcs, string(data))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srcs) < 100 {
+		t.Fatalf("only %d configurations in the corpus", len(srcs))
+	}
+	return srcs
+}
+
+// itemErrors are inputs that reach every error of the item parser, with the
+// error: each was checked against the old grammar's (TestSameAsOld checks
+// them again).
+var itemErrors = []struct {
+	name, in, want string
+}{
+	{"attribute without a value", "a =\n",
+		"t.cairn:2:1: unexpected end of file"},
+	{"attribute value not an expression", "a = ,\n",
+		"t.cairn:1:5: unexpected \",\"\n  a = ,\n      ^"},
+	{"name alone", "x\ny = 1\n",
+		"t.cairn:2:1: unexpected \"y\"\n  y = 1\n  ^"},
+	{"missing = or {", "x 1\n",
+		"t.cairn:1:3: unexpected number 1\n  x 1\n    ^"},
+	{"label that is not a string", "x y {\n}\n",
+		"t.cairn:1:3: unexpected \"y\"\n  x y {\n    ^"},
+	{"label that is a number", "x \"a\" 2 {\n}\n",
+		"t.cairn:1:7: unexpected number 2\n  x \"a\" 2 {\n        ^"},
+	{"labels then =", "x \"a\" = 1\n",
+		"t.cairn:1:7: unexpected \"=\"\n  x \"a\" = 1\n        ^"},
+	{"block without a name", "\"a\" {\n}\n",
+		"t.cairn:1:1: unexpected string \"a\"\n  \"a\" {\n  ^"},
+	{"item that is not a name", "x {\n  1 = 2\n}\n",
+		"t.cairn:2:3: unexpected number 1\n    1 = 2\n    ^"},
+	{"string in a body", "x {\n  \"a\"\n}\n",
+		"t.cairn:2:3: unexpected string \"a\"\n    \"a\"\n    ^"},
+	{"missing = in a body", "x {\n  a 1\n}\n",
+		"t.cairn:2:5: unexpected number 1\n    a 1\n      ^"},
+	{"nested block missing {", "x {\n  y \"l\" z\n}\n",
+		"t.cairn:2:9: unexpected \"z\"\n    y \"l\" z\n          ^"},
+	{"error in a nested block", "x {\n  y {\n    z {\n      a = = 1\n    }\n  }\n}\n",
+		"t.cairn:4:11: unexpected \"=\"\n        a = = 1\n            ^"},
+	{"two values", "x {\n  a = 1 2\n}\n",
+		"t.cairn:2:9: unexpected number 2\n    a = 1 2\n          ^"},
+	{"block after a value", "a = 1 {\n}\n",
+		"t.cairn:1:7: unexpected \"{\"\n  a = 1 {\n        ^"},
+	{"brace in a body", "x {\n  {\n  }\n}\n",
+		"t.cairn:2:3: unexpected \"{\"\n    {\n    ^"},
+	{"bracket in a body", "x {\n  [1]\n}\n",
+		"t.cairn:2:3: unexpected \"[\"\n    [1]\n    ^"},
+	{"unterminated block", "x {\n  a = 1\n",
+		"t.cairn:1:3: \"{\" is never closed\n  x {\n    ^"},
+	{"unterminated nested block", "x {\n  y {\n  a = 1\n}\n",
+		"t.cairn:1:3: \"{\" is never closed\n  x {\n    ^"},
+	{"stray }", "x {\n}\n}\n",
+		"t.cairn:3:1: \"}\" closes nothing\n  }\n  ^"},
+	{"block closed by ]", "x {\n  a = 1\n]\n",
+		"t.cairn:3:1: \"]\" does not match \"{\" at 1:3\n  ]\n  ^"},
+	{"error in the second chunk", "x {\n}\ny {\n  a\n}\n",
+		"t.cairn:5:1: unexpected \"}\"\n  }\n  ^"},
+	{"error after an object value", "a = {} == {}\n",
+		"t.cairn:1:8: unexpected \"==\"\n  a = {} == {}\n         ^"},
+	{"blocks nested too deep", strings.Repeat("x {\n", MaxNesting+1) + strings.Repeat("}\n", MaxNesting+1),
+		"t.cairn:101:3: brackets nest more than 100 deep\n  x {\n    ^"},
+}
+
+func TestItemErrors(t *testing.T) {
+	for _, tt := range itemErrors {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.cairn", tt.in)
+			if err == nil {
+				t.Fatalf("Parse(%q) succeeded", tt.in)
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("Parse(%q):\ngot  %q\nwant %q", tt.in, got, tt.want)
+			}
+			sameAsOld(t, tt.in)
+		})
+	}
+	deep := strings.Repeat("x {\n", MaxNesting) + strings.Repeat("}\n", MaxNesting)
+	if _, err := Parse("t.cairn", deep); err != nil {
+		t.Errorf("blocks nested %d deep: %v", MaxNesting, err)
+	}
+}
+
+// TestSameAsOld checks the hand parser of items against the old grammar on
+// every configuration of the repository.
+func TestSameAsOld(t *testing.T) {
+	for _, src := range corpus(t) {
+		sameAsOld(t, src)
+	}
+	for _, src := range []string{"", "x {}", "x \"a\" \"b\" {}", "x <<EOT\nl\nEOT\n{\n}\n", "x {\n  y {}\n  a = 1\n}\n# c\n"} {
+		sameAsOld(t, src)
+	}
+}
+
+// FuzzParseDifferential checks the hand parser of items against the old
+// grammar: the same tree for what the old grammar accepts, the same error
+// (FILE:LINE:COL and message) for what it rejects.
+func FuzzParseDifferential(f *testing.F) {
+	for _, src := range corpus(f) {
+		f.Add(src)
+	}
+	for _, tt := range itemErrors {
+		f.Add(tt.in)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		sameAsOld(t, src)
+	})
+}
