@@ -48,7 +48,9 @@ func window(line string, col int) (string, int) {
 	start := max(at-maxLineShown/2, 0)
 	end := min(start+maxLineShown, len(line))
 	start = max(min(start, end-maxLineShown), 0)
-	for start < len(line) && line[start]&0xC0 == 0x80 { // a whole character
+	// A whole character; start stays at most end, in a line of bytes that
+	// are not UTF-8 (an error about one shows its line).
+	for start < end && line[start]&0xC0 == 0x80 {
 		start++
 	}
 	for end < len(line) && end > start && line[end]&0xC0 == 0x80 {

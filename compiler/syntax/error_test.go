@@ -10,6 +10,13 @@ import (
 // the marks where it is cut), whole characters only, with the caret on the
 // character it pointed at, wherever the column lies.
 func TestWindow(t *testing.T) {
+	// A long line of bytes that are not UTF-8 (all continuation bytes):
+	// found by FuzzParseDifferential, window cut it past its end.
+	for _, col := range []int{1, 100, 200} {
+		if got, _ := window(strings.Repeat("\x8b", 200), col); len(got) > maxLineShown+2*len("…") {
+			t.Errorf("window(200 continuation bytes, %d) = %d bytes", col, len(got))
+		}
+	}
 	long := strings.Repeat("é", 300) + "X" + strings.Repeat("ü", 300)
 	for _, tc := range []struct {
 		line string

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/txtar"
@@ -41,6 +42,10 @@ func FuzzParse(f *testing.F) {
 			}
 			if e.Pos.Line < 1 || e.Pos.Column < 1 || e.Pos.Offset < 0 || e.Pos.Offset > len(src) {
 				t.Fatalf("error position %d:%d@%d out of the source: %v", e.Pos.Line, e.Pos.Column, e.Pos.Offset, err)
+			}
+			// Error shows the line: it must not fail on any line.
+			if !strings.HasPrefix(err.Error(), "fuzz.cairn:") {
+				t.Fatalf("error text %q does not start with the file's name", err)
 			}
 			return
 		}
