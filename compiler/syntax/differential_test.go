@@ -1,6 +1,8 @@
 package syntax
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,7 +21,7 @@ func sameAsOld(t *testing.T, src string) {
 	want, werr := parseOld("d.cairn", src)
 	switch {
 	case werr != nil && gerr != nil:
-		if gerr.Error() != werr.Error() {
+		if gerr.Error() != werr.Error() && !atNameBefore(src, werr, gerr) {
 			t.Errorf("Parse(%q):\nerror %q\nold   %q", src, gerr, werr)
 		}
 	case werr != nil:
@@ -29,6 +31,44 @@ func sameAsOld(t *testing.T, src string) {
 	case !reflect.DeepEqual(got, want):
 		t.Errorf("Parse(%q): the tree differs from the old grammar's:\n%s", src, lineDiff(dump(want), dump(got)))
 	}
+}
+
+// atNameBefore reports whether the old grammar's error old is the one
+// error the hand parser deliberately gives elsewhere: an "unexpected" error
+// in an item inside a block, which the old grammar put at the item's name,
+// whatever the mistake after it, as soon as the block had more than two
+// tokens before it ("x { a = 1 b = }" was `unexpected "b"`, its lookahead
+// given up), where the hand parser, like the old grammar in a block's
+// first two tokens and outside blocks, puts it at the token that is wrong
+// (`unexpected "}"`).
+func atNameBefore(src string, old, new error) bool {
+	var o, n *Error
+	if !errors.As(old, &o) || !errors.As(new, &n) || !strings.HasPrefix(o.Msg, "unexpected ") ||
+		!strings.HasPrefix(n.Msg, "unexpected ") || n.Pos.Offset <= o.Pos.Offset {
+		return false
+	}
+	// The tokens up to the new error's: the text after the chunk that
+	// holds it may not even lex.
+	toks, err := Lex("d.cairn", src[:n.Pos.Offset])
+	if err != nil {
+		return false
+	}
+	depth := 0
+	for _, t := range toks {
+		if t.Type == Comment {
+			continue
+		}
+		if t.Pos.Offset == o.Pos.Offset {
+			return t.Type == Ident && o.Msg == fmt.Sprintf("unexpected %q", t.Value) && depth > 0
+		}
+		switch {
+		case isPunct(&t, "{"), isPunct(&t, "["), isPunct(&t, "("):
+			depth++
+		case isPunct(&t, "}"), isPunct(&t, "]"), isPunct(&t, ")"):
+			depth--
+		}
+	}
+	return false
 }
 
 // corpus returns every configuration text the repository holds: the
@@ -142,6 +182,21 @@ var itemErrors = []struct {
 		"t.cairn:5:1: unexpected \"}\"\n  }\n  ^"},
 	{"error after an object value", "a = {} == {}\n",
 		"t.cairn:1:8: unexpected \"==\"\n  a = {} == {}\n         ^"},
+	// The old grammar put these at the name of the item ("b", "z"),
+	// whatever the mistake after it, once the block had more than two
+	// tokens before it: the hand parser puts them at the token that is
+	// wrong, as the old grammar did in a block's first two tokens ("x {
+	// a 1 }") and outside blocks.
+	{"missing value in a later item", "x {\n  a = 1\n  b =\n}\n",
+		"t.cairn:4:1: unexpected \"}\"\n  }\n  ^"},
+	{"name alone in a later item", "x {\n  a = 1\n  b\n}\n",
+		"t.cairn:4:1: unexpected \"}\"\n  }\n  ^"},
+	{"missing = in a later item", "x {\n  a = 1\n  b 1\n}\n",
+		"t.cairn:3:5: unexpected number 1\n    b 1\n      ^"},
+	{"later block missing {", "x {\n  y {}\n  z \"l\" \"m\"\n}\n",
+		"t.cairn:4:1: unexpected \"}\"\n  }\n  ^"},
+	{"first item of a labelled block", "x \"l\" {\n  b\n}\n",
+		"t.cairn:3:1: unexpected \"}\"\n  }\n  ^"},
 	{"blocks nested too deep", strings.Repeat("x {\n", MaxNesting+1) + strings.Repeat("}\n", MaxNesting+1),
 		"t.cairn:101:3: brackets nest more than 100 deep\n  x {\n    ^"},
 }
