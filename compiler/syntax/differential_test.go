@@ -76,39 +76,26 @@ func atNameBefore(src string, old, new error) bool {
 // examples.
 func corpus(t testing.TB) []string {
 	var srcs []string
-	archives := []string{"testdata/format/*.txtar", "../../testdata/compiler/*.txtar", "../../testdata/script/*.txtar"}
-	for _, pat := range archives {
-		names, err := filepath.Glob(pat)
+	for _, name := range glob(t, "testdata/format/*.txtar", "../../testdata/compiler/*.txtar", "../../testdata/script/*.txtar") {
+		ar, err := txtar.ParseFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range names {
-			ar, err := txtar.ParseFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, f := range ar.Files {
-				if strings.HasSuffix(f.Name, ".cairn") || strings.HasPrefix(name, "testdata/format/") {
-					srcs = append(srcs, string(f.Data))
-				}
+		for _, f := range ar.Files {
+			if strings.HasSuffix(f.Name, ".cairn") || strings.HasPrefix(name, "testdata/format/") {
+				srcs = append(srcs, string(f.Data))
 			}
 		}
 	}
-	for _, pat := range []string{"testdata/fuzz/FuzzParse/*", "testdata/fuzz/FuzzParseDifferential/*", "../testdata/fuzz/FuzzCompile/*"} {
-		names, err := filepath.Glob(pat)
+	for _, name := range glob(t, "testdata/fuzz/FuzzParse/*", "testdata/fuzz/FuzzParseDifferential/*", "../testdata/fuzz/FuzzCompile/*") {
+		data, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range names {
-			data, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, line := range strings.Split(string(data), "\n") {
-				if arg, ok := strings.CutPrefix(line, "string("); ok {
-					if s, err := strconv.Unquote(strings.TrimSuffix(arg, ")")); err == nil {
-						srcs = append(srcs, s)
-					}
+		for _, line := range strings.Split(string(data), "\n") {
+			if arg, ok := strings.CutPrefix(line, "string("); ok {
+				if s, err := strconv.Unquote(strings.TrimSuffix(arg, ")")); err == nil {
+					srcs = append(srcs, s)
 				}
 			}
 		}
@@ -128,6 +115,19 @@ func corpus(t testing.TB) []string {
 		t.Fatalf("only %d configurations in the corpus", len(srcs))
 	}
 	return srcs
+}
+
+// glob returns the files that match any of the patterns.
+func glob(t testing.TB, patterns ...string) []string {
+	var names []string
+	for _, pat := range patterns {
+		m, err := filepath.Glob(pat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, m...)
+	}
+	return names
 }
 
 // itemErrors are inputs that reach every error of the item parser, with the

@@ -2,30 +2,19 @@ package syntax
 
 import (
 	"errors"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/rogpeppe/go-internal/txtar"
 )
 
 // FuzzParse checks that Parse never panics and returns either a tree or an
 // *Error, and that whatever parses formats to text that parses to the same
 // tree with the same comments and formats to itself.
 func FuzzParse(f *testing.F) {
-	files, err := filepath.Glob("testdata/format/*.txtar")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, file := range files {
-		ar, err := txtar.ParseFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, s := range ar.Files {
-			f.Add(string(s.Data))
-		}
+	// Every configuration of the repository, the formatter's archives
+	// among them.
+	for _, src := range corpus(f) {
+		f.Add(src)
 	}
 	for _, s := range []string{
 		"", "a = 1", "x {", "}", "a = \"${}\"", "a = <<EOT\nx\nEOT\n", "a = [\n1, # c\n]\n",
