@@ -16,8 +16,9 @@ var (
 	fileParser = participle.MustBuild[File](
 		participle.Lexer(definition{}),
 		participle.Elide("Comment"),
-		// Two tokens of lookahead let an error inside an item be reported
-		// at the bad token, not at the item's name.
+		// The lookahead the grammar had when participle parsed items too;
+		// Item's own error, at the token that is wrong, comes back as it
+		// is either way (it is the deepest).
 		participle.UseLookahead(2),
 	)
 )
