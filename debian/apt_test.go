@@ -32,12 +32,12 @@ func TestAptRefusesRootWithoutDebian(t *testing.T) {
 	for name, err := range map[string]error{
 		"Status":    statusErr,
 		"Installed": installedErr,
-		"Brings":  bringsErr,
-		"Install": a.Install(ctx, "hello"),
-		"Remove":  a.Remove(ctx, []string{"hello"}, nil),
-		"SetAuto": a.SetAuto(ctx, "hello", true),
-		"Audit":   auditErr,
-		"Repair":  repairErr,
+		"Brings":    bringsErr,
+		"Install":   a.Install(ctx, "hello"),
+		"Remove":    a.Remove(ctx, []string{"hello"}, nil),
+		"SetAuto":   a.SetAuto(ctx, "hello", true),
+		"Audit":     auditErr,
+		"Repair":    repairErr,
 	} {
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: error %v, want %q", name, err, want)
