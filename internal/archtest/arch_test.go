@@ -36,10 +36,11 @@ var allowed = map[string][]string{
 	"internal/cli":      {"*"},
 	"cmd/cairn":         {"internal/cli"},
 	"internal/archtest": {},
-	"internal/debroot":  {}, // tests only: a Debian root to run apt in
-	"internal/gittest":  {}, // tests only: repositories made with git
-	"internal/testcert": {}, // tests only: TLS certificates
-	"examples":          {}, // tests only: the example configurations compile
+	"internal/debroot":  {},                   // tests only: a Debian root to run apt in
+	"internal/gittest":  {},                   // tests only: repositories made with git
+	"internal/testcert": {},                   // tests only: TLS certificates
+	"internal/testhost": {"internal/debroot"}, // tests only: a booted systemd host
+	"examples":          {},                   // tests only: the example configurations compile
 }
 
 type pkg struct {

@@ -79,17 +79,24 @@ func New(t testing.TB) string {
 // Script returns the path of scripts/debroot.sh, found from the working
 // directory up (go test runs in the package's directory).
 func Script() (string, error) {
+	return RepoFile("scripts/debroot.sh")
+}
+
+// RepoFile returns the path of rel (slash-separated) in the module's
+// source tree: beneath the first directory holding a go.mod, from the
+// working directory up.
+func RepoFile(rel string) (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "scripts", "debroot.sh"), nil
+			return filepath.Join(dir, filepath.FromSlash(rel)), nil
 		}
 		up := filepath.Dir(dir)
 		if up == dir {
-			return "", fmt.Errorf("no go.mod above the working directory: cannot find scripts/debroot.sh")
+			return "", fmt.Errorf("no go.mod above the working directory: cannot find %s", rel)
 		}
 		dir = up
 	}

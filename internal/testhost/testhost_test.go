@@ -1,0 +1,265 @@
+package testhost_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-cm/cairn/internal/testhost"
+)
+
+// sleeperUnit is a unit of the test's own, which runs until stopped.
+const sleeperUnit = `[Unit]
+Description=cairn test sleeper
+
+[Service]
+ExecStart=/bin/sleep infinity
+`
+
+// booted checks that h's systemd has finished booting and is PID 1.
+func booted(t *testing.T, h *testhost.Host) {
+	t.Helper()
+	r, err := h.Exec(context.Background(), "systemctl", "is-system-running")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.TrimSpace(r.Stdout); s != "running" && s != "degraded" {
+		t.Errorf("systemctl is-system-running = %q (exit %d), want running or degraded", s, r.Code)
+	}
+	if comm := strings.TrimSpace(h.Run("cat", "/proc/1/comm")); comm != "systemd" {
+		t.Errorf("PID 1 inside is %q, want systemd", comm)
+	}
+	if name := strings.TrimSpace(h.Run("hostname")); name != h.Name() {
+		t.Errorf("host name inside = %q, want %q", name, h.Name())
+	}
+}
+
+func TestBootUnitJournal(t *testing.T) {
+	h := testhost.Boot(t, testhost.Options{})
+	booted(t, h)
+
+	h.WriteFile("/etc/systemd/system/cairn-sleeper.service", []byte(sleeperUnit), 0o644)
+	h.Run("systemctl", "daemon-reload")
+	h.Run("systemctl", "start", "cairn-sleeper.service")
+	if s := strings.TrimSpace(h.Run("systemctl", "show", "-P", "ActiveState", "cairn-sleeper.service")); s != "active" {
+		t.Errorf("cairn-sleeper.service is %q after start, want active", s)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(h.Run("systemctl", "show", "-P", "MainPID", "cairn-sleeper.service")))
+	if err != nil || pid == 0 {
+		t.Fatalf("MainPID of cairn-sleeper.service: %d, %v", pid, err)
+	}
+	if comm := strings.TrimSpace(h.Run("cat", fmt.Sprintf("/proc/%d/comm", pid))); comm != "sleep" {
+		t.Errorf("the unit's main process is %q, want sleep", comm)
+	}
+	journal := h.Run("journalctl", "-u", "cairn-sleeper.service", "--no-pager", "-o", "cat")
+	if !strings.Contains(journal, "Started cairn-sleeper.service - cairn test sleeper.") {
+		t.Errorf("journalctl -u cairn-sleeper.service does not show its start:\n%s", journal)
+	}
+	h.Run("systemctl", "stop", "cairn-sleeper.service")
+	if s := strings.TrimSpace(h.Run("systemctl", "show", "-P", "ActiveState", "cairn-sleeper.service")); s != "inactive" {
+		t.Errorf("cairn-sleeper.service is %q after stop, want inactive", s)
+	}
+}
+
+func TestExec(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "shared"), []byte("from the machine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := testhost.Boot(t, testhost.Options{
+		PrivateNetwork: true,
+		Binds:          []testhost.Bind{{Source: dir, Target: "/mnt/shared", ReadOnly: true}},
+	})
+
+	tests := []struct {
+		name      string
+		args      []string
+		stdout    string
+		stderrHas string
+		code      int
+	}{
+		{"exit code", []string{"sh", "-c", "echo out; echo err >&2; exit 3"}, "out\n", "err", 3},
+		{"environment of PID 1", []string{"sh", "-c", `echo "$container $HOME ${NOTIFY_SOCKET:-none}"`}, "systemd-nspawn /root none\n", "", 0},
+		{"read-only bind", []string{"cat", "/mnt/shared/shared"}, "from the machine\n", "", 0},
+		{"bind is read-only", []string{"touch", "/mnt/shared/x"}, "", "Read-only file system", 1},
+		{"private network", []string{"sh", "-c", "ls /sys/class/net"}, "lo\n", "", 0},
+		{"not found", []string{"no-such-command"}, "", "No such file", 127},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := h.Exec(context.Background(), tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Stdout != tt.stdout || r.Code != tt.code || !strings.Contains(r.Stderr, tt.stderrHas) {
+				t.Errorf("%q: stdout %q, exit %d, stderr %q; want %q, %d, stderr with %q", tt.args, r.Stdout, r.Code, r.Stderr, tt.stdout, tt.code, tt.stderrHas)
+			}
+		})
+	}
+
+	t.Run("files both ways", func(t *testing.T) {
+		h.WriteFile("/srv/in/a", []byte("a\n"), 0o600)
+		if got := h.Run("stat", "-c", "%a %s", "/srv/in/a"); got != "600 2\n" {
+			t.Errorf("stat inside of a file written outside: %q", got)
+		}
+		src := filepath.Join(dir, "tool")
+		if err := os.WriteFile(src, []byte("#!/bin/sh\necho tool ran\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.CopyIn(src, "/usr/local/bin/tool")
+		if got := h.Run("tool"); got != "tool ran\n" {
+			t.Errorf("a copied-in executable printed %q", got)
+		}
+		h.Run("sh", "-c", "echo made inside > /root/b")
+		if got := string(h.ReadFile("/root/b")); got != "made inside\n" {
+			t.Errorf("ReadFile of a file made inside: %q", got)
+		}
+	})
+
+	t.Run("timeout kills the command", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := h.Exec(ctx, "sleep", "1000")
+		if err == nil {
+			t.Fatal("sleep 1000 under a 500ms deadline returned no error")
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("Exec returned %v after its deadline", d)
+		}
+		// The sleep inside is gone too, not just nsenter.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r, err := h.Exec(context.Background(), "pgrep", "-x", "sleep")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Code == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sleep still runs inside after its Exec was cancelled: %s", r.Stdout)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+// hostProcs are the machine's processes of a booted host: systemd-nspawn
+// (the leader's parent) and every process in the leader's PID namespace.
+type hostProcs struct {
+	nspawn, leader int
+	pidns          string
+}
+
+func procsOf(t *testing.T, h *testhost.Host) hostProcs {
+	t.Helper()
+	p := hostProcs{leader: h.Leader()}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.leader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// PID (COMM) STATE PPID ...: COMM may hold spaces, not ')'.
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if p.nspawn, err = strconv.Atoi(fields[1]); err != nil {
+		t.Fatal(err)
+	}
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.nspawn))
+	if strings.TrimSpace(string(comm)) != "systemd-nspawn" {
+		t.Fatalf("the parent of the host's systemd is %q, want systemd-nspawn", comm)
+	}
+	if p.pidns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p.leader)); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// left returns what of p still runs.
+func (p hostProcs) left() []string {
+	var left []string
+	if syscall.Kill(p.nspawn, 0) == nil {
+		left = append(left, fmt.Sprintf("systemd-nspawn %d", p.nspawn))
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/pid")); err == nil && ns == p.pidns {
+			comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+			left = append(left, fmt.Sprintf("%s %s", strings.TrimSpace(string(comm)), e.Name()))
+		}
+	}
+	return left
+}
+
+// TestTwoHosts boots two hosts at once: each has its own systemd, names
+// and units, and after the test's cleanup nothing of either runs.
+func TestTwoHosts(t *testing.T) {
+	var procs [2]hostProcs
+	var roots [2]string
+	t.Run("boot", func(t *testing.T) {
+		var hosts [2]*testhost.Host
+		var wg sync.WaitGroup
+		for i := range hosts {
+			wg.Go(func() { hosts[i] = testhost.Boot(t, testhost.Options{}) })
+		}
+		wg.Wait()
+		if t.Failed() || t.Skipped() {
+			return
+		}
+		if hosts[0].Name() == hosts[1].Name() || hosts[0].Root() == hosts[1].Root() {
+			t.Fatalf("two hosts share a name or root: %s %s, %s %s", hosts[0].Name(), hosts[0].Root(), hosts[1].Name(), hosts[1].Root())
+		}
+		for i, h := range hosts {
+			booted(t, h)
+			procs[i], roots[i] = procsOf(t, h), h.Root()
+			// The check below must see a running host.
+			if left := procs[i].left(); len(left) < 3 {
+				t.Errorf("host %d: the processes seen of it are %v, want nspawn, systemd and more", i, left)
+			}
+		}
+		if procs[0].pidns == procs[1].pidns {
+			t.Errorf("both hosts are in PID namespace %s", procs[0].pidns)
+		}
+		if a, b := hosts[0].ReadFile("/etc/machine-id"), hosts[1].ReadFile("/etc/machine-id"); string(a) == string(b) {
+			t.Errorf("both hosts have machine id %s", a)
+		}
+		// A unit started in one is not in the other.
+		hosts[0].WriteFile("/etc/systemd/system/cairn-sleeper.service", []byte(sleeperUnit), 0o644)
+		hosts[0].Run("systemctl", "daemon-reload")
+		hosts[0].Run("systemctl", "start", "cairn-sleeper.service")
+		if s := strings.TrimSpace(hosts[0].Run("systemctl", "is-active", "cairn-sleeper.service")); s != "active" {
+			t.Errorf("cairn-sleeper.service in the first host: %s", s)
+		}
+		r, err := hosts[1].Exec(context.Background(), "systemctl", "is-active", "cairn-sleeper.service")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := strings.TrimSpace(r.Stdout); s != "inactive" || r.Code == 0 {
+			t.Errorf("cairn-sleeper.service in the second host: %s (exit %d), want inactive", s, r.Code)
+		}
+		r, err = hosts[1].Exec(context.Background(), "pgrep", "-x", "sleep")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Code != 1 {
+			t.Errorf("pgrep -x sleep in the second host: exit %d, %s; want none (exit 1)", r.Code, r.Stdout)
+		}
+	})
+	if procs[0].leader == 0 {
+		return // skipped, or failed to boot
+	}
+	for i, p := range procs {
+		if left := p.left(); len(left) > 0 {
+			t.Errorf("host %d: still running after its test ended: %s", i, strings.Join(left, ", "))
+		}
+		if _, err := os.Stat(roots[i]); !os.IsNotExist(err) {
+			t.Errorf("host %d: its root %s is still there (%v)", i, roots[i], err)
+		}
+	}
+}
