@@ -140,11 +140,26 @@ inside() {
 	exec nsenter -t "$leader" -a -- /usr/bin/env -i HOME=/root USER=root LOGNAME=root "${env[@]}" "$@"
 }
 
+# find_leader prints the PID of the child of nspawn PID that runs systemd,
+# if any.
+find_leader() {
+	local child
+	for child in $(cat "/proc/$1/task/"*/children 2>/dev/null); do
+		if [ "$(cat "/proc/$child/comm" 2>/dev/null)" = systemd ]; then
+			echo "$child"
+			return
+		fi
+	done
+}
+
 # halt stops host NAME (loaded) and removes what boot made.
 halt() {
 	local name=$1
+	# SIGTERM is nspawn's signal to power the host off, as poweroff inside.
 	if alive "$leader"; then
 		nsenter -t "$leader" -a -- systemctl poweroff --no-block >/dev/null 2>&1 || kill -TERM "$nspawn" 2>/dev/null || true
+	elif alive "$nspawn"; then
+		kill -TERM "$nspawn" 2>/dev/null || true
 	fi
 	local i
 	for ((i = 0; i < 300; i++)); do
@@ -155,6 +170,7 @@ halt() {
 		echo "testhost.sh: $name did not power off in 30 s; killing it" >&2
 		# The leader is the PID namespace's init: killing it kills every
 		# process of the host, and nspawn then exits.
+		[ -n "$leader" ] || leader=$(find_leader "$nspawn")
 		alive "$leader" && kill -KILL "$leader" 2>/dev/null
 		for ((i = 0; i < 50; i++)); do
 			alive "$nspawn" || break
@@ -169,6 +185,9 @@ halt() {
 	if alive "$nspawn" || alive "$leader"; then
 		die "$name: nspawn ($nspawn) or its systemd ($leader) is still running"
 	fi
+	# nspawn's directory for mounts into the host, which it leaves when it
+	# is stopped early.
+	rmdir "/run/systemd/nspawn/propagate/$name" 2>/dev/null || true
 	if [ -n "$dest" ] && [ -d "$dest" ]; then
 		if grep -q " $(readlink -f "$dest")/" /proc/self/mountinfo; then
 			die "$name: something is still mounted under $dest; not removing it"
@@ -224,6 +243,7 @@ boot() {
 	setsid systemd-nspawn -q -D "$dest" -b -M "$name" --uuid="$id" --register=no --keep-unit \
 		--console=read-only "${nspawn_args[@]}" </dev/null >"$log" 2>&1 &
 	local nspawn=$! leader=""
+	disown
 	printf 'nspawn=%s\nleader=\ndest=%q\n' "$nspawn" "$dest" >"$dir/state"
 
 	local deadline=$((SECONDS + timeout)) failed=""
@@ -237,12 +257,7 @@ boot() {
 			failed="no systemd after ${timeout}s"
 			break
 		}
-		local child
-		for child in $(cat "/proc/$nspawn/task/"*/children 2>/dev/null); do
-			if [ "$(cat "/proc/$child/comm" 2>/dev/null)" = systemd ]; then
-				leader=$child
-			fi
-		done
+		leader=$(find_leader "$nspawn")
 		[ -n "$leader" ] || sleep 0.05
 	done
 	if [ -n "$leader" ]; then

@@ -42,6 +42,7 @@ func booted(t *testing.T, h *testhost.Host) {
 }
 
 func TestBootUnitJournal(t *testing.T) {
+	t.Parallel()
 	h := testhost.Boot(t, testhost.Options{})
 	booted(t, h)
 
@@ -69,6 +70,7 @@ func TestBootUnitJournal(t *testing.T) {
 }
 
 func TestExec(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "shared"), []byte("from the machine\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -200,6 +202,7 @@ func (p hostProcs) left() []string {
 // TestTwoHosts boots two hosts at once: each has its own systemd, names
 // and units, and after the test's cleanup nothing of either runs.
 func TestTwoHosts(t *testing.T) {
+	t.Parallel()
 	var procs [2]hostProcs
 	var roots [2]string
 	t.Run("boot", func(t *testing.T) {
@@ -261,5 +264,23 @@ func TestTwoHosts(t *testing.T) {
 		if _, err := os.Stat(roots[i]); !os.IsNotExist(err) {
 			t.Errorf("host %d: its root %s is still there (%v)", i, roots[i], err)
 		}
+	}
+}
+
+// TestOfflineInstall installs nginx-light from the .debs the root holds,
+// with no network but loopback, and sees the real service it brings run.
+func TestOfflineInstall(t *testing.T) {
+	t.Parallel()
+	h := testhost.Boot(t, testhost.Options{PrivateNetwork: true})
+	h.Run("apt-get", "install", "-y", "-q", "--no-download", "nginx-light")
+	if s := strings.TrimSpace(h.Run("systemctl", "is-active", "nginx.service")); s != "active" {
+		t.Errorf("nginx.service is %q after its install, want active", s)
+	}
+	if code := h.Run("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/"); code != "200" {
+		t.Errorf("nginx inside answered %q, want 200", code)
+	}
+	journal := h.Run("journalctl", "-u", "nginx.service", "--no-pager", "-o", "cat")
+	if !strings.Contains(journal, "Started nginx.service") {
+		t.Errorf("journalctl -u nginx.service does not show its start:\n%s", journal)
 	}
 }
