@@ -33,8 +33,11 @@
 # A host shares the host's network unless --private-network is given
 # (then it has a loopback device only). --bind and --bind-ro share a
 # directory of the host (at DST inside, SRC when DST is not given), as
-# systemd-nspawn's options of those names do. What stop and run need (DEST,
-# the PIDs, the console log) is kept in /run/cairn-testhost/NAME/.
+# systemd-nspawn's options of those names do. Each host runs in cgroups of
+# its own, cairn-testhost-NAME beneath the caller's (in cgroup2 and in v1's
+# name=systemd hierarchy), which stop empties and removes. What stop and
+# run need (DEST, the PIDs, the cgroups, the console log) is kept in
+# /run/cairn-testhost/NAME/.
 #
 # The mirror is the one scripts/debroot.sh uses (this host's apt's for
 # bookworm, or $CAIRN_DEBIAN_MIRROR, else http://deb.debian.org/debian).
@@ -121,6 +124,7 @@ lock() {
 load() {
 	local f=$state/$1/state
 	[ -r "$f" ] || die "no host $1 (no $f)"
+	cgroups=()
 	# shellcheck disable=SC1090 # written by boot
 	. "$f"
 }
@@ -138,6 +142,20 @@ inside() {
 		case $kv in NOTIFY_SOCKET=*) ;; *) env+=("$kv") ;; esac
 	done <"/proc/$leader/environ"
 	exec nsenter -t "$leader" -a -- /usr/bin/env -i HOME=/root USER=root LOGNAME=root "${env[@]}" "$@"
+}
+
+# cgroup_dirs prints the directories of host NAME's cgroups: beneath this
+# process's cgroup in each hierarchy systemd uses (cgroup2, where mounted,
+# and cgroup v1's name=systemd).
+cgroup_dirs() {
+	local mnt own
+	mnt=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup2") { print $5; exit } }' /proc/self/mountinfo)
+	own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+	[ -n "$mnt" ] && [ -n "$own" ] && echo "$mnt${own%/}/cairn-testhost-$1"
+	mnt=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup" && $(i+3) ~ /(^|,)name=systemd(,|$)/) { print $5; exit } }' /proc/self/mountinfo)
+	own=$(sed -n 's/^[0-9]*:name=systemd://p' /proc/self/cgroup)
+	[ -n "$mnt" ] && [ -n "$own" ] && echo "$mnt${own%/}/cairn-testhost-$1"
+	return 0
 }
 
 # find_leader prints the PID of the child of nspawn PID that runs systemd,
@@ -185,6 +203,22 @@ halt() {
 	if alive "$nspawn" || alive "$leader"; then
 		die "$name: nspawn ($nspawn) or its systemd ($leader) is still running"
 	fi
+	# Whatever else ran in the host's cgroups (the leader was not known
+	# yet, or a process left its PID namespace), then the cgroups.
+	local cg pids
+	for cg in "${cgroups[@]}"; do
+		[ -d "$cg" ] || continue
+		for ((i = 0; i < 50; i++)); do
+			pids=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null)
+			[ -n "$pids" ] || break
+			# shellcheck disable=SC2086 # a list of PIDs
+			kill -KILL $pids 2>/dev/null || true
+			sleep 0.1
+		done
+		[ -z "$pids" ] || die "$name: processes $pids are still in $cg"
+		find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		[ ! -d "$cg" ] || die "$name: cannot remove its cgroup $cg"
+	done
 	# nspawn's directory for mounts into the host, which it leaves when it
 	# is stopped early.
 	rmdir "/run/systemd/nspawn/propagate/$name" 2>/dev/null || true
@@ -238,13 +272,29 @@ boot() {
 	echo "$name" >"$dest/etc/hostname"
 	echo "$id" >"$dest/etc/machine-id"
 	local log=$dir/console.log
+	local -a cgroups
+	mapfile -t cgroups < <(cgroup_dirs "$name")
+	# nspawn --keep-unit puts the host in the cgroup it runs in (its
+	# payload subgroup): each host gets one of its own, else two hosts'
+	# systemds would share their units' cgroups.
 	# setsid: the host outlives the caller's session and its terminal's
 	# signals; stop ends it.
-	setsid systemd-nspawn -q -D "$dest" -b -M "$name" --uuid="$id" --register=no --keep-unit \
-		--console=read-only "${nspawn_args[@]}" </dev/null >"$log" 2>&1 &
+	(
+		for cg in "${cgroups[@]}"; do
+			mkdir -p "$cg"
+			echo "$BASHPID" >"$cg/cgroup.procs"
+		done
+		exec setsid systemd-nspawn -q -D "$dest" -b -M "$name" --uuid="$id" --register=no --keep-unit \
+			--console=read-only "${nspawn_args[@]}"
+	) </dev/null >"$log" 2>&1 &
 	local nspawn=$! leader=""
 	disown
-	printf 'nspawn=%s\nleader=\ndest=%q\n' "$nspawn" "$dest" >"$dir/state"
+	save() {
+		printf 'nspawn=%s\nleader=%s\ndest=%q\ncgroups=(' "$nspawn" "$leader" "$dest"
+		printf ' %q' "${cgroups[@]}"
+		printf ' )\n'
+	}
+	save >"$dir/state"
 
 	local deadline=$((SECONDS + timeout)) failed=""
 	# The leader is nspawn's child, once it runs systemd.
@@ -261,7 +311,7 @@ boot() {
 		[ -n "$leader" ] || sleep 0.05
 	done
 	if [ -n "$leader" ]; then
-		printf 'nspawn=%s\nleader=%s\ndest=%q\n' "$nspawn" "$leader" "$dest" >"$dir/state"
+		save >"$dir/state"
 		local s=""
 		while :; do
 			s=$(timeout 10 nsenter -t "$leader" -a -- systemctl is-system-running --wait 2>/dev/null) || true

@@ -159,10 +159,6 @@ func Boot(t testing.TB, opts Options) *Host {
 // of it runs any longer.
 func (h *Host) stop() {
 	h.t.Helper()
-	var pidns string
-	if h.leader != 0 {
-		pidns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", h.leader))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, err := os.Stat(filepath.Join("/run/cairn-testhost", h.name)); err == nil {
@@ -170,19 +166,20 @@ func (h *Host) stop() {
 			h.t.Errorf("stop the systemd test host %s: %v\n%s", h.name, err, out)
 		}
 	}
-	if pidns != "" {
-		if left := procsIn(pidns); len(left) > 0 {
-			h.t.Errorf("systemd test host %s: processes %v are still running after it stopped", h.name, left)
-		}
+	if left := Procs(h.name); len(left) > 0 {
+		h.t.Errorf("systemd test host %s: processes %v are still running after it stopped", h.name, left)
 	}
 	if err := os.RemoveAll(h.dir); err != nil {
 		h.t.Errorf("remove the systemd test host's root %s: %v", h.dir, err)
 	}
 }
 
-// procsIn returns the processes in the PID namespace pidns (as
-// /proc/PID/ns/pid reads, "pid:[INODE]").
-func procsIn(pidns string) []int {
+// Procs returns the machine's processes of the host named name: nspawn and
+// everything inside, which scripts/testhost.sh runs in cgroups of their
+// own, named cairn-testhost-NAME (a PID namespace's inode number would not
+// do: the kernel gives it to a new namespace once the host's is gone).
+func Procs(name string) []int {
+	mark := "/cairn-testhost-" + name
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -190,8 +187,15 @@ func procsIn(pidns string) []int {
 		if err != nil {
 			continue
 		}
-		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/pid")); err == nil && ns == pidns {
-			pids = append(pids, pid)
+		cgroups, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(cgroups), "\n") {
+			if strings.HasSuffix(line, mark) || strings.Contains(line, mark+"/") {
+				pids = append(pids, pid)
+				break
+			}
 		}
 	}
 	return pids

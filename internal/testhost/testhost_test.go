@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -154,47 +154,33 @@ func TestExec(t *testing.T) {
 	})
 }
 
-// hostProcs are the machine's processes of a booted host: systemd-nspawn
-// (the leader's parent) and every process in the leader's PID namespace.
+// hostProcs are what the machine sees of a booted host: its name, the
+// leader's PID namespace and cgroups.
 type hostProcs struct {
-	nspawn, leader int
-	pidns          string
+	name, pidns, cgroup string
 }
 
 func procsOf(t *testing.T, h *testhost.Host) hostProcs {
 	t.Helper()
-	p := hostProcs{leader: h.Leader()}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.leader))
+	p := hostProcs{name: h.Name()}
+	var err error
+	if p.pidns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", h.Leader())); err != nil {
+		t.Fatal(err)
+	}
+	cgroup, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", h.Leader()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// PID (COMM) STATE PPID ...: COMM may hold spaces, not ')'.
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	if p.nspawn, err = strconv.Atoi(fields[1]); err != nil {
-		t.Fatal(err)
-	}
-	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.nspawn))
-	if strings.TrimSpace(string(comm)) != "systemd-nspawn" {
-		t.Fatalf("the parent of the host's systemd is %q, want systemd-nspawn", comm)
-	}
-	if p.pidns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", p.leader)); err != nil {
-		t.Fatal(err)
-	}
+	p.cgroup = string(cgroup)
 	return p
 }
 
-// left returns what of p still runs.
+// left returns what of p still runs: nspawn and the processes inside.
 func (p hostProcs) left() []string {
 	var left []string
-	if syscall.Kill(p.nspawn, 0) == nil {
-		left = append(left, fmt.Sprintf("systemd-nspawn %d", p.nspawn))
-	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns/pid")); err == nil && ns == p.pidns {
-			comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-			left = append(left, fmt.Sprintf("%s %s", strings.TrimSpace(string(comm)), e.Name()))
-		}
+	for _, pid := range testhost.Procs(p.name) {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		left = append(left, fmt.Sprintf("%s %d", strings.TrimSpace(string(comm)), pid))
 	}
 	return left
 }
@@ -222,12 +208,16 @@ func TestTwoHosts(t *testing.T) {
 			booted(t, h)
 			procs[i], roots[i] = procsOf(t, h), h.Root()
 			// The check below must see a running host.
-			if left := procs[i].left(); len(left) < 3 {
+			if left := procs[i].left(); len(left) < 3 || !slices.ContainsFunc(left, func(p string) bool { return strings.HasPrefix(p, "systemd-nspawn ") }) {
 				t.Errorf("host %d: the processes seen of it are %v, want nspawn, systemd and more", i, left)
 			}
 		}
 		if procs[0].pidns == procs[1].pidns {
 			t.Errorf("both hosts are in PID namespace %s", procs[0].pidns)
+		}
+		// Else their systemds would manage the same cgroups.
+		if procs[0].cgroup == procs[1].cgroup {
+			t.Errorf("both hosts' systemds are in the cgroups\n%s", procs[0].cgroup)
 		}
 		if a, b := hosts[0].ReadFile("/etc/machine-id"), hosts[1].ReadFile("/etc/machine-id"); string(a) == string(b) {
 			t.Errorf("both hosts have machine id %s", a)
@@ -254,7 +244,7 @@ func TestTwoHosts(t *testing.T) {
 			t.Errorf("pgrep -x sleep in the second host: exit %d, %s; want none (exit 1)", r.Code, r.Stdout)
 		}
 	})
-	if procs[0].leader == 0 {
+	if procs[0].name == "" {
 		return // skipped, or failed to boot
 	}
 	for i, p := range procs {
