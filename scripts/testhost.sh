@@ -6,17 +6,22 @@
 #   scripts/testhost.sh --build
 #       build the cached root if need be, print its path
 #   scripts/testhost.sh boot [--private-network] [--bind SRC[:DST]]...
-#                            [--bind-ro SRC[:DST]]... [--timeout SECONDS] NAME DEST
+#                            [--bind-ro SRC[:DST]]... [--timeout SECONDS]
+#                            [--owner PID] NAME DEST
 #       make DEST (missing or empty) a fresh copy of the root, named NAME
 #       (host name and machine id), boot it in the background and wait
 #       until systemd says it is running (or degraded); print the PID of
-#       its systemd (the leader), as the host sees it
+#       its systemd (the leader), as the host sees it. With --owner, reap
+#       stops the host once process PID is gone
 #   scripts/testhost.sh run NAME CMD [ARG]...
 #       run CMD inside NAME, with the environment of its PID 1, and exit
 #       with CMD's exit code
 #   scripts/testhost.sh stop NAME
 #       power NAME off (systemctl poweroff, then SIGKILL after 30 seconds)
 #       and remove its DEST
+#   scripts/testhost.sh reap
+#       stop the hosts whose owner is gone (a test killed before its
+#       cleanup)
 #
 # The root is built once per machine with debootstrap (variant minbase, and
 # systemd, systemd-sysv, dbus, ca-certificates, curl and procps), with an
@@ -124,7 +129,7 @@ lock() {
 load() {
 	local f=$state/$1/state
 	[ -r "$f" ] || die "no host $1 (no $f)"
-	cgroups=()
+	cgroups=() owner=""
 	# shellcheck disable=SC1090 # written by boot
 	. "$f"
 }
@@ -142,6 +147,40 @@ inside() {
 		case $kv in NOTIFY_SOCKET=*) ;; *) env+=("$kv") ;; esac
 	done <"/proc/$leader/environ"
 	exec nsenter -t "$leader" -a -- /usr/bin/env -i HOME=/root USER=root LOGNAME=root "${env[@]}" "$@"
+}
+
+# start_time prints when process PID started (in clock ticks since boot),
+# which tells it from a later process given the same PID.
+start_time() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	# PID (COMM) STATE PPID ...: the 22nd field, 20th after COMM.
+	stat=${stat##*) }
+	echo "$stat" | cut -d' ' -f20
+}
+
+# reap stops the hosts whose owner has gone, one caller at a time.
+reap() {
+	mkdir -p "$state"
+	exec 8>"$state/.reap.lock"
+	flock -n 8 || return 0
+	local f name
+	for f in "$state"/*/state; do
+		[ -r "$f" ] || continue
+		name=$(basename "$(dirname "$f")")
+		(
+			load "$name"
+			[ -n "$owner" ] || exit 0
+			[ "$owner" != "${owner%% *} $(start_time "${owner%% *}")" ] || exit 0
+			echo "testhost.sh: $name: its owner (PID ${owner%% *}) is gone; stopping it" >&2
+			halt "$name"
+			# The directory internal/testhost made for DEST, now empty.
+			case $(basename "$(dirname "$dest")") in
+			cairn-testhost-*) rmdir "$(dirname "$dest")" 2>/dev/null || true ;;
+			esac
+		) || true
+	done
+	exec 8>&-
 }
 
 # cgroup_dirs prints the directories of host NAME's cgroups: beneath this
@@ -170,9 +209,28 @@ find_leader() {
 	done
 }
 
+# kill_runs kills the commands that run runs in host NAME (loaded), if
+# any: each nsenter, and its child inside. An nsenter left there would
+# deadlock the poweroff: systemd-shutdown stops every process (SIGSTOP)
+# before it kills them, nsenter (waitpid with WUNTRACED) then stops itself
+# too, and never reaps its child, whose PID namespace cannot end until it
+# is reaped.
+kill_runs() {
+	[ -n "$leader" ] || return 0
+	local p cmd
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = nsenter ] || continue
+		cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+		[[ $cmd == "nsenter -t $leader -a "* ]] || continue
+		# shellcheck disable=SC2046 # a list of PIDs
+		kill -KILL $(cat "$p"/task/*/children 2>/dev/null) "${p#/proc/}" 2>/dev/null || true
+	done
+}
+
 # halt stops host NAME (loaded) and removes what boot made.
 halt() {
 	local name=$1
+	kill_runs
 	# SIGTERM is nspawn's signal to power the host off, as poweroff inside.
 	if alive "$leader"; then
 		nsenter -t "$leader" -a -- systemctl poweroff --no-block >/dev/null 2>&1 || kill -TERM "$nspawn" 2>/dev/null || true
@@ -182,6 +240,7 @@ halt() {
 	local i
 	for ((i = 0; i < 300; i++)); do
 		alive "$nspawn" || break
+		((i % 10 != 9)) || kill_runs
 		sleep 0.1
 	done
 	if alive "$nspawn"; then
@@ -233,13 +292,18 @@ halt() {
 
 boot() {
 	local -a nspawn_args=()
-	local timeout=90
+	local timeout=90 owner=""
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--private-network) nspawn_args+=(--private-network) ;;
 		--bind | --bind-ro)
 			[ $# -ge 2 ] || usage
 			nspawn_args+=("$1=$2")
+			shift
+			;;
+		--owner)
+			[ $# -ge 2 ] || usage
+			owner="$2 $(start_time "$2")"
 			shift
 			;;
 		--timeout)
@@ -292,7 +356,7 @@ boot() {
 	save() {
 		printf 'nspawn=%s\nleader=%s\ndest=%q\ncgroups=(' "$nspawn" "$leader" "$dest"
 		printf ' %q' "${cgroups[@]}"
-		printf ' )\n'
+		printf ' )\nowner=%q\n' "$owner"
 	}
 	save >"$dir/state"
 
@@ -360,6 +424,10 @@ run)
 	alive "$leader" || die "$2 is not running"
 	shift 2
 	inside "$@"
+	;;
+reap)
+	[ $# -eq 1 ] || usage
+	reap
 	;;
 stop)
 	[ $# -eq 2 ] || usage

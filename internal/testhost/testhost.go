@@ -64,7 +64,9 @@ type Result struct {
 }
 
 // Boot boots a fresh host for the test, and stops it and removes its root
-// when the test ends (t.Cleanup), leaving no process behind.
+// when the test ends (t.Cleanup), leaving no process behind. A host whose
+// test process was killed before its cleanup is stopped by the next Boot
+// on the machine.
 //
 // It skips the test without root, systemd-nspawn or debootstrap, and when
 // the root cannot be built (no network), except in CI (CI set), whose
@@ -94,6 +96,12 @@ func Boot(t testing.TB, opts Options) *Host {
 	if out, err := exec.Command(script, "--build").CombinedOutput(); err != nil {
 		skip("%s --build: %v\n%s", script, err, out)
 	}
+	// Hosts of tests killed before their cleanup (go test's -timeout).
+	if out, err := exec.Command(script, "reap").CombinedOutput(); err != nil {
+		t.Fatalf("%s reap: %v\n%s", script, err, out)
+	} else if len(out) > 0 {
+		t.Logf("%s", out)
+	}
 
 	parent := ""
 	var sfs syscall.Statfs_t
@@ -119,7 +127,7 @@ func Boot(t testing.TB, opts Options) *Host {
 		h.timeout = 2 * time.Minute
 	}
 
-	args := []string{"boot"}
+	args := []string{"boot", "--owner", strconv.Itoa(os.Getpid())}
 	if opts.PrivateNetwork {
 		args = append(args, "--private-network")
 	}
