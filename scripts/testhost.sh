@@ -201,6 +201,7 @@ cgroup_dirs() {
 # if any.
 find_leader() {
 	local child
+	# shellcheck disable=SC2013 # children is a list of PIDs, not lines
 	for child in $(cat "/proc/$1/task/"*/children 2>/dev/null); do
 		if [ "$(cat "/proc/$child/comm" 2>/dev/null)" = systemd ]; then
 			echo "$child"

@@ -76,10 +76,7 @@ func Boot(t testing.TB, opts Options) *Host {
 	t.Helper()
 	skip := func(format string, args ...any) {
 		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf("a systemd test host: "+format+" (in CI this is a failure: .ci/run installs debootstrap and systemd-container and runs as root)", args...)
-		}
-		t.Skipf("a systemd test host: "+format, args...)
+		debroot.SkipUnlessCI(t, "a systemd test host: "+format, args...)
 	}
 	if os.Geteuid() != 0 {
 		skip("needs root (debootstrap, systemd-nspawn, nsenter)")
@@ -103,13 +100,7 @@ func Boot(t testing.TB, opts Options) *Host {
 		t.Logf("%s", out)
 	}
 
-	parent := ""
-	var sfs syscall.Statfs_t
-	const tmpfsMagic = 0x01021994
-	if syscall.Statfs("/dev/shm", &sfs) == nil && sfs.Type == tmpfsMagic {
-		parent = "/dev/shm"
-	}
-	dir, err := os.MkdirTemp(parent, "cairn-testhost-")
+	dir, err := debroot.ShmTempDir("cairn-testhost-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,25 +179,18 @@ func (h *Host) stop() {
 // do: the kernel gives it to a new namespace once the host's is gone).
 func Procs(name string) []int {
 	mark := "/cairn-testhost-" + name
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+	return debroot.ProcsWhere(func(proc string) bool {
+		cgroups, err := os.ReadFile(filepath.Join(proc, "cgroup"))
 		if err != nil {
-			continue
-		}
-		cgroups, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
-		if err != nil {
-			continue
+			return false
 		}
 		for line := range strings.SplitSeq(string(cgroups), "\n") {
 			if strings.HasSuffix(line, mark) || strings.Contains(line, mark+"/") {
-				pids = append(pids, pid)
-				break
+				return true
 			}
 		}
-	}
-	return pids
+		return false
+	})
 }
 
 // Name returns the host's name: its host name and machine name, unique
