@@ -18,9 +18,12 @@
 //     unless it exits 0) or [Host.Exec] (the output and exit code, under a
 //     context). systemctl, journalctl and busctl there talk to the host's
 //     own systemd and D-Bus.
-//  4. Nothing to stop: when the test ends, its cleanup powers the host off
-//     (systemctl poweroff, SIGKILL of its PID 1 after 30 seconds), removes
-//     its root, and fails the test if a process of it still runs.
+//  4. Nothing to stop: when the test ends, its cleanup kills the commands
+//     still running inside, powers the host off (systemctl poweroff,
+//     SIGKILL of its PID 1 after 30 seconds), removes its root and its
+//     cgroups, and fails the test if a process of it still runs ([Procs]).
+//     The hosts of a test process killed before its cleanup (go test's
+//     -timeout) are stopped by the next Boot on the machine.
 //
 // # What a host is
 //
@@ -32,6 +35,11 @@
 //   - Its name (a unique cairn-XXXXXXXX) is its host name, and its machine
 //     id is derived from it; the journal is persistent, in
 //     /var/log/journal.
+//   - On the machine's network it has the machine's interfaces, ports and
+//     /etc/resolv.conf: two hosts running the same server conflict, as two
+//     processes of the machine would. HTTPS inside trusts Debian's
+//     certificate authorities only: behind a proxy with an authority of its
+//     own, bind the machine's /etc/ssl/certs read-only.
 //   - Its root is in /dev/shm when that is a tmpfs, else in the temporary
 //     directory. Its cgroups are those systemd-nspawn gives on the machine:
 //     on a machine with cgroup v1 (hybrid), the controllers are read-only
@@ -56,11 +64,11 @@
 // that, a Boot, a copy of the 220 MB root in /dev/shm and the boot to
 // running, takes about one second (0.9 to 1.5 s on two shared cores; two at
 // once 1.4 to 3.5 s each, up to 6 s on a busy machine), and the cleanup's
-// poweroff about two. Each host
-// has a unique name and root, so tests booting hosts may run in parallel:
-// the cache's lock is held shared while roots are copied and only a build
-// holds it alone. A host's methods may be called from several goroutines
-// at once.
+// poweroff about two. Each host has a unique name, root and cgroups
+// (cairn-testhost-NAME beneath the test's), so tests booting hosts may run
+// in parallel: the cache's lock is held shared while roots are copied and
+// only a build holds it alone. A host's methods may be called from several
+// goroutines at once.
 //
 // Without root, systemd-nspawn (systemd-container), nsenter or debootstrap,
 // or when the root cannot be built, Boot skips the test, except in CI (CI
