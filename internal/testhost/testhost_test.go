@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cm/cairn/internal/debroot"
 	"github.com/cairn-cm/cairn/internal/testhost"
 )
 
@@ -272,5 +274,36 @@ func TestOfflineInstall(t *testing.T) {
 	journal := h.Run("journalctl", "-u", "nginx.service", "--no-pager", "-o", "cat")
 	if !strings.Contains(journal, "Started nginx.service") {
 		t.Errorf("journalctl -u nginx.service does not show its start:\n%s", journal)
+	}
+}
+
+// TestBootFails boots a host that cannot be running in time (a timeout of
+// zero seconds): the script says why, with the console, and leaves nothing
+// behind.
+func TestBootFails(t *testing.T) {
+	t.Parallel()
+	testhost.Boot(t, testhost.Options{}) // skips where hosts cannot boot
+	script, err := debroot.RepoFile("scripts/testhost.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "root")
+	name := fmt.Sprintf("cairn-fails-%d", os.Getpid())
+	out, err := exec.Command(script, "boot", "--timeout", "0", name, dest).CombinedOutput()
+	if err == nil {
+		t.Fatalf("boot --timeout 0 succeeded:\n%s", out)
+	}
+	for _, want := range []string{name + " did not boot: ", "--- console:"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("boot --timeout 0 says no %q:\n%s", want, out)
+		}
+	}
+	if left := testhost.Procs(name); len(left) > 0 {
+		t.Errorf("processes %v of the host that did not boot are running", left)
+	}
+	for _, p := range []string{dest, "/run/cairn-testhost/" + name} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after a failed boot (%v)", p, err)
+		}
 	}
 }
