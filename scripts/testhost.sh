@@ -321,23 +321,32 @@ boot() {
 	local name=$1 dest=$2
 	[[ $name =~ ^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$ ]] || die "$name: not a valid machine name (letters, digits and -, at most 63)"
 	command -v systemd-nspawn >/dev/null || die "needs systemd-nspawn (apt-get install systemd-container)"
-	[ ! -e "$state/$name" ] || die "a host $name is already booted ($state/$name); stop it first"
 	if [ -e "$dest" ] && [ -n "$(ls -A "$dest")" ]; then
 		die "$dest is not empty"
 	fi
-	lock
+	local dir=$state/$name id
+	mkdir -p "$state"
+	# mkdir claims the name, at most one caller succeeds.
+	mkdir "$dir" 2>/dev/null || die "a host $name is already booted ($dir); stop it first"
 	mkdir -p "$dest"
 	dest=$(readlink -f "$dest")
+	local -a cgroups=()
+	local nspawn="" leader=""
+	save() {
+		printf 'nspawn=%s\nleader=%s\ndest=%q\ncgroups=(' "$nspawn" "$leader" "$dest"
+		printf ' %q' "${cgroups[@]}"
+		printf ' )\nowner=%q\n' "$owner"
+	}
+	# From here on, stop (or reap) can undo what boot did.
+	save >"$dir/state"
+	lock
 	cp -a --reflink=auto "$built/." "$dest/"
 	exec 9>&-
 
-	local dir=$state/$name id
-	mkdir -p "$dir"
 	id=$(printf %s "$name" | md5sum | cut -c1-32)
 	echo "$name" >"$dest/etc/hostname"
 	echo "$id" >"$dest/etc/machine-id"
 	local log=$dir/console.log
-	local -a cgroups
 	mapfile -t cgroups < <(cgroup_dirs "$name")
 	# nspawn --keep-unit puts the host in the cgroup it runs in (its
 	# payload subgroup): each host gets one of its own, else two hosts'
@@ -352,13 +361,8 @@ boot() {
 		exec setsid systemd-nspawn -q -D "$dest" -b -M "$name" --uuid="$id" --register=no --keep-unit \
 			--console=read-only "${nspawn_args[@]}"
 	) </dev/null >"$log" 2>&1 &
-	local nspawn=$! leader=""
+	nspawn=$!
 	disown
-	save() {
-		printf 'nspawn=%s\nleader=%s\ndest=%q\ncgroups=(' "$nspawn" "$leader" "$dest"
-		printf ' %q' "${cgroups[@]}"
-		printf ' )\nowner=%q\n' "$owner"
-	}
 	save >"$dir/state"
 
 	local deadline=$((SECONDS + timeout)) failed=""
