@@ -67,8 +67,9 @@
 // poweroff about two. Each host has a unique name, root and cgroups
 // (cairn-testhost-NAME beneath the test's), so tests booting hosts may run
 // in parallel: the cache's lock is held shared while roots are copied and
-// only a build holds it alone. A host's methods may be called from several
-// goroutines at once.
+// only a build holds it alone. Boot and the methods that fail the test
+// (Run, WriteFile, ReadFile, CopyIn) belong to the test's goroutine, as
+// t.Fatal does; Exec may be called from several goroutines at once.
 //
 // Without root, systemd-nspawn (systemd-container), nsenter or debootstrap,
 // or when the root cannot be built, Boot skips the test, except in CI (CI

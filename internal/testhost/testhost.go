@@ -44,8 +44,9 @@ type Bind struct {
 	ReadOnly bool
 }
 
-// Host is a booted Debian 12 system whose PID 1 is systemd. Its methods
-// may be called from several goroutines at once.
+// Host is a booted Debian 12 system whose PID 1 is systemd. Exec may be
+// called from several goroutines at once; the methods that fail the test
+// belong to the test's goroutine.
 type Host struct {
 	t       testing.TB
 	name    string
