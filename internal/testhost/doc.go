@@ -63,8 +63,8 @@
 // network (once per version of the part of the script that makes it). After
 // that, a Boot, a copy of the 220 MB root in /dev/shm and the boot to
 // running, takes about one second (0.9 to 1.5 s on two shared cores; two at
-// once 1.4 to 3.5 s each, up to 6 s on a busy machine), and the cleanup's
-// poweroff about two. Each host has a unique name, root and cgroups
+// once 1.4 to 3.5 s each, 2 to 6 s on a busy machine), and the cleanup's
+// poweroff two to four seconds. Each host has a unique name, root and cgroups
 // (cairn-testhost-NAME beneath the test's), so tests booting hosts may run
 // in parallel: the cache's lock is held shared while roots are copied and
 // only a build holds it alone. Boot and the methods that fail the test
