@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"internal/archtest":    {},
 	"internal/debroot":     {},                                          // tests only: a Debian root to run apt in
 	"internal/gittest":     {},                                          // tests only: repositories made with git
+	"internal/testhost":    {"internal/debroot"},                        // tests only: hosts with systemd as PID 1
 	"internal/testcert":    {},                                          // tests only: TLS certificates
 	"internal/browsertest": {"internal/gittest", "github.com/chromedp"}, // tests only: pages loaded in Chromium
 	"examples":             {},                                          // tests only: the example configurations compile
