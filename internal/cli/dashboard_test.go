@@ -44,8 +44,9 @@ func dashboardQueries(t *testing.T, file string) (exprs, variables []dashboardQu
 	}
 	var dash struct {
 		Panels []struct {
-			Title   string
-			Targets []struct {
+			Title, Type string
+			Datasource  struct{ UID string }
+			Targets     []struct {
 				RefID string `json:"refId"`
 				Expr  string `json:"expr"`
 			}
@@ -61,10 +62,17 @@ func dashboardQueries(t *testing.T, file string) (exprs, variables []dashboardQu
 		t.Fatalf("%s: %v", file, err)
 	}
 	for _, p := range dash.Panels {
+		if p.Type != "row" && p.Datasource.UID != "${DS_PROMETHEUS}" {
+			t.Errorf("%s: panel %q has data source %q, not the variable ${DS_PROMETHEUS}", file, p.Title, p.Datasource.UID)
+		}
 		for _, tg := range p.Targets {
 			if tg.Expr == "" {
 				t.Errorf("%s: panel %q, query %s has no expr", file, p.Title, tg.RefID)
 				continue
+			}
+			// Every query follows the host (and so the group) chosen.
+			if !strings.Contains(tg.Expr, `instance=~"$instance"`) {
+				t.Errorf("%s: panel %q, query %s does not filter by $instance: %s", file, p.Title, tg.RefID, tg.Expr)
 			}
 			exprs = append(exprs, dashboardQuery{p.Title + "/" + tg.RefID, tg.Expr})
 		}
