@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-cm/cairn/agent/status"
 )
 
 // The rules and the dashboard, from the root of the repository.
@@ -249,6 +251,30 @@ func TestDashboardQueries(t *testing.T) {
 			res, err := prom.query(matchAll(q.expr) + fmt.Sprintf(` and on (instance) cairn_drift_steps{instance=%q}`, f.web02.addr))
 			if err != nil || !oneValue("1")(res) {
 				t.Errorf("%s for web-02 = %+v (%v), want 1", q.where, res, err)
+			}
+		}
+	})
+
+	// A move of web-02 fails at its second step: the first is undone.
+	// CairnRolledBack fires at once, naming both commits, and the
+	// dashboard shows web-02 behind its target.
+	t.Run("rollback", func(t *testing.T) {
+		bad := f.repo.Commit("main", fleetFiles(2, "main\n", "file \"/srv/new\" {\n  content = \"new\"\n}\nexec \"fail\" {\n  command = \"false\"\n  undo    = \"true\"\n}\n"))
+		f.web02.cmd.Process.Signal(syscall.SIGHUP)
+		f.web02.waitFor("the failed move", func(d status.Document) bool {
+			return d.LastRun != nil && d.LastRun.Commit == bad && d.LastRun.Result == "failed" && d.State == "idle"
+		})
+		q := fmt.Sprintf(`ALERTS{alertname="CairnRolledBack", alertstate="firing", severity="warning", instance=%q, commit=%q, target_commit=%q, group="web"}`,
+			f.web02.addr, f.cMain, bad)
+		prom.waitQuery("CairnRolledBack firing for web-02", q, oneValue("1"))
+		prom.waitQuery("web-02 stuck before the bad commit", fmt.Sprintf(`cairn:host_stuck:info{instance=%q, commit=%q, group="web"}`, f.web02.addr, bad), oneValue("1"))
+		for _, q := range exprs {
+			if !slices.Contains(emptyOnHealthyFleet, q.where) {
+				continue
+			}
+			res, err := prom.query(matchAll(q.expr))
+			if err != nil || len(res) != 1 || res[0].Metric["instance"] != f.web02.addr || res[0].Metric["commit"] != bad {
+				t.Errorf("%s = %+v (%v), want web-02 before %s", q.where, res, err, bad)
 			}
 		}
 	})

@@ -213,6 +213,7 @@ func oneValue(v string) func([]sample) bool {
 // twoAgents are two agents of one repository: web-02 in group web on
 // main, web-01 in group canary on its own branch, both at their commits.
 type twoAgents struct {
+	repo           *gittest.Repo
 	web02, web01   *agentProc
 	root2          string // web-02's root
 	cMain, cCanary string // the commits of main and canary
@@ -224,7 +225,7 @@ type twoAgents struct {
 func startTwoAgents(t *testing.T) twoAgents {
 	t.Helper()
 	r := gittest.New(t)
-	f := twoAgents{cMain: r.Commit("main", fleetFiles(2, "main\n", "")), cCanary: r.Commit("canary", fleetFiles(2, "canary\n", ""))}
+	f := twoAgents{repo: r, cMain: r.Commit("main", fleetFiles(2, "main\n", "")), cCanary: r.Commit("canary", fleetFiles(2, "canary\n", ""))}
 	common := []string{"--repo", "file://" + r.Dir, "--allow-unsigned", "--interval", "1h", "--confirm", "0"}
 	root2, state2 := scratch(t)
 	f.web02, f.root2 = startAgent(t, append(common, "--host", "web-02", "--root", root2, "--state", state2)...), root2
