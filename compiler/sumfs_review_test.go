@@ -3,7 +3,6 @@ package compiler_test
 import (
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,27 +94,12 @@ func sameEverywhere(t *testing.T, cases []brokenCase) {
 // objects are not there is refused with the error the compiler gave before
 // Sum256 (by opening it).
 func TestSubmoduleSourceSameWithSum256(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
 	top := t.TempDir()
 	dir := filepath.Join(top, "config")
 	writeTree(t, dir, map[string]string{"site.cairn": "file \"/srv/c\" {\n  source = \"sub\"\n}\n"})
-	gitc := func(d string, args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "init.defaultBranch=main"}, args...)...)
-		cmd.Dir = d
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
 	sub := filepath.Join(dir, "sub")
 	writeTree(t, sub, map[string]string{"f": "F\n"})
-	gitc(sub, "init", "-q")
-	gitc(sub, "add", "-A")
-	gitc(sub, "commit", "-q", "-m", "sub")
+	commitAll(t, sub)
 	g := gitRevision(t, dir) // records sub as a gitlink
 	// Its objects are nowhere now.
 	if err := os.RemoveAll(sub); err != nil {
