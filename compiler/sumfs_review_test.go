@@ -43,12 +43,9 @@ func TestBrokenSourcesSameEverywhere(t *testing.T) {
 // TestPathThroughAFileSameEverywhere: a source, file(), template, include,
 // playbook or kube path that goes through a regular file (files/a/x) is
 // refused alike from a directory and from a git revision. It is not, from
-// before SumFS: a directory says "not a directory" (ENOTDIR), git "missing".
-// Set CAIRN_REVIEW_STRICT=1 to see it fail.
+// before SumFS: a directory said "not a directory" (ENOTDIR), git
+// "missing"; both say missing now (compiler's missing).
 func TestPathThroughAFileSameEverywhere(t *testing.T) {
-	if os.Getenv("CAIRN_REVIEW_STRICT") == "" {
-		t.Skip("known difference from before SumFS (review9): ENOTDIR is not read as missing; CAIRN_REVIEW_STRICT=1 runs it")
-	}
 	cases := []brokenCase{
 		{"through a file", "file \"/srv/c\" {\n  source = \"files/a/x\"\n}\n", nil},
 		{"file() through a file", "file \"/srv/c\" {\n  content = file(\"files/a/x\")\n}\n", nil},
