@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-cm/cairn/agent/metrics"
 	"github.com/cairn-cm/cairn/agent/mirror"
+	"github.com/cairn-cm/cairn/agent/selfexe"
 	"github.com/cairn-cm/cairn/agent/status"
 	"github.com/cairn-cm/cairn/agent/web"
 	"github.com/cairn-cm/cairn/steps"
@@ -38,6 +39,40 @@ type DaemonConfig struct {
 	// Listening, when set, is called with the HTTP address once it
 	// listens.
 	Listening func(net.Addr)
+	// Executable, when set, is the agent's own executable (selfexe.Open at
+	// start). After a run that leaves the host at its target (applied or
+	// unchanged, never failed or rolled back), a file replaced by another
+	// program (a move that upgraded cairn) ends Run with a *Handover,
+	// once the new file has run with ProbeArgs and exited 0. Once turns
+	// it off.
+	Executable *selfexe.Executable
+	// ProbeArgs are the arguments with which a replaced executable must
+	// run and exit 0 before the agent hands over to it (cairn's
+	// "version"); what it prints is logged and kept in the Handover.
+	ProbeArgs []string
+}
+
+// probeTimeout bounds the run of a replaced executable with ProbeArgs.
+const probeTimeout = 30 * time.Second
+
+// Handover is how Run ends when the agent's executable was replaced by
+// another program and a run left the host at its target: the caller is to
+// execute the new file in this process (Exe.Exec) now that Run has closed
+// everything it opened (the HTTP listener, the watchdog's pings; the
+// state's lock is held only during runs). Nothing is half done: the move
+// that replaced the file has committed.
+type Handover struct {
+	// Exe is the executable, now holding the new program.
+	Exe *selfexe.Executable
+	// Commit is the commit the host is at.
+	Commit string
+	// Probe is what the new executable printed when run with ProbeArgs
+	// (its version).
+	Probe string
+}
+
+func (h *Handover) Error() string {
+	return fmt.Sprintf("the executable %s was replaced (%s) at commit %s: handing over to it", h.Exe.Path(), h.Probe, short(h.Commit))
 }
 
 // startLockWait is how long the agent waits at start for a lock that a
@@ -121,7 +156,9 @@ func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 
 // Run runs the agent until ctx is done (it then returns nil), or, with
 // Once, for one run, whose report it returns. A move that ctx interrupts
-// is undone (the step running ends first).
+// is undone (the step running ends first). With Executable set, a run that
+// leaves the host at its target with the executable replaced ends Run with
+// a *Handover error, everything Run opened closed.
 func (d *Daemon) Run(ctx context.Context) (*Report, error) {
 	// A host command may hold the lock (a long cairn apply): the agent
 	// gets ready and serves meanwhile, within systemd's start timeout,
@@ -210,6 +247,9 @@ func (d *Daemon) Run(ctx context.Context) (*Report, error) {
 		if d.cfg.Once {
 			return rep, nil
 		}
+		if h := d.handover(ctx, rep); h != nil {
+			return nil, h
+		}
 		// The run's garbage (its report, whose plan holds both journals;
 		// the compiler's trees) would hold the process's memory until the
 		// next GC, which at rest comes only every two minutes: collect it
@@ -222,6 +262,45 @@ func (d *Daemon) Run(ctx context.Context) (*Report, error) {
 		debug.FreeOSMemory()
 		timer.Reset(wait)
 	}
+}
+
+// handover returns the Handover that ends Run after rep, or nil: when the
+// executable was replaced by another program, the run left the host at its
+// target, and the new file runs with ProbeArgs. A new file that does not
+// run is logged, and the agent keeps running the old program; the next
+// run asks again.
+func (d *Daemon) handover(ctx context.Context, rep *Report) *Handover {
+	exe := d.cfg.Executable
+	if exe == nil || ctx.Err() != nil {
+		return nil
+	}
+	switch rep.Run.Result {
+	case ResultApplied, ResultUnchanged:
+	default:
+		// A failed move was undone, the former version installed again
+		// (the same program: not a replacement); a broken one is left
+		// as it is for a person to see, with the program that knows it.
+		return nil
+	}
+	replaced, err := exe.Replaced()
+	if err != nil {
+		d.log.Warn("cannot tell whether the executable was replaced", "err", err)
+		return nil
+	}
+	if !replaced {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	probe, err := exe.Run(pctx, d.cfg.ProbeArgs...)
+	cancel()
+	if err != nil {
+		d.log.Error("the executable was replaced by one that does not run: the agent keeps running the old program", "path", exe.Path(), "err", err)
+		return nil
+	}
+	h := &Handover{Exe: exe, Commit: rep.Run.Commit, Probe: probe}
+	d.log.Info("the executable was replaced: handing over to it", "path", exe.Path(), "new", probe, "old", d.cfg.Version, "commit", rep.Run.Commit)
+	systemd.Status("state " + d.Status().State + ", handing over to " + probe)
+	return h
 }
 
 // watchdog pings systemd's watchdog while the agent lives.
@@ -298,8 +377,10 @@ func (d *Daemon) finished(ctx context.Context, rep *Report) {
 	d.notifyStatus()
 }
 
-// setDoc replaces the status document and the metrics drawn from it.
+// setDoc replaces the status document and the metrics drawn from it. The
+// document's version is the agent's: the program that serves it.
 func (d *Daemon) setDoc(doc status.Document) {
+	doc.Version = d.cfg.Version
 	d.mu.Lock()
 	d.doc = doc
 	d.mu.Unlock()

@@ -18,6 +18,14 @@ import (
 // only then.
 func Ready() (bool, error) { return notify(daemon.SdNotifyReady) }
 
+// Reloading tells systemd that the agent is about to re-execute itself in
+// the same process (RELOADING=1): the unit shows "reloading" until the new
+// program sends READY=1, which Ready does. With Type=notify (not
+// notify-reload) systemd wants nothing more; a READY=1 that never comes
+// only ends the reload at TimeoutStartSec=, and the watchdog still
+// watches the process.
+func Reloading() (bool, error) { return notify(daemon.SdNotifyReloading) }
+
 // Stopping tells systemd that the agent is shutting down (STOPPING=1).
 func Stopping() (bool, error) { return notify(daemon.SdNotifyStopping) }
 

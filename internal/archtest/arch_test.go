@@ -24,11 +24,12 @@ var allowed = map[string][]string{
 	"compiler":            {"journal", "steps", "blobstore", "compiler/syntax", "internal/treefs", "github.com/alecthomas/participle"},
 	"compiler/syntax":     {"github.com/alecthomas/participle"},
 	"agent": {"compiler", "steps", "blobstore", "journal", "rootfs", "systemd",
-		"agent/gitfs", "agent/metrics", "agent/mirror", "agent/status", "agent/trust", "agent/web",
+		"agent/gitfs", "agent/metrics", "agent/mirror", "agent/selfexe", "agent/status", "agent/trust", "agent/web",
 		"github.com/go-git/go-git", "github.com/prometheus/client_golang"},
 	"agent/trust":          {"github.com/go-git/go-git", "github.com/ProtonMail/go-crypto", "github.com/hiddeco/sshsig", "golang.org/x/crypto"},
 	"agent/gitfs":          {"internal/treefs", "github.com/go-git/go-git", "github.com/go-git/go-billy"},
 	"agent/status":         {},
+	"agent/selfexe":        {},
 	"agent/metrics":        {"github.com/prometheus/client_golang"},
 	"agent/web":            {"agent/status", "github.com/prometheus/client_golang", "github.com/prometheus/exporter-toolkit"},
 	"agent/mirror":         {"github.com/go-git/go-git", "github.com/go-git/go-billy", "golang.org/x/crypto"}, // x/crypto: ssh, which go-git's transport cannot cancel

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,8 +19,10 @@ import (
 	"time"
 
 	"github.com/cairn-cm/cairn/agent"
+	"github.com/cairn-cm/cairn/agent/selfexe"
 	"github.com/cairn-cm/cairn/agent/status"
 	"github.com/cairn-cm/cairn/steps"
+	"github.com/cairn-cm/cairn/systemd"
 )
 
 // settings are the settings of spec agent.md §1 that the agent and the host
@@ -155,8 +158,20 @@ type agentCmd struct {
 // (90 s by default) kills cairn itself in the middle of an undo.
 const stopDeadline = 20 * time.Second
 
-// Run runs the agent until SIGTERM or SIGINT (exit 0), or once with --once.
+// Run runs the agent until SIGTERM or SIGINT (exit 0), or once with --once;
+// or, when a move replaced cairn's executable (an upgrade of cairn through
+// cairn), until it hands over to the new program in the same process.
 func (c *agentCmd) Run(e *env) error {
+	h, err := c.run(e)
+	if h == nil {
+		return err
+	}
+	return c.handOver(e, h)
+}
+
+// run runs the agent, and returns the Handover that ended it, if one did,
+// with everything it opened closed.
+func (c *agentCmd) run(e *env) (*agent.Handover, error) {
 	kill := make(chan struct{})
 	go func() {
 		select {
@@ -172,20 +187,28 @@ func (c *agentCmd) Run(e *env) error {
 	e.kill = kill
 	p, log, done, err := c.pipeline(e, true, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer done()
 	splay := c.Splay
 	if splay == 0 {
 		splay = c.Interval / 2
 	}
+	var exe *selfexe.Executable
+	if !c.Once {
+		// Opened before the first run, which may replace the file.
+		if exe, err = selfexe.Open(); err != nil {
+			log.Warn("the agent cannot tell when its executable is replaced: an upgrade of cairn through cairn takes effect at the next restart", "err", err)
+		}
+	}
 	d, err := agent.NewDaemon(p, agent.DaemonConfig{
 		Interval: c.Interval, Splay: splay, Listen: c.Listen, WebConfig: c.WebConfig, Once: c.Once,
 		Version: Version(), Revision: revision(),
-		Listening: func(addr net.Addr) { log.Info("listening", "addr", addr.String()) },
+		Listening:  func(addr net.Addr) { log.Info("listening", "addr", addr.String()) },
+		Executable: exe, ProbeArgs: []string{"version"},
 	})
 	if err != nil {
-		return &exitError{code: exitBadInput, err: err}
+		return nil, &exitError{code: exitBadInput, err: err}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -197,17 +220,42 @@ func (c *agentCmd) Run(e *env) error {
 		}
 	}()
 	rep, err := d.Run(e.ctx)
+	var h *agent.Handover
+	if errors.As(err, &h) {
+		return h, nil
+	}
 	if err != nil {
-		return &exitError{code: exitBadInput, err: err}
+		return nil, &exitError{code: exitBadInput, err: err}
 	}
 	if rep == nil {
-		return nil
+		return nil, nil
 	}
 	if e.ctx.Err() != nil {
 		// SIGTERM during the run: the move was undone, as asked.
+		return nil, nil
+	}
+	return nil, runError(rep, agent.Follow)
+}
+
+// handOver re-executes the agent's replaced executable in this process,
+// with the same command line and environment: the same PID, so systemd's
+// MainPID, and its watchdog and notify socket, stay the unit's. systemd
+// hears RELOADING=1 now and READY=1 from the new program once it serves.
+// A stop asked meanwhile (SIGTERM) is a stop. It returns only when the
+// exec failed: cairn then exits 1, and the unit's Restart=on-failure
+// starts the file now installed.
+func (c *agentCmd) handOver(e *env, h *agent.Handover) error {
+	if e.ctx.Err() != nil {
 		return nil
 	}
-	return runError(rep, agent.Follow)
+	log := c.logger(e)
+	if _, err := systemd.Reloading(); err != nil {
+		log.Warn("sd_notify", "err", err)
+	}
+	argv := append([]string{os.Args[0]}, e.args...)
+	log.Info("re-executing", "path", h.Exe.Path(), "new", h.Probe, "old", Version(), "commit", h.Commit)
+	err := h.Exe.Exec(argv, os.Environ())
+	return &exitError{code: steps.ExitFailed, err: fmt.Errorf("handing over to the new executable: %w (exiting: systemd's Restart= starts it)", err)}
 }
 
 // runError maps a run's report to the command's error and exit code.

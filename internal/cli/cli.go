@@ -74,6 +74,9 @@ type env struct {
 	// notes is where cairn's own notices go: the signals' and the error
 	// the command ends with.
 	notes *notes
+	// args is the command line Run was given (without the program's
+	// name): the agent re-executes itself with it (agentCmd.handOver).
+	args []string
 }
 
 // notes is where cairn's own notices go — what signals says of a signal,
@@ -230,6 +233,7 @@ func run(ctx context.Context, kill <-chan struct{}, n *notes, args []string, std
 		level:    level,
 		levelSet: c.LogLevel != "",
 		notes:    n,
+		args:     args,
 	}
 	err = kctx.Run(e, parser)
 	if log := n.log.Load(); log != nil {
