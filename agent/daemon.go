@@ -297,8 +297,11 @@ func (d *Daemon) handover(ctx context.Context, rep *Report) *Handover {
 		d.log.Error("the executable was replaced by one that does not run: the agent keeps running the old program", "path", exe.Path(), "err", err)
 		return nil
 	}
-	h := &Handover{Exe: exe, Commit: rep.Run.Commit, Probe: probe}
-	d.log.Info("the executable was replaced: handing over to it", "path", exe.Path(), "new", probe, "old", d.cfg.Version, "commit", rep.Run.Commit)
+	h := &Handover{Exe: exe, Probe: probe}
+	if doc := d.Status(); doc.Applied != nil {
+		h.Commit = doc.Applied.Commit
+	}
+	d.log.Info("the executable was replaced: handing over to it", "path", exe.Path(), "new", probe, "old", d.cfg.Version, "commit", h.Commit)
 	systemd.Status("state " + d.Status().State + ", handing over to " + probe)
 	return h
 }

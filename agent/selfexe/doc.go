@@ -13,7 +13,8 @@
 //
 //  1. [Open] at start, before anything can replace the file: it records
 //     which file the process runs (/proc/self/exe) and what it is (device,
-//     inode, size, modification time).
+//     inode, size, modification time); [OpenPath] records another name of
+//     it.
 //  2. Between pieces of work, ask [Executable.Replaced]: whether the file
 //     at that path now holds another program than the one that runs.
 //  3. Before handing over, [Executable.Run] the new file (cairn version):

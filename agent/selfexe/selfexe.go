@@ -52,6 +52,12 @@ func Open() (*Executable, error) {
 	return openAt(path, procExe)
 }
 
+// OpenPath records the file at path as the running program's executable,
+// as Open does with the one /proc/self/exe leads to: for a process started
+// through another name of the file (a hard link, a copy at a known place).
+// Replaced compares the file at path with the program that runs.
+func OpenPath(path string) (*Executable, error) { return openAt(path, procExe) }
+
 // openAt records the file at path as the one that runs, whose program
 // running reads.
 func openAt(path, running string) (*Executable, error) {
