@@ -163,7 +163,7 @@ func option(w io.Writer, f *kong.Flag) {
 
 func section(w io.Writer, s Section) {
 	fmt.Fprintf(w, ".SH %s\n", escape(strings.ToUpper(s.Title)))
-	for i, p := range strings.Split(strings.TrimSpace(s.Text), "\n\n") {
+	for i, p := range strings.Split(strings.Trim(s.Text, "\n"), "\n\n") {
 		if tag, rest, ok := strings.Cut(p, "\n"); ok && strings.HasPrefix(tag, "\t") {
 			fmt.Fprintf(w, ".TP\n%s\n%s\n", escape(strings.TrimPrefix(tag, "\t")), escape(join(rest)))
 			continue

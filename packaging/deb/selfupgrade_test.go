@@ -115,7 +115,7 @@ CAIRN_CONFIRM=0
 `
 	h.WriteFile("/etc/default/cairn", []byte(settings), 0o644)
 	h.Run("systemctl", "start", "cairn")
-	pid := mainPID(t, h)
+	pid := activePID(t, h)
 	doc := waitStatus(t, h, "the first run", func(d statusDoc) bool {
 		return d.LastRun != nil && d.LastRun.Commit == c1
 	})
@@ -138,7 +138,7 @@ CAIRN_CONFIRM=0
 		t.Fatalf("the run before the handover: %+v, want the move to %s applied", doc.RecentRuns, c2)
 	}
 	checkInstalled(t, h, "1.1.0")
-	if got := mainPID(t, h); got != pid {
+	if got := activePID(t, h); got != pid {
 		t.Fatalf("MainPID %d after the upgrade, want %d: the agent re-executes itself in its process", got, pid)
 	}
 	if exe := strings.TrimSpace(h.Run("readlink", fmt.Sprintf("/proc/%d/exe", pid))); exe != "/usr/bin/cairn" {
@@ -193,7 +193,7 @@ CAIRN_CONFIRM=0
 	if doc.Version != "1.1.0" || doc.LastRun.Result != "unchanged" || doc.Applied.Commit != c2 {
 		t.Fatalf("after the failed upgrade: version %s, last run %s, applied %s; want 1.1.0, unchanged, %s", doc.Version, doc.LastRun.Result, doc.Applied.Commit, c2)
 	}
-	if got := mainPID(t, h); got != pid {
+	if got := activePID(t, h); got != pid {
 		t.Fatalf("MainPID %d after the failed upgrade, want %d", got, pid)
 	}
 	unitIsCalm(t, h)
@@ -223,7 +223,7 @@ CAIRN_CONFIRM=0
 		t.Fatalf("the failed run's error does not name the check: %q", doc.LastRun.Error)
 	}
 	checkInstalled(t, h, "1.1.0")
-	if got := mainPID(t, h); got != pid {
+	if got := activePID(t, h); got != pid {
 		t.Fatalf("MainPID %d after the failed check, want %d", got, pid)
 	}
 	unitIsCalm(t, h)
@@ -312,8 +312,8 @@ func checkInstalled(t *testing.T, h *testhost.Host, version string) {
 	}
 }
 
-// mainPID returns cairn.service's MainPID, failing unless it is active.
-func mainPID(t *testing.T, h *testhost.Host) int {
+// activePID returns cairn.service's MainPID, failing unless it is active.
+func activePID(t *testing.T, h *testhost.Host) int {
 	t.Helper()
 	out := h.Run("systemctl", "show", "cairn", "-p", "MainPID", "-p", "ActiveState", "--value")
 	var pid int
