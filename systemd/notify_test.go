@@ -34,6 +34,7 @@ func TestNotify(t *testing.T) {
 		{"Status", func() (bool, error) { return Status("applied generation 7\nno drift") }, "STATUS=applied generation 7 no drift"},
 		{"Watchdog", Watchdog, "WATCHDOG=1"},
 		{"Stopping", Stopping, "STOPPING=1"},
+		{"Reloading", Reloading, "RELOADING=1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sent, err := tc.send()
