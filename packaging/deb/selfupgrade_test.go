@@ -126,11 +126,12 @@ CAIRN_CONFIRM=0
 	// The upgrade: a commit that pins cairn at 1.1.0.
 	c2 := commit(marker+"\npackage \"cairn\" {\n  version = \"1.1.0\"\n}\n", "cairn 1.1.0")
 	h.Run("curl", "-sSf", "-X", "POST", "http://127.0.0.1:9479/trigger")
-	doc = waitStatus(t, h, "the upgrade to 1.1.0", func(d statusDoc) bool {
-		return d.Version == "1.1.0" && d.LastRun != nil && d.LastRun.Commit == c2
-	})
 	// The new program's first run finds the host at the tip: nothing to
-	// recover, nothing to do.
+	// recover, nothing to do. (Before that run, it shows the move's run,
+	// recorded by 1.0.0.)
+	doc = waitStatus(t, h, "the upgrade to 1.1.0", func(d statusDoc) bool {
+		return d.Version == "1.1.0" && d.LastRun != nil && d.LastRun.Commit == c2 && d.LastRun.Result != "applied"
+	})
 	if doc.LastRun.Result != "unchanged" || doc.Applied == nil || doc.Applied.Commit != c2 || !doc.Converged {
 		t.Fatalf("after the upgrade: last run %s at %s, applied %+v, converged %v; want unchanged at %s, converged", doc.LastRun.Result, doc.LastRun.Commit, doc.Applied, doc.Converged, c2)
 	}
