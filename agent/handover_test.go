@@ -74,6 +74,17 @@ func TestHandover(t *testing.T) {
 				rep, err := d.Run(ctx)
 				done <- result{rep, err}
 			}()
+			// ended waits for Run to return.
+			ended := func() result {
+				t.Helper()
+				select {
+				case res := <-done:
+					return res
+				case <-time.After(time.Minute):
+					t.Fatal("the agent did not end within a minute")
+					return result{}
+				}
+			}
 			// waitRun waits for a run after since to end, and returns its
 			// record; it fails if the agent ended first.
 			waitRun := func(since time.Time) *Run {
@@ -108,7 +119,7 @@ func TestHandover(t *testing.T) {
 			c2 := r.Commit("main", tc.move)
 			d.Trigger()
 			if tc.handover == "the move" {
-				res := <-done
+				res := ended()
 				var ho *Handover
 				if !errors.As(res.err, &ho) {
 					t.Fatalf("after the move: Run returned %v, %v; want a *Handover", res.rep, res.err)
@@ -128,7 +139,7 @@ func TestHandover(t *testing.T) {
 			// The move's run decided before the agent took this trigger.
 			d.Trigger()
 			if tc.handover == "the next run" {
-				res := <-done
+				res := ended()
 				var ho *Handover
 				if !errors.As(res.err, &ho) {
 					t.Fatalf("after the run that follows the failed move: Run returned %v, %v; want a *Handover", res.rep, res.err)
@@ -140,7 +151,7 @@ func TestHandover(t *testing.T) {
 			}
 			waitRun(move.Finished)
 			cancel()
-			if res := <-done; res.err != nil || res.rep != nil {
+			if res := ended(); res.err != nil || res.rep != nil {
 				t.Fatalf("stopped: Run returned %v, %v; want no handover", res.rep, res.err)
 			}
 		})
