@@ -114,7 +114,16 @@ CAIRN_INTERVAL=1h
 CAIRN_CONFIRM=0
 `
 	h.WriteFile("/etc/default/cairn", []byte(settings), 0o644)
+	// A short watchdog: the program handed over to must go on pinging it
+	// (the same PID, so the same WATCHDOG_PID), or systemd kills it
+	// within the test.
+	h.WriteFile("/etc/systemd/system/cairn.service.d/watchdog.conf", []byte("[Service]\nWatchdogSec=4s\n"), 0o644)
+	h.Run("systemctl", "daemon-reload")
 	h.Run("systemctl", "start", "cairn")
+	// (systemd shows the watchdog of a started service only.)
+	if got := strings.TrimSpace(h.Run("systemctl", "show", "cairn", "-p", "WatchdogUSec", "--value")); got != "4s" {
+		t.Fatalf("cairn.service's watchdog: %s, want the drop-in's 4s", got)
+	}
 	pid := activePID(t, h)
 	doc := waitStatus(t, h, "the first run", func(d statusDoc) bool {
 		return d.LastRun != nil && d.LastRun.Commit == c1
@@ -139,6 +148,8 @@ CAIRN_CONFIRM=0
 		t.Fatalf("the run before the handover: %+v, want the move to %s applied", doc.RecentRuns, c2)
 	}
 	checkInstalled(t, h, "1.1.0")
+	// Two watchdog periods with nothing to do: the new program pings.
+	time.Sleep(8 * time.Second)
 	if got := activePID(t, h); got != pid {
 		t.Fatalf("MainPID %d after the upgrade, want %d: the agent re-executes itself in its process", got, pid)
 	}
@@ -333,7 +344,7 @@ func unitIsCalm(t *testing.T, h *testhost.Host) {
 		t.Fatalf("cairn.service restarted %s times, want 0", n)
 	}
 	log := unitLog(t, h)
-	for _, bad := range []string{"Killing process", "SIGKILL", "Main process exited", "Failed with result", "timed out", "Stopping cairn", "Scheduled restart job"} {
+	for _, bad := range []string{"Killing process", "SIGKILL", "Main process exited", "Failed with result", "timed out", "Stopping cairn", "Scheduled restart job", "Watchdog timeout"} {
 		if strings.Contains(log, bad) {
 			t.Fatalf("the log of cairn.service says %q:\n%s", bad, log)
 		}
