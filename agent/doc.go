@@ -23,7 +23,10 @@
 //     reconcile loop (a run at start, then every interval plus the host's
 //     splay [Offset], and at every [Daemon.Trigger]: SIGHUP, POST /trigger),
 //     serves metrics and status over HTTP (agent/web, agent/metrics), and
-//     talks to systemd (READY, STATUS, WATCHDOG).
+//     talks to systemd (READY, STATUS, WATCHDOG). Given its own executable
+//     (agent/selfexe), it ends with a [*Handover] once a run that leaves the
+//     host at its target finds the file replaced (cairn upgraded through
+//     cairn): the caller re-executes the new program in the same process.
 //
 // # A run
 //
