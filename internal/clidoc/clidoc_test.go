@@ -69,7 +69,7 @@ func TestManPages(t *testing.T) {
 		"\\fB\\-\\-odd\\fR=\\fIODD\\fR\n\\&.starts with a dot; 'quoted; a back\\eslash and a\\-hyphen.\n",
 		".SH EXIT STATUS\n.TP\n0\nSuccess.\n.TP\n1\nFailure.\n",
 		".SH FILES\nNothing \\-here.\n",
-		".SH SEE ALSO\n\\fBtool\\fR(1)\n",
+		".SH SEE ALSO\n\\fB\\%tool\\fR(1)\n",
 	} {
 		if !strings.Contains(run, want) {
 			t.Errorf("tool-run.1 lacks %q:\n%s", want, run)
@@ -79,7 +79,7 @@ func TestManPages(t *testing.T) {
 		t.Error("an Extra section of tool run is on tool.1 too")
 	}
 	root := byName["tool.1"]
-	for _, want := range []string{".SH COMMANDS\n.TP\n.B tool run\nRun the thing. Then stop. See \\fBtool\\-run\\fR(1).\n", "\\fBtool\\-run\\fR(1),\n\\fBtool\\-files\\fR(1)\n"} {
+	for _, want := range []string{".SH NAME\ntool \\- does things\n", ".SH COMMANDS\n.TP\n.B tool run\nRun the thing. Then stop. See \\fB\\%tool\\-run\\fR(1).\n", "\\fB\\%tool\\-run\\fR(1),\n\\fB\\%tool\\-files\\fR(1)\n"} {
 		if !strings.Contains(root, want) {
 			t.Errorf("tool.1 lacks %q:\n%s", want, root)
 		}

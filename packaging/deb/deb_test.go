@@ -110,7 +110,7 @@ func TestManPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`.TH "CAIRN\-AGENT" 1 "2026\-01\-02" "cairn 1.0~test"`, ".SH NAME\ncairn\\-agent \\- run the agent",
-		`\fB\-\-repo\fR=\fIURL\fR`, "Environment: CAIRN_REPO.", "Default: 30s.", ".SH FILES", "/etc/default/cairn", ".SH EXIT STATUS", `\fBcairn\fR(1)`} {
+		`\fB\-\-repo\fR=\fIURL\fR`, "Environment: CAIRN_REPO.", "Default: 30s.", ".SH FILES", "/etc/default/cairn", ".SH EXIT STATUS", `\fB\%cairn\fR(1)`} {
 		if !bytes.Contains(agent, []byte(want)) {
 			t.Errorf("cairn-agent.1 lacks %q", want)
 		}
