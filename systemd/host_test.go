@@ -629,3 +629,73 @@ func TestHostUnitDriver(t *testing.T) {
 		t.Errorf("rollback: systemd's view of %s is stale (NeedDaemonReload=yes, LoadState=%s)", unit, show(h, unit, "LoadState"))
 	}
 }
+
+// TestHostAgentRecoversBeforeReady checks that an agent killed in the
+// middle of a move is restarted by systemd, and undoes the move it left
+// half done before it is ready: the undo of a command, which takes 3
+// seconds and prints a line, runs, and its line is in the journal, before
+// the restarted unit is active. And that KillMode=mixed kills what the
+// dead agent left running (the command it waited for).
+func TestHostAgentRecoversBeforeReady(t *testing.T) {
+	t.Parallel()
+	r := gittest.New(t)
+	// The second command hangs until /srv/fast exists.
+	r.Commit("main", map[string]string{"main.cairn": `exec "first" {
+  command = "touch /srv/did"
+  undo    = "sleep 3; rm -f /srv/did; echo undone-by-recovery"
+}
+exec "hang" {
+  command = "[ -e /srv/fast ] || sleep 120"
+  undo    = "true"
+}
+`})
+	a := bootAgent(t, r, nil)
+	a.WriteFile("/etc/systemd/system/cairn.service.d/restart.conf", []byte("[Service]\nRestartSec=1s\n"), 0o644)
+	a.Run("systemctl", "daemon-reload")
+	a.Run("systemctl", "start", "cairn")
+	waitUntil(t, 60*time.Second, func() error {
+		if r, _ := a.Exec(context.Background(), "pgrep", "-f", "^sleep 120$"); r.Code != 0 {
+			return errors.New("the agent is not waiting for its second command yet")
+		}
+		return nil
+	})
+	pid := showInt(t, a.Host, "cairn", "MainPID")
+	a.WriteFile("/srv/fast", nil, 0o644)
+	a.Run("kill", "-KILL", strconv.FormatInt(pid, 10))
+
+	var newPID int64
+	waitUntil(t, 60*time.Second, func() error {
+		newPID = showInt(t, a.Host, "cairn", "MainPID")
+		if n := showInt(t, a.Host, "cairn", "NRestarts"); n != 1 || newPID == pid || show(a.Host, "cairn", "ActiveState") != "active" {
+			return fmt.Errorf("the agent killed mid-move: NRestarts %d, MainPID %d (was %d); want a restart", n, newPID, pid)
+		}
+		return nil
+	})
+	if r, _ := a.Exec(context.Background(), "pgrep", "-f", "^sleep 120$"); r.Code == 0 {
+		t.Errorf("the command the dead agent waited for still runs (KillMode=mixed should have killed it): %s", r.Stdout)
+	}
+	execStart := showInt(t, a.Host, "cairn", "ExecMainStartTimestampMonotonic")
+	active := showInt(t, a.Host, "cairn", "ActiveEnterTimestampMonotonic")
+	if d := time.Duration(active-execStart) * time.Microsecond; d < 2500*time.Millisecond {
+		t.Errorf("the restarted agent was ready %v after it started, before the 3 s undo of the half done move could run", d)
+	}
+	var undone int64
+	for _, e := range journalEntries(t, a.Host, "cairn") {
+		if e.str("_PID") == strconv.FormatInt(newPID, 10) && e.str("CAIRN_LINE") == "undone-by-recovery" {
+			undone, _ = strconv.ParseInt(e.str("__MONOTONIC_TIMESTAMP"), 10, 64)
+		}
+	}
+	switch {
+	case undone == 0:
+		t.Error("no record of the undo's output (CAIRN_LINE=undone-by-recovery) from the restarted agent")
+	case undone > active:
+		t.Errorf("the undo of the half done move ended %v after the unit was active", time.Duration(undone-active)*time.Microsecond)
+	}
+	// Then it applies the commit again, and /srv/fast lets it through.
+	waitUntil(t, 60*time.Second, func() error {
+		if doc := a.status(); doc.LastRun == nil || doc.LastRun.Result != "applied" {
+			return fmt.Errorf("the restarted agent has not applied the commit: last run %+v", doc.LastRun)
+		}
+		return nil
+	})
+}
