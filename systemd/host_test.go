@@ -68,8 +68,8 @@ func bootAgent(t *testing.T, repo *gittest.Repo, extra map[string]string) *agent
 	h.InstallCairn(settings)
 	t.Cleanup(func() {
 		if t.Failed() {
-			r, _ := h.Exec(context.Background(), "journalctl", "-u", "cairn", "--no-pager", "-o", "short-monotonic")
-			t.Logf("journalctl -u cairn:\n%s", r.Stdout)
+			r, err := h.Exec(context.Background(), "journalctl", "-u", "cairn", "--no-pager", "-o", "short-monotonic")
+			t.Logf("journalctl -u cairn (%v):\n%s%s", err, r.Stdout, r.Stderr)
 		}
 	})
 	return a
@@ -314,6 +314,7 @@ func TestHostAgentStatusWatchdog(t *testing.T) {
 	if d := time.Since(stopped); d < 3*time.Second {
 		t.Errorf("restarted %v after SIGSTOP, before the 4 s watchdog timeout", d)
 	}
+	a.Run("journalctl", "--sync")
 	log := a.Run("journalctl", "-u", "cairn", "--no-pager", "-o", "cat")
 	for _, want := range []string{
 		"cairn.service: Watchdog timeout (limit 4s)!",
@@ -356,9 +357,12 @@ func (e journalEntry) str(field string) string {
 	return ""
 }
 
-// journalEntries returns the entries of unit in the host's journal.
+// journalEntries returns the entries of unit in the host's journal, once
+// journald has stored every message sent so far (journalctl --sync: a
+// process's last datagrams may still be in journald's socket).
 func journalEntries(t *testing.T, h *testhost.Host, unit string) []journalEntry {
 	t.Helper()
+	h.Run("journalctl", "--sync")
 	var entries []journalEntry
 	for line := range strings.Lines(h.Run("journalctl", "-u", unit, "--no-pager", "-o", "json")) {
 		var e journalEntry
@@ -555,6 +559,7 @@ func TestHostUnitDriver(t *testing.T) {
 		h.Run(append([]string{"cairn", "journal", "apply"}, append(args, file)...)...)
 		// The monitor's last lines reach the journal a moment later.
 		time.Sleep(300 * time.Millisecond)
+		h.Run("journalctl", "--sync")
 		all := busCalls(t, h.Run("journalctl", "_SYSTEMD_UNIT=cairn-test-busmon.service", "_TRANSPORT=stdout", "--no-pager", "-o", "cat"))
 		calls := all[seen:]
 		seen = len(all)
@@ -698,4 +703,51 @@ exec "hang" {
 		}
 		return nil
 	})
+}
+
+// TestHostAgentStopUndoesMove checks what cairn.service says of a stop
+// in the middle of a move: SIGTERM goes to the agent only
+// (KillMode=mixed), so the command it runs is not signalled and the agent
+// lets it run for its 20 seconds (cli's stopDeadline) before it kills it;
+// then it undoes the move and exits 0, well inside TimeoutStopSec.
+func TestHostAgentStopUndoesMove(t *testing.T) {
+	t.Parallel()
+	r := gittest.New(t)
+	r.Commit("main", map[string]string{"main.cairn": `exec "first" {
+  command = "touch /srv/did"
+  undo    = "rm -f /srv/did; echo undone-by-stop"
+}
+exec "hang" {
+  command = "sleep 120"
+  undo    = "true"
+}
+`})
+	a := bootAgent(t, r, nil)
+	a.Run("systemctl", "start", "cairn")
+	waitUntil(t, 60*time.Second, func() error {
+		if r, _ := a.Exec(context.Background(), "pgrep", "-f", "^sleep 120$"); r.Code != 0 {
+			return errors.New("the agent is not waiting for its second command yet")
+		}
+		return nil
+	})
+	pid := show(a.Host, "cairn", "MainPID")
+	began := time.Now()
+	a.Run("systemctl", "stop", "cairn")
+	took := time.Since(began)
+	if took < 19*time.Second || took > 60*time.Second {
+		t.Errorf("systemctl stop took %v, want the agent's 20 s wait for the command it runs, then its undo: was the command signalled too?", took)
+	}
+	if st, res := show(a.Host, "cairn", "ActiveState"), show(a.Host, "cairn", "Result"); st != "inactive" || res != "success" {
+		t.Errorf("after the stop: %s, result %s; want inactive, success (exit 0)", st, res)
+	}
+	if r, _ := a.Exec(context.Background(), "test", "-e", "/srv/did"); r.Code == 0 {
+		t.Error("/srv/did is still there: the move was not undone")
+	}
+	undone := false
+	for _, e := range journalEntries(t, a.Host, "cairn") {
+		undone = undone || e.str("_PID") == pid && e.str("CAIRN_LINE") == "undone-by-stop"
+	}
+	if !undone {
+		t.Error("no record of the undo's output (CAIRN_LINE=undone-by-stop) from the agent")
+	}
 }
