@@ -635,6 +635,37 @@ func TestHostUnitDriver(t *testing.T) {
 	}
 }
 
+// hangingMove boots a host whose agent, started with the drop-in dropIn
+// (none when empty), is in the middle of a move when it returns: its
+// first command made /srv/did (undo undoes it), its second, hang, runs
+// sleep 120.
+func hangingMove(t *testing.T, undo, hang, dropIn string) *agentHost {
+	t.Helper()
+	r := gittest.New(t)
+	r.Commit("main", map[string]string{"main.cairn": fmt.Sprintf(`exec "first" {
+  command = "touch /srv/did"
+  undo    = %q
+}
+exec "hang" {
+  command = %q
+  undo    = "true"
+}
+`, undo, hang)})
+	a := bootAgent(t, r, nil)
+	if dropIn != "" {
+		a.WriteFile("/etc/systemd/system/cairn.service.d/test.conf", []byte(dropIn), 0o644)
+		a.Run("systemctl", "daemon-reload")
+	}
+	a.Run("systemctl", "start", "cairn")
+	waitUntil(t, 60*time.Second, func() error {
+		if r, _ := a.Exec(context.Background(), "pgrep", "-f", "^sleep 120$"); r.Code != 0 {
+			return errors.New("the agent is not waiting for its second command yet")
+		}
+		return nil
+	})
+	return a
+}
+
 // TestHostAgentRecoversBeforeReady checks that an agent killed in the
 // middle of a move is restarted by systemd, and undoes the move it left
 // half done before it is ready: the undo of a command, which takes 3
@@ -643,27 +674,9 @@ func TestHostUnitDriver(t *testing.T) {
 // dead agent left running (the command it waited for).
 func TestHostAgentRecoversBeforeReady(t *testing.T) {
 	t.Parallel()
-	r := gittest.New(t)
 	// The second command hangs until /srv/fast exists.
-	r.Commit("main", map[string]string{"main.cairn": `exec "first" {
-  command = "touch /srv/did"
-  undo    = "sleep 3; rm -f /srv/did; echo undone-by-recovery"
-}
-exec "hang" {
-  command = "[ -e /srv/fast ] || sleep 120"
-  undo    = "true"
-}
-`})
-	a := bootAgent(t, r, nil)
-	a.WriteFile("/etc/systemd/system/cairn.service.d/restart.conf", []byte("[Service]\nRestartSec=1s\n"), 0o644)
-	a.Run("systemctl", "daemon-reload")
-	a.Run("systemctl", "start", "cairn")
-	waitUntil(t, 60*time.Second, func() error {
-		if r, _ := a.Exec(context.Background(), "pgrep", "-f", "^sleep 120$"); r.Code != 0 {
-			return errors.New("the agent is not waiting for its second command yet")
-		}
-		return nil
-	})
+	a := hangingMove(t, "sleep 3; rm -f /srv/did; echo undone-by-recovery", "[ -e /srv/fast ] || sleep 120",
+		"[Service]\nRestartSec=1s\n")
 	pid := showInt(t, a.Host, "cairn", "MainPID")
 	a.WriteFile("/srv/fast", nil, 0o644)
 	a.Run("kill", "-KILL", strconv.FormatInt(pid, 10))
@@ -712,24 +725,7 @@ exec "hang" {
 // then it undoes the move and exits 0, well inside TimeoutStopSec.
 func TestHostAgentStopUndoesMove(t *testing.T) {
 	t.Parallel()
-	r := gittest.New(t)
-	r.Commit("main", map[string]string{"main.cairn": `exec "first" {
-  command = "touch /srv/did"
-  undo    = "rm -f /srv/did; echo undone-by-stop"
-}
-exec "hang" {
-  command = "sleep 120"
-  undo    = "true"
-}
-`})
-	a := bootAgent(t, r, nil)
-	a.Run("systemctl", "start", "cairn")
-	waitUntil(t, 60*time.Second, func() error {
-		if r, _ := a.Exec(context.Background(), "pgrep", "-f", "^sleep 120$"); r.Code != 0 {
-			return errors.New("the agent is not waiting for its second command yet")
-		}
-		return nil
-	})
+	a := hangingMove(t, "rm -f /srv/did; echo undone-by-stop", "sleep 120", "")
 	pid := show(a.Host, "cairn", "MainPID")
 	began := time.Now()
 	a.Run("systemctl", "stop", "cairn")
