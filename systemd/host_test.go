@@ -747,3 +747,28 @@ func TestHostAgentStopUndoesMove(t *testing.T) {
 		t.Error("no record of the undo's output (CAIRN_LINE=undone-by-stop) from the agent")
 	}
 }
+
+// TestHostAgentManagesUnit checks that the agent, sandboxed as
+// cairn.service has it (ProtectSystem=strict and the rest), manages a unit
+// over D-Bus: a unit block of the configuration is written, enabled and
+// started; a commit without it stops, disables and removes it.
+func TestHostAgentManagesUnit(t *testing.T) {
+	t.Parallel()
+	r := gittest.New(t)
+	const unit = "cairn-test-app.service"
+	c1 := r.Commit("main", map[string]string{"main.cairn": fmt.Sprintf("unit %q {\n  content = %q\n  enabled = true\n  running = true\n}\n", unit, appUnit(1))})
+	a := bootAgent(t, r, nil)
+	a.Run("systemctl", "start", "cairn")
+	a.waitStatusText(statusText("idle", c1))
+	if st, en := show(a.Host, unit, "ActiveState"), show(a.Host, unit, "UnitFileState"); st != "active" || en != "enabled" {
+		t.Errorf("after %s: %s is %s, %s; want active, enabled", c1, unit, st, en)
+	}
+	c2 := r.Commit("main", helloConfig("one\n"))
+	a.waitStatusText(statusText("idle", c2))
+	if st, load := show(a.Host, unit, "ActiveState"), show(a.Host, unit, "LoadState"); st != "inactive" || load != "not-found" {
+		t.Errorf("after %s: %s is %s, %s; want inactive, not-found", c2, unit, st, load)
+	}
+	if r, _ := a.Exec(context.Background(), "test", "-e", "/etc/systemd/system/"+unit); r.Code == 0 {
+		t.Errorf("after %s: the unit file is still there", c2)
+	}
+}
