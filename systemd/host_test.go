@@ -772,3 +772,47 @@ func TestHostAgentManagesUnit(t *testing.T) {
 		t.Errorf("after %s: the unit file is still there", c2)
 	}
 }
+
+// TestHostAgentWithoutSettings checks what cairn.service says of a host
+// without /etc/default/cairn: the agent starts, says which setting is
+// missing (an error record in the journal), exits 2, and systemd gives up
+// after StartLimitBurst=5 starts instead of looping. Each of the five
+// records, sent just before the agent exits, is in journalctl -u cairn.
+func TestHostAgentWithoutSettings(t *testing.T) {
+	t.Parallel()
+	h := testhost.Boot(t, testhost.Options{PrivateNetwork: true})
+	h.InstallCairn(nil)
+	h.WriteFile("/etc/systemd/system/cairn.service.d/test.conf", []byte("[Service]\nRestartSec=100ms\n"), 0o644)
+	h.Run("systemctl", "daemon-reload")
+	if r, err := h.Exec(context.Background(), "systemctl", "start", "cairn"); err != nil || r.Code == 0 {
+		t.Errorf("systemctl start cairn without settings: exit %d, %v; want a failure", r.Code, err)
+	}
+	// systemd 252 keeps the result of the last start (exit-code) and says
+	// why it gave up in the journal.
+	waitUntil(t, 30*time.Second, func() error {
+		h.Run("journalctl", "--sync")
+		log := h.Run("journalctl", "-u", "cairn", "--no-pager", "-o", "cat")
+		if st := show(h, "cairn", "ActiveState"); st != "failed" || !strings.Contains(log, "cairn.service: Start request repeated too quickly.") {
+			return fmt.Errorf("cairn is %s, and systemd has not given up restarting it:\n%s", st, log)
+		}
+		return nil
+	})
+	starts := 0
+	for _, e := range journalEntries(t, h, "cairn") {
+		if e.str("MESSAGE") == "cairn exits" {
+			starts++
+			// journald cannot tell the unit of a process that has
+			// exited: the entry names it itself.
+			if e.str("OBJECT_SYSTEMD_UNIT") != "cairn.service" {
+				t.Errorf("the agent's last words have OBJECT_SYSTEMD_UNIT=%q, want cairn.service", e.str("OBJECT_SYSTEMD_UNIT"))
+			}
+			if e.str("PRIORITY") != "3" || e.str("CAIRN_CODE") != "2" || !strings.Contains(e.str("CAIRN_ERR"), "CAIRN_REPO") {
+				t.Errorf("the agent's last words: PRIORITY %s, CAIRN_CODE %s, CAIRN_ERR %q; want 3, 2, the missing CAIRN_REPO",
+					e.str("PRIORITY"), e.str("CAIRN_CODE"), e.str("CAIRN_ERR"))
+			}
+		}
+	}
+	if starts != 5 {
+		t.Errorf("the agent started %d times, want StartLimitBurst=5", starts)
+	}
+}

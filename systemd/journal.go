@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -41,8 +42,17 @@ const maxFieldName = 64
 // group run, CAIRN_RUN_COMMIT). A later attribute of the same name wins.
 // journald stamps the time, the PID and the unit itself; the record's time
 // is not sent.
+//
+// journald finds a native entry's unit (_SYSTEMD_UNIT) from the sender's
+// PID, which it cannot once the process has exited: the last records of
+// an agent that exits at once (the error of a failed start) would be
+// missing from journalctl -u cairn and systemctl status. So each entry
+// also names the unit the process runs in, read from /proc/self/cgroup as
+// sd_pid_get_unit(3) does, in OBJECT_SYSTEMD_UNIT, which journalctl -u
+// shows when root sent it.
 type JournalHandler struct {
 	ident  string
+	unit   string // the unit the process runs in, for OBJECT_SYSTEMD_UNIT
 	level  slog.Leveler
 	prefix string            // the groups opened by WithGroup, as a field name prefix
 	fields map[string]string // the attributes given by WithAttrs
@@ -53,7 +63,7 @@ var _ slog.Handler = (*JournalHandler)(nil)
 // NewJournalHandler returns a handler that sends records to the journal,
 // with SYSLOG_IDENTIFIER=ident, from opts.Level up (info when nil).
 func NewJournalHandler(ident string, opts *slog.HandlerOptions) *JournalHandler {
-	h := &JournalHandler{ident: ident, level: slog.LevelInfo, prefix: fieldPrefix}
+	h := &JournalHandler{ident: ident, unit: ownUnit(), level: slog.LevelInfo, prefix: fieldPrefix}
 	if opts != nil && opts.Level != nil {
 		h.level = opts.Level
 	}
@@ -85,6 +95,9 @@ func (h *JournalHandler) entry(r slog.Record) (string, journal.Priority, map[str
 	}
 	if h.ident != "" {
 		fields["SYSLOG_IDENTIFIER"] = h.ident
+	}
+	if h.unit != "" {
+		fields["OBJECT_SYSTEMD_UNIT"] = h.unit
 	}
 	r.Attrs(func(a slog.Attr) bool {
 		addField(fields, h.prefix, a)
@@ -183,4 +196,46 @@ func fieldValue(v slog.Value) string {
 		return v.Duration().String()
 	}
 	return v.String()
+}
+
+// ownUnit returns the systemd unit the process runs in, or "" when it
+// runs in none.
+func ownUnit() string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	return cgroupUnit(string(b))
+}
+
+// cgroupUnit returns the unit of a /proc/PID/cgroup: the first component
+// of systemd's cgroup path (name=systemd's on a legacy or hybrid host,
+// else the cgroup2 one, 0::PATH) that is not a slice, if it is a unit's
+// name (cairn.service in /system.slice/cairn.service).
+func cgroupUnit(cgroup string) string {
+	var path, v2 string
+	for line := range strings.Lines(cgroup) {
+		_, rest, _ := strings.Cut(strings.TrimSuffix(line, "\n"), ":")
+		switch ctrl, p, _ := strings.Cut(rest, ":"); ctrl {
+		case "name=systemd":
+			path = p
+		case "":
+			v2 = p
+		}
+	}
+	if path == "" {
+		path = v2
+	}
+	for c := range strings.SplitSeq(path, "/") {
+		if c == "" || strings.HasSuffix(c, ".slice") {
+			continue
+		}
+		for _, t := range unitTypes {
+			if strings.HasSuffix(c, t) && len(c) > len(t) {
+				return c
+			}
+		}
+		return ""
+	}
+	return ""
 }

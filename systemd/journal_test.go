@@ -20,6 +20,7 @@ import (
 func TestJournalEntry(t *testing.T) {
 	at := time.Date(2026, 12, 3, 16, 30, 0, 5, time.UTC)
 	base := NewJournalHandler("cairn", &slog.HandlerOptions{Level: slog.LevelDebug})
+	base.unit = "cairn.service"
 	for _, tc := range []struct {
 		name    string
 		handler slog.Handler
@@ -68,6 +69,7 @@ func TestJournalEntry(t *testing.T) {
 			}
 			want := maps.Clone(tc.want)
 			want["SYSLOG_IDENTIFIER"] = "cairn"
+			want["OBJECT_SYSTEMD_UNIT"] = "cairn.service"
 			if !maps.Equal(fields, want) {
 				t.Errorf("fields\n%v\nwant\n%v", fields, want)
 			}
@@ -77,6 +79,25 @@ func TestJournalEntry(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCgroupUnit(t *testing.T) {
+	for _, tc := range []struct{ cgroup, want string }{
+		{"0::/system.slice/cairn.service\n", "cairn.service"},
+		{"0::/system.slice/cairn.service/sub\n", "cairn.service"},
+		{"12:cpu,cpuacct:/\n1:name=systemd:/system.slice/cairn.service\n0::/system.slice/cairn.service\n", "cairn.service"},
+		{"1:name=systemd:/system.slice/nginx.service\n0::/\n", "nginx.service"},
+		{"0::/user.slice/user-0.slice/session-3.scope\n", "session-3.scope"},
+		{"0::/init.scope\n", "init.scope"},
+		{"0::/\n", ""},
+		{"0::/system.slice\n", ""},
+		{"0::/machine/cairn-testhost-x\n", ""},
+		{"", ""},
+	} {
+		if got := cgroupUnit(tc.cgroup); got != tc.want {
+			t.Errorf("cgroupUnit(%q) = %q, want %q", tc.cgroup, got, tc.want)
+		}
 	}
 }
 
