@@ -187,6 +187,7 @@ func startWaitsForReady(t *testing.T, a *agentHost) error {
 	pid := show(a.Host, "cairn", "MainPID")
 	execStart := showInt(t, a.Host, "cairn", "ExecMainStartTimestampMonotonic")
 	active := showInt(t, a.Host, "cairn", "ActiveEnterTimestampMonotonic")
+	activeAt := activeEnterTime(t, a.Host, "cairn")
 	release()
 
 	var errs []error
@@ -204,14 +205,14 @@ func startWaitsForReady(t *testing.T, a *agentHost) error {
 	var warned int64
 	for _, e := range journalEntries(t, a.Host, "cairn") {
 		if e.str("_PID") == pid && strings.Contains(e.str("MESSAGE"), "the state is locked by another cairn") {
-			warned, _ = strconv.ParseInt(e.str("__MONOTONIC_TIMESTAMP"), 10, 64)
+			warned = sentAt(e)
 		}
 	}
 	switch {
 	case warned == 0:
 		errs = append(errs, errors.New("the agent had not logged that the state is locked when systemctl start returned"))
-	case warned > active:
-		errs = append(errs, fmt.Errorf("the agent logged that the state is locked %v after the unit was active", time.Duration(warned-active)*time.Microsecond))
+	case warned > activeAt:
+		errs = append(errs, fmt.Errorf("the agent logged that the state is locked %v after the unit was active", time.Duration(warned-activeAt)*time.Microsecond))
 	}
 	return errors.Join(errs...)
 }
@@ -335,6 +336,31 @@ func TestHostAgentStatusWatchdog(t *testing.T) {
 	if doc.Applied == nil || doc.Applied.Commit != c1 || doc.LastRun == nil || doc.LastRun.Result != "unchanged" {
 		t.Errorf("after the restart: applied %+v, last run %+v; want %s, unchanged", doc.Applied, doc.LastRun, c1)
 	}
+}
+
+// sentAt returns when a native entry was sent, in microseconds since the
+// epoch: the kernel's time of its datagram (_SOURCE_REALTIME_TIMESTAMP),
+// not the time journald got round to it (__REALTIME_TIMESTAMP), which
+// may come after systemd took a READY=1 sent later; 0 if it has none.
+func sentAt(e journalEntry) int64 {
+	n, _ := strconv.ParseInt(e.str("_SOURCE_REALTIME_TIMESTAMP"), 10, 64)
+	return n
+}
+
+// activeEnterTime returns when unit last became active, in microseconds
+// since the epoch (its ActiveEnterTimestamp, which systemctl show prints
+// only as a date).
+func activeEnterTime(t *testing.T, h *testhost.Host, unit string) int64 {
+	t.Helper()
+	path := strings.TrimSpace(h.Run("busctl", "call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+		"org.freedesktop.systemd1.Manager", "GetUnit", "s", unit+".service"))
+	path = strings.Trim(strings.TrimPrefix(path, "o "), `"`)
+	out := strings.TrimSpace(h.Run("busctl", "get-property", "org.freedesktop.systemd1", path, "org.freedesktop.systemd1.Unit", "ActiveEnterTimestamp"))
+	n, err := strconv.ParseInt(strings.TrimPrefix(out, "t "), 10, 64)
+	if err != nil || n == 0 {
+		t.Fatalf("ActiveEnterTimestamp of %s: %q", unit, out)
+	}
+	return n
 }
 
 // journalEntry is an entry of journalctl -o json.
@@ -697,17 +723,18 @@ func TestHostAgentRecoversBeforeReady(t *testing.T) {
 	if d := time.Duration(active-execStart) * time.Microsecond; d < 2500*time.Millisecond {
 		t.Errorf("the restarted agent was ready %v after it started, before the 3 s undo of the half done move could run", d)
 	}
+	activeAt := activeEnterTime(t, a.Host, "cairn")
 	var undone int64
 	for _, e := range journalEntries(t, a.Host, "cairn") {
 		if e.str("_PID") == strconv.FormatInt(newPID, 10) && e.str("CAIRN_LINE") == "undone-by-recovery" {
-			undone, _ = strconv.ParseInt(e.str("__MONOTONIC_TIMESTAMP"), 10, 64)
+			undone = sentAt(e)
 		}
 	}
 	switch {
 	case undone == 0:
 		t.Error("no record of the undo's output (CAIRN_LINE=undone-by-recovery) from the restarted agent")
-	case undone > active:
-		t.Errorf("the undo of the half done move ended %v after the unit was active", time.Duration(undone-active)*time.Microsecond)
+	case undone > activeAt:
+		t.Errorf("the undo of the half done move ended %v after the unit was active", time.Duration(undone-activeAt)*time.Microsecond)
 	}
 	// Then it applies the commit again, and /srv/fast lets it through.
 	waitUntil(t, 60*time.Second, func() error {
