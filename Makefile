@@ -6,7 +6,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $$($(GO) env G
 FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint fuzz bench crashtest demo demo-journal clean
+.PHONY: help build deb test lint fuzz bench crashtest demo demo-journal clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,6 +16,12 @@ help: ## list the targets
 # 1.8 MiB fewer pages of (libc's and the loader's) resident.
 build: ## build bin/cairn (static, without cgo)
 	CGO_ENABLED=0 $(GO) build -o bin/cairn ./cmd/cairn
+
+# The Debian package, with dpkg-deb from a staged tree (no debhelper, no
+# network): VERSION=1.2.3 and ARCH=arm64 override git describe and dpkg's
+# architecture; packaging/deb/build.sh says what goes in.
+deb: ## build dist/cairn_VERSION_ARCH.deb (VERSION=, ARCH= to override)
+	GO=$(GO) packaging/deb/build.sh
 
 # -timeout: steps runs real apt and dpkg in Debian roots besides its crash
 # tests; go test's default of 10 minutes a package is tight on 2 cores.
@@ -49,5 +55,5 @@ demo: ## the agent: a canary and a web host follow a signed git repo of examples
 demo-journal: ## the journal applier by hand on examples/journal under a scratch root
 	GO=$(GO) scripts/demo-journal.sh
 
-clean: ## remove bin/
-	rm -rf bin
+clean: ## remove bin/ and dist/
+	rm -rf bin dist

@@ -541,7 +541,11 @@ func (a *Apt) runDetached(name string, args ...string) (string, error) {
 	os.Remove(f.Name()) // the command keeps it open; nothing is left behind
 	name, args = a.command(name, args...)
 	cmd := exec.Command(name, args...)
-	cmd.Env = environ()
+	// CAIRN_SELF_UPGRADE tells cairn's own maintainer scripts that cairn
+	// runs this apt-get: when it upgrades cairn, the postinst must not
+	// restart cairn.service, which would stop the agent that waits for
+	// this very command (packaging/deb/postinst).
+	cmd.Env = append(environ(), "CAIRN_SELF_UPGRADE=1")
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Run()

@@ -35,6 +35,8 @@ var allowed = map[string][]string{
 	"internal/treefs":      {"golang.org/x/sys"},
 	"internal/cli":         {"*"},
 	"cmd/cairn":            {"internal/cli"},
+	"internal/clidoc":      {"github.com/alecthomas/kong"},
+	"packaging/deb":        {"internal/cli", "internal/clidoc", "github.com/alecthomas/kong"}, // generates the package's manual pages, completions, settings file
 	"internal/archtest":    {},
 	"internal/debroot":     {},                                          // tests only: a Debian root to run apt in
 	"internal/gittest":     {},                                          // tests only: repositories made with git

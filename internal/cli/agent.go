@@ -33,7 +33,7 @@ type settings struct {
 	Host          string        `help:"The name the hosts block matches (default: this machine's host name)." env:"CAIRN_HOST" placeholder:"NAME"`
 	Group         string        `help:"Put the host in this group, whatever the hosts block says." env:"CAIRN_GROUP" placeholder:"NAME"`
 	Branch        string        `help:"The control branch: its hosts block maps the host to a group." default:"main" env:"CAIRN_BRANCH" placeholder:"NAME"`
-	Fact          []string      `help:"Set a fact (repeatable): --fact release=12. Unset facts come from this machine." placeholder:"K=V"`
+	Fact          []string      `help:"Set a fact (repeatable; in CAIRN_FACT, separated by commas): --fact release=12. Unset facts come from this machine." env:"CAIRN_FACT" placeholder:"K=V"`
 	Root          string        `help:"Resolve object paths beneath DIR as if it were /." default:"/" env:"CAIRN_ROOT" placeholder:"DIR"`
 	State         string        `help:"The state directory (default: /var/lib/cairn beneath the root)." env:"CAIRN_STATE" placeholder:"DIR"`
 	Trust         string        `help:"The keys allowed to sign applied commits: an SSH allowed-signers file or an armored OpenPGP keyring." env:"CAIRN_TRUST" placeholder:"FILE"`
@@ -41,7 +41,7 @@ type settings struct {
 	Drift         string        `help:"What a run does with drift on unchanged steps: report or repair." default:"report" enum:"report,repair" env:"CAIRN_DRIFT"`
 	MaxRemoval    float64       `help:"Refuse a plan that removes more than PCT percent of the managed objects (and more than 10)." default:"25" name:"max-removal" env:"CAIRN_MAX_REMOVAL" placeholder:"PCT"`
 	Confirm       time.Duration `help:"After a move, the journal's CHECKs must keep holding this long, or the move is undone; 0 turns it off." default:"30s" env:"CAIRN_CONFIRM"`
-	Listen        string        `help:"HTTP address of the metrics, status and trigger endpoints; empty turns it off." default:"127.0.0.1:9479" env:"CAIRN_LISTEN" placeholder:"ADDR"`
+	Listen        string        `help:"HTTP address of the metrics, status and trigger endpoints; empty turns it off." default:"127.0.0.1:9479" env:"CAIRN_LISTEN" emptyenv:"value" placeholder:"ADDR"`
 	LogFormat     string        `help:"Log format: text, json (one object a line) or journal (systemd's journal, a field per attribute); auto is journal when stderr goes to the journal (under systemd), else text." default:"auto" enum:"auto,text,json,journal" name:"log-format" env:"CAIRN_LOG_FORMAT"`
 
 	// ops hears of the ops of a move (the progress of apply and

@@ -204,17 +204,15 @@ func run(ctx context.Context, kill <-chan struct{}, n *notes, args []string, std
 			panic(r)
 		}
 	}()
-	parser, err := kong.New(&c,
-		kong.Name("cairn"),
-		kong.Description("cairn keeps Debian hosts at the state a git repository describes, and can undo any change."),
+	parser, err := newParser(&c,
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(kongExit(code)) }),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "cairn:", err)
 		return exitBadInput
 	}
+	emptyEnvUnset(parser.Model.Node)
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "cairn: %v\n", err)
@@ -251,6 +249,61 @@ func run(ctx context.Context, kill <-chan struct{}, n *notes, args []string, std
 		return code
 	}
 	return report(stderr, err)
+}
+
+// description is what cairn is, in one sentence: the top of its help and
+// of its manual page.
+const description = "cairn keeps Debian hosts at the state a git repository describes, and can undo any change."
+
+// newParser makes the parser of the command tree c, with the options every
+// use shares (the command line, and Model's generated documents).
+func newParser(c *CLI, opts ...kong.Option) (*kong.Kong, error) {
+	return kong.New(c, append([]kong.Option{
+		kong.Name("cairn"),
+		kong.Description(description),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	}, opts...)...)
+}
+
+// Model returns the command tree as kong models it, the same the command
+// line parses and prints help from, for the documents generated from it:
+// manual pages, shell completions and /etc/default/cairn (package clidoc).
+// Defaults and help are as written, whatever CAIRN_* variables the
+// environment holds.
+func Model() (*kong.Application, error) {
+	var c CLI
+	parser, err := newParser(&c, kong.Writers(io.Discard, io.Discard), kong.Exit(func(int) {}))
+	if err != nil {
+		return nil, err
+	}
+	return parser.Model, nil
+}
+
+// emptyEnvUnset makes an empty CAIRN_* variable mean what an absent one
+// does, which is what a line "CAIRN_CONFIRM=" of /etc/default/cairn means
+// to whoever wrote it: kong would otherwise parse the empty string as the
+// value, which is an error for a duration, a number, a bool or an enum,
+// and replaces a default ("main", "/") for a string. A setting tagged
+// emptyenv:"value" keeps the empty string as its value instead: CAIRN_LISTEN=
+// turns the listener off, as --listen "" does. It drops, beneath node, the
+// names of the empty variables from the flags' lists of variables, which
+// kong reads when it parses.
+func emptyEnvUnset(node *kong.Node) {
+	for _, f := range node.Flags {
+		if f.Tag.Get("emptyenv") == "value" {
+			continue
+		}
+		var keep []string
+		for _, name := range f.Tag.Envs {
+			if v, ok := os.LookupEnv(name); !ok || v != "" {
+				keep = append(keep, name)
+			}
+		}
+		f.Tag.Envs = keep
+	}
+	for _, child := range node.Children {
+		emptyEnvUnset(child)
+	}
 }
 
 // commandPath names the command a parse reached, without its arguments:
@@ -297,8 +350,18 @@ func (versionCmd) Run(e *env) error {
 	return nil
 }
 
-// Version returns the module version cairn was built from, or "devel".
+// version is cairn's version when the build sets it: go build -ldflags
+// "-X github.com/cairn-cm/cairn/internal/cli.version=1.2.3" (make deb sets
+// the package's version). Empty: the module version from the build info.
+var version string
+
+// Version returns the version cairn was built as (the -X of version), or
+// the module version it was built from, or "devel". cairn version prints it
+// and the agent exports it as cairn_build_info's version label.
 func Version() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
