@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,10 +165,10 @@ CAIRN_CONFIRM=0
 		}
 	}
 	log := unitLog(t, h)
-	if n := strings.Count(log, "msg=re-executing"); n != 1 {
+	if n := countMsg(log, "re-executing"); n != 1 {
 		t.Fatalf("the unit's log says re-executing %d times, want once:\n%s", n, log)
 	}
-	if n := strings.Count(log, "msg=\"agent started\""); n != 2 {
+	if n := countMsg(log, "agent started"); n != 2 {
 		t.Fatalf("the unit's log says agent started %d times, want twice (1.0.0, then 1.1.0):\n%s", n, log)
 	}
 	if strings.Contains(log, "recover") {
@@ -209,7 +210,7 @@ CAIRN_CONFIRM=0
 		t.Fatalf("MainPID %d after the failed upgrade, want %d", got, pid)
 	}
 	unitIsCalm(t, h)
-	if n := strings.Count(unitLog(t, h), "msg=re-executing"); n != 1 {
+	if n := countMsg(unitLog(t, h), "re-executing"); n != 1 {
 		t.Fatalf("the agent re-executed after a failed upgrade (%d re-executions in all, want 1)", n)
 	}
 	metrics = h.Run("curl", "-sSf", "http://127.0.0.1:9479/metrics")
@@ -240,7 +241,7 @@ CAIRN_CONFIRM=0
 	}
 	unitIsCalm(t, h)
 	log = unitLog(t, h)
-	if n := strings.Count(log, "msg=re-executing"); n != 1 {
+	if n := countMsg(log, "re-executing"); n != 1 {
 		t.Fatalf("the agent re-executed after a failed move (%d re-executions in all, want 1)", n)
 	}
 	dpkgLog = string(h.ReadFile("/var/log/dpkg.log"))
@@ -351,14 +352,47 @@ func unitIsCalm(t *testing.T, h *testhost.Host) {
 	}
 }
 
-// unitLog returns what the agent logged.
+// unitLog returns the log of cairn.service, a record a line: its message,
+// then the agent's fields (CAIRN_STATE=idle ...), from journalctl -o json.
 func unitLog(t *testing.T, h *testhost.Host) string {
 	t.Helper()
-	r, err := h.Exec(context.Background(), "journalctl", "-q", "--no-pager", "-o", "cat", "-u", "cairn")
+	r, err := h.Exec(context.Background(), "journalctl", "-q", "--no-pager", "-o", "json", "-u", "cairn")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.Stdout
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		msg, _ := rec["MESSAGE"].(string)
+		b.WriteString(msg)
+		var keys []string
+		for k := range rec {
+			if strings.HasPrefix(k, "CAIRN_") {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s=%v", k, rec[k])
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// countMsg counts the records of the agent's log (unitLog) whose message
+// is msg.
+func countMsg(log, msg string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if l == msg || strings.HasPrefix(l, msg+" CAIRN_") {
+			n++
+		}
+	}
+	return n
 }
 
 // exitOutput runs a command inside h and returns its stdout whatever its
