@@ -181,16 +181,16 @@ const stopDeadline = 20 * time.Second
 // or, when a move replaced cairn's executable (an upgrade of cairn through
 // cairn), until it hands over to the new program in the same process.
 func (c *agentCmd) Run(e *env) error {
-	h, err := c.run(e)
+	h, log, err := c.run(e)
 	if h == nil {
 		return err
 	}
-	return c.handOver(e, h)
+	return c.handOver(e, h, log)
 }
 
 // run runs the agent, and returns the Handover that ended it, if one did,
-// with everything it opened closed.
-func (c *agentCmd) run(e *env) (*agent.Handover, error) {
+// with everything it opened closed, and the agent's log.
+func (c *agentCmd) run(e *env) (*agent.Handover, *slog.Logger, error) {
 	kill := make(chan struct{})
 	go func() {
 		select {
@@ -206,7 +206,7 @@ func (c *agentCmd) run(e *env) (*agent.Handover, error) {
 	e.kill = kill
 	p, log, done, err := c.pipeline(e, true, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer done()
 	splay := c.Splay
@@ -227,7 +227,7 @@ func (c *agentCmd) run(e *env) (*agent.Handover, error) {
 		Executable: exe, ProbeArgs: []string{"version"},
 	})
 	if err != nil {
-		return nil, &exitError{code: exitBadInput, err: err}
+		return nil, log, &exitError{code: exitBadInput, err: err}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -241,19 +241,19 @@ func (c *agentCmd) run(e *env) (*agent.Handover, error) {
 	rep, err := d.Run(e.ctx)
 	var h *agent.Handover
 	if errors.As(err, &h) {
-		return h, nil
+		return h, log, nil
 	}
 	if err != nil {
-		return nil, &exitError{code: exitBadInput, err: err}
+		return nil, log, &exitError{code: exitBadInput, err: err}
 	}
 	if rep == nil {
-		return nil, nil
+		return nil, log, nil
 	}
 	if e.ctx.Err() != nil {
 		// SIGTERM during the run: the move was undone, as asked.
-		return nil, nil
+		return nil, log, nil
 	}
-	return nil, runError(rep, agent.Follow)
+	return nil, log, runError(rep, agent.Follow)
 }
 
 // handOver re-executes the agent's replaced executable in this process,
@@ -263,11 +263,10 @@ func (c *agentCmd) run(e *env) (*agent.Handover, error) {
 // A stop asked meanwhile (SIGTERM) is a stop. It returns only when the
 // exec failed: cairn then exits 1, and the unit's Restart=on-failure
 // starts the file now installed.
-func (c *agentCmd) handOver(e *env, h *agent.Handover) error {
+func (c *agentCmd) handOver(e *env, h *agent.Handover, log *slog.Logger) error {
 	if e.ctx.Err() != nil {
 		return nil
 	}
-	log := c.logger(e)
 	if _, err := systemd.Reloading(); err != nil {
 		log.Warn("sd_notify", "err", err)
 	}
