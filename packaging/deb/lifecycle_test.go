@@ -279,3 +279,33 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("waited a minute for %s", what)
 }
+
+// TestDebStatOverride checks that a mode and owner of /var/lib/cairn set
+// with dpkg-statoverride, which the postinst says it keeps, survive the
+// agent's start too: cairn.service must not reset them (systemd's
+// StateDirectory= chowns and chmods the directory at every start).
+func TestDebStatOverride(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the package is not built")
+	}
+	v1 := buildDeb(t, "1.0~test1")
+	debs := filepath.Dir(v1)
+	h := testhost.Boot(t, testhost.Options{
+		PrivateNetwork: true,
+		Binds:          []testhost.Bind{{Source: debs, Target: "/debs", ReadOnly: true}},
+	})
+	for _, args := range [][]string{
+		{"dpkg", "-i", "/debs/" + filepath.Base(v1)},
+		{"dpkg-statoverride", "--update", "--add", "root", "adm", "0750", "/var/lib/cairn"},
+	} {
+		if r, err := h.Exec(context.Background(), args...); err != nil || r.Code != 0 {
+			t.Fatalf("%s: %v %d\n%s%s", args, err, r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	// Without CAIRN_REPO the agent exits 2, after systemd has set up the
+	// unit's directories.
+	h.Exec(context.Background(), "systemctl", "start", "cairn.service")
+	if got := strings.TrimSpace(h.Run("stat", "-c", "%a %U:%G", "/var/lib/cairn")); got != "750 root:adm" {
+		t.Errorf("/var/lib/cairn after the agent's start: %s, want the statoverride's 750 root:adm", got)
+	}
+}
