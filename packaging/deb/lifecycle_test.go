@@ -142,7 +142,7 @@ func TestDebLifecycle(t *testing.T) {
 	if pid := mainPID(t, h); pid != pid2 || state() != "active" {
 		t.Errorf("an upgrade run by the agent restarted it (main PID %s, then %s)", pid2, pid)
 	}
-	if !strings.Contains(r.Stderr, "restarts itself") {
+	if !strings.Contains(r.Stderr, "not restarted now") {
 		t.Errorf("the postinst does not say who restarts the agent:\n%s", r.Stderr)
 	}
 
