@@ -30,18 +30,7 @@ func TestDebLifecycle(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("needs git for the configuration repository")
 	}
-	v1 := buildDeb(t, "1.0~test1")
-	v2 := buildDeb(t, "1.0~test2")
-	debs := t.TempDir()
-	for _, d := range []string{v1, v2} {
-		data, err := os.ReadFile(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(debs, filepath.Base(d)), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	debs, v1, v2 := twoDebs(t)
 	repo := configRepo(t)
 
 	h := testhost.Boot(t, testhost.Options{
@@ -294,18 +283,7 @@ func TestDebAdminSettings(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("needs git for the configuration repository")
 	}
-	v1 := buildDeb(t, "1.0~test1")
-	v2 := buildDeb(t, "1.0~test2")
-	debs := t.TempDir()
-	for _, d := range []string{v1, v2} {
-		data, err := os.ReadFile(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(debs, filepath.Base(d)), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	debs, v1, v2 := twoDebs(t)
 	h := testhost.Boot(t, testhost.Options{
 		PrivateNetwork: true,
 		Binds: []testhost.Bind{
@@ -345,4 +323,24 @@ func TestDebAdminSettings(t *testing.T) {
 	} else if v := buildInfo(t, h); v != "1.0~test2" {
 		t.Errorf("after the upgrade: cairn_build_info version %q, want 1.0~test2", v)
 	}
+}
+
+// twoDebs builds the package at versions 1.0~test1 and 1.0~test2 into a
+// directory of their own, to bind into a host, and returns it and their
+// paths.
+func twoDebs(t *testing.T) (dir, v1, v2 string) {
+	t.Helper()
+	v1 = buildDeb(t, "1.0~test1")
+	v2 = buildDeb(t, "1.0~test2")
+	dir = t.TempDir()
+	for _, d := range []string{v1, v2} {
+		data, err := os.ReadFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(d)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, v1, v2
 }
