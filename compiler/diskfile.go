@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"syscall"
 
 	"github.com/cairn-cm/cairn/internal/treefs"
 )
@@ -82,10 +83,18 @@ func (e *inputError) Unwrap() error { return e.reason }
 
 // newInputError says why the configuration file p could not be read.
 func newInputError(p string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) {
+	if missing(err) {
 		return &inputError{p, errNoFile{}}
 	}
 	return &inputError{p, unwrapPath(err)}
+}
+
+// missing reports whether err says that a path names nothing: it does not
+// exist, or it goes through a regular file (files/a/x where files/a is a
+// file: ENOTDIR on disk), which a git tree (agent/gitfs) reports as
+// missing too, so that a configuration is refused alike from both.
+func missing(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // errNoFile is a file the configuration does not hold.

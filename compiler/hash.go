@@ -88,7 +88,7 @@ func (c *compiler) reportUnreadable(f fill, err error) {
 	case errors.Is(err, treefs.ErrLinkEscapes), errors.Is(err, treefs.ErrLinkLoop):
 		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
 	case f.dir:
-	case errors.Is(err, fs.ErrNotExist):
+	case missing(err):
 		msg = fmt.Sprintf("missing %s %s", site.noun, f.path)
 	case errors.Is(err, treefs.ErrNotRegular):
 		msg = fmt.Sprintf("%s is not a regular file", f.path)

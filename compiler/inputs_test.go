@@ -23,6 +23,22 @@ const secretText = "root:$6$SECRET-OUTSIDE:19000:0:99999:7:::"
 // revision's file system.
 func gitRevision(t *testing.T, dir string) fs.FS {
 	t.Helper()
+	commitAll(t, dir)
+	r, err := gitfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	fsys, _, err := r.FS("HEAD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fsys
+}
+
+// commitAll makes dir a repository of its own and commits all it holds.
+func commitAll(t *testing.T, dir string) {
+	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
@@ -35,16 +51,6 @@ func gitRevision(t *testing.T, dir string) fs.FS {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	r, err := gitfs.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	fsys, _, err := r.FS("HEAD")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fsys
 }
 
 // compileGit compiles a git revision's file system for web-01.

@@ -186,7 +186,7 @@ func (c *compiler) include(u *unit, s *scope, b *block, stack []string) {
 		switch {
 		case err == nil && !info.IsDir():
 			names = append(names, m)
-		case err != nil && !errors.Is(err, fs.ErrNotExist):
+		case err != nil && !missing(err):
 			// A link out of the configuration, or a loop: refused, never
 			// passed over.
 			c.errs = append(c.errs, s.errorf(b.item.Labels[0].Pos, "include %q: %s: %v", pattern, m, unwrapPath(err)))

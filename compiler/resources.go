@@ -399,7 +399,7 @@ func (c *compiler) repoFile(s *scope, b *block, noun, name string, pos lexer.Pos
 	}
 	info, err := fs.Stat(c.fsys, p)
 	switch {
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
+	case err != nil && !missing(err):
 		c.errs = append(c.errs, s.errorf(pos, "%s: %s: %v", describe(b, s), p, unwrapPath(err)))
 		return "", false
 	case err != nil:

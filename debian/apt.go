@@ -100,6 +100,49 @@ func (a *Apt) Status(ctx context.Context, name string) (installed bool, version 
 	return true, version, auto, nil
 }
 
+// Installed returns the version of every package that dpkg holds
+// installed, read with one dpkg-query over the whole database: keyed by
+// its name (NAME) and by its name and architecture (NAME:ARCH, NAME:all
+// for an architecture-independent one). A package that is not installed
+// (unknown, removed with only its conffiles left, or left half way) has
+// no key. For any name, Status says installed at version V exactly when
+// Installed maps the name to V: dpkg-query matches a name alone against
+// every architecture, the first installed one winning, and NAME:ARCH
+// against that architecture only. It is what a check of many packages
+// asks instead of one Status each.
+func (a *Apt) Installed(ctx context.Context) (map[string]string, error) {
+	if err := a.usable(); err != nil {
+		return nil, err
+	}
+	out, stderr, err := a.run(ctx, "dpkg-query", "-W", "-f=${Package}\t${Architecture}\t${db:Status-Status}\t${Version}\n")
+	if err != nil {
+		return nil, fmt.Errorf("installed packages: dpkg-query: %s", cmdError(err, stderr))
+	}
+	return parseInstalled(out), nil
+}
+
+// parseInstalled reads the lines of Installed's dpkg-query, "NAME\tARCH\t
+// STATUS\tVERSION", in dpkg's order.
+func parseInstalled(out string) map[string]string {
+	versions := map[string]string{}
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 || f[0] == "" || f[2] != "installed" {
+			continue
+		}
+		keys := []string{f[0]}
+		if f[1] != "" {
+			keys = append(keys, f[0]+":"+f[1])
+		}
+		for _, k := range keys {
+			if _, ok := versions[k]; !ok {
+				versions[k] = f[3]
+			}
+		}
+	}
+	return versions
+}
+
 // Install installs the packages of specs ("NAME" or "NAME=VERSION") in one
 // apt-get call, non-interactively, keeping changed conffiles
 // (--force-confold) and allowing a pinned version below the installed one.

@@ -28,14 +28,16 @@ func TestAptRefusesRootWithoutDebian(t *testing.T) {
 	_, bringsErr := a.Brings(ctx, "hello")
 	_, auditErr := a.Audit(ctx)
 	_, repairErr := a.Repair(ctx)
+	_, installedErr := a.Installed(ctx)
 	for name, err := range map[string]error{
-		"Status":  statusErr,
-		"Brings":  bringsErr,
-		"Install": a.Install(ctx, "hello"),
-		"Remove":  a.Remove(ctx, []string{"hello"}, nil),
-		"SetAuto": a.SetAuto(ctx, "hello", true),
-		"Audit":   auditErr,
-		"Repair":  repairErr,
+		"Status":    statusErr,
+		"Installed": installedErr,
+		"Brings":    bringsErr,
+		"Install":   a.Install(ctx, "hello"),
+		"Remove":    a.Remove(ctx, []string{"hello"}, nil),
+		"SetAuto":   a.SetAuto(ctx, "hello", true),
+		"Audit":     auditErr,
+		"Repair":    repairErr,
 	} {
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: error %v, want %q", name, err, want)
@@ -351,5 +353,120 @@ func TestAptRepair(t *testing.T) {
 	}
 	if took := time.Since(start); took < a.RepairWait || took > 30*time.Second {
 		t.Errorf("Repair gave up after %v, want about %v", took, a.RepairWait)
+	}
+}
+
+// installedOutput is what Installed's dpkg-query printed beneath a Debian
+// root (TestAptInstalledAgreesWithStatus makes one), cut down: a package of
+// every architecture kind, one of two architectures (Multi-Arch: same),
+// and the states that are not installed.
+const installedOutput = `adduser	all	installed	3.134
+cairn-t-conf	all	config-files	2.0-1
+cairn-t-half	amd64	half-configured	4.0-1
+cairn-t-ma	amd64	installed	3.0-2
+cairn-t-ma	i386	installed	3.0-1
+cairn-t-unpacked	all	unpacked	1.0-1
+cairn-t-ma2	amd64	half-installed	5.0-2
+cairn-t-ma2	i386	installed	5.0-1
+libc6	amd64	installed	2.36-9+deb12u14
+nginx-common	all	config-files	1.22.1-9+deb12u9
+`
+
+// TestParseInstalled reads real dpkg-query output: an installed package is
+// there by its name and by NAME:ARCH, the first installed architecture
+// giving the name's version; unknown ones, those with only their conffiles
+// left and those left half way are not.
+func TestParseInstalled(t *testing.T) {
+	got := parseInstalled(installedOutput)
+	for _, tc := range []struct {
+		name, version string // "" not installed
+	}{
+		{"adduser", "3.134"},
+		{"adduser:all", "3.134"},
+		{"adduser:amd64", ""},
+		{"cairn-t-conf", ""},
+		{"cairn-t-conf:all", ""},
+		{"cairn-t-half", ""},
+		{"cairn-t-unpacked", ""},
+		{"cairn-t-ma", "3.0-2"},
+		{"cairn-t-ma:amd64", "3.0-2"},
+		{"cairn-t-ma:i386", "3.0-1"},
+		{"cairn-t-ma:armhf", ""},
+		{"cairn-t-ma2", "5.0-1"},
+		{"cairn-t-ma2:amd64", ""},
+		{"libc6", "2.36-9+deb12u14"},
+		{"libc6:amd64", "2.36-9+deb12u14"},
+		{"libc6:", ""},
+		{"nginx-common", ""},
+		{"nope", ""},
+	} {
+		if v := got[tc.name]; v != tc.version {
+			t.Errorf("%s: version %q, want %q", tc.name, v, tc.version)
+		}
+	}
+	if n := len(got); n != 9 {
+		t.Errorf("%d keys, want 9 (4 installed packages of one architecture and 1 of two, by name and NAME:ARCH): %v", n, got)
+	}
+	if got := parseInstalled(""); len(got) != 0 {
+		t.Errorf("an empty database: %v", got)
+	}
+}
+
+// TestAptInstalledAgreesWithStatus checks, beneath a real Debian root
+// whose dpkg database holds packages in every state and of two
+// architectures, that Installed says of every name what Status says.
+func TestAptInstalledAgreesWithStatus(t *testing.T) {
+	root := debroot.New(t)
+	debroot.Chroot(t, root, "dpkg", "--add-architecture", "i386")
+	f, err := os.OpenFile(filepath.Join(root, "var/lib/dpkg/status"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct{ name, arch, status, version string }{
+		{"cairn-t-unpacked", "all", "install ok unpacked", "1.0-1"},
+		{"cairn-t-conf", "all", "deinstall ok config-files", "2.0-1"},
+		{"cairn-t-half", "amd64", "install ok half-configured", "4.0-1"},
+		{"cairn-t-ma", "i386", "install ok installed", "3.0-1"},
+		{"cairn-t-ma", "amd64", "install ok installed", "3.0-2"},
+		{"cairn-t-ma2", "i386", "install ok installed", "5.0-1"},
+		{"cairn-t-ma2", "amd64", "install ok half-installed", "5.0-2"},
+	} {
+		fmt.Fprintf(f, "Package: %s\nStatus: %s\nPriority: optional\nSection: misc\nMaintainer: t <t@example.org>\nArchitecture: %s\nVersion: %s\n", e.name, e.status, e.arch, e.version)
+		if e.arch != "all" {
+			fmt.Fprintf(f, "Multi-Arch: same\n")
+		}
+		if strings.HasSuffix(e.status, "config-files") {
+			fmt.Fprintf(f, "Conffiles:\n /etc/%s.conf 0123456789abcdef0123456789abcdef\n", e.name)
+		}
+		fmt.Fprintf(f, "Description: a test entry\n\n")
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a := NewApt(root)
+	ctx := context.Background()
+	versions, err := a.Installed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"dpkg", "dpkg:amd64", "dpkg:i386", "dpkg:", "Dpkg", "adduser", "adduser:all", "adduser:amd64",
+		"cairn-t-unpacked", "cairn-t-conf", "cairn-t-conf:all", "cairn-t-half", "cairn-t-ma", "cairn-t-ma:i386",
+		"cairn-t-ma:amd64", "cairn-t-ma:armhf", "cairn-t-ma2", "cairn-t-ma2:amd64", "cairn-t-ma2:i386", "cairn-t-nope"}
+	for _, n := range names {
+		installed, version, _, err := a.Status(ctx, n)
+		if err != nil {
+			t.Fatalf("Status(%s): %v", n, err)
+		}
+		v, ok := versions[n]
+		if ok != installed || v != version {
+			t.Errorf("%s: Installed says %v %q, Status says %v %q", n, ok, v, installed, version)
+		}
+	}
+	// The cases that matter are there: a name of two architectures, and
+	// each state that is not installed.
+	for n, want := range map[string]string{"cairn-t-ma": "3.0-2", "cairn-t-ma:i386": "3.0-1", "cairn-t-ma2": "5.0-1", "cairn-t-conf": "", "cairn-t-half": "", "cairn-t-unpacked": ""} {
+		if versions[n] != want {
+			t.Errorf("%s: %q, want %q", n, versions[n], want)
+		}
 	}
 }

@@ -152,7 +152,7 @@ func (aptInstallKind) Check(ctx context.Context, env *Env, s *journal.Step) (str
 	if err != nil {
 		return "", err
 	}
-	installed, version, _, err := p.Status(ctx, s.Object())
+	installed, version, err := installedVersion(ctx, env, p, s.Object())
 	if err != nil {
 		return "", err
 	}

@@ -49,6 +49,13 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 			idx = append(idx, i)
 		}
 	}
+	checked := make([]*journal.Step, len(idx))
+	for k, i := range idx {
+		checked[k] = &steps[i]
+	}
+	// The checks read packages and units through a view of this check
+	// alone: one query for all rather than a program per step.
+	env := a.env.forCheck(newCheckView(checked))
 	diffs := make([]string, len(idx))
 	errs := make([]error, len(idx))
 	parallel(len(idx), func(k int) {
@@ -56,16 +63,12 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 			errs[k] = ctx.Err()
 			return
 		}
-		s := &steps[idx[k]]
-		diffs[k], errs[k] = LookupKind(s.Op).(Checker).Check(ctx, a.env, s)
+		s := checked[k]
+		diffs[k], errs[k] = LookupKind(s.Op).(Checker).Check(ctx, env, s)
 	})
 	// The package database as a whole: a dpkg left half way breaks every
 	// package, reported on the first package step (packages.go).
-	checked := make([]*journal.Step, len(idx))
-	for k, i := range idx {
-		checked[k] = &steps[i]
-	}
-	pkgStep, pkgDiff, pkgErr := packagesDrift(ctx, a.env, checked)
+	pkgStep, pkgDiff, pkgErr := packagesDrift(ctx, env, checked)
 	var out []Drifted
 	for k, i := range idx {
 		s := &steps[i]

@@ -28,6 +28,8 @@ type Env struct {
 	mu     sync.Mutex
 	users  map[string]int
 	groups map[string]int
+	// view is what a drift check read at once, nil but in one (checkView).
+	view *checkView
 }
 
 // UID resolves an owner: root and numeric ids always, other names in the

@@ -22,6 +22,11 @@ type Packages interface {
 	// manager does not know, or holds only half installed or configured, is
 	// not installed (no error).
 	Status(ctx context.Context, name string) (installed bool, version string, auto bool, err error)
+	// Installed returns the version of every installed package, read at
+	// once, keyed so that Status(name) says installed at version V exactly
+	// when the map holds V for name. A drift check asks it once rather
+	// than Status for each package (checkView).
+	Installed(ctx context.Context) (map[string]string, error)
 	// Brings returns the packages that an Install of specs would add: those
 	// not installed now, dependencies included.
 	Brings(ctx context.Context, specs ...string) ([]string, error)

@@ -143,7 +143,6 @@ func (a *Applier) hostCheck(plan *journal.Plan) journal.ErrorList {
 	errs := a.accountsUsable(plan)
 	fates := map[string]pathFate{}
 	users, groups := map[string]bool{}, map[string]bool{}
-	originals := a.Applied().Images()
 	for _, op := range plan.Ops {
 		s := op.Step
 		if op.Noop || op.Action == journal.Recheck || s.Op == journal.OpCheck {
@@ -153,7 +152,10 @@ func (a *Applier) hostCheck(plan *journal.Plan) journal.ErrorList {
 			errs = append(errs, &journal.Error{Pos: s.Pos, Msg: s.Op + " " + s.Object() + ": " + fmt.Sprintf(format, args...)})
 		}
 		forward := op.Action != journal.Inverse
-		orig := originals[s.Identity()]
+		var orig Image // only an inverse op restores one: a forward plan leaves them encoded
+		if !forward {
+			orig = a.Applied().Images()[s.Identity()]
+		}
 		switch s.Op {
 		case journal.OpMkdir, journal.OpCopy, journal.OpSymlink, journal.OpRm:
 			p := s.Object()

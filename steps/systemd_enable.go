@@ -26,9 +26,10 @@ import (
 type systemdEnableKind struct{ unitEnabledImager }
 
 var (
-	_ Kind    = systemdEnableKind{}
-	_ Imager  = systemdEnableKind{}
-	_ Checker = systemdEnableKind{}
+	_ Kind       = systemdEnableKind{}
+	_ Imager     = systemdEnableKind{}
+	_ Checker    = systemdEnableKind{}
+	_ unitViewer = systemdEnableKind{}
 )
 
 func (systemdEnableKind) Op() string { return journal.OpSystemdEnable }
@@ -41,12 +42,16 @@ func (systemdEnableKind) Forward(ctx context.Context, env *Env, s *journal.Step)
 	return u.Enable(ctx, s.Args[0])
 }
 
+// viewedUnit: a drift check reads the unit's enablement with those of
+// the other steps' units (checkView).
+func (systemdEnableKind) viewedUnit(s *journal.Step) string { return s.Args[0] }
+
 func (systemdEnableKind) Check(ctx context.Context, env *Env, s *journal.Step) (string, error) {
 	u, err := units(env)
 	if err != nil {
 		return "", err
 	}
-	on, err := u.IsEnabled(ctx, s.Args[0])
+	on, err := isEnabled(ctx, env, u, s.Args[0])
 	if err != nil || on {
 		return "", err
 	}

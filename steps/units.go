@@ -19,6 +19,11 @@ type Units interface {
 	// IsEnabled reports whether the unit is enabled; a unit that does not
 	// exist is not.
 	IsEnabled(ctx context.Context, unit string) (bool, error)
+	// AreEnabled reports whether each of units is enabled, as IsEnabled
+	// would, asking the manager for all at once. A unit it cannot tell is
+	// missing from the map (IsEnabled, asked alone, says why). A drift
+	// check asks it once rather than IsEnabled for each unit (checkView).
+	AreEnabled(ctx context.Context, units []string) (map[string]bool, error)
 	// Enable enables the unit; a unit that does not exist or cannot be
 	// enabled is an error.
 	Enable(ctx context.Context, unit string) error

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -128,6 +130,110 @@ func (m *Manager) UnitFileState(ctx context.Context, unit string) (string, error
 		return "", fmt.Errorf("systemctl --root=%s is-enabled %s: %s", m.root, unit, errText(err, stderr))
 	}
 	return "", fmt.Errorf("systemctl --root=%s is-enabled %s: unexpected output %q", m.root, unit, out)
+}
+
+// UnitFileStates returns the unit file states of several units, as
+// UnitFileState would one by one, asking for all at once: one systemctl
+// --root=ROOT is-enabled of them all (and one more after each unit that
+// does not exist, at which systemctl stops), or one D-Bus connection on a
+// running systemd. A unit whose state it cannot tell is missing from the
+// map: UnitFileState, asked for it alone, says why. The error is that of
+// ctx, or of a D-Bus connection that could not be made.
+func (m *Manager) UnitFileStates(ctx context.Context, units []string) (map[string]string, error) {
+	var names []string
+	for _, u := range units {
+		if n := fullName(u); !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	states := map[string]string{}
+	if m.live {
+		c, err := m.conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		for _, n := range names {
+			if st, err := m.connUnitFileState(ctx, c, n); err == nil {
+				states[n] = st
+			}
+		}
+	} else {
+		for rest := names; len(rest) > 0; {
+			out, stderr, err := m.systemctl(ctx, append([]string{"is-enabled", "--"}, rest...)...)
+			if ctx.Err() != nil {
+				break
+			}
+			var got map[string]string
+			got, rest = readIsEnabled(rest, out, stderr, err)
+			maps.Copy(states, got)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("unit file states: %w", err)
+	}
+	byName := make(map[string]string, len(units))
+	for _, u := range units {
+		if st, ok := states[fullName(u)]; ok {
+			byName[u] = st
+		}
+	}
+	return byName, nil
+}
+
+// AreEnabled reports whether each of several units is enabled, as
+// IsEnabled would one by one, asking for all at once (UnitFileStates). A
+// unit it cannot tell is missing from the map: ask IsEnabled.
+func (m *Manager) AreEnabled(ctx context.Context, units []string) (map[string]bool, error) {
+	states, err := m.UnitFileStates(ctx, units)
+	if err != nil {
+		return nil, err
+	}
+	enabled := make(map[string]bool, len(states))
+	for u, st := range states {
+		enabled[u] = enabledState(st)
+	}
+	return enabled, nil
+}
+
+// readIsEnabled reads what systemctl is-enabled -- UNITS... printed and how
+// it ended. systemctl prints the state of each unit, one line each, in
+// order, and stops at the first unit it cannot tell, saying why on stderr
+// ("Failed to get unit file state for U: No such file or directory" for one
+// that does not exist); its exit status says only whether one of them is
+// enabled. It returns the states read (not-found for a unit that does not
+// exist, as UnitFileState has it) and the units after the one it stopped
+// at, still to ask. A unit in neither is one to ask alone: one it could
+// not tell for another reason, or every unit left when the output is not
+// what systemctl prints.
+func readIsEnabled(units []string, stdout, stderr string, err error) (states map[string]string, rest []string) {
+	states = map[string]string{}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if stdout == "" {
+		lines = nil
+	}
+	if len(lines) > len(units) {
+		return states, nil
+	}
+	for i, l := range lines {
+		if l == "" || strings.ContainsAny(l, " \t") {
+			return states, nil
+		}
+		states[units[i]] = l
+	}
+	k := len(lines)
+	if k == len(units) || err == nil {
+		return states, nil
+	}
+	var exit *exec.ExitError
+	failed := "Failed to get unit file state for " + units[k] + ": "
+	switch {
+	case !errors.As(err, &exit) || !strings.Contains(stderr, failed):
+		return states, nil
+	case strings.Contains(stderr, failed+"No such file or directory"):
+		states[units[k]] = "not-found"
+	}
+	return states, units[k+1:]
 }
 
 // Enable enables unit, and fails if it is not enabled afterwards (a unit
@@ -274,6 +380,11 @@ func (m *Manager) unitProperty(ctx context.Context, unit, name string) (load, va
 		return "", "", err
 	}
 	defer c.Close()
+	return connUnitProperty(ctx, c, unit, name)
+}
+
+// connUnitProperty is unitProperty over the connection c.
+func connUnitProperty(ctx context.Context, c *sddbus.Conn, unit, name string) (load, value string, err error) {
 	props, err := c.GetUnitPropertiesContext(ctx, unit)
 	if err != nil {
 		return "", "", fmt.Errorf("unit %s: %w", unit, err)
@@ -293,7 +404,17 @@ func (m *Manager) activeState(ctx context.Context, unit string) (state string, e
 }
 
 func (m *Manager) liveUnitFileState(ctx context.Context, unit string) (string, error) {
-	load, state, err := m.unitProperty(ctx, unit, "UnitFileState")
+	c, err := m.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return m.connUnitFileState(ctx, c, unit)
+}
+
+// connUnitFileState is liveUnitFileState over the connection c.
+func (m *Manager) connUnitFileState(ctx context.Context, c *sddbus.Conn, unit string) (string, error) {
+	load, state, err := connUnitProperty(ctx, c, unit, "UnitFileState")
 	if err != nil {
 		return "", err
 	}

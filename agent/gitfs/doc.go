@@ -58,9 +58,11 @@
 // read into memory when it is opened.
 //
 // The file system also gives a file's SHA-256 (Sum256, the compiler's
-// SumFS). Sums are kept by blob id for the life of the process, in every
-// Repo alike: the agent, which compiles each new commit of a repository it
-// opens afresh for every run, reads and hashes only the blobs that the
-// commit changed, not the tens of megabytes its COPY steps name. go-git's
-// cache of decoded objects is bounded to 16 MiB a Repo.
+// SumFS). Sums are kept by repository and blob id, in every Repo of that
+// repository alike, as long as they are asked for (the last 16,384 to
+// 32,768 blobs, some 3 MiB at the most): the agent, which
+// compiles each new commit of a repository it opens afresh for every run,
+// reads and hashes only the blobs that the commit changed, not the tens of
+// megabytes its COPY steps name. go-git's cache of decoded objects is
+// bounded to 16 MiB a Repo.
 package gitfs

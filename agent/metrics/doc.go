@@ -45,4 +45,11 @@
 // does not name never reaches a production scrape. The step kind of
 // cairn_ops_total is the one open label; it comes from the journal's table
 // of kinds, so it stays small.
+//
+// # Queries over them
+//
+// The alert rules prometheus/alerts.yml and the dashboard
+// grafana/cairn-fleet.json, at the root of the repository, query these
+// metrics by name; this package's tests run promtool on the rules and check
+// that every name they and the dashboard use is one registered here.
 package metrics

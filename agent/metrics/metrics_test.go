@@ -3,7 +3,6 @@ package metrics
 import (
 	"bytes"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -328,13 +327,7 @@ func TestLint(t *testing.T) {
 
 // TestPromtool runs `promtool check metrics` on the text a scrape gets.
 func TestPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool is missing (Debian package prometheus)")
-		}
-		t.Skip("promtool is missing (Debian package prometheus)")
-	}
+	bin := promtool(t)
 	reg, m := newMetrics(t)
 	for _, when := range []string{"at start", "after use"} {
 		rec := httptest.NewRecorder()
@@ -343,7 +336,7 @@ func TestPromtool(t *testing.T) {
 		if !bytes.Contains(body, []byte("cairn_runs_total")) {
 			t.Fatalf("%s: the scrape lacks the metrics:\n%s", when, body)
 		}
-		cmd := exec.Command(promtool, "check", "metrics")
+		cmd := exec.Command(bin, "check", "metrics")
 		cmd.Stdin = bytes.NewReader(body)
 		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
 			t.Errorf("%s: promtool check metrics: %v\n%s", when, err, out)

@@ -11,8 +11,10 @@
 //	GET  /healthz  200 "ok" while Options.Alive says the run loop is alive; 503 otherwise
 //	GET  /status   the status document (package agent/status), JSON
 //	POST /trigger  202; calls Options.Trigger, which starts a run or queues one
-//	GET  /         an HTML page: host, group, applied and target commit,
-//	               state, held, drift, the last runs and the bad commits
+//	GET  /         an HTML page: a verdict (converged, or what is wrong),
+//	               host, group, branch, applied and target commit, state
+//	               and since when, held, drift, the last runs and the bad
+//	               commits, and links to /metrics and /status
 //
 // Every GET also answers HEAD. A method a path does not take gets 405 with
 // an Allow header; any other path gets 404. The answers of /healthz,
@@ -21,8 +23,13 @@
 // The page is made with html/template, which escapes every value of the
 // document for where it stands, so a host name, a diff or an error text
 // holding markup shows as text. It has no scripts and loads nothing from
-// elsewhere (its Content-Security-Policy forbids both), and reloads itself
-// every 30 seconds.
+// elsewhere: its Content-Security-Policy forbids both ("default-src
+// 'none'"), allowing only its inline style and its empty data: icon (which
+// keeps a browser from asking for /favicon.ico and logging the 404). It
+// reloads itself every 30 seconds with a meta refresh, and says when it
+// was made and how long ago each time it shows was. Tests load it in a
+// real headless Chromium (internal/browsertest) and fail on any console
+// error, uncaught exception, failed load or CSP violation.
 //
 // # Serving
 //

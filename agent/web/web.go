@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -82,7 +83,7 @@ func Handler(o Options) http.Handler {
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		var b bytes.Buffer
-		if err := page.Execute(&b, pageData(o.Status())); err != nil {
+		if err := page.Execute(&b, pageData(o.Status(), time.Now())); err != nil {
 			log.Error("web: render the page", "err", err)
 			text(w, http.StatusInternalServerError, "cannot render the page")
 			return
@@ -90,7 +91,7 @@ func Handler(o Options) http.Handler {
 		noCache(w)
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		h.Set("Content-Security-Policy", pageCSP)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		w.WriteHeader(http.StatusOK)

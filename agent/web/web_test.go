@@ -177,8 +177,10 @@ func TestPageEscapes(t *testing.T) {
 			t.Errorf("the page holds %q unescaped", bad)
 		}
 	}
-	if n := strings.Count(body, "&lt;script&gt;alert(1)&lt;/script&gt;"); n != 21 {
-		t.Errorf("the escaped string shows %d times, want one for each of the 21 places:\n%s", n, body)
+	// 21 places, and the full commit again in the title attribute of the
+	// run's commit, the bad commit and the commit it came from.
+	if n := strings.Count(body, "&lt;script&gt;alert(1)&lt;/script&gt;"); n != 24 {
+		t.Errorf("the escaped string shows %d times, want one for each of the 24 places:\n%s", n, body)
 	}
 	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Errorf("Content-Security-Policy %q", csp)

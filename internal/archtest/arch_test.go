@@ -26,22 +26,24 @@ var allowed = map[string][]string{
 	"agent": {"compiler", "steps", "blobstore", "journal", "rootfs", "systemd",
 		"agent/gitfs", "agent/metrics", "agent/mirror", "agent/status", "agent/trust", "agent/web",
 		"github.com/go-git/go-git", "github.com/prometheus/client_golang"},
-	"agent/trust":       {"github.com/go-git/go-git", "github.com/ProtonMail/go-crypto", "github.com/hiddeco/sshsig", "golang.org/x/crypto"},
-	"agent/gitfs":       {"internal/treefs", "github.com/go-git/go-git", "github.com/go-git/go-billy"},
-	"agent/status":      {},
-	"agent/metrics":     {"github.com/prometheus/client_golang"},
-	"agent/web":         {"agent/status", "github.com/prometheus/client_golang", "github.com/prometheus/exporter-toolkit"},
-	"agent/mirror":      {"github.com/go-git/go-git", "github.com/go-git/go-billy", "golang.org/x/crypto"}, // x/crypto: ssh, which go-git's transport cannot cancel
-	"internal/treefs":   {"golang.org/x/sys"},
-	"internal/cli":      {"*"},
-	"cmd/cairn":         {"internal/cli"},
-	"internal/clidoc":   {"github.com/alecthomas/kong"},
-	"packaging/deb":     {"internal/cli", "internal/clidoc", "github.com/alecthomas/kong"}, // generates the package's manual pages, completions, settings file
-	"internal/archtest": {},
-	"internal/debroot":  {}, // tests only: a Debian root to run apt in
-	"internal/gittest":  {}, // tests only: repositories made with git
-	"internal/testcert": {}, // tests only: TLS certificates
-	"examples":          {}, // tests only: the example configurations compile
+	"agent/trust":          {"github.com/go-git/go-git", "github.com/ProtonMail/go-crypto", "github.com/hiddeco/sshsig", "golang.org/x/crypto"},
+	"agent/gitfs":          {"internal/treefs", "github.com/go-git/go-git", "github.com/go-git/go-billy"},
+	"agent/status":         {},
+	"agent/metrics":        {"github.com/prometheus/client_golang"},
+	"agent/web":            {"agent/status", "github.com/prometheus/client_golang", "github.com/prometheus/exporter-toolkit"},
+	"agent/mirror":         {"github.com/go-git/go-git", "github.com/go-git/go-billy", "golang.org/x/crypto"}, // x/crypto: ssh, which go-git's transport cannot cancel
+	"internal/treefs":      {"golang.org/x/sys"},
+	"internal/cli":         {"*"},
+	"cmd/cairn":            {"internal/cli"},
+	"internal/clidoc":      {"github.com/alecthomas/kong"},
+	"packaging/deb":        {"internal/cli", "internal/clidoc", "github.com/alecthomas/kong"}, // generates the package's manual pages, completions, settings file
+	"internal/archtest":    {},
+	"internal/debroot":     {},                                          // tests only: a Debian root to run apt in
+	"internal/gittest":     {},                                          // tests only: repositories made with git
+	"internal/testhost":    {"internal/debroot"},                        // tests only: hosts with systemd as PID 1
+	"internal/testcert":    {},                                          // tests only: TLS certificates
+	"internal/browsertest": {"internal/gittest", "github.com/chromedp"}, // tests only: pages loaded in Chromium
+	"examples":             {},                                          // tests only: the example configurations compile
 }
 
 type pkg struct {

@@ -70,21 +70,32 @@ func (p *prometheusServer) logText() string {
 // cleanup.
 func startPrometheus(t *testing.T, targets ...string) *prometheusServer {
 	t.Helper()
+	return startPrometheusRules(t, nil, targets...)
+}
+
+// startPrometheusRules is startPrometheus with the rule files ruleFiles
+// (absolute paths) loaded and evaluated every second.
+func startPrometheusRules(t *testing.T, ruleFiles []string, targets ...string) *prometheusServer {
+	t.Helper()
 	bin := needTool(t, "prometheus")
 	dir := t.TempDir()
-	quoted := make([]string, len(targets))
-	for i, a := range targets {
-		quoted[i] = fmt.Sprintf("%q", a)
+	quote := func(list []string) string {
+		quoted := make([]string, len(list))
+		for i, a := range list {
+			quoted[i] = fmt.Sprintf("%q", a)
+		}
+		return strings.Join(quoted, ", ")
 	}
 	config := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+rule_files: [%s]
 scrape_configs:
   - job_name: cairn
     static_configs:
       - targets: [%s]
-`, strings.Join(quoted, ", "))
+`, quote(ruleFiles), quote(targets))
 	configFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -199,21 +210,39 @@ func oneValue(v string) func([]sample) bool {
 	return func(res []sample) bool { return len(res) == 1 && res[0].value() == v }
 }
 
+// twoAgents are two agents of one repository: web-02 in group web on
+// main, web-01 in group canary on its own branch, both at their commits.
+type twoAgents struct {
+	repo           *gittest.Repo
+	web02, web01   *agentProc
+	root2          string // web-02's root
+	cMain, cCanary string // the commits of main and canary
+}
+
+// startTwoAgents starts the agents of twoAgents, unsigned, with runs on
+// triggers only and no confirmation window, and waits until each is at its
+// commit.
+func startTwoAgents(t *testing.T) twoAgents {
+	t.Helper()
+	r := gittest.New(t)
+	f := twoAgents{repo: r, cMain: r.Commit("main", fleetFiles(2, "main\n", "")), cCanary: r.Commit("canary", fleetFiles(2, "canary\n", ""))}
+	common := []string{"--repo", "file://" + r.Dir, "--allow-unsigned", "--interval", "1h", "--confirm", "0"}
+	root2, state2 := scratch(t)
+	f.web02, f.root2 = startAgent(t, append(common, "--host", "web-02", "--root", root2, "--state", state2)...), root2
+	root1, state1 := scratch(t)
+	f.web01 = startAgent(t, append(common, "--host", "web-01", "--root", root1, "--state", state1)...)
+	f.web02.waitFor("main's commit on web-02", appliedIs(f.cMain))
+	f.web01.waitFor("canary's commit on web-01", appliedIs(f.cCanary))
+	return f
+}
+
 // TestAgentPrometheus: a real Prometheus scraping two agents of one
 // repository, a canary on its own branch, sees each one's applied commit
 // with its group and branch, and a drift planted on one of them.
 func TestAgentPrometheus(t *testing.T) {
 	needTool(t, "prometheus")
-	r := gittest.New(t)
-	cMain := r.Commit("main", fleetFiles(2, "main\n", ""))
-	cCanary := r.Commit("canary", fleetFiles(2, "canary\n", ""))
-	common := []string{"--repo", "file://" + r.Dir, "--allow-unsigned", "--interval", "1h", "--confirm", "0"}
-	root2, state2 := scratch(t)
-	web02 := startAgent(t, append(common, "--host", "web-02", "--root", root2, "--state", state2)...)
-	root1, state1 := scratch(t)
-	web01 := startAgent(t, append(common, "--host", "web-01", "--root", root1, "--state", state1)...)
-	web02.waitFor("main's commit on web-02", appliedIs(cMain))
-	web01.waitFor("canary's commit on web-01", appliedIs(cCanary))
+	f := startTwoAgents(t)
+	web02, web01, root2, cMain, cCanary := f.web02, f.web01, f.root2, f.cMain, f.cCanary
 
 	prom := startPrometheus(t, web02.addr, web01.addr)
 	want := map[string]map[string]string{

@@ -33,10 +33,7 @@ func New(t testing.TB) string {
 	t.Helper()
 	skip := func(format string, args ...any) {
 		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf("a Debian root: "+format+" (in CI this is a failure: .ci/run installs debootstrap and runs as root)", args...)
-		}
-		t.Skipf("a Debian root: "+format, args...)
+		SkipUnlessCI(t, "a Debian root: "+format, args...)
 	}
 	if os.Geteuid() != 0 {
 		skip("needs root (debootstrap, chroot)")
@@ -48,13 +45,7 @@ func New(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent := ""
-	var fs syscall.Statfs_t
-	const tmpfsMagic = 0x01021994
-	if syscall.Statfs("/dev/shm", &fs) == nil && fs.Type == tmpfsMagic {
-		parent = "/dev/shm"
-	}
-	dir, err := os.MkdirTemp(parent, "cairn-debroot-")
+	dir, err := ShmTempDir("cairn-debroot-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,20 +67,51 @@ func New(t testing.TB) string {
 	return root
 }
 
+// SkipUnlessCI skips the test with the reason format gives (t.Skipf),
+// except in CI (CI set), whose .ci/run installs what the tests need and
+// runs as root: there it fails the test with it.
+func SkipUnlessCI(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf(format+" (in CI this is a failure: .ci/run installs what the tests need and runs as root)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// ShmTempDir makes a new directory as os.MkdirTemp does, in /dev/shm where
+// that is a tmpfs (a copy of a root there takes about a second, on a disk
+// several), else in the default directory for temporary files.
+func ShmTempDir(pattern string) (string, error) {
+	parent := ""
+	var fs syscall.Statfs_t
+	const tmpfsMagic = 0x01021994
+	if syscall.Statfs("/dev/shm", &fs) == nil && fs.Type == tmpfsMagic {
+		parent = "/dev/shm"
+	}
+	return os.MkdirTemp(parent, pattern)
+}
+
 // Script returns the path of scripts/debroot.sh, found from the working
 // directory up (go test runs in the package's directory).
 func Script() (string, error) {
+	return RepoFile("scripts/debroot.sh")
+}
+
+// RepoFile returns the path of rel (slash-separated) in the module's
+// source tree: beneath the first directory holding a go.mod, from the
+// working directory up.
+func RepoFile(rel string) (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "scripts", "debroot.sh"), nil
+			return filepath.Join(dir, filepath.FromSlash(rel)), nil
 		}
 		up := filepath.Dir(dir)
 		if up == dir {
-			return "", fmt.Errorf("no go.mod above the working directory: cannot find scripts/debroot.sh")
+			return "", fmt.Errorf("no go.mod above the working directory: cannot find %s", rel)
 		}
 		dir = up
 	}
@@ -98,15 +120,20 @@ func Script() (string, error) {
 // Procs returns the processes whose root directory is root or beneath it
 // (those chrooted into it), as /proc tells.
 func Procs(root string) []int {
+	return ProcsWhere(func(proc string) bool {
+		r, err := os.Readlink(filepath.Join(proc, "root"))
+		return err == nil && (r == root || strings.HasPrefix(r, root+"/"))
+	})
+}
+
+// ProcsWhere returns the processes for whose directory in /proc
+// (/proc/PID) match is true.
+func ProcsWhere(match func(proc string) bool) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		r, err := os.Readlink(filepath.Join("/proc", e.Name(), "root"))
-		if err == nil && (r == root || strings.HasPrefix(r, root+"/")) {
+		if err == nil && match(filepath.Join("/proc", e.Name())) {
 			pids = append(pids, pid)
 		}
 	}
