@@ -223,8 +223,9 @@ type tutorialRun struct {
 // after it shows.
 //
 //   - "workstation" blocks run here with bash -e -o pipefail, in a scratch
-//     home directory (HOME) holding ~/cairn, a link to this source tree (the
-//     tutorial builds the package from it with make deb). A block "in a
+//     home directory (HOME) holding ~/cairn, this source tree (links to
+//     its entries, but its own bin and dist: the tutorial builds the
+//     package there with make deb). A block "in a
 //     second terminal" (git daemon, Prometheus) is started and left running
 //     until the test ends.
 //   - Host blocks run the same way as root in /root of two systemd test
@@ -279,9 +280,24 @@ func TestTutorial(t *testing.T) {
 	}
 
 	// The workstation: a home of its own, ~/cairn the source tree, and
-	// the scp of the test hosts.
-	if err := os.Symlink(src, filepath.Join(r.home, "cairn")); err != nil {
+	// the scp of the test hosts. ~/cairn links to each entry of the
+	// source tree but bin and dist, which make build and make deb write:
+	// the tutorial's build leaves the tree's own alone.
+	checkout := filepath.Join(r.home, "cairn")
+	entries, err := os.ReadDir(src)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := os.Mkdir(checkout, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "bin" || e.Name() == "dist" {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(checkout, e.Name())); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bin := t.TempDir()
 	scp := fmt.Sprintf(`#!/bin/bash
