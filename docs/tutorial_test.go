@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-cm/cairn/internal/debroot"
+	"github.com/cairn-cm/cairn/internal/gittest"
 	"github.com/cairn-cm/cairn/internal/testhost"
 )
 
@@ -192,18 +193,6 @@ func TestParseAndMatch(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address with a port that nothing listens on
-// now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // tutorialRun is the tutorial being followed: the workstation (this
 // machine, a scratch home directory) and the two hosts.
 type tutorialRun struct {
@@ -263,9 +252,9 @@ func TestTutorial(t *testing.T) {
 	r := &tutorialRun{t: t, home: t.TempDir(), hosts: map[string]*testhost.Host{}, subst: map[string]*strings.Replacer{}, listen: map[string]string{}}
 	for _, name := range []string{canary, web} {
 		r.hosts[name] = testhost.Boot(t, testhost.Options{})
-		r.listen[name] = freeAddr(t)
+		r.listen[name] = gittest.FreeAddr(t)
 	}
-	git, prometheus := freeAddr(t), freeAddr(t)
+	git, prometheus := gittest.FreeAddr(t), gittest.FreeAddr(t)
 	_, gitPort, _ := net.SplitHostPort(git)
 	common := []string{
 		"git://192.0.2.1/", "git://" + git + "/",
