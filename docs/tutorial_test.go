@@ -20,8 +20,9 @@ import (
 	"github.com/cairn-cm/cairn/internal/testhost"
 )
 
-// The tutorial's hosts and their stand-in addresses (TEST-NET-1, which the
-// reader replaces with real ones). The workstation is 192.0.2.1.
+// The tutorial's hosts. Its addresses (TEST-NET-1, which the reader
+// replaces with real ones) are 192.0.2.11 and 192.0.2.12, and 192.0.2.1 is
+// the workstation's.
 const (
 	canary = "canary-01"
 	web    = "web-01"
@@ -32,6 +33,7 @@ const (
 // host"), its commands, and the output the text block after it shows.
 type block struct {
 	line       int      // of the opening fence, in tutorial.md
+	end        int      // the index of the closing fence's line
 	where      []string // "workstation", or host names
 	background bool     // "in a second terminal": it keeps running
 	script     string
@@ -67,7 +69,7 @@ func parseTutorial(md string) ([]block, error) {
 			if m == nil {
 				return nil, fmt.Errorf("tutorial.md:%d: a shell block must start with a line saying where it runs (%s), not %q", start+1, whereLine, firstLine(body))
 			}
-			b := block{line: start + 1, script: strings.Join(body, "\n") + "\n", background: strings.Contains(m[2], "second terminal")}
+			b := block{line: start + 1, end: i, script: strings.Join(body, "\n") + "\n", background: strings.Contains(m[2], "second terminal")}
 			switch m[1] {
 			case "the workstation":
 				b.where = []string{"workstation"}
@@ -84,7 +86,7 @@ func parseTutorial(md string) ([]block, error) {
 			for j >= 0 && strings.TrimSpace(lines[j]) == "" {
 				j--
 			}
-			if j >= 0 && lines[j] == "```" && len(blocks) > 0 && blocks[len(blocks)-1].expect == nil && blocks[len(blocks)-1].line < start {
+			if len(blocks) > 0 && blocks[len(blocks)-1].end == j {
 				b := &blocks[len(blocks)-1]
 				if b.background {
 					return nil, fmt.Errorf("tutorial.md:%d: the output of a block that keeps running is not checked", start+1)
@@ -161,7 +163,7 @@ func matchOutput(expect []string, out string) (missing string, ok bool) {
 }
 
 func TestParseAndMatch(t *testing.T) {
-	md := "x\n```sh\n# on each host\nls\n```\n\n```text\nfoo … bar\n  a 3f2a9c1 b\n```\n```sh\n# on the workstation, in a second terminal\ngit daemon\n```\n```cairn\nfile {}\n```\n"
+	md := "x\n```sh\n# on each host\nls\n```\n\n```text\nfoo … bar\n  a 3f2a9c1 b\n```\n```sh\n# on the workstation, in a second terminal\ngit daemon\n```\n```cairn\nfile {}\n```\n```text\nnot an output\n```\n"
 	blocks, err := parseTutorial(md)
 	if err != nil {
 		t.Fatal(err)
