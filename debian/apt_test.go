@@ -183,6 +183,21 @@ func TestRunDetached(t *testing.T) {
 	}
 }
 
+// TestRunDetachedSelfUpgrade: apt-get, and so every maintainer script it
+// runs, sees CAIRN_SELF_UPGRADE=1, by which cairn's own postinst knows not
+// to restart the agent that waits for it; the queries (run) do not.
+func TestRunDetachedSelfUpgrade(t *testing.T) {
+	a := NewApt("/")
+	out, err := a.runDetached("sh", "-c", `echo "${CAIRN_SELF_UPGRADE-unset}"`)
+	if err != nil || out != "1\n" {
+		t.Errorf("detached: CAIRN_SELF_UPGRADE %q (%v), want 1", out, err)
+	}
+	stdout, _, err := a.run(context.Background(), "sh", "-c", `echo "${CAIRN_SELF_UPGRADE-unset}"`)
+	if err != nil || stdout != "unset\n" {
+		t.Errorf("query: CAIRN_SELF_UPGRADE %q (%v), want unset", stdout, err)
+	}
+}
+
 func mySession(t *testing.T) int {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/stat")

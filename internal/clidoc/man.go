@@ -62,7 +62,7 @@ func writeMan(w io.Writer, node *kong.Node, meta Meta) {
 	name := pageName(node)
 	fmt.Fprintf(w, ".\\\" Generated from %s's command line (package clidoc); do not edit.\n", words(node)[0])
 	fmt.Fprintf(w, ".TH %s 1 %s %s %s\n", quote(strings.ToUpper(name)), quote(meta.Date), quote(meta.Version), quote(meta.Manual))
-	fmt.Fprintf(w, ".SH NAME\n%s \\- %s\n", escape(name), escape(lowerFirst(firstSentence(summary(node)))))
+	fmt.Fprintf(w, ".SH NAME\n%s \\- %s\n", escape(name), escape(lowerFirst(whatis(node))))
 
 	fmt.Fprintf(w, ".SH SYNOPSIS\n")
 	synopsis(w, node)
@@ -82,7 +82,7 @@ func writeMan(w io.Writer, node *kong.Node, meta Meta) {
 	if subs := subcommands(node); len(subs) > 0 {
 		fmt.Fprintf(w, ".SH COMMANDS\n")
 		for _, c := range subs {
-			fmt.Fprintf(w, ".TP\n.B %s\n%s See \\fB%s\\fR(1).\n", escape(strings.Join(words(c), " ")), escape(sentence(c.Help)), escape(pageName(c)))
+			fmt.Fprintf(w, ".TP\n.B %s\n%s See %s.\n", escape(strings.Join(words(c), " ")), escape(sentence(c.Help)), pageRef(c))
 		}
 	}
 	if fl := flags(node); len(fl) > 0 {
@@ -107,9 +107,26 @@ func writeMan(w io.Writer, node *kong.Node, meta Meta) {
 	if len(see) > 0 {
 		fmt.Fprintf(w, ".SH SEE ALSO\n")
 		for i, s := range see {
-			fmt.Fprintf(w, "\\fB%s\\fR(1)%s\n", escape(s), cond(i < len(see)-1, ",", ""))
+			fmt.Fprintf(w, "\\fB\\%%%s\\fR(1)%s\n", escape(s), cond(i < len(see)-1, ",", ""))
 		}
 	}
+}
+
+// pageRef refers to a command's page: bold, and never hyphenated where the
+// line breaks (\%), as in cairn-journal-apply(1).
+func pageRef(node *kong.Node) string {
+	return `\fB\%` + escape(pageName(node)) + `\fR(1)`
+}
+
+// whatis is the description of the NAME line: the first sentence of the
+// summary, without the program's name when the summary starts with it
+// ("cairn keeps hosts ..." makes "cairn \- keeps hosts ...").
+func whatis(node *kong.Node) string {
+	s := firstSentence(summary(node))
+	if first, rest, ok := strings.Cut(s, " "); ok && node.Type == kong.ApplicationNode && first == node.Name {
+		return rest
+	}
+	return s
 }
 
 // summary is a command's help, or, for the application, its description.
@@ -163,7 +180,7 @@ func option(w io.Writer, f *kong.Flag) {
 
 func section(w io.Writer, s Section) {
 	fmt.Fprintf(w, ".SH %s\n", escape(strings.ToUpper(s.Title)))
-	for i, p := range strings.Split(strings.TrimSpace(s.Text), "\n\n") {
+	for i, p := range strings.Split(strings.Trim(s.Text, "\n"), "\n\n") {
 		if tag, rest, ok := strings.Cut(p, "\n"); ok && strings.HasPrefix(tag, "\t") {
 			fmt.Fprintf(w, ".TP\n%s\n%s\n", escape(strings.TrimPrefix(tag, "\t")), escape(join(rest)))
 			continue

@@ -19,9 +19,9 @@
 # What goes in: the static binary (/usr/bin/cairn), systemd/cairn.service,
 # packaging/deb/cairn.default as the conffile /etc/default/cairn, the manual
 # pages and completions generated from the command line (go run
-# ./packaging/deb), the alert rules and dashboards found under prometheus/,
-# grafana/ or dashboards/ (into /usr/share/cairn), and the maintainer
-# scripts of this directory.
+# ./packaging/deb), the alert rules and dashboards found under prometheus/
+# and grafana/ (or dashboards/), into /usr/share/cairn/prometheus and
+# /usr/share/cairn/grafana, and the maintainer scripts of this directory.
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -71,18 +71,16 @@ date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
 "$GO" run ./packaging/deb -root "$stage" -version "$VERSION" -date "$date"
 gzip -9n "$stage"/usr/share/man/man1/*.1
 
-# Alert rules and dashboards, whichever exist in this tree (promtool's
-# test files stay behind).
-for f in prometheus/*.yml prometheus/*.yaml; do
+# Alert rules and dashboards, whichever exist in this tree, as they lie in
+# it: /usr/share/cairn/prometheus/alerts.yml,
+# /usr/share/cairn/grafana/cairn-fleet.json (promtool's test files stay
+# behind).
+for f in prometheus/*.yml prometheus/*.yaml grafana/*.json dashboards/*.json; do
 	[ -f "$f" ] || continue
-	case $f in *_test.yml | *_test.yaml | *.test.yml) continue ;; esac
-	install -D -m 0644 "$f" "$stage/usr/share/cairn/$(basename "$f")"
-done
-for d in grafana dashboards; do
-	for f in "$d"/*.json "$d"/*/*.json; do
-		[ -f "$f" ] || continue
-		install -D -m 0644 "$f" "$stage/usr/share/cairn/dashboards/$(basename "$f")"
-	done
+	case $f in *_test.yml | *_test.yaml) continue ;; esac
+	dir=${f%%/*}
+	[ "$dir" != dashboards ] || dir=grafana
+	install -D -m 0644 "$f" "$stage/usr/share/cairn/$dir/$(basename "$f")"
 done
 
 doc=$stage/usr/share/doc/cairn

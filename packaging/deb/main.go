@@ -99,16 +99,16 @@ func writeDefault(app *kong.Application, file string) error {
 
 // exitStatus is the EXIT STATUS section of every page (spec cli.md).
 const exitStatus = `	0
-Success; for diff and drift, no differences.
+Success: the host is at what was asked (applied, or nothing to do); for diff and drift, no differences.
 
 	1
-For diff and drift, differences found; for apply, plan, rollback and the agent with --once, a step or CHECK failed and the host was brought back to where it was before the move (or, for status, the host is not converged).
+A step or CHECK failed and the host was put back where it was before the move; for diff and drift, differences found; for status, the host is not converged.
 
 	2
-Bad input or usage, with nothing changed: an unparsable file, a failed static check, an unknown flag, a missing setting, a state directory held by another process.
+Bad input or usage, with nothing changed: an unparsable file, a failed static check, an unknown flag or a missing setting, a refused commit (untrusted, or over the removal guard), a compile error, a state directory held by another process.
 
 	3
-The host could not be brought back after a failure; the intent is kept and the next run retries.`
+The host could not be put back after a failure; the intent is kept and the next run retries.`
 
 // agentFiles is the FILES section of cairn-agent(1).
 const agentFiles = `	/etc/default/cairn
