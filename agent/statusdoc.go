@@ -21,10 +21,12 @@ const mirrorDir = "repo.git"
 
 // Status reads the status document from the state directory: what the
 // last run recorded. It changes nothing (a half done move is recovered
-// first, as by every command that opens the state).
+// first, as by every command that opens the state: what the undo's
+// commands print goes to the Output, as in a run; the agent's recovery
+// after a crash is this one, at its start).
 func (p *Pipeline) Status(ctx context.Context) (status.Document, error) {
 	doc := p.emptyStatus()
-	a, err := p.open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Log: p.cfg.Log, Host: p.cfg.Drivers})
+	a, err := p.open(ctx, steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Log: p.cfg.Log, Output: p.cfg.Output, Host: p.cfg.Drivers})
 	if err != nil {
 		return doc, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-cm/cairn/agent"
 	"github.com/cairn-cm/cairn/agent/status"
 	"github.com/cairn-cm/cairn/steps"
+	"github.com/cairn-cm/cairn/systemd"
 )
 
 // settings are the settings of spec agent.md §1 that the agent and the host
@@ -41,7 +42,7 @@ type settings struct {
 	MaxRemoval    float64       `help:"Refuse a plan that removes more than PCT percent of the managed objects (and more than 10)." default:"25" name:"max-removal" env:"CAIRN_MAX_REMOVAL" placeholder:"PCT"`
 	Confirm       time.Duration `help:"After a move, the journal's CHECKs must keep holding this long, or the move is undone; 0 turns it off." default:"30s" env:"CAIRN_CONFIRM"`
 	Listen        string        `help:"HTTP address of the metrics, status and trigger endpoints; empty turns it off." default:"127.0.0.1:9479" env:"CAIRN_LISTEN" emptyenv:"value" placeholder:"ADDR"`
-	LogFormat     string        `help:"Log format: text or json (one object a line)." default:"text" enum:"text,json" name:"log-format" env:"CAIRN_LOG_FORMAT"`
+	LogFormat     string        `help:"Log format: text, json (one object a line) or journal (systemd's journal, a field per attribute); auto is journal when stderr goes to the journal (under systemd), else text." default:"auto" enum:"auto,text,json,journal" name:"log-format" env:"CAIRN_LOG_FORMAT"`
 
 	// ops hears of the ops of a move (the progress of apply and
 	// rollback); nil: nobody.
@@ -98,28 +99,47 @@ func (s *settings) pipeline(e *env, needRepo, needTrust bool) (p *agent.Pipeline
 }
 
 // logger is the log of the agent and host commands: text or JSON on
-// stderr, at info level unless --log-level says otherwise. A JSON log also
-// takes cairn's own notices (a signal, the error the command ends with), so
-// that every line on stderr is one JSON object.
+// stderr, or records of systemd's journal, at info level unless
+// --log-level says otherwise. A JSON or journal log also takes cairn's own
+// notices (a signal, the error the command ends with), so that every line
+// on stderr is one JSON object, and every notice a record with its fields.
 func (s *settings) logger(e *env) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: e.level}
 	if !e.levelSet {
 		opts.Level = slog.LevelInfo
 	}
-	if s.LogFormat == "json" {
-		log := slog.New(slog.NewJSONHandler(e.stderr, opts))
-		if e.notes != nil {
-			e.notes.log.Store(log)
-		}
-		return log
+	var log *slog.Logger
+	switch s.logFormat(e) {
+	case "json":
+		log = slog.New(slog.NewJSONHandler(e.stderr, opts))
+	case "journal":
+		log = slog.New(systemd.NewJournalHandler("cairn", opts))
+	default:
+		return slog.New(slog.NewTextHandler(e.stderr, opts))
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, opts))
+	if e.notes != nil {
+		e.notes.log.Store(log)
+	}
+	return log
+}
+
+// logFormat is --log-format, auto resolved: journal when cairn's stderr
+// is a stream to systemd's journal (a service's: the journal would keep
+// each line as a bare MESSAGE), else text.
+func (s *settings) logFormat(e *env) string {
+	if s.LogFormat != "auto" {
+		return s.LogFormat
+	}
+	if e.journal {
+		return "journal"
+	}
+	return "text"
 }
 
 // output is where what EXEC and CHECK commands print goes: stderr, or, in
-// a JSON log, records of the log.
+// a JSON or journal log, records of the log.
 func (s *settings) output(e *env, log *slog.Logger) io.Writer {
-	if s.LogFormat == "json" {
+	if f := s.logFormat(e); f == "json" || f == "journal" {
 		return &logLines{log: log}
 	}
 	return e.stderr

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/steps"
+	"github.com/cairn-cm/cairn/systemd"
 )
 
 // Exit codes (spec cli.md).
@@ -74,13 +75,17 @@ type env struct {
 	// notes is where cairn's own notices go: the signals' and the error
 	// the command ends with.
 	notes *notes
+	// journal is whether stderr is the process's stderr and a stream to
+	// systemd's journal (--log-format auto).
+	journal bool
 }
 
 // notes is where cairn's own notices go — what signals says of a signal,
 // and the error a command ends with: raw lines on stderr, or, once a
 // command that logs one JSON object a line hands over its log (the agent
-// and the host commands with --log-format json, settings.logger), records
-// of that log, so that stderr stays one object a line.
+// and the host commands with --log-format json or journal,
+// settings.logger), records of that log, so that stderr stays one object a
+// line, and the journal has the fields.
 type notes struct {
 	stderr io.Writer
 	log    atomic.Pointer[slog.Logger]
@@ -230,10 +235,12 @@ func run(ctx context.Context, kill <-chan struct{}, n *notes, args []string, std
 		level:    level,
 		levelSet: c.LogLevel != "",
 		notes:    n,
+		journal:  stderr == io.Writer(os.Stderr) && systemd.StderrIsJournal(),
 	}
 	err = kctx.Run(e, parser)
 	if log := n.log.Load(); log != nil {
-		// The command's log is JSON: its error is a record too.
+		// The command's log is JSON or the journal's: its error is a
+		// record too.
 		var msg strings.Builder
 		code := report(&msg, err)
 		if msg.Len() > 0 {

@@ -47,7 +47,7 @@ func TestEmptyEnvIsUnset(t *testing.T) {
 		{"branch", a.Branch, "main"},
 		{"root", a.Root, "/"},
 		{"drift", a.Drift, "report"},
-		{"log format", a.LogFormat, "text"},
+		{"log format", a.LogFormat, "auto"},
 		{"allow-unsigned", a.AllowUnsigned, false},
 		{"once", a.Once, false},
 		{"max-removal", a.MaxRemoval, 25.0},

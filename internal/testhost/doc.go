@@ -14,6 +14,9 @@
 //  2. Put files in from the machine's side: [Host.WriteFile],
 //     [Host.CopyIn] (a built cairn binary), or anything at [Host.Root];
 //     read them back with [Host.ReadFile]. Inside sees them at once.
+//     [Host.InstallCairn] installs cairn as its package lays it out
+//     (without dpkg): the static binary [Cairn] builds once per test
+//     process, systemd/cairn.service and /etc/default/cairn.
 //  3. Run commands inside: [Host.Run] (the output, and the test fails
 //     unless it exits 0) or [Host.Exec] (the output and exit code, under a
 //     context). systemctl, journalctl and busctl there talk to the host's

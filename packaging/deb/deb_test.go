@@ -178,7 +178,7 @@ func TestBashCompletion(t *testing.T) {
 		{"cairn agent --drift r", "repair report"},
 		{"cairn agent --drift = rep", "repair report"},
 		{"cairn agent --drift =", "repair report"},
-		{"cairn agent --log-format j", "json"},
+		{"cairn agent --log-format j", "journal json"},
 		{"cairn --log-level w", "warn"},
 		{"cairn agent --repo ag", ""},                                   // a URL: nothing from the commands
 		{"cairn agent --repo x --br", "--branch"},                       // the value x is no command
