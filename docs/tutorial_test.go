@@ -216,9 +216,8 @@ type tutorialRun struct {
 //   - "workstation" blocks run here with bash -e -o pipefail, in a scratch
 //     home directory (HOME) holding ~/cairn, this source tree (links to
 //     its entries, but its own bin and dist: the tutorial builds the
-//     package there with make deb). A block "in a
-//     second terminal" (git daemon, Prometheus) is started and left running
-//     until the test ends.
+//     package there with make deb). A block "in a second terminal" (git
+//     daemon, Prometheus) is started and left running until the test ends.
 //   - Host blocks run the same way as root in /root of two systemd test
 //     hosts (internal/testhost), canary-01 and web-01. The tutorial copies
 //     files to them with scp; the hosts run no sshd, so an scp in PATH
@@ -231,6 +230,11 @@ type tutorialRun struct {
 //     same replacements apply to the expected output. Host blocks get
 //     CAIRN_LISTEN set to their agent's address, as the default
 //     127.0.0.1:9479 reaches the agent on a real host.
+//
+// It takes about two minutes, half of it make deb; the tutorial's waits are
+// bounded (timeout 60), and each block by blockTimeout. It skips without
+// the tools (root, systemd-nspawn, debootstrap, dpkg-deb, prometheus, ...),
+// except in CI.
 func TestTutorial(t *testing.T) {
 	md, err := os.ReadFile("tutorial.md")
 	if err != nil {
