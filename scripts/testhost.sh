@@ -174,10 +174,6 @@ reap() {
 			[ "$owner" != "${owner%% *} $(start_time "${owner%% *}")" ] || exit 0
 			echo "testhost.sh: $name: its owner (PID ${owner%% *}) is gone; stopping it" >&2
 			halt "$name"
-			# The directory internal/testhost made for DEST, now empty.
-			case $(basename "$(dirname "$dest")") in
-			cairn-testhost-*) rmdir "$(dirname "$dest")" 2>/dev/null || true ;;
-			esac
 		) || true
 	done
 	exec 8>&-
@@ -287,6 +283,12 @@ halt() {
 			die "$name: something is still mounted under $dest; not removing it"
 		fi
 		rm -rf "$dest"
+		# The directory internal/testhost made for DEST, now empty: by
+		# any way the host goes (stop, reap, a boot that failed or whose
+		# caller was killed).
+		case $(basename "$(dirname "$dest")") in
+		cairn-testhost-*) rmdir "$(dirname "$dest")" 2>/dev/null || true ;;
+		esac
 	fi
 	rm -rf "${state:?}/$name"
 }

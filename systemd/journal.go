@@ -50,20 +50,29 @@ const maxFieldName = 64
 // also names the unit the process runs in, read from /proc/self/cgroup as
 // sd_pid_get_unit(3) does, in OBJECT_SYSTEMD_UNIT, which journalctl -u
 // shows when root sent it.
+//
+// A record the journal refuses (no socket, as outside systemd with
+// --log-format journal; a large entry whose temporary file in /dev/shm
+// cannot be made) goes to the fallback handler instead, if there is one,
+// so that it is not lost: under systemd, stderr is a stream to the journal
+// too, where the record lands as one line of text.
 type JournalHandler struct {
-	ident  string
-	unit   string // the unit the process runs in, for OBJECT_SYSTEMD_UNIT
-	level  slog.Leveler
-	prefix string            // the groups opened by WithGroup, as a field name prefix
-	fields map[string]string // the attributes given by WithAttrs
+	ident    string
+	fallback slog.Handler                                            // where records the journal refuses go; nil drops them
+	send     func(string, journal.Priority, map[string]string) error // journal.Send
+	unit     string                                                  // the unit the process runs in, for OBJECT_SYSTEMD_UNIT
+	level    slog.Leveler
+	prefix   string            // the groups opened by WithGroup, as a field name prefix
+	fields   map[string]string // the attributes given by WithAttrs
 }
 
 var _ slog.Handler = (*JournalHandler)(nil)
 
 // NewJournalHandler returns a handler that sends records to the journal,
-// with SYSLOG_IDENTIFIER=ident, from opts.Level up (info when nil).
-func NewJournalHandler(ident string, opts *slog.HandlerOptions) *JournalHandler {
-	h := &JournalHandler{ident: ident, unit: ownUnit(), level: slog.LevelInfo, prefix: fieldPrefix}
+// with SYSLOG_IDENTIFIER=ident, from opts.Level up (info when nil), and
+// the records the journal refuses to fallback (nil: they are dropped).
+func NewJournalHandler(ident string, opts *slog.HandlerOptions, fallback slog.Handler) *JournalHandler {
+	h := &JournalHandler{ident: ident, fallback: fallback, send: journal.Send, unit: ownUnit(), level: slog.LevelInfo, prefix: fieldPrefix}
 	if opts != nil && opts.Level != nil {
 		h.level = opts.Level
 	}
@@ -75,15 +84,20 @@ func (h *JournalHandler) Enabled(_ context.Context, level slog.Level) bool {
 	return level >= h.level.Level()
 }
 
-// Handle sends the record to the journal. The error is the journal's (no
-// socket, a journald that is not running): slog drops it, so a record
-// the journal refuses is lost, as a line written to a closed stream is.
-func (h *JournalHandler) Handle(_ context.Context, r slog.Record) error {
+// Handle sends the record to the journal, or, if the journal refuses it
+// (no socket, a journald that is not running), hands it to the fallback
+// handler. The error is the journal's when there is no fallback, else the
+// fallback's.
+func (h *JournalHandler) Handle(ctx context.Context, r slog.Record) error {
 	msg, pri, fields := h.entry(r)
-	if err := journal.Send(msg, pri, fields); err != nil {
-		return fmt.Errorf("journal: %w", err)
+	err := h.send(msg, pri, fields)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if h.fallback != nil {
+		return h.fallback.Handle(ctx, r)
+	}
+	return fmt.Errorf("journal: %w", err)
 }
 
 // entry is what Handle sends for r: the message, the priority and the
@@ -116,6 +130,9 @@ func (h *JournalHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	for _, a := range attrs {
 		addField(c.fields, h.prefix, a)
 	}
+	if h.fallback != nil {
+		c.fallback = h.fallback.WithAttrs(attrs)
+	}
 	return &c
 }
 
@@ -127,6 +144,9 @@ func (h *JournalHandler) WithGroup(name string) slog.Handler {
 	}
 	c := *h
 	c.prefix = h.prefix + fieldPart(name) + "_"
+	if h.fallback != nil {
+		c.fallback = h.fallback.WithGroup(name)
+	}
 	return &c
 }
 

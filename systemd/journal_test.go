@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,7 +20,7 @@ import (
 // journald takes them is tested in a real systemd (host_test.go).
 func TestJournalEntry(t *testing.T) {
 	at := time.Date(2026, 12, 3, 16, 30, 0, 5, time.UTC)
-	base := NewJournalHandler("cairn", &slog.HandlerOptions{Level: slog.LevelDebug})
+	base := NewJournalHandler("cairn", &slog.HandlerOptions{Level: slog.LevelDebug}, nil)
 	base.unit = "cairn.service"
 	for _, tc := range []struct {
 		name    string
@@ -102,11 +103,11 @@ func TestCgroupUnit(t *testing.T) {
 }
 
 func TestJournalLevel(t *testing.T) {
-	h := NewJournalHandler("cairn", nil)
+	h := NewJournalHandler("cairn", nil, nil)
 	if h.Enabled(context.Background(), slog.LevelDebug) || !h.Enabled(context.Background(), slog.LevelInfo) {
 		t.Error("the default level is not info")
 	}
-	h = NewJournalHandler("cairn", &slog.HandlerOptions{Level: slog.LevelWarn})
+	h = NewJournalHandler("cairn", &slog.HandlerOptions{Level: slog.LevelWarn}, nil)
 	if h.Enabled(context.Background(), slog.LevelInfo) || !h.Enabled(context.Background(), slog.LevelError) {
 		t.Error("the level of the options is not kept")
 	}
@@ -135,5 +136,35 @@ func TestStderrIsJournal(t *testing.T) {
 	t.Setenv("JOURNAL_STREAM", fmt.Sprintf("%d:%d", st.Dev, st.Ino))
 	if !StderrIsJournal() {
 		t.Error("not StderrIsJournal with JOURNAL_STREAM naming stderr")
+	}
+}
+
+// TestJournalFallback checks that a record the journal refuses (here: no
+// socket, as with --log-format journal outside systemd) goes to the
+// fallback handler, with the attributes and groups of WithAttrs and
+// WithGroup, instead of being lost.
+func TestJournalFallback(t *testing.T) {
+	var buf strings.Builder
+	h := NewJournalHandler("cairn", nil, slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	h.send = func(string, journal.Priority, map[string]string) error {
+		return &os.PathError{Op: "sendmsg", Path: "/run/systemd/journal/socket", Err: syscall.ENOENT}
+	}
+	log := slog.New(h).With("host", "web-01").WithGroup("run")
+	log.Error("cairn exits", "code", 2)
+	if got, want := buf.String(), "level=ERROR msg=\"cairn exits\" host=web-01 run.code=2\n"; got != want {
+		t.Errorf("fallback got %q, want %q", got, want)
+	}
+
+	h = NewJournalHandler("cairn", nil, nil)
+	h.send = func(string, journal.Priority, map[string]string) error { return syscall.ENOENT }
+	if err := h.Handle(context.Background(), slog.NewRecord(time.Now(), slog.LevelInfo, "m", 0)); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("without a fallback, Handle returned %v, want the journal's error", err)
 	}
 }

@@ -113,7 +113,9 @@ func (s *settings) logger(e *env) *slog.Logger {
 	case "json":
 		log = slog.New(slog.NewJSONHandler(e.stderr, opts))
 	case "journal":
-		log = slog.New(systemd.NewJournalHandler("cairn", opts))
+		// A record the journal refuses goes to stderr as text: under
+		// systemd, that is the journal's stream too.
+		log = slog.New(systemd.NewJournalHandler("cairn", opts, slog.NewTextHandler(e.stderr, opts)))
 	default:
 		return slog.New(slog.NewTextHandler(e.stderr, opts))
 	}

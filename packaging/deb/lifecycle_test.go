@@ -30,18 +30,7 @@ func TestDebLifecycle(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("needs git for the configuration repository")
 	}
-	v1 := buildDeb(t, "1.0~test1")
-	v2 := buildDeb(t, "1.0~test2")
-	debs := t.TempDir()
-	for _, d := range []string{v1, v2} {
-		data, err := os.ReadFile(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(debs, filepath.Base(d)), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	debs, v1, v2 := twoDebs(t)
 	repo := configRepo(t)
 
 	h := testhost.Boot(t, testhost.Options{
@@ -142,7 +131,7 @@ func TestDebLifecycle(t *testing.T) {
 	if pid := mainPID(t, h); pid != pid2 || state() != "active" {
 		t.Errorf("an upgrade run by the agent restarted it (main PID %s, then %s)", pid2, pid)
 	}
-	if !strings.Contains(r.Stderr, "restarts itself") {
+	if !strings.Contains(r.Stderr, "not restarted now") {
 		t.Errorf("the postinst does not say who restarts the agent:\n%s", r.Stderr)
 	}
 
@@ -278,4 +267,80 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("waited a minute for %s", what)
+}
+
+// TestDebAdminSettings checks the package against settings an
+// administrator makes outside /etc/default/cairn: a mode and owner of
+// /var/lib/cairn set with dpkg-statoverride, which the postinst says it
+// keeps, survive the agent's start (systemd's StateDirectory= would chown
+// and chmod it back); and an agent whose repository is given in a drop-in's
+// ExecStart= (not CAIRN_REPO) is restarted onto the new version by an
+// upgrade, not left running the old binary.
+func TestDebAdminSettings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the package is not built")
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("needs git for the configuration repository")
+	}
+	debs, v1, v2 := twoDebs(t)
+	h := testhost.Boot(t, testhost.Options{
+		PrivateNetwork: true,
+		Binds: []testhost.Bind{
+			{Source: debs, Target: "/debs", ReadOnly: true},
+			{Source: configRepo(t), Target: "/repo", ReadOnly: true},
+		},
+	})
+	run := func(args ...string) testhost.Result {
+		t.Helper()
+		r, err := h.Exec(context.Background(), args...)
+		if err != nil || r.Code != 0 {
+			t.Fatalf("%s: %v %d\n%s%s", args, err, r.Code, r.Stdout, r.Stderr)
+		}
+		return r
+	}
+	run("dpkg", "-i", "/debs/"+filepath.Base(v1))
+	run("dpkg-statoverride", "--update", "--add", "root", "adm", "0750", "/var/lib/cairn")
+	// Without CAIRN_REPO the agent exits 2, after systemd has set up the
+	// unit's directories.
+	h.Exec(context.Background(), "systemctl", "start", "cairn.service")
+	if got := strings.TrimSpace(h.Run("stat", "-c", "%a %U:%G", "/var/lib/cairn")); got != "750 root:adm" {
+		t.Errorf("/var/lib/cairn after the agent's start: %s, want the statoverride's 750 root:adm", got)
+	}
+
+	h.WriteFile("/etc/systemd/system/cairn.service.d/repo.conf", []byte("[Service]\nExecStart=\n"+
+		"ExecStart=/usr/bin/cairn agent --repo file:///repo --host web-1 --allow-unsigned --confirm 0 --interval 2s\n"), 0o644)
+	run("systemctl", "daemon-reload")
+	run("systemctl", "reset-failed", "cairn.service")
+	run("systemctl", "start", "cairn.service")
+	pid1 := mainPID(t, h)
+	if v := buildInfo(t, h); v != "1.0~test1" {
+		t.Fatalf("before the upgrade: cairn_build_info version %q", v)
+	}
+	r := run("dpkg", "-i", "/debs/"+filepath.Base(v2))
+	if pid := mainPID(t, h); pid == pid1 {
+		t.Errorf("an upgrade left the agent whose repository a drop-in's ExecStart= gives running the old binary (main PID %s)\n%s", pid, r.Stderr)
+	} else if v := buildInfo(t, h); v != "1.0~test2" {
+		t.Errorf("after the upgrade: cairn_build_info version %q, want 1.0~test2", v)
+	}
+}
+
+// twoDebs builds the package at versions 1.0~test1 and 1.0~test2 into a
+// directory of their own, to bind into a host, and returns it and their
+// paths.
+func twoDebs(t *testing.T) (dir, v1, v2 string) {
+	t.Helper()
+	v1 = buildDeb(t, "1.0~test1")
+	v2 = buildDeb(t, "1.0~test2")
+	dir = t.TempDir()
+	for _, d := range []string{v1, v2} {
+		data, err := os.ReadFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(d)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, v1, v2
 }
