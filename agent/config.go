@@ -25,6 +25,8 @@ type Config struct {
 	// Repo is the configuration repository's URL or path ("" for the
 	// commands that only read the state: status, resume).
 	Repo string
+	// Version is cairn's version, for the status document.
+	Version string
 	// SSHKey and KnownHosts are for ssh:// repositories ("" = ~/.ssh's).
 	SSHKey, KnownHosts string
 	// Host is the name the hosts block matches; Group, when set,

@@ -113,7 +113,7 @@ func TestFollow(t *testing.T) {
 	c1 := r.Commit("main", files(2, "one\n"))
 	canary := r.Commit("canary", files(2, "canary\n"))
 	h := newHost(t)
-	p := h.pipeline(t, r, "web-02", nil)
+	p := h.pipeline(t, r, "web-02", func(c *Config) { c.Version = "1.2.3" })
 
 	rep := runOnce(t, p, Request{})
 	if rep.Run.Result != ResultApplied || rep.Err != nil {
@@ -151,7 +151,7 @@ func TestFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !doc.Converged || doc.Applied == nil || doc.Applied.Commit != rep.Run.Commit || doc.Applied.Steps != 4 || doc.State != string(Idle) {
+	if !doc.Converged || doc.Applied == nil || doc.Applied.Commit != rep.Run.Commit || doc.Applied.Steps != 4 || doc.State != string(Idle) || doc.Version != "1.2.3" {
 		t.Errorf("status after the move: %+v", doc)
 	}
 

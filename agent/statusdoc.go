@@ -36,7 +36,7 @@ func (p *Pipeline) Status(ctx context.Context) (status.Document, error) {
 
 // emptyStatus is the status document before anything is read.
 func (p *Pipeline) emptyStatus() status.Document {
-	return status.Document{Host: p.cfg.Host, Group: p.cfg.Group, Branch: p.cfg.Branch, State: string(Idle), Drift: []status.Drift{}, BadCommits: []status.BadCommit{}}
+	return status.Document{Host: p.cfg.Host, Group: p.cfg.Group, Branch: p.cfg.Branch, State: string(Idle), Version: p.cfg.Version, Drift: []status.Drift{}, BadCommits: []status.BadCommit{}}
 }
 
 // status fills doc from the records of an open state.

@@ -330,7 +330,14 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	m, plan := p.move, p.Plan
 	res := &Result{Plan: plan, Repaired: p.Drifted}
 	h := HistoryEntry{Journal: m.Journal, Commit: m.Commit, Branch: m.Branch, Group: m.Group}
-	if !plan.Acts() && plan.Empty() {
+	// Nothing to do, and nothing to record: the same steps from the same
+	// commit. The same steps from another commit (a revert, a change that
+	// is not this host's) is a move all the same, with no op to run: the
+	// host is now at that commit, and an agent comparing the applied
+	// commit with its target must see it there.
+	cur := a.st.applied
+	sameSource := m.Commit == cur.Commit && m.Branch == cur.Branch && m.Group == cur.Group
+	if !plan.Acts() && plan.Empty() && sameSource {
 		h.Time, h.Generation, h.Result = time.Now().UTC(), a.st.applied.Generation, HistoryNoop
 		a.st.record(h)
 		return res, nil
@@ -360,7 +367,7 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	h.Generation, h.Result = next.Generation, HistoryApplied
 	a.st.record(h)
 	res.Outcome = OutcomeApplied
-	if plan.Empty() {
+	if plan.Empty() && plan.Acts() {
 		res.Outcome = OutcomeRepaired
 	}
 	res.Kept = keptBy(next.Kept, next.Generation)

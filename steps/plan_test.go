@@ -449,3 +449,43 @@ func TestObserverRecovery(t *testing.T) {
 	}
 	h.wantHistory(t, steps.HistoryUndoFailed, steps.HistoryRecovered)
 }
+
+// TestSameStepsOtherCommit: a journal with the same steps as the applied
+// one, from another commit (a revert, a commit that changes another
+// group's hosts), runs no op and is applied: the host is at that commit
+// now. From the same commit it is unchanged, as before. (Found by the
+// tutorial's test: the agent re-applied a revert every run and the host
+// never showed converged.)
+func TestSameStepsOtherCommit(t *testing.T) {
+	h := newImgHost(t)
+	ctx := context.Background()
+	a := h.openApplier(t, true, nil)
+	run := func(commit string) *steps.Result {
+		t.Helper()
+		m := h.moveTo(t, "MKDIR /etc/d")
+		m.Commit, m.Branch, m.Group = commit, "main", "web"
+		p, err := a.Plan(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.Run(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	c1, c2 := strings.Repeat("1", 40), strings.Repeat("2", 40)
+	if res := run(c1); res.Outcome != steps.OutcomeApplied || res.Ran != 1 {
+		t.Fatalf("first move: %v, %d ops", res.Outcome, res.Ran)
+	}
+	if res := run(c1); res.Outcome != steps.OutcomeUnchanged || res.Ran != 0 {
+		t.Errorf("the same commit again: %v, %d ops; want unchanged, 0", res.Outcome, res.Ran)
+	}
+	if res := run(c2); res.Outcome != steps.OutcomeApplied || res.Ran != 0 {
+		t.Errorf("the same steps from another commit: %v, %d ops; want applied, 0", res.Outcome, res.Ran)
+	}
+	if got := a.Applied(); got.Commit != c2 || got.Generation != 2 {
+		t.Errorf("applied: commit %s generation %d; want %s, 2", got.Commit, got.Generation, c2)
+	}
+	h.wantHistory(t, steps.HistoryApplied, steps.HistoryNoop, steps.HistoryApplied)
+}

@@ -45,6 +45,7 @@ var allowed = map[string][]string{
 	"internal/testcert":    {},                                          // tests only: TLS certificates
 	"internal/browsertest": {"internal/gittest", "github.com/chromedp"}, // tests only: pages loaded in Chromium
 	"examples":             {},                                          // tests only: the example configurations compile
+	"docs":                 {},                                          // tests only: the tutorial's commands run in systemd test hosts
 }
 
 type pkg struct {

@@ -85,7 +85,7 @@ func (s *settings) pipeline(e *env, needRepo, needTrust bool) (p *agent.Pipeline
 		}
 	}
 	p, err = agent.New(agent.Config{
-		Repo: repo, SSHKey: s.SSHKey, KnownHosts: s.KnownHosts,
+		Repo: repo, Version: Version(), SSHKey: s.SSHKey, KnownHosts: s.KnownHosts,
 		Host: opts.Host, Group: s.Group, Branch: s.Branch, Facts: opts.Facts,
 		Root: root, StateDir: state,
 		Trust: s.Trust, AllowUnsigned: s.AllowUnsigned,

@@ -40,17 +40,6 @@ func needTool(t *testing.T, name string) string {
 	return bin
 }
 
-// freePort returns a loopback address whose port was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // prometheusServer is a real Prometheus server scraping agents.
 type prometheusServer struct {
 	t       *testing.T
@@ -100,7 +89,7 @@ scrape_configs:
 	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr := gittest.FreeAddr(t)
 	p := &prometheusServer{t: t, base: "http://" + addr, logFile: filepath.Join(dir, "prometheus.log")}
 	log, err := os.Create(p.logFile)
 	if err != nil {
