@@ -380,10 +380,8 @@ func (d *Daemon) finished(ctx context.Context, rep *Report) {
 	d.notifyStatus()
 }
 
-// setDoc replaces the status document and the metrics drawn from it. The
-// document's version is the agent's: the program that serves it.
+// setDoc replaces the status document and the metrics drawn from it.
 func (d *Daemon) setDoc(doc status.Document) {
-	doc.Version = d.cfg.Version
 	d.mu.Lock()
 	d.doc = doc
 	d.mu.Unlock()
