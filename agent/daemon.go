@@ -298,11 +298,12 @@ func (d *Daemon) handover(ctx context.Context, rep *Report) *Handover {
 		return nil
 	}
 	h := &Handover{Exe: exe, Probe: probe}
-	if doc := d.Status(); doc.Applied != nil {
+	doc := d.Status()
+	if doc.Applied != nil {
 		h.Commit = doc.Applied.Commit
 	}
 	d.log.Info("the executable was replaced: handing over to it", "path", exe.Path(), "new", probe, "old", d.cfg.Version, "commit", h.Commit)
-	systemd.Status("state " + d.Status().State + ", handing over to " + probe)
+	systemd.Status("state " + doc.State + ", handing over to " + probe)
 	return h
 }
 

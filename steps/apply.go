@@ -338,7 +338,7 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	cur := a.st.applied
 	sameSource := m.Commit == cur.Commit && m.Branch == cur.Branch && m.Group == cur.Group
 	if !plan.Acts() && plan.Empty() && sameSource {
-		h.Time, h.Generation, h.Result = time.Now().UTC(), a.st.applied.Generation, HistoryNoop
+		h.Time, h.Generation, h.Result = time.Now().UTC(), cur.Generation, HistoryNoop
 		a.st.record(h)
 		return res, nil
 	}

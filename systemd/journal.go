@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -104,9 +105,7 @@ func (h *JournalHandler) Handle(ctx context.Context, r slog.Record) error {
 // fields besides MESSAGE and PRIORITY.
 func (h *JournalHandler) entry(r slog.Record) (string, journal.Priority, map[string]string) {
 	fields := make(map[string]string, len(h.fields)+r.NumAttrs()+1)
-	for k, v := range h.fields {
-		fields[k] = v
-	}
+	maps.Copy(fields, h.fields)
 	if h.ident != "" {
 		fields["SYSLOG_IDENTIFIER"] = h.ident
 	}
@@ -124,9 +123,7 @@ func (h *JournalHandler) entry(r slog.Record) (string, journal.Priority, map[str
 func (h *JournalHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	c := *h
 	c.fields = make(map[string]string, len(h.fields)+len(attrs))
-	for k, v := range h.fields {
-		c.fields[k] = v
-	}
+	maps.Copy(c.fields, h.fields)
 	for _, a := range attrs {
 		addField(c.fields, h.prefix, a)
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 
@@ -141,8 +140,10 @@ func (m *Manager) UnitFileState(ctx context.Context, unit string) (string, error
 // ctx, or of a D-Bus connection that could not be made.
 func (m *Manager) UnitFileStates(ctx context.Context, units []string) (map[string]string, error) {
 	var names []string
+	seen := make(map[string]bool, len(units))
 	for _, u := range units {
-		if n := fullName(u); !slices.Contains(names, n) {
+		if n := fullName(u); !seen[n] {
+			seen[n] = true
 			names = append(names, n)
 		}
 	}

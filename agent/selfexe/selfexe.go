@@ -28,6 +28,10 @@ type Executable struct {
 	mu   sync.Mutex
 	id   identity // of the file at path that runs, or holds the same program
 	self []byte   // SHA-256 of the running program, once computed
+	// other is the identity of the last file found to hold another
+	// program, so that a replacement that does not run (the agent keeps
+	// the old program) is not read again at every run.
+	other identity
 }
 
 // identity is what tells two files apart without reading them.
@@ -86,6 +90,9 @@ func (e *Executable) Replaced() (bool, error) {
 	if id == e.id {
 		return false, nil
 	}
+	if id == e.other {
+		return true, nil
+	}
 	if e.self == nil {
 		if e.self, err = hashFile(e.running); err != nil {
 			return false, fmt.Errorf("the running program: %w", err)
@@ -101,6 +108,7 @@ func (e *Executable) Replaced() (bool, error) {
 		e.id = id
 		return false, nil
 	}
+	e.other = id
 	return true, nil
 }
 
@@ -152,7 +160,7 @@ func hashFile(path string) ([]byte, error) {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err // names the file
 	}
 	return h.Sum(nil), nil
 }
