@@ -63,7 +63,9 @@ CGO_ENABLED=0 GOOS=linux GOARCH=$goarch "$GO" build -trimpath \
 	-ldflags "-s -w -X github.com/cairn-cm/cairn/internal/cli.version=$VERSION" \
 	-o "$stage/usr/bin/cairn" ./cmd/cairn
 
-install -D -m 0644 systemd/cairn.service "$stage/lib/systemd/system/cairn.service"
+for u in cairn.service cairn-promote.service cairn-promote.timer; do
+	install -D -m 0644 "systemd/$u" "$stage/lib/systemd/system/$u"
+done
 install -D -m 0644 "$here/cairn.default" "$stage/etc/default/cairn"
 
 # Manual pages and completions, from the command line's own model.
