@@ -29,15 +29,18 @@
 //     unknown group, or --from and --to on one branch, is bad input
 //     (an error wrapping [ErrBadInput]).
 //  2. Fetch both branches and the notes reference. When --to's tip is
-//     --from's, there is nothing to do (Result.Status "up-to-date"). When
-//     --to's tip is not an ancestor of --from's, the error (bad input)
-//     lists the commits --to has that --from lacks, and how to fix it.
+//     --from's, there is nothing to do (Result.Status "up-to-date").
 //  3. A lock on any group of --to's branch refuses (Status "locked"), with
-//     who locked it, when and why.
-//  4. The gate checks the --from group at --from's tip over the soak
+//     who locked it, when and why. (Before the next check: a lock commit
+//     on a control branch that --to's groups follow makes that branch
+//     diverge too.)
+//  4. When --to's tip is not an ancestor of --from's, the error (bad
+//     input) lists the commits --to has that --from lacks, and how to fix
+//     it: merge --to's branch into --from's.
+//  5. The gate checks the --from group at --from's tip over the soak
 //     window; a failed condition refuses (Status "refused") with the
 //     verdict's reasons.
-//  5. Push, in one push (atomic when the server can): --to's branch
+//  6. Push, in one push (atomic when the server can): --to's branch
 //     fast-forwarded to --from's tip, never forced, and a note on that
 //     commit under refs/notes/cairn-promotions with the evidence (appended
 //     to a note already there). A push that loses a race is an error, and

@@ -162,13 +162,8 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		res.Reasons = []string{fmt.Sprintf("branch %s is at %s already, as %s is", res.To.Branch, short(toTip), res.From.Branch)}
 		return res, nil
 	}
-	ok, err := r.m.IsAncestor(toTip, fromTip)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, r.notAncestor(res, fromTip, toTip)
-	}
+	// A lock first: a lock commit on a control branch that --to follows
+	// also makes --to's branch diverge from --from's.
 	for _, g := range res.To.Groups {
 		if l, ok := r.locks[g]; ok {
 			res.Locks = append(res.Locks, l)
@@ -178,6 +173,13 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	if len(res.Locks) > 0 {
 		res.Status = StatusLocked
 		return res, nil
+	}
+	ok, err := r.m.IsAncestor(toTip, fromTip)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, r.notAncestor(res, fromTip, toTip)
 	}
 	v, err := o.Gate(ctx, fleet.GateOptions{Group: from.Name, Commit: fromTip.String(), Soak: o.Soak, MinHosts: o.MinHosts, Now: res.Time})
 	if err != nil {
