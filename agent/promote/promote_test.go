@@ -3,6 +3,7 @@ package promote_test
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -388,4 +389,59 @@ func commitObject(t *testing.T, bare, commit string) *object.Commit {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// racingHook is an update hook that, at the first push to main, moves main
+// on itself, as another push that wins the race would: the server's
+// compare-and-set then refuses the push.
+const racingHook = `#!/bin/sh
+[ "$1" = refs/heads/main ] || exit 0
+[ -e "$GIT_DIR/raced" ] && exit 0
+touch "$GIT_DIR/raced"
+export GIT_COMMITTER_NAME=racer GIT_COMMITTER_EMAIL=racer@example.org GIT_AUTHOR_NAME=racer GIT_AUTHOR_EMAIL=racer@example.org
+c=$(git commit-tree -p "$2" -m "racing push" "$2^{tree}") && git update-ref refs/heads/main "$c" "$2"
+`
+
+func installHook(t *testing.T, bare, name, script string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(bare, "hooks", name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLockRace: the server refuses the lock's push because main moved
+// while it ran; lock fetches again and succeeds on the new tip, keeping
+// the racing commit. A promotion that loses such a race fails, and leaves
+// the server as the other push made it.
+func TestLockRace(t *testing.T) {
+	operator(t)
+	f := newFixture(t, daemon)
+	installHook(t, f.bare, "update", racingHook)
+	ctx := context.Background()
+	lr, err := promote.LockGroup(ctx, promote.LockOptions{Conn: promote.Conn{Repo: f.url}, Group: "web", Reason: "freeze"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.tip(t, "main"); got != lr.Commit {
+		t.Fatalf("main = %s, want the lock commit %s", got, lr.Commit)
+	}
+	if got := gittest.Run(t, f.bare, "log", "-1", "--format=%s", lr.Commit+"^"); got != "racing push" {
+		t.Errorf("the lock commit's parent is %q, want the racing push", got)
+	}
+
+	// A promotion to db whose push the server refuses.
+	installHook(t, f.bare, "update", strings.ReplaceAll(racingHook, "main", "db"))
+	if err := os.Remove(filepath.Join(f.bare, "raced")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = promote.Promote(ctx, options(f, &gate{ok: true}, "canary", "db"))
+	if !errors.Is(err, mirror.ErrRejected) || !strings.Contains(err.Error(), "another push won the race") {
+		t.Fatalf("promote that loses the race: %v", err)
+	}
+	if got := gittest.Run(t, f.bare, "log", "-1", "--format=%s", "db"); got != "racing push" {
+		t.Errorf("db's tip is %q, want the racing push", got)
+	}
+	if f.hasRef(promote.NotesRef) {
+		t.Error("the notes were pushed though the branch was refused (not atomic)")
+	}
 }
