@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -179,6 +180,17 @@ func (m *Mirror) pushLocal(ctx context.Context, updates []RefUpdate) error {
 	refs, ok := st.(storer.ReferenceStorer)
 	if !ok {
 		return errors.New("the repository cannot store references")
+	}
+	if _, err := os.Stat(filepath.Join(m.remote.ep.Path, ".git")); err == nil {
+		// A work tree: its checked-out branch is not moved under it, as
+		// git's receive.denyCurrentBranch does not.
+		if head, err := refs.Reference(plumbing.HEAD); err == nil && head.Type() == plumbing.SymbolicReference {
+			for _, u := range updates {
+				if u.Name == head.Target() {
+					return fmt.Errorf("%s is checked out in the work tree %s: %w", u.Name.Short(), m.remote.ep.Path, ErrRejected)
+				}
+			}
+		}
 	}
 	if err := checkOld(updates, func(n plumbing.ReferenceName) (plumbing.Hash, bool) {
 		r, err := refs.Reference(n)
