@@ -41,6 +41,8 @@ type CLI struct {
 	Rollback rollbackCmd `cmd:"" help:"Move to the commit applied before (or --to REV) and hold the host there." group:"agent"`
 	Resume   resumeCmd   `cmd:"" help:"Lift a rollback's hold: the agent follows its branch again." group:"agent"`
 
+	Fleet fleetCmd `cmd:"" help:"Show every group as Prometheus sees it: tip, commits, converged, drifting, failing, held, and the hosts that lag (exit 1 when any)." group:"fleet"`
+
 	Compile compileCmd `cmd:"" help:"Compile configuration for one host and print its journal."`
 	Explain explainCmd `cmd:"" help:"Show which configuration produced a step, a path or a name."`
 	Fmt     fmtCmd     `cmd:"" help:"Rewrite configuration files in canonical style (--check to only report)."`
