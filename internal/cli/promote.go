@@ -6,15 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/api"
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 
 	"github.com/cairn-cm/cairn/agent/fleet"
-	"github.com/cairn-cm/cairn/agent/mirror"
 	"github.com/cairn-cm/cairn/agent/promote"
 )
 
@@ -45,19 +41,6 @@ type promoteCmd struct {
 	JSON       bool          `name:"json" help:"Print the result as JSON." env:"CAIRN_JSON"`
 }
 
-// prometheusAPI makes the Prometheus client of --prometheus.
-func prometheusAPI(raw string) (v1.API, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--prometheus %s: want an http:// or https:// URL", mirror.Redact(raw))}
-	}
-	c, err := api.NewClient(api.Config{Address: raw})
-	if err != nil {
-		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--prometheus %s: %w", mirror.Redact(raw), err)}
-	}
-	return v1.NewAPI(c), nil
-}
-
 func (c *promoteCmd) Run(e *env) error {
 	conn, err := c.conn(e)
 	if err != nil {
@@ -71,7 +54,7 @@ func (c *promoteCmd) Run(e *env) error {
 	}
 	prom, err := prometheusAPI(c.Prometheus)
 	if err != nil {
-		return err
+		return &exitError{code: exitBadInput, err: err}
 	}
 	res, err := promote.Promote(e.ctx, promote.Options{
 		Conn: conn, From: c.From, To: c.To, Soak: c.Soak, MinHosts: c.MinHosts,

@@ -102,10 +102,10 @@ const exitStatus = `	0
 Success: the host is at what was asked (applied, or nothing to do); for diff and drift, no differences.
 
 	1
-A step or CHECK failed and the host was put back where it was before the move; for diff and drift, differences found; for status, the host is not converged.
+A step or CHECK failed and the host was put back where it was before the move; for diff and drift, differences found; for status, the host is not converged; for fleet, a host is not converged at its group's tip.
 
 	2
-Bad input or usage, with nothing changed: an unparsable file, a failed static check, an unknown flag or a missing setting, a refused commit (untrusted, or over the removal guard), a compile error, a state directory held by another process.
+Bad input or usage, with nothing changed: an unparsable file, a failed static check, an unknown flag or a missing setting, a refused commit (untrusted, or over the removal guard), a compile error, a state directory held by another process, a Prometheus that does not answer (fleet).
 
 	3
 The host could not be put back after a failure; the intent is kept and the next run retries.`
