@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
 // ErrStale is wrapped by the error of [Mirror.Push] when a reference on the
@@ -242,13 +240,8 @@ func (m *Mirror) pushRemote(ctx context.Context, updates []RefUpdate) (atomic bo
 	var sess receiver
 	switch m.remote.ep.Protocol {
 	case "http", "https":
-		tr := &http.Transport{Proxy: http.ProxyFromEnvironment, DialContext: d.dialContext, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 1}
-		d.closers = append(d.closers, tr.CloseIdleConnections)
-		var auth transport.AuthMethod
-		if m.remote.user != "" || m.remote.password != "" {
-			auth = &githttp.BasicAuth{Username: m.remote.user, Password: m.remote.password}
-		}
-		s, err := githttp.NewClient(&http.Client{Transport: tr}).NewReceivePackSession(m.remote.ep, auth)
+		c, auth := d.httpClient(m.remote)
+		s, err := c.NewReceivePackSession(m.remote.ep, auth)
 		if err != nil {
 			return false, err
 		}

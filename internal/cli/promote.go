@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/cairn-cm/cairn/agent/fleet"
 	"github.com/cairn-cm/cairn/agent/promote"
 )
@@ -17,10 +16,8 @@ import (
 // repoFlags name the configuration repository for promote, lock and
 // unlock: the agent's flags of the same names.
 type repoFlags struct {
-	Repo       string `help:"The configuration repository: a path, file://, git://, http(s):// or ssh:// URL." env:"CAIRN_REPO" placeholder:"URL"`
-	Branch     string `help:"The control branch: its hosts block maps groups to branches, and holds the locks." default:"main" env:"CAIRN_BRANCH" placeholder:"NAME"`
-	SSHKey     string `help:"Private key for ssh:// repositories (default: ~/.ssh/id_ed25519, id_ecdsa or id_rsa)." name:"ssh-key" env:"CAIRN_SSH_KEY" placeholder:"FILE"`
-	KnownHosts string `help:"known_hosts for ssh:// repositories (default: ~/.ssh/known_hosts)." name:"ssh-known-hosts" env:"CAIRN_SSH_KNOWN_HOSTS" placeholder:"FILE"`
+	remoteFlags
+	Branch string `help:"The control branch: its hosts block maps groups to branches, and holds the locks." default:"main" env:"CAIRN_BRANCH" placeholder:"NAME"`
 }
 
 func (f *repoFlags) conn(e *env) (promote.Conn, error) {
@@ -60,6 +57,8 @@ func (c *promoteCmd) Run(e *env) error {
 		Conn: conn, From: c.From, To: c.To, Soak: c.Soak, MinHosts: c.MinHosts,
 		Prometheus: c.Prometheus, DryRun: c.DryRun,
 		Gate: func(ctx context.Context, o fleet.GateOptions) (*fleet.Verdict, error) {
+			ctx, cancel := context.WithTimeout(ctx, prometheusTimeout)
+			defer cancel()
 			return fleet.Gate(ctx, prom, o)
 		},
 	})
