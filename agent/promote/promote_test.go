@@ -445,3 +445,26 @@ func TestLockRace(t *testing.T) {
 		t.Error("the notes were pushed though the branch was refused (not atomic)")
 	}
 }
+
+// TestLockGPG: an operator whose git signs with OpenPGP locks a group; git
+// and agent/trust accept the signature.
+func TestLockGPG(t *testing.T) {
+	s := gittest.NewGPGSigner(t, "Ops <ops@example.org>")
+	t.Setenv("GIT_CONFIG_GLOBAL", s.GlobalConfig(t))
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	f := newFixture(t, daemon)
+	lr, err := promote.LockGroup(context.Background(), promote.LockOptions{Conn: promote.Conn{Repo: f.url}, Group: "db", Reason: "backup restore test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := trust.Parse("trust", []byte(s.Trust))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.VerifyCommit(commitObject(t, f.bare, lr.Commit)); err != nil {
+		t.Errorf("agent/trust refuses the lock commit: %v", err)
+	}
+	if got := gittest.Run(t, f.bare, "cat-file", "-p", "main"); !strings.Contains(got, "gpgsig -----BEGIN PGP SIGNATURE-----") {
+		t.Errorf("the lock commit on the server has no OpenPGP signature:\n%s", got)
+	}
+}
