@@ -43,7 +43,7 @@ func (c *fleetCmd) Run(e *env) error {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, prometheusTimeout)
 	defer cancel()
-	now := time.Now().UTC().Truncate(time.Second)
+	now := time.Now().UTC()
 	hosts, err := fleet.Snapshot(ctx, a, now)
 	if err != nil {
 		return &exitError{code: exitBadInput, err: fmt.Errorf("cannot read the fleet from Prometheus at %s: %w", c.Prometheus, err)}
