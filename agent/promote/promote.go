@@ -263,8 +263,12 @@ func (r *repo) notAncestor(res *Result, fromTip, toTip plumbing.Hash) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "branch %s (group %s) is not an ancestor of branch %s (group %s): promoting would drop %d commit(s) that only %s has:",
-		res.To.Branch, strings.Join(res.To.Groups, ", "), res.From.Branch, res.From.Group, n, res.To.Branch)
+	groups := "group "
+	if len(res.To.Groups) > 1 {
+		groups = "groups "
+	}
+	fmt.Fprintf(&b, "branch %s (%s%s) is not an ancestor of branch %s (group %s): promoting would drop %d commit(s) that only %s has:",
+		res.To.Branch, groups, strings.Join(res.To.Groups, ", "), res.From.Branch, res.From.Group, n, res.To.Branch)
 	for _, c := range only {
 		fmt.Fprintf(&b, "\n  %s %s", short(c.Hash), subject(c))
 	}

@@ -331,7 +331,7 @@ func TestLockAndPromote(t *testing.T) {
 	if !errors.Is(err, promote.ErrBadInput) {
 		t.Fatalf("promote onto the lock commits: %v, want bad input", err)
 	}
-	for _, want := range []string{"branch main (group web, api) is not an ancestor of branch canary", "2 commit(s)",
+	for _, want := range []string{"branch main (groups web, api) is not an ancestor of branch canary", "2 commit(s)",
 		ur.Commit[:10] + " cairn unlock api", lr.Commit[:10] + " cairn lock api: database migration until 20:00",
 		"merge main into canary"} {
 		if !strings.Contains(err.Error(), want) {
