@@ -167,7 +167,8 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	tips, err := r.m.Fetch(ctx, res.From.Branch, res.To.Branch)
 	if err != nil {
 		if errors.Is(err, mirror.ErrNoBranch) {
-			return nil, &inputError{err}
+			return nil, &inputError{fmt.Errorf("the branches of --from %s (%s) and --to %s (%s), which the hosts block names: %w",
+				from.Name, res.From.Branch, to.Name, res.To.Branch, err)}
 		}
 		return nil, err
 	}

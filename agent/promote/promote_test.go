@@ -242,6 +242,15 @@ func TestPromoteRefuses(t *testing.T) {
 		})
 	}
 
+	t.Run("no branch", func(t *testing.T) {
+		gittest.Run(t, f.bare, "branch", "-D", "db")
+		defer gittest.Run(t, f.bare, "branch", "db", f.base)
+		_, err := promote.Promote(ctx, options(f, &gate{ok: true}, "canary", "db"))
+		if !errors.Is(err, promote.ErrBadInput) || !strings.Contains(err.Error(), "--to db (db), which the hosts block names") {
+			t.Errorf("error = %v, want bad input naming the missing branch", err)
+		}
+	})
+
 	t.Run("race", func(t *testing.T) {
 		// While the gate is asked, someone else pushes to db.
 		other := filepath.Join(t.TempDir(), "other")
