@@ -254,12 +254,7 @@ http {
         access_log {{W}}/plain.log gitload;
         location ~ ^/git(/.*)$ {
             client_max_body_size 0;
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-            fastcgi_param GIT_PROJECT_ROOT {{BASE}};
-            fastcgi_param GIT_HTTP_EXPORT_ALL "";
-            fastcgi_param PATH_INFO $1;
-            fastcgi_pass unix:{{W}}/fcgiwrap.sock;
+            {{BACKEND}}
         }
     }
 
@@ -267,12 +262,7 @@ http {
         listen 127.0.0.1:{{CACHED}};
         access_log {{W}}/cached.log gitload;
         location ~ ^/git(/.*/info/refs)$ {
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-            fastcgi_param GIT_PROJECT_ROOT {{BASE}};
-            fastcgi_param GIT_HTTP_EXPORT_ALL "";
-            fastcgi_param PATH_INFO $1;
-            fastcgi_pass unix:{{W}}/fcgiwrap.sock;
+            {{BACKEND}}
             # git http-backend says no-cache; the cache keeps it TTL anyway.
             # The key holds the query (service=git-upload-pack) and the
             # credentials, so that no client sees an answer made for another.
@@ -286,16 +276,20 @@ http {
         }
         location ~ ^/git(/.*)$ {
             client_max_body_size 0;
-            include /etc/nginx/fastcgi_params;
-            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-            fastcgi_param GIT_PROJECT_ROOT {{BASE}};
-            fastcgi_param GIT_HTTP_EXPORT_ALL "";
-            fastcgi_param PATH_INFO $1;
-            fastcgi_pass unix:{{W}}/fcgiwrap.sock;
+            {{BACKEND}}
         }
     }
 }
 `
+
+// nginxBackend hands a request to git http-backend, in nginxConf's
+// locations whose $1 is the path in the repositories.
+const nginxBackend = `include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+            fastcgi_param GIT_PROJECT_ROOT {{BASE}};
+            fastcgi_param GIT_HTTP_EXPORT_ALL "";
+            fastcgi_param PATH_INFO $1;
+            fastcgi_pass unix:{{W}}/fcgiwrap.sock;`
 
 // startNginx runs nginx and fcgiwrap (with children fcgiwrap processes)
 // in cg, and returns two servers: git http-backend behind nginx, and the
@@ -315,8 +309,9 @@ func startNginx(ctx context.Context, work, base string, cg *cgroup, children int
 	if err != nil {
 		return nil, nil, err
 	}
-	conf := strings.NewReplacer("{{W}}", w, "{{BASE}}", base, "{{PLAIN}}", strconv.Itoa(pPlain),
-		"{{CACHED}}", strconv.Itoa(pCached), "{{TTL}}", fmt.Sprintf("%ds", int(ttl.Seconds()))).Replace(nginxConf)
+	conf := strings.NewReplacer("{{BACKEND}}", nginxBackend).Replace(nginxConf)
+	conf = strings.NewReplacer("{{W}}", w, "{{BASE}}", base, "{{PLAIN}}", strconv.Itoa(pPlain),
+		"{{CACHED}}", strconv.Itoa(pCached), "{{TTL}}", fmt.Sprintf("%ds", int(ttl.Seconds()))).Replace(conf)
 	confPath := filepath.Join(w, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, nil, err
