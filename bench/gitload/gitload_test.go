@@ -31,7 +31,7 @@ func TestPollIsOneAdvertisement(t *testing.T) {
 	_, errNginx := exec.LookPath("nginx")
 	_, errFcgi := exec.LookPath("fcgiwrap")
 	if errNginx == nil && errFcgi == nil {
-		plain, cached, err := startNginx(ctx, work, u.base, nil, 2, time.Second)
+		plain, cached, _, err := startNginx(ctx, work, u.base, nil, 2, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

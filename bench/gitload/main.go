@@ -8,7 +8,9 @@
 //   - git http-backend behind nginx and fcgiwrap (Debian packages
 //     nginx-light or nginx, and fcgiwrap), over http on loopback,
 //   - the same nginx with the ref advertisement (info/refs) cached for
-//     -ttl (fastcgi_cache).
+//     -ttl (fastcgi_cache),
+//   - the same nginx over https (TLS 1.3, a P-256 certificate): a new
+//     connection and handshake per poll, as the agent makes.
 //
 // Each server runs in a cgroup (v2) of its own, and its CPU per poll is
 // the cgroup's usage_usec over the polls: the server and every process it
@@ -20,7 +22,7 @@
 // of every host, which brings it.
 //
 //	gitload [-long] [-hosts N] [-polls N] [-conc C] [-rate R] [-rounds N]
-//	        [-resources N] [-tags N] [-servers daemon,http,http-cache] [-ttl D] [-o FILE]
+//	        [-resources N] [-tags N] [-servers daemon,http,http-cache,https] [-ttl D] [-o FILE]
 //
 // It prints a markdown table (and writes it to -o): polls/s measured,
 // server CPU per poll and the polls/s one server core carries at that
@@ -72,7 +74,7 @@ func mainErr(args []string, stdout io.Writer) error {
 	fl.IntVar(&c.resources, "resources", 10000, "resources of the configuration (bench/genconfig's layout)")
 	fl.IntVar(&c.tags, "tags", 0, "tags to add to the repository (each is a line of the ref advertisement)")
 	fl.IntVar(&c.children, "fcgi-children", runtime.NumCPU()*2, "fcgiwrap processes (its -c)")
-	servers := fl.String("servers", "daemon,http,http-cache", "servers to measure, in order")
+	servers := fl.String("servers", "daemon,http,http-cache,https", "servers to measure, in order (daemon, http, http-cache, https)")
 	fl.DurationVar(&c.ttl, "ttl", time.Second, "how long the cached server keeps the ref advertisement")
 	fl.DurationVar(&c.timeout, "fetch-timeout", 30*time.Second, "a fetch's silence limit (mirror.Options.Timeout)")
 	fl.DurationVar(&c.deadline, "deadline", 15*time.Minute, "the whole run stops after this")
@@ -146,7 +148,7 @@ func bench(ctx context.Context, c config, stdout io.Writer) error {
 	}
 	servers = append(servers, daemon)
 	want := map[string]*server{"daemon": daemon}
-	if slices.Contains(c.servers, "http") || slices.Contains(c.servers, "http-cache") {
+	if slices.ContainsFunc(c.servers, func(n string) bool { return strings.HasPrefix(n, "http") }) {
 		missing := ""
 		for _, p := range []string{"nginx", "fcgiwrap"} {
 			if _, err := exec.LookPath(p); err != nil {
@@ -160,13 +162,16 @@ func bench(ctx context.Context, c config, stdout io.Writer) error {
 			if err != nil {
 				notes = append(notes, fmt.Sprintf("server CPU not measured: %v", err))
 			}
-			plain, cached, err := startNginx(ctx, work, u.base, cgNginx, c.children, c.ttl)
+			plain, cached, tls, err := startNginx(ctx, work, u.base, cgNginx, c.children, c.ttl)
 			if err != nil {
 				cgNginx.remove()
 				return err
 			}
-			servers = append(servers, plain, cached)
-			want["http"], want["http-cache"] = plain, cached
+			// Go reads it at the first TLS connection: the agent's fetch
+			// code trusts the server's certificate as it would a real CA's.
+			os.Setenv("SSL_CERT_FILE", filepath.Join(work, "nginx", "server.crt"))
+			servers = append(servers, plain, cached, tls)
+			want["http"], want["http-cache"], want["https"] = plain, cached, tls
 		}
 	}
 
@@ -183,7 +188,7 @@ func bench(ctx context.Context, c config, stdout io.Writer) error {
 	for _, name := range c.servers {
 		s := want[name]
 		if s == nil {
-			if name != "http" && name != "http-cache" {
+			if !strings.HasPrefix(name, "http") {
 				return fmt.Errorf("-servers: unknown server %q", name)
 			}
 			continue

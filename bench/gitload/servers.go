@@ -3,8 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -227,8 +234,8 @@ func startDaemon(ctx context.Context, work, base string, cg *cgroup) (*server, e
 
 // nginxConf is the configuration of the nginx under test: one server
 // block hands every request to git http-backend through fcgiwrap, as
-// operators deploy it; the other does the same but answers the ref
-// advertisement from a cache for TTL.
+// operators deploy it; the next does the same but answers the ref
+// advertisement from a cache for TTL; the last is the first over TLS.
 // Its workers run as root, as fcgiwrap does here: in the work directory
 // (mode 0700) that is simplest; a deployment runs both as www-data.
 const nginxConf = `daemon off;
@@ -279,6 +286,17 @@ http {
             {{BACKEND}}
         }
     }
+
+    server {
+        listen 127.0.0.1:{{TLS}} ssl;
+        ssl_certificate {{W}}/server.crt;
+        ssl_certificate_key {{W}}/server.key;
+        access_log {{W}}/tls.log gitload;
+        location ~ ^/git(/.*)$ {
+            client_max_body_size 0;
+            {{BACKEND}}
+        }
+    }
 }
 `
 
@@ -292,50 +310,58 @@ const nginxBackend = `include /etc/nginx/fastcgi_params;
             fastcgi_pass unix:{{W}}/fcgiwrap.sock;`
 
 // startNginx runs nginx and fcgiwrap (with children fcgiwrap processes)
-// in cg, and returns two servers: git http-backend behind nginx, and the
-// same with the ref advertisement cached for ttl.
-func startNginx(ctx context.Context, work, base string, cg *cgroup, children int, ttl time.Duration) (plain, cached *server, err error) {
+// in cg, and returns three servers: git http-backend behind nginx, the
+// same with the ref advertisement cached for ttl, and the first over
+// https, whose certificate is in WORK/nginx/server.crt.
+func startNginx(ctx context.Context, work, base string, cg *cgroup, children int, ttl time.Duration) (plain, cached, tls *server, err error) {
 	w := filepath.Join(work, "nginx")
 	for _, d := range []string{"tmp", "cache"} {
 		if err := os.MkdirAll(filepath.Join(w, d), 0o755); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	pPlain, err := freePort()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pCached, err := freePort()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	pTLS, err := freePort()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := writeCert(w); err != nil {
+		return nil, nil, nil, err
 	}
 	conf := strings.NewReplacer("{{BACKEND}}", nginxBackend).Replace(nginxConf)
 	conf = strings.NewReplacer("{{W}}", w, "{{BASE}}", base, "{{PLAIN}}", strconv.Itoa(pPlain),
-		"{{CACHED}}", strconv.Itoa(pCached), "{{TTL}}", fmt.Sprintf("%ds", int(ttl.Seconds()))).Replace(conf)
+		"{{CACHED}}", strconv.Itoa(pCached), "{{TLS}}", strconv.Itoa(pTLS), "{{TTL}}", fmt.Sprintf("%ds", int(ttl.Seconds()))).Replace(conf)
 	confPath := filepath.Join(w, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sock := filepath.Join(w, "fcgiwrap.sock")
 	fcgi := exec.Command("fcgiwrap", "-c", strconv.Itoa(children), "-s", "unix:"+sock)
 	fcgi.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + work, "GIT_CONFIG_NOSYSTEM=1"}
 	if err := start(fcgi, cg, filepath.Join(w, "fcgiwrap.log")); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ngx := exec.Command("nginx", "-c", confPath, "-p", w, "-e", filepath.Join(w, "nginx-error.log"))
 	if err := start(ngx, cg, filepath.Join(w, "nginx.out")); err != nil {
 		stopAll([]*exec.Cmd{fcgi}, cg)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	procs := []*exec.Cmd{ngx, fcgi}
 	stop := func() { stopAll(procs, cg) }
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for _, p := range []int{pPlain, pCached} {
+	for _, p := range []int{pPlain, pCached, pTLS} {
 		if err := waitPort(wctx, fmt.Sprintf("127.0.0.1:%d", p)); err != nil {
 			stop()
 			b, _ := os.ReadFile(filepath.Join(w, "nginx-error.log"))
-			return nil, nil, fmt.Errorf("nginx: %w\n%s", err, b)
+			return nil, nil, nil, fmt.Errorf("nginx: %w\n%s", err, b)
 		}
 	}
 	for range 100 { // fcgiwrap makes its socket when it is ready
@@ -381,5 +407,37 @@ func startNginx(ctx context.Context, work, base string, cg *cgroup, children int
 		cg: cg, procs: procs, stop: stop, count: counter(filepath.Join(w, "plain.log"))}
 	cached = &server{name: fmt.Sprintf("the same, info/refs cached %s", ttl), url: fmt.Sprintf("http://127.0.0.1:%d/git/repo.git", pCached),
 		cg: cg, procs: procs, stop: stop, count: counter(filepath.Join(w, "cached.log"))}
-	return plain, cached, nil
+	tls = &server{name: "the same over https", url: fmt.Sprintf("https://127.0.0.1:%d/git/repo.git", pTLS),
+		cg: cg, procs: procs, stop: stop, count: counter(filepath.Join(w, "tls.log"))}
+	return plain, cached, tls, nil
+}
+
+// writeCert writes server.crt and server.key into dir: a self-signed
+// certificate for 127.0.0.1, valid for a day; the load generator trusts it
+// through SSL_CERT_FILE.
+func writeCert(dir string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "server.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "server.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 }
