@@ -12,8 +12,8 @@
 #   agent    `cairn agent` on a 10k-resource repository: bench/agent.sh (unchanged
 #            runs, push to applied, RSS; needs root and debootstrap, else skipped)
 #   gitload  what one agent poll costs the git server: bench/gitload (git daemon,
-#            nginx + fcgiwrap + git http-backend, and the same with info/refs
-#            cached), about 30 s; GITLOAD_FLAGS=-long for the long run (needs root
+#            nginx + fcgiwrap + git http-backend, the same with info/refs cached,
+#            and over https), about 40 s; GITLOAD_FLAGS=-long for the long run (needs root
 #            for its cgroups; nginx and fcgiwrap, else those servers are skipped)
 #
 #   bench/run.sh [-s "diff cold noop compile agent gitload"] [-k]
