@@ -13,7 +13,7 @@
 #            runs, push to applied, RSS; needs root and debootstrap, else skipped)
 #   gitload  what one agent poll costs the git server: bench/gitload (git daemon,
 #            nginx + fcgiwrap + git http-backend, the same with info/refs cached,
-#            and over https), about 40 s; GITLOAD_FLAGS=-long for the long run (needs root
+#            and over https), under a minute; GITLOAD_FLAGS=-long for the long run (needs root
 #            for its cgroups; nginx and fcgiwrap, else those servers are skipped)
 #
 #   bench/run.sh [-s "diff cold noop compile agent gitload"] [-k]

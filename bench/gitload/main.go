@@ -66,8 +66,8 @@ func mainErr(args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("gitload", flag.ContinueOnError)
 	long := fl.Bool("long", false, "the long run: -hosts 200 -polls 4000 -rounds 5 -conc 8 (flags given too override it)")
 	var c config
-	fl.IntVar(&c.hosts, "hosts", 30, "simulated hosts, each with its own mirror")
-	fl.IntVar(&c.polls, "polls", 400, "polls with nothing new, per server")
+	fl.IntVar(&c.hosts, "hosts", 20, "simulated hosts, each with its own mirror")
+	fl.IntVar(&c.polls, "polls", 300, "polls with nothing new, per server")
 	fl.IntVar(&c.conc, "conc", 4, "polls under way at once")
 	fl.Float64Var(&c.rate, "rate", 0, "polls per second in all (open loop); 0: as fast as -conc allows")
 	fl.IntVar(&c.rounds, "rounds", 2, "rounds of a new commit polled by every host, per server")
