@@ -42,6 +42,9 @@ fuzz: ## run every fuzz target in the tree for FUZZTIME each (default 30s)
 		done; \
 	done
 
+# bench/run.sh's gitload section is the short run of bench/gitload (what a
+# poll costs the git server); `make bench GITLOAD_FLAGS=-long` for the long
+# one, or `go run ./bench/gitload -long` alone.
 bench: ## Go benchmarks, then the whole-process comparisons of bench/run.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh not found: skipped"; fi

@@ -11,10 +11,14 @@
 #   peak memory of the cold apply and the compiles (and of the others, for reference)
 #   agent    `cairn agent` on a 10k-resource repository: bench/agent.sh (unchanged
 #            runs, push to applied, RSS; needs root and debootstrap, else skipped)
+#   gitload  what one agent poll costs the git server: bench/gitload (git daemon,
+#            nginx + fcgiwrap + git http-backend, the same with info/refs cached,
+#            and over https), under a minute; GITLOAD_FLAGS=-long for the long run (needs root
+#            for its cgroups; nginx and fcgiwrap, else those servers are skipped)
 #
-#   bench/run.sh [-s "diff cold noop compile agent"] [-k]
+#   bench/run.sh [-s "diff cold noop compile agent gitload"] [-k]
 #
-#   -s SECTIONS  run only these sections (default: all five)
+#   -s SECTIONS  run only these sections (default: all six)
 #   -k           keep the work directory (default: removed at the end)
 #
 # Environment: BENCH_WORK (work directory; default a new one under /tmp),
@@ -32,7 +36,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
-SECTIONS="diff cold noop compile agent"
+SECTIONS="diff cold noop compile agent gitload"
 KEEP=0
 while getopts "s:k" o; do
   case $o in s) SECTIONS=$OPTARG ;; k) KEEP=1 ;; *) sed -n '2,30p' "$0" >&2; exit 2 ;; esac
@@ -65,7 +69,8 @@ GNU_TIME=""
 
 log "building cairn, bench/gen, bench/hashall, bench/genconfig into $W/bin"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$W/bin/cairn" ./cmd/cairn && go build -o "$W/bin/gen" ./bench/gen &&
-  go build -o "$W/bin/hashall" ./bench/hashall && go build -o "$W/bin/genconfig" ./bench/genconfig) || die "build"
+  go build -o "$W/bin/hashall" ./bench/hashall && go build -o "$W/bin/genconfig" ./bench/genconfig &&
+  go build -o "$W/bin/gitload" ./bench/gitload) || die "build"
 CAIRN=$W/bin/cairn GEN=$W/bin/gen HASHALL=$W/bin/hashall GENCONFIG=$W/bin/genconfig
 ROWS=$W/rows.tsv
 : >"$ROWS"
@@ -266,6 +271,19 @@ if want_section agent; then
   fi
 fi
 
+# ---------------------------------------------------------------- git server load
+GITLOAD_MD=""
+if want_section gitload; then
+  if [ "$(id -u)" = 0 ]; then
+    log "the git server's cost per poll: bench/gitload ${GITLOAD_FLAGS:-} (its log in $W/logs/gitload.log)"
+    # shellcheck disable=SC2086 # GITLOAD_FLAGS is a list of flags
+    "$W/bin/gitload" -o "$W/gitload.md" ${GITLOAD_FLAGS:-} >/dev/null 2>"$W/logs/gitload.log" || { tail -n 30 "$W/logs/gitload.log" >&2; die "bench/gitload"; }
+    GITLOAD_MD=$W/gitload.md
+  else
+    log "the gitload section skipped: bench/gitload needs root (a cgroup for each server)"
+  fi
+fi
+
 # ---------------------------------------------------------------- report
 {
   echo "## cairn's journal core and compiler: whole-process benchmarks"
@@ -283,5 +301,9 @@ fi
   if [ -n "$AGENT_MD" ]; then
     echo
     cat "$AGENT_MD"
+  fi
+  if [ -n "$GITLOAD_MD" ]; then
+    echo
+    cat "$GITLOAD_MD"
   fi
 } | tee "$W/results.md"
