@@ -129,7 +129,7 @@ const (
 var committed = map[string]time.Time{commitC: time.Unix(1700000000, 0), commitD: time.Unix(1700000100, 0)}
 
 // TestGate: fake agents that Prometheus scrapes every second, each broken
-// in one way in the middle of a soak window of 6 s, and the verdicts of
+// in one way in the middle of a soak window of 8 s, and the verdicts of
 // Gate on that window.
 func TestGate(t *testing.T) {
 	if testing.Short() {
@@ -140,7 +140,7 @@ func TestGate(t *testing.T) {
 		// want is the start of the host's one reason, "" when it passes.
 		want string
 		// midway breaks the host 2 s into the window; after undoes it
-		// 1.5 s later (nil: it stays so).
+		// 2.5 s later (nil: it stays so).
 		midway, after func(t *testing.T, h *fakeHost)
 	}
 	cases := []hostCase{
@@ -222,23 +222,23 @@ func TestGate(t *testing.T) {
 			c.midway(t, hosts[i])
 		}
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	for i, c := range cases {
 		if c.after != nil {
 			c.after(t, hosts[i])
 		}
 	}
-	time.Sleep(2500 * time.Millisecond)
-	now := from.Add(6 * time.Second)
+	time.Sleep(3500 * time.Millisecond)
+	now := from.Add(8 * time.Second)
 	// The window's last scrapes are stored.
 	time.Sleep(1500 * time.Millisecond)
 
 	ctx := context.Background()
-	v, err := Gate(ctx, a, GateOptions{Group: "canary", Commit: commitC, Soak: 6 * time.Second, Now: now})
+	v, err := Gate(ctx, a, GateOptions{Group: "canary", Commit: commitC, Soak: 8 * time.Second, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.OK || v.Group != "canary" || v.Commit != commitC || !v.To.Equal(now.Truncate(time.Millisecond)) || v.To.Sub(v.From) != 6*time.Second {
+	if v.OK || v.Group != "canary" || v.Commit != commitC || !v.To.Equal(now.Truncate(time.Millisecond)) || v.To.Sub(v.From) != 8*time.Second {
 		t.Errorf("verdict: ok %v, group %s, commit %s, window %v..%v", v.OK, v.Group, v.Commit, v.From, v.To)
 	}
 	if len(v.Reasons) != 0 {
@@ -309,7 +309,7 @@ func TestGate(t *testing.T) {
 		{"stable", 3, false, "group stable has 2 hosts, fewer than the 3 required", 2},
 		{"nobody", 1, false, `group nobody has no hosts: no scrape target reported cairn_host_info with group "nobody" between `, 0},
 	} {
-		v, err := Gate(ctx, a, GateOptions{Group: c.group, Commit: commitC, Soak: 6 * time.Second, MinHosts: c.min, Now: now})
+		v, err := Gate(ctx, a, GateOptions{Group: c.group, Commit: commitC, Soak: 8 * time.Second, MinHosts: c.min, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
