@@ -15,6 +15,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cairn-cm/cairn/agent/metrics"
 	"github.com/cairn-cm/cairn/internal/promtest"
@@ -30,6 +31,7 @@ type fakeHost struct {
 	reg  *prometheus.Registry
 	m    *metrics.Metrics
 	down bool
+	hide string // a metric left out of the scrapes
 }
 
 // newFakeHost serves the metrics of host, in group at commit, converged,
@@ -83,13 +85,17 @@ func (h *fakeHost) setDown(down bool) {
 
 func (h *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
-	reg, down := h.reg, h.down
+	reg, down, hide := h.reg, h.down, h.hide
 	h.mu.Unlock()
 	if down {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
-	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := reg.Gather()
+		return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == hide }), err
+	})
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
 
 // promAPI is the API of a Prometheus server.
@@ -181,6 +187,9 @@ func TestGate(t *testing.T) {
 				h.restart(t, "canary", commitC)
 				h.do(func(m *metrics.Metrics) { m.RunDone(metrics.ResultFailed, time.Second, time.Now(), false) })
 			}},
+		// An agent that does not export cairn_converged is not known to
+		// be converged.
+		{host: "no-converged", group: "canary", commit: commitC, want: "reported no cairn_converged from "},
 		// Left the group in the window: not one of its hosts.
 		{host: "left", group: "canary", commit: commitC,
 			midway: func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetGroup("web", "main") }) }},
@@ -193,6 +202,9 @@ func TestGate(t *testing.T) {
 	var addrs []string
 	for i, c := range cases {
 		h := newFakeHost(t, 2+i, c.host, c.group, c.commit)
+		if c.host == "no-converged" {
+			h.hide = "cairn_converged"
+		}
 		if c.host == "restarted-failed" {
 			h.do(func(m *metrics.Metrics) {
 				m.RunDone(metrics.ResultFailed, time.Second, time.Now(), false)

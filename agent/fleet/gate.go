@@ -31,7 +31,8 @@ const MembershipLookback = time.Hour
 //  1. scraped: up is 1 at the window's start and on every scrape in it;
 //  2. at the commit: cairn_applied_commit_info has commit o.Commit, and no
 //     other, on every scrape that succeeded;
-//  3. converged: cairn_converged is 1 on every sample;
+//  3. converged: cairn_converged is 1 on every sample (a host scraped
+//     without it fails too);
 //  4. no bad run: cairn_runs_total{result=~"failed|broken|refused"} did
 //     not increase (counter resets, at an agent's restart, are handled);
 //  5. not rolled back: cairn_held is 0 on every sample, and
@@ -185,6 +186,9 @@ func (g *gate) check(hosts []*member) error {
 		bad    func(float64) bool
 		metric string // the series whose raw samples say when
 		why    func(m model.Metric, prev, v float64, first bool) string
+		// required: a host scraped in the window must have a value (a
+		// gauge the agent always exports).
+		required bool
 	}{
 		{
 			query:  "min_over_time(cairn_converged[%s])",
@@ -196,6 +200,7 @@ func (g *gate) check(hosts []*member) error {
 				}
 				return ""
 			},
+			required: true,
 		},
 		{
 			query:  `sum by (instance, job) (increase(cairn_runs_total{result=~"failed|broken|refused"}[%s]))`,
@@ -225,6 +230,7 @@ func (g *gate) check(hosts []*member) error {
 				}
 				return ""
 			},
+			required: true,
 		},
 		{
 			query:  `sum by (instance, job) (increase(cairn_ops_total{direction="inverse"}[%s]))`,
@@ -243,7 +249,12 @@ func (g *gate) check(hosts []*member) error {
 			return err
 		}
 		for _, h := range hosts {
-			if v, ok := values[h.target]; !ok || !c.bad(v) {
+			v, ok := values[h.target]
+			if !ok && c.required && good[h.target] > 0 {
+				h.addf("reported no %s from %s to %s", c.metric, stamp(g.from), stamp(g.now))
+				continue
+			}
+			if !ok || !c.bad(v) {
 				continue
 			}
 			if err := g.whyFirst(h, c.metric, c.why); err != nil {
