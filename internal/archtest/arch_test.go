@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 	"agent/metrics":        {"github.com/prometheus/client_golang"},
 	"agent/fleet":          {"github.com/prometheus/client_golang", "github.com/prometheus/common"},
 	"agent/web":            {"agent/status", "github.com/prometheus/client_golang", "github.com/prometheus/exporter-toolkit"},
+	"agent/promote":        {"agent/fleet", "agent/gitfs", "agent/mirror", "compiler", "journal", "github.com/go-git/go-git"},
 	"agent/mirror":         {"github.com/go-git/go-git", "github.com/go-git/go-billy", "golang.org/x/crypto"}, // x/crypto: ssh, which go-git's transport cannot cancel
 	"internal/treefs":      {"golang.org/x/sys"},
 	"internal/cli":         {"*"},

@@ -17,9 +17,10 @@
 #            commit are the same bytes.
 #
 # What goes in: the static binary (/usr/bin/cairn), systemd/cairn.service,
-# packaging/deb/cairn.default as the conffile /etc/default/cairn, the manual
-# pages and completions generated from the command line (go run
-# ./packaging/deb), the alert rules and dashboards found under prometheus/
+# cairn-promote.service and cairn-promote.timer, packaging/deb/cairn.default
+# and cairn-promote.default as the conffiles /etc/default/cairn and
+# /etc/default/cairn-promote, the manual pages and completions generated
+# from the command line (go run ./packaging/deb), the alert rules and dashboards found under prometheus/
 # and grafana/ (or dashboards/), into /usr/share/cairn/prometheus and
 # /usr/share/cairn/grafana, and the maintainer scripts of this directory.
 set -eu
@@ -63,8 +64,11 @@ CGO_ENABLED=0 GOOS=linux GOARCH=$goarch "$GO" build -trimpath \
 	-ldflags "-s -w -X github.com/cairn-cm/cairn/internal/cli.version=$VERSION" \
 	-o "$stage/usr/bin/cairn" ./cmd/cairn
 
-install -D -m 0644 systemd/cairn.service "$stage/lib/systemd/system/cairn.service"
+for u in cairn.service cairn-promote.service cairn-promote.timer; do
+	install -D -m 0644 "systemd/$u" "$stage/lib/systemd/system/$u"
+done
 install -D -m 0644 "$here/cairn.default" "$stage/etc/default/cairn"
+install -D -m 0644 "$here/cairn-promote.default" "$stage/etc/default/cairn-promote"
 
 # Manual pages and completions, from the command line's own model.
 date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
@@ -99,7 +103,7 @@ mkdir -p "$stage/DEBIAN"
 for s in postinst prerm postrm; do
 	install -m 0755 "$here/$s" "$stage/DEBIAN/$s"
 done
-echo /etc/default/cairn >"$stage/DEBIAN/conffiles"
+printf '%s\n' /etc/default/cairn /etc/default/cairn-promote >"$stage/DEBIAN/conffiles"
 chmod 0644 "$stage/DEBIAN/conffiles"
 # Installed-Size as dpkg-gencontrol reckons it: KiB per file rounded up,
 # one for every other entry.

@@ -30,28 +30,32 @@ func model(t *testing.T) *kong.Application {
 // agent cannot be missing from it. go run ./packaging/deb -default
 // packaging/deb/cairn.default rewrites it.
 func TestDefaultFileIsGenerated(t *testing.T) {
-	shipped, err := os.ReadFile("cairn.default")
-	if err != nil {
-		t.Fatal(err)
+	app := model(t)
+	for _, f := range []struct{ file, command string }{{"cairn.default", "agent"}, {"cairn-promote.default", "promote"}} {
+		shipped, err := os.ReadFile(f.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := defaultText(app, f.command)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(shipped, fresh) {
+			t.Errorf("packaging/deb/%s is not what the command line makes: run go run ./packaging/deb -default packaging/deb/cairn.default -default-promote packaging/deb/cairn-promote.default\n--- shipped\n%s\n--- fresh\n%s", f.file, shipped, fresh)
+		}
+		for _, line := range strings.Split(string(shipped), "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				t.Errorf("%s sets something: %q", f.file, line)
+			}
+		}
 	}
-	fresh, err := defaultText(model(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(shipped, fresh) {
-		t.Errorf("packaging/deb/cairn.default is not what the command line makes: run go run ./packaging/deb -default packaging/deb/cairn.default\n--- shipped\n%s\n--- fresh\n%s", shipped, fresh)
-	}
+	shipped := mustRead(t, "cairn.default")
 	// Every setting of cairn agent, commented out, and nothing set.
 	for _, name := range []string{"CAIRN_REPO", "CAIRN_TRUST", "CAIRN_ALLOW_UNSIGNED", "CAIRN_INTERVAL", "CAIRN_SPLAY",
 		"CAIRN_CONFIRM", "CAIRN_LISTEN", "CAIRN_WEB_CONFIG", "CAIRN_DRIFT", "CAIRN_MAX_REMOVAL", "CAIRN_FACT",
 		"CAIRN_LOG_FORMAT", "CAIRN_LOG_LEVEL", "CAIRN_ONCE", "CAIRN_BRANCH", "CAIRN_ROOT", "CAIRN_STATE"} {
 		if !bytes.Contains(shipped, []byte("\n#"+name+"=")) {
 			t.Errorf("cairn.default has no line #%s=", name)
-		}
-	}
-	for _, line := range strings.Split(string(shipped), "\n") {
-		if line != "" && !strings.HasPrefix(line, "#") {
-			t.Errorf("cairn.default sets something: %q", line)
 		}
 	}
 	for _, want := range []string{"#CAIRN_BRANCH=main\n", "#CAIRN_CONFIRM=30s\n", "#CAIRN_LISTEN=127.0.0.1:9479\n", "#CAIRN_ALLOW_UNSIGNED=false\n"} {
@@ -371,6 +375,10 @@ func TestPackage(t *testing.T) {
 		"/usr/bin/cairn":                               "-rwxr-xr-x root/root",
 		"/lib/systemd/system/cairn.service":            "-rw-r--r-- root/root",
 		"/etc/default/cairn":                           "-rw-r--r-- root/root",
+		"/lib/systemd/system/cairn-promote.service":    "-rw-r--r-- root/root",
+		"/lib/systemd/system/cairn-promote.timer":      "-rw-r--r-- root/root",
+		"/etc/default/cairn-promote":                   "-rw-r--r-- root/root",
+		"/usr/share/man/man1/cairn-promote.1.gz":       "-rw-r--r-- root/root",
 		"/usr/share/man/man1/cairn.1.gz":               "-rw-r--r-- root/root",
 		"/usr/share/man/man1/cairn-agent.1.gz":         "-rw-r--r-- root/root",
 		"/usr/share/man/man1/cairn-journal-apply.1.gz": "-rw-r--r-- root/root",
@@ -429,8 +437,8 @@ func TestPackage(t *testing.T) {
 		t.Fatalf("dpkg-deb --control: %v: %s", err, out)
 	}
 	conffiles, err := os.ReadFile(filepath.Join(ctl, "conffiles"))
-	if err != nil || string(conffiles) != "/etc/default/cairn\n" {
-		t.Errorf("conffiles: %q, %v; want /etc/default/cairn alone", conffiles, err)
+	if err != nil || string(conffiles) != "/etc/default/cairn\n/etc/default/cairn-promote\n" {
+		t.Errorf("conffiles: %q, %v; want /etc/default/cairn and /etc/default/cairn-promote", conffiles, err)
 	}
 	for _, s := range []string{"postinst", "prerm", "postrm"} {
 		fi, err := os.Stat(filepath.Join(ctl, s))

@@ -10,10 +10,11 @@
 // STAGE/usr/share/bash-completion/completions/cairn and
 // STAGE/usr/share/zsh/vendor-completions/_cairn;
 //
-//	go run ./packaging/deb -default packaging/deb/cairn.default
+//	go run ./packaging/deb -default packaging/deb/cairn.default -default-promote packaging/deb/cairn-promote.default
 //
-// rewrites the settings file the package ships (a test checks that the file
-// in the tree is what this writes).
+// rewrites the settings files the package ships, /etc/default/cairn and
+// /etc/default/cairn-promote (a test checks that the files in the tree are
+// what this writes).
 package main
 
 import (
@@ -34,14 +35,17 @@ func main() {
 	version := flag.String("version", "devel", "the `VERSION` the manual pages name")
 	date := flag.String("date", "", "the `DATE` of the manual pages (YYYY-MM-DD)")
 	def := flag.String("default", "", "write /etc/default/cairn's text to `FILE`")
+	defPromote := flag.String("default-promote", "", "write /etc/default/cairn-promote's text to `FILE`")
 	flag.Parse()
-	if flag.NArg() > 0 || (*root == "") == (*def == "") {
-		fmt.Fprintln(os.Stderr, "usage: deb -root DIR [-version V] [-date D] | deb -default FILE")
+	if flag.NArg() > 0 || (*root == "") == (*def == "" && *defPromote == "") {
+		fmt.Fprintln(os.Stderr, "usage: deb -root DIR [-version V] [-date D] | deb [-default FILE] [-default-promote FILE]")
 		os.Exit(2)
 	}
 	app, err := cli.Model()
-	if err == nil && *def != "" {
-		err = writeDefault(app, *def)
+	for _, d := range []struct{ file, command string }{{*def, "agent"}, {*defPromote, "promote"}} {
+		if err == nil && d.file != "" {
+			err = writeDefault(app, d.command, d.file)
+		}
 	}
 	if err == nil && *root != "" {
 		err = writeTree(app, *root, *version, *date)
@@ -69,28 +73,50 @@ const defaultHeader = `# /etc/default/cairn: the settings of the cairn agent. ca
 # package's upgrades keep your changes (it is a conffile).
 `
 
-// defaultText is the text of /etc/default/cairn: the header and every
-// setting of cairn agent.
-func defaultText(app *kong.Application) ([]byte, error) {
-	var agent *kong.Node
+// promoteHeader is the top of /etc/default/cairn-promote.
+const promoteHeader = `# /etc/default/cairn-promote: the settings of cairn promote, which
+# cairn-promote.service reads as its environment (EnvironmentFile=) each time
+# cairn-promote.timer starts it. Each variable CAIRN_<FLAG> is the flag
+# --<flag> of "cairn promote" (see cairn-promote(1) and docs/rollout.md).
+#
+# Every setting is listed below, commented out, with its default: uncomment
+# a line and change its value to set it. CAIRN_REPO, CAIRN_FROM, CAIRN_TO and
+# CAIRN_PROMETHEUS are required. The timer is off until
+# "systemctl enable --now cairn-promote.timer"; enable it on one machine of
+# the fleet only.
+#
+# This file is generated from cairn's command line (packaging/deb); the
+# package's upgrades keep your changes (it is a conffile).
+`
+
+// defaults are the settings files the package ships, by the command whose
+// flags they list: their headers.
+var defaults = map[string]string{"agent": defaultHeader, "promote": promoteHeader}
+
+// defaultText is the text of a settings file under /etc/default: the header
+// and every setting of cairn COMMAND (agent: /etc/default/cairn; promote:
+// /etc/default/cairn-promote).
+func defaultText(app *kong.Application, command string) ([]byte, error) {
+	var node *kong.Node
 	for _, c := range app.Children {
-		if c.Name == "agent" {
-			agent = c
+		if c.Name == command {
+			node = c
 		}
 	}
-	if agent == nil {
-		return nil, fmt.Errorf("cairn has no agent command")
+	header, ok := defaults[command]
+	if node == nil || !ok {
+		return nil, fmt.Errorf("cairn has no %s command with a settings file", command)
 	}
 	var b bytes.Buffer
-	b.WriteString(defaultHeader)
-	if err := clidoc.EnvFile(&b, agent); err != nil {
+	b.WriteString(header)
+	if err := clidoc.EnvFile(&b, node); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
 }
 
-func writeDefault(app *kong.Application, file string) error {
-	text, err := defaultText(app)
+func writeDefault(app *kong.Application, command, file string) error {
+	text, err := defaultText(app, command)
 	if err != nil {
 		return err
 	}
@@ -110,6 +136,26 @@ Bad input or usage, with nothing changed: an unparsable file, a failed static ch
 	3
 The host could not be put back after a failure; the intent is kept and the next run retries.`
 
+// promoteStatus is what the exit codes of cairn promote mean (docs/rollout.md).
+const promoteStatus = `	0
+Promoted, a dry run that would have promoted, or nothing to do.
+
+	1
+Not promoted: a condition did not hold on a host of --from, a group of the --to branch is locked, Prometheus or the git server could not be reached, or another push won the race.
+
+	2
+Bad input: an unknown group, --from and --to on one branch, a --to branch that is not an ancestor of the --from tip, a bad URL.`
+
+// lockStatus is what the exit codes of cairn lock and unlock mean.
+const lockStatus = `	0
+The signed commit was pushed (or, with --dry-run, made).
+
+	1
+The group is locked already (lock) or not locked (unlock), or signing or the push failed.
+
+	2
+Bad input: an unknown group, a reason that is empty or not one line.`
+
 // agentFiles is the FILES section of cairn-agent(1).
 const agentFiles = `	/etc/default/cairn
 The agent's settings, as CAIRN_* variables, read by cairn.service.
@@ -127,7 +173,10 @@ func writeTree(app *kong.Application, root, version, date string) error {
 		Manual:   "cairn manual",
 		Sections: []clidoc.Section{{Title: "EXIT STATUS", Text: exitStatus}},
 		Extra: map[string][]clidoc.Section{
-			"cairn agent": {{Title: "FILES", Text: agentFiles}},
+			"cairn agent":   {{Title: "FILES", Text: agentFiles}},
+			"cairn promote": {{Title: "EXIT STATUS OF PROMOTE", Text: promoteStatus}},
+			"cairn lock":    {{Title: "EXIT STATUS OF LOCK", Text: lockStatus}},
+			"cairn unlock":  {{Title: "EXIT STATUS OF UNLOCK", Text: lockStatus}},
 		},
 	}
 	man := filepath.Join(root, "usr/share/man/man1")
