@@ -15,6 +15,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cairn-cm/cairn/agent/metrics"
 	"github.com/cairn-cm/cairn/internal/promtest"
@@ -30,6 +31,7 @@ type fakeHost struct {
 	reg  *prometheus.Registry
 	m    *metrics.Metrics
 	down bool
+	hide string // a metric left out of the scrapes
 }
 
 // newFakeHost serves the metrics of host, in group at commit, converged,
@@ -83,13 +85,17 @@ func (h *fakeHost) setDown(down bool) {
 
 func (h *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
-	reg, down := h.reg, h.down
+	reg, down, hide := h.reg, h.down, h.hide
 	h.mu.Unlock()
 	if down {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
-	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := reg.Gather()
+		return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return mf.GetName() == hide }), err
+	})
+	promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
 
 // promAPI is the API of a Prometheus server.
@@ -129,7 +135,7 @@ const (
 var committed = map[string]time.Time{commitC: time.Unix(1700000000, 0), commitD: time.Unix(1700000100, 0)}
 
 // TestGate: fake agents that Prometheus scrapes every second, each broken
-// in one way in the middle of a soak window of 6 s, and the verdicts of
+// in one way in the middle of a soak window of 8 s, and the verdicts of
 // Gate on that window.
 func TestGate(t *testing.T) {
 	if testing.Short() {
@@ -140,7 +146,7 @@ func TestGate(t *testing.T) {
 		// want is the start of the host's one reason, "" when it passes.
 		want string
 		// midway breaks the host 2 s into the window; after undoes it
-		// 1.5 s later (nil: it stays so).
+		// 2.5 s later (nil: it stays so).
 		midway, after func(t *testing.T, h *fakeHost)
 	}
 	cases := []hostCase{
@@ -181,6 +187,9 @@ func TestGate(t *testing.T) {
 				h.restart(t, "canary", commitC)
 				h.do(func(m *metrics.Metrics) { m.RunDone(metrics.ResultFailed, time.Second, time.Now(), false) })
 			}},
+		// An agent that does not export cairn_converged is not known to
+		// be converged.
+		{host: "no-converged", group: "canary", commit: commitC, want: "reported no cairn_converged from "},
 		// Left the group in the window: not one of its hosts.
 		{host: "left", group: "canary", commit: commitC,
 			midway: func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetGroup("web", "main") }) }},
@@ -193,6 +202,9 @@ func TestGate(t *testing.T) {
 	var addrs []string
 	for i, c := range cases {
 		h := newFakeHost(t, 2+i, c.host, c.group, c.commit)
+		if c.host == "no-converged" {
+			h.hide = "cairn_converged"
+		}
 		if c.host == "restarted-failed" {
 			h.do(func(m *metrics.Metrics) {
 				m.RunDone(metrics.ResultFailed, time.Second, time.Now(), false)
@@ -222,23 +234,23 @@ func TestGate(t *testing.T) {
 			c.midway(t, hosts[i])
 		}
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	for i, c := range cases {
 		if c.after != nil {
 			c.after(t, hosts[i])
 		}
 	}
-	time.Sleep(2500 * time.Millisecond)
-	now := from.Add(6 * time.Second)
+	time.Sleep(3500 * time.Millisecond)
+	now := from.Add(8 * time.Second)
 	// The window's last scrapes are stored.
 	time.Sleep(1500 * time.Millisecond)
 
 	ctx := context.Background()
-	v, err := Gate(ctx, a, GateOptions{Group: "canary", Commit: commitC, Soak: 6 * time.Second, Now: now})
+	v, err := Gate(ctx, a, GateOptions{Group: "canary", Commit: commitC, Soak: 8 * time.Second, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.OK || v.Group != "canary" || v.Commit != commitC || !v.To.Equal(now.Truncate(time.Millisecond)) || v.To.Sub(v.From) != 6*time.Second {
+	if v.OK || v.Group != "canary" || v.Commit != commitC || !v.To.Equal(now.Truncate(time.Millisecond)) || v.To.Sub(v.From) != 8*time.Second {
 		t.Errorf("verdict: ok %v, group %s, commit %s, window %v..%v", v.OK, v.Group, v.Commit, v.From, v.To)
 	}
 	if len(v.Reasons) != 0 {
@@ -309,7 +321,7 @@ func TestGate(t *testing.T) {
 		{"stable", 3, false, "group stable has 2 hosts, fewer than the 3 required", 2},
 		{"nobody", 1, false, `group nobody has no hosts: no scrape target reported cairn_host_info with group "nobody" between `, 0},
 	} {
-		v, err := Gate(ctx, a, GateOptions{Group: c.group, Commit: commitC, Soak: 6 * time.Second, MinHosts: c.min, Now: now})
+		v, err := Gate(ctx, a, GateOptions{Group: c.group, Commit: commitC, Soak: 8 * time.Second, MinHosts: c.min, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}

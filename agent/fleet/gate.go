@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,8 @@ const MembershipLookback = time.Hour
 //  1. scraped: up is 1 at the window's start and on every scrape in it;
 //  2. at the commit: cairn_applied_commit_info has commit o.Commit, and no
 //     other, on every scrape that succeeded;
-//  3. converged: cairn_converged is 1 on every sample;
+//  3. converged: cairn_converged is 1 on every sample (a host scraped
+//     without it fails too);
 //  4. no bad run: cairn_runs_total{result=~"failed|broken|refused"} did
 //     not increase (counter resets, at an agent's restart, are handled);
 //  5. not rolled back: cairn_held is 0 on every sample, and
@@ -51,6 +53,7 @@ func Gate(ctx context.Context, api API, o GateOptions) (*Verdict, error) {
 	case o.Soak < time.Millisecond:
 		return nil, fmt.Errorf("gate: soak %v: want at least 1ms", o.Soak)
 	}
+	o.Soak = o.Soak.Truncate(time.Millisecond)
 	if o.MinHosts < 1 {
 		o.MinHosts = 1
 	}
@@ -76,7 +79,7 @@ func Gate(ctx context.Context, api API, o GateOptions) (*Verdict, error) {
 		v.Hosts = append(v.Hosts, hv)
 	}
 	slices.SortFunc(v.Hosts, func(a, b HostVerdict) int {
-		return cmpOr(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance))
+		return cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance))
 	})
 	switch n := len(hosts); {
 	case n == 0:
@@ -88,13 +91,6 @@ func Gate(ctx context.Context, api API, o GateOptions) (*Verdict, error) {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("group %s has %d %s, fewer than the %d required", o.Group, n, plural(n, "host", "hosts"), o.MinHosts))
 	}
 	return v, nil
-}
-
-func cmpOr(a, b int) int {
-	if a != 0 {
-		return a
-	}
-	return b
 }
 
 func plural(n int, one, many string) string {
@@ -190,6 +186,9 @@ func (g *gate) check(hosts []*member) error {
 		bad    func(float64) bool
 		metric string // the series whose raw samples say when
 		why    func(m model.Metric, prev, v float64, first bool) string
+		// required: a host scraped in the window must have a value (a
+		// gauge the agent always exports).
+		required bool
 	}{
 		{
 			query:  "min_over_time(cairn_converged[%s])",
@@ -201,6 +200,7 @@ func (g *gate) check(hosts []*member) error {
 				}
 				return ""
 			},
+			required: true,
 		},
 		{
 			query:  `sum by (instance, job) (increase(cairn_runs_total{result=~"failed|broken|refused"}[%s]))`,
@@ -230,6 +230,7 @@ func (g *gate) check(hosts []*member) error {
 				}
 				return ""
 			},
+			required: true,
 		},
 		{
 			query:  `sum by (instance, job) (increase(cairn_ops_total{direction="inverse"}[%s]))`,
@@ -248,7 +249,12 @@ func (g *gate) check(hosts []*member) error {
 			return err
 		}
 		for _, h := range hosts {
-			if v, ok := values[h.target]; !ok || !c.bad(v) {
+			v, ok := values[h.target]
+			if !ok && c.required && good[h.target] > 0 {
+				h.addf("reported no %s from %s to %s", c.metric, stamp(g.from), stamp(g.now))
+				continue
+			}
+			if !ok || !c.bad(v) {
 				continue
 			}
 			if err := g.whyFirst(h, c.metric, c.why); err != nil {
@@ -301,10 +307,11 @@ func (g *gate) whyFirst(h *member, metric string, why func(m model.Metric, prev,
 	if what == "" {
 		// The range function saw it; the raw samples, read a moment
 		// later, should too. Say what is known.
-		what, when = "broke a condition ("+metric+")", model.TimeFromUnixNano(g.from.UnixNano())
-		return h.add("%s in the window from %s", what, stamp(when.Time()))
+		h.addf("broke a condition (%s) in the window from %s", metric, stamp(g.from))
+		return nil
 	}
-	return h.add("%s at %s", what, stamp(when.Time()))
+	h.addf("%s at %s", what, stamp(when.Time()))
+	return nil
 }
 
 // whyDown says how the host was not scraped throughout.
@@ -328,22 +335,28 @@ func (g *gate) whyDown(h *member) error {
 			continue
 		}
 		if before == nil {
-			return h.add("not scraped at the window's start %s: first scraped at %s", stamp(g.from), stamp(p.Timestamp.Time()))
+			h.addf("not scraped at the window's start %s: first scraped at %s", stamp(g.from), stamp(p.Timestamp.Time()))
+			return nil
 		}
 		if before.Value != 1 {
-			return h.add("down at the window's start %s: its last scrape before it, at %s, failed", stamp(g.from), stamp(before.Timestamp.Time()))
+			h.addf("down at the window's start %s: its last scrape before it, at %s, failed", stamp(g.from), stamp(before.Timestamp.Time()))
+			return nil
 		}
 		if p.Value != 1 {
-			return h.add("down: its scrape at %s failed", stamp(p.Timestamp.Time()))
+			h.addf("down: its scrape at %s failed", stamp(p.Timestamp.Time()))
+			return nil
 		}
 	}
 	if before == nil {
-		return h.add("not scraped from %s to %s", stamp(g.from), stamp(g.now))
+		h.addf("not scraped from %s to %s", stamp(g.from), stamp(g.now))
+		return nil
 	}
 	if before.Value != 1 {
-		return h.add("down at the window's start %s: its last scrape before it, at %s, failed", stamp(g.from), stamp(before.Timestamp.Time()))
+		h.addf("down at the window's start %s: its last scrape before it, at %s, failed", stamp(g.from), stamp(before.Timestamp.Time()))
+		return nil
 	}
-	return h.add("not scraped since %s, before the window's start %s", stamp(before.Timestamp.Time()), stamp(g.from))
+	h.addf("not scraped since %s, before the window's start %s", stamp(before.Timestamp.Time()), stamp(g.from))
+	return nil
 }
 
 // whyCommit says at which scrape the host was first not at the commit.
@@ -369,20 +382,23 @@ func (g *gate) whyCommit(h *member) error {
 			}
 			switch cs := commits[p.Timestamp]; {
 			case len(cs) == 0:
-				return h.add("reported no applied commit at %s", stamp(p.Timestamp.Time()))
+				h.addf("reported no applied commit at %s", stamp(p.Timestamp.Time()))
+				return nil
 			case len(cs) > 1 || cs[0] != g.o.Commit:
 				other := cs[0]
 				if other == g.o.Commit {
 					other = cs[1]
 				}
-				return h.add("at commit %s, not %s, at %s", short(other), short(g.o.Commit), stamp(p.Timestamp.Time()))
+				h.addf("at commit %s, not %s, at %s", short(other), short(g.o.Commit), stamp(p.Timestamp.Time()))
+				return nil
 			}
 		}
 	}
-	return h.add("not at commit %s on every scrape from %s", short(g.o.Commit), stamp(g.from))
+	h.addf("not at commit %s on every scrape from %s", short(g.o.Commit), stamp(g.from))
+	return nil
 }
 
-func (h *member) add(format string, args ...any) error {
+// addf adds a reason.
+func (h *member) addf(format string, args ...any) {
 	h.reasons = append(h.reasons, fmt.Sprintf(format, args...))
-	return nil
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -114,7 +115,7 @@ func Snapshot(ctx context.Context, api API, at time.Time) ([]Host, error) {
 		out = append(out, *h)
 	}
 	slices.SortFunc(out, func(a, b Host) int {
-		return cmpOr(strings.Compare(a.Group, b.Group), cmpOr(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance)))
+		return cmp.Or(strings.Compare(a.Group, b.Group), cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance)))
 	})
 	return out, nil
 }
@@ -233,7 +234,7 @@ func Summarize(hosts []Host) []Group {
 			}
 		}
 		slices.SortFunc(g.Lagging, func(a, b Host) int {
-			return cmpOr(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance))
+			return cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance))
 		})
 		out = append(out, g)
 	}
