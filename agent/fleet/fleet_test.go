@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 
 	"github.com/cairn-cm/cairn/agent/metrics"
 	"github.com/cairn-cm/cairn/internal/promtest"
@@ -460,5 +462,77 @@ func TestSnapshot(t *testing.T) {
 	}
 	if n := groups[0]; n.Name != "" || n.Settled() || n.Tip != "" || len(n.Lagging) != 1 {
 		t.Errorf("the hosts without a group: %+v", n)
+	}
+}
+
+// waitUntil runs q until cond holds for its vector, for at most 30 s.
+func waitUntil(t *testing.T, a API, q string, what string, cond func(model.Vector) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		vec, err := vector(context.Background(), a, q, time.Now())
+		if err == nil && cond(vec) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30 s for %s (%s): %v (%v)", what, q, vec, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestGateScrapeGap: Prometheus stops scraping one host for a few seconds
+// in the middle of the window (its target leaves the service discovery and
+// comes back), and every scrape it made succeeded with the host healthy:
+// the samples do not cover the window, and the host fails; the host
+// scraped throughout passes.
+func TestGateScrapeGap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Prometheus for about 20 s")
+	}
+	steady := newFakeHost(t, 2, "steady", "canary", commitC)
+	gapped := newFakeHost(t, 3, "gapped", "canary", commitC)
+	prom := promtest.Start(t, nil, steady.addr, gapped.addr)
+	a := promAPI(t, prom.URL)
+	waitFor(t, a, "count(up == 1)", 2)
+	time.Sleep(2500 * time.Millisecond)
+
+	from := time.Now().Add(-time.Second)
+	prom.SetTargets(t, steady.addr)
+	// Gone: its series are marked stale, then 3 s without a scrape.
+	sel := fmt.Sprintf("up{instance=%q}", gapped.addr)
+	waitUntil(t, a, sel, "the target's removal", func(v model.Vector) bool { return len(v) == 0 })
+	time.Sleep(3 * time.Second)
+	prom.SetTargets(t, steady.addr, gapped.addr)
+	waitFor(t, a, sel, 1)
+	time.Sleep(2 * time.Second)
+	now := time.Now().Add(-500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+
+	v, err := Gate(context.Background(), a, GateOptions{Group: "canary", Commit: commitC, Soak: now.Sub(from), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OK || len(v.Hosts) != 2 {
+		t.Fatalf("verdict: ok %v, hosts %+v; want the gapped host to fail", v.OK, v.Hosts)
+	}
+	for _, h := range v.Hosts {
+		t.Logf("%s: ok %v %q", h.Host, h.OK, h.Reasons)
+	}
+	g, s := v.Hosts[0], v.Hosts[1]
+	const want = "not scraped from "
+	if g.Host != "gapped" || g.OK || len(g.Reasons) != 1 || !strings.HasPrefix(g.Reasons[0], want) {
+		t.Errorf("gapped: ok %v, reasons %q; want one reason %q...", g.OK, g.Reasons, want)
+	} else if stamps := stampRE.FindAllString(g.Reasons[0], -1); len(stamps) != 2 {
+		t.Errorf("gapped: reason %q does not name the gap's two ends", g.Reasons[0])
+	} else {
+		begin, _ := time.Parse(time.RFC3339, stamps[0])
+		end, _ := time.Parse(time.RFC3339, stamps[1])
+		if end.Sub(begin) < 3*time.Second || begin.Before(from.Truncate(time.Second)) || end.After(now) {
+			t.Errorf("gapped: reason %q: want a gap of at least 3 s inside %v..%v", g.Reasons[0], from, now)
+		}
+	}
+	if s.Host != "steady" || !s.OK {
+		t.Errorf("steady: ok %v, reasons %q; want it to pass", s.OK, s.Reasons)
 	}
 }

@@ -28,7 +28,16 @@ const MembershipLookback = time.Hour
 // window (checked with *_over_time and increase over the window, so no
 // sample is skipped):
 //
-//  1. scraped: up is 1 at the window's start and on every scrape in it;
+//  1. scraped: up is 1 at the window's start and on every scrape in it,
+//     and its scrapes cover the window without a gap: from the host's
+//     raw up samples, its scrape interval I is the lower quartile of the
+//     distances between consecutive samples; the first sample is at most
+//     I after the window's start, no two consecutive samples reaching
+//     into the window are more than 1.5 I apart (a missed scrape, as when
+//     Prometheus restarted or the target left its service discovery for
+//     a while, leaves no failed sample but would let the other
+//     conditions judge only part of the window), and the last is at most
+//     2.5 I before the window's end;
 //  2. at the commit: cairn_applied_commit_info has commit o.Commit, and no
 //     other, on every scrape that succeeded;
 //  3. converged: cairn_converged is 1 on every sample (a host scraped
@@ -173,6 +182,8 @@ func (g *gate) check(hosts []*member) error {
 			if err := g.whyDown(h); err != nil {
 				return err
 			}
+		} else if err := g.covered(h); err != nil {
+			return err
 		}
 		if good[t] > 0 && (atCommit[t] != good[t] || other[t] > 0) {
 			if err := g.whyCommit(h); err != nil {
@@ -314,11 +325,71 @@ func (g *gate) whyFirst(h *member, metric string, why func(m model.Metric, prev,
 	return nil
 }
 
+// lookback is the lookback of an instant query: the sample that answers
+// for the window's start is at most this old.
+const lookback = 5 * time.Minute
+
+// covered adds a reason when the host's scrapes, each of which succeeded,
+// leave part of the window unseen: Prometheus stopped scraping it for a
+// while (Prometheus restarted, was overloaded, or the target left its
+// service discovery and came back), so that the other conditions, which
+// judge the samples there are, cannot say what happened in between.
+//
+// The host's scrape interval is read from its raw up samples from the
+// lookback before the window to its end: the lower quartile of the
+// distances between consecutive samples (robust to a few gaps and to a
+// scrape that came late and the next on time). The samples cover the
+// window when the first is at most one interval after the window's start,
+// no two consecutive ones that reach into the window are more than 1.5
+// intervals apart (one missed scrape is a gap; the jitter of a busy
+// Prometheus, under half an interval, is not), and the last is at most 2.5
+// intervals before the window's end (the scrape in flight at the end is
+// not stored yet). A host with fewer than two samples has no interval and
+// is not covered.
+func (g *gate) covered(h *member) error {
+	m, err := g.raw(h, "up", g.from.Add(-lookback))
+	if err != nil {
+		return err
+	}
+	var ts []model.Time
+	for _, s := range m {
+		for _, p := range s.Values {
+			ts = append(ts, p.Timestamp)
+		}
+	}
+	slices.Sort(ts)
+	ts = slices.Compact(ts)
+	if len(ts) < 2 {
+		h.addf("scraped %d %s from %s to %s: too few to tell that it was scraped throughout", len(ts), plural(len(ts), "time", "times"), stamp(g.from.Add(-lookback)), stamp(g.now))
+		return nil
+	}
+	deltas := make([]time.Duration, 0, len(ts)-1)
+	for i := 1; i < len(ts); i++ {
+		deltas = append(deltas, ts[i].Sub(ts[i-1]))
+	}
+	slices.Sort(deltas)
+	interval := deltas[(len(deltas)-1)/4]
+	from := model.TimeFromUnixNano(g.from.UnixNano())
+	to := model.TimeFromUnixNano(g.now.UnixNano())
+	if first := ts[0]; first.Sub(from) > interval {
+		h.addf("not scraped at the window's start %s: first scraped at %s", stamp(g.from), stamp(first.Time()))
+		return nil
+	}
+	for i := 1; i < len(ts); i++ {
+		if ts[i] > from && ts[i].Sub(ts[i-1]) > interval*3/2 {
+			h.addf("not scraped from %s to %s (%v without a scrape; it is scraped every %v)",
+				stamp(ts[i-1].Time()), stamp(ts[i].Time()), ts[i].Sub(ts[i-1]), interval)
+			return nil
+		}
+	}
+	if last := ts[len(ts)-1]; to.Sub(last) > interval*5/2 {
+		h.addf("not scraped since %s, before the window's end %s (it is scraped every %v)", stamp(last.Time()), stamp(g.now), interval)
+	}
+	return nil
+}
+
 // whyDown says how the host was not scraped throughout.
 func (g *gate) whyDown(h *member) error {
-	// The lookback of an instant query: the sample that answers for the
-	// window's start is at most this old.
-	const lookback = 5 * time.Minute
 	m, err := g.raw(h, "up", g.from.Add(-lookback))
 	if err != nil {
 		return err
