@@ -181,14 +181,14 @@ func (g Group) Settled() bool {
 }
 
 // Summarize groups hosts by their group, sorted by name, with the counts
-// of Group. The commits of a group are sorted newest first (by committer
+// of Group; no hosts are no groups (an empty slice, not nil). The commits of a group are sorted newest first (by committer
 // time, then hash), the hosts of unknown commit last.
 func Summarize(hosts []Host) []Group {
 	byName := map[string][]Host{}
 	for _, h := range hosts {
 		byName[h.Group] = append(byName[h.Group], h)
 	}
-	var out []Group
+	out := []Group{}
 	for name, hs := range byName {
 		g := Group{Name: name, Hosts: len(hs), Commits: []CommitHosts{}, Lagging: []Host{}}
 		branches := map[string]int{}

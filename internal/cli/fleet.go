@@ -85,8 +85,12 @@ func prometheusAPI(raw string) (v1.API, error) {
 	return v1.NewAPI(cl), nil
 }
 
-// writeFleet writes the table of groups, then the table of lagging hosts.
+// writeFleet writes the table of groups, then the table of lagging hosts;
+// nothing when there is no group (Run says that there is no agent).
 func writeFleet(w io.Writer, groups []fleet.Group) error {
+	if len(groups) == 0 {
+		return nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tBRANCH\tTIP\tHOSTS\tCONVERGED\tDRIFTING\tFAILING\tHELD\tDOWN\tCOMMITS")
 	var lagging []fleet.Host

@@ -102,3 +102,28 @@ func TestFleet(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetNoHostsAndBadInput: a Prometheus that scrapes no agent is exit
+// 1, said as such, with the same JSON shape as a fleet (empty lists, not
+// null); a URL that is not http(s) or does not answer is exit 2.
+func TestFleetNoHostsAndBadInput(t *testing.T) {
+	needTool(t, "prometheus")
+	prom := startPrometheus(t)
+	code, out := cairn(t, "fleet", "--prometheus", prom.base)
+	if code != 1 || strings.Contains(out, "Every host is at its group's tip") || !strings.Contains(out, "no cairn agent") {
+		t.Errorf("cairn fleet without agents: exit %d, want 1 and no claim that every host is at its tip\n%s", code, out)
+	}
+	code, out = cairn(t, "fleet", "--prometheus", prom.base, "--json")
+	var doc map[string]json.RawMessage
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&doc); err != nil {
+		t.Fatalf("cairn fleet --json without agents: %v\n%s", err, out)
+	}
+	if code != 1 || string(doc["groups"]) != "[]" || string(doc["hosts"]) != "[]" {
+		t.Errorf("cairn fleet --json without agents: exit %d, groups %s, hosts %s; want 1, [] and []\n%s", code, doc["groups"], doc["hosts"], out)
+	}
+	for _, url := range []string{"ftp://127.0.0.1:9090", "127.0.0.1:9090", "http://127.0.0.1:1"} {
+		if code, out := cairn(t, "fleet", "--prometheus", url); code != 2 {
+			t.Errorf("cairn fleet --prometheus %s: exit %d, want 2\n%s", url, code, out)
+		}
+	}
+}
