@@ -199,6 +199,10 @@ func TestGate(t *testing.T) {
 		{host: "web-1", group: "web", commit: commitD},
 		{host: "stable-1", group: "stable", commit: commitC},
 		{host: "stable-2", group: "stable", commit: commitC},
+		// A second target that says it is stable-2 (the same agent
+		// scraped by two jobs, or two machines given one --host): one
+		// host for --min-hosts.
+		{host: "stable-2", group: "stable", commit: commitC},
 	}
 	var hosts []*fakeHost
 	var addrs []string
@@ -318,9 +322,9 @@ func TestGate(t *testing.T) {
 		reason   string
 		hostsLen int
 	}{
-		{"stable", 0, true, "", 2},
-		{"stable", 2, true, "", 2},
-		{"stable", 3, false, "group stable has 2 hosts, fewer than the 3 required", 2},
+		{"stable", 0, true, "", 3},
+		{"stable", 2, true, "", 3},
+		{"stable", 3, false, "group stable has 2 hosts, fewer than the 3 required", 3},
 		{"nobody", 1, false, `group nobody has no hosts: no scrape target reported cairn_host_info with group "nobody" between `, 0},
 	} {
 		v, err := Gate(ctx, a, GateOptions{Group: c.group, Commit: commitC, Soak: 8 * time.Second, MinHosts: c.min, Now: now})

@@ -47,7 +47,9 @@ const MembershipLookback = time.Hour
 //  5. not rolled back: cairn_held is 0 on every sample, and
 //     cairn_ops_total{direction="inverse"} did not increase.
 //
-// The group needs at least o.MinHosts hosts (1 when it is below 1). For a
+// The group needs at least o.MinHosts hosts (1 when it is below 1),
+// counted by host name: targets that report one host name are one host.
+// For a
 // broken condition the host's reasons say which and when (the first sample
 // that broke it, read from the raw samples of that host).
 //
@@ -90,7 +92,14 @@ func Gate(ctx context.Context, api API, o GateOptions) (*Verdict, error) {
 	slices.SortFunc(v.Hosts, func(a, b HostVerdict) int {
 		return cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance))
 	})
-	switch n := len(hosts); {
+	// Hosts are counted by name: two targets that say they are one host
+	// (one agent scraped by two jobs, or two machines given one --host)
+	// are one host toward MinHosts.
+	names := map[string]bool{}
+	for _, h := range hosts {
+		names[cmp.Or(h.host, h.instance)] = true
+	}
+	switch n := len(names); {
 	case n == 0:
 		v.OK = false
 		v.Reasons = append(v.Reasons, fmt.Sprintf("group %s has no hosts: no scrape target reported cairn_host_info with group %q between %s and %s",
