@@ -49,9 +49,8 @@ const MembershipLookback = time.Hour
 //
 // The group needs at least o.MinHosts hosts (1 when it is below 1),
 // counted by host name: targets that report one host name are one host.
-// For a
-// broken condition the host's reasons say which and when (the first sample
-// that broke it, read from the raw samples of that host).
+// For a broken condition the host's reasons say which and when (the first
+// sample that broke it, read from the raw samples of that host).
 //
 // An error means Prometheus could not be asked, or o is not usable (no
 // group, no commit, a soak under a millisecond): no verdict then.
