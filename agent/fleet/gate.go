@@ -89,7 +89,7 @@ func Gate(ctx context.Context, api API, o GateOptions) (*Verdict, error) {
 		v.Hosts = append(v.Hosts, hv)
 	}
 	slices.SortFunc(v.Hosts, func(a, b HostVerdict) int {
-		return cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance))
+		return byHost(a.Host, a.Instance, b.Host, b.Instance)
 	})
 	// Hosts are counted by name: two targets that say they are one host
 	// (one agent scraped by two jobs, or two machines given one --host)

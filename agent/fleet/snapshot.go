@@ -60,7 +60,8 @@ type Host struct {
 // Snapshot returns every scrape target that reports cairn_host_info (in the
 // MembershipLookback before at; a target down at at is one of them while
 // Prometheus still has an up series for it), as Prometheus sees it at at,
-// sorted by Group, Host, then Instance. The zero at means now.
+// sorted by Group, Host, then Instance, each in natural order (web-2
+// before web-10). The zero at means now.
 func Snapshot(ctx context.Context, api API, at time.Time) ([]Host, error) {
 	if at.IsZero() {
 		at = time.Now()
@@ -115,7 +116,7 @@ func Snapshot(ctx context.Context, api API, at time.Time) ([]Host, error) {
 		out = append(out, *h)
 	}
 	slices.SortFunc(out, func(a, b Host) int {
-		return cmp.Or(strings.Compare(a.Group, b.Group), cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance)))
+		return cmp.Or(natural(a.Group, b.Group), byHost(a.Host, a.Instance, b.Host, b.Instance))
 	})
 	return out, nil
 }
@@ -161,7 +162,8 @@ type Group struct {
 	Held      int `json:"held"`
 	Down      int `json:"down"`
 	// Lagging are the hosts whose applied commit is not Tip (down hosts,
-	// whose commit is not known, too), sorted by Host then Instance.
+	// whose commit is not known, too), sorted by Host then Instance in
+	// natural order, as Snapshot sorts.
 	Lagging []Host `json:"lagging"`
 }
 
@@ -180,9 +182,10 @@ func (g Group) Settled() bool {
 	return g.Tip != "" && g.Converged == g.Hosts && len(g.Lagging) == 0
 }
 
-// Summarize groups hosts by their group, sorted by name, with the counts
-// of Group; no hosts are no groups (an empty slice, not nil). The commits of a group are sorted newest first (by committer
-// time, then hash), the hosts of unknown commit last.
+// Summarize groups hosts by their group, in natural order of the names
+// (as Snapshot sorts), with the counts of Group; no hosts are no groups
+// (an empty slice, not nil). The commits of a group are sorted newest
+// first (by committer time, then hash), the hosts of unknown commit last.
 func Summarize(hosts []Host) []Group {
 	byName := map[string][]Host{}
 	for _, h := range hosts {
@@ -234,11 +237,11 @@ func Summarize(hosts []Host) []Group {
 			}
 		}
 		slices.SortFunc(g.Lagging, func(a, b Host) int {
-			return cmp.Or(strings.Compare(a.Host, b.Host), strings.Compare(a.Instance, b.Instance))
+			return byHost(a.Host, a.Instance, b.Host, b.Instance)
 		})
 		out = append(out, g)
 	}
-	slices.SortFunc(out, func(a, b Group) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b Group) int { return natural(a.Name, b.Name) })
 	return out
 }
 

@@ -28,7 +28,8 @@ type Verdict struct {
 	// OK is true when every condition held for every host, and the group
 	// has at least MinHosts hosts.
 	OK bool
-	// Hosts are the group's hosts, sorted by Host then Instance.
+	// Hosts are the group's hosts, sorted by Host then Instance, in
+	// natural order (web-2 before web-10).
 	Hosts []HostVerdict
 	// Reasons say why the group as a whole fails (fewer hosts than
 	// MinHosts, say); the hosts' own reasons are in Hosts. Empty when OK.
