@@ -27,5 +27,8 @@
 // about or in the [MembershipLookback] before it, and Prometheus still has
 // an up series for it; its host name, group and branch are the labels of
 // its latest cairn_host_info sample. A host that is down is one of its
-// group's hosts, with up 0.
+// group's hosts, with up 0. An agent older than cairn_host_info is a host
+// too, when it reported cairn_applied_commit_info: in the group and branch
+// of that metric, without a host name, as the rule cairn:host_group:info
+// of prometheus/alerts.yml counts it.
 package fleet

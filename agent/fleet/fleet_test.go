@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -192,6 +193,10 @@ func TestGate(t *testing.T) {
 		// An agent that does not export cairn_converged is not known to
 		// be converged.
 		{host: "no-converged", group: "canary", commit: commitC, want: "reported no cairn_converged from "},
+		// An agent older than cairn_host_info: one of the group of its
+		// applied commit, without a host name, as the alert rules count
+		// it.
+		{host: "old-agent", group: "canary", commit: commitC},
 		// Left the group in the window: not one of its hosts.
 		{host: "left", group: "canary", commit: commitC,
 			midway: func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetGroup("web", "main") }) }},
@@ -208,8 +213,11 @@ func TestGate(t *testing.T) {
 	var addrs []string
 	for i, c := range cases {
 		h := newFakeHost(t, 2+i, c.host, c.group, c.commit)
-		if c.host == "no-converged" {
+		switch c.host {
+		case "no-converged":
 			h.hide = "cairn_converged"
+		case "old-agent":
+			h.hide = "cairn_host_info"
 		}
 		if c.host == "restarted-failed" {
 			h.do(func(m *metrics.Metrics) {
@@ -270,16 +278,29 @@ func TestGate(t *testing.T) {
 			want[c.host] = c.want
 		}
 	}
-	var got []string
-	for _, h := range v.Hosts {
+	names := map[string]string{late.addr: "late"}
+	for i, c := range cases {
+		names[hosts[i].addr] = c.host
+	}
+	for i, h := range v.Hosts {
 		t.Logf("%s (%s): ok %v %q", h.Host, h.Instance, h.OK, h.Reasons)
-		got = append(got, h.Host)
-		w, ok := want[h.Host]
+		if i > 0 && byHost(v.Hosts[i-1].Host, v.Hosts[i-1].Instance, h.Host, h.Instance) > 0 {
+			t.Errorf("hosts not sorted: %s (%s) before %s (%s)", v.Hosts[i-1].Host, v.Hosts[i-1].Instance, h.Host, h.Instance)
+		}
+		name := names[h.Instance]
+		wantHost := cmp.Or(name, "?")
+		if name == "old-agent" {
+			wantHost = ""
+		}
+		if h.Host != wantHost {
+			t.Errorf("%s: host name %q, want %q", h.Instance, h.Host, wantHost)
+		}
+		w, ok := want[name]
 		if !ok {
 			t.Errorf("host %s (%s) is not one of group canary's", h.Host, h.Instance)
 			continue
 		}
-		delete(want, h.Host)
+		delete(want, name)
 		if w == "" {
 			if !h.OK || len(h.Reasons) != 0 {
 				t.Errorf("%s: ok %v, reasons %q; want it to pass", h.Host, h.OK, h.Reasons)
@@ -294,7 +315,7 @@ func TestGate(t *testing.T) {
 		// host's first scrape; the others' first bad sample), after the
 		// host broke.
 		lower := from
-		if mid[h.Host] {
+		if mid[name] {
 			lower = from.Add(2 * time.Second)
 		}
 		stamps := stampRE.FindAllString(h.Reasons[0], -1)
@@ -306,12 +327,6 @@ func TestGate(t *testing.T) {
 	}
 	for h := range want {
 		t.Errorf("host %s of group canary is missing from the verdict", h)
-	}
-	for i := 1; i < len(got); i++ {
-		if got[i-1] > got[i] {
-			t.Errorf("hosts not sorted: %q", got)
-			break
-		}
 	}
 
 	// A healthy group passes, unless it must have more hosts than it has.

@@ -99,10 +99,35 @@ type hostInfo struct {
 
 // hostInfos returns, for each target that reported cairn_host_info in the
 // range of length d that ends at ts, its labels at its latest sample. A
-// target whose labels changed in the range has several series; the raw
-// samples say which is the latest.
+// target without cairn_host_info in the range (an agent older than the
+// metric) that reported cairn_applied_commit_info counts with that
+// metric's group and branch and no host name, as the rule
+// cairn:host_group:info of prometheus/alerts.yml counts it.
 func hostInfos(ctx context.Context, api API, d time.Duration, ts time.Time) (map[target]hostInfo, error) {
-	vec, err := vector(ctx, api, fmt.Sprintf("last_over_time(cairn_host_info[%s])", promDuration(d)), ts)
+	infos, err := latestLabels(ctx, api, "cairn_host_info", d, ts)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := latestLabels(ctx, api, "cairn_applied_commit_info", d, ts)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[target]hostInfo, len(infos)+len(applied))
+	for t, m := range applied {
+		out[t] = hostInfo{target: t, group: string(m["group"]), branch: string(m["branch"])}
+	}
+	for t, m := range infos {
+		out[t] = hostInfo{target: t, host: string(m["host"]), group: string(m["group"]), branch: string(m["branch"])}
+	}
+	return out, nil
+}
+
+// latestLabels returns, for each target that reported metric in the range
+// of length d that ends at ts, the labels of its latest sample. A target
+// whose labels changed in the range has several series; the raw samples
+// say which is the latest.
+func latestLabels(ctx context.Context, api API, metric string, d time.Duration, ts time.Time) (map[target]model.Metric, error) {
+	vec, err := vector(ctx, api, fmt.Sprintf("last_over_time(%s[%s])", metric, promDuration(d)), ts)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +136,11 @@ func hostInfos(ctx context.Context, api API, d time.Duration, ts time.Time) (map
 		t := targetOf(s.Metric)
 		series[t] = append(series[t], s.Metric)
 	}
-	out := make(map[target]hostInfo, len(series))
+	out := make(map[target]model.Metric, len(series))
 	for t, ms := range series {
 		latest := ms[0]
 		if len(ms) > 1 {
-			m, err := matrix(ctx, api, fmt.Sprintf("cairn_host_info{%s}[%s]", t.selector(), promDuration(d)), ts)
+			m, err := matrix(ctx, api, fmt.Sprintf("%s{%s}[%s]", metric, t.selector(), promDuration(d)), ts)
 			if err != nil {
 				return nil, err
 			}
@@ -126,7 +151,7 @@ func hostInfos(ctx context.Context, api API, d time.Duration, ts time.Time) (map
 				}
 			}
 		}
-		out[t] = hostInfo{target: t, host: string(latest["host"]), group: string(latest["group"]), branch: string(latest["branch"])}
+		out[t] = latest
 	}
 	return out, nil
 }

@@ -22,7 +22,8 @@ type Host struct {
 	Job      string `json:"job"`
 	// Host, Group and Branch are cairn_host_info's labels: the agent's
 	// host name, and the group and branch the hosts block gives it (empty
-	// before its first fetch).
+	// before its first fetch). An agent older than cairn_host_info has no
+	// Host, and the Group and Branch of cairn_applied_commit_info.
 	Host   string `json:"host"`
 	Group  string `json:"group"`
 	Branch string `json:"branch"`

@@ -38,7 +38,8 @@ type Verdict struct {
 
 // HostVerdict is one host's part of a Verdict.
 type HostVerdict struct {
-	// Host is the agent's host name (cairn_host_info's host label);
+	// Host is the agent's host name (cairn_host_info's host label; empty
+	// for an agent older than that metric);
 	// Instance is Prometheus' instance label of its scrape target.
 	Host, Instance string
 	// OK is true when every condition held for the whole window.
