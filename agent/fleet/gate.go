@@ -259,7 +259,7 @@ func (g *gate) check(hosts []*member) error {
 				if first || !increased(prev, v) {
 					return ""
 				}
-				return fmt.Sprintf("rolled back (ran %s ops backwards)", m["kind"])
+				return fmt.Sprintf("rolled back (ran %s ops backwards)", Printable(string(m["kind"])))
 			},
 		},
 	} {

@@ -43,3 +43,24 @@ func TestSummarizeOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintable: printable names are kept; a control character, a line
+// break or a byte that is not UTF-8 quotes the whole name.
+func TestPrintable(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"web-01", "web-01"},
+		{"", ""},
+		{"hôte 7", "hôte 7"},
+		{`a"b\c`, `a"b\c`},
+		{"web-01\ncommit: 0000", `"web-01\ncommit: 0000"`},
+		{"web\x1b[2J", `"web\x1b[2J"`},
+		{"a\tb", `"a\tb"`},
+		{"a\rb", `"a\rb"`},
+		{"\xff", `"\xff"`},
+		{"a\u2028b", `"a\u2028b"`},
+	} {
+		if got := Printable(c.in); got != c.want {
+			t.Errorf("Printable(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}

@@ -83,12 +83,13 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// short is a commit hash as the reasons write it.
+// short is a commit hash as the reasons write it: 8 characters, quoted
+// when the label value (a host's choice) is not printable.
 func short(commit string) string {
 	if len(commit) > 8 {
-		return commit[:8]
+		commit = commit[:8]
 	}
-	return commit
+	return Printable(commit)
 }
 
 // hostInfo is one target's last cairn_host_info.

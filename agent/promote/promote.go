@@ -216,7 +216,7 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		res.Reasons = append(res.Reasons, v.Reasons...)
 		for _, h := range v.Hosts {
 			for _, why := range h.Reasons {
-				res.Reasons = append(res.Reasons, fmt.Sprintf("%s (%s): %s", h.Host, h.Instance, why))
+				res.Reasons = append(res.Reasons, fmt.Sprintf("%s (%s): %s", fleet.Printable(h.Host), fleet.Printable(h.Instance), why))
 			}
 		}
 		if len(res.Reasons) == 0 {
@@ -292,7 +292,9 @@ func evidence(res *Result, o Options, by string) string {
 		fmt.Fprintf(&b, "soak: %s from %s to %s\n", o.Soak, v.From.UTC().Format(time.RFC3339), v.To.UTC().Format(time.RFC3339))
 		fmt.Fprintf(&b, "hosts: %d (min %d)\n", len(v.Hosts), max(o.MinHosts, 1))
 		for _, h := range v.Hosts {
-			fmt.Fprintf(&b, "  %s %s\n", h.Host, h.Instance)
+			// The host name is what the host's agent exports: quoted
+			// when it could start a line of its own.
+			fmt.Fprintf(&b, "  %s %s\n", fleet.Printable(h.Host), fleet.Printable(h.Instance))
 		}
 	}
 	if o.Prometheus != "" {

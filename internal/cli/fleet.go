@@ -98,9 +98,9 @@ func writeFleet(w io.Writer, groups []fleet.Group) error {
 	for _, g := range groups {
 		var commits []string
 		for _, c := range g.Commits {
-			commits = append(commits, fmt.Sprintf("%s:%d", orDash(shortCommit(c.Commit)), c.Hosts))
+			commits = append(commits, fmt.Sprintf("%s:%d", cell(shortCommit(c.Commit)), c.Hosts))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", orDash(g.Name), orDash(g.Branch), orDash(shortCommit(g.Tip)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", cell(g.Name), cell(g.Branch), cell(shortCommit(g.Tip)),
 			g.Hosts, g.Converged, g.Drifting, g.Failing, g.Held, g.Down, strings.Join(commits, " "))
 		lagging = append(lagging, g.Lagging...)
 		tips[g.Name] = g.Tip
@@ -116,8 +116,8 @@ func writeFleet(w io.Writer, groups []fleet.Group) error {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tINSTANCE\tGROUP\tAPPLIED\tTARGET\tSTATE\tWHY")
 	for _, h := range lagging {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(h.Host), h.Instance, orDash(h.Group), orDash(shortCommit(h.Applied)),
-			orDash(shortCommit(h.Target)), orDash(h.State), lagReason(h, tips[h.Group]))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(h.Host), cell(h.Instance), cell(h.Group), cell(shortCommit(h.Applied)),
+			cell(shortCommit(h.Target)), cell(h.State), lagReason(h, tips[h.Group]))
 	}
 	return tw.Flush()
 }
@@ -147,6 +147,11 @@ func shortCommit(c string) string {
 	}
 	return c
 }
+
+// cell is a value of the tables: "-" for none; a label value that holds
+// a line break or a control character quoted (fleet.Printable), since it
+// comes from what a host exports.
+func cell(s string) string { return orDash(fleet.Printable(s)) }
 
 func orDash(s string) string {
 	if s == "" {

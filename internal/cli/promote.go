@@ -125,7 +125,7 @@ func renderPromotion(w io.Writer, r *promote.Result) error {
 			if !h.OK {
 				state = "failed"
 			}
-			fmt.Fprintf(&b, "  %-6s %s %s\n", state, h.Host, h.Instance)
+			fmt.Fprintf(&b, "  %-6s %s %s\n", state, fleet.Printable(h.Host), fleet.Printable(h.Instance))
 		}
 	}
 	switch r.Status {
