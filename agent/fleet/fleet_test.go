@@ -504,25 +504,36 @@ func waitUntil(t *testing.T, a API, q string, what string, cond func(model.Vecto
 // in the middle of the window (its target leaves the service discovery and
 // comes back), and every scrape it made succeeded with the host healthy:
 // the samples do not cover the window, and the host fails; the host
-// scraped throughout passes.
+// scraped throughout passes. And three hosts that are healthy from the
+// window's start on, but were not on their last scrape before it, which
+// answers for the time up to their first scrape in the window: they fail.
 func TestGateScrapeGap(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Prometheus for about 20 s")
 	}
 	steady := newFakeHost(t, 2, "steady", "canary", commitC)
 	gapped := newFakeHost(t, 3, "gapped", "canary", commitC)
-	prom := promtest.Start(t, nil, steady.addr, gapped.addr)
+	settling := newFakeHost(t, 4, "settling", "canary", commitC)
+	settling.do(func(m *metrics.Metrics) { m.SetConverged(false) })
+	wasHeld := newFakeHost(t, 5, "was-held", "canary", commitC)
+	wasHeld.do(func(m *metrics.Metrics) { m.SetHeld(true) })
+	wasOther := newFakeHost(t, 6, "was-other", "canary", commitD)
+	all := []string{steady.addr, gapped.addr, settling.addr, wasHeld.addr, wasOther.addr}
+	prom := promtest.Start(t, nil, all...)
 	a := promAPI(t, prom.URL)
-	waitFor(t, a, "count(up == 1)", 2)
+	waitFor(t, a, "count(up == 1)", float64(len(all)))
 	time.Sleep(2500 * time.Millisecond)
 
-	from := time.Now().Add(-time.Second)
-	prom.SetTargets(t, steady.addr)
+	from := time.Now()
+	settling.do(func(m *metrics.Metrics) { m.SetConverged(true) })
+	wasHeld.do(func(m *metrics.Metrics) { m.SetHeld(false) })
+	wasOther.do(func(m *metrics.Metrics) { m.SetApplied(commitC, "canary", "canary", committed[commitC]) })
+	prom.SetTargets(t, steady.addr, settling.addr, wasHeld.addr, wasOther.addr)
 	// Gone: its series are marked stale, then 3 s without a scrape.
 	sel := fmt.Sprintf("up{instance=%q}", gapped.addr)
 	waitUntil(t, a, sel, "the target's removal", func(v model.Vector) bool { return len(v) == 0 })
 	time.Sleep(3 * time.Second)
-	prom.SetTargets(t, steady.addr, gapped.addr)
+	prom.SetTargets(t, all...)
 	waitFor(t, a, sel, 1)
 	time.Sleep(2 * time.Second)
 	now := time.Now().Add(-500 * time.Millisecond)
@@ -532,13 +543,24 @@ func TestGateScrapeGap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.OK || len(v.Hosts) != 2 {
+	if v.OK || len(v.Hosts) != len(all) {
 		t.Fatalf("verdict: ok %v, hosts %+v; want the gapped host to fail", v.OK, v.Hosts)
 	}
+	byName := map[string]HostVerdict{}
 	for _, h := range v.Hosts {
 		t.Logf("%s: ok %v %q", h.Host, h.OK, h.Reasons)
+		byName[h.Host] = h
 	}
-	g, s := v.Hosts[0], v.Hosts[1]
+	for name, want := range map[string]string{
+		"settling":  "not converged at the window's start ",
+		"was-held":  "held by a rollback at the window's start ",
+		"was-other": "at commit dddddddd, not cccccccc, at the window's start ",
+	} {
+		if h := byName[name]; h.OK || len(h.Reasons) != 1 || !strings.HasPrefix(h.Reasons[0], want) || !strings.Contains(h.Reasons[0], stamp(from.Truncate(time.Millisecond))) {
+			t.Errorf("%s: ok %v, reasons %q; want one reason %q... at %s", h.Host, h.OK, h.Reasons, want, stamp(from))
+		}
+	}
+	g, s := byName["gapped"], byName["steady"]
 	const want = "not scraped from "
 	if g.Host != "gapped" || g.OK || len(g.Reasons) != 1 || !strings.HasPrefix(g.Reasons[0], want) {
 		t.Errorf("gapped: ok %v, reasons %q; want one reason %q...", g.OK, g.Reasons, want)

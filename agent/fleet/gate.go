@@ -26,7 +26,9 @@ const MembershipLookback = time.Hour
 // MembershipLookback before it, has group o.Group: a host that is down is
 // one of them. Each must meet every condition on every sample of the
 // window (checked with *_over_time and increase over the window, so no
-// sample is skipped):
+// sample is skipped), and the gauges on the last scrape at or before the
+// window's start too, which answers for the time up to the first scrape in
+// the window (an instant query at the start, with Prometheus' lookback):
 //
 //  1. scraped: up is 1 at the window's start and on every scrape in it,
 //     and its scrapes cover the window without a gap: from the host's
@@ -184,6 +186,18 @@ func (g *gate) check(hosts []*member) error {
 	if err != nil {
 		return err
 	}
+	// The last scrape at or before the window's start answers for the
+	// time up to the first scrape in the window: the gauges must hold on
+	// it too (asked at the window's start, with the lookback).
+	startVec, err := vector(g.ctx, g.api, "cairn_applied_commit_info", g.from)
+	if err != nil {
+		return err
+	}
+	startCommits := map[target][]string{}
+	for _, s := range startVec {
+		t := targetOf(s.Metric)
+		startCommits[t] = append(startCommits[t], string(s.Metric["commit"]))
+	}
 	for _, h := range hosts {
 		t := h.target
 		if s, ok := start[t]; !ok || s != 1 || upMin[t] != 1 {
@@ -197,6 +211,17 @@ func (g *gate) check(hosts []*member) error {
 			if err := g.whyCommit(h); err != nil {
 				return err
 			}
+		} else if start[t] == 1 && !slices.Equal(startCommits[t], []string{g.o.Commit}) {
+			switch cs := startCommits[t]; {
+			case len(cs) == 0:
+				h.addf("reported no applied commit at the window's start %s (its last scrape before it)", stamp(g.from))
+			default:
+				other := cs[0]
+				if other == g.o.Commit {
+					other = cs[1]
+				}
+				h.addf("at commit %s, not %s, at the window's start %s (its last scrape before it)", short(other), short(g.o.Commit), stamp(g.from))
+			}
 		}
 	}
 
@@ -208,6 +233,10 @@ func (g *gate) check(hosts []*member) error {
 		// required: a host scraped in the window must have a value (a
 		// gauge the agent always exports).
 		required bool
+		// start is the gauge asked at the window's start ("" for a
+		// counter), whose value there must not be bad either; what the
+		// reason says of a bad one.
+		start, what string
 	}{
 		{
 			query:  "min_over_time(cairn_converged[%s])",
@@ -220,6 +249,8 @@ func (g *gate) check(hosts []*member) error {
 				return ""
 			},
 			required: true,
+			start:    "cairn_converged",
+			what:     "not converged",
 		},
 		{
 			query:  `sum by (instance, job) (increase(cairn_runs_total{result=~"failed|broken|refused"}[%s]))`,
@@ -250,6 +281,8 @@ func (g *gate) check(hosts []*member) error {
 				return ""
 			},
 			required: true,
+			start:    "cairn_held",
+			what:     "held by a rollback",
 		},
 		{
 			query:  `sum by (instance, job) (increase(cairn_ops_total{direction="inverse"}[%s]))`,
@@ -267,6 +300,12 @@ func (g *gate) check(hosts []*member) error {
 		if err != nil {
 			return err
 		}
+		var atStart map[target]float64
+		if c.start != "" {
+			if atStart, err = at(c.start, g.from); err != nil {
+				return err
+			}
+		}
 		for _, h := range hosts {
 			v, ok := values[h.target]
 			if !ok && c.required && good[h.target] > 0 {
@@ -274,6 +313,13 @@ func (g *gate) check(hosts []*member) error {
 				continue
 			}
 			if !ok || !c.bad(v) {
+				if sv, sok := atStart[h.target]; c.start != "" && start[h.target] == 1 && (!sok || c.bad(sv)) {
+					if !sok {
+						h.addf("reported no %s at the window's start %s (its last scrape before it)", c.metric, stamp(g.from))
+					} else {
+						h.addf("%s at the window's start %s (its last scrape before it)", c.what, stamp(g.from))
+					}
+				}
 				continue
 			}
 			if err := g.whyFirst(h, c.metric, c.why); err != nil {
