@@ -577,3 +577,41 @@ func TestGateScrapeGap(t *testing.T) {
 		t.Errorf("steady: ok %v, reasons %q; want it to pass", s.OK, s.Reasons)
 	}
 }
+
+// TestGatePrometheusRestart: Prometheus restarts in the middle of the
+// window and scrapes nothing for a few seconds; the host, healthy on every
+// scrape there is, was not seen throughout, and fails.
+func TestGatePrometheusRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Prometheus for about 15 s")
+	}
+	h := newFakeHost(t, 2, "canary-1", "canary", commitC)
+	prom := promtest.Start(t, nil, h.addr)
+	a := promAPI(t, prom.URL)
+	waitFor(t, a, "count(up == 1)", 1)
+	time.Sleep(2500 * time.Millisecond)
+
+	from := time.Now().Add(-time.Second)
+	prom.Restart(t, 3*time.Second)
+	// Scraped again: a sample in the last second.
+	waitFor(t, a, "count_over_time(up[1s])", 1)
+	time.Sleep(2 * time.Second)
+	now := time.Now().Add(-500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+
+	v, err := Gate(context.Background(), a, GateOptions{Group: "canary", Commit: commitC, Soak: now.Sub(from), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OK || len(v.Hosts) != 1 || len(v.Hosts[0].Reasons) != 1 || !strings.HasPrefix(v.Hosts[0].Reasons[0], "not scraped from ") {
+		t.Errorf("verdict: ok %v, hosts %+v; want canary-1 to fail as not scraped for a while", v.OK, v.Hosts)
+	}
+	// Soaked after the restart, it passes.
+	v, err = Gate(context.Background(), a, GateOptions{Group: "canary", Commit: commitC, Soak: 2 * time.Second, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.OK {
+		t.Errorf("a window after the restart: ok %v, hosts %+v; want it to pass", v.OK, v.Hosts)
+	}
+}

@@ -35,9 +35,10 @@ const MembershipLookback = time.Hour
 //     raw up samples, its scrape interval I is the lower quartile of the
 //     distances between consecutive samples; the first sample is at most
 //     I after the window's start, no two consecutive samples reaching
-//     into the window are more than 1.5 I apart (a missed scrape, as when
-//     Prometheus restarted or the target left its service discovery for
-//     a while, leaves no failed sample but would let the other
+//     into the window are more than 1.5 I apart (unless the window's
+//     start cuts the gap less than I before its end; a missed scrape, as
+//     when Prometheus restarted or the target left its service discovery
+//     for a while, leaves no failed sample but would let the other
 //     conditions judge only part of the window), and the last is at most
 //     2.5 I before the window's end;
 //  2. at the commit: cairn_applied_commit_info has commit o.Commit, and no
@@ -396,7 +397,9 @@ const lookback = 5 * time.Minute
 // window when the first is at most one interval after the window's start,
 // no two consecutive ones that reach into the window are more than 1.5
 // intervals apart (one missed scrape is a gap; the jitter of a busy
-// Prometheus, under half an interval, is not), and the last is at most 2.5
+// Prometheus, under half an interval, is not; a gap that the window's
+// start cuts counts only when the first scrape in the window is more than
+// one interval after the start), and the last is at most 2.5
 // intervals before the window's end (the scrape in flight at the end is
 // not stored yet). A host with fewer than two samples has no interval and
 // is not covered.
@@ -430,7 +433,9 @@ func (g *gate) covered(h *member) error {
 		return nil
 	}
 	for i := 1; i < len(ts); i++ {
-		if ts[i] > from && ts[i].Sub(ts[i-1]) > interval*3/2 {
+		// A gap that the window's start cuts counts only when the window
+		// waited more than an interval for its first scrape.
+		if ts[i] > from && ts[i].Sub(ts[i-1]) > interval*3/2 && (ts[i-1] > from || ts[i].Sub(from) > interval) {
 			h.addf("not scraped from %s to %s (%v without a scrape; it is scraped every %v)",
 				stamp(ts[i-1].Time()), stamp(ts[i].Time()), ts[i].Sub(ts[i-1]), interval)
 			return nil

@@ -5,7 +5,8 @@
 // files it names every second. The targets are read from a file that
 // Prometheus watches (file_sd), so that a test can add a target while
 // Prometheus runs (Server.SetTargets); discovery passes a change on within
-// about 5 seconds.
+// about 5 seconds. Server.Restart stops Prometheus and starts it again on
+// the same address and storage, as an operator's restart does.
 //
 // Without the program the test skips, unless the environment variable CI is
 // "true", where a missing program is a failure. The server stops at the

@@ -36,6 +36,11 @@ type Server struct {
 	URL         string
 	logFile     string
 	targetsFile string
+	// bin and args start the process; stop ends the one that runs.
+	bin  string
+	args []string
+	dir  string
+	stop func()
 }
 
 // SetTargets replaces the targets Prometheus scrapes: it reads them from a
@@ -99,14 +104,44 @@ scrape_configs:
 	if err := writeTargets(s.targetsFile, targets); err != nil {
 		t.Fatal(err)
 	}
-	log, err := os.Create(s.logFile)
+	s.bin, s.dir = bin, dir
+	s.args = []string{"--config.file=" + configFile, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr, "--log.level=warn"}
+	t.Cleanup(func() {
+		if s.stop != nil {
+			s.stop()
+		}
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", s.Log())
+		}
+	})
+	s.start(t)
+	return s
+}
+
+// Restart stops the server (SIGTERM, as systemd does) and starts it again
+// on the same address and storage after pause, and waits until it is
+// ready: Prometheus scrapes nothing in between, so every target's samples
+// have a gap.
+func (s *Server) Restart(t testing.TB, pause time.Duration) {
+	t.Helper()
+	s.stop()
+	s.stop = nil
+	time.Sleep(pause)
+	s.start(t)
+}
+
+// start runs the process, appending to the log, and waits until it is
+// ready.
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	log, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer log.Close() // the process has its own copy
-	cmd := exec.Command(bin, "--config.file="+configFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	cmd.Dir = dir
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -116,7 +151,7 @@ scrape_configs:
 		cmd.Wait()
 		close(done)
 	}()
-	t.Cleanup(func() {
+	s.stop = func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-done:
@@ -124,10 +159,7 @@ scrape_configs:
 			cmd.Process.Kill()
 			<-done
 		}
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", s.Log())
-		}
-	})
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	cl := http.Client{Timeout: time.Second}
 	for {
@@ -140,7 +172,7 @@ scrape_configs:
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return
 			}
 		}
 		if time.Now().After(deadline) {
