@@ -500,6 +500,21 @@ func waitUntil(t *testing.T, a API, q string, what string, cond func(model.Vecto
 	}
 }
 
+// gateSince lets Prometheus scrape for 2 s more, and returns the verdict
+// on group canary at commit C for the window from from to half a second
+// ago (whose last scrapes are stored then), and the window's end.
+func gateSince(t *testing.T, a API, from time.Time) (*Verdict, time.Time) {
+	t.Helper()
+	time.Sleep(2 * time.Second)
+	now := time.Now().Add(-500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	v, err := Gate(context.Background(), a, GateOptions{Group: "canary", Commit: commitC, Soak: now.Sub(from), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, now
+}
+
 // TestGateScrapeGap: Prometheus stops scraping one host for a few seconds
 // in the middle of the window (its target leaves the service discovery and
 // comes back), and every scrape it made succeeded with the host healthy:
@@ -535,14 +550,7 @@ func TestGateScrapeGap(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	prom.SetTargets(t, all...)
 	waitFor(t, a, sel, 1)
-	time.Sleep(2 * time.Second)
-	now := time.Now().Add(-500 * time.Millisecond)
-	time.Sleep(1500 * time.Millisecond)
-
-	v, err := Gate(context.Background(), a, GateOptions{Group: "canary", Commit: commitC, Soak: now.Sub(from), Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, now := gateSince(t, a, from)
 	if v.OK || len(v.Hosts) != len(all) {
 		t.Fatalf("verdict: ok %v, hosts %+v; want the gapped host to fail", v.OK, v.Hosts)
 	}
@@ -595,19 +603,12 @@ func TestGatePrometheusRestart(t *testing.T) {
 	prom.Restart(t, 3*time.Second)
 	// Scraped again: a sample in the last second.
 	waitFor(t, a, "count_over_time(up[1s])", 1)
-	time.Sleep(2 * time.Second)
-	now := time.Now().Add(-500 * time.Millisecond)
-	time.Sleep(1500 * time.Millisecond)
-
-	v, err := Gate(context.Background(), a, GateOptions{Group: "canary", Commit: commitC, Soak: now.Sub(from), Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, now := gateSince(t, a, from)
 	if v.OK || len(v.Hosts) != 1 || len(v.Hosts[0].Reasons) != 1 || !strings.HasPrefix(v.Hosts[0].Reasons[0], "not scraped from ") {
 		t.Errorf("verdict: ok %v, hosts %+v; want canary-1 to fail as not scraped for a while", v.OK, v.Hosts)
 	}
 	// Soaked after the restart, it passes.
-	v, err = Gate(context.Background(), a, GateOptions{Group: "canary", Commit: commitC, Soak: 2 * time.Second, Now: now})
+	v, err := Gate(context.Background(), a, GateOptions{Group: "canary", Commit: commitC, Soak: 2 * time.Second, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -404,17 +404,14 @@ const lookback = 5 * time.Minute
 // not stored yet). A host with fewer than two samples has no interval and
 // is not covered.
 func (g *gate) covered(h *member) error {
-	m, err := g.raw(h, "up", g.from.Add(-lookback))
+	ups, err := g.ups(h)
 	if err != nil {
 		return err
 	}
 	var ts []model.Time
-	for _, s := range m {
-		for _, p := range s.Values {
-			ts = append(ts, p.Timestamp)
-		}
+	for _, p := range ups {
+		ts = append(ts, p.Timestamp)
 	}
-	slices.Sort(ts)
 	ts = slices.Compact(ts)
 	if len(ts) < 2 {
 		h.addf("scraped %d %s from %s to %s: too few to tell that it was scraped throughout", len(ts), plural(len(ts), "time", "times"), stamp(g.from.Add(-lookback)), stamp(g.now))
@@ -447,15 +444,26 @@ func (g *gate) covered(h *member) error {
 	return nil
 }
 
-// whyDown says how the host was not scraped throughout.
-func (g *gate) whyDown(h *member) error {
+// ups returns the host's raw up samples from the lookback before the
+// window to its end, in time order.
+func (g *gate) ups(h *member) ([]model.SamplePair, error) {
 	m, err := g.raw(h, "up", g.from.Add(-lookback))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var values []model.SamplePair
 	for _, s := range m {
 		values = append(values, s.Values...)
+	}
+	slices.SortFunc(values, func(a, b model.SamplePair) int { return cmp.Compare(a.Timestamp, b.Timestamp) })
+	return values, nil
+}
+
+// whyDown says how the host was not scraped throughout.
+func (g *gate) whyDown(h *member) error {
+	values, err := g.ups(h)
+	if err != nil {
+		return err
 	}
 	from := model.TimeFromUnixNano(g.from.UnixNano())
 	var before *model.SamplePair
