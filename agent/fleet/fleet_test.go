@@ -397,6 +397,7 @@ func TestSnapshot(t *testing.T) {
 		m.SetConverged(false)
 		m.RunDone(metrics.ResultApplied, time.Second, time.Unix(1700000200, 0), true)
 		m.RunDone(metrics.ResultFailed, time.Second, time.Unix(1700000300, 0), false)
+		m.FetchDone(true, time.Unix(1700000250, 0))
 	})
 	held := newFakeHost(t, 5, "web-04", "web", commitC)
 	held.do(func(m *metrics.Metrics) {
@@ -456,7 +457,7 @@ func TestSnapshot(t *testing.T) {
 		}
 	}
 	if h := got["web-03"]; h.Group != "web" || h.Branch != "web" || h.Job != "cairn" || h.Instance != failing.addr ||
-		!h.LastRun.Equal(time.Unix(1700000300, 0)) || !h.Committed.Equal(committed[commitC]) ||
+		!h.LastRun.Equal(time.Unix(1700000300, 0)) || !h.LastFetch.Equal(time.Unix(1700000250, 0)) || !h.Committed.Equal(committed[commitC]) ||
 		!h.TargetCommitted.Equal(time.Unix(1700000100, 0)) || h.State != "idle" {
 		t.Errorf("web-03: %+v", h)
 	}

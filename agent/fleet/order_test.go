@@ -3,6 +3,7 @@ package fleet
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestSummarizeOrder: hosts are listed with the numbers in their names
@@ -61,6 +62,24 @@ func TestPrintable(t *testing.T) {
 	} {
 		if got := Printable(c.in); got != c.want {
 			t.Errorf("Printable(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}
+
+// TestSummarizeTipSameSecond: two commits of one second (a script's
+// commit and its fix): the tip is the target of the host that fetched
+// last, not the lower hash, whatever order the hosts come in.
+func TestSummarizeTipSameSecond(t *testing.T) {
+	second := time.Unix(1700000000, 0).UTC()
+	older, newer := "1111111111111111111111111111111111111111", "ffffffffffffffffffffffffffffffffffffffff"
+	a := Host{Instance: "10.0.0.1:9479", Host: "web-1", Group: "web", Up: true, Applied: older, Target: older,
+		TargetCommitted: second, LastFetch: second.Add(time.Minute)}
+	b := Host{Instance: "10.0.0.2:9479", Host: "web-2", Group: "web", Up: true, Applied: newer, Target: newer,
+		TargetCommitted: second, LastFetch: second.Add(2 * time.Minute)}
+	for _, hosts := range [][]Host{{a, b}, {b, a}} {
+		g := Summarize(hosts)[0]
+		if g.Tip != newer || len(g.Lagging) != 1 || g.Lagging[0].Host != "web-1" {
+			t.Errorf("tip %s, lagging %+v; want the tip %s that web-2 fetched last, and web-1 lagging", g.Tip, g.Lagging, newer)
 		}
 	}
 }

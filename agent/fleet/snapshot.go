@@ -56,6 +56,9 @@ type Host struct {
 	Failing bool `json:"failing"`
 	// LastRun is the end of its last run (zero before the first).
 	LastRun time.Time `json:"last_run,omitzero"`
+	// LastFetch is the end of its last fetch that succeeded
+	// (cairn_last_fetch_success_timestamp_seconds; zero before the first).
+	LastFetch time.Time `json:"last_fetch,omitzero"`
 }
 
 // Snapshot returns every scrape target that reports cairn_host_info (in the
@@ -99,6 +102,7 @@ func Snapshot(ctx context.Context, api API, at time.Time) ([]Host, error) {
 		{"cairn_held", func(h *Host, _ model.Metric, v float64) { h.Held = v == 1 }},
 		{"cairn_state == 1", func(h *Host, m model.Metric, _ float64) { h.State = string(m["state"]) }},
 		{"cairn_last_run_timestamp_seconds", func(h *Host, _ model.Metric, v float64) { h.LastRun = unixTime(v) }},
+		{"cairn_last_fetch_success_timestamp_seconds", func(h *Host, _ model.Metric, v float64) { h.LastFetch = unixTime(v) }},
 		{stuckQuery, func(h *Host, _ model.Metric, _ float64) { h.Failing = true }},
 	} {
 		vec, err := vector(ctx, api, q.query, at)
@@ -147,7 +151,8 @@ type Group struct {
 	Name   string `json:"name"`
 	Branch string `json:"branch"`
 	// Tip is the branch tip: the newest (by committer time) target commit
-	// that its hosts fetched; "" when none fetched one. TipCommitted is its
+	// that its hosts fetched, of two of one second the one a host fetched
+	// last (LastFetch); "" when none fetched one. TipCommitted is its
 	// committer time.
 	Tip          string    `json:"tip"`
 	TipCommitted time.Time `json:"tip_committed,omitzero"`
@@ -197,11 +202,14 @@ func Summarize(hosts []Host) []Group {
 		g := Group{Name: name, Hosts: len(hs), Commits: []CommitHosts{}, Lagging: []Host{}}
 		branches := map[string]int{}
 		commits := map[string]*CommitHosts{}
+		var tipFetched time.Time // the last fetch of the host whose target made Tip
 		for _, h := range hs {
 			branches[h.Branch]++
-			if h.Target != "" && (g.Tip == "" || h.TargetCommitted.After(g.TipCommitted) ||
-				h.TargetCommitted.Equal(g.TipCommitted) && h.Target < g.Tip) {
-				g.Tip, g.TipCommitted = h.Target, h.TargetCommitted
+			// The newest target by committer time; of two of one second
+			// (a commit and its fix, by a script), the one fetched last.
+			if h.Target != "" && (g.Tip == "" || cmp.Or(h.TargetCommitted.Compare(g.TipCommitted), h.LastFetch.Compare(tipFetched),
+				strings.Compare(g.Tip, h.Target)) > 0) {
+				g.Tip, g.TipCommitted, tipFetched = h.Target, h.TargetCommitted, h.LastFetch
 			}
 			c := commits[h.Applied]
 			if c == nil {
