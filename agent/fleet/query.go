@@ -105,11 +105,11 @@ type hostInfo struct {
 // metric's group and branch and no host name, as the rule
 // cairn:host_group:info of prometheus/alerts.yml counts it.
 func hostInfos(ctx context.Context, api API, d time.Duration, ts time.Time) (map[target]hostInfo, error) {
-	infos, err := latestLabels(ctx, api, "cairn_host_info", d, ts)
+	infos, err := latestLabels(ctx, api, "cairn_host_info", d, ts, nil)
 	if err != nil {
 		return nil, err
 	}
-	applied, err := latestLabels(ctx, api, "cairn_applied_commit_info", d, ts)
+	applied, err := latestLabels(ctx, api, "cairn_applied_commit_info", d, ts, infos)
 	if err != nil {
 		return nil, err
 	}
@@ -124,18 +124,19 @@ func hostInfos(ctx context.Context, api API, d time.Duration, ts time.Time) (map
 }
 
 // latestLabels returns, for each target that reported metric in the range
-// of length d that ends at ts, the labels of its latest sample. A target
-// whose labels changed in the range has several series; the raw samples
-// say which is the latest.
-func latestLabels(ctx context.Context, api API, metric string, d time.Duration, ts time.Time) (map[target]model.Metric, error) {
+// of length d that ends at ts (and is not in skip), the labels of its
+// latest sample. A target whose labels changed in the range has several
+// series; the raw samples say which is the latest.
+func latestLabels(ctx context.Context, api API, metric string, d time.Duration, ts time.Time, skip map[target]model.Metric) (map[target]model.Metric, error) {
 	vec, err := vector(ctx, api, fmt.Sprintf("last_over_time(%s[%s])", metric, promDuration(d)), ts)
 	if err != nil {
 		return nil, err
 	}
 	series := map[target][]model.Metric{}
 	for _, s := range vec {
-		t := targetOf(s.Metric)
-		series[t] = append(series[t], s.Metric)
+		if t := targetOf(s.Metric); skip[t] == nil {
+			series[t] = append(series[t], s.Metric)
+		}
 	}
 	out := make(map[target]model.Metric, len(series))
 	for t, ms := range series {
