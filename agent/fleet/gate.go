@@ -399,10 +399,10 @@ const lookback = 5 * time.Minute
 // intervals apart (one missed scrape is a gap; the jitter of a busy
 // Prometheus, under half an interval, is not; a gap that the window's
 // start cuts counts only when the first scrape in the window is more than
-// one interval after the start), and the last is at most 2.5
-// intervals before the window's end (the scrape in flight at the end is
-// not stored yet). A host with fewer than two samples has no interval and
-// is not covered.
+// one interval after the start), and the last is at most 2.5 intervals
+// before the window's end (the scrape in flight at the end is not stored
+// yet). A host with fewer than two samples has no interval and is not
+// covered.
 func (g *gate) covered(h *member) error {
 	ups, err := g.ups(h)
 	if err != nil {
