@@ -44,8 +44,11 @@
 //     fast-forwarded to --from's tip, never forced, and a note on that
 //     commit under refs/notes/cairn-promotions with the evidence (appended
 //     to a note already there). A push that loses a race is an error, and
-//     the server is left as the other push made it. --dry-run stops
-//     before the push (Status "dry-run").
+//     the server is left as the other push made it. A server that is not
+//     atomic may take the branch and refuse the note: the note is then
+//     pushed alone on the notes' fresh tip, or the error says that the
+//     branch moved without it. --dry-run stops before the push (Status
+//     "dry-run").
 //
 // # Locks
 //

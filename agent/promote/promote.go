@@ -228,8 +228,9 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	if by == "" {
 		by = currentUser()
 	}
+	text := evidence(res, o, by)
 	oldNotes, hasNotes := notes[NotesRef]
-	noteCommit, note, err := r.addNote(fromTip, oldNotes, hasNotes, evidence(res, o, by), by, res.Time)
+	noteCommit, note, err := r.addNote(fromTip, oldNotes, hasNotes, text, by, res.Time)
 	if err != nil {
 		return nil, fmt.Errorf("writing the note: %w", err)
 	}
@@ -246,12 +247,45 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		mirror.RefUpdate{Name: plumbing.NewBranchReferenceName(res.To.Branch), Old: toTip, New: fromTip},
 		mirror.RefUpdate{Name: NotesRef, Old: notesOld, New: noteCommit})
 	if err != nil {
-		if errors.Is(err, mirror.ErrStale) || errors.Is(err, mirror.ErrRejected) {
-			return nil, fmt.Errorf("branch %s or the notes moved on the server while promoting (another push won the race); nothing was changed by this one, run it again: %w", res.To.Branch, err)
-		}
-		return nil, err
+		return r.afterFailedPush(ctx, res, fromTip, text, by, err)
 	}
 	res.Status, res.OK, res.Promoted, res.Atomic = StatusPromoted, true, true, atomic
+	return res, nil
+}
+
+// afterFailedPush finds out what a push that failed after it was sent
+// left on the server. A server without atomic pushes (or a local path)
+// may have moved the branch and refused the note: the promotion happened,
+// so the note is pushed alone on the notes' fresh tip, or the error says
+// that the branch moved without it. Otherwise the server is as the other
+// push made it, and the error says so.
+func (r *repo) afterFailedPush(ctx context.Context, res *Result, fromTip plumbing.Hash, text, by string, perr error) (*Result, error) {
+	race := errors.Is(perr, mirror.ErrStale) || errors.Is(perr, mirror.ErrRejected)
+	unchanged := func() (*Result, error) {
+		if race {
+			return nil, fmt.Errorf("branch %s or the notes moved on the server while promoting (another push won the race); nothing was changed by this one, run it again: %w", res.To.Branch, perr)
+		}
+		return nil, perr
+	}
+	if errors.Is(perr, mirror.ErrStale) {
+		return unchanged() // refused before anything was sent
+	}
+	branch := plumbing.NewBranchReferenceName(res.To.Branch).String()
+	tips, err := r.m.FetchRefs(ctx, branch, NotesRef)
+	if err != nil || tips[branch] != fromTip {
+		return unchanged()
+	}
+	r.conn.log().Info("the branch moved and the note did not (the push was not atomic); pushing the note alone", "branch", res.To.Branch, "err", perr)
+	old, has := tips[NotesRef]
+	noteCommit, note, err := r.addNote(fromTip, old, has, text, by, res.Time)
+	if err == nil {
+		_, err = r.m.Push(ctx, mirror.RefUpdate{Name: NotesRef, Old: old, New: noteCommit})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("branch %s was moved to %s, but the note with the evidence was not written (the server did not take both in one atomic push: %v): %w", res.To.Branch, short(fromTip), perr, err)
+	}
+	res.Note = note
+	res.Status, res.OK, res.Promoted, res.Atomic = StatusPromoted, true, true, false
 	return res, nil
 }
 

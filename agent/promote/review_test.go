@@ -3,6 +3,7 @@ package promote_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,5 +86,50 @@ func TestParseLockControl(t *testing.T) {
 	}
 	if !l.Since.IsZero() {
 		t.Errorf("since = %v from garbage", l.Since)
+	}
+}
+
+// rejectNotesOnce refuses the first update of the notes, as a race with
+// another promotion's note would.
+const rejectNotesOnce = `#!/bin/sh
+[ "$1" = refs/notes/cairn-promotions ] || exit 0
+[ -e "$GIT_DIR/rejected" ] && [ ! -e "$GIT_DIR/always" ] && exit 0
+touch "$GIT_DIR/rejected"
+echo "notes refused" >&2
+exit 1
+`
+
+// TestPromoteNotAtomic: a server without the atomic capability moves the
+// branch and refuses the note. The branch was promoted: promote must not
+// say that nothing changed (a run again finds nothing to do, and the note
+// is never written); it writes the note alone, or says that it could not.
+func TestPromoteNotAtomic(t *testing.T) {
+	f := newFixture(t, daemon)
+	gittest.Run(t, f.bare, "config", "receive.advertiseAtomic", "false")
+	installHook(t, f.bare, "update", rejectNotesOnce)
+	res, err := promote.Promote(context.Background(), options(f, &gate{ok: true}, "canary", "db"))
+	if err != nil || res.Status != promote.StatusPromoted || res.Atomic {
+		t.Fatalf("promote, notes refused once: %+v, %v", res, err)
+	}
+	if got := f.tip(t, "db"); got != f.canary {
+		t.Fatalf("db = %s, want %s", got, f.canary)
+	}
+	if note := gittest.Run(t, f.bare, "notes", "--ref", "cairn-promotions", "show", f.canary); !strings.Contains(note, "cairn promote canary -> db") {
+		t.Errorf("note:\n%s", note)
+	}
+
+	// Notes always refused: an error that says the branch moved.
+	g := newFixture(t, daemon)
+	gittest.Run(t, g.bare, "config", "receive.advertiseAtomic", "false")
+	installHook(t, g.bare, "update", rejectNotesOnce)
+	if err := os.WriteFile(filepath.Join(g.bare, "always"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = promote.Promote(context.Background(), options(g, &gate{ok: true}, "canary", "db"))
+	if err == nil || strings.Contains(err.Error(), "nothing was changed") || !strings.Contains(err.Error(), "was moved to "+g.canary[:10]) {
+		t.Fatalf("promote, notes always refused: %v", err)
+	}
+	if got := g.tip(t, "db"); got != g.canary {
+		t.Fatalf("db = %s, want %s", got, g.canary)
 	}
 }
