@@ -243,11 +243,19 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	if hasNotes {
 		notesOld = oldNotes
 	}
-	atomic, err := r.m.Push(ctx,
-		mirror.RefUpdate{Name: plumbing.NewBranchReferenceName(res.To.Branch), Old: toTip, New: fromTip},
-		mirror.RefUpdate{Name: NotesRef, Old: notesOld, New: noteCommit})
+	updates := []mirror.RefUpdate{
+		{Name: plumbing.NewBranchReferenceName(res.To.Branch), Old: toTip, New: fromTip},
+		{Name: NotesRef, Old: notesOld, New: noteCommit},
+	}
+	if res.To.Branch != control {
+		// The locks were read at the control branch's tip: the push
+		// also checks that it is still there (set to itself), so that a
+		// lock pushed meanwhile, while the gate was asked, stops this.
+		updates = append(updates, mirror.RefUpdate{Name: plumbing.NewBranchReferenceName(control), Old: r.control, New: r.control})
+	}
+	atomic, err := r.m.Push(ctx, updates...)
 	if err != nil {
-		return r.afterFailedPush(ctx, res, fromTip, text, by, err)
+		return r.afterFailedPush(ctx, res, fromTip, noteCommit, text, by, err)
 	}
 	res.Status, res.OK, res.Promoted, res.Atomic = StatusPromoted, true, true, atomic
 	return res, nil
@@ -259,11 +267,11 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 // so the note is pushed alone on the notes' fresh tip, or the error says
 // that the branch moved without it. Otherwise the server is as the other
 // push made it, and the error says so.
-func (r *repo) afterFailedPush(ctx context.Context, res *Result, fromTip plumbing.Hash, text, by string, perr error) (*Result, error) {
+func (r *repo) afterFailedPush(ctx context.Context, res *Result, fromTip, noteCommit plumbing.Hash, text, by string, perr error) (*Result, error) {
 	race := errors.Is(perr, mirror.ErrStale) || errors.Is(perr, mirror.ErrRejected)
 	unchanged := func() (*Result, error) {
 		if race {
-			return nil, fmt.Errorf("branch %s or the notes moved on the server while promoting (another push won the race); nothing was changed by this one, run it again: %w", res.To.Branch, perr)
+			return nil, fmt.Errorf("branch %s, the control branch %s (a lock?) or the notes moved on the server while promoting (another push won the race); nothing was changed by this one, run it again: %w", res.To.Branch, res.Control, perr)
 		}
 		return nil, perr
 	}
@@ -277,6 +285,10 @@ func (r *repo) afterFailedPush(ctx context.Context, res *Result, fromTip plumbin
 	}
 	r.conn.log().Info("the branch moved and the note did not (the push was not atomic); pushing the note alone", "branch", res.To.Branch, "err", perr)
 	old, has := tips[NotesRef]
+	if old == noteCommit { // the note went in; the check of the control branch did not
+		res.Status, res.OK, res.Promoted, res.Atomic = StatusPromoted, true, true, false
+		return res, nil
+	}
 	noteCommit, note, err := r.addNote(fromTip, old, has, text, by, res.Time)
 	if err == nil {
 		_, err = r.m.Push(ctx, mirror.RefUpdate{Name: NotesRef, Old: old, New: noteCommit})

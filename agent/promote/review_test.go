@@ -3,11 +3,15 @@ package promote_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/cairn-cm/cairn/agent/mirror"
 	"github.com/cairn-cm/cairn/agent/promote"
 	"github.com/cairn-cm/cairn/internal/gittest"
 )
@@ -131,5 +135,150 @@ func TestPromoteNotAtomic(t *testing.T) {
 	}
 	if got := g.tip(t, "db"); got != g.canary {
 		t.Fatalf("db = %s, want %s", got, g.canary)
+	}
+}
+
+// silentServer accepts connections and never answers, until the test ends.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// TestPromoteHangingServer: a git server that never answers ends promote
+// and lock within the time limit, and a cancelled context (SIGTERM) ends
+// them at once.
+func TestPromoteHangingServer(t *testing.T) {
+	addr := silentServer(t)
+	for _, url := range []string{"git://" + addr + "/config.git", "http://" + addr + "/config.git"} {
+		start := time.Now()
+		_, err := promote.Promote(context.Background(), promote.Options{Conn: promote.Conn{Repo: url, Timeout: time.Second},
+			From: "canary", To: "web", Soak: time.Minute, Gate: (&gate{ok: true}).check})
+		if err == nil || time.Since(start) > 10*time.Second {
+			t.Errorf("%s, timeout 1s: %v after %s", url, err, time.Since(start))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		start = time.Now()
+		_, err = promote.LockGroup(ctx, promote.LockOptions{Conn: promote.Conn{Repo: url}, Group: "web", Reason: "r"})
+		cancel()
+		if err == nil || time.Since(start) > 5*time.Second {
+			t.Errorf("%s, cancelled: %v after %s", url, err, time.Since(start))
+		}
+	}
+}
+
+// TestPromoteConcurrent: two promotions of one commit to two branches at
+// once share the notes: one wins, the other fails without changing
+// anything, and once run again the note tells both.
+func TestPromoteConcurrent(t *testing.T) {
+	f := newFixture(t, daemon)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	both := func() { wg.Done(); wg.Wait() } // each gate answers once both were asked
+	type out struct {
+		res *promote.Result
+		err error
+	}
+	outs := make(chan out, 2)
+	for _, to := range []string{"web", "db"} {
+		go func() {
+			res, err := promote.Promote(context.Background(), options(f, &gate{ok: true, during: both}, "canary", to))
+			outs <- out{res, err}
+		}()
+	}
+	var won, lost int
+	for range 2 {
+		o := <-outs
+		switch {
+		case o.err == nil && o.res.Promoted:
+			won++
+		case o.err != nil && (errors.Is(o.err, mirror.ErrStale) || errors.Is(o.err, mirror.ErrRejected)):
+			lost++
+		default:
+			t.Errorf("promote: %+v, %v", o.res, o.err)
+		}
+	}
+	if won != 1 || lost != 1 {
+		t.Fatalf("won %d, lost %d", won, lost)
+	}
+	for _, to := range []string{"web", "db"} {
+		if _, err := promote.Promote(context.Background(), options(f, &gate{ok: true}, "canary", to)); err != nil {
+			t.Fatalf("again to %s: %v", to, err)
+		}
+	}
+	note := gittest.Run(t, f.bare, "notes", "--ref", "cairn-promotions", "show", f.canary)
+	if !strings.Contains(note, "canary -> web") || !strings.Contains(note, "canary -> db") {
+		t.Errorf("note:\n%s", note)
+	}
+	if f.tip(t, "main") != f.canary || f.tip(t, "db") != f.canary {
+		t.Errorf("main %s, db %s, want %s", f.tip(t, "main"), f.tip(t, "db"), f.canary)
+	}
+}
+
+// TestPromoteLockDuringGate: a lock pushed while promote asks the gate
+// (after promote read the locks) stops the promotion, also of a group
+// on its own branch: the push also checks that the control branch did not
+// move. The next run says locked.
+func TestPromoteLockDuringGate(t *testing.T) {
+	operator(t)
+	f := newFixture(t, daemon)
+	lock := func() {
+		if _, err := promote.LockGroup(context.Background(), promote.LockOptions{Conn: promote.Conn{Repo: f.url}, Group: "db", Reason: "migration"}); err != nil {
+			t.Errorf("lock: %v", err)
+		}
+	}
+	_, err := promote.Promote(context.Background(), options(f, &gate{ok: true, during: lock}, "canary", "db"))
+	if !errors.Is(err, mirror.ErrStale) && !errors.Is(err, mirror.ErrRejected) {
+		t.Fatalf("promote with a lock pushed meanwhile: %v", err)
+	}
+	if got := f.tip(t, "db"); got != f.base {
+		t.Fatalf("db moved to %s though it was locked before the push", got)
+	}
+	res, err := promote.Promote(context.Background(), options(f, &gate{ok: true}, "canary", "db"))
+	if err != nil || res.Status != promote.StatusLocked {
+		t.Fatalf("again: %+v, %v", res, err)
+	}
+}
+
+// TestPromoteSSH: over ssh, the branch, the note and the check of the
+// control branch go in one atomic push.
+func TestPromoteSSH(t *testing.T) {
+	gittest.NeedTool(t, "sshd")
+	var key, known string
+	f := newFixture(t, func(t *testing.T, dir string) string {
+		var u string
+		u, key, known = gittest.ServeSSH(t, dir)
+		return u
+	})
+	o := options(f, &gate{ok: true}, "canary", "db")
+	o.SSHKey, o.KnownHosts = key, known
+	res, err := promote.Promote(context.Background(), o)
+	if err != nil || !res.Promoted || !res.Atomic {
+		t.Fatalf("promote over ssh: %+v, %v", res, err)
+	}
+	if f.tip(t, "db") != f.canary || f.tip(t, "main") != f.base {
+		t.Errorf("db %s, main %s", f.tip(t, "db"), f.tip(t, "main"))
 	}
 }
