@@ -133,7 +133,8 @@ func LockGroup(ctx context.Context, o LockOptions) (*LockResult, error) {
 }
 
 // UnlockGroup unlocks a group: it removes .cairn/locks/GROUP from the
-// control branch in a commit signed by git, and pushes it.
+// control branch in a commit signed by git, and pushes it. A lock whose
+// group the hosts block no longer names can still be removed.
 func UnlockGroup(ctx context.Context, o LockOptions) (*LockResult, error) {
 	return changeLock(ctx, o, false)
 }
@@ -161,11 +162,13 @@ func changeLock(ctx context.Context, o LockOptions, lock bool) (*LockResult, err
 }
 
 func (r *repo) changeLockOnce(ctx context.Context, o *LockOptions, lock bool) (*LockResult, error) {
-	if _, err := r.group("lock", o.Group); err != nil {
-		return nil, err
+	old, locked := r.locks[o.Group]
+	if lock || !locked { // a lock whose group is gone can still go
+		if _, err := r.group("lock", o.Group); err != nil {
+			return nil, err
+		}
 	}
 	control := r.conn.control()
-	old, locked := r.locks[o.Group]
 	switch {
 	case lock && locked:
 		return nil, fmt.Errorf("%s: %w", old, ErrLockState)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -280,5 +281,69 @@ func TestPromoteSSH(t *testing.T) {
 	}
 	if f.tip(t, "db") != f.canary || f.tip(t, "main") != f.base {
 		t.Errorf("db %s, main %s", f.tip(t, "db"), f.tip(t, "main"))
+	}
+}
+
+// TestPromoteNoteThere: a note that a person wrote on the commit, in a
+// notes tree fanned out as git does for many notes, is kept, and the
+// evidence follows it in the same note.
+func TestPromoteNoteThere(t *testing.T) {
+	f := newFixture(t, daemon)
+	cmd := exec.Command("git", "hash-object", "-w", "--stdin")
+	cmd.Dir, cmd.Env, cmd.Stdin = f.bare, gittest.Environ(), strings.NewReader("reviewed by Ada\n")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	human := strings.TrimSpace(string(out))
+	mktree := func(line string) string {
+		cmd := exec.Command("git", "mktree")
+		cmd.Dir, cmd.Env, cmd.Stdin = f.bare, gittest.Environ(), strings.NewReader(line+"\n")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	sub := mktree("100644 blob " + human + "\t" + f.canary[2:])
+	root := mktree("040000 tree " + sub + "\t" + f.canary[:2])
+	notes := gittest.Run(t, f.bare, "commit-tree", "-m", "Notes added by 'git notes add'", root)
+	gittest.Run(t, f.bare, "update-ref", promote.NotesRef, notes)
+
+	if _, err := promote.Promote(context.Background(), options(f, &gate{ok: true}, "canary", "db")); err != nil {
+		t.Fatal(err)
+	}
+	note := gittest.Run(t, f.bare, "notes", "--ref", "cairn-promotions", "show", f.canary)
+	if !strings.HasPrefix(note, "reviewed by Ada\n\ncairn promote canary -> db\n") {
+		t.Errorf("note:\n%s", note)
+	}
+	if list := gittest.Run(t, f.bare, "notes", "--ref", "cairn-promotions", "list"); strings.Count(list, f.canary) != 1 {
+		t.Errorf("notes list:\n%s", list)
+	}
+	if got := gittest.Run(t, f.bare, "rev-parse", promote.NotesRef+"^"); got != notes {
+		t.Errorf("the notes commit's parent is %s, want %s", got, notes)
+	}
+}
+
+// TestUnlockGroupGone: a locked group that the hosts block no longer
+// names can still be unlocked (its lock file would stay on the control
+// branch for good otherwise, and lock again if the name came back).
+func TestUnlockGroupGone(t *testing.T) {
+	operator(t)
+	f := newFixture(t, daemon)
+	ctx := context.Background()
+	conn := promote.Conn{Repo: f.url}
+	if _, err := promote.LockGroup(ctx, promote.LockOptions{Conn: conn, Group: "api", Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	f.work.Git("fetch", "-q", f.bare, "main")
+	f.work.Git("checkout", "-q", "-B", "main", "FETCH_HEAD")
+	f.work.Commit("main", map[string]string{"hosts.cairn": strings.Replace(hosts, "group \"api\" {\n    match = [\"api-*\"]\n  }\n", "", 1)})
+	f.work.Git("push", "-q", f.bare, "main")
+	if _, err := promote.UnlockGroup(ctx, promote.LockOptions{Conn: conn, Group: "api"}); err != nil {
+		t.Fatalf("unlock api, gone from the hosts block: %v", err)
+	}
+	if _, err := promote.UnlockGroup(ctx, promote.LockOptions{Conn: conn, Group: "api"}); !errors.Is(err, promote.ErrBadInput) {
+		t.Errorf("unlock api again: %v, want bad input (no such group)", err)
 	}
 }
