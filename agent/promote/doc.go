@@ -43,9 +43,10 @@
 //  6. Push, in one push (atomic when the server can): --to's branch
 //     fast-forwarded to --from's tip, never forced, and a note on that
 //     commit under refs/notes/cairn-promotions with the evidence (appended
-//     to a note already there), and the control branch set to itself, so
-//     that a lock pushed while the gate was asked stops it (an atomic
-//     push fails as a whole). A push that loses a race is an error, and
+//     to a note already there). Just before, the control branch is
+//     read again: one that moved while the gate was asked (a lock, say)
+//     is an error wrapping mirror.ErrStale, and nothing is pushed. A
+//     push that loses a race is an error, and
 //     the server is left as the other push made it. A server that is not
 //     atomic may take the branch and refuse the note: the note is then
 //     pushed alone on the notes' fresh tip, or the error says that the

@@ -224,6 +224,19 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		}
 		return res, nil
 	}
+	if res.To.Branch != control {
+		// The locks were read before the gate was asked, which takes a
+		// while: a lock pushed meanwhile must stop this. (When --to
+		// follows the control branch, the push's compare-and-set does.)
+		ref := plumbing.NewBranchReferenceName(control).String()
+		now, err := r.m.FetchRefs(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if now[ref] != r.control {
+			return nil, fmt.Errorf("the control branch %s moved from %s to %s while the gate was asked (a lock?); nothing was pushed, run again: %w", control, short(r.control), short(now[ref]), mirror.ErrStale)
+		}
+	}
 	by := o.By
 	if by == "" {
 		by = currentUser()
@@ -243,17 +256,9 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	if hasNotes {
 		notesOld = oldNotes
 	}
-	updates := []mirror.RefUpdate{
-		{Name: plumbing.NewBranchReferenceName(res.To.Branch), Old: toTip, New: fromTip},
-		{Name: NotesRef, Old: notesOld, New: noteCommit},
-	}
-	if res.To.Branch != control {
-		// The locks were read at the control branch's tip: the push
-		// also checks that it is still there (set to itself), so that a
-		// lock pushed meanwhile, while the gate was asked, stops this.
-		updates = append(updates, mirror.RefUpdate{Name: plumbing.NewBranchReferenceName(control), Old: r.control, New: r.control})
-	}
-	atomic, err := r.m.Push(ctx, updates...)
+	atomic, err := r.m.Push(ctx,
+		mirror.RefUpdate{Name: plumbing.NewBranchReferenceName(res.To.Branch), Old: toTip, New: fromTip},
+		mirror.RefUpdate{Name: NotesRef, Old: notesOld, New: noteCommit})
 	if err != nil {
 		return r.afterFailedPush(ctx, res, fromTip, noteCommit, text, by, err)
 	}
