@@ -48,9 +48,9 @@
 //     is an error wrapping mirror.ErrStale, and nothing is pushed. A
 //     push that loses a race is an error, and
 //     the server is left as the other push made it. A server that is not
-//     atomic may take the branch and refuse the note: the note is then
-//     pushed alone on the notes' fresh tip, or the error says that the
-//     branch moved without it. --dry-run stops before the push (Status
+//     atomic gets the branch, then the note (mirror.Push's order); a note
+//     it refuses is pushed again on the notes' fresh tip, or the error
+//     says that the branch moved without it. --dry-run stops before the push (Status
 //     "dry-run").
 //
 // # Locks

@@ -347,3 +347,22 @@ func TestUnlockGroupGone(t *testing.T) {
 		t.Errorf("unlock api again: %v, want bad input (no such group)", err)
 	}
 }
+
+// TestPromoteNotAtomicBranchRefused: a server without atomic pushes that
+// refuses the branch (a hook protecting it) must not keep the note: it
+// would say that a commit was promoted to a branch that never moved.
+func TestPromoteNotAtomicBranchRefused(t *testing.T) {
+	f := newFixture(t, daemon)
+	gittest.Run(t, f.bare, "config", "receive.advertiseAtomic", "false")
+	installHook(t, f.bare, "update", "#!/bin/sh\n[ \"$1\" = refs/heads/db ] && { echo protected >&2; exit 1; }\nexit 0\n")
+	_, err := promote.Promote(context.Background(), options(f, &gate{ok: true}, "canary", "db"))
+	if err == nil {
+		t.Fatal("promote to a protected branch: no error")
+	}
+	if got := f.tip(t, "db"); got != f.base {
+		t.Fatalf("db moved to %s", got)
+	}
+	if f.hasRef(promote.NotesRef) {
+		t.Errorf("the note was pushed though the branch was refused:\n%s", gittest.Run(t, f.bare, "notes", "--ref", "cairn-promotions", "show", f.canary))
+	}
+}
