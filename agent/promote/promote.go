@@ -266,22 +266,22 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// afterFailedPush finds out what a push that failed after it was sent
-// left on the server. A server without atomic pushes (or a local path)
-// may have moved the branch and refused the note: the promotion happened,
-// so the note is pushed alone on the notes' fresh tip, or the error says
-// that the branch moved without it. Otherwise the server is as the other
-// push made it, and the error says so.
+// afterFailedPush finds out what a push that failed left on the server.
+// A server without atomic pushes (or a local path) gets the branch and
+// the note one after the other, and may have taken the branch and refused
+// the note, or seen the notes move in between: the promotion happened, so
+// the note is pushed alone on the notes' fresh tip, or the error says that
+// the branch moved without it. (A branch found at the commit may also be
+// another promotion's doing; the gate passed for this one too, so its
+// evidence holds.) Otherwise the server is as the other push made it, and
+// the error says so.
 func (r *repo) afterFailedPush(ctx context.Context, res *Result, fromTip, noteCommit plumbing.Hash, text, by string, perr error) (*Result, error) {
 	race := errors.Is(perr, mirror.ErrStale) || errors.Is(perr, mirror.ErrRejected)
 	unchanged := func() (*Result, error) {
 		if race {
-			return nil, fmt.Errorf("branch %s, the control branch %s (a lock?) or the notes moved on the server while promoting (another push won the race); nothing was changed by this one, run it again: %w", res.To.Branch, res.Control, perr)
+			return nil, fmt.Errorf("branch %s or the notes moved on the server while promoting (another push won the race); nothing was changed by this one, run it again: %w", res.To.Branch, perr)
 		}
 		return nil, perr
-	}
-	if errors.Is(perr, mirror.ErrStale) {
-		return unchanged() // refused before anything was sent
 	}
 	branch := plumbing.NewBranchReferenceName(res.To.Branch).String()
 	tips, err := r.m.FetchRefs(ctx, branch, NotesRef)

@@ -366,3 +366,30 @@ func TestPromoteNotAtomicBranchRefused(t *testing.T) {
 		t.Errorf("the note was pushed though the branch was refused:\n%s", gittest.Run(t, f.bare, "notes", "--ref", "cairn-promotions", "show", f.canary))
 	}
 }
+
+// notesRacer moves the notes while the branch db is pushed, as another
+// promotion's note would between the two pushes a non-atomic server gets.
+const notesRacer = `#!/bin/sh
+[ "$1" = refs/heads/db ] || exit 0
+export GIT_COMMITTER_NAME=racer GIT_COMMITTER_EMAIL=racer@example.org GIT_AUTHOR_NAME=racer GIT_AUTHOR_EMAIL=racer@example.org
+t=$(git mktree </dev/null) && c=$(git commit-tree -m "other notes" "$t") && git update-ref refs/notes/cairn-promotions "$c"
+`
+
+// TestPromoteNotAtomicNotesRace: on a non-atomic server, the notes move
+// between the branch's push and the note's: the branch moved, so the note
+// is written on the notes' new tip, not reported as "nothing changed".
+func TestPromoteNotAtomicNotesRace(t *testing.T) {
+	f := newFixture(t, daemon)
+	gittest.Run(t, f.bare, "config", "receive.advertiseAtomic", "false")
+	installHook(t, f.bare, "update", notesRacer)
+	res, err := promote.Promote(context.Background(), options(f, &gate{ok: true}, "canary", "db"))
+	if err != nil || !res.Promoted {
+		t.Fatalf("promote: %+v, %v", res, err)
+	}
+	if got := gittest.Run(t, f.bare, "log", "-1", "--format=%s", promote.NotesRef+"^"); got != "other notes" {
+		t.Errorf("the note's parent is %q, want the other notes", got)
+	}
+	if note := gittest.Run(t, f.bare, "notes", "--ref", "cairn-promotions", "show", f.canary); !strings.Contains(note, "canary -> db") {
+		t.Errorf("note:\n%s", note)
+	}
+}
