@@ -14,6 +14,20 @@ import (
 	"github.com/cairn-cm/cairn/agent/mirror"
 )
 
+// pushable makes an upstream whose server accepts pushes, with main at
+// ahead and canary one commit behind, at base.
+func pushable(t *testing.T) (u *upstream, base, ahead string) {
+	t.Helper()
+	u = newUpstream(t)
+	base = u.commit(t, "base")
+	git(t, u.work, "branch", "canary")
+	ahead = u.commit(t, "ahead")
+	u.push(t)
+	git(t, u.bare, "config", "daemon.receivepack", "true")
+	git(t, u.bare, "config", "http.receivepack", "true")
+	return u, base, ahead
+}
+
 // TestPushOverEachTransport pushes, over every transport, a fast-forward of
 // one branch and a new reference in one push, checks them with git on the
 // server, and checks that a stale Old and a rewind are refused and change
@@ -24,13 +38,7 @@ func TestPushOverEachTransport(t *testing.T) {
 			continue // a work tree's checked-out branch: git refuses to push to it
 		}
 		t.Run(tr.name, func(t *testing.T) {
-			u := newUpstream(t)
-			base := u.commit(t, "base")
-			git(t, u.work, "branch", "canary")
-			ahead := u.commit(t, "ahead")
-			u.push(t)
-			git(t, u.bare, "config", "daemon.receivepack", "true")
-			git(t, u.bare, "config", "http.receivepack", "true")
+			u, base, ahead := pushable(t)
 			url, opts, _ := tr.serve(t, u)
 			m, err := mirror.Open(filepath.Join(t.TempDir(), "m"), url, opts)
 			if err != nil {
@@ -146,13 +154,7 @@ func TestPushNotAtomic(t *testing.T) {
 			continue // written in this process, one after the other already
 		}
 		t.Run(tr.name, func(t *testing.T) {
-			u := newUpstream(t)
-			base := u.commit(t, "base")
-			git(t, u.work, "branch", "canary")
-			ahead := u.commit(t, "ahead")
-			u.push(t)
-			git(t, u.bare, "config", "daemon.receivepack", "true")
-			git(t, u.bare, "config", "http.receivepack", "true")
+			u, base, ahead := pushable(t)
 			git(t, u.bare, "config", "receive.advertiseAtomic", "false")
 			hook := filepath.Join(u.bare, "hooks", "update")
 			if err := os.WriteFile(hook, []byte("#!/bin/sh\n[ -e \"$GIT_DIR/refuse\" ] && [ \"$1\" = refs/heads/canary ] && exit 1\nexit 0\n"), 0o755); err != nil {

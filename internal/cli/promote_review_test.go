@@ -17,16 +17,7 @@ import (
 // any level, with or without --json.
 func TestPromoteCannotDecide(t *testing.T) {
 	work := gittest.New(t)
-	work.Commit("main", map[string]string{"hosts.cairn": `hosts {
-  group "canary" {
-    match  = ["canary-*"]
-    branch = "canary"
-  }
-  group "web" {
-    match = ["web-*"]
-  }
-}
-`})
+	work.Commit("main", map[string]string{"hosts.cairn": canaryWebHosts})
 	work.Commit("canary", map[string]string{"main.cairn": "# a change\n"})
 	bare := filepath.Join(t.TempDir(), "config.git")
 	gittest.Run(t, work.Dir, "clone", "-q", "--bare", work.Dir, bare)
