@@ -90,10 +90,15 @@ func (m *Mirror) Objects() storer.EncodedObjectStorer { return m.st }
 //
 // When the remote can (git receive-pack's "atomic" capability, over git://,
 // http(s):// and ssh://), the updates are atomic: all or none. It says
-// whether they were. A local path is written in this process, one
-// reference after the other, each compared and set under git's lock file.
+// whether they were. A remote that cannot gets one push per update, in
+// order, and none after the first that fails, so that a later update
+// never lands without an earlier one (a note without its branch). A local
+// path is written in this process, one reference after the other, each
+// compared and set under git's lock file, in order and stopping at the
+// first that fails too.
 //
-// After a push, the mirror's references are set to the New hashes.
+// The mirror's references are set to the New hashes of the updates the
+// remote took.
 func (m *Mirror) Push(ctx context.Context, updates ...RefUpdate) (atomic bool, err error) {
 	if len(updates) == 0 {
 		return false, fmt.Errorf("push %s: no reference to update", m.remote.shown)
@@ -128,20 +133,27 @@ func (m *Mirror) Push(ctx context.Context, updates ...RefUpdate) (atomic bool, e
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	done := 0 // how many updates the remote took, in order
+	defer func() {
+		want := map[plumbing.ReferenceName]plumbing.Hash{}
+		for _, u := range updates[:done] {
+			want[u.Name] = u.New
+		}
+		if _, serr := m.setRefs(want); serr != nil && err == nil {
+			err = serr
+		}
+	}()
 	if m.remote.ep.Protocol == "file" {
-		err = m.pushLocal(ctx, updates)
-	} else {
-		atomic, err = m.pushRemote(ctx, updates)
-	}
-	if err != nil {
+		done, err = m.pushLocal(ctx, updates)
 		return false, err
 	}
-	want := map[plumbing.ReferenceName]plumbing.Hash{}
-	for _, u := range updates {
-		want[u.Name] = u.New
-	}
-	if _, err := m.setRefs(want); err != nil {
-		return atomic, err
+	for done < len(updates) {
+		var n int
+		atomic, n, err = m.pushRemote(ctx, updates[done:])
+		if err != nil {
+			return false, err
+		}
+		done += n
 	}
 	return atomic, nil
 }
@@ -167,17 +179,17 @@ func checkOld(updates []RefUpdate, remote func(plumbing.ReferenceName) (plumbing
 // pushLocal copies the objects the repository at the local path lacks and
 // sets its references, each under git's lock file and only if it is still
 // at Old.
-func (m *Mirror) pushLocal(ctx context.Context, updates []RefUpdate) error {
+func (m *Mirror) pushLocal(ctx context.Context, updates []RefUpdate) (done int, err error) {
 	st, err := loadLocal(m.remote.ep.Path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if c, ok := st.(io.Closer); ok {
 		defer c.Close()
 	}
 	refs, ok := st.(storer.ReferenceStorer)
 	if !ok {
-		return errors.New("the repository cannot store references")
+		return 0, errors.New("the repository cannot store references")
 	}
 	if _, err := os.Stat(filepath.Join(m.remote.ep.Path, ".git")); err == nil {
 		// A work tree: its checked-out branch is not moved under it, as
@@ -185,7 +197,7 @@ func (m *Mirror) pushLocal(ctx context.Context, updates []RefUpdate) error {
 		if head, err := refs.Reference(plumbing.HEAD); err == nil && head.Type() == plumbing.SymbolicReference {
 			for _, u := range updates {
 				if u.Name == head.Target() {
-					return fmt.Errorf("%s is checked out in the work tree %s: %w", u.Name.Short(), m.remote.ep.Path, ErrRejected)
+					return 0, fmt.Errorf("%s is checked out in the work tree %s: %w", u.Name.Short(), m.remote.ep.Path, ErrRejected)
 				}
 			}
 		}
@@ -197,7 +209,7 @@ func (m *Mirror) pushLocal(ctx context.Context, updates []RefUpdate) error {
 		}
 		return r.Hash(), true
 	}); err != nil {
-		return err
+		return 0, err
 	}
 	var news []plumbing.Hash
 	for _, u := range updates {
@@ -205,15 +217,15 @@ func (m *Mirror) pushLocal(ctx context.Context, updates []RefUpdate) error {
 	}
 	objs, err := missingObjects(ctx, m.st, func(h plumbing.Hash) bool { return st.HasEncodedObject(h) == nil }, news)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, h := range objs {
 		o, err := m.st.EncodedObject(plumbing.AnyObject, h)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if _, err := st.SetEncodedObject(o); err != nil {
-			return fmt.Errorf("writing object %s: %w", h, err)
+			return 0, fmt.Errorf("writing object %s: %w", h, err)
 		}
 	}
 	for _, u := range updates {
@@ -222,14 +234,17 @@ func (m *Mirror) pushLocal(ctx context.Context, updates []RefUpdate) error {
 			old = plumbing.NewHashReference(u.Name, u.Old)
 		}
 		if err := refs.CheckAndSetReference(plumbing.NewHashReference(u.Name, u.New), old); err != nil {
-			return fmt.Errorf("%s: %v: %w", u.Name, err, ErrRejected)
+			return done, fmt.Errorf("%s: %v: %w", u.Name, err, ErrRejected)
 		}
+		done++
 	}
-	return nil
+	return done, nil
 }
 
-// pushRemote runs one receive-pack session with the remote.
-func (m *Mirror) pushRemote(ctx context.Context, updates []RefUpdate) (atomic bool, err error) {
+// pushRemote runs one receive-pack session with the remote. It sends all
+// the updates, atomically, when the remote can, and else only the first;
+// it returns how many it sent.
+func (m *Mirror) pushRemote(ctx context.Context, updates []RefUpdate) (atomic bool, sent int, err error) {
 	d := &dialer{idle: m.opts.Timeout}
 	defer d.close()
 	defer func() {
@@ -243,23 +258,23 @@ func (m *Mirror) pushRemote(ctx context.Context, updates []RefUpdate) (atomic bo
 		c, auth := d.httpClient(m.remote)
 		s, err := c.NewReceivePackSession(m.remote.ep, auth)
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 		sess = s
 	case "git":
 		s, err := d.openGit(ctx, m.remote, transport.ReceivePackServiceName)
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 		sess = &streamReceiver{s}
 	case "ssh":
 		s, err := d.openSSH(ctx, m.remote, &m.opts, transport.ReceivePackServiceName)
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 		sess = &streamReceiver{s}
 	default:
-		return false, fmt.Errorf("scheme %q: %w", m.remote.ep.Protocol, ErrUnsupportedURL)
+		return false, 0, fmt.Errorf("scheme %q: %w", m.remote.ep.Protocol, ErrUnsupportedURL)
 	}
 	defer func() {
 		if cerr := sess.Close(); cerr != nil && err == nil && ctx.Err() == nil {
@@ -271,22 +286,25 @@ func (m *Mirror) pushRemote(ctx context.Context, updates []RefUpdate) (atomic bo
 		ar, err = packp.NewAdvRefs(), nil
 	}
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if err := checkOld(updates, func(n plumbing.ReferenceName) (plumbing.Hash, bool) {
 		h, ok := ar.References[n.String()]
 		return h, ok
 	}); err != nil {
-		return false, err
+		return false, 0, err
+	}
+	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
+	switch {
+	case len(updates) > 1 && ar.Capabilities.Supports(capability.Atomic):
+		req.Capabilities.Set(capability.Atomic)
+		atomic = true
+	case len(updates) > 1:
+		updates = updates[:1] // the others in pushes of their own
 	}
 	objs, err := m.pushObjects(ctx, updates, ar)
 	if err != nil {
-		return false, err
-	}
-	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
-	if len(updates) > 1 && ar.Capabilities.Supports(capability.Atomic) {
-		req.Capabilities.Set(capability.Atomic)
-		atomic = true
+		return false, 0, err
 	}
 	for _, u := range updates {
 		req.Commands = append(req.Commands, &packp.Command{Name: u.Name, Old: u.Old, New: u.New})
@@ -301,16 +319,16 @@ func (m *Mirror) pushRemote(ctx context.Context, updates []RefUpdate) (atomic bo
 	report, err := sess.ReceivePack(ctx, req)
 	if report != nil {
 		if rerr := report.Error(); rerr != nil {
-			return false, fmt.Errorf("%v: %w", rerr, ErrRejected)
+			return false, 0, fmt.Errorf("%v: %w", rerr, ErrRejected)
 		}
 	}
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	if report == nil && req.Capabilities.Supports(capability.ReportStatus) {
-		return false, errors.New("the remote sent no report of the push")
+		return false, 0, errors.New("the remote sent no report of the push")
 	}
-	return atomic, nil
+	return atomic, len(updates), nil
 }
 
 // pushObjects lists the objects to send: those reachable from the New

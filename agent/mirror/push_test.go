@@ -3,6 +3,8 @@ package mirror_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +13,20 @@ import (
 
 	"github.com/cairn-cm/cairn/agent/mirror"
 )
+
+// pushable makes an upstream whose server accepts pushes, with main at
+// ahead and canary one commit behind, at base.
+func pushable(t *testing.T) (u *upstream, base, ahead string) {
+	t.Helper()
+	u = newUpstream(t)
+	base = u.commit(t, "base")
+	git(t, u.work, "branch", "canary")
+	ahead = u.commit(t, "ahead")
+	u.push(t)
+	git(t, u.bare, "config", "daemon.receivepack", "true")
+	git(t, u.bare, "config", "http.receivepack", "true")
+	return u, base, ahead
+}
 
 // TestPushOverEachTransport pushes, over every transport, a fast-forward of
 // one branch and a new reference in one push, checks them with git on the
@@ -22,13 +38,7 @@ func TestPushOverEachTransport(t *testing.T) {
 			continue // a work tree's checked-out branch: git refuses to push to it
 		}
 		t.Run(tr.name, func(t *testing.T) {
-			u := newUpstream(t)
-			base := u.commit(t, "base")
-			git(t, u.work, "branch", "canary")
-			ahead := u.commit(t, "ahead")
-			u.push(t)
-			git(t, u.bare, "config", "daemon.receivepack", "true")
-			git(t, u.bare, "config", "http.receivepack", "true")
+			u, base, ahead := pushable(t)
 			url, opts, _ := tr.serve(t, u)
 			m, err := mirror.Open(filepath.Join(t.TempDir(), "m"), url, opts)
 			if err != nil {
@@ -132,5 +142,54 @@ func TestFetchRefs(t *testing.T) {
 	}
 	if len(tips) != 1 || tips["refs/notes/cairn-promotions"].String() != c {
 		t.Errorf("tips = %v, want only the notes at %s", tips, c)
+	}
+}
+
+// TestPushNotAtomic: a remote without the atomic capability gets the
+// updates one push each, in order, and none after one it refuses: a later
+// update (a note) never lands without an earlier one (its branch).
+func TestPushNotAtomic(t *testing.T) {
+	for _, tr := range transports {
+		if tr.name == "path" || tr.name == "file" {
+			continue // written in this process, one after the other already
+		}
+		t.Run(tr.name, func(t *testing.T) {
+			u, base, ahead := pushable(t)
+			git(t, u.bare, "config", "receive.advertiseAtomic", "false")
+			hook := filepath.Join(u.bare, "hooks", "update")
+			if err := os.WriteFile(hook, []byte("#!/bin/sh\n[ -e \"$GIT_DIR/refuse\" ] && [ \"$1\" = refs/heads/canary ] && exit 1\nexit 0\n"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(u.bare, "refuse"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			url, opts, _ := tr.serve(t, u)
+			m, err := mirror.Open(filepath.Join(t.TempDir(), "m"), url, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			fetch(t, m, "main", "canary")
+			updates := []mirror.RefUpdate{
+				{Name: "refs/heads/canary", Old: plumbing.NewHash(base), New: plumbing.NewHash(ahead)},
+				{Name: "refs/cairn/evidence", New: plumbing.NewHash(ahead)},
+			}
+			if _, err := m.Push(context.Background(), updates...); !errors.Is(err, mirror.ErrRejected) {
+				t.Fatalf("canary refused: %v", err)
+			}
+			if out, err := exec.Command("git", "-C", u.bare, "rev-parse", "-q", "--verify", "refs/cairn/evidence").Output(); err == nil {
+				t.Errorf("the second update landed without the first: %s", out)
+			}
+			if err := os.Remove(filepath.Join(u.bare, "refuse")); err != nil {
+				t.Fatal(err)
+			}
+			atomic, err := m.Push(context.Background(), updates...)
+			if err != nil || atomic {
+				t.Fatalf("push: atomic %v, %v", atomic, err)
+			}
+			if git(t, u.bare, "rev-parse", "refs/heads/canary") != ahead || git(t, u.bare, "rev-parse", "refs/cairn/evidence") != ahead {
+				t.Error("not both updates landed")
+			}
+		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"os/user"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
@@ -35,7 +37,9 @@ type Lock struct {
 
 // ParseLock reads a lock file's lines "reason: TEXT", "by: WHO" and
 // "since: TIME" (RFC 3339). Other lines are ignored; a file that says
-// nothing is still a lock.
+// nothing is still a lock. Control characters in the values (a file
+// edited by hand) become U+FFFD, so that printing a lock cannot drive a
+// terminal.
 func ParseLock(group string, data []byte) Lock {
 	l := Lock{Group: group}
 	for line := range strings.SplitSeq(string(data), "\n") {
@@ -43,7 +47,7 @@ func ParseLock(group string, data []byte) Lock {
 		if !ok {
 			continue
 		}
-		v = strings.TrimSpace(v)
+		v = printable(strings.TrimSpace(v))
 		switch strings.TrimSpace(k) {
 		case "reason":
 			l.Reason = v
@@ -121,18 +125,24 @@ func LockGroup(ctx context.Context, o LockOptions) (*LockResult, error) {
 		return nil, badInput("lock %s: a reason is required (--reason)", o.Group)
 	case strings.ContainsAny(reason, "\r\n"):
 		return nil, badInput("lock %s: the reason must be one line", o.Group)
+	case strings.ContainsFunc(reason, unprintable):
+		return nil, badInput("lock %s: the reason %q has control characters", o.Group, reason)
 	}
 	o.Reason = reason
 	return changeLock(ctx, o, true)
 }
 
 // UnlockGroup unlocks a group: it removes .cairn/locks/GROUP from the
-// control branch in a commit signed by git, and pushes it.
+// control branch in a commit signed by git, and pushes it. A lock whose
+// group the hosts block no longer names can still be removed.
 func UnlockGroup(ctx context.Context, o LockOptions) (*LockResult, error) {
 	return changeLock(ctx, o, false)
 }
 
 func changeLock(ctx context.Context, o LockOptions, lock bool) (*LockResult, error) {
+	if err := lockName(o.Group); err != nil {
+		return nil, err
+	}
 	r, err := openRepo(ctx, &o.Conn)
 	if err != nil {
 		return nil, err
@@ -152,11 +162,13 @@ func changeLock(ctx context.Context, o LockOptions, lock bool) (*LockResult, err
 }
 
 func (r *repo) changeLockOnce(ctx context.Context, o *LockOptions, lock bool) (*LockResult, error) {
-	if _, err := r.group("lock", o.Group); err != nil {
-		return nil, err
+	old, locked := r.locks[o.Group]
+	if lock || !locked { // a lock whose group is gone can still go
+		if _, err := r.group("lock", o.Group); err != nil {
+			return nil, err
+		}
 	}
 	control := r.conn.control()
-	old, locked := r.locks[o.Group]
 	switch {
 	case lock && locked:
 		return nil, fmt.Errorf("%s: %w", old, ErrLockState)
@@ -208,6 +220,39 @@ func (r *repo) changeLockOnce(ctx context.Context, o *LockOptions, lock bool) (*
 	}
 	res.Pushed = true
 	return res, nil
+}
+
+// lockName refuses a group whose name is not one file name: its lock,
+// .cairn/locks/NAME, would be a directory that promote does not read
+// ("a/b"), or a tree entry that git refuses ("..").
+func lockName(group string) error {
+	switch {
+	case group == "":
+		return badInput("no group given")
+	case group == "." || group == ".." || strings.ContainsAny(group, "/\\") || strings.ContainsFunc(group, unprintable):
+		return badInput("group %q cannot be locked: its lock is the file %s/NAME, and the name is not one file name; rename the group", group, locksDir)
+	case len(group) > 255:
+		return badInput("group %.20q... cannot be locked: its lock is the file %s/NAME, and the name is longer than 255 bytes; rename the group", group, locksDir)
+	}
+	return nil
+}
+
+// unprintable reports whether r is a control or format character (an
+// escape, a NUL, a bidirectional override), which a lock's text must not
+// carry to an operator's terminal.
+func unprintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
+}
+
+// printable replaces what unprintable refuses with U+FFFD, for a lock
+// file edited by hand.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unprintable(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
 }
 
 // signConfig is the git configuration that --sign-key sets.

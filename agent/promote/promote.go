@@ -224,12 +224,26 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		}
 		return res, nil
 	}
+	if res.To.Branch != control {
+		// The locks were read before the gate was asked, which takes a
+		// while: a lock pushed meanwhile must stop this. (When --to
+		// follows the control branch, the push's compare-and-set does.)
+		ref := plumbing.NewBranchReferenceName(control).String()
+		now, err := r.m.FetchRefs(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if now[ref] != r.control {
+			return nil, fmt.Errorf("the control branch %s moved from %s to %s while the gate was asked (a lock?); nothing was pushed, run again: %w", control, short(r.control), short(now[ref]), mirror.ErrStale)
+		}
+	}
 	by := o.By
 	if by == "" {
 		by = currentUser()
 	}
+	text := evidence(res, o, by)
 	oldNotes, hasNotes := notes[NotesRef]
-	noteCommit, note, err := r.addNote(fromTip, oldNotes, hasNotes, evidence(res, o, by), by, res.Time)
+	noteCommit, note, err := r.addNote(fromTip, oldNotes, hasNotes, text, by, res.Time)
 	if err != nil {
 		return nil, fmt.Errorf("writing the note: %w", err)
 	}
@@ -246,12 +260,49 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		mirror.RefUpdate{Name: plumbing.NewBranchReferenceName(res.To.Branch), Old: toTip, New: fromTip},
 		mirror.RefUpdate{Name: NotesRef, Old: notesOld, New: noteCommit})
 	if err != nil {
-		if errors.Is(err, mirror.ErrStale) || errors.Is(err, mirror.ErrRejected) {
-			return nil, fmt.Errorf("branch %s or the notes moved on the server while promoting (another push won the race); nothing was changed by this one, run it again: %w", res.To.Branch, err)
-		}
-		return nil, err
+		return r.afterFailedPush(ctx, res, fromTip, noteCommit, text, by, err)
 	}
 	res.Status, res.OK, res.Promoted, res.Atomic = StatusPromoted, true, true, atomic
+	return res, nil
+}
+
+// afterFailedPush finds out what a push that failed left on the server.
+// A server without atomic pushes (or a local path) gets the branch and
+// the note one after the other, and may have taken the branch and refused
+// the note, or seen the notes move in between: the promotion happened, so
+// the note is pushed alone on the notes' fresh tip, or the error says that
+// the branch moved without it. (A branch found at the commit may also be
+// another promotion's doing; the gate passed for this one too, so its
+// evidence holds.) Otherwise the server is as the other push made it, and
+// the error says so.
+func (r *repo) afterFailedPush(ctx context.Context, res *Result, fromTip, noteCommit plumbing.Hash, text, by string, perr error) (*Result, error) {
+	race := errors.Is(perr, mirror.ErrStale) || errors.Is(perr, mirror.ErrRejected)
+	unchanged := func() (*Result, error) {
+		if race {
+			return nil, fmt.Errorf("branch %s or the notes moved on the server while promoting (another push won the race); nothing was changed by this one, run it again: %w", res.To.Branch, perr)
+		}
+		return nil, perr
+	}
+	branch := plumbing.NewBranchReferenceName(res.To.Branch).String()
+	tips, err := r.m.FetchRefs(ctx, branch, NotesRef)
+	if err != nil || tips[branch] != fromTip {
+		return unchanged()
+	}
+	r.conn.log().Info("the branch moved and the note did not (the push was not atomic); pushing the note alone", "branch", res.To.Branch, "err", perr)
+	old, has := tips[NotesRef]
+	if old == noteCommit { // the note went in; the check of the control branch did not
+		res.Status, res.OK, res.Promoted, res.Atomic = StatusPromoted, true, true, false
+		return res, nil
+	}
+	noteCommit, note, err := r.addNote(fromTip, old, has, text, by, res.Time)
+	if err == nil {
+		_, err = r.m.Push(ctx, mirror.RefUpdate{Name: NotesRef, Old: old, New: noteCommit})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("branch %s was moved to %s, but the note with the evidence was not written (the server did not take both in one atomic push: %v): %w", res.To.Branch, short(fromTip), perr, err)
+	}
+	res.Note = note
+	res.Status, res.OK, res.Promoted, res.Atomic = StatusPromoted, true, true, false
 	return res, nil
 }
 

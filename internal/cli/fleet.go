@@ -14,6 +14,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 
 	"github.com/cairn-cm/cairn/agent/fleet"
+	"github.com/cairn-cm/cairn/agent/mirror"
 )
 
 // fleetCmd is cairn fleet: the fleet as Prometheus sees it.
@@ -46,7 +47,7 @@ func (c *fleetCmd) Run(e *env) error {
 	now := time.Now().UTC()
 	hosts, err := fleet.Snapshot(ctx, a, now)
 	if err != nil {
-		return &exitError{code: exitBadInput, err: fmt.Errorf("cannot read the fleet from Prometheus at %s: %w", c.Prometheus, err)}
+		return &exitError{code: exitBadInput, err: promError(c.Prometheus, fmt.Errorf("cannot read the fleet from Prometheus at %s: %w", mirror.Redact(c.Prometheus), err))}
 	}
 	groups := fleet.Summarize(hosts)
 	if c.JSON {
@@ -59,7 +60,7 @@ func (c *fleetCmd) Run(e *env) error {
 		return err
 	}
 	if len(hosts) == 0 {
-		return &exitError{code: exitDiffers, err: fmt.Errorf("no cairn agent: no target of the Prometheus at %s reports cairn_host_info", c.Prometheus)}
+		return &exitError{code: exitDiffers, err: fmt.Errorf("no cairn agent: no target of the Prometheus at %s reports cairn_host_info", mirror.Redact(c.Prometheus))}
 	}
 	for _, g := range groups {
 		if !g.Settled() {
@@ -70,20 +71,57 @@ func (c *fleetCmd) Run(e *env) error {
 }
 
 // prometheusAPI checks a --prometheus URL and makes the client of its API.
+// Its errors show the URL without its credentials.
 func prometheusAPI(raw string) (v1.API, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("--prometheus %q: %w", raw, err)
+		return nil, promError(raw, fmt.Errorf("--prometheus %q: %w", mirror.Redact(raw), err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--prometheus %q: want an http or https URL, such as http://prometheus:9090", raw)
+		return nil, fmt.Errorf("--prometheus %q: want an http or https URL, such as http://prometheus:9090", mirror.Redact(raw))
 	}
 	cl, err := api.NewClient(api.Config{Address: raw})
 	if err != nil {
-		return nil, fmt.Errorf("--prometheus %q: %w", raw, err)
+		return nil, promError(raw, fmt.Errorf("--prometheus %q: %w", mirror.Redact(raw), err))
 	}
 	return v1.NewAPI(cl), nil
 }
+
+// promError is err with the user name and password of the Prometheus URL
+// raw taken out of its text: net/http masks a password in the URLs of its
+// errors, but not a user name, which may be a token.
+func promError(raw string, err error) error {
+	if err == nil {
+		return nil
+	}
+	u, perr := url.Parse(raw)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	msg := err.Error()
+	pass, _ := u.User.Password()
+	for _, s := range []string{u.User.Username(), pass} {
+		for _, v := range []string{s, url.PathEscape(s), url.QueryEscape(s)} {
+			if len(v) >= 3 {
+				msg = strings.ReplaceAll(msg, v, "xxxxx")
+			}
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+// redactedError is an error whose text was cleaned of credentials, and
+// which still wraps the original.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 // writeFleet writes the table of groups, then the table of lagging hosts;
 // nothing when there is no group (Run says that there is no agent).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-cm/cairn/agent/fleet"
+	"github.com/cairn-cm/cairn/agent/mirror"
 	"github.com/cairn-cm/cairn/agent/promote"
 )
 
@@ -59,11 +60,12 @@ func (c *promoteCmd) Run(e *env) error {
 		Gate: func(ctx context.Context, o fleet.GateOptions) (*fleet.Verdict, error) {
 			ctx, cancel := context.WithTimeout(ctx, prometheusTimeout)
 			defer cancel()
-			return fleet.Gate(ctx, prom, o)
+			v, err := fleet.Gate(ctx, prom, o)
+			return v, promError(c.Prometheus, err)
 		},
 	})
 	if err != nil {
-		return promoteError(err)
+		return promoteRunError(err)
 	}
 	if c.JSON {
 		err = printJSON(e.stdout, res)
@@ -79,8 +81,22 @@ func (c *promoteCmd) Run(e *env) error {
 	return nil
 }
 
-// promoteError maps an error of package promote to its exit code: 2 for
-// bad input, 1 for anything else (a lost race, an unreachable server).
+// promoteRunError maps an error of Promote to its exit code: 1 for a
+// push that lost a race before it was sent (the next run decides again),
+// 2 for bad input and for anything that kept promote from deciding (git or
+// Prometheus unreachable, a push the server refused, a hosts block that
+// does not compile). cairn-promote.service counts exit 1 as a success,
+// "conditions not met": an outage must fail the unit, not hide in it.
+func promoteRunError(err error) error {
+	if errors.Is(err, mirror.ErrStale) && !errors.Is(err, promote.ErrBadInput) {
+		return &exitError{code: exitDiffers, err: err}
+	}
+	return &exitError{code: exitBadInput, err: err}
+}
+
+// promoteError maps an error of LockGroup and UnlockGroup to its exit
+// code: 2 for bad input, 1 for anything else (locked already, not locked,
+// a push that failed).
 func promoteError(err error) error {
 	if errors.Is(err, promote.ErrBadInput) {
 		return &exitError{code: exitBadInput, err: err}

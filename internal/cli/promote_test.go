@@ -62,6 +62,19 @@ func (h *canaryHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
 
+// canaryWebHosts is a hosts block with the group canary on its branch and
+// web on the control branch.
+const canaryWebHosts = `hosts {
+  group "canary" {
+    match  = ["canary-*"]
+    branch = "canary"
+  }
+  group "web" {
+    match = ["web-*"]
+  }
+}
+`
+
 // TestPromoteWithPrometheus runs cairn promote against a git daemon and a
 // real Prometheus scraping two canaries: refused (exit 1, naming the host
 // that lags) while one runs another commit, promoted (exit 0) once both ran
@@ -71,16 +84,7 @@ func TestPromoteWithPrometheus(t *testing.T) {
 		t.Skip("runs Prometheus for about 10 s")
 	}
 	work := gittest.New(t)
-	base := work.Commit("main", map[string]string{"hosts.cairn": `hosts {
-  group "canary" {
-    match  = ["canary-*"]
-    branch = "canary"
-  }
-  group "web" {
-    match = ["web-*"]
-  }
-}
-`})
+	base := work.Commit("main", map[string]string{"hosts.cairn": canaryWebHosts})
 	tip := work.Commit("canary", map[string]string{"main.cairn": "# a change\n"})
 	bare := filepath.Join(t.TempDir(), "config.git")
 	gittest.Run(t, work.Dir, "clone", "-q", "--bare", work.Dir, bare)

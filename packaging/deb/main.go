@@ -141,10 +141,10 @@ const promoteStatus = `	0
 Promoted, a dry run that would have promoted, or nothing to do.
 
 	1
-Not promoted: a condition did not hold on a host of --from, a group of the --to branch is locked, Prometheus or the git server could not be reached, or another push won the race.
+Not promoted: a condition did not hold on a host of --from, a group of the --to branch is locked, or another push moved a branch first (the next run decides again).
 
 	2
-Bad input: an unknown group, --from and --to on one branch, a --to branch that is not an ancestor of the --from tip, a bad URL.`
+Bad input, or promote could not decide: an unknown group, --from and --to on one branch, a --to branch that is not an ancestor of the --from tip, a bad URL; Prometheus or the git server could not be reached, the server refused the push, the hosts block does not compile. cairn-promote.service counts 1 as a success and 2 as a failure.`
 
 // lockStatus is what the exit codes of cairn lock and unlock mean.
 const lockStatus = `	0
@@ -154,7 +154,7 @@ The signed commit was pushed (or, with --dry-run, made).
 The group is locked already (lock) or not locked (unlock), or signing or the push failed.
 
 	2
-Bad input: an unknown group, a reason that is empty or not one line.`
+Bad input: an unknown group, a group whose name is not one file name, a reason that is empty, not one line or with control characters.`
 
 // agentFiles is the FILES section of cairn-agent(1).
 const agentFiles = `	/etc/default/cairn

@@ -16,7 +16,7 @@ import (
 // (one machine of a fleet runs it, by choice); the service's hardening lets
 // cairn promote run (systemd-analyze verify, then real runs); "nothing to
 // promote" and "the group is locked" (exit 1) leave the unit successful,
-// and bad settings (exit 2) fail it; an enabled timer is waiting, stays
+// and bad settings or a Prometheus that does not answer (exit 2) fail it; an enabled timer is waiting, stays
 // enabled through an upgrade, and is stopped by dpkg -r.
 func TestDebPromoteTimer(t *testing.T) {
 	if testing.Short() {
@@ -30,8 +30,9 @@ func TestDebPromoteTimer(t *testing.T) {
 		PrivateNetwork: true,
 		Binds: []testhost.Bind{
 			{Source: debs, Target: "/debs", ReadOnly: true},
-			{Source: promoteRepo(t, false), Target: "/repo-even", ReadOnly: true},
-			{Source: promoteRepo(t, true), Target: "/repo-locked", ReadOnly: true},
+			{Source: promoteRepo(t, false, false), Target: "/repo-even", ReadOnly: true},
+			{Source: promoteRepo(t, true, true), Target: "/repo-locked", ReadOnly: true},
+			{Source: promoteRepo(t, false, true), Target: "/repo-ahead", ReadOnly: true},
 		},
 	})
 	exec := func(args ...string) testhost.Result {
@@ -88,6 +89,9 @@ func TestDebPromoteTimer(t *testing.T) {
 		{"nothing to promote", base + "CAIRN_REPO=file:///repo-even\n", "success", "0", "nothing to"},
 		{"locked", base + "CAIRN_REPO=file:///repo-locked\n", "success", "0", "group web is locked by Ops Person <ops@example.org>"},
 		{"bad settings", base + "CAIRN_REPO=file:///repo-even\nCAIRN_TO=nosuchgroup\n", "exit-code", "2", "nosuchgroup"},
+		// Prometheus does not answer: promote cannot decide, which must
+		// not pass for "conditions not met".
+		{"prometheus down", base + "CAIRN_REPO=file:///repo-ahead\n", "exit-code", "2", "connection refused"},
 	}
 	for _, c := range cases {
 		result, status, logged := runWith(c.settings)
@@ -120,11 +124,11 @@ func TestDebPromoteTimer(t *testing.T) {
 }
 
 // promoteRepo makes a repository whose hosts block has a canary group on
-// branch canary and a web group on the control branch main. Unless locked,
-// both branches hold one commit: nothing to promote. Locked, main holds a
-// lock of web (.cairn/locks/web, as cairn lock writes it) and canary one
-// commit more.
-func promoteRepo(t *testing.T, locked bool) string {
+// branch canary and a web group on the control branch main. Unless ahead,
+// both branches hold one commit: nothing to promote; ahead, canary holds
+// one commit more. Locked, main holds a lock of web (.cairn/locks/web, as
+// cairn lock writes it).
+func promoteRepo(t *testing.T, locked, ahead bool) string {
 	t.Helper()
 	dir := t.TempDir()
 	git := func(args ...string) {
@@ -156,7 +160,7 @@ func promoteRepo(t *testing.T, locked bool) string {
 		git("commit", "-q", "-m", "lock web")
 	}
 	git("branch", "canary")
-	if locked {
+	if locked || ahead {
 		git("checkout", "-q", "canary")
 		write("main.cairn", "dir \"/srv\" {}\n\ndir \"/srv/new\" {}\n")
 		git("commit", "-q", "-am", "a change for the canaries")
