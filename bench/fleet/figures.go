@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-cm/cairn/agent/status"
+)
+
+// figures are what the benchmark measures.
+type figures struct {
+	poll, trigger latencies // push → applied across hosts
+
+	rss        []int64       // idle RSS per agent, bytes, sorted
+	window     time.Duration // the idle window
+	fetches    float64       // fetches the agents counted in it
+	gitCPU     time.Duration // what git daemon's cgroup used in it
+	allFetches float64       // fetches over the whole run
+	allGitCPU  time.Duration // git daemon's CPU over the whole run
+}
+
+// latencies are per-host durations, sorted.
+type latencies []time.Duration
+
+// pct is the p-th percentile (nearest rank).
+func (l latencies) pct(p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(l)))) - 1
+	return l[max(0, min(i, len(l)-1))]
+}
+
+func (l latencies) String() string {
+	return fmt.Sprintf("p50 %s, p95 %s, p99 %s, max %s", secs(l.pct(50)), secs(l.pct(95)), secs(l.pct(99)), secs(l.pct(100)))
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// fetchSum is the sum of every agent's cairn_git_fetch_total.
+func (f *fleet) fetchSum(ctx context.Context) (float64, error) {
+	var sum float64
+	for _, a := range f.hosts {
+		n, err := a.fetches(ctx)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// measureIdle lets the fleet idle for an interval and its splay (every
+// agent polls at least once), and measures what git daemon spent on the
+// CPU per fetch the agents counted, and each agent's RSS at the end.
+func (f *fleet) measureIdle(ctx context.Context) (string, error) {
+	fetches0, err := f.fetchSum(ctx)
+	if err != nil {
+		return "", err
+	}
+	cpu0, err := f.cg.usage()
+	if err != nil {
+		return "", err
+	}
+	began := time.Now()
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(f.o.interval + f.o.interval/2 + time.Second):
+	}
+	fetches1, err := f.fetchSum(ctx)
+	if err != nil {
+		return "", err
+	}
+	cpu1, err := f.cg.usage()
+	if err != nil {
+		return "", err
+	}
+	fg := &f.figures
+	fg.window = time.Since(began)
+	fg.fetches, fg.gitCPU = fetches1-fetches0, cpu1-cpu0
+	fg.allFetches, fg.allGitCPU = fetches1, cpu1
+	if fg.fetches == 0 {
+		return "", fmt.Errorf("the agents counted no fetch in %v of idling", fg.window)
+	}
+	// RSS of each agent while it is idle: between runs.
+	if _, err := waitAll(ctx, f.hosts, poll, f.o.timeout, "idle", func(a *agent, doc *status.Document) bool {
+		if doc.State != "idle" {
+			return false
+		}
+		rss, err := a.rss()
+		if err != nil {
+			return false
+		}
+		fg.rss = append(fg.rss, rss) // waitAll calls cond under its lock
+		return true
+	}); err != nil {
+		return "", err
+	}
+	slices.Sort(fg.rss)
+	return fmt.Sprintf("%.0f fetches in %.0f s cost git daemon %v of CPU; idle RSS %s", fg.fetches, fg.window.Seconds(),
+		fg.gitCPU.Round(time.Millisecond), f.rssLine()), nil
+}
+
+func (f *fleet) rssLine() string {
+	r := f.figures.rss
+	var total int64
+	for _, v := range r {
+		total += v
+	}
+	return fmt.Sprintf("min %s, median %s, max %s per agent; %s in all", mib(r[0]), mib(r[len(r)/2]), mib(r[len(r)-1]), mib(total))
+}
+
+// measureMove pushes a commit to canary and main at once and measures, for
+// every host, the time from the push to the first poll of its /status
+// that shows the commit applied. With trigger, every agent is sent POST
+// /trigger right after the push, all at once, as a webhook would.
+func (f *fleet) measureMove(ctx context.Context, trigger bool) (string, error) {
+	how := "polling"
+	if trigger {
+		how = "POST /trigger fan-out"
+	}
+	// Start from a fleet at rest: nobody in a run.
+	if _, err := waitAll(ctx, f.hosts, poll, f.o.timeout, "idle", func(_ *agent, doc *status.Document) bool {
+		return doc.State == "idle"
+	}); err != nil {
+		return "", err
+	}
+	c, err := f.commit("fleet: a change for everyone, measured by "+how, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := f.r.push(c, "canary", "main"); err != nil {
+		return "", err
+	}
+	pushed := time.Now()
+	if trigger {
+		var wg sync.WaitGroup
+		errs := make([]error, len(f.hosts))
+		for i, a := range f.hosts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = a.trigger(ctx)
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return "", err
+			}
+		}
+	}
+	reached, err := waitAll(ctx, f.hosts, poll, f.o.timeout, "commit "+short(c), func(_ *agent, doc *status.Document) bool {
+		return appliedCommit(doc) == c
+	})
+	if err != nil {
+		return "", err
+	}
+	var l latencies
+	for _, t := range reached {
+		l = append(l, t.Sub(pushed))
+	}
+	slices.Sort(l)
+	if trigger {
+		f.figures.trigger = l
+	} else {
+		f.figures.poll = l
+	}
+	return fmt.Sprintf("%d hosts at %s: %v", len(l), short(c), l), nil
+}
+
+// writeResults writes the results, as Markdown, to o.out.
+func (f *fleet) writeResults() error {
+	o, fg := f.o, &f.figures
+	var b strings.Builder
+	n := len(f.hosts)
+	splay := o.interval / 2
+	version, _ := exec.Command(o.cairn, "version").Output()
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	fmt.Fprintf(&b, "# The simulated fleet, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "`make fleet` (bench/fleet): %d `cairn agent` processes (canary %d on branch canary; web %d and db %d on main),\n",
+		n, o.groups[0].hosts, o.groups[1].hosts, o.groups[2].hosts)
+	fmt.Fprintf(&b, "interval %v with the hashed splay (%v), --confirm %v, one `git daemon` on 127.0.0.1, Prometheus\n", o.interval, splay, o.confirm)
+	fmt.Fprintf(&b, "scraping every %v with prometheus/alerts.yml. %d cores (GOMAXPROCS of this program), Linux %s; cairn %s.\n\n",
+		o.scrape, runtime.NumCPU(), strings.TrimSpace(string(kernel)), strings.TrimSpace(firstLine(string(version))))
+	b.WriteString("## The scenario\n\n| phase | took | what was checked |\n|---|---|---|\n")
+	for _, p := range f.phases {
+		fmt.Fprintf(&b, "| %s | %.0f s | %s |\n", p.name, p.took.Seconds(), strings.ReplaceAll(p.result, "|", "\\|"))
+	}
+	for _, note := range f.notes {
+		fmt.Fprintf(&b, "\nNote: %s.\n", note)
+	}
+	if f.refusal != "" {
+		fmt.Fprintf(&b, "\n`cairn promote --from canary --to web` after the failed commit (exit 1):\n\n```\n%s\n```\n", f.refusal)
+	}
+	pollGoal := o.interval + splay + 5*time.Second
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	maxRSS := fg.rss[len(fg.rss)-1]
+	b.WriteString("\n## The figures\n\n| figure | value | goal |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| push → applied, polling (%d hosts) | %v | p99 ≤ interval + splay + 5 s = %s: %s |\n",
+		len(fg.poll), fg.poll, secs(pollGoal), met(fg.poll.pct(99) <= pollGoal))
+	fmt.Fprintf(&b, "| push → applied, `POST /trigger` to every agent at once | %v | p99 ≤ 10 s: %s |\n",
+		fg.trigger, met(fg.trigger.pct(99) <= 10*time.Second))
+	var total int64
+	for _, v := range fg.rss {
+		total += v
+	}
+	fmt.Fprintf(&b, "| idle RSS per agent | min %s, median %s, max %s | < 30 MiB each: %s |\n",
+		mib(fg.rss[0]), mib(fg.rss[len(fg.rss)/2]), mib(maxRSS), met(maxRSS < 30<<20))
+	fmt.Fprintf(&b, "| idle RSS, all %d agents | %s | |\n", n, mib(total))
+	fmt.Fprintf(&b, "| git daemon CPU per 100 polls | %s (%v for %.0f fetches in %.0f s idle) | |\n",
+		(fg.gitCPU * 100 / time.Duration(fg.fetches)).Round(100*time.Microsecond), fg.gitCPU.Round(time.Millisecond), fg.fetches, fg.window.Seconds())
+	fmt.Fprintf(&b, "| git daemon CPU over the whole run | %v for %.0f fetches | |\n\n", fg.allGitCPU.Round(time.Millisecond), fg.allFetches)
+	b.WriteString("Push → applied is, for each host, the time from the end of `git push` to the first poll (every 0.5 s)\n" +
+		"of its `/status` that shows the new commit applied. Idle RSS is VmRSS of each agent between runs. The git\n" +
+		"server's CPU is `usage_usec` of the cgroup v2 it runs in, over an idle window, divided by the fetches the agents\n" +
+		"counted (`cairn_git_fetch_total`) in that window.\n")
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(o.out, []byte(b.String()), 0o644)
+}
