@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, w io.Writer) (err error) {
 	fl.IntVar(&o.port, "port", 9479, "the agents listen on 127.0.0.N:`PORT`, N = 2, 3, ...")
 	fl.IntVar(&o.drift, "drift", 5, "plant drift on this many hosts")
 	fl.StringVar(&o.out, "out", "", "write the figures to `FILE` (default bench/results/fleet-DATE.md)")
-	fl.StringVar(&o.dir, "dir", "", "the scratch `DIR` for the repository, roots, states and logs (default: a new one in $TMPDIR)")
+	fl.StringVar(&o.dir, "dir", "", "the scratch `DIR` for the repository, roots, states and logs, removed at the end unless -keep (default: a new one in $TMPDIR)")
 	fl.BoolVar(&o.keep, "keep", false, "keep the scratch directory (and print where it is)")
 	fl.StringVar(&o.cairn, "cairn", "bin/cairn", "the cairn `BINARY`")
 	fl.StringVar(&o.prometheus, "prometheus", "/usr/bin/prometheus", "the Prometheus `BINARY`")
