@@ -120,7 +120,7 @@ func NewDaemon(p *Pipeline, cfg DaemonConfig) (*Daemon, error) {
 	for _, k := range steps.Kinds() {
 		kinds = append(kinds, k.Op())
 	}
-	m, err := metrics.New(reg, metrics.Options{Version: cfg.Version, Revision: cfg.Revision, States: states, Kinds: kinds})
+	m, err := metrics.New(reg, metrics.Options{Version: cfg.Version, Revision: cfg.Revision, Host: p.cfg.Host, States: states, Kinds: kinds})
 	if err != nil {
 		return nil, err
 	}
@@ -393,6 +393,9 @@ func (d *Daemon) setDoc(doc status.Document) {
 	}
 	if doc.Target != nil {
 		m.SetTarget(doc.Target.Commit, doc.Target.Branch, doc.Target.Committed)
+		// The target is recorded by the run's resolve of the hosts
+		// block: its branch and the group are the host's now.
+		m.SetGroup(doc.Group, doc.Target.Branch)
 	}
 	m.SetState(doc.State)
 	m.SetHeld(doc.Held != nil)

@@ -7,6 +7,7 @@
 //
 //	metric                                      type       labels                        set by
 //	cairn_build_info                            gauge = 1  version, revision, goversion  New
+//	cairn_host_info                             gauge = 1  host, group, branch           New, SetGroup
 //	cairn_applied_commit_info                   gauge = 1  commit, branch, group         SetApplied
 //	cairn_applied_commit_timestamp_seconds      gauge                                    SetApplied
 //	cairn_target_commit_info                    gauge = 1  commit, branch                SetTarget
@@ -25,10 +26,12 @@
 //	cairn_last_success_timestamp_seconds        gauge                                    RunDone
 //	cairn_last_fetch_success_timestamp_seconds  gauge                                    FetchDone
 //
-// The info metrics (cairn_applied_commit_info, cairn_target_commit_info)
-// have at most one series, replaced as a whole when the commit changes: a
-// scrape sees the old series or the new one, never both. They have none
-// until the first commit is known. Every other metric has all its series
+// The info metrics (cairn_host_info, cairn_applied_commit_info,
+// cairn_target_commit_info) have at most one series, replaced as a whole
+// when a label changes: a scrape sees the old series or the new one, never
+// both. cairn_host_info has its series from New on, with the host name of
+// Options.Host and group and branch empty until SetGroup; the commit info
+// metrics have none until the first commit is known. Every other metric has all its series
 // from New on: the counters at 0 for every value of [Results], [Reasons]
 // and [Directions] (and cairn_ops_total for every kind of Options.Kinds),
 // cairn_state at 1 for the first of Options.States and 0 for the others,

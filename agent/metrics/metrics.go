@@ -53,6 +53,8 @@ var DurationBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 // Options are the fixed facts New needs.
 type Options struct {
 	Version, Revision string // for cairn_build_info
+	// Host is the agent's host name (--host), for cairn_host_info.
+	Host string
 	// States are the lifecycle states of spec §3, for cairn_state; the
 	// first is the state at start. It must not be empty.
 	States []string
@@ -65,9 +67,10 @@ type Options struct {
 // Metrics are the agent's metrics, registered on one registry. Its methods
 // may be called from many goroutines at once.
 type Metrics struct {
-	states []string
+	states   []string
+	hostName string
 
-	applied, target                 *info
+	host, applied, target           *info
 	appliedTime, targetTime         prometheus.Gauge
 	converged, drift, journal, held prometheus.Gauge
 	state                           *prometheus.GaugeVec
@@ -90,6 +93,8 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 	}
 	m := &Metrics{
 		states:      slices.Clone(o.States),
+		hostName:    o.Host,
+		host:        newInfo("cairn_host_info", "The host's name, its group and the branch it follows (value 1; one series; group and branch empty until the first resolve).", "host", "group", "branch"),
 		applied:     newInfo("cairn_applied_commit_info", "The commit the host is at (value 1; one series).", "commit", "branch", "group"),
 		appliedTime: gauge("cairn_applied_commit_timestamp_seconds", "The committer time of the commit the host is at, in seconds since the epoch."),
 		target:      newInfo("cairn_target_commit_info", "The tip of the target branch last fetched (value 1; one series).", "commit", "branch"),
@@ -117,7 +122,10 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 	}, []string{"version", "revision", "goversion"})
 	build.WithLabelValues(o.Version, o.Revision, runtime.Version()).Set(1)
 
-	// Every series without a commit label exists from the start.
+	// Every series without a commit label exists from the start; the
+	// host's own too, with its group and branch not known yet.
+	m.host.always = true
+	m.host.set(o.Host, "", "")
 	for _, s := range m.states {
 		m.state.WithLabelValues(s)
 	}
@@ -137,7 +145,7 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 	m.fetches.WithLabelValues("error")
 
 	for _, c := range []prometheus.Collector{
-		build, m.applied, m.appliedTime, m.target, m.targetTime, m.converged, m.drift, m.journal,
+		build, m.host, m.applied, m.appliedTime, m.target, m.targetTime, m.converged, m.drift, m.journal,
 		m.state, m.held, m.runs, m.refusals, m.duration, m.ops, m.fetches, m.lastRun, m.lastSuccess, m.lastFetch,
 	} {
 		if err := reg.Register(c); err != nil {
@@ -154,6 +162,13 @@ func New(reg prometheus.Registerer, o Options) (*Metrics, error) {
 func (m *Metrics) SetApplied(commit, branch, group string, committed time.Time) {
 	m.applied.set(commit, branch, group)
 	m.appliedTime.Set(seconds(commit, committed))
+}
+
+// SetGroup records the host's group and the branch it follows, as the
+// last resolve of the hosts block found them: the one series of
+// cairn_host_info is replaced, its host label kept.
+func (m *Metrics) SetGroup(group, branch string) {
+	m.host.set(m.hostName, group, branch)
 }
 
 // SetTarget records the tip of the target branch last fetched, as
@@ -259,6 +274,7 @@ func seconds(commit string, t time.Time) float64 {
 // both and never none.
 type info struct {
 	desc   *prometheus.Desc
+	always bool // the series exists even when its first label is empty
 	mu     sync.Mutex
 	labels []string // nil: no series
 }
@@ -270,7 +286,7 @@ func newInfo(name, help string, labels ...string) *info {
 func (i *info) set(values ...string) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if values[0] == "" {
+	if values[0] == "" && !i.always {
 		i.labels = nil
 		return
 	}

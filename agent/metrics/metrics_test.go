@@ -25,6 +25,9 @@ var spec = []struct {
 	labels []string
 }{
 	{"cairn_build_info", dto.MetricType_GAUGE, []string{"version", "revision", "goversion"}},
+	// cairn_host_info is not in spec §6 yet: issue 11 added it, for the
+	// fleet's view (agent/fleet) of which target is which host of which group.
+	{"cairn_host_info", dto.MetricType_GAUGE, []string{"host", "group", "branch"}},
 	{"cairn_applied_commit_info", dto.MetricType_GAUGE, []string{"commit", "branch", "group"}},
 	{"cairn_applied_commit_timestamp_seconds", dto.MetricType_GAUGE, nil},
 	{"cairn_target_commit_info", dto.MetricType_GAUGE, []string{"commit", "branch"}},
@@ -57,7 +60,7 @@ var labelValues = map[string]map[string][]string{
 func newMetrics(t *testing.T) (*prometheus.Registry, *Metrics) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	m, err := New(reg, Options{Version: "1.2.3", Revision: "abc123", States: states, Kinds: []string{"COPY", "FILE"}})
+	m, err := New(reg, Options{Version: "1.2.3", Revision: "abc123", Host: "web-01", States: states, Kinds: []string{"COPY", "FILE"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +85,7 @@ func exercise(m *Metrics) {
 	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	m.SetApplied("0123456789abcdef0123456789abcdef01234567", "main", "web", now.Add(-time.Hour))
 	m.SetTarget("89abcdef0123456789abcdef0123456789abcdef", "main", now)
+	m.SetGroup("web", "main")
 	m.SetState("applying")
 	m.SetHeld(true)
 	m.SetConverged(true)
@@ -159,6 +163,13 @@ func TestEverythingExistsAtStart(t *testing.T) {
 				v = float64(mm.Histogram.GetSampleCount())
 			case s.name == "cairn_build_info":
 				v = mm.Gauge.GetValue() - 1
+			case s.name == "cairn_host_info":
+				// The host is named from the start; its group and branch
+				// are not known before the first resolve.
+				if labelOf(mm, "host") != "web-01" || labelOf(mm, "group") != "" || labelOf(mm, "branch") != "" {
+					t.Errorf("%s%v at start, want host web-01, no group or branch", s.name, mm.GetLabel())
+				}
+				v = mm.Gauge.GetValue() - 1
 			case s.name == "cairn_state" && labelOf(mm, "state") == states[0]:
 				v = mm.Gauge.GetValue() - 1
 			default:
@@ -196,7 +207,11 @@ func TestValues(t *testing.T) {
 	m.RunDone(ResultFailed, time.Second, time.Unix(1800000000, 0), false)
 	m.FetchDone(false, time.Unix(1800000001, 0))
 	m.SetState("idle")
+	m.SetGroup("edge", "canary")
 	want := `
+# HELP cairn_host_info The host's name, its group and the branch it follows (value 1; one series; group and branch empty until the first resolve).
+# TYPE cairn_host_info gauge
+cairn_host_info{branch="canary",group="edge",host="web-01"} 1
 # HELP cairn_applied_commit_info The commit the host is at (value 1; one series).
 # TYPE cairn_applied_commit_info gauge
 cairn_applied_commit_info{branch="canary",commit="fedcba9876543210fedcba9876543210fedcba98",group="edge"} 1
@@ -244,7 +259,7 @@ cairn_state{state="idle"} 1
 cairn_state{state="planning"} 0
 cairn_state{state="verifying"} 0
 `
-	names := []string{"cairn_applied_commit_info", "cairn_applied_commit_timestamp_seconds", "cairn_git_fetch_total",
+	names := []string{"cairn_host_info", "cairn_applied_commit_info", "cairn_applied_commit_timestamp_seconds", "cairn_git_fetch_total",
 		"cairn_last_fetch_success_timestamp_seconds", "cairn_last_run_timestamp_seconds", "cairn_last_success_timestamp_seconds",
 		"cairn_ops_total", "cairn_runs_total", "cairn_state"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {

@@ -24,6 +24,11 @@
 //     descendant rule, and agent/gitfs opened on [Mirror.Dir] for the files.
 //  4. [Mirror.Close] the mirror.
 //
+// `cairn promote`, `cairn lock` and `cairn unlock` also write: they fetch
+// with [Mirror.Fetch] and [Mirror.FetchRefs] (a notes reference), write
+// objects into [Mirror.Objects] (or with git into [Mirror.Dir]), and
+// [Mirror.Push] references back.
+//
 // # Fetching
 //
 // Each fetched reference is set to the remote's hash, forced: a branch that
@@ -46,6 +51,18 @@
 // failed. A fetch stops when its context is done, and fails when the server
 // stays silent longer than [Options.Timeout] (connecting, before answering,
 // or in the middle of a transfer); either way it changes no reference.
+//
+// # Pushing
+//
+// [Mirror.Push] sets references on the remote, each only if it is still at
+// the hash the caller read (the server compares and sets), and never
+// forces: a branch update that is not a fast-forward is refused before
+// anything is sent. It sends the objects the remote lacks in one pack,
+// over the same transports as a fetch, with the same ssh key, known hosts,
+// credentials and timeouts; the remote's receive-pack must allow pushing
+// (git daemon's receive-pack service, http.receivepack for git
+// http-backend). Several updates are atomic when the server offers it. A
+// local path is written in this process.
 //
 // # Cost and concurrency
 //

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/go-git/go-git/v5/plumbing/transport"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -23,10 +22,10 @@ import (
 // Options.SSHKey is empty.
 var defaultKeys = []string{"id_ed25519", "id_ecdsa", "id_rsa"}
 
-// openSSH runs git-upload-pack on the remote host through ssh, with
-// golang.org/x/crypto/ssh (go-git's ssh transport cannot be cancelled
-// during its handshake).
-func (d *dialer) openSSH(ctx context.Context, r *remote, o *Options) (transport.UploadPackSession, error) {
+// openSSH runs service (git-upload-pack or git-receive-pack) on the remote
+// host through ssh, with golang.org/x/crypto/ssh (go-git's ssh transport
+// cannot be cancelled during its handshake).
+func (d *dialer) openSSH(ctx context.Context, r *remote, o *Options, service string) (*streamSession, error) {
 	port := r.ep.Port
 	if port == 0 {
 		port = defaultPorts["ssh"]
@@ -67,7 +66,7 @@ func (d *dialer) openSSH(ctx context.Context, r *remote, o *Options) (transport.
 	}
 	stderr := &headBuffer{}
 	sess.Stderr = stderr
-	cmd := transport.UploadPackServiceName + " " + shellQuote(r.ep.Path)
+	cmd := service + " " + shellQuote(r.ep.Path)
 	if err := sess.Start(cmd); err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("ssh %s@%s: run %s: %w", cfg.User, addr, cmd, err)

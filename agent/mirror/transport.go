@@ -72,9 +72,9 @@ func (d *dialer) open(ctx context.Context, r *remote, o *Options, has func(plumb
 		}
 		return githttp.NewClient(&http.Client{Transport: tr}).NewUploadPackSession(r.ep, auth)
 	case "git":
-		return d.openGit(ctx, r)
+		return d.openGit(ctx, r, transport.UploadPackServiceName)
 	case "ssh":
-		return d.openSSH(ctx, r, o)
+		return d.openSSH(ctx, r, o, transport.UploadPackServiceName)
 	}
 	return nil, fmt.Errorf("scheme %q: %w", r.ep.Protocol, ErrUnsupportedURL)
 }
@@ -120,8 +120,9 @@ func (c *idleConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// openGit starts git-upload-pack on a git daemon.
-func (d *dialer) openGit(ctx context.Context, r *remote) (transport.UploadPackSession, error) {
+// openGit starts service (git-upload-pack or git-receive-pack) on a git
+// daemon.
+func (d *dialer) openGit(ctx context.Context, r *remote, service string) (*streamSession, error) {
 	port := r.ep.Port
 	if port == 0 {
 		port = defaultPorts["git"]
@@ -132,7 +133,7 @@ func (d *dialer) openGit(ctx context.Context, r *remote) (transport.UploadPackSe
 		return nil, err
 	}
 	s := newStreamSession(ctx, conn, conn, conn.Close)
-	req := packp.GitProtoRequest{RequestCommand: transport.UploadPackServiceName, Pathname: r.ep.Path, Host: hostPort(r.ep)}
+	req := packp.GitProtoRequest{RequestCommand: service, Pathname: r.ep.Path, Host: hostPort(r.ep)}
 	if err := req.Encode(conn); err != nil {
 		s.Close()
 		return nil, s.fail(err)

@@ -31,7 +31,9 @@ var allowed = map[string][]string{
 	"agent/status":         {},
 	"agent/selfexe":        {},
 	"agent/metrics":        {"github.com/prometheus/client_golang"},
+	"agent/fleet":          {"github.com/prometheus/client_golang", "github.com/prometheus/common"},
 	"agent/web":            {"agent/status", "github.com/prometheus/client_golang", "github.com/prometheus/exporter-toolkit"},
+	"agent/promote":        {"agent/fleet", "agent/gitfs", "agent/mirror", "compiler", "journal", "github.com/go-git/go-git"},
 	"agent/mirror":         {"github.com/go-git/go-git", "github.com/go-git/go-billy", "golang.org/x/crypto"}, // x/crypto: ssh, which go-git's transport cannot cancel
 	"internal/treefs":      {"golang.org/x/sys"},
 	"internal/cli":         {"*"},
@@ -43,6 +45,7 @@ var allowed = map[string][]string{
 	"internal/gittest":     {},                                          // tests only: repositories made with git
 	"internal/testhost":    {"internal/debroot"},                        // tests only: hosts with systemd as PID 1
 	"internal/testcert":    {},                                          // tests only: TLS certificates
+	"internal/promtest":    {},                                          // tests only: a real Prometheus server
 	"internal/browsertest": {"internal/gittest", "github.com/chromedp"}, // tests only: pages loaded in Chromium
 	"examples":             {},                                          // tests only: the example configurations compile
 	"docs":                 {},                                          // tests only: the tutorial's commands run in systemd test hosts

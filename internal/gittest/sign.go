@@ -17,6 +17,8 @@ type Signer struct {
 	// Trust is what trusts the key in a --trust file: an allowed-signers
 	// line, or the armored public key block.
 	Trust string
+	// KeyFile is the private key file of an SSH key ("" for OpenPGP).
+	KeyFile string
 	// config is the git configuration that makes git sign with the key.
 	config [][2]string
 }
@@ -28,9 +30,10 @@ func NewSSHSigner(t testing.TB, principal string) *Signer {
 	key := filepath.Join(t.TempDir(), "signing_key")
 	pub := SSHKeygen(t, key)
 	return &Signer{
-		Format: "ssh",
-		Trust:  fmt.Sprintf("%s namespaces=\"git\" %s\n", principal, pub),
-		config: [][2]string{{"gpg.format", "ssh"}, {"user.signingkey", key}},
+		Format:  "ssh",
+		Trust:   fmt.Sprintf("%s namespaces=\"git\" %s\n", principal, pub),
+		KeyFile: key,
+		config:  [][2]string{{"gpg.format", "ssh"}, {"user.signingkey", key}},
 	}
 }
 
@@ -94,6 +97,24 @@ func (r *Repo) SignWith(s *Signer) {
 	for _, kv := range s.config {
 		r.Git("config", kv[0], kv[1])
 	}
+}
+
+// GlobalConfig writes, in a temporary directory, a git configuration file
+// that signs with s and names the user "test <test@example.org>": an
+// operator's ~/.gitconfig, for GIT_CONFIG_GLOBAL. It returns its path.
+func (s *Signer) GlobalConfig(t testing.TB) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[user]\n\tname = test\n\temail = test@example.org\n")
+	for _, kv := range s.config {
+		sect, key, _ := strings.Cut(kv[0], ".")
+		fmt.Fprintf(&b, "[%s]\n\t%s = %s\n", sect, key, kv[1])
+	}
+	p := filepath.Join(t.TempDir(), "gitconfig")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // TrustFile writes a --trust file that trusts the signers (all of one

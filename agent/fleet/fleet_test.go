@@ -1,0 +1,342 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cairn-cm/cairn/agent/metrics"
+	"github.com/cairn-cm/cairn/internal/promtest"
+)
+
+// fakeHost serves the metrics of a cairn agent, made by the agent's own
+// metrics package, on a loopback address of its own, and lets the test
+// change them, fail its scrapes (down) or restart it (counters from 0).
+type fakeHost struct {
+	addr, host string
+
+	mu   sync.Mutex
+	reg  *prometheus.Registry
+	m    *metrics.Metrics
+	down bool
+}
+
+// newFakeHost serves the metrics of host, in group at commit, converged,
+// on 127.0.0.ip.
+func newFakeHost(t *testing.T, ip int, host, group, commit string) *fakeHost {
+	t.Helper()
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", ip))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fakeHost{addr: l.Addr().String(), host: host}
+	h.restart(t, group, commit)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return h
+}
+
+// restart replaces the metrics with new ones, as an agent's restart does:
+// the host in group at commit, converged, its counters at 0.
+func (h *fakeHost) restart(t *testing.T, group, commit string) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{Version: "test", Host: h.host, States: []string{"idle", "applying"}, Kinds: []string{"FILE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commit != "" {
+		m.SetGroup(group, group)
+		m.SetApplied(commit, group, group, time.Unix(1700000000, 0))
+		m.SetTarget(commit, group, time.Unix(1700000000, 0))
+		m.SetConverged(true)
+	}
+	h.mu.Lock()
+	h.reg, h.m = reg, m
+	h.mu.Unlock()
+}
+
+// do changes the metrics.
+func (h *fakeHost) do(f func(m *metrics.Metrics)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f(h.m)
+}
+
+func (h *fakeHost) setDown(down bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.down = down
+}
+
+func (h *fakeHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	reg, down := h.reg, h.down
+	h.mu.Unlock()
+	if down {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+// promAPI is the API of a Prometheus server.
+func promAPI(t *testing.T, url string) v1.API {
+	t.Helper()
+	c, err := api.NewClient(api.Config{Address: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v1.NewAPI(c)
+}
+
+// waitFor runs q until it returns one sample of value want, for at most 30 s.
+func waitFor(t *testing.T, a API, q string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		vec, err := vector(context.Background(), a, q, time.Now())
+		if err == nil && len(vec) == 1 && float64(vec[0].Value) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30 s for %s = %v: %v (%v)", q, want, vec, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+var stampRE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
+
+const (
+	commitC = "cccccccccccccccccccccccccccccccccccccccc"
+	commitD = "dddddddddddddddddddddddddddddddddddddddd"
+)
+
+// TestGate: fake agents that Prometheus scrapes every second, each broken
+// in one way in the middle of a soak window of 6 s, and the verdicts of
+// Gate on that window.
+func TestGate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Prometheus for about 20 s")
+	}
+	type hostCase struct {
+		host, group, commit string
+		// want is the start of the host's one reason, "" when it passes.
+		want string
+		// midway breaks the host 2 s into the window; after undoes it
+		// 1.5 s later (nil: it stays so).
+		midway, after func(t *testing.T, h *fakeHost)
+	}
+	cases := []hostCase{
+		{host: "good-1", group: "canary", commit: commitC},
+		{host: "good-2", group: "canary", commit: commitC},
+		{host: "flip", group: "canary", commit: commitC, want: "not converged at ",
+			midway: func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetConverged(false) }) },
+			after:  func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetConverged(true) }) }},
+		{host: "other", group: "canary", commit: commitD, want: "at commit dddddddd, not cccccccc, at "},
+		// At C at the window's start, then at D: the first scrape at D is
+		// the reason's time.
+		{host: "moved-on", group: "canary", commit: commitC, want: "at commit dddddddd, not cccccccc, at ",
+			midway: func(_ *testing.T, h *fakeHost) {
+				h.do(func(m *metrics.Metrics) { m.SetApplied(commitD, "canary", "canary", time.Now()) })
+			}},
+		{host: "down", group: "canary", commit: commitC, want: "down: its scrape at ",
+			midway: func(_ *testing.T, h *fakeHost) { h.setDown(true) },
+			after:  func(_ *testing.T, h *fakeHost) { h.setDown(false) }},
+		{host: "failed", group: "canary", commit: commitC, want: "a run failed (and was undone) at ",
+			midway: func(_ *testing.T, h *fakeHost) {
+				h.do(func(m *metrics.Metrics) { m.RunDone(metrics.ResultFailed, time.Second, time.Now(), false) })
+			}},
+		{host: "refused", group: "canary", commit: commitC, want: "a run refused its target commit at ",
+			midway: func(_ *testing.T, h *fakeHost) {
+				h.do(func(m *metrics.Metrics) { m.RunDone(metrics.ResultRefused, time.Second, time.Now(), false) })
+			}},
+		{host: "held", group: "canary", commit: commitC, want: "held by a rollback at ",
+			midway: func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetHeld(true) }) },
+			after:  func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetHeld(false) }) }},
+		{host: "inverse", group: "canary", commit: commitC, want: "rolled back (ran FILE ops backwards) at ",
+			midway: func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.OpDone("FILE", metrics.Inverse) }) }},
+		// A restart resets the counters: no run failed.
+		{host: "restarted", group: "canary", commit: commitC,
+			midway: func(t *testing.T, h *fakeHost) { h.restart(t, "canary", commitC) }},
+		// A restart, then a failed run: the counter went from 2 to 1.
+		{host: "restarted-failed", group: "canary", commit: commitC, want: "a run failed (and was undone) at ",
+			midway: func(t *testing.T, h *fakeHost) {
+				h.restart(t, "canary", commitC)
+				h.do(func(m *metrics.Metrics) { m.RunDone(metrics.ResultFailed, time.Second, time.Now(), false) })
+			}},
+		// Left the group in the window: not one of its hosts.
+		{host: "left", group: "canary", commit: commitC,
+			midway: func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetGroup("web", "main") }) }},
+		// Another group's host at another commit does not count.
+		{host: "web-1", group: "web", commit: commitD},
+		{host: "stable-1", group: "stable", commit: commitC},
+		{host: "stable-2", group: "stable", commit: commitC},
+	}
+	var hosts []*fakeHost
+	var addrs []string
+	for i, c := range cases {
+		h := newFakeHost(t, 2+i, c.host, c.group, c.commit)
+		if c.host == "restarted-failed" {
+			h.do(func(m *metrics.Metrics) {
+				m.RunDone(metrics.ResultFailed, time.Second, time.Now(), false)
+				m.RunDone(metrics.ResultFailed, time.Second, time.Now(), false)
+			})
+		}
+		hosts = append(hosts, h)
+		addrs = append(addrs, h.addr)
+	}
+	late := newFakeHost(t, 40, "late", "canary", commitC)
+
+	prom := promtest.Start(t, nil, addrs...)
+	a := promAPI(t, prom.URL)
+	waitFor(t, a, "count(up == 1)", float64(len(hosts)))
+	// Every target scraped for a while before the window.
+	time.Sleep(2500 * time.Millisecond)
+
+	// A host that joins in the window: Prometheus scrapes it only from
+	// then. Its discovery takes up to 5 s, so the window starts shortly
+	// before Prometheus is seen to scrape it.
+	prom.SetTargets(t, append(addrs, late.addr)...)
+	waitFor(t, a, "count(up == 1)", float64(len(hosts)+1))
+	from := time.Now().Add(-1500 * time.Millisecond)
+	time.Sleep(time.Until(from.Add(2 * time.Second)))
+	for i, c := range cases {
+		if c.midway != nil {
+			c.midway(t, hosts[i])
+		}
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for i, c := range cases {
+		if c.after != nil {
+			c.after(t, hosts[i])
+		}
+	}
+	time.Sleep(2500 * time.Millisecond)
+	now := from.Add(6 * time.Second)
+	// The window's last scrapes are stored.
+	time.Sleep(1500 * time.Millisecond)
+
+	ctx := context.Background()
+	v, err := Gate(ctx, a, GateOptions{Group: "canary", Commit: commitC, Soak: 6 * time.Second, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.OK || v.Group != "canary" || v.Commit != commitC || !v.To.Equal(now.Truncate(time.Millisecond)) || v.To.Sub(v.From) != 6*time.Second {
+		t.Errorf("verdict: ok %v, group %s, commit %s, window %v..%v", v.OK, v.Group, v.Commit, v.From, v.To)
+	}
+	if len(v.Reasons) != 0 {
+		t.Errorf("group reasons %q, want none", v.Reasons)
+	}
+	want := map[string]string{"late": "not scraped at the window's start "}
+	mid := map[string]bool{}
+	for _, c := range cases {
+		mid[c.host] = c.midway != nil
+		if c.group == "canary" && c.host != "left" {
+			want[c.host] = c.want
+		}
+	}
+	var got []string
+	for _, h := range v.Hosts {
+		t.Logf("%s (%s): ok %v %q", h.Host, h.Instance, h.OK, h.Reasons)
+		got = append(got, h.Host)
+		w, ok := want[h.Host]
+		if !ok {
+			t.Errorf("host %s (%s) is not one of group canary's", h.Host, h.Instance)
+			continue
+		}
+		delete(want, h.Host)
+		if w == "" {
+			if !h.OK || len(h.Reasons) != 0 {
+				t.Errorf("%s: ok %v, reasons %q; want it to pass", h.Host, h.OK, h.Reasons)
+			}
+			continue
+		}
+		if h.OK || len(h.Reasons) != 1 || len(h.Reasons[0]) < len(w) || h.Reasons[0][:len(w)] != w {
+			t.Errorf("%s: ok %v, reasons %q; want one reason %q...", h.Host, h.OK, h.Reasons, w)
+			continue
+		}
+		// The time named last is a scrape inside the window (the late
+		// host's first scrape; the others' first bad sample), after the
+		// host broke.
+		lower := from
+		if mid[h.Host] {
+			lower = from.Add(2 * time.Second)
+		}
+		stamps := stampRE.FindAllString(h.Reasons[0], -1)
+		if len(stamps) == 0 {
+			t.Errorf("%s: reason %q names no time", h.Host, h.Reasons[0])
+		} else if at, err := time.Parse(time.RFC3339, stamps[len(stamps)-1]); err != nil || at.Before(lower.Truncate(time.Second)) || at.After(now) {
+			t.Errorf("%s: reason %q names a time outside %v..%v (%v)", h.Host, h.Reasons[0], lower, now, err)
+		}
+	}
+	for h := range want {
+		t.Errorf("host %s of group canary is missing from the verdict", h)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1] > got[i] {
+			t.Errorf("hosts not sorted: %q", got)
+			break
+		}
+	}
+
+	// A healthy group passes, unless it must have more hosts than it has.
+	for _, c := range []struct {
+		group    string
+		min      int
+		ok       bool
+		reason   string
+		hostsLen int
+	}{
+		{"stable", 0, true, "", 2},
+		{"stable", 2, true, "", 2},
+		{"stable", 3, false, "group stable has 2 hosts, fewer than the 3 required", 2},
+		{"nobody", 1, false, `group nobody has no hosts: no scrape target reported cairn_host_info with group "nobody" between `, 0},
+	} {
+		v, err := Gate(ctx, a, GateOptions{Group: c.group, Commit: commitC, Soak: 6 * time.Second, MinHosts: c.min, Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reason string
+		if len(v.Reasons) == 1 {
+			reason = v.Reasons[0]
+		}
+		if v.OK != c.ok || len(v.Hosts) != c.hostsLen || len(v.Reasons) != len(c.reason)/max(len(c.reason), 1) ||
+			len(reason) < len(c.reason) || reason[:len(c.reason)] != c.reason {
+			t.Errorf("group %s, min %d: ok %v, %d hosts, reasons %q; want ok %v, %d hosts, reason %q", c.group, c.min, v.OK, len(v.Hosts), v.Reasons, c.ok, c.hostsLen, c.reason)
+		}
+		for _, h := range v.Hosts {
+			if !h.OK {
+				t.Errorf("group %s: host %s fails: %q", c.group, h.Host, h.Reasons)
+			}
+		}
+	}
+}
+
+// TestGateBadInput: options Gate cannot use, and a Prometheus that does not
+// answer, are errors, not verdicts.
+func TestGateBadInput(t *testing.T) {
+	a := promAPI(t, "http://127.0.0.1:1")
+	for _, o := range []GateOptions{
+		{Commit: commitC, Soak: time.Minute},
+		{Group: "web", Soak: time.Minute},
+		{Group: "web", Commit: commitC},
+		{Group: "web", Commit: commitC, Soak: time.Minute}, // nothing listens
+	} {
+		if v, err := Gate(context.Background(), a, o); err == nil {
+			t.Errorf("%+v: verdict %+v, want an error", o, v)
+		}
+	}
+}
