@@ -199,8 +199,8 @@ func (f *fleet) writeResults() error {
 	for _, p := range f.phases {
 		fmt.Fprintf(&b, "| %s | %.0f s | %s |\n", p.name, p.took.Seconds(), strings.ReplaceAll(p.result, "|", "\\|"))
 	}
-	for _, note := range f.notes {
-		fmt.Fprintf(&b, "\nNote: %s.\n", note)
+	if f.promoted != "" {
+		fmt.Fprintf(&b, "\n`cairn promote --from canary --to web --soak %v`, as it promoted (exit 0):\n\n```\n%s\n```\n", o.soak, f.promoted)
 	}
 	if f.refusal != "" {
 		fmt.Fprintf(&b, "\n`cairn promote --from canary --to web` after the failed commit (exit 1):\n\n```\n%s\n```\n", f.refusal)
@@ -228,8 +228,10 @@ func (f *fleet) writeResults() error {
 	fmt.Fprintf(&b, "| git daemon CPU per 100 polls | %s (%v for %.0f fetches in %.0f s idle) | |\n",
 		(fg.gitCPU * 100 / time.Duration(fg.fetches)).Round(100*time.Microsecond), fg.gitCPU.Round(time.Millisecond), fg.fetches, fg.window.Seconds())
 	fmt.Fprintf(&b, "| git daemon CPU over the whole run | %v for %.0f fetches | |\n\n", fg.allGitCPU.Round(time.Millisecond), fg.allFetches)
-	b.WriteString("Push → applied is, for each host, the time from the end of `git push` to the first poll (every 0.5 s)\n" +
-		"of its `/status` that shows the new commit applied. Idle RSS is VmRSS of each agent between runs. The git\n" +
+	fmt.Fprintf(&b, "Push → applied is, for each host, the time from the end of `git push` to the first poll (every 0.5 s)\n"+
+		"of its `/status` that shows the new commit applied, which it does once the move has held through its --confirm\n"+
+		"window (%v here): the figures include it. Idle", o.confirm)
+	b.WriteString(" RSS is VmRSS of each agent between runs. The git\n" +
 		"server's CPU is `usage_usec` of the cgroup v2 it runs in, over an idle window, divided by the fetches the agents\n" +
 		"counted (`cairn_git_fetch_total`) in that window.\n")
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {

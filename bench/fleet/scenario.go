@@ -27,11 +27,10 @@ type fleet struct {
 	prom  *prom
 	start time.Time
 
-	release  int      // the release the last commit wrote to files/release
-	phases   []phase  // the scenario's phases as they passed
-	refusal  string   // what cairn promote said when it refused
-	promoted string   // what cairn promote said when it promoted
-	notes    []string // for the results: what was not as the issue says
+	release  int     // the release the last commit wrote to files/release
+	phases   []phase // the scenario's phases as they passed
+	refusal  string  // what cairn promote said when it refused
+	promoted string  // what cairn promote said when it promoted
 	figures  figures
 }
 
@@ -259,10 +258,19 @@ func (f *fleet) promotion(ctx context.Context) (string, error) {
 	if got, err := f.r.tip("main"); err != nil || got != tip {
 		return "", fmt.Errorf("after the promotion main is at %s (%v), want canary's tip %s", short(got), err, short(tip))
 	}
+	note, err := f.r.git(f.r.bare, "notes", "--ref", "cairn-promotions", "show", tip)
+	if err != nil {
+		return "", fmt.Errorf("the promotion left no evidence: %w", err)
+	}
+	for _, a := range f.group("canary", false) {
+		if !strings.Contains(note, a.host) {
+			return "", fmt.Errorf("the promotion's note does not name %s:\n%s", a.host, note)
+		}
+	}
 	if _, err := waitAll(ctx, f.hosts, poll, f.o.timeout, "commit "+short(tip), settled(tip)); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s after %.0f s; all %d hosts at %s", how, promoted.Seconds(), len(f.hosts), short(tip)), nil
+	return fmt.Sprintf("%s (its git note names the canaries) after %.0f s; all %d hosts at %s", how, promoted.Seconds(), len(f.hosts), short(tip)), nil
 }
 
 // badCommit pushes a commit whose CHECK fails to canary: the canaries
@@ -284,10 +292,11 @@ func (f *fleet) badCommit(ctx context.Context) (string, error) {
 	if _, err := waitAll(ctx, canaries, poll, f.o.timeout, "a rollback of "+short(bad)+" to "+short(good),
 		func(a *agent, doc *status.Document) bool {
 			marked := slices.ContainsFunc(doc.BadCommits, func(b status.BadCommit) bool { return b.Commit == bad })
-			return marked && settled(good)(a, doc)
+			return marked && appliedCommit(doc) == good && doc.State == "idle"
 		}); err != nil {
 		return "", err
 	}
+	f.logf("the %d canaries are back at %s and hold %s bad", len(canaries), short(good), short(bad))
 	for _, a := range canaries {
 		b, err := os.ReadFile(filepath.Join(a.root, "etc/fleet/health"))
 		if err != nil || string(b) != "status=ok\n" {
@@ -318,6 +327,7 @@ func (f *fleet) badCommit(ctx context.Context) (string, error) {
 	}); err != nil {
 		return "", err
 	}
+	f.logf("CairnRolledBack fires for %s", strings.Join(firing, " "))
 	if _, err := f.promote(ctx, "canary", "web", false); err != nil {
 		return "", err
 	}
@@ -400,26 +410,11 @@ func (f *fleet) plantDrift(ctx context.Context) (string, error) {
 }
 
 // promote runs cairn promote --from from --to to against the fleet's
-// Prometheus. With ok, it runs it as a timer would until it promotes (exit
-// 0; exit 1, the soak not over yet, is tried again) and returns how; else it
-// wants a refusal (exit 1) and keeps what it said in f.refusal.
-//
-// Until the cairn binary has a promote command, the promotion is a push of
-// from's tip to to's branch by hand (noted in the results), and the
-// refusal is not checked.
+// Prometheus, through the URL the agents fetch from. With ok, it runs it as
+// a timer would until it promotes (exit 0; exit 1, the soak not over yet,
+// is tried again) and returns how; else it wants a refusal (exit 1) that
+// names the hosts of from, and keeps what it said in f.refusal.
 func (f *fleet) promote(ctx context.Context, from, to string, ok bool) (string, error) {
-	if exec.Command(f.o.cairn, "promote", "--help").Run() != nil {
-		if !ok {
-			f.notes = append(f.notes, "cairn promote's refusal was not checked: this cairn has no promote command")
-			return "not checked (no cairn promote)", nil
-		}
-		f.notes = append(f.notes, "the promotion was a push of canary's tip to main by hand: this cairn has no promote command")
-		tip, err := f.r.tip("canary")
-		if err != nil {
-			return "", err
-		}
-		return "pushed canary's tip to main by hand (no cairn promote)", f.r.push(tip, "main")
-	}
 	args := []string{"promote", "--repo", f.r.url, "--from", from, "--to", to, "--prometheus", f.prom.base,
 		"--soak", f.o.soak.String(), "--min-hosts", strconv.Itoa(len(f.group(from, false)))}
 	deadline := time.Now().Add(f.o.soak + f.o.timeout)
@@ -438,6 +433,11 @@ func (f *fleet) promote(ctx context.Context, from, to string, ok bool) (string, 
 		said := strings.TrimSpace(string(out))
 		switch {
 		case !ok && code == 1:
+			for _, a := range f.group(from, false) {
+				if !strings.Contains(said, a.host) {
+					return "", fmt.Errorf("cairn promote refused without a word about %s:\n%s", a.host, said)
+				}
+			}
 			f.refusal = said
 			f.logf("cairn promote refused, as it should:\n%s", indent(said))
 			return "refused", nil
