@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +63,34 @@ func (f *fleet) fetchSum(ctx context.Context) (float64, error) {
 	return sum, nil
 }
 
+// gitCPU is the CPU time git daemon and its children have used: from its
+// cgroup, or else from /proc/PID/stat (the daemon's own time and that of
+// the children it has reaped, in clock ticks of 10 ms).
+func (f *fleet) gitCPU() (time.Duration, error) {
+	if f.cg != nil {
+		return f.cg.usage()
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", f.r.daemon.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's name, which ends at the last ')':
+	// utime, stime, cutime and cstime are the 12th to 15th of them.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 15 {
+		return 0, fmt.Errorf("git daemon's /proc/PID/stat: %q", b)
+	}
+	var ticks int64
+	for _, s := range fields[11:15] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("git daemon's /proc/PID/stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
 // measureIdle lets the fleet idle for an interval and its splay (every
 // agent polls at least once), and measures what git daemon spent on the
 // CPU per fetch the agents counted, and each agent's RSS at the end.
@@ -69,7 +99,7 @@ func (f *fleet) measureIdle(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cpu0, err := f.cg.usage()
+	cpu0, err := f.gitCPU()
 	if err != nil {
 		return "", err
 	}
@@ -83,7 +113,7 @@ func (f *fleet) measureIdle(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cpu1, err := f.cg.usage()
+	cpu1, err := f.gitCPU()
 	if err != nil {
 		return "", err
 	}
@@ -231,9 +261,13 @@ func (f *fleet) writeResults() error {
 	fmt.Fprintf(&b, "Push → applied is, for each host, the time from the end of `git push` to the first poll (every 0.5 s)\n"+
 		"of its `/status` that shows the new commit applied, which it does once the move has held through its --confirm\n"+
 		"window (%v here): the figures include it. Idle", o.confirm)
-	b.WriteString(" RSS is VmRSS of each agent between runs. The git\n" +
-		"server's CPU is `usage_usec` of the cgroup v2 it runs in, over an idle window, divided by the fetches the agents\n" +
-		"counted (`cairn_git_fetch_total`) in that window.\n")
+	cpuSource := "`usage_usec` of the cgroup v2 it runs in"
+	if f.cg == nil {
+		cpuSource = "what /proc/PID/stat of git-daemon gives (its time and its reaped children's)"
+	}
+	fmt.Fprintf(&b, " RSS is VmRSS of each agent between runs. The git\n"+
+		"server's CPU is %s, over an idle window, divided by the fetches the agents\n"+
+		"counted (`cairn_git_fetch_total`) in that window.\n", cpuSource)
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
 	}

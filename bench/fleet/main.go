@@ -5,7 +5,7 @@
 //	fleet [-canary 5] [-web 60] [-db 35] [-interval 30s] [-out FILE] [-keep] ...
 //
 // It starts one git daemon on 127.0.0.1 (in a cgroup v2 of its own, whose
-// cpu.stat gives the server's CPU) serving a configuration signed with a
+// cpu.stat gives the server's CPU; without one, its /proc/PID/stat) serving a configuration signed with a
 // throw-away SSH key; one real `cairn agent` process per host (canary-01,
 // web-01, ..., db-35), each with its own --root, --state and --listen
 // 127.0.0.N:PORT (N = 2, 3, ...); and a real Prometheus scraping them all
@@ -28,8 +28,8 @@
 // on failure and on SIGINT or SIGTERM; the scratch directory (roots,
 // states, logs) is removed unless -keep.
 //
-// It must run as root (the cgroup; the agents apply as root beneath their
-// roots) and needs git, ssh-keygen and prometheus. `make fleet` builds
+// It must run as root (the agents apply as root beneath their roots; the
+// cgroup) and needs git, ssh-keygen and prometheus. `make fleet` builds
 // bin/cairn and runs it with the defaults.
 package main
 
@@ -58,6 +58,7 @@ type options struct {
 	out        string
 	dir        string // the scratch directory
 	keep       bool
+	cgroup     bool // run git daemon in a cgroup v2 of its own
 	cairn      string
 	prometheus string
 	rules      string
@@ -101,6 +102,7 @@ func run(ctx context.Context, args []string, w io.Writer) (err error) {
 	fl.StringVar(&o.out, "out", "", "write the figures to `FILE` (default bench/results/fleet-DATE.md)")
 	fl.StringVar(&o.dir, "dir", "", "the scratch `DIR` for the repository, roots, states and logs, removed at the end unless -keep (default: a new one in $TMPDIR)")
 	fl.BoolVar(&o.keep, "keep", false, "keep the scratch directory (and print where it is)")
+	fl.BoolVar(&o.cgroup, "cgroup", true, "measure git daemon's CPU in a cgroup v2 of its own (false, or no cgroup v2: from /proc/PID/stat)")
 	fl.StringVar(&o.cairn, "cairn", "bin/cairn", "the cairn `BINARY`")
 	fl.StringVar(&o.prometheus, "prometheus", "/usr/bin/prometheus", "the Prometheus `BINARY`")
 	fl.StringVar(&o.rules, "rules", "prometheus/alerts.yml", "the alert rules `FILE` Prometheus loads")
@@ -134,7 +136,7 @@ func run(ctx context.Context, args []string, w io.Writer) (err error) {
 		o.timeout = 2*o.interval + o.interval/2 + o.confirm + 30*time.Second + time.Duration(n)*300*time.Millisecond
 	}
 	if os.Geteuid() != 0 {
-		return errors.New("run it as root: the git server's cgroup, and the agents apply as root beneath their roots")
+		return errors.New("run it as root: the agents apply as root beneath their roots")
 	}
 
 	if o.dir == "" {

@@ -69,6 +69,7 @@ type repo struct {
 	env     []string // git's environment: no user or system configuration
 	url     string   // git://127.0.0.1:PORT/fleet.git once served
 	gitAddr string   // 127.0.0.1:PORT of git daemon
+	daemon  *proc    // git daemon
 }
 
 // newRepo makes the key, the bare repository and the work tree in dir.
@@ -186,14 +187,20 @@ func (r *repo) serve(ps *procs, cg *cgroup) error {
 	// receive-pack too: cairn promote pushes to the URL the agents fetch
 	// from. --max-connections 0: no limit, a hundred agents may fetch at
 	// once after a trigger.
-	cmd := exec.Command("git", "daemon", "--export-all", "--enable=receive-pack", "--base-path="+base,
-		"--reuseaddr", "--listen=127.0.0.1", "--port="+port, "--max-connections=0", "--informative-errors", base)
-	cmd.Env = r.env
-	pr, err := ps.start("git daemon", cmd, filepath.Join(r.dir, "git-daemon.log"), cg)
+	// git-daemon itself, not git's wrapper, so that /proc/PID/stat is the
+	// daemon's (with what it reaped) where there is no cgroup.
+	execPath, err := r.git("", "--exec-path")
 	if err != nil {
 		return err
 	}
-	if err := waitListening(r.gitAddr, pr); err != nil {
+	cmd := exec.Command(filepath.Join(execPath, "git-daemon"), "--export-all", "--enable=receive-pack", "--base-path="+base,
+		"--reuseaddr", "--listen=127.0.0.1", "--port="+port, "--max-connections=0", "--informative-errors", base)
+	cmd.Env = r.env
+	r.daemon, err = ps.start("git daemon", cmd, filepath.Join(r.dir, "git-daemon.log"), cg)
+	if err != nil {
+		return err
+	}
+	if err := waitListening(r.gitAddr, r.daemon); err != nil {
 		return fmt.Errorf("git daemon: %w", err)
 	}
 	r.url = fmt.Sprintf("git://%s/%s", r.gitAddr, filepath.Base(r.bare))

@@ -21,7 +21,7 @@ type fleet struct {
 	o     *options
 	w     io.Writer
 	ps    *procs
-	cg    *cgroup
+	cg    *cgroup // git daemon's; nil when none could be made
 	r     *repo
 	hosts []*agent
 	prom  *prom
@@ -53,8 +53,10 @@ func (f *fleet) logf(format string, args ...any) {
 func (f *fleet) run(ctx context.Context) error {
 	f.start = time.Now()
 	var err error
-	if f.cg, err = newCgroup(fmt.Sprintf("cairn-fleet-%d", os.Getpid())); err != nil {
-		return err
+	if f.o.cgroup {
+		if f.cg, err = newCgroup(fmt.Sprintf("cairn-fleet-%d", os.Getpid())); err != nil {
+			f.logf("no cgroup for git daemon (%v): its CPU is read from /proc/PID/stat instead", err)
+		}
 	}
 	if f.r, err = newRepo(f.o.dir); err != nil {
 		return err
