@@ -149,19 +149,18 @@ func (a *agent) trigger(ctx context.Context) error {
 	return nil
 }
 
-// fetches is the sum of the agent's cairn_git_fetch_total, from its
-// /metrics.
-func (a *agent) fetches(ctx context.Context) (float64, error) {
+// fetches is the agent's cairn_git_fetch_total, from its /metrics: all of
+// them, and those with result "error".
+func (a *agent) fetches(ctx context.Context) (all, failed float64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.addr+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	var sum float64
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
@@ -170,11 +169,14 @@ func (a *agent) fetches(ctx context.Context) (float64, error) {
 		}
 		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
 		if err != nil {
-			return 0, fmt.Errorf("%s /metrics: %q: %w", a.host, line, err)
+			return 0, 0, fmt.Errorf("%s /metrics: %q: %w", a.host, line, err)
 		}
-		sum += v
+		all += v
+		if strings.Contains(line, `result="error"`) {
+			failed += v
+		}
 	}
-	return sum, sc.Err()
+	return all, failed, sc.Err()
 }
 
 // rss is the agent process's resident set size (VmRSS), in bytes.

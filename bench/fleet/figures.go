@@ -21,6 +21,9 @@ import (
 // figures are what the benchmark measures.
 type figures struct {
 	poll, trigger latencies // push → applied across hosts
+	// Fetches that failed while the hosts moved (git daemon resets
+	// connections beyond its listen backlog of 5).
+	pollFailed, triggerFailed float64
 
 	rss        []int64       // idle RSS per agent, bytes, sorted
 	window     time.Duration // the idle window
@@ -50,17 +53,17 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
-// fetchSum is the sum of every agent's cairn_git_fetch_total.
-func (f *fleet) fetchSum(ctx context.Context) (float64, error) {
-	var sum float64
+// fetchSum is the sum of every agent's cairn_git_fetch_total, and of
+// those that failed.
+func (f *fleet) fetchSum(ctx context.Context) (all, failed float64, err error) {
 	for _, a := range f.hosts {
-		n, err := a.fetches(ctx)
+		n, e, err := a.fetches(ctx)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		sum += n
+		all, failed = all+n, failed+e
 	}
-	return sum, nil
+	return all, failed, nil
 }
 
 // gitCPU is the CPU time git daemon and its children have used: from its
@@ -95,7 +98,7 @@ func (f *fleet) gitCPU() (time.Duration, error) {
 // agent polls at least once), and measures what git daemon spent on the
 // CPU per fetch the agents counted, and each agent's RSS at the end.
 func (f *fleet) measureIdle(ctx context.Context) (string, error) {
-	fetches0, err := f.fetchSum(ctx)
+	fetches0, _, err := f.fetchSum(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -109,7 +112,7 @@ func (f *fleet) measureIdle(ctx context.Context) (string, error) {
 		return "", ctx.Err()
 	case <-time.After(f.o.interval + f.o.interval/2 + time.Second):
 	}
-	fetches1, err := f.fetchSum(ctx)
+	fetches1, _, err := f.fetchSum(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -167,6 +170,10 @@ func (f *fleet) measureMove(ctx context.Context, trigger bool) (string, error) {
 	}); err != nil {
 		return "", err
 	}
+	_, failed0, err := f.fetchSum(ctx)
+	if err != nil {
+		return "", err
+	}
 	c, err := f.commit("fleet: a change for everyone, measured by "+how, nil)
 	if err != nil {
 		return "", err
@@ -203,12 +210,46 @@ func (f *fleet) measureMove(ctx context.Context, trigger bool) (string, error) {
 		l = append(l, t.Sub(pushed))
 	}
 	slices.Sort(l)
-	if trigger {
-		f.figures.trigger = l
-	} else {
-		f.figures.poll = l
+	_, failed1, err := f.fetchSum(ctx)
+	if err != nil {
+		return "", err
 	}
-	return fmt.Sprintf("%d hosts at %s: %v", len(l), short(c), l), nil
+	failed := failed1 - failed0
+	if trigger {
+		f.figures.trigger, f.figures.triggerFailed = l, failed
+	} else {
+		f.figures.poll, f.figures.pollFailed = l, failed
+	}
+	return fmt.Sprintf("%d hosts at %s: %v; %.0f fetches failed", len(l), short(c), l, failed), nil
+}
+
+// fetchErrors counts the errors of failed fetches in the agents' logs, by
+// their last part ("connection reset by peer").
+func (f *fleet) fetchErrors() string {
+	count := map[string]int{}
+	for _, a := range f.hosts {
+		b, err := os.ReadFile(a.log)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			_, e, ok := strings.Cut(line, ` err="fetch `)
+			if !ok {
+				continue
+			}
+			e = strings.TrimSuffix(e, `"`)
+			count[e[strings.LastIndex(e, ": ")+2:]]++
+		}
+	}
+	if len(count) == 0 {
+		return "none"
+	}
+	var list []string
+	for e, n := range count {
+		list = append(list, fmt.Sprintf("%d × %s", n, e))
+	}
+	slices.Sort(list)
+	return strings.Join(list, "; ")
 }
 
 // writeResults writes the results, as Markdown, to o.out.
@@ -244,14 +285,15 @@ func (f *fleet) writeResults() error {
 	}
 	maxRSS := fg.rss[len(fg.rss)-1]
 	b.WriteString("\n## The figures\n\n| figure | value | goal |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| push → applied, polling (%d hosts) | %v | p99 ≤ interval + splay + 5 s = %s: %s |\n",
-		len(fg.poll), fg.poll, secs(pollGoal), met(fg.poll.pct(99) <= pollGoal))
-	fmt.Fprintf(&b, "| push → applied, `POST /trigger` to every agent at once | %v | p99 ≤ 10 s: %s |\n",
-		fg.trigger, met(fg.trigger.pct(99) <= 10*time.Second))
+	fmt.Fprintf(&b, "| push → applied, polling (%d hosts) | %v (%.0f fetches failed) | p99 ≤ interval + splay + 5 s = %s: %s |\n",
+		len(fg.poll), fg.poll, fg.pollFailed, secs(pollGoal), met(fg.poll.pct(99) <= pollGoal))
+	fmt.Fprintf(&b, "| push → applied, `POST /trigger` to every agent at once | %v (%.0f fetches failed) | p99 ≤ 10 s: %s |\n",
+		fg.trigger, fg.triggerFailed, met(fg.trigger.pct(99) <= 10*time.Second))
 	var total int64
 	for _, v := range fg.rss {
 		total += v
 	}
+	fmt.Fprintf(&b, "| failed fetches over the whole run (from the agents' logs) | %s | |\n", f.fetchErrors())
 	fmt.Fprintf(&b, "| idle RSS per agent | min %s, median %s, max %s | < 30 MiB each: %s |\n",
 		mib(fg.rss[0]), mib(fg.rss[len(fg.rss)/2]), mib(maxRSS), met(maxRSS < 30<<20))
 	fmt.Fprintf(&b, "| idle RSS, all %d agents | %s | |\n", n, mib(total))
