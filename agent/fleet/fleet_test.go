@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -58,8 +59,8 @@ func (h *fakeHost) restart(t *testing.T, group, commit string) {
 	}
 	if commit != "" {
 		m.SetGroup(group, group)
-		m.SetApplied(commit, group, group, time.Unix(1700000000, 0))
-		m.SetTarget(commit, group, time.Unix(1700000000, 0))
+		m.SetApplied(commit, group, group, committed[commit])
+		m.SetTarget(commit, group, committed[commit])
 		m.SetConverged(true)
 	}
 	h.mu.Lock()
@@ -123,6 +124,9 @@ const (
 	commitC = "cccccccccccccccccccccccccccccccccccccccc"
 	commitD = "dddddddddddddddddddddddddddddddddddddddd"
 )
+
+// committed are the commits' committer times: D is the newer.
+var committed = map[string]time.Time{commitC: time.Unix(1700000000, 0), commitD: time.Unix(1700000100, 0)}
 
 // TestGate: fake agents that Prometheus scrapes every second, each broken
 // in one way in the middle of a soak window of 6 s, and the verdicts of
@@ -338,5 +342,111 @@ func TestGateBadInput(t *testing.T) {
 		if v, err := Gate(context.Background(), a, o); err == nil {
 			t.Errorf("%+v: verdict %+v, want an error", o, v)
 		}
+	}
+}
+
+// TestSnapshot: fake agents in every condition that Snapshot tells apart,
+// as Prometheus sees them, and Summarize's counts of them.
+func TestSnapshot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Prometheus for about 10 s")
+	}
+	at := newFakeHost(t, 2, "web-01", "web", commitD)     // at the tip
+	behind := newFakeHost(t, 3, "web-02", "web", commitC) // moving: has fetched the tip
+	behind.do(func(m *metrics.Metrics) {
+		m.SetTarget(commitD, "web", time.Unix(1700000100, 0))
+		m.SetConverged(false)
+		m.RunDone(metrics.ResultApplied, time.Second, time.Unix(1700000200, 0), true)
+	})
+	failing := newFakeHost(t, 4, "web-03", "web", commitC) // tried the tip, could not move
+	failing.do(func(m *metrics.Metrics) {
+		m.SetTarget(commitD, "web", time.Unix(1700000100, 0))
+		m.SetConverged(false)
+		m.RunDone(metrics.ResultApplied, time.Second, time.Unix(1700000200, 0), true)
+		m.RunDone(metrics.ResultFailed, time.Second, time.Unix(1700000300, 0), false)
+	})
+	held := newFakeHost(t, 5, "web-04", "web", commitC)
+	held.do(func(m *metrics.Metrics) {
+		m.SetTarget(commitD, "web", time.Unix(1700000100, 0))
+		m.SetHeld(true)
+		m.SetConverged(false)
+		m.SetDrift(2)
+		m.RunDone(metrics.ResultFailed, time.Second, time.Unix(1700000300, 0), false)
+	})
+	down := newFakeHost(t, 6, "web-05", "web", commitD)
+	canary := newFakeHost(t, 7, "canary-01", "canary", commitD)
+	fresh := newFakeHost(t, 8, "new-01", "", "") // no resolve yet
+	at.do(func(m *metrics.Metrics) { m.SetTarget(commitD, "web", time.Unix(1700000100, 0)) })
+
+	all := []*fakeHost{at, behind, failing, held, down, canary, fresh}
+	var addrs []string
+	for _, h := range all {
+		addrs = append(addrs, h.addr)
+	}
+	prom := promtest.Start(t, nil, addrs...)
+	a := promAPI(t, prom.URL)
+	waitFor(t, a, "count(up == 1)", float64(len(all)))
+	time.Sleep(1500 * time.Millisecond)
+	down.setDown(true)
+	waitFor(t, a, "count(up == 0)", 1)
+
+	hosts, err := Snapshot(context.Background(), a, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Host{}
+	var order []string
+	for _, h := range hosts {
+		got[h.Host] = h
+		order = append(order, h.Host)
+	}
+	if want := []string{"new-01", "canary-01", "web-01", "web-02", "web-03", "web-04", "web-05"}; !slices.Equal(order, want) {
+		t.Errorf("hosts %q, want %q (by group, then host)", order, want)
+	}
+	type facts struct {
+		up, converged, held, failing bool
+		applied, target              string
+		drift                        int
+	}
+	for host, want := range map[string]facts{
+		"web-01":    {up: true, converged: true, applied: commitD, target: commitD},
+		"web-02":    {up: true, applied: commitC, target: commitD},
+		"web-03":    {up: true, failing: true, applied: commitC, target: commitD},
+		"web-04":    {up: true, held: true, applied: commitC, target: commitD, drift: 2},
+		"web-05":    {},
+		"canary-01": {up: true, converged: true, applied: commitD, target: commitD},
+		"new-01":    {up: true},
+	} {
+		h := got[host]
+		if f := (facts{h.Up, h.Converged, h.Held, h.Failing, h.Applied, h.Target, h.Drift}); f != want {
+			t.Errorf("%s: %+v, want %+v", host, f, want)
+		}
+	}
+	if h := got["web-03"]; h.Group != "web" || h.Branch != "web" || h.Job != "cairn" || h.Instance != failing.addr ||
+		!h.LastRun.Equal(time.Unix(1700000300, 0)) || !h.Committed.Equal(committed[commitC]) ||
+		!h.TargetCommitted.Equal(time.Unix(1700000100, 0)) || h.State != "idle" {
+		t.Errorf("web-03: %+v", h)
+	}
+
+	groups := Summarize(hosts)
+	if len(groups) != 3 {
+		t.Fatalf("groups %+v, want 3", groups)
+	}
+	web := groups[2]
+	var lagging []string
+	for _, h := range web.Lagging {
+		lagging = append(lagging, h.Host)
+	}
+	if web.Name != "web" || web.Branch != "web" || web.Tip != commitD || web.Hosts != 5 || web.Converged != 1 ||
+		web.Drifting != 1 || web.Failing != 1 || web.Held != 1 || web.Down != 1 || web.Settled() ||
+		!slices.Equal(lagging, []string{"web-02", "web-03", "web-04", "web-05"}) ||
+		!slices.Equal(web.Commits, []CommitHosts{{commitD, committed[commitD].UTC(), 1}, {commitC, committed[commitC].UTC(), 3}, {"", time.Time{}, 1}}) {
+		t.Errorf("group web: %+v", web)
+	}
+	if c := groups[1]; c.Name != "canary" || !c.Settled() || c.Tip != commitD || len(c.Lagging) != 0 {
+		t.Errorf("group canary: %+v", c)
+	}
+	if n := groups[0]; n.Name != "" || n.Settled() || n.Tip != "" || len(n.Lagging) != 1 {
+		t.Errorf("the hosts without a group: %+v", n)
 	}
 }

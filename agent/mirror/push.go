@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -17,7 +17,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
 // ErrStale is wrapped by the error of [Mirror.Push] when a reference on the
@@ -180,6 +179,17 @@ func (m *Mirror) pushLocal(ctx context.Context, updates []RefUpdate) error {
 	if !ok {
 		return errors.New("the repository cannot store references")
 	}
+	if _, err := os.Stat(filepath.Join(m.remote.ep.Path, ".git")); err == nil {
+		// A work tree: its checked-out branch is not moved under it, as
+		// git's receive.denyCurrentBranch does not.
+		if head, err := refs.Reference(plumbing.HEAD); err == nil && head.Type() == plumbing.SymbolicReference {
+			for _, u := range updates {
+				if u.Name == head.Target() {
+					return fmt.Errorf("%s is checked out in the work tree %s: %w", u.Name.Short(), m.remote.ep.Path, ErrRejected)
+				}
+			}
+		}
+	}
 	if err := checkOld(updates, func(n plumbing.ReferenceName) (plumbing.Hash, bool) {
 		r, err := refs.Reference(n)
 		if err != nil {
@@ -230,13 +240,8 @@ func (m *Mirror) pushRemote(ctx context.Context, updates []RefUpdate) (atomic bo
 	var sess receiver
 	switch m.remote.ep.Protocol {
 	case "http", "https":
-		tr := &http.Transport{Proxy: http.ProxyFromEnvironment, DialContext: d.dialContext, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 1}
-		d.closers = append(d.closers, tr.CloseIdleConnections)
-		var auth transport.AuthMethod
-		if m.remote.user != "" || m.remote.password != "" {
-			auth = &githttp.BasicAuth{Username: m.remote.user, Password: m.remote.password}
-		}
-		s, err := githttp.NewClient(&http.Client{Transport: tr}).NewReceivePackSession(m.remote.ep, auth)
+		c, auth := d.httpClient(m.remote)
+		s, err := c.NewReceivePackSession(m.remote.ep, auth)
 		if err != nil {
 			return false, err
 		}

@@ -87,6 +87,33 @@ func TestPushOverEachTransport(t *testing.T) {
 	}
 }
 
+// TestPushToWorkTree: a work tree's checked-out branch is not moved under
+// it; its other branches are.
+func TestPushToWorkTree(t *testing.T) {
+	u := newUpstream(t)
+	base := u.commit(t, "base")
+	git(t, u.work, "branch", "canary")
+	ahead := u.commit(t, "ahead")
+	git(t, u.work, "checkout", "-q", "canary")
+	m, err := mirror.Open(filepath.Join(t.TempDir(), "m"), u.work, mirror.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fetch(t, m, "main", "canary")
+	_, err = m.Push(context.Background(), mirror.RefUpdate{Name: "refs/heads/canary", Old: plumbing.NewHash(base), New: plumbing.NewHash(ahead)})
+	if !errors.Is(err, mirror.ErrRejected) || !strings.Contains(err.Error(), "canary is checked out in the work tree") {
+		t.Errorf("push to the checked-out branch: %v", err)
+	}
+	git(t, u.work, "checkout", "-q", "main")
+	if _, err := m.Push(context.Background(), mirror.RefUpdate{Name: "refs/heads/canary", Old: plumbing.NewHash(base), New: plumbing.NewHash(ahead)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := git(t, u.work, "rev-parse", "canary"); got != ahead {
+		t.Errorf("canary = %s, want %s", got, ahead)
+	}
+}
+
 // TestFetchRefs fetches a reference outside branches and tags, and leaves
 // out one the remote lacks.
 func TestFetchRefs(t *testing.T) {

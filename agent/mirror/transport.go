@@ -57,26 +57,33 @@ func (d *dialer) open(ctx context.Context, r *remote, o *Options, has func(plumb
 		}
 		return &localSession{UploadPackSession: s, st: st, has: has}, nil
 	case "http", "https":
-		tr := &http.Transport{
-			// The connections' own deadlines bound the TLS handshake and
-			// the wait for an answer.
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         d.dialContext,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 1,
-		}
-		d.closers = append(d.closers, tr.CloseIdleConnections)
-		var auth transport.AuthMethod
-		if r.user != "" || r.password != "" {
-			auth = &githttp.BasicAuth{Username: r.user, Password: r.password}
-		}
-		return githttp.NewClient(&http.Client{Transport: tr}).NewUploadPackSession(r.ep, auth)
+		c, auth := d.httpClient(r)
+		return c.NewUploadPackSession(r.ep, auth)
 	case "git":
 		return d.openGit(ctx, r, transport.UploadPackServiceName)
 	case "ssh":
 		return d.openSSH(ctx, r, o, transport.UploadPackServiceName)
 	}
 	return nil, fmt.Errorf("scheme %q: %w", r.ep.Protocol, ErrUnsupportedURL)
+}
+
+// httpClient is go-git's smart HTTP client over connections of the
+// dialer, and the remote's credentials.
+func (d *dialer) httpClient(r *remote) (transport.Transport, transport.AuthMethod) {
+	tr := &http.Transport{
+		// The connections' own deadlines bound the TLS handshake and the
+		// wait for an answer.
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         d.dialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 1,
+	}
+	d.closers = append(d.closers, tr.CloseIdleConnections)
+	var auth transport.AuthMethod
+	if r.user != "" || r.password != "" {
+		auth = &githttp.BasicAuth{Username: r.user, Password: r.password}
+	}
+	return githttp.NewClient(&http.Client{Transport: tr}), auth
 }
 
 // close releases what the fetch's sessions left behind.

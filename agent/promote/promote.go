@@ -71,6 +71,21 @@ type Side struct {
 	Groups []string `json:"groups"`
 }
 
+// Window is a soak window.
+type Window struct {
+	From time.Time     `json:"from"`
+	To   time.Time     `json:"to"`
+	Soak time.Duration `json:"soak_ns"`
+}
+
+// Host is one host of the --from group as the gate saw it.
+type Host struct {
+	Host     string   `json:"host"`
+	Instance string   `json:"instance"`
+	OK       bool     `json:"ok"`
+	Reasons  []string `json:"reasons,omitempty"`
+}
+
 // Result says what Promote did and why: everything the command line
 // prints, as text or JSON.
 type Result struct {
@@ -94,8 +109,13 @@ type Result struct {
 	Reasons []string `json:"reasons,omitempty"`
 	// Locks are the locks of --to's branch's groups.
 	Locks []Lock `json:"locks,omitempty"`
-	// Verdict is the gate's answer; nil when the gate was not asked.
-	Verdict *fleet.Verdict `json:"verdict,omitempty"`
+	// Verdict is the gate's answer; nil when the gate was not asked. Its
+	// window and hosts are in Window and Hosts too, for JSON.
+	Verdict *fleet.Verdict `json:"-"`
+	// Window is the soak window the gate looked at (zero when it was not
+	// asked), and Hosts the --from group's hosts with what held.
+	Window *Window `json:"window,omitempty"`
+	Hosts  []Host  `json:"hosts,omitempty"`
 	// Note is the evidence written (or, for a dry run, that would be) on
 	// Commit under NotesRef; the whole note, with any earlier evidence.
 	Note string `json:"note,omitempty"`
@@ -147,7 +167,8 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 	tips, err := r.m.Fetch(ctx, res.From.Branch, res.To.Branch)
 	if err != nil {
 		if errors.Is(err, mirror.ErrNoBranch) {
-			return nil, &inputError{err}
+			return nil, &inputError{fmt.Errorf("the branches of --from %s (%s) and --to %s (%s), which the hosts block names: %w",
+				from.Name, res.From.Branch, to.Name, res.To.Branch, err)}
 		}
 		return nil, err
 	}
@@ -186,6 +207,10 @@ func Promote(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("the gate of group %s at %s: %w", from.Name, short(fromTip), err)
 	}
 	res.Verdict = v
+	res.Window = &Window{From: v.From.UTC(), To: v.To.UTC(), Soak: o.Soak}
+	for _, h := range v.Hosts {
+		res.Hosts = append(res.Hosts, Host{Host: h.Host, Instance: h.Instance, OK: h.OK, Reasons: h.Reasons})
+	}
 	if !v.OK {
 		res.Status = StatusRefused
 		res.Reasons = append(res.Reasons, v.Reasons...)
@@ -239,8 +264,12 @@ func (r *repo) notAncestor(res *Result, fromTip, toTip plumbing.Hash) error {
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "branch %s (group %s) is not an ancestor of branch %s (group %s): promoting would drop %d commit(s) that only %s has:",
-		res.To.Branch, strings.Join(res.To.Groups, ", "), res.From.Branch, res.From.Group, n, res.To.Branch)
+	groups := "group "
+	if len(res.To.Groups) > 1 {
+		groups = "groups "
+	}
+	fmt.Fprintf(&b, "branch %s (%s%s) is not an ancestor of branch %s (group %s): promoting would drop %d commit(s) that only %s has:",
+		res.To.Branch, groups, strings.Join(res.To.Groups, ", "), res.From.Branch, res.From.Group, n, res.To.Branch)
 	for _, c := range only {
 		fmt.Fprintf(&b, "\n  %s %s", short(c.Hash), subject(c))
 	}

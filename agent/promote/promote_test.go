@@ -242,6 +242,15 @@ func TestPromoteRefuses(t *testing.T) {
 		})
 	}
 
+	t.Run("no branch", func(t *testing.T) {
+		gittest.Run(t, f.bare, "branch", "-D", "db")
+		defer gittest.Run(t, f.bare, "branch", "db", f.base)
+		_, err := promote.Promote(ctx, options(f, &gate{ok: true}, "canary", "db"))
+		if !errors.Is(err, promote.ErrBadInput) || !strings.Contains(err.Error(), "--to db (db), which the hosts block names") {
+			t.Errorf("error = %v, want bad input naming the missing branch", err)
+		}
+	})
+
 	t.Run("race", func(t *testing.T) {
 		// While the gate is asked, someone else pushes to db.
 		other := filepath.Join(t.TempDir(), "other")
@@ -331,7 +340,7 @@ func TestLockAndPromote(t *testing.T) {
 	if !errors.Is(err, promote.ErrBadInput) {
 		t.Fatalf("promote onto the lock commits: %v, want bad input", err)
 	}
-	for _, want := range []string{"branch main (group web, api) is not an ancestor of branch canary", "2 commit(s)",
+	for _, want := range []string{"branch main (groups web, api) is not an ancestor of branch canary", "2 commit(s)",
 		ur.Commit[:10] + " cairn unlock api", lr.Commit[:10] + " cairn lock api: database migration until 20:00",
 		"merge main into canary"} {
 		if !strings.Contains(err.Error(), want) {
@@ -443,5 +452,28 @@ func TestLockRace(t *testing.T) {
 	}
 	if f.hasRef(promote.NotesRef) {
 		t.Error("the notes were pushed though the branch was refused (not atomic)")
+	}
+}
+
+// TestLockGPG: an operator whose git signs with OpenPGP locks a group; git
+// and agent/trust accept the signature.
+func TestLockGPG(t *testing.T) {
+	s := gittest.NewGPGSigner(t, "Ops <ops@example.org>")
+	t.Setenv("GIT_CONFIG_GLOBAL", s.GlobalConfig(t))
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	f := newFixture(t, daemon)
+	lr, err := promote.LockGroup(context.Background(), promote.LockOptions{Conn: promote.Conn{Repo: f.url}, Group: "db", Reason: "backup restore test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := trust.Parse("trust", []byte(s.Trust))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.VerifyCommit(commitObject(t, f.bare, lr.Commit)); err != nil {
+		t.Errorf("agent/trust refuses the lock commit: %v", err)
+	}
+	if got := gittest.Run(t, f.bare, "cat-file", "-p", "main"); !strings.Contains(got, "gpgsig -----BEGIN PGP SIGNATURE-----") {
+		t.Errorf("the lock commit on the server has no OpenPGP signature:\n%s", got)
 	}
 }

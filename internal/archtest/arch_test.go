@@ -45,7 +45,7 @@ var allowed = map[string][]string{
 	"internal/gittest":     {},                                          // tests only: repositories made with git
 	"internal/testhost":    {"internal/debroot"},                        // tests only: hosts with systemd as PID 1
 	"internal/testcert":    {},                                          // tests only: TLS certificates
-	"internal/promtest":    {},                                          // tests only: a real Prometheus server
+	"internal/promtest":    {"internal/gittest"},                        // tests only: a real Prometheus server
 	"internal/browsertest": {"internal/gittest", "github.com/chromedp"}, // tests only: pages loaded in Chromium
 	"examples":             {},                                          // tests only: the example configurations compile
 	"docs":                 {},                                          // tests only: the tutorial's commands run in systemd test hosts

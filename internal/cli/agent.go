@@ -29,9 +29,7 @@ import (
 // commands share. Each flag also reads CAIRN_ + its name (a flag given
 // wins); the unit file reads /etc/default/cairn as that environment.
 type settings struct {
-	Repo          string        `help:"The configuration repository: a path, file://, git://, http(s):// or ssh:// URL." env:"CAIRN_REPO" placeholder:"URL"`
-	SSHKey        string        `help:"Private key for ssh:// repositories (default: ~/.ssh/id_ed25519, id_ecdsa or id_rsa)." name:"ssh-key" env:"CAIRN_SSH_KEY" placeholder:"FILE"`
-	KnownHosts    string        `help:"known_hosts for ssh:// repositories (default: ~/.ssh/known_hosts)." name:"ssh-known-hosts" env:"CAIRN_SSH_KNOWN_HOSTS" placeholder:"FILE"`
+	remoteFlags
 	Host          string        `help:"The name the hosts block matches (default: this machine's host name)." env:"CAIRN_HOST" placeholder:"NAME"`
 	Group         string        `help:"Put the host in this group, whatever the hosts block says." env:"CAIRN_GROUP" placeholder:"NAME"`
 	Branch        string        `help:"The control branch: its hosts block maps the host to a group." default:"main" env:"CAIRN_BRANCH" placeholder:"NAME"`
@@ -49,6 +47,14 @@ type settings struct {
 	// ops hears of the ops of a move (the progress of apply and
 	// rollback); nil: nobody.
 	ops steps.Observer `kong:"-"`
+}
+
+// remoteFlags name the configuration repository and how to reach it: the
+// agent's and the host commands', and promote's, lock's and unlock's.
+type remoteFlags struct {
+	Repo       string `help:"The configuration repository: a path, file://, git://, http(s):// or ssh:// URL." env:"CAIRN_REPO" placeholder:"URL"`
+	SSHKey     string `help:"Private key for ssh:// repositories (default: ~/.ssh/id_ed25519, id_ecdsa or id_rsa)." name:"ssh-key" env:"CAIRN_SSH_KEY" placeholder:"FILE"`
+	KnownHosts string `help:"known_hosts for ssh:// repositories (default: ~/.ssh/known_hosts)." name:"ssh-known-hosts" env:"CAIRN_SSH_KNOWN_HOSTS" placeholder:"FILE"`
 }
 
 // hostCommandWait is how long the host commands wait for a running agent

@@ -41,6 +41,7 @@ type CLI struct {
 	Rollback rollbackCmd `cmd:"" help:"Move to the commit applied before (or --to REV) and hold the host there." group:"agent"`
 	Resume   resumeCmd   `cmd:"" help:"Lift a rollback's hold: the agent follows its branch again." group:"agent"`
 
+	Fleet   fleetCmd   `cmd:"" help:"Show every group as Prometheus sees it: tip, commits, converged, drifting, failing, held, and the hosts that lag (exit 1 when any)." group:"fleet"`
 	Promote promoteCmd `cmd:"" help:"Fast-forward a group's branch to another group's tip once Prometheus shows that group healthy on it." group:"fleet"`
 	Lock    lockCmd    `cmd:"" help:"Lock a group: promote refuses to move its branch (a signed commit on the control branch)." group:"fleet"`
 	Unlock  unlockCmd  `cmd:"" help:"Remove a group's lock (a signed commit on the control branch)." group:"fleet"`

@@ -23,40 +23,26 @@ import (
 
 	"github.com/cairn-cm/cairn/agent/status"
 	"github.com/cairn-cm/cairn/internal/gittest"
+	"github.com/cairn-cm/cairn/internal/promtest"
 	"github.com/cairn-cm/cairn/steps"
 )
 
-// needTool returns the path of a program the test needs; without it the
-// test skips, unless CI is "true", where a missing tool is a failure.
+// needTool returns the path of a program of the Debian package prometheus
+// that the test needs; without it the test skips, unless CI is "true".
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed (Debian package prometheus)", name)
-		}
-		t.Skipf("%s is not installed (Debian package prometheus)", name)
-	}
-	return bin
+	return promtest.Tool(t, name)
 }
 
 // prometheusServer is a real Prometheus server scraping agents.
 type prometheusServer struct {
-	t       *testing.T
-	base    string // http://127.0.0.1:PORT
-	logFile string // its stdout and stderr
+	t    *testing.T
+	base string // http://127.0.0.1:PORT
 }
 
-// logText is what Prometheus logged.
-func (p *prometheusServer) logText() string {
-	b, _ := os.ReadFile(p.logFile)
-	return string(b)
-}
-
-// startPrometheus runs /usr/bin/prometheus on a free loopback port with its
-// configuration and storage in t.TempDir(), scraping targets every second,
-// and waits until it is ready. It is stopped (SIGTERM, then SIGKILL) at
-// cleanup.
+// startPrometheus runs /usr/bin/prometheus on a free loopback port
+// (internal/promtest), scraping targets every second, and waits until it
+// is ready. It is stopped at cleanup.
 func startPrometheus(t *testing.T, targets ...string) *prometheusServer {
 	t.Helper()
 	return startPrometheusRules(t, nil, targets...)
@@ -66,80 +52,7 @@ func startPrometheus(t *testing.T, targets ...string) *prometheusServer {
 // (absolute paths) loaded and evaluated every second.
 func startPrometheusRules(t *testing.T, ruleFiles []string, targets ...string) *prometheusServer {
 	t.Helper()
-	bin := needTool(t, "prometheus")
-	dir := t.TempDir()
-	quote := func(list []string) string {
-		quoted := make([]string, len(list))
-		for i, a := range list {
-			quoted[i] = fmt.Sprintf("%q", a)
-		}
-		return strings.Join(quoted, ", ")
-	}
-	config := fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files: [%s]
-scrape_configs:
-  - job_name: cairn
-    static_configs:
-      - targets: [%s]
-`, quote(ruleFiles), quote(targets))
-	configFile := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := gittest.FreeAddr(t)
-	p := &prometheusServer{t: t, base: "http://" + addr, logFile: filepath.Join(dir, "prometheus.log")}
-	log, err := os.Create(p.logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close() // the process has its own copy
-	cmd := exec.Command(bin, "--config.file="+configFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", p.logText())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	cl := http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-done:
-			t.Fatalf("prometheus exited before it was ready:\n%s", p.logText())
-		default:
-		}
-		resp, err := cl.Get(p.base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready within 30 s:\n%s", p.logText())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return &prometheusServer{t: t, base: promtest.Start(t, ruleFiles, targets...).URL}
 }
 
 // sample is one series of an instant vector.
@@ -251,6 +164,23 @@ func TestAgentPrometheus(t *testing.T) {
 				if s.Metric[k] != v {
 					return false
 				}
+			}
+		}
+		return true
+	})
+	// cairn_host_info names each target's host, group and branch.
+	hosts := map[string]string{
+		web02.addr: `{branch="main",group="web",host="web-02"}`,
+		web01.addr: `{branch="canary",group="canary",host="web-01"}`,
+	}
+	prom.waitQuery("both hosts' groups", "cairn_host_info", func(res []sample) bool {
+		if len(res) != 2 {
+			return false
+		}
+		for _, s := range res {
+			got := fmt.Sprintf(`{branch=%q,group=%q,host=%q}`, s.Metric["branch"], s.Metric["group"], s.Metric["host"])
+			if hosts[s.Metric["instance"]] != got || s.value() != "1" {
+				return false
 			}
 		}
 		return true
@@ -489,7 +419,10 @@ func checkSpecMetrics(t *testing.T, fams map[string]*dto.MetricFamily, values ma
 	for name, f := range fams {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if !labelValue.MatchString(l.GetValue()) {
+				// cairn_host_info has no group or branch before the
+				// first resolve.
+				unresolved := name == "cairn_host_info" && l.GetName() != "host" && l.GetValue() == ""
+				if !labelValue.MatchString(l.GetValue()) && !unresolved {
 					t.Errorf("%s: label %s=%q is not a plain value", name, l.GetName(), l.GetValue())
 				}
 			}
@@ -528,6 +461,9 @@ func TestAgentMetricsFromStart(t *testing.T) {
 	}
 	zero[`cairn_state{state="idle"}`] = 0
 	zero[`cairn_state{state="fetching"}`] = 1
+	// The host is named from the start; its group and branch are not
+	// known before the first fetch resolves the hosts block.
+	zero[`cairn_host_info{branch="",group="",host="web-02"}`] = 1
 	checkSpecMetrics(t, fams, zero)
 	for _, name := range []string{"cairn_applied_commit_info", "cairn_target_commit_info"} {
 		if _, ok := fams[name]; ok {
@@ -574,11 +510,12 @@ func TestAgentMetricsLabels(t *testing.T) {
 	_, fams := scrape(t, a)
 	first := seriesSet(fams)
 	checkSpecMetrics(t, fams, map[string]float64{
-		`cairn_runs_total{result="applied"}`:      1,
-		`cairn_git_fetch_total{result="success"}`: 1,
-		`cairn_converged`:                         1,
-		`cairn_journal_steps`:                     3,
-		`cairn_state{state="idle"}`:               1,
+		`cairn_runs_total{result="applied"}`:                       1,
+		`cairn_git_fetch_total{result="success"}`:                  1,
+		`cairn_converged`:                                          1,
+		`cairn_journal_steps`:                                      3,
+		`cairn_state{state="idle"}`:                                1,
+		`cairn_host_info{branch="main",group="web",host="web-02"}`: 1,
 	})
 	for _, name := range []string{"cairn_applied_commit_timestamp_seconds", "cairn_target_commit_timestamp_seconds",
 		"cairn_last_run_timestamp_seconds", "cairn_last_success_timestamp_seconds", "cairn_last_fetch_success_timestamp_seconds"} {

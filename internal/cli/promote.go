@@ -6,25 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/api"
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
-
 	"github.com/cairn-cm/cairn/agent/fleet"
-	"github.com/cairn-cm/cairn/agent/mirror"
 	"github.com/cairn-cm/cairn/agent/promote"
 )
 
 // repoFlags name the configuration repository for promote, lock and
 // unlock: the agent's flags of the same names.
 type repoFlags struct {
-	Repo       string `help:"The configuration repository: a path, file://, git://, http(s):// or ssh:// URL." env:"CAIRN_REPO" placeholder:"URL"`
-	Branch     string `help:"The control branch: its hosts block maps groups to branches, and holds the locks." default:"main" env:"CAIRN_BRANCH" placeholder:"NAME"`
-	SSHKey     string `help:"Private key for ssh:// repositories (default: ~/.ssh/id_ed25519, id_ecdsa or id_rsa)." name:"ssh-key" env:"CAIRN_SSH_KEY" placeholder:"FILE"`
-	KnownHosts string `help:"known_hosts for ssh:// repositories (default: ~/.ssh/known_hosts)." name:"ssh-known-hosts" env:"CAIRN_SSH_KNOWN_HOSTS" placeholder:"FILE"`
+	remoteFlags
+	Branch string `help:"The control branch: its hosts block maps groups to branches, and holds the locks." default:"main" env:"CAIRN_BRANCH" placeholder:"NAME"`
 }
 
 func (f *repoFlags) conn(e *env) (promote.Conn, error) {
@@ -45,19 +38,6 @@ type promoteCmd struct {
 	JSON       bool          `name:"json" help:"Print the result as JSON." env:"CAIRN_JSON"`
 }
 
-// prometheusAPI makes the Prometheus client of --prometheus.
-func prometheusAPI(raw string) (v1.API, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--prometheus %s: want an http:// or https:// URL", mirror.Redact(raw))}
-	}
-	c, err := api.NewClient(api.Config{Address: raw})
-	if err != nil {
-		return nil, &exitError{code: exitBadInput, err: fmt.Errorf("--prometheus %s: %w", mirror.Redact(raw), err)}
-	}
-	return v1.NewAPI(c), nil
-}
-
 func (c *promoteCmd) Run(e *env) error {
 	conn, err := c.conn(e)
 	if err != nil {
@@ -71,12 +51,14 @@ func (c *promoteCmd) Run(e *env) error {
 	}
 	prom, err := prometheusAPI(c.Prometheus)
 	if err != nil {
-		return err
+		return &exitError{code: exitBadInput, err: err}
 	}
 	res, err := promote.Promote(e.ctx, promote.Options{
 		Conn: conn, From: c.From, To: c.To, Soak: c.Soak, MinHosts: c.MinHosts,
 		Prometheus: c.Prometheus, DryRun: c.DryRun,
 		Gate: func(ctx context.Context, o fleet.GateOptions) (*fleet.Verdict, error) {
+			ctx, cancel := context.WithTimeout(ctx, prometheusTimeout)
+			defer cancel()
 			return fleet.Gate(ctx, prom, o)
 		},
 	})

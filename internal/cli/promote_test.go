@@ -118,11 +118,19 @@ func TestPromoteWithPrometheus(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		time.Sleep(time.Second)
-		code, out, errs = run()
+		code, out, errs = run("--dry-run")
 		if code == 0 || time.Now().After(deadline) {
 			break
 		}
 	}
+	if code != 0 || !strings.HasPrefix(out, "dry run: would promote canary -> web: branch main (group web) from "+base[:10]+" to "+tip[:10]+"; nothing was pushed") ||
+		!strings.Contains(out, "  canary-02 "+two.addr) {
+		t.Fatalf("--dry-run: exit %d\n%s%s", code, out, errs)
+	}
+	if got := gittest.Run(t, bare, "rev-parse", "main"); got != base {
+		t.Fatalf("a dry run moved main to %s", got)
+	}
+	code, out, errs = run()
 	if code != 0 || !strings.HasPrefix(out, "promoted canary -> web: branch main (group web) moved from "+base[:10]+" to "+tip[:10]) {
 		t.Fatalf("both canaries at the tip: exit %d\n%s%s", code, out, errs)
 	}

@@ -3,7 +3,6 @@ package promtest
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-cm/cairn/internal/gittest"
 )
 
 // Tool returns the path of a program of the Debian package prometheus
@@ -93,7 +94,7 @@ scrape_configs:
 	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := gittest.FreeAddr(t)
 	s := &Server{URL: "http://" + addr, logFile: filepath.Join(dir, "prometheus.log"), targetsFile: filepath.Join(dir, "targets.json")}
 	if err := writeTargets(s.targetsFile, targets); err != nil {
 		t.Fatal(err)
@@ -147,15 +148,4 @@ scrape_configs:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// freeAddr returns a TCP address on 127.0.0.1 that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

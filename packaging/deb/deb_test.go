@@ -99,7 +99,7 @@ func TestManPages(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("manual pages %v, want %v", got, want)
 	}
-	for _, name := range []string{"cairn.1", "cairn-agent.1", "cairn-journal.1", "cairn-journal-apply.1", "cairn-apply.1"} {
+	for _, name := range []string{"cairn.1", "cairn-agent.1", "cairn-journal.1", "cairn-journal-apply.1", "cairn-apply.1", "cairn-fleet.1"} {
 		if !slices.Contains(got, name) {
 			t.Errorf("no manual page %s", name)
 		}
@@ -169,6 +169,8 @@ func TestBashCompletion(t *testing.T) {
 		{"cairn ag", "agent"},
 		{"cairn a", "agent apply"},
 		{"cairn jo", "journal"},
+		{"cairn fl", "fleet"},
+		{"cairn fleet --pr", "--prometheus"},
 		{"cairn journal ap", "apply"},
 		{"cairn journal ", "apply check diff drift fmt kept show"},
 		{"cairn agent --dr", "--drift"},
@@ -220,6 +222,7 @@ func TestZshCompletion(t *testing.T) {
 	tests := []struct{ line, want string }{
 		{"cairn ag", "cairn agent "},
 		{"cairn journal ap", "cairn journal apply "},
+		{"cairn fleet --prom", "cairn fleet --prometheus="},
 		{"cairn agent --dri", "cairn agent --drift="},
 		{"cairn agent --drift=repa", "cairn agent --drift=repair "},
 		{"cairn agent --log-f", "cairn agent --log-format="},

@@ -102,13 +102,33 @@ const exitStatus = `	0
 Success: the host is at what was asked (applied, or nothing to do); for diff and drift, no differences.
 
 	1
-A step or CHECK failed and the host was put back where it was before the move; for diff and drift, differences found; for status, the host is not converged.
+A step or CHECK failed and the host was put back where it was before the move; for diff and drift, differences found; for status, the host is not converged; for fleet, a host is not converged at its group's tip.
 
 	2
-Bad input or usage, with nothing changed: an unparsable file, a failed static check, an unknown flag or a missing setting, a refused commit (untrusted, or over the removal guard), a compile error, a state directory held by another process.
+Bad input or usage, with nothing changed: an unparsable file, a failed static check, an unknown flag or a missing setting, a refused commit (untrusted, or over the removal guard), a compile error, a state directory held by another process, a Prometheus that does not answer (fleet).
 
 	3
 The host could not be put back after a failure; the intent is kept and the next run retries.`
+
+// promoteStatus is what the exit codes of cairn promote mean (docs/rollout.md).
+const promoteStatus = `	0
+Promoted, a dry run that would have promoted, or nothing to do.
+
+	1
+Not promoted: a condition did not hold on a host of --from, a group of the --to branch is locked, Prometheus or the git server could not be reached, or another push won the race.
+
+	2
+Bad input: an unknown group, --from and --to on one branch, a --to branch that is not an ancestor of the --from tip, a bad URL.`
+
+// lockStatus is what the exit codes of cairn lock and unlock mean.
+const lockStatus = `	0
+The signed commit was pushed (or, with --dry-run, made).
+
+	1
+The group is locked already (lock) or not locked (unlock), or signing or the push failed.
+
+	2
+Bad input: an unknown group, a reason that is empty or not one line.`
 
 // agentFiles is the FILES section of cairn-agent(1).
 const agentFiles = `	/etc/default/cairn
@@ -127,7 +147,10 @@ func writeTree(app *kong.Application, root, version, date string) error {
 		Manual:   "cairn manual",
 		Sections: []clidoc.Section{{Title: "EXIT STATUS", Text: exitStatus}},
 		Extra: map[string][]clidoc.Section{
-			"cairn agent": {{Title: "FILES", Text: agentFiles}},
+			"cairn agent":   {{Title: "FILES", Text: agentFiles}},
+			"cairn promote": {{Title: "EXIT STATUS OF PROMOTE", Text: promoteStatus}},
+			"cairn lock":    {{Title: "EXIT STATUS OF LOCK", Text: lockStatus}},
+			"cairn unlock":  {{Title: "EXIT STATUS OF UNLOCK", Text: lockStatus}},
 		},
 	}
 	man := filepath.Join(root, "usr/share/man/man1")
