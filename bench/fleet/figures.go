@@ -276,6 +276,9 @@ func (f *fleet) writeResults() error {
 	if f.refusal != "" {
 		fmt.Fprintf(&b, "\n`cairn promote --from canary --to web` after the failed commit (exit 1):\n\n```\n%s\n```\n", f.refusal)
 	}
+	if f.fleetView != "" {
+		fmt.Fprintf(&b, "\n`cairn fleet` after the drift was planted:\n\n```\n%s\n```\n", f.fleetView)
+	}
 	pollGoal := o.interval + splay + 5*time.Second
 	met := func(ok bool) string {
 		if ok {

@@ -27,11 +27,12 @@ type fleet struct {
 	prom  *prom
 	start time.Time
 
-	release  int     // the release the last commit wrote to files/release
-	phases   []phase // the scenario's phases as they passed
-	refusal  string  // what cairn promote said when it refused
-	promoted string  // what cairn promote said when it promoted
-	figures  figures
+	release   int     // the release the last commit wrote to files/release
+	phases    []phase // the scenario's phases as they passed
+	refusal   string  // what cairn promote said when it refused
+	promoted  string  // what cairn promote said when it promoted
+	fleetView string  // what cairn fleet said after the drift
+	figures   figures
 }
 
 // phase is a phase of the scenario that passed.
@@ -408,6 +409,15 @@ func (f *fleet) plantDrift(ctx context.Context) (string, error) {
 	if len(got) != len(want) || !all(got, want) {
 		return "", fmt.Errorf("prometheus shows drift on %v; want exactly %v", got, names)
 	}
+	// The aggregator's view of the fleet as it is now, for the results
+	// (exit 1: hosts lag or drift).
+	out, err := exec.CommandContext(ctx, f.o.cairn, "fleet", "--prometheus", f.prom.base).CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		return "", fmt.Errorf("cairn fleet: %w:\n%s", err, out)
+	}
+	f.fleetView = strings.TrimRight(string(out), "\n")
+	f.logf("cairn fleet:\n%s", indent(f.fleetView))
 	return fmt.Sprintf("count(cairn_drift_steps > 0) = %s: %s", n, strings.Join(got, " ")), nil
 }
 
