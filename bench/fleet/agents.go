@@ -264,7 +264,9 @@ func waitAll(ctx context.Context, hosts []*agent, poll, timeout time.Duration, w
 				}
 				mu.Unlock()
 				if a.proc.exited() {
+					mu.Lock()
 					last[a.host] = fmt.Sprintf("the agent exited: %v\n%s", a.proc.err, tail(a.log, 10))
+					mu.Unlock()
 					return
 				}
 				select {

@@ -89,12 +89,15 @@ func (p *procs) stopAll(grace time.Duration) []string {
 		}
 	}
 	deadline := time.After(grace)
+	expired := false
 	var killed []string
 	for _, pr := range list {
-		select {
-		case <-pr.done:
-		case <-deadline:
-			deadline = nil // expired: no more waiting
+		if !expired {
+			select {
+			case <-pr.done:
+			case <-deadline:
+				expired = true // no more waiting for the others
+			}
 		}
 		if !pr.exited() {
 			killed = append(killed, pr.name)
