@@ -161,5 +161,11 @@ func run(ctx context.Context, args []string, w io.Writer) (err error) {
 		}
 	}()
 	fmt.Fprintf(w, "fleet: %d agents (canary %d, web %d, db %d), interval %v, in %s\n", n, *canary, *web, *db, o.interval, o.dir)
-	return f.run(ctx)
+	if err := f.run(ctx); err != nil {
+		if !o.keep {
+			err = fmt.Errorf("%w\n(-keep keeps the agents' logs, roots and states)", err)
+		}
+		return err
+	}
+	return nil
 }
