@@ -265,7 +265,7 @@ func (f *fleet) writeResults() error {
 		n, o.groups[0].hosts, o.groups[1].hosts, o.groups[2].hosts)
 	fmt.Fprintf(&b, "interval %v with the hashed splay (%v), --confirm %v, one `git daemon` on 127.0.0.1, Prometheus\n", o.interval, splay, o.confirm)
 	fmt.Fprintf(&b, "scraping every %v with prometheus/alerts.yml. %d cores (GOMAXPROCS of this program), Linux %s; cairn %s.\n\n",
-		o.scrape, runtime.NumCPU(), strings.TrimSpace(string(kernel)), strings.TrimSpace(firstLine(string(version))))
+		o.scrape, runtime.NumCPU(), strings.TrimSpace(string(kernel)), strings.TrimPrefix(strings.TrimSpace(firstLine(string(version))), "cairn "))
 	b.WriteString("## The scenario\n\n| phase | took | what was checked |\n|---|---|---|\n")
 	for _, p := range f.phases {
 		fmt.Fprintf(&b, "| %s | %.0f s | %s |\n", p.name, p.took.Seconds(), strings.ReplaceAll(p.result, "|", "\\|"))
