@@ -6,7 +6,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $$($(GO) env G
 FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help build deb test lint fuzz bench crashtest demo demo-journal clean
+.PHONY: help build deb test lint fuzz bench fleet crashtest demo demo-journal clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,6 +48,14 @@ fuzz: ## run every fuzz target in the tree for FUZZTIME each (default 30s)
 bench: ## Go benchmarks, then the whole-process comparisons of bench/run.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "bench/run.sh not found: skipped"; fi
+
+# The simulated fleet of issue 11 (bench/fleet): 100 cairn agents, git
+# daemon and Prometheus on this machine, through the canary, promotion,
+# rollback and drift scenario; the figures go to bench/results/fleet-DATE.md.
+# FLEETFLAGS passes flags: FLEETFLAGS='-web 10 -db 5 -keep'. Runs as root;
+# takes about 10 minutes.
+fleet: build ## run 100 agents through the fleet scenario and write the figures (FLEETFLAGS=)
+	$(GO) run ./bench/fleet -cairn bin/cairn $(FLEETFLAGS)
 
 crashtest: ## kill the applier at random points 2000 times and check recovery
 	cd steps && CAIRN_CRASH_TRIALS=2000 $(GO) test -run '^TestCrash' -count=1 -timeout 60m
