@@ -279,7 +279,21 @@ func (m *Mirror) FetchAll(ctx context.Context) error {
 // which references to set to which hashes, fetches in one pack the objects
 // of those hashes the mirror lacks, then sets the references and deletes
 // the branches and tags for which prune (if not nil) is true.
+//
+// A server that drops the connection or says it is overloaded is tried
+// again, up to Attempts times (retry).
 func (m *Mirror) transfer(ctx context.Context,
+	pick func(remote map[plumbing.ReferenceName]plumbing.Hash) (map[plumbing.ReferenceName]plumbing.Hash, error),
+	prune func(local plumbing.ReferenceName, remote map[plumbing.ReferenceName]plumbing.Hash) bool,
+) error {
+	return retry(ctx, func() error { return m.transferOnce(ctx, pick, prune) },
+		func(attempt int, d time.Duration, err error) {
+			m.log.Info("the git server dropped the connection; trying again", "attempt", attempt, "wait", d.Round(time.Millisecond), "err", err)
+		})
+}
+
+// transferOnce is one attempt of transfer.
+func (m *Mirror) transferOnce(ctx context.Context,
 	pick func(remote map[plumbing.ReferenceName]plumbing.Hash) (map[plumbing.ReferenceName]plumbing.Hash, error),
 	prune func(local plumbing.ReferenceName, remote map[plumbing.ReferenceName]plumbing.Hash) bool,
 ) (err error) {
