@@ -56,7 +56,7 @@ func (c *fleetCmd) Run(e *env) error {
 		if err := enc.Encode(fleetDocument{Time: now, Groups: groups, Hosts: append([]fleet.Host{}, hosts...)}); err != nil {
 			return err
 		}
-	} else if err := writeFleet(e.stdout, groups); err != nil {
+	} else if err := writeFleet(e.stdout, groups, hosts); err != nil {
 		return err
 	}
 	if len(hosts) == 0 {
@@ -123,9 +123,11 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// writeFleet writes the table of groups, then the table of lagging hosts;
-// nothing when there is no group (Run says that there is no agent).
-func writeFleet(w io.Writer, groups []fleet.Group) error {
+// writeFleet writes the table of groups, then the hosts not at the tip of
+// their group, then those at the tip that are not converged (drift, a hold,
+// a failing run); nothing when there is no group (Run says that there is no
+// agent).
+func writeFleet(w io.Writer, groups []fleet.Group, hosts []fleet.Host) error {
 	if len(groups) == 0 {
 		return nil
 	}
@@ -146,21 +148,60 @@ func writeFleet(w io.Writer, groups []fleet.Group) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(lagging) == 0 {
-		_, err := fmt.Fprintln(w, "\nEvery host is at its group's tip.")
-		return err
+	var unsettled []fleet.Host // at the tip, not converged
+	for _, h := range hosts {
+		if h.Up && h.Applied != "" && h.Applied == tips[h.Group] && (!h.Converged || h.Held || h.Failing) {
+			unsettled = append(unsettled, h)
+		}
 	}
-	fmt.Fprintf(w, "\n%d %s not at the tip of its group:\n", len(lagging), pluralWord(len(lagging), "host is", "hosts are"))
+	switch {
+	case len(lagging) == 0 && len(unsettled) == 0:
+		_, err := fmt.Fprintln(w, "\nEvery host is converged at its group's tip.")
+		return err
+	case len(lagging) == 0:
+		fmt.Fprintln(w, "\nEvery host is at its group's tip.")
+	default:
+		fmt.Fprintf(w, "\n%d %s not at the tip of its group:\n", len(lagging), pluralWord(len(lagging), "host is", "hosts are"))
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tINSTANCE\tGROUP\tAPPLIED\tTARGET\tSTATE\tWHY")
+		for _, h := range lagging {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(h.Host), cell(h.Instance), cell(h.Group), cell(shortCommit(h.Applied)),
+				cell(shortCommit(h.Target)), cell(h.State), lagReason(h, tips[h.Group]))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(unsettled) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\n%d %s at the tip but not converged:\n", len(unsettled), pluralWord(len(unsettled), "host is", "hosts are"))
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tINSTANCE\tGROUP\tAPPLIED\tTARGET\tSTATE\tWHY")
-	for _, h := range lagging {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(h.Host), cell(h.Instance), cell(h.Group), cell(shortCommit(h.Applied)),
-			cell(shortCommit(h.Target)), cell(h.State), lagReason(h, tips[h.Group]))
+	fmt.Fprintln(tw, "HOST\tINSTANCE\tGROUP\tSTATE\tWHY")
+	for _, h := range unsettled {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cell(h.Host), cell(h.Instance), cell(h.Group), cell(h.State), unsettledReason(h))
 	}
 	return tw.Flush()
 }
 
-// lagReason says in a few words why a host is not at its group's tip.
+// unsettledReason says why a host at its group's tip is not converged.
+func unsettledReason(h fleet.Host) string {
+	var why []string
+	if h.Drift > 0 {
+		why = append(why, fmt.Sprintf("%d %s drifted", h.Drift, pluralWord(h.Drift, "step", "steps")))
+	}
+	if h.Held {
+		why = append(why, "held by a rollback")
+	}
+	if h.Failing {
+		why = append(why, "its last run failed")
+	}
+	if len(why) == 0 {
+		return "not converged"
+	}
+	return strings.Join(why, ", ")
+}
+
 func lagReason(h fleet.Host, tip string) string {
 	switch {
 	case !h.Up:

@@ -50,8 +50,8 @@ func TestFleet(t *testing.T) {
 			t.Errorf("cairn fleet: row %q, want %q\n%s", got, want, out)
 		}
 	}
-	if !strings.Contains(out, "\nEvery host is at its group's tip.\n") {
-		t.Errorf("cairn fleet does not say that every host is at its tip:\n%s", out)
+	if !strings.Contains(out, "\nEvery host is converged at its group's tip.\n") {
+		t.Errorf("cairn fleet does not say that every host is converged at its tip:\n%s", out)
 	}
 
 	// A new commit on main, fetched by web-02 only: web-03 lags.
@@ -110,7 +110,7 @@ func TestFleetNoHostsAndBadInput(t *testing.T) {
 	needTool(t, "prometheus")
 	prom := startPrometheus(t)
 	code, out := cairn(t, "fleet", "--prometheus", prom.base)
-	if code != 1 || strings.Contains(out, "Every host is at its group's tip") || !strings.Contains(out, "no cairn agent") {
+	if code != 1 || strings.Contains(out, "Every host is") || !strings.Contains(out, "no cairn agent") {
 		t.Errorf("cairn fleet without agents: exit %d, want 1 and no claim that every host is at its tip\n%s", code, out)
 	}
 	code, out = cairn(t, "fleet", "--prometheus", prom.base, "--json")
