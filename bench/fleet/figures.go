@@ -223,10 +223,15 @@ func (f *fleet) measureMove(ctx context.Context, trigger bool) (string, error) {
 	return fmt.Sprintf("%d hosts at %s: %v; %.0f fetches failed", len(l), short(c), l, failed), nil
 }
 
-// fetchErrors counts the errors of failed fetches in the agents' logs, by
-// their last part ("connection reset by peer").
-func (f *fleet) fetchErrors() string {
-	count := map[string]int{}
+// retryMsg is the message of the log line an agent writes when the git
+// server dropped a fetch and the fetch is tried again (agent/mirror).
+const retryMsg = `msg="the git server dropped the connection; trying again"`
+
+// fetchErrors counts, in the agents' logs, the fetches the git server
+// dropped and that were tried again, and the fetches that failed in the
+// end, each by the error's last part ("connection reset by peer").
+func (f *fleet) fetchErrors() (retried, failed string) {
+	retries, fails := map[string]int{}, map[string]int{}
 	for _, a := range f.hosts {
 		b, err := os.ReadFile(a.log)
 		if err != nil {
@@ -238,9 +243,19 @@ func (f *fleet) fetchErrors() string {
 				continue
 			}
 			e = strings.TrimSuffix(e, `"`)
+			count := fails
+			if strings.Contains(line, retryMsg) {
+				count = retries
+			}
 			count[e[strings.LastIndex(e, ": ")+2:]]++
 		}
 	}
+	return countList(retries), countList(fails)
+}
+
+// countList writes counts of errors as "2 × connection reset by peer; ...",
+// or "none".
+func countList(count map[string]int) string {
 	if len(count) == 0 {
 		return "none"
 	}
@@ -296,7 +311,9 @@ func (f *fleet) writeResults() error {
 	for _, v := range fg.rss {
 		total += v
 	}
-	fmt.Fprintf(&b, "| failed fetches over the whole run (from the agents' logs) | %s | |\n", f.fetchErrors())
+	retried, failed := f.fetchErrors()
+	fmt.Fprintf(&b, "| fetches the git server dropped, tried again, over the whole run (agents' logs) | %s | |\n", retried)
+	fmt.Fprintf(&b, "| fetches that failed in the end, over the whole run (agents' logs) | %s | |\n", failed)
 	fmt.Fprintf(&b, "| idle RSS per agent | min %s, median %s, max %s | < 30 MiB each: %s |\n",
 		mib(fg.rss[0]), mib(fg.rss[len(fg.rss)/2]), mib(maxRSS), met(maxRSS < 30<<20))
 	fmt.Fprintf(&b, "| idle RSS, all %d agents | %s | |\n", n, mib(total))
