@@ -17,10 +17,12 @@ import (
 // connection (reset, refused, closed before it answered) or says it is
 // overloaded (HTTP 502, 503, 504), before the failure is returned (a push is
 // never tried again: the server may have taken part of it). A fleet
-// that a webhook wakes at once meets exactly that: git daemon closes the
-// connections beyond its --max-connections (32 by default), and a proxy in
-// front of git http-backend answers 502 or 503 while its workers are busy.
-// Without a second try such a host would move only at its next poll.
+// that a webhook wakes at once meets exactly that: git daemon listens with
+// a backlog of 5, and resets connections that come faster than it accepts
+// them (what make fleet met, with --max-connections=0) or closes those
+// beyond its --max-connections (32 by default); a proxy in front of git
+// http-backend answers 502 or 503 while its workers are busy. Without a
+// second try such a host would move only at its next poll.
 const Attempts = 4
 
 // retryBase is the first wait between attempts; each next wait doubles it.
