@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -90,9 +91,10 @@ type LockOptions struct {
 	Group string
 	// Reason is why (LockGroup): required, one line.
 	Reason string
-	// SignKey, when not "", sets git's user.signingkey for the commit;
-	// when it is an ssh key file, gpg.format=ssh too. "" signs as the
-	// operator's git configuration says.
+	// SignKey, when not "", sets git's user.signingkey for the commit
+	// (a key file's relative path is from the current directory); when it
+	// is an ssh key file, gpg.format=ssh too. "" signs as the operator's
+	// git configuration says.
 	SignKey string
 	// Now is the lock's time; nil means time.Now.
 	Now func() time.Time
@@ -255,10 +257,19 @@ func printable(s string) string {
 	}, s)
 }
 
-// signConfig is the git configuration that --sign-key sets.
+// signConfig is the git configuration that --sign-key sets. A key file
+// given by a relative path is made absolute: git runs in the temporary
+// mirror, and hands the path to ssh-keygen as it is.
 func signConfig(signKey string) []string {
 	if signKey == "" {
 		return nil
+	}
+	if !filepath.IsAbs(signKey) {
+		if _, err := os.Stat(signKey); err == nil {
+			if abs, err := filepath.Abs(signKey); err == nil {
+				signKey = abs
+			}
+		}
 	}
 	args := []string{"-c", "user.signingkey=" + signKey}
 	if isSSHKey(signKey) {

@@ -393,3 +393,20 @@ func TestPromoteNotAtomicNotesRace(t *testing.T) {
 		t.Errorf("note:\n%s", note)
 	}
 }
+
+// TestLockSignKeyRelative: --sign-key given as a path relative to the
+// operator's directory signs with that key, although git runs in the
+// temporary mirror (git hands user.signingkey to ssh-keygen as it is, so a
+// relative path was looked for there, and the lock failed).
+func TestLockSignKeyRelative(t *testing.T) {
+	operator(t)
+	f := newFixture(t, daemon)
+	key := gittest.NewSSHSigner(t, "test@example.org")
+	t.Chdir(filepath.Dir(key.KeyFile))
+	lr, err := promote.LockGroup(context.Background(), promote.LockOptions{Conn: promote.Conn{Repo: f.url}, Group: "db",
+		Reason: "relative key", SignKey: filepath.Base(key.KeyFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifySigned(t, f, key, lr.Commit)
+}
