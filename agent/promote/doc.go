@@ -44,13 +44,14 @@
 //     fast-forwarded to --from's tip, never forced, and a note on that
 //     commit under refs/notes/cairn-promotions with the evidence (appended
 //     to a note already there). Just before, the control branch is
-//     read again: one that moved while the gate was asked (a lock, say)
-//     is an error wrapping mirror.ErrStale, and nothing is pushed. A
-//     push that loses a race is an error, and
-//     the server is left as the other push made it. A server that is not
-//     atomic gets the branch, then the note (mirror.Push's order); a note
-//     it refuses is pushed again on the notes' fresh tip, or the error
-//     says that the branch moved without it. --dry-run stops before the push (Status
+//     read again (when --to follows it, the push's compare-and-set on
+//     it does the same): one that moved while the gate was asked (a
+//     lock, say) is an error wrapping mirror.ErrStale, and nothing is
+//     pushed. A push that loses a race is an error, and the server is
+//     left as the other push made it. A server that is not atomic gets
+//     the branch, then the note (mirror.Push's order); a note it refuses
+//     is pushed again on the notes' fresh tip, or the error says that the
+//     branch moved without it. --dry-run stops before the push (Status
 //     "dry-run").
 //
 // # Locks

@@ -5,9 +5,10 @@
 //	fleet [-canary 5] [-web 60] [-db 35] [-interval 30s] [-out FILE] [-keep] ...
 //
 // It starts one git daemon on 127.0.0.1 (in a cgroup v2 of its own, whose
-// cpu.stat gives the server's CPU; without one, its /proc/PID/stat) serving a configuration signed with a
-// throw-away SSH key; one real `cairn agent` process per host (canary-01,
-// web-01, ..., db-35), each with its own --root, --state and --listen
+// cpu.stat gives the server's CPU; without one, its /proc/PID/stat)
+// serving a configuration signed with a throw-away SSH key; one real
+// `cairn agent` process per host (canary-01, web-01, ..., db-35), each
+// with its own --root, --state and --listen
 // 127.0.0.N:PORT (N = 2, 3, ...); and a real Prometheus scraping them all
 // as job "cairn" with the shipped rules (prometheus/alerts.yml). Then:
 //
