@@ -257,25 +257,21 @@ func printable(s string) string {
 	}, s)
 }
 
-// signConfig is the git configuration that --sign-key sets. A key file
-// given by a relative path is made absolute: git runs in the temporary
-// mirror, and hands the path to ssh-keygen as it is.
+// signConfig is the git configuration that --sign-key sets. An ssh key
+// file given by a relative path is made absolute: git runs in the
+// temporary mirror, and hands the path to ssh-keygen as it is. Anything
+// else (an OpenPGP key id) is git's as it is.
 func signConfig(signKey string) []string {
 	if signKey == "" {
 		return nil
 	}
-	if !filepath.IsAbs(signKey) {
-		if _, err := os.Stat(signKey); err == nil {
-			if abs, err := filepath.Abs(signKey); err == nil {
-				signKey = abs
-			}
-		}
+	if !isSSHKey(signKey) {
+		return []string{"-c", "user.signingkey=" + signKey}
 	}
-	args := []string{"-c", "user.signingkey=" + signKey}
-	if isSSHKey(signKey) {
-		args = append(args, "-c", "gpg.format=ssh")
+	if abs, err := filepath.Abs(signKey); err == nil {
+		signKey = abs
 	}
-	return args
+	return []string{"-c", "user.signingkey=" + signKey, "-c", "gpg.format=ssh"}
 }
 
 // isSSHKey reports whether the file p holds an ssh key, private or public.
