@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/cairn-cm/cairn/agent/metrics"
 	"github.com/cairn-cm/cairn/agent/mirror"
@@ -109,6 +110,12 @@ func NewDaemon(p *Pipeline, cfg DaemonConfig) (*Daemon, error) {
 		return nil, fmt.Errorf("--splay %v: want a duration of 0 or more", cfg.Splay)
 	}
 	reg := prometheus.NewRegistry()
+	// process_*: the agent's CPU, memory and open files, and its start
+	// time, by which the promotion gate sees an agent that restarted
+	// within the soak window (agent/fleet).
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("metrics: register the process collector: %w", err)
+	}
 	// The first state is the one at start.
 	states := []string{string(Idle)}
 	for _, s := range States() {

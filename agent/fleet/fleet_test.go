@@ -62,6 +62,11 @@ func (h *fakeHost) restart(t *testing.T, group, commit string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the agent's process collector exports it: a restart is a new
+	// start time.
+	start := prometheus.NewGauge(prometheus.GaugeOpts{Name: "process_start_time_seconds", Help: "Start time of the process."})
+	start.Set(float64(time.Now().UnixNano()) / 1e9)
+	reg.MustRegister(start)
 	if commit != "" {
 		m.SetGroup(group, group)
 		m.SetApplied(commit, group, group, committed[commit])
@@ -181,10 +186,13 @@ func TestGate(t *testing.T) {
 			after:  func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.SetHeld(false) }) }},
 		{host: "inverse", group: "canary", commit: commitC, want: "rolled back (ran FILE ops backwards) at ",
 			midway: func(_ *testing.T, h *fakeHost) { h.do(func(m *metrics.Metrics) { m.OpDone("FILE", metrics.Inverse) }) }},
-		// A restart resets the counters: no run failed.
-		{host: "restarted", group: "canary", commit: commitC,
+		// A restart: it may have failed a run that no counter shows any
+		// more (counters start again from 0).
+		{host: "restarted", group: "canary", commit: commitC, want: "the agent restarted at ",
 			midway: func(t *testing.T, h *fakeHost) { h.restart(t, "canary", commitC) }},
-		// A restart, then a failed run: the counter went from 2 to 1.
+		// A restart, then a failed run: the counter went from 2 to 1. An
+		// agent without process_start_time_seconds (hidden below):
+		// the counters' resets are handled.
 		{host: "restarted-failed", group: "canary", commit: commitC, want: "a run failed (and was undone) at ",
 			midway: func(t *testing.T, h *fakeHost) {
 				h.restart(t, "canary", commitC)
@@ -218,6 +226,8 @@ func TestGate(t *testing.T) {
 			h.hide = "cairn_converged"
 		case "old-agent":
 			h.hide = "cairn_host_info"
+		case "restarted-failed":
+			h.hide = "process_start_time_seconds"
 		}
 		if c.host == "restarted-failed" {
 			h.do(func(m *metrics.Metrics) {

@@ -48,7 +48,12 @@ const MembershipLookback = time.Hour
 //  4. no bad run: cairn_runs_total{result=~"failed|broken|refused"} did
 //     not increase (counter resets, at an agent's restart, are handled);
 //  5. not rolled back: cairn_held is 0 on every sample, and
-//     cairn_ops_total{direction="inverse"} did not increase.
+//     cairn_ops_total{direction="inverse"} did not increase;
+//  6. not restarted: process_start_time_seconds did not change (an agent
+//     that restarted may have failed a run that no counter shows any
+//     more, as a reset brings the counter back to where it was; agents
+//     without the metric, before the process collector, are not judged
+//     by it).
 //
 // The group needs at least o.MinHosts hosts (1 when it is below 1),
 // counted by host name: targets that report one host name are one host.
@@ -294,6 +299,21 @@ func (g *gate) check(hosts []*member) error {
 					return ""
 				}
 				return fmt.Sprintf("rolled back (ran %s ops backwards)", Printable(string(m["kind"])))
+			},
+		},
+		{
+			// An agent that restarted may have failed a run that no
+			// counter shows any more (a reset brings it back to where it
+			// was); it has not run one process for the whole window. An
+			// agent without the process collector is not judged by it.
+			query:  "changes(process_start_time_seconds[%s])",
+			bad:    func(v float64) bool { return v > 0 },
+			metric: "process_start_time_seconds",
+			why: func(_ model.Metric, prev, v float64, first bool) string {
+				if first || v == prev {
+					return ""
+				}
+				return "the agent restarted"
 			},
 		},
 	} {
