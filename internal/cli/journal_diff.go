@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"runtime/debug"
+	"unsafe"
 
 	"github.com/cairn-cm/cairn/agent/gitfs"
 	"github.com/cairn-cm/cairn/compiler"
@@ -32,6 +33,9 @@ func (c *journalDiffCmd) Run(e *env) error {
 	// often would only scan it again and again (a profile of 100k-step
 	// journals showed most of the time in the collector).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	if oldJ, newJ, ok := loadPair(c.Old, c.New); ok {
+		return c.print(e, c.Old, c.New, oldJ.Steps, newJ.Steps)
+	}
 	// The two files parse on two cores.
 	var oldJ *journal.Journal
 	var oldErr error
@@ -111,4 +115,23 @@ func (c *journalDiffCmd) print(e *env, oldName, newName string, oldSteps, newSte
 		return exitCode(exitDiffers)
 	}
 	return nil
+}
+
+// loadPair reads OLD and NEW and parses them with journal.ParsePair, which
+// parses a line of NEW only if its text is no step line of OLD. ok is false
+// when a file cannot be read, has an error or an INCLUDE: then the caller
+// loads them one by one, which says what is wrong (in both files) or expands
+// the INCLUDEs.
+func loadPair(oldName, newName string) (oldJ, newJ *journal.Journal, ok bool) {
+	oldData, err := mapFile(oldName)
+	if err != nil {
+		return nil, nil, false
+	}
+	newData, err := mapFile(newName)
+	if err != nil {
+		return nil, nil, false
+	}
+	// The buffers are ours and never change: the steps may keep substrings.
+	return journal.ParsePair(oldName, unsafe.String(unsafe.SliceData(oldData), len(oldData)),
+		newName, unsafe.String(unsafe.SliceData(newData), len(newData)))
 }
