@@ -24,21 +24,25 @@ func ParsePair(oldFile, oldText, newFile, newText string) (old, new *Journal, ok
 	} else {
 		cut = len(oldText)
 	}
-	var head, tail pairHalf
+	headLines := strings.Count(oldText[:cut], "\n")
+	// The head parses into the slice of the whole journal, with room for
+	// the tail, which is copied after it: one copy of half the steps
+	// rather than a third slice of them all.
+	head := pairHalf{steps: make([]Step, 0, headLines+strings.Count(oldText[cut:], "\n")+1)}
+	var tail pairHalf
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tail.parse(oldFile, oldText[cut:], strings.Count(oldText[:cut], "\n"))
+		tail.parse(oldFile, oldText[cut:], headLines)
 	}()
 	head.parse(oldFile, oldText[:cut], 0)
 	wg.Wait()
 	if !head.ok || !tail.ok {
 		return nil, nil, false
 	}
-	old = &Journal{File: oldFile, Steps: make([]Step, 0, len(head.steps)+len(tail.steps))}
-	old.Steps = append(append(old.Steps, head.steps...), tail.steps...)
-	head.steps, tail.steps = nil, nil
+	old = &Journal{File: oldFile, Steps: append(head.steps, tail.steps...)}
+	tail.steps = nil
 
 	// Every step line of old by its text. Lines that repeat keep the first
 	// step: any of them has the same op, arguments, attributes and column.
@@ -85,7 +89,8 @@ func ParsePair(oldFile, oldText, newFile, newText string) (old, new *Journal, ok
 }
 
 // pairHalf is one part of the old journal of ParsePair: its steps and the
-// text of the line of each.
+// text of the line of each. steps may be set to an empty slice with room
+// before parse.
 type pairHalf struct {
 	steps []Step
 	lines []string
@@ -95,7 +100,9 @@ type pairHalf struct {
 // parse parses text, whose first line is line skip+1 of file.
 func (h *pairHalf) parse(file, text string, skip int) {
 	n := strings.Count(text, "\n") + 1
-	h.steps = make([]Step, 0, n)
+	if h.steps == nil {
+		h.steps = make([]Step, 0, n)
+	}
 	h.lines = make([]string, 0, n)
 	p := parser{file: file}
 	lineNo := skip
