@@ -2,7 +2,8 @@
 # Whole-process benchmarks of cairn's journal core, each measured side by side
 # with what it is held against, and of the compiler, in one run:
 #
-#   diff     `cairn journal diff --plan A B`  vs  GNU `diff A B`   (10k, 100k, 1M steps, 1% changed)
+#   diff     `cairn journal diff --plan A B`  vs  GNU `diff A B`   (10k, 100k, 1M steps, 1% changed;
+#            100k also without source comments), with both peak RSS at 100k
 #   cold     `cairn journal apply` of N files to an empty root  vs  `cp -a SRC DST && sync`
 #   noop     `cairn journal apply --repair` when nothing changed  vs  bench/hashall (lstat + sha256)
 #   compile  `cairn compile --host web-01 --fact release=12 DIR` of repositories made by
@@ -22,7 +23,8 @@
 #   -k           keep the work directory (default: removed at the end)
 #
 # Environment: BENCH_WORK (work directory; default a new one under /tmp),
-# N_FILES (10000), DIFF_SIZES ("10000 100000 1000000"), COMPILE_SIZES ("1000
+# N_FILES (10000), DIFF_SIZES ("10000 100000 1000000"), DIFF_BARE_SIZES ("100000":
+# the sizes also diffed without source comments), COMPILE_SIZES ("1000
 # 10000 100000"), RUNS (10 timed runs of the quick comparisons), RUNS_SLOW (5:
 # cold apply, 1M diff and 100k compile, no warm-up), TIMER (hyperfine if
 # installed, else bench/timer.py; set TIMER=python to force it).
@@ -115,27 +117,40 @@ tree_stamp() { (cd "$1" && find . -printf '%i %T@ %C@ %P\n' | LC_ALL=C sort | md
 want_section() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ---------------------------------------------------------------- diff + plan
+# Each size with source comments on every line, as the compiler writes them;
+# 100k also without (DIFF_BARE_SIZES). cairn's and GNU diff's peak RSS come
+# from the timed runs themselves (rss), so both are measured on the same files
+# in the same run.
+DIFF_BARE_SIZES=${DIFF_BARE_SIZES:-"100000"}
 if want_section diff; then
-  for n in $DIFF_SIZES; do
-    d=$W/diff-$n
+  variants=""
+  for n in $DIFF_SIZES; do variants="$variants $n:src"; done
+  for n in $DIFF_BARE_SIZES; do variants="$variants $n:bare"; done
+  for v in $variants; do
+    n=${v%%:*} kind=${v#*:}
+    d=$W/diff-$n-$kind name=diff-$n label="$n steps" flags=""
+    [ "$kind" = bare ] && name=diff-$n-bare label="$n steps, no source comments" flags=-bare
     mkdir -p "$d"
-    log "generating two journals of $n steps, 1% of the lines changed"
-    "$GEN" diff "$n" "$d"
+    log "generating two journals of $n steps, 1% of the lines changed ($kind)"
+    "$GEN" diff $flags "$n" "$d"
     rc=0; "$CAIRN" journal diff --plan "$d/a.journal" "$d/b.journal" >"$d/plan" || rc=$?
     [ $rc = 1 ] || die "cairn journal diff --plan on $n steps: exit $rc, want 1"
     ops=$(grep -vc '^#' "$d/plan" || true)
     lines=$(diff "$d/a.journal" "$d/b.journal" | grep -c '^[<>]' || true)
     [ "$ops" -gt 0 ] && [ "$ops" -le $((n / 50)) ] || die "$n steps: a plan of $ops ops for 1% of changed lines"
-    log "$n steps: GNU diff sees $lines changed lines, cairn plans $ops ops"
+    log "$label: GNU diff sees $lines changed lines, cairn plans $ops ops"
     runs=$RUNS warm=1; [ "$n" -ge 1000000 ] && runs=$RUNS_SLOW warm=0
-    timeit "diff-$n" "$runs" "$warm" - 1 \
-      "cairn" "$CAIRN journal diff --plan $d/a.journal $d/b.journal" \
-      "diff" "diff $d/a.journal $d/b.journal"
-    tgt="ratio<1"; [ "$n" = 100000 ] && tgt="ratio<1,abs<0.1"
-    printf 'cmp\tdiff + plan, %s steps (%s ops)\t%s\tcairn\tdiff\t%s\n' "$n" "$ops" "$W/res/diff-$n.json" "$tgt" >>"$ROWS"
+    : >"$W/res/$name.rss"; : >"$W/res/$name-gnu.rss"
+    timeit "$name" "$runs" "$warm" - 1 \
+      "cairn" "$(rss "$name") $CAIRN journal diff --plan $d/a.journal $d/b.journal" \
+      "diff" "$(rss "$name-gnu") diff $d/a.journal $d/b.journal"
+    tgt="ratio<1"; [ "$n" = 100000 ] && tgt="ratio<1,abs<0.1"; [ "$n" = 1000000 ] && tgt="ratio<1,abs<1"
+    printf 'cmp\tdiff + plan, %s (%s ops)\t%s\tcairn\tdiff\t%s\n' "$label" "$ops" "$W/res/$name.json" "$tgt" >>"$ROWS"
     if [ "$n" = 100000 ]; then
-      peak diff-100k 3 - "$CAIRN journal diff --plan $d/a.journal $d/b.journal"
-      printf 'mem\tdiff --plan, 100k steps\t%s\t-\n' "$W/res/diff-100k.rss" >>"$ROWS"
+      [ -z "$GNU_TIME" ] && peak "$name" 3 - "$CAIRN journal diff --plan $d/a.journal $d/b.journal" &&
+        peak "$name-gnu" 3 - "diff $d/a.journal $d/b.journal"
+      printf 'mem\tdiff --plan, %s (cairn)\t%s\tmib<64\n' "$label" "$W/res/$name.rss" >>"$ROWS"
+      printf 'mem\tGNU diff, %s (reference)\t%s\t-\n' "$label" "$W/res/$name-gnu.rss" >>"$ROWS"
     fi
     # (the 1M journals, 360 MB, stay until the end: removing them now would put
     # their writeback and discards into the cold apply's timing)

@@ -9,11 +9,12 @@
 //	                          tree: MKDIR PREFIX, then, in lexical order, MKDIR for
 //	                          every directory and COPY (sha256 of the file) for
 //	                          every file, SRC paths relative to SRC
-//	gen diff [-seed S] [-rate R] N DIR
+//	gen diff [-seed S] [-rate R] [-bare] N DIR
 //	                          DIR/a.journal and DIR/b.journal: N steps each (about),
 //	                          b differing from a in R (default 0.01) of its lines,
 //	                          scattered: changed hashes, changed modes, inserted and
-//	                          deleted steps
+//	                          deleted steps; each line ends in a source comment
+//	                          as the compiler writes it, unless -bare
 package main
 
 import (
@@ -42,7 +43,7 @@ func main() {
 const usage = `usage:
   gen tree N DIR
   gen journal [-o FILE] PREFIX SRC
-  gen diff [-seed S] [-rate R] N DIR`
+  gen diff [-seed S] [-rate R] [-bare] N DIR`
 
 func run(args []string) error {
 	if len(args) == 0 {
@@ -71,6 +72,7 @@ func run(args []string) error {
 	case "diff":
 		seed := fl.Uint64("seed", 1, "random seed")
 		rate := fl.Float64("rate", 0.01, "share of lines that differ")
+		bare := fl.Bool("bare", false, "write no source comments")
 		if err := fl.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -78,7 +80,7 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		return writeDiff(n, *rate, *seed, fl.Arg(1))
+		return writeDiff(n, *rate, *seed, *bare, fl.Arg(1))
 	}
 	return errors.New(usage)
 }
@@ -250,7 +252,7 @@ func quote(w string) string {
 // differ in about rate*n lines, at random places: a third of the changes give
 // a file new content (a new sha256), a sixth a new mode, a quarter remove a
 // file and a quarter add one.
-func writeDiff(n int, rate float64, seed uint64, dir string) error {
+func writeDiff(n int, rate float64, seed uint64, bare bool, dir string) error {
 	rng := rand.New(rand.NewPCG(seed, 0x6361_6972_6e2d_6265))
 	hexsum := func() string {
 		var b [32]byte
@@ -267,6 +269,13 @@ func writeDiff(n int, rate float64, seed uint64, dir string) error {
 		sum, mode string
 	}
 	line := func(s step) string {
+		if bare && s.file < 0 {
+			return fmt.Sprintf("MKDIR /srv/app/d%05d\n", s.dir)
+		}
+		if bare {
+			return fmt.Sprintf("COPY files/d%05d/f%07d.conf /srv/app/d%05d/f%07d.conf%s sha256=%s\n",
+				s.dir, s.file, s.dir, s.file, s.mode, s.sum)
+		}
 		if s.file < 0 {
 			return fmt.Sprintf("MKDIR /srv/app/d%05d # site.cairn:%d:3\n", s.dir, 10+s.dir)
 		}
