@@ -44,23 +44,37 @@ func ParsePair(oldFile, oldText, newFile, newText string) (old, new *Journal, ok
 	old = &Journal{File: oldFile, Steps: append(head.steps, tail.steps...)}
 	tail.steps = nil
 
-	// Every step line of old by its text. Lines that repeat keep the first
-	// step: any of them has the same op, arguments, attributes and column.
-	seen := make(map[string]int32, len(old.Steps))
-	for i := range old.Steps {
-		var line string
-		if i < len(head.lines) {
-			line = head.lines[i]
-		} else {
-			line = tail.lines[i-len(head.lines)]
+	lines := append(head.lines, tail.lines...) // the text of each step of old
+	head.lines, tail.lines = nil, nil
+
+	// A line of new is looked for in old where the last one was found:
+	// at the next step line, or a few further (a step removed); then in a
+	// map of all old step lines by text, made the first time it is needed
+	// (a step moved, or many removed). Most lines are found at the first
+	// try, comparing bytes that are read in order anyway. Lines that repeat
+	// may take any of their steps: they have the same op, arguments,
+	// attributes and column.
+	var seen map[string]int32
+	find := func(line string, next int) (int, bool) {
+		for k := next; k < len(lines) && k < next+pairWindow; k++ {
+			if lines[k] == line {
+				return k, true
+			}
 		}
-		if _, dup := seen[line]; !dup {
-			seen[line] = int32(i)
+		if seen == nil {
+			seen = make(map[string]int32, len(lines))
+			for k, l := range lines {
+				if _, dup := seen[l]; !dup {
+					seen[l] = int32(k)
+				}
+			}
 		}
+		k, ok := seen[line]
+		return int(k), ok
 	}
 	new = &Journal{File: newFile, Steps: make([]Step, 0, strings.Count(newText, "\n")+1)}
 	p := parser{file: newFile}
-	lineNo := 0
+	lineNo, next := 0, 0
 	for text := newText; len(text) > 0; {
 		lineNo++
 		var line string
@@ -69,10 +83,11 @@ func ParsePair(oldFile, oldText, newFile, newText string) (old, new *Journal, ok
 		} else {
 			line, text = text, ""
 		}
-		if k, found := seen[line]; found {
+		if k, found := find(line, next); found {
 			s := old.Steps[k]
 			s.Pos = Pos{File: newFile, Line: lineNo, Col: s.Pos.Col}
 			new.Steps = append(new.Steps, s)
+			next = k + 1
 			continue
 		}
 		if s, parsed := p.parseLine(lineNo, line); parsed {
@@ -87,6 +102,10 @@ func ParsePair(oldFile, oldText, newFile, newText string) (old, new *Journal, ok
 	}
 	return old, new, true
 }
+
+// pairWindow is how many step lines of old ParsePair compares a line of new
+// with, from where it found the last one, before it looks in a map.
+const pairWindow = 8
 
 // pairHalf is one part of the old journal of ParsePair: its steps and the
 // text of the line of each. steps may be set to an empty slice with room

@@ -110,6 +110,12 @@ func TestParsePair(t *testing.T) {
 			}
 			return ""
 		})},
+		// A block of steps moved further than ParsePair looks ahead, and
+		// one removed: found through the map, then in order again.
+		{"moved block", big(100, func(int) string { return "" }), func() string {
+			all := strings.SplitAfter(big(100, func(int) string { return "" }), "\n")
+			return strings.Join(all[30:60], "") + strings.Join(all[:29], "") + strings.Join(all[60:], "")
+		}()},
 		{"two halves, error in the second", big(3000, func(i int) string {
 			if i == 2900 {
 				return "MKDIR\n"
