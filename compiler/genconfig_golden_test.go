@@ -1,6 +1,7 @@
 package compiler_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,7 +28,8 @@ var genconfigGolden = []struct {
 
 // TestGenconfigJournalGolden compiles bench/genconfig's 1k and 10k
 // repositories (10k is left out with -short) and compares the journal's
-// sha256 with the golden sum.
+// sha256 with the golden sum; WriteJournal, which `cairn compile` prints
+// with, must write the same bytes.
 func TestGenconfigJournalGolden(t *testing.T) {
 	for _, g := range genconfigGolden {
 		if testing.Short() && g.n > 1000 {
@@ -51,6 +53,13 @@ func TestGenconfigJournalGolden(t *testing.T) {
 			bad := filepath.Join(t.TempDir(), "journal")
 			_ = os.WriteFile(bad, text, 0o644)
 			t.Errorf("journal of %d resources: sha256 %s, want %s (the journal is in %s)", g.n, got, g.sum, bad)
+		}
+		var streamed bytes.Buffer
+		if err := res.WriteJournal(&streamed); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(streamed.Bytes(), text) {
+			t.Errorf("journal of %d resources: WriteJournal wrote %d bytes that differ from Journal's %d", g.n, streamed.Len(), len(text))
 		}
 	}
 }
