@@ -44,8 +44,24 @@ type unit struct {
 }
 
 type deferredBlock struct {
-	b     *block
+	b     *block // nil once its unit is compiled (dropTrees)
 	scope *scope
+	// What the phases after the walk read of the block, kept when its tree
+	// is dropped: its position, type, and first label when that is a
+	// literal (literal false: it is interpolated).
+	pos     lexer.Position
+	typ     string
+	label   string
+	literal bool
+}
+
+// deferBlock makes the deferred block of b, read in scope s.
+func deferBlock(b *block, s *scope) *deferredBlock {
+	d := &deferredBlock{b: b, scope: s, pos: b.item.Pos, typ: b.spec.typ}
+	if len(b.item.Labels) > 0 {
+		d.label, d.literal = b.item.Labels[0].Template.Literal()
+	}
+	return d
 }
 
 // walkUnit reads the unit's files in order: variables are declared as they
@@ -111,7 +127,7 @@ func (c *compiler) walkFile(u *unit, f *syntax.File, stack []string) {
 		case "include":
 			c.include(u, s, b, stack)
 		default:
-			u.deferred = append(u.deferred, &deferredBlock{b: b, scope: s})
+			u.deferred = append(u.deferred, deferBlock(b, s))
 		}
 	}
 }
@@ -313,6 +329,7 @@ func (c *compiler) module(u *unit, s *scope, b *block) {
 			n.after = append(n.after, afterRef{addr: a, unit: u, scope: s, pos: b.attrs["after"].Value.Pos})
 		}
 	}
+	c.dropTrees(child) // every block of the call is evaluated
 }
 
 // evalBlock evaluates a deferred block of unit u.

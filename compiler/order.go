@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-cm/cairn/compiler/syntax"
 	"github.com/cairn-cm/cairn/journal"
 )
 
@@ -122,12 +123,27 @@ func (n *node) errorf(c *compiler, attr string, format string, args ...any) {
 	c.errs = append(c.errs, n.scope.errorf(pos, format, args...))
 }
 
-// block finds the node's block again by position, for attribute positions.
+// block finds the node's block again by position, for attribute positions:
+// once its tree is dropped (dropTrees), by parsing its file's text again.
 func (n *node) block() *block {
 	for _, d := range n.unit.deferred {
-		if d.b.item.Pos == n.pos {
+		if d.pos != n.pos {
+			continue
+		}
+		if d.b != nil {
 			return d.b
 		}
+		f, err := syntax.Parse(d.scope.file.Name, d.scope.file.Src)
+		if err != nil {
+			return nil // it parsed before: not reached
+		}
+		for _, it := range f.Items {
+			if it.Pos == d.pos {
+				var discard syntax.ErrorList
+				return checkBlock(f, it, nil, &discard)
+			}
+		}
+		return nil
 	}
 	return nil
 }
@@ -216,10 +232,10 @@ func (c *compiler) resolveAfter(n *node, a afterRef) {
 // kept or left out by its condition.
 func (c *compiler) declaredAnywhere(u *unit, typ, label string) bool {
 	for _, d := range u.deferred {
-		if d.b.spec.typ != typ {
+		if d.typ != typ {
 			continue
 		}
-		if lit, ok := d.b.item.Labels[0].Template.Literal(); !ok || lit == label {
+		if !d.literal || d.label == label {
 			return true // an interpolated label may be it
 		}
 	}

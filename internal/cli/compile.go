@@ -78,8 +78,7 @@ func (c *compileCmd) Run(e *env) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(e.stderr, w)
 	}
-	_, err = e.stdout.Write(res.Journal())
-	return err
+	return res.WriteJournal(e.stdout)
 }
 
 // compileAt compiles the configuration at path on disk (a directory, or
