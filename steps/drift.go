@@ -69,6 +69,7 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 		s := checked[k]
 		diffs[k], errs[k] = LookupKind(s.Op).(Checker).Check(ctx, env, s)
 	})
+	env.stats.closeDirs()
 	a.lastStats = env.stats
 	if c := env.stats; c != nil {
 		a.env.logger().Debug("drift check: stat cache", "from-cache", c.hits.Load(), "hashed", c.hashed.Load(), "full", c.full)

@@ -1,7 +1,6 @@
 package steps
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/statedir"
 )
@@ -56,7 +55,7 @@ const DefaultRehashEvery = 10
 // that what the stat cannot see (a clock set back, a file system that
 // lies about times) is found within that many checks. Only a check that
 // may write the state (a move's plan, not a dry run or journal drift)
-// writes the cache, atomically like every state file.
+// writes the cache, replacing it atomically (not synced: see save).
 
 // statMarginFine and statMarginCoarse are the racy margins.
 const (
@@ -96,6 +95,61 @@ type statCache struct {
 	fresh map[string]statEntry
 
 	hits, hashed atomic.Int64 // files taken from the cache, and hashed
+
+	// dirs are the parent directories this check opened, by object path:
+	// an lstat is then one fstatat(2), not a resolution of the whole path.
+	dirsMu sync.Mutex
+	dirs   map[string]*rootfs.Dir
+}
+
+// maxCheckDirs bounds the directories a check holds open (Go raises the
+// soft limit of open files to the hard one, 4096 or more on Debian); the
+// files of more directories are looked up from the root.
+const maxCheckDirs = 1024
+
+// lstat is Root.Lstat of p through the directories the check holds open.
+// A directory is held for the check alone (a second or so), which then
+// sees it as it was when first opened, as a check a second earlier would.
+func (c *statCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return r.Lstat(p)
+	}
+	parent, name := p[:i], p[i+1:]
+	c.dirsMu.Lock()
+	d := c.dirs[parent]
+	if d == nil && len(c.dirs) < maxCheckDirs {
+		var err error
+		var n string
+		if d, n, err = r.OpenParent(p); err != nil || n != name {
+			c.dirsMu.Unlock()
+			if d != nil {
+				d.Close()
+			}
+			return r.Lstat(p) // its own error
+		}
+		if c.dirs == nil {
+			c.dirs = map[string]*rootfs.Dir{}
+		}
+		c.dirs[parent] = d
+	}
+	c.dirsMu.Unlock()
+	if d == nil {
+		return r.Lstat(p)
+	}
+	return d.Lstat(name)
+}
+
+// closeDirs closes the directories the check opened; it runs when no
+// check does.
+func (c *statCache) closeDirs() {
+	if c == nil {
+		return
+	}
+	for _, d := range c.dirs {
+		d.Close()
+	}
+	c.dirs = nil
 }
 
 // newStatCache reads the stat cache of the state directory dir for a
@@ -116,6 +170,7 @@ func newStatCache(dir string, every int, now time.Time) (*statCache, error) {
 		old, runs = nil, 0
 	}
 	c.stamp, c.old = stamp, old
+	c.fresh = make(map[string]statEntry, len(old))
 	c.runs = runs + 1
 	if every <= 1 || c.runs >= every {
 		c.full, c.runs, c.old = true, 0, nil
@@ -172,24 +227,63 @@ func (c *statCache) put(p string, e statEntry) {
 // statCacheMagic starts the file; the version follows it.
 const statCacheMagic = "cairn-statcache 1"
 
-// save writes the entries of this check to the state directory dir,
-// atomically: its start is the stamp that their racy rule compares with.
+// save writes the entries of this check to the state directory dir: its
+// start is the stamp that their racy rule compares with. The file is
+// replaced atomically (a temporary file renamed over it) but not synced:
+// after a crash the cache may be lost or torn, which its checksum line
+// finds, and the next check hashes every file; it is never worth an
+// fsync(2) of a megabyte at every run.
 func (c *statCache) save(dir string) error {
-	var b bytes.Buffer
-	b.Grow(len(c.fresh) * 160)
-	fmt.Fprintf(&b, "%s %d %d\n", statCacheMagic, c.start, c.runs)
+	b := make([]byte, 0, len(c.fresh)*160+128)
+	b = append(b, statCacheMagic...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, c.start, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(c.runs), 10)
+	b = append(b, '\n')
 	for p, e := range c.fresh {
 		if strings.ContainsAny(p, "\n") {
 			continue
 		}
-		fmt.Fprintf(&b, "%s %d %d %d %d %d %d %d %d %s\n", e.sum, e.dev, e.ino, e.size, e.mtime, e.ctime, e.mode, e.uid, e.gid, p)
+		b = append(b, e.sum...)
+		for _, n := range [...]int64{int64(e.dev), int64(e.ino), e.size, e.mtime, e.ctime, int64(e.mode), int64(e.uid), int64(e.gid)} {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, n, 10)
+		}
+		b = append(b, ' ')
+		b = append(b, p...)
+		b = append(b, '\n')
 	}
-	sum := sha256.Sum256(b.Bytes())
-	fmt.Fprintf(&b, "end %s\n", hex.EncodeToString(sum[:]))
-	if err := atomicfile.WriteFile(filepath.Join(dir, statCacheFile), b.Bytes(), 0o600); err != nil {
+	sum := sha256.Sum256(b)
+	b = append(b, "end "...)
+	b = hex.AppendEncode(b, sum[:])
+	b = append(b, '\n')
+	if err := replaceFile(filepath.Join(dir, statCacheFile), b); err != nil {
 		return fmt.Errorf("stat cache: %w", err)
 	}
 	return nil
+}
+
+// replaceFile replaces name with data through a temporary file of the
+// same directory, named as atomicfile names its own (atomicfile.IsTemp),
+// renamed over it, without syncing.
+func replaceFile(name string, data []byte) error {
+	dir, base := filepath.Split(name)
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // errCorrupt says that the cache is not as save writes it.
@@ -205,27 +299,28 @@ func parseStatCache(data []byte) (stamp int64, runs int, m map[string]statEntry,
 	if string(tail[len("end "):]) != hex.EncodeToString(sum[:]) {
 		return 0, 0, nil, fmt.Errorf("stat cache: %w: checksum mismatch", errCorrupt)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	if !sc.Scan() {
-		return 0, 0, nil, fmt.Errorf("stat cache: %w: empty", errCorrupt)
+	text := string(body) // one copy: the entries' strings share it
+	head, text, _ := strings.Cut(text, "\n")
+	var stampText, runsText string
+	if rest, ok := strings.CutPrefix(head, statCacheMagic+" "); ok {
+		stampText, runsText, _ = strings.Cut(rest, " ")
 	}
-	head := sc.Text()
-	if !strings.HasPrefix(head, statCacheMagic+" ") {
+	stamp, err1 := strconv.ParseInt(stampText, 10, 64)
+	runs64, err2 := strconv.ParseUint(runsText, 10, 31)
+	if err1 != nil || err2 != nil {
 		return 0, 0, nil, fmt.Errorf("stat cache: %w: header %q", errCorrupt, head)
 	}
-	if _, err := fmt.Sscanf(head[len(statCacheMagic)+1:], "%d %d", &stamp, &runs); err != nil {
-		return 0, 0, nil, fmt.Errorf("stat cache: %w: header %q", errCorrupt, head)
-	}
-	m = map[string]statEntry{}
-	for sc.Scan() {
-		p, e, err := parseStatEntry(sc.Text())
+	m = make(map[string]statEntry, strings.Count(text, "\n"))
+	for text != "" {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		p, e, err := parseStatEntry(line)
 		if err != nil {
 			return 0, 0, nil, fmt.Errorf("stat cache: %w: %v", errCorrupt, err)
 		}
 		m[p] = e
 	}
-	return stamp, runs, m, sc.Err()
+	return stamp, int(runs64), m, nil
 }
 
 // cutLastLine splits data before its last line (which must end in a
@@ -241,7 +336,7 @@ func cutLastLine(data []byte) (body, last []byte, ok bool) {
 // parseStatEntry parses "SUM DEV INO SIZE MTIME CTIME MODE UID GID PATH".
 func parseStatEntry(line string) (string, statEntry, error) {
 	var e statEntry
-	var nums [8]uint64
+	var nums [8]int64
 	rest := line
 	field := func() string {
 		i := strings.IndexByte(rest, ' ')
@@ -256,17 +351,14 @@ func parseStatEntry(line string) (string, statEntry, error) {
 	if len(e.sum) != 2*sha256.Size {
 		return "", e, fmt.Errorf("bad line %q", line)
 	}
-	if _, err := hex.DecodeString(e.sum); err != nil {
-		return "", e, fmt.Errorf("bad line %q", line)
+	for _, r := range e.sum {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return "", e, fmt.Errorf("bad line %q", line)
+		}
 	}
 	for i := range nums {
-		f := field()
-		n, err := strconv.ParseUint(f, 10, 64)
-		if err != nil && (i == 3 || i == 4) { // times may be negative
-			var v int64
-			v, err = strconv.ParseInt(f, 10, 64)
-			n = uint64(v)
-		}
+		// save writes dev and ino as int64, which they fit bit for bit
+		n, err := strconv.ParseInt(field(), 10, 64)
 		if err != nil {
 			return "", e, fmt.Errorf("bad line %q", line)
 		}
@@ -275,9 +367,9 @@ func parseStatEntry(line string) (string, statEntry, error) {
 	if rest == "" || rest[0] != '/' {
 		return "", e, fmt.Errorf("bad line %q", line)
 	}
-	e.dev, e.ino, e.size = nums[0], nums[1], int64(nums[2])
-	e.mtime, e.ctime = int64(nums[3]), int64(nums[4])
-	if nums[5] > 1<<32-1 || nums[6] > 1<<32-1 || nums[7] > 1<<32-1 {
+	e.dev, e.ino, e.size = uint64(nums[0]), uint64(nums[1]), nums[2]
+	e.mtime, e.ctime = nums[3], nums[4]
+	if nums[5] < 0 || nums[5] > 1<<32-1 || nums[6] < 0 || nums[6] > 1<<32-1 || nums[7] < 0 || nums[7] > 1<<32-1 {
 		return "", e, fmt.Errorf("bad line %q", line)
 	}
 	e.mode, e.uid, e.gid = uint32(nums[5]), uint32(nums[6]), uint32(nums[7])
@@ -295,7 +387,7 @@ func hashPathCached(env *Env, p string) (pathState, string, error) {
 		}
 		return st, sum, err
 	}
-	info, err := env.Root.Lstat(p)
+	info, err := c.lstat(env.Root, p)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return pathState{}, "", nil
 	}
