@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -381,7 +380,7 @@ func parseStatEntry(line string) (string, statEntry, error) {
 func hashPathCached(env *Env, p string) (pathState, string, error) {
 	c := env.stats
 	if c == nil || c.full {
-		st, sum, info, err := hashPathInfo(env, p)
+		st, sum, info, err := hashPath(env, p)
 		if err == nil && st.typ == TypeFile {
 			c.store(p, info, sum)
 		}
@@ -392,28 +391,14 @@ func hashPathCached(env *Env, p string) (pathState, string, error) {
 		return pathState{}, "", nil
 	}
 	if err != nil {
-		return pathState{}, "", pathError(env, "lstat", p, err)
+		return pathState{}, "", pathError(env, "read", p, err) // as hashPath says it
 	}
 	if sum, ok := c.lookup(p, info); ok {
 		return stateOf(info), sum, nil
 	}
-	st, sum, info, err := hashPathInfo(env, p)
+	st, sum, info, err := hashPath(env, p)
 	if err == nil && st.typ == TypeFile {
 		c.store(p, info, sum)
 	}
 	return st, sum, err
-}
-
-// hashPathInfo is hashPath that returns the fstat it read the file after.
-func hashPathInfo(env *Env, p string) (pathState, string, rootfs.Info, error) {
-	var info rootfs.Info
-	st, sum, err := hashWith(func(w io.Writer, buf []byte) (rootfs.Info, error) {
-		var err error
-		info, err = env.Root.ReadInfo(p, w, buf)
-		return info, err
-	})
-	if err != nil {
-		return pathState{}, "", info, pathError(env, "read", p, err)
-	}
-	return st, sum, info, nil
 }
