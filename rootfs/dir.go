@@ -19,8 +19,11 @@ type Info struct {
 	UID, GID uint32
 	Size     int64
 	ModTime  time.Time
-	Dev, Ino uint64
-	Nlink    uint64
+	// ChangeTime is st_ctime: the last change of the inode (content,
+	// mode, owner, links), which no call but a clock change sets back.
+	ChangeTime time.Time
+	Dev, Ino   uint64
+	Nlink      uint64
 }
 
 // Perm returns the mode bits, setuid, setgid and sticky included, as the
@@ -59,14 +62,15 @@ func (i Info) IsSymlink() bool { return i.Mode&unix.S_IFMT == unix.S_IFLNK }
 
 func infoFromStat(st *unix.Stat_t) Info {
 	return Info{
-		Mode:    st.Mode,
-		UID:     st.Uid,
-		GID:     st.Gid,
-		Size:    st.Size,
-		ModTime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), // int32 on 386, arm
-		Dev:     uint64(st.Dev),
-		Ino:     st.Ino,
-		Nlink:   uint64(st.Nlink),
+		Mode:       st.Mode,
+		UID:        st.Uid,
+		GID:        st.Gid,
+		Size:       st.Size,
+		ModTime:    time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), // int32 on 386, arm
+		ChangeTime: time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)),
+		Dev:        uint64(st.Dev),
+		Ino:        st.Ino,
+		Nlink:      uint64(st.Nlink),
 	}
 }
 

@@ -45,6 +45,10 @@ type Options struct {
 	// Observer is told of every op a move runs or undoes; nil observes
 	// nothing.
 	Observer Observer
+	// RehashEvery makes every Nth drift check hash every file whatever
+	// the stat cache says (statcache.go); 1 hashes every file at every
+	// check (no cache), 0 is DefaultRehashEvery.
+	RehashEvery int
 }
 
 // Applier moves a host between journals through its state directory. Open
@@ -56,6 +60,10 @@ type Applier struct {
 	kill  <-chan struct{}
 	obs   Observer
 	total int // the ops that act in the move that runs (OpEvent.Total)
+	// rehash is Options.RehashEvery, the default applied.
+	rehash int
+	// lastStats is the stat cache of the last drift check (its counts).
+	lastStats *statCache
 }
 
 // Open opens and locks the state directory, checks that it belongs to this
@@ -67,7 +75,10 @@ func Open(ctx context.Context, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill, obs: opts.Observer}
+	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill, obs: opts.Observer, rehash: opts.RehashEvery}
+	if a.rehash <= 0 {
+		a.rehash = DefaultRehashEvery
+	}
 	if st != nil {
 		env.Blobs = st.blobs
 		if err := a.recover(ctx); err != nil {
@@ -226,7 +237,7 @@ func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
 	p := &Planned{Plan: plan, a: a, base: base, move: m, newLines: newLines}
 	p.Managed, p.Removed = removedIdentities(oldSteps, m.Steps, plan.Removed)
 	if m.Repair {
-		drifted, err := a.drift(ctx, m.Steps, plan)
+		drifted, err := a.drift(ctx, m.Steps, plan, !m.DryRun)
 		if err != nil {
 			return nil, err
 		}

@@ -45,9 +45,10 @@ func newCheckView(steps []*journal.Step) *checkView {
 }
 
 // forCheck returns an Env for one drift check: e's drivers and files, with
-// v. The Env is the check's own, so that v never outlives it.
-func (e *Env) forCheck(v *checkView) *Env {
-	return &Env{Root: e.Root, Blobs: e.Blobs, Log: e.Log, Output: e.Output, Host: e.Host, view: v}
+// v and the stat cache c (nil: every file is hashed). The Env is the
+// check's own, so that neither outlives it.
+func (e *Env) forCheck(v *checkView, c *statCache) *Env {
+	return &Env{Root: e.Root, Blobs: e.Blobs, Log: e.Log, Output: e.Output, Host: e.Host, view: v, stats: c}
 }
 
 // installedVersion returns whether a package is installed, and its

@@ -51,7 +51,7 @@ func (copyKind) forwardAt(_ context.Context, env *Env, s *journal.Step, l *loc) 
 }
 
 func (copyKind) Check(_ context.Context, env *Env, s *journal.Step) (string, error) {
-	st, sum, err := hashPath(env, s.Object())
+	st, sum, err := hashPathCached(env, s.Object())
 	if err != nil {
 		return "", err
 	}

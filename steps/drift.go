@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cairn-cm/cairn/journal"
 )
@@ -32,11 +33,13 @@ func (a *Applier) Drift(ctx context.Context) ([]Drifted, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.drift(ctx, steps, nil)
+	return a.drift(ctx, steps, nil, false)
 }
 
-// drift checks steps; with a plan, only the steps it leaves unchanged.
-func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal.Plan) ([]Drifted, error) {
+// drift checks steps; with a plan, only the steps it leaves unchanged. It
+// reads file hashes through the state's stat cache, and with save writes
+// the cache back.
+func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal.Plan, save bool) ([]Drifted, error) {
 	skip := map[*journal.Step]bool{}
 	if plan != nil {
 		for _, s := range plan.Added {
@@ -55,7 +58,7 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 	}
 	// The checks read packages and units through a view of this check
 	// alone: one query for all rather than a program per step.
-	env := a.env.forCheck(newCheckView(checked))
+	env := a.env.forCheck(newCheckView(checked), a.statCache())
 	diffs := make([]string, len(idx))
 	errs := make([]error, len(idx))
 	parallel(len(idx), func(k int) {
@@ -66,6 +69,14 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 		s := checked[k]
 		diffs[k], errs[k] = LookupKind(s.Op).(Checker).Check(ctx, env, s)
 	})
+	env.stats.closeDirs()
+	a.lastStats = env.stats
+	if c := env.stats; c != nil {
+		a.env.logger().Debug("drift check: stat cache", "from-cache", c.hits.Load(), "hashed", c.hashed.Load(), "full", c.full)
+		if save && ctx.Err() == nil {
+			a.saveStatCache(c)
+		}
+	}
 	// The package database as a whole: a dpkg left half way breaks every
 	// package, reported on the first package step (packages.go).
 	pkgStep, pkgDiff, pkgErr := packagesDrift(ctx, env, checked)
@@ -89,6 +100,30 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 		}
 	}
 	return out, ctx.Err()
+}
+
+// statCache reads the state's stat cache for a drift check; nil without
+// a state directory.
+func (a *Applier) statCache() *statCache {
+	if a.st == nil {
+		return nil
+	}
+	c, err := newStatCache(a.st.dir, a.rehash, time.Now())
+	if err != nil {
+		a.env.logger().Warn("the stat cache is left out: every file is hashed", "error", err)
+	}
+	return c
+}
+
+// saveStatCache writes c back; a cache that cannot be written only costs
+// the next check its hashing.
+func (a *Applier) saveStatCache(c *statCache) {
+	if c == nil {
+		return
+	}
+	if err := c.save(a.st.dir); err != nil {
+		a.env.logger().Warn("the stat cache is not written: the next check hashes every file", "error", err)
+	}
 }
 
 // joinDiff joins two findings on one step.

@@ -30,6 +30,8 @@ type Env struct {
 	groups map[string]int
 	// view is what a drift check read at once, nil but in one (checkView).
 	view *checkView
+	// stats is the stat cache of a drift check, nil but in one.
+	stats *statCache
 }
 
 // UID resolves an owner: root and numeric ids always, other names in the

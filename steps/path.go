@@ -268,12 +268,17 @@ func storeFile(env *Env, f *os.File, size int64) (string, error) {
 
 // hashPath says what is at p and, for a regular file, the sha256 of its
 // content, with one open: checks and updates look at every file of a tree.
-func hashPath(env *Env, p string) (pathState, string, error) {
-	st, sum, err := hashWith(func(w io.Writer, buf []byte) (rootfs.Info, error) { return env.Root.ReadInfo(p, w, buf) })
+// info is what fstat said of it before it was read (the stat cache keeps it).
+func hashPath(env *Env, p string) (st pathState, sum string, info rootfs.Info, err error) {
+	st, sum, err = hashWith(func(w io.Writer, buf []byte) (rootfs.Info, error) {
+		var err error
+		info, err = env.Root.ReadInfo(p, w, buf)
+		return info, err
+	})
 	if err != nil {
-		return pathState{}, "", pathError(env, "read", p, err)
+		return pathState{}, "", info, pathError(env, "read", p, err)
 	}
-	return st, sum, nil
+	return st, sum, info, nil
 }
 
 // hashWith is hashPath's work, with read doing ReadInfo.

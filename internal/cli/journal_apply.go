@@ -17,6 +17,8 @@ type journalApplyCmd struct {
 	Blobs  string `help:"Where COPY - content is found by its sha256 (default: --source/.cairn/blobs)." placeholder:"DIR"`
 	DryRun bool   `help:"Print the plan and change nothing."`
 	Repair bool   `help:"Also run forward every unchanged step whose live state drifted."`
+	// RehashEvery bounds how long the stat cache of --repair is trusted.
+	RehashEvery int `help:"With --repair, hash every file at every Nth check whatever the state's stat cache says; 1 hashes every file at every check." default:"10" name:"rehash-every" placeholder:"N"`
 	// AllowRemoval guards against an empty FILE from a compile that failed.
 	AllowRemoval bool `help:"Allow a FILE that manages no object (empty) to remove every object the applied journal manages and run the undo of its commands." name:"allow-removal"`
 	// Where FILE came from, for the state's record (journal show).
@@ -53,7 +55,10 @@ func (c *journalApplyCmd) Run(e *env) error {
 	prog := newProgress(e.stderr)
 	log := newLogger(prog, e.level)
 	prog.log = log
-	opts := steps.Options{Root: root, StateDir: stateDir, Create: !c.DryRun, Log: log, Output: prog, Host: hostDrivers(root), Kill: e.kill, Observer: prog}
+	if c.RehashEvery < 1 {
+		return &exitError{code: exitBadInput, err: fmt.Errorf("--rehash-every %d: must be 1 or more", c.RehashEvery)}
+	}
+	opts := steps.Options{Root: root, StateDir: stateDir, Create: !c.DryRun, Log: log, Output: prog, Host: hostDrivers(root), Kill: e.kill, Observer: prog, RehashEvery: c.RehashEvery}
 	if c.DryRun {
 		opts.Wait = lockWait
 	}

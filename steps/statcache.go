@@ -1,0 +1,404 @@
+package steps
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/statedir"
+)
+
+// statCacheFile is the stat cache of the drift check, in the state
+// directory: what git's index is to `git status`.
+const statCacheFile = "statcache"
+
+// DefaultRehashEvery is how often a drift check hashes every file whatever
+// the stat cache says, when Options.RehashEvery is 0: every tenth check.
+const DefaultRehashEvery = 10
+
+// The stat cache lets a drift check take a file's content hash from the
+// last check that hashed it, without reading the file, when lstat(2) says
+// nothing of the file changed since: its device, inode, size, mtime,
+// ctime, type, mode and owner are those that check saw, as git's index
+// does for `git status`. Any write to a file changes its mtime and ctime
+// (ctime cannot be set back, touch -d sets the mtime alone); a file
+// renamed over it has another inode. What the check compares besides the
+// content (type, mode, owner) it reads from the lstat itself, never from
+// the cache.
+//
+// The rule for racy entries (git's racy-git rule): a file written in the
+// same clock tick as the check that hashed it could be written again in
+// that tick with its times unchanged, so an entry whose mtime or ctime is
+// not older than the start of that check, less a margin (a file system's
+// timestamp granularity and the kernel's coarse clock), is never
+// trusted: the file is hashed again. The margin is 50 ms, or 2 s when
+// both times of the entry are whole seconds (a file system that keeps
+// seconds only, or FAT's two).
+//
+// Whatever is wrong with the cache makes the check hash: a missing,
+// unreadable, corrupt (its checksum line), foreign-version cache, or one
+// written later than now (the clock went back), is empty. Every
+// RehashEvery-th check hashes every file and writes the cache afresh, so
+// that what the stat cannot see (a clock set back, a file system that
+// lies about times) is found within that many checks. Only a check that
+// may write the state (a move's plan, not a dry run or journal drift)
+// writes the cache, replacing it atomically (not synced: see save).
+
+// statMarginFine and statMarginCoarse are the racy margins.
+const (
+	statMarginFine   = 50 * time.Millisecond
+	statMarginCoarse = 2 * time.Second
+)
+
+// statEntry is what one check saw of a regular file it hashed.
+type statEntry struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // nanoseconds since the epoch
+	mode         uint32
+	uid, gid     uint32
+	sum          string // hex sha256 of the content
+}
+
+func entryOf(info rootfs.Info, sum string) statEntry {
+	return statEntry{
+		dev: info.Dev, ino: info.Ino, size: info.Size,
+		mtime: info.ModTime.UnixNano(), ctime: info.ChangeTime.UnixNano(),
+		mode: info.Mode, uid: info.UID, gid: info.GID, sum: sum,
+	}
+}
+
+// statCache is the stat cache of one drift check: the entries read from
+// the state directory (old, trusted only as the rules above say) and those
+// of this check (fresh), to be written back.
+type statCache struct {
+	stamp int64 // when the check that wrote old started, ns
+	full  bool  // this check hashes every file
+	runs  int   // checks since the last full one, this one included
+	old   map[string]statEntry
+
+	start int64 // when this check started, ns
+	mu    sync.Mutex
+	fresh map[string]statEntry
+
+	hits, hashed atomic.Int64 // files taken from the cache, and hashed
+
+	// dirs are the parent directories this check opened, by object path:
+	// an lstat is then one fstatat(2), not a resolution of the whole path.
+	dirsMu sync.Mutex
+	dirs   map[string]*rootfs.Dir
+}
+
+// maxCheckDirs bounds the directories a check holds open (Go raises the
+// soft limit of open files to the hard one, 4096 or more on Debian); the
+// files of more directories are looked up from the root.
+const maxCheckDirs = 1024
+
+// lstat is Root.Lstat of p through the directories the check holds open.
+// A directory is held for the check alone (a second or so), which then
+// sees it as it was when first opened, as a check a second earlier would.
+func (c *statCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return r.Lstat(p)
+	}
+	parent, name := p[:i], p[i+1:]
+	c.dirsMu.Lock()
+	d := c.dirs[parent]
+	if d == nil && len(c.dirs) < maxCheckDirs {
+		var err error
+		var n string
+		if d, n, err = r.OpenParent(p); err != nil || n != name {
+			c.dirsMu.Unlock()
+			if d != nil {
+				d.Close()
+			}
+			return r.Lstat(p) // its own error
+		}
+		if c.dirs == nil {
+			c.dirs = map[string]*rootfs.Dir{}
+		}
+		c.dirs[parent] = d
+	}
+	c.dirsMu.Unlock()
+	if d == nil {
+		return r.Lstat(p)
+	}
+	return d.Lstat(name)
+}
+
+// closeDirs closes the directories the check opened; it runs when no
+// check does.
+func (c *statCache) closeDirs() {
+	if c == nil {
+		return
+	}
+	for _, d := range c.dirs {
+		d.Close()
+	}
+	c.dirs = nil
+}
+
+// newStatCache reads the stat cache of the state directory dir for a
+// check that starts now; every is the re-hash period (1: always full).
+// It never fails: a cache it cannot use is empty.
+func newStatCache(dir string, every int, now time.Time) (*statCache, error) {
+	c := &statCache{start: now.UnixNano(), fresh: map[string]statEntry{}}
+	data, err := statedir.ReadFile(filepath.Join(dir, statCacheFile))
+	var stamp int64
+	var runs int
+	var old map[string]statEntry
+	if err == nil {
+		stamp, runs, old, err = parseStatCache(data)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	if err != nil || stamp > c.start {
+		old, runs = nil, 0
+	}
+	c.stamp, c.old = stamp, old
+	c.fresh = make(map[string]statEntry, len(old))
+	c.runs = runs + 1
+	if every <= 1 || c.runs >= every {
+		c.full, c.runs, c.old = true, 0, nil
+	}
+	return c, err
+}
+
+// lookup returns the content hash of the regular file at p whose lstat
+// is info, if the cache may say it.
+func (c *statCache) lookup(p string, info rootfs.Info) (string, bool) {
+	if c == nil || c.full || !info.IsRegular() {
+		return "", false
+	}
+	e, ok := c.old[p]
+	if !ok {
+		return "", false
+	}
+	now := entryOf(info, e.sum)
+	if now != e || c.racy(e) {
+		return "", false
+	}
+	c.put(p, e)
+	c.hits.Add(1)
+	return e.sum, true
+}
+
+// racy reports whether e was seen too close to the start of the check
+// that hashed it to be trusted.
+func (c *statCache) racy(e statEntry) bool {
+	margin := statMarginFine
+	if e.mtime%int64(time.Second) == 0 && e.ctime%int64(time.Second) == 0 {
+		margin = statMarginCoarse
+	}
+	limit := c.stamp - int64(margin)
+	return e.mtime >= limit || e.ctime >= limit
+}
+
+// store records that the regular file at p, whose fstat before it was
+// read is info, holds content sum.
+func (c *statCache) store(p string, info rootfs.Info, sum string) {
+	if c == nil || !info.IsRegular() {
+		return
+	}
+	c.hashed.Add(1)
+	c.put(p, entryOf(info, sum))
+}
+
+func (c *statCache) put(p string, e statEntry) {
+	c.mu.Lock()
+	c.fresh[p] = e
+	c.mu.Unlock()
+}
+
+// statCacheMagic starts the file; the version follows it.
+const statCacheMagic = "cairn-statcache 1"
+
+// save writes the entries of this check to the state directory dir: its
+// start is the stamp that their racy rule compares with. The file is
+// replaced atomically (a temporary file renamed over it) but not synced:
+// after a crash the cache may be lost or torn, which its checksum line
+// finds, and the next check hashes every file; it is never worth an
+// fsync(2) of a megabyte at every run.
+func (c *statCache) save(dir string) error {
+	b := make([]byte, 0, len(c.fresh)*160+128)
+	b = append(b, statCacheMagic...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, c.start, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(c.runs), 10)
+	b = append(b, '\n')
+	for p, e := range c.fresh {
+		if strings.ContainsAny(p, "\n") {
+			continue
+		}
+		b = append(b, e.sum...)
+		for _, n := range [...]int64{int64(e.dev), int64(e.ino), e.size, e.mtime, e.ctime, int64(e.mode), int64(e.uid), int64(e.gid)} {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, n, 10)
+		}
+		b = append(b, ' ')
+		b = append(b, p...)
+		b = append(b, '\n')
+	}
+	sum := sha256.Sum256(b)
+	b = append(b, "end "...)
+	b = hex.AppendEncode(b, sum[:])
+	b = append(b, '\n')
+	if err := replaceFile(filepath.Join(dir, statCacheFile), b); err != nil {
+		return fmt.Errorf("stat cache: %w", err)
+	}
+	return nil
+}
+
+// replaceFile replaces name with data through a temporary file of the
+// same directory, named as atomicfile names its own (atomicfile.IsTemp),
+// renamed over it, without syncing.
+func replaceFile(name string, data []byte) error {
+	dir, base := filepath.Split(name)
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// errCorrupt says that the cache is not as save writes it.
+var errCorrupt = errors.New("corrupt")
+
+// parseStatCache reads what save wrote; anything else is an error.
+func parseStatCache(data []byte) (stamp int64, runs int, m map[string]statEntry, err error) {
+	body, tail, ok := cutLastLine(data)
+	if !ok || !bytes.HasPrefix(tail, []byte("end ")) {
+		return 0, 0, nil, fmt.Errorf("stat cache: %w: no end line", errCorrupt)
+	}
+	sum := sha256.Sum256(body)
+	if string(tail[len("end "):]) != hex.EncodeToString(sum[:]) {
+		return 0, 0, nil, fmt.Errorf("stat cache: %w: checksum mismatch", errCorrupt)
+	}
+	text := string(body) // one copy: the entries' strings share it
+	head, text, _ := strings.Cut(text, "\n")
+	var stampText, runsText string
+	if rest, ok := strings.CutPrefix(head, statCacheMagic+" "); ok {
+		stampText, runsText, _ = strings.Cut(rest, " ")
+	}
+	stamp, err1 := strconv.ParseInt(stampText, 10, 64)
+	runs64, err2 := strconv.ParseUint(runsText, 10, 31)
+	if err1 != nil || err2 != nil {
+		return 0, 0, nil, fmt.Errorf("stat cache: %w: header %q", errCorrupt, head)
+	}
+	m = make(map[string]statEntry, strings.Count(text, "\n"))
+	for text != "" {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		p, e, err := parseStatEntry(line)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("stat cache: %w: %v", errCorrupt, err)
+		}
+		m[p] = e
+	}
+	return stamp, int(runs64), m, nil
+}
+
+// cutLastLine splits data before its last line (which must end in a
+// newline) and returns that line without it.
+func cutLastLine(data []byte) (body, last []byte, ok bool) {
+	if len(data) == 0 || data[len(data)-1] != '\n' {
+		return nil, nil, false
+	}
+	i := bytes.LastIndexByte(data[:len(data)-1], '\n')
+	return data[:i+1], data[i+1 : len(data)-1], true
+}
+
+// parseStatEntry parses "SUM DEV INO SIZE MTIME CTIME MODE UID GID PATH".
+func parseStatEntry(line string) (string, statEntry, error) {
+	var e statEntry
+	var nums [8]int64
+	rest := line
+	field := func() string {
+		i := strings.IndexByte(rest, ' ')
+		if i < 0 {
+			return ""
+		}
+		f := rest[:i]
+		rest = rest[i+1:]
+		return f
+	}
+	e.sum = field()
+	if len(e.sum) != 2*sha256.Size {
+		return "", e, fmt.Errorf("bad line %q", line)
+	}
+	for _, r := range e.sum {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return "", e, fmt.Errorf("bad line %q", line)
+		}
+	}
+	for i := range nums {
+		// save writes dev and ino as int64, which they fit bit for bit
+		n, err := strconv.ParseInt(field(), 10, 64)
+		if err != nil {
+			return "", e, fmt.Errorf("bad line %q", line)
+		}
+		nums[i] = n
+	}
+	if rest == "" || rest[0] != '/' {
+		return "", e, fmt.Errorf("bad line %q", line)
+	}
+	e.dev, e.ino, e.size = uint64(nums[0]), uint64(nums[1]), nums[2]
+	e.mtime, e.ctime = nums[3], nums[4]
+	if nums[5] < 0 || nums[5] > 1<<32-1 || nums[6] < 0 || nums[6] > 1<<32-1 || nums[7] < 0 || nums[7] > 1<<32-1 {
+		return "", e, fmt.Errorf("bad line %q", line)
+	}
+	e.mode, e.uid, e.gid = uint32(nums[5]), uint32(nums[6]), uint32(nums[7])
+	return rest, e, nil
+}
+
+// hashPathCached is hashPath through the check's stat cache: a regular
+// file whose lstat matches a trusted entry is not read.
+func hashPathCached(env *Env, p string) (pathState, string, error) {
+	c := env.stats
+	if c == nil || c.full {
+		st, sum, info, err := hashPath(env, p)
+		if err == nil && st.typ == TypeFile {
+			c.store(p, info, sum)
+		}
+		return st, sum, err
+	}
+	info, err := c.lstat(env.Root, p)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return pathState{}, "", nil
+	}
+	if err != nil {
+		return pathState{}, "", pathError(env, "read", p, err) // as hashPath says it
+	}
+	if sum, ok := c.lookup(p, info); ok {
+		return stateOf(info), sum, nil
+	}
+	st, sum, info, err := hashPath(env, p)
+	if err == nil && st.typ == TypeFile {
+		c.store(p, info, sum)
+	}
+	return st, sum, err
+}

@@ -1,0 +1,445 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
+)
+
+// cacheFixture is a root whose /d holds three files applied by COPY, and
+// its state directory.
+type cacheFixture struct {
+	t                 *testing.T
+	root              *rootfs.Root
+	rootDir, stateDir string
+	src               string
+	steps             []journal.Step
+}
+
+func newCacheFixture(t *testing.T) *cacheFixture {
+	t.Helper()
+	tmp := t.TempDir()
+	f := &cacheFixture{t: t, rootDir: filepath.Join(tmp, "root"), stateDir: filepath.Join(tmp, "state"), src: filepath.Join(tmp, "src")}
+	for _, d := range []string{f.rootDir, f.src} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var j strings.Builder
+	j.WriteString("MKDIR /d\n")
+	for i := range 3 {
+		data := fmt.Appendf(nil, "file %d: some content\n", i)
+		name := fmt.Sprintf("f%d", i)
+		if err := os.WriteFile(filepath.Join(f.src, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&j, "COPY %s /d/%s sha256=%x mode=0644\n", name, name, sha256.Sum256(data))
+	}
+	jn, err := journal.Parse("test.journal", []byte(j.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.steps = jn.Steps
+	if f.root, err = rootfs.Open(f.rootDir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.root.Close() })
+	a, err := Open(context.Background(), Options{Root: f.root, StateDir: f.stateDir, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Apply(context.Background(), Move{Journal: "test.journal", Steps: f.steps, Source: os.DirFS(f.src)}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// apply plans the move to the journal (with repair, a drift check through
+// the stat cache), without running it, and returns the applier's last
+// check and what drifted.
+func (f *cacheFixture) apply(every int, repair bool) (*statCache, []Drifted) {
+	f.t.Helper()
+	ctx := context.Background()
+	a, err := Open(ctx, Options{Root: f.root, StateDir: f.stateDir, Create: true, RehashEvery: every})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer a.Close()
+	p, err := a.Plan(ctx, Move{Journal: "test.journal", Steps: f.steps, Source: os.DirFS(f.src), Repair: repair})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return a.lastStats, p.Drifted
+}
+
+// warm waits out the racy margin and runs two checks: the first hashes
+// every file and writes the cache, the second must take all from it.
+func (f *cacheFixture) warm() {
+	f.t.Helper()
+	time.Sleep(2 * statMarginFine)
+	f.apply(0, true)
+	c, drifted := f.apply(0, true)
+	if len(drifted) != 0 || c.hits.Load() != 3 || c.hashed.Load() != 0 {
+		f.t.Fatalf("warm cache: %d drifted, %d from the cache, %d hashed; want 0, 3, 0", len(drifted), c.hits.Load(), c.hashed.Load())
+	}
+}
+
+func (f *cacheFixture) path(name string) string { return filepath.Join(f.rootDir, "d", name) }
+
+// wantDrift checks that a check finds /d/f0 drifted and nothing else.
+func (f *cacheFixture) wantDrift(what string) {
+	f.t.Helper()
+	_, drifted := f.apply(0, true)
+	if len(drifted) != 1 || drifted[0].Step.Object() != "/d/f0" {
+		f.t.Fatalf("%s: drifted %v, want /d/f0 alone", what, drifted)
+	}
+	f.t.Logf("%s: %s", what, drifted[0].Diff)
+}
+
+func TestStatCacheTakesUnchangedFiles(t *testing.T) {
+	f := newCacheFixture(t)
+	// Just applied: the files are racy (written within the margin of the
+	// check's start, as a test is this fast) and are hashed.
+	c, _ := f.apply(0, true)
+	if c.hits.Load() != 0 || c.hashed.Load() != 3 {
+		t.Fatalf("first check: %d from the cache, %d hashed; want 0, 3", c.hits.Load(), c.hashed.Load())
+	}
+	f.warm()
+	if _, err := os.Stat(filepath.Join(f.stateDir, statCacheFile)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStatCacheFindsDrift: every change of content, mode or owner is found
+// with a warm cache, including content written with size and mtime kept.
+func TestStatCacheFindsDrift(t *testing.T) {
+	sameSizeKeepTimes := func(t *testing.T, p string) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(p)
+		data[0] ^= 0x20 // same size
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// touch -d: the mtime back as it was (the ctime cannot be)
+		if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(t *testing.T, p string)
+	}{
+		{"content, same size and mtime", sameSizeKeepTimes},
+		{"mode", func(t *testing.T, p string) {
+			if err := os.Chmod(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"owner", func(t *testing.T, p string) {
+			if os.Geteuid() != 0 {
+				t.Skip("chown needs root")
+			}
+			if err := os.Chown(p, 1234, 1234); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"replaced by a file of the same size and mtime", func(t *testing.T, p string) {
+			fi, err := os.Lstat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(p)
+			data[1] ^= 0x20
+			tmp := p + ".new"
+			if err := os.WriteFile(tmp, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(tmp, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"replaced by a link", func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("f1", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"removed", func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newCacheFixture(t)
+			f.warm()
+			tt.change(t, f.path("f0"))
+			f.wantDrift(tt.name)
+			f.wantDrift(tt.name + ", again") // the cache written by the last check must not hide it
+		})
+	}
+}
+
+// TestStatCacheRacy: an entry whose times are not older than the start of
+// the check that hashed it, less the margin, is hashed again; content
+// changed in that window with size and mtime kept is found.
+func TestStatCacheRacy(t *testing.T) {
+	f := newCacheFixture(t)
+	f.warm()
+	p := f.path("f0")
+	fi, _ := os.Lstat(p)
+	data, _ := os.ReadFile(p)
+	data[0] ^= 0x20
+	// A write that the check races with: it happens just before the
+	// check, which caches it, and again with the same size and mtime.
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, drifted := f.apply(0, true)
+	if len(drifted) != 1 || c.hashed.Load() != 1 {
+		t.Fatalf("first check: %d drifted, %d hashed; want 1, 1", len(drifted), c.hashed.Load())
+	}
+	data[0] ^= 0x20 // back to what the journal wants ...
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	c, drifted = f.apply(0, true)
+	if len(drifted) != 0 || c.hashed.Load() != 1 {
+		t.Fatalf("second check: %v drifted, %d hashed; want none, 1", drifted, c.hashed.Load())
+	}
+
+	// An mtime after the start of the check that hashed the file is racy
+	// at every check: hashed each time, never taken from the cache.
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(p, future, future); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		c, drifted = f.apply(0, true)
+		if len(drifted) != 0 || c.hashed.Load() != 1 || c.hits.Load() != 2 {
+			t.Fatalf("check %d after an mtime in the future: %v drifted, %d hashed, %d from the cache; want none, 1, 2", i, drifted, c.hashed.Load(), c.hits.Load())
+		}
+	}
+
+	// Unit rule: the margin before the stamp.
+	stamp := time.Now().UnixNano()
+	rc := &statCache{stamp: stamp}
+	for _, tc := range []struct {
+		mtime, ctime int64
+		racy         bool
+	}{
+		{stamp - int64(time.Second), stamp - int64(time.Second) + 1, false},
+		{stamp - int64(statMarginFine) + 1, stamp - int64(time.Second) + 1, true},
+		{stamp - int64(time.Second) + 1, stamp - int64(statMarginFine) + 1, true},
+		{stamp + 1, stamp + 1, true},
+		// whole seconds: a coarse file system, the margin is 2 s
+		{(stamp/1e9 - 1) * 1e9, (stamp/1e9 - 1) * 1e9, true},
+		{(stamp/1e9 - 3) * 1e9, (stamp/1e9 - 3) * 1e9, false},
+	} {
+		if got := rc.racy(statEntry{mtime: tc.mtime, ctime: tc.ctime}); got != tc.racy {
+			t.Errorf("racy(mtime %d, ctime %d) with stamp %d = %v, want %v", tc.mtime-stamp, tc.ctime-stamp, stamp, got, tc.racy)
+		}
+	}
+}
+
+// TestStatCacheBroken: a cache that is corrupt, missing, truncated, from
+// another version or the future makes the check hash every file, and
+// never hides drift.
+func TestStatCacheBroken(t *testing.T) {
+	name := func(f *cacheFixture) string { return filepath.Join(f.stateDir, statCacheFile) }
+	tests := []struct {
+		what  string
+		spoil func(t *testing.T, f *cacheFixture)
+	}{
+		{"missing", func(t *testing.T, f *cacheFixture) { os.Remove(name(f)) }},
+		{"empty", func(t *testing.T, f *cacheFixture) { os.WriteFile(name(f), nil, 0o600) }},
+		{"truncated", func(t *testing.T, f *cacheFixture) {
+			data, _ := os.ReadFile(name(f))
+			os.WriteFile(name(f), data[:len(data)/2], 0o600)
+		}},
+		{"a byte changed", func(t *testing.T, f *cacheFixture) {
+			data, _ := os.ReadFile(name(f))
+			data[len(statCacheMagic)+3] ^= 1
+			os.WriteFile(name(f), data, 0o600)
+		}},
+		{"a link", func(t *testing.T, f *cacheFixture) {
+			os.Rename(name(f), name(f)+".real")
+			os.Symlink(name(f)+".real", name(f))
+		}},
+		{"from the future", func(t *testing.T, f *cacheFixture) {
+			c := &statCache{start: time.Now().Add(time.Hour).UnixNano(), fresh: map[string]statEntry{}}
+			_, _, old, err := parseStatCache(mustRead(t, name(f)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.fresh = old
+			if err := c.save(f.stateDir); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.what, func(t *testing.T) {
+			f := newCacheFixture(t)
+			f.warm()
+			tt.spoil(t, f)
+			// content changed, size and mtime kept: only a hash finds it
+			p := f.path("f0")
+			fi, _ := os.Lstat(p)
+			data, _ := os.ReadFile(p)
+			data[0] ^= 0x20
+			os.WriteFile(p, data, 0o644)
+			os.Chtimes(p, fi.ModTime(), fi.ModTime())
+			c, drifted := f.apply(0, true)
+			if c.hits.Load() != 0 || c.hashed.Load() != 3 {
+				t.Errorf("%d from the cache, %d hashed; want 0, 3", c.hits.Load(), c.hashed.Load())
+			}
+			if len(drifted) != 1 {
+				t.Errorf("drifted %v, want /d/f0", drifted)
+			}
+		})
+	}
+}
+
+// TestStatCacheIsTrusted shows that a valid entry is used as it is: a
+// cache that says another hash for an unchanged file makes it drift. (The
+// stat must match for that; this is what the other tests rely on.)
+func TestStatCacheIsTrusted(t *testing.T) {
+	f := newCacheFixture(t)
+	f.warm()
+	name := filepath.Join(f.stateDir, statCacheFile)
+	stamp, runs, m, err := parseStatCache(mustRead(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := m["/d/f0"]
+	e.sum = strings.Repeat("0", 64)
+	m["/d/f0"] = e
+	c := &statCache{start: stamp, runs: runs, fresh: m}
+	if err := c.save(f.stateDir); err != nil {
+		t.Fatal(err)
+	}
+	f.wantDrift("cache lies")
+}
+
+// TestStatCacheRehashEvery: every Nth check hashes every file; 1 always.
+func TestStatCacheRehashEvery(t *testing.T) {
+	f := newCacheFixture(t)
+	time.Sleep(2 * statMarginFine)
+	var got []int64
+	for range 7 {
+		c, _ := f.apply(3, true)
+		got = append(got, c.hashed.Load())
+	}
+	// check 1: no cache; 2 and 3 from it; 4 (the third since the full
+	// one) full; ...
+	want := []int64{3, 0, 3, 0, 0, 3, 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("hashed per check with RehashEvery 3: %v, want %v", got, want)
+	}
+	for range 3 {
+		c, _ := f.apply(1, true)
+		if c.hashed.Load() != 3 || c.hits.Load() != 0 {
+			t.Errorf("RehashEvery 1: %d hashed, %d from the cache; want 3, 0", c.hashed.Load(), c.hits.Load())
+		}
+	}
+}
+
+// TestStatCacheDryRunWritesNothing: a dry run reads the cache but leaves
+// the state directory as it is.
+func TestStatCacheDryRunWritesNothing(t *testing.T) {
+	f := newCacheFixture(t)
+	f.warm()
+	name := filepath.Join(f.stateDir, statCacheFile)
+	before := mustRead(t, name)
+	a, err := Open(context.Background(), Options{Root: f.root, StateDir: f.stateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Plan(context.Background(), Move{Steps: f.steps, Source: os.DirFS(f.src), Repair: true, DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Drift(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, mustRead(t, name)) {
+		t.Error("a dry run or journal drift rewrote the stat cache")
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// FuzzParseStatCache: the parser never panics, and what save writes
+// parses back to the same entries.
+func FuzzParseStatCache(f *testing.F) {
+	c := &statCache{start: 1796329014779399442, runs: 3, fresh: map[string]statEntry{
+		"/etc/motd":   {dev: 65024, ino: 11699715, size: 1024, mtime: 1796328839452117436, ctime: 1796328839452117436, mode: syscall.S_IFREG | 0o644, sum: hex.EncodeToString(make([]byte, 32))},
+		"/a b/c d":    {dev: 1, ino: 2, size: 0, mtime: -5, ctime: 7, mode: syscall.S_IFREG | 0o4755, uid: 1000, gid: 1000, sum: strings.Repeat("ab", 32)},
+		"/x\nnewline": {sum: strings.Repeat("cd", 32)}, // left out
+	}}
+	dir := f.TempDir()
+	if err := c.save(dir); err != nil {
+		f.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, statCacheFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	stamp, runs, m, err := parseStatCache(data)
+	if err != nil || stamp != c.start || runs != c.runs || len(m) != 2 || m["/a b/c d"] != c.fresh["/a b/c d"] || m["/etc/motd"] != c.fresh["/etc/motd"] {
+		f.Fatalf("round trip: %d %d %v %v", stamp, runs, m, err)
+	}
+	f.Add(data)
+	f.Add([]byte("cairn-statcache 1 5 1\nend 00\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		stamp, runs, m, err := parseStatCache(data)
+		if err != nil {
+			return
+		}
+		// What parses saves and parses back the same.
+		c := &statCache{start: stamp, runs: runs, fresh: m}
+		dir := t.TempDir()
+		if err := c.save(dir); err != nil {
+			t.Fatal(err)
+		}
+		stamp2, runs2, m2, err := parseStatCache(mustRead(t, filepath.Join(dir, statCacheFile)))
+		if err != nil || stamp2 != stamp || runs2 != runs || len(m2) != len(m) {
+			t.Fatalf("round trip: %v", err)
+		}
+		for p, e := range m {
+			if m2[p] != e {
+				t.Fatalf("round trip of %q: %+v, want %+v", p, m2[p], e)
+			}
+		}
+	})
+}
