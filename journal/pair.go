@@ -78,11 +78,7 @@ func ParsePair(oldFile, oldText, newFile, newText string) (old, new *Journal, ok
 	for text := newText; len(text) > 0; {
 		lineNo++
 		var line string
-		if i := strings.IndexByte(text, '\n'); i >= 0 {
-			line, text = text[:i], text[i+1:]
-		} else {
-			line, text = text, ""
-		}
+		line, text = cutLine(text)
 		if k, found := find(line, next); found {
 			s := old.Steps[k]
 			s.Pos = Pos{File: newFile, Line: lineNo, Col: s.Pos.Col}
@@ -128,11 +124,7 @@ func (h *pairHalf) parse(file, text string, skip int) {
 	for len(text) > 0 {
 		lineNo++
 		var line string
-		if i := strings.IndexByte(text, '\n'); i >= 0 {
-			line, text = text[:i], text[i+1:]
-		} else {
-			line, text = text, ""
-		}
+		line, text = cutLine(text)
 		if s, ok := p.parseLine(lineNo, line); ok {
 			if s.Op == OpInclude {
 				return

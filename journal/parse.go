@@ -53,11 +53,7 @@ func parseText(file, text string) (*Journal, error) {
 	for len(text) > 0 {
 		lineNo++
 		var line string
-		if i := strings.IndexByte(text, '\n'); i >= 0 {
-			line, text = text[:i], text[i+1:]
-		} else {
-			line, text = text, ""
-		}
+		line, text = cutLine(text)
 		if s, ok := p.parseLine(lineNo, line); ok {
 			j.Steps = append(j.Steps, s)
 		}
@@ -455,4 +451,13 @@ func (j *Journal) Format() []byte {
 		b.WriteByte('\n')
 	}
 	return b.Bytes()
+}
+
+// cutLine returns the first line of text, without its newline, and the
+// rest after it (parse's and ParsePair's walk through a journal's text).
+func cutLine(text string) (line, rest string) {
+	if i := strings.IndexByte(text, '\n'); i >= 0 {
+		return text[:i], text[i+1:]
+	}
+	return text, ""
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cm/cairn/internal/gittest"
 	"github.com/cairn-cm/cairn/internal/testhost"
 )
 
@@ -24,22 +25,7 @@ import (
 // installing again starts it; dpkg -P says what it removes and removes it.
 // dpkg --audit stays clean throughout.
 func TestDebLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the package is not built")
-	}
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("needs git for the configuration repository")
-	}
-	debs, v1, v2 := twoDebs(t)
-	repo := configRepo(t)
-
-	h := testhost.Boot(t, testhost.Options{
-		PrivateNetwork: true,
-		Binds: []testhost.Bind{
-			{Source: debs, Target: "/debs", ReadOnly: true},
-			{Source: repo, Target: "/repo", ReadOnly: true},
-		},
-	})
+	h, v1, v2 := debHost(t, map[string]string{"/repo": configRepo(t)})
 	exec := func(args ...string) testhost.Result {
 		t.Helper()
 		r, err := h.Exec(context.Background(), args...)
@@ -213,25 +199,33 @@ func TestDebLifecycle(t *testing.T) {
 // on host web-1.
 func configRepo(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	files := map[string]string{
+	r := gittest.New(t)
+	r.Commit("main", map[string]string{
 		"hosts.cairn": "hosts {\n  group \"web\" {\n    match = [\"web-*\"]\n  }\n}\n",
 		"main.cairn":  "dir \"/srv\" {}\n\nfile \"/srv/cairn-test\" {\n  content = \"applied\\n\"\n}\n",
+	})
+	return r.Dir
+}
+
+// debHost builds the package at two versions (twoDebs) and boots a systemd
+// test host without a network, with them in /debs and each repository of
+// repos (target in the host: directory here) bound read-only; it returns
+// the host and the packages' paths here. It skips under -short and
+// without git.
+func debHost(t *testing.T, repos map[string]string) (h *testhost.Host, v1, v2 string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the package is not built")
 	}
-	for name, text := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("needs git for the configuration repository")
 	}
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "-A"}, {"commit", "-q", "-m", "a file"}} {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
+	debs, v1, v2 := twoDebs(t)
+	binds := []testhost.Bind{{Source: debs, Target: "/debs", ReadOnly: true}}
+	for target, dir := range repos {
+		binds = append(binds, testhost.Bind{Source: dir, Target: target, ReadOnly: true})
 	}
-	return dir
+	return testhost.Boot(t, testhost.Options{PrivateNetwork: true, Binds: binds}), v1, v2
 }
 
 // mainPID is cairn.service's main PID inside the host.
@@ -281,20 +275,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // ExecStart= (not CAIRN_REPO) is restarted onto the new version by an
 // upgrade, not left running the old binary.
 func TestDebAdminSettings(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the package is not built")
-	}
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("needs git for the configuration repository")
-	}
-	debs, v1, v2 := twoDebs(t)
-	h := testhost.Boot(t, testhost.Options{
-		PrivateNetwork: true,
-		Binds: []testhost.Bind{
-			{Source: debs, Target: "/debs", ReadOnly: true},
-			{Source: configRepo(t), Target: "/repo", ReadOnly: true},
-		},
-	})
+	h, v1, v2 := debHost(t, map[string]string{"/repo": configRepo(t)})
 	run := func(args ...string) testhost.Result {
 		t.Helper()
 		r, err := h.Exec(context.Background(), args...)

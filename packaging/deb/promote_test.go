@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/cairn-cm/cairn/internal/gittest"
 	"github.com/cairn-cm/cairn/internal/testhost"
 )
 
@@ -16,24 +15,14 @@ import (
 // (one machine of a fleet runs it, by choice); the service's hardening lets
 // cairn promote run (systemd-analyze verify, then real runs); "nothing to
 // promote" and "the group is locked" (exit 1) leave the unit successful,
-// and bad settings or a Prometheus that does not answer (exit 2) fail it; an enabled timer is waiting, stays
-// enabled through an upgrade, and is stopped by dpkg -r.
+// and bad settings or a Prometheus that does not answer (exit 2) fail it;
+// an enabled timer is waiting, stays enabled through an upgrade, and is
+// stopped by dpkg -r.
 func TestDebPromoteTimer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the package is not built")
-	}
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("needs git for the configuration repository")
-	}
-	debs, v1, v2 := twoDebs(t)
-	h := testhost.Boot(t, testhost.Options{
-		PrivateNetwork: true,
-		Binds: []testhost.Bind{
-			{Source: debs, Target: "/debs", ReadOnly: true},
-			{Source: promoteRepo(t, false, false), Target: "/repo-even", ReadOnly: true},
-			{Source: promoteRepo(t, true, true), Target: "/repo-locked", ReadOnly: true},
-			{Source: promoteRepo(t, false, true), Target: "/repo-ahead", ReadOnly: true},
-		},
+	h, v1, v2 := debHost(t, map[string]string{
+		"/repo-even":   promoteRepo(t, false, false),
+		"/repo-locked": promoteRepo(t, true, true),
+		"/repo-ahead":  promoteRepo(t, false, true),
 	})
 	exec := func(args ...string) testhost.Result {
 		t.Helper()
@@ -130,40 +119,17 @@ func TestDebPromoteTimer(t *testing.T) {
 // cairn lock writes it).
 func promoteRepo(t *testing.T, locked, ahead bool) string {
 	t.Helper()
-	dir := t.TempDir()
-	git := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=Ops Person", "GIT_COMMITTER_EMAIL=ops@example.org")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	write := func(name, text string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("hosts.cairn", "hosts {\n  group \"canary\" {\n    match  = [\"canary-*\"]\n    branch = \"canary\"\n  }\n  group \"web\" {\n    match = [\"web-*\"]\n  }\n}\n")
-	write("main.cairn", "dir \"/srv\" {}\n")
-	git("init", "-q", "-b", "main")
-	git("add", "-A")
-	git("commit", "-q", "-m", "the fleet")
+	r := gittest.New(t)
+	r.Commit("main", map[string]string{
+		"hosts.cairn": "hosts {\n  group \"canary\" {\n    match  = [\"canary-*\"]\n    branch = \"canary\"\n  }\n  group \"web\" {\n    match = [\"web-*\"]\n  }\n}\n",
+		"main.cairn":  "dir \"/srv\" {}\n",
+	})
 	if locked {
-		write(".cairn/locks/web", "reason: database migration until Friday\nby: Ops Person <ops@example.org>\nsince: 2026-12-03T10:00:00Z\n")
-		git("add", "-A")
-		git("commit", "-q", "-m", "lock web")
+		r.Commit("main", map[string]string{".cairn/locks/web": "reason: database migration until Friday\nby: Ops Person <ops@example.org>\nsince: 2026-12-03T10:00:00Z\n"})
 	}
-	git("branch", "canary")
+	r.Git("branch", "canary")
 	if locked || ahead {
-		git("checkout", "-q", "canary")
-		write("main.cairn", "dir \"/srv\" {}\n\ndir \"/srv/new\" {}\n")
-		git("commit", "-q", "-am", "a change for the canaries")
+		r.Commit("canary", map[string]string{"main.cairn": "dir \"/srv\" {}\n\ndir \"/srv/new\" {}\n"})
 	}
-	return dir
+	return r.Dir
 }
