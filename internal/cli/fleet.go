@@ -138,9 +138,9 @@ func writeFleet(w io.Writer, groups []fleet.Group, hosts []fleet.Host) error {
 	for _, g := range groups {
 		var commits []string
 		for _, c := range g.Commits {
-			commits = append(commits, fmt.Sprintf("%s:%d", cell(shortCommit(c.Commit)), c.Hosts))
+			commits = append(commits, fmt.Sprintf("%s:%d", cell(abbrev(8, c.Commit)), c.Hosts))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", cell(g.Name), cell(g.Branch), cell(shortCommit(g.Tip)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", cell(g.Name), cell(g.Branch), cell(abbrev(8, g.Tip)),
 			g.Hosts, g.Converged, g.Drifting, g.Failing, g.Held, g.Down, strings.Join(commits, " "))
 		lagging = append(lagging, g.Lagging...)
 		tips[g.Name] = g.Tip
@@ -165,8 +165,8 @@ func writeFleet(w io.Writer, groups []fleet.Group, hosts []fleet.Host) error {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "HOST\tINSTANCE\tGROUP\tAPPLIED\tTARGET\tSTATE\tWHY")
 		for _, h := range lagging {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(h.Host), cell(h.Instance), cell(h.Group), cell(shortCommit(h.Applied)),
-				cell(shortCommit(h.Target)), cell(h.State), lagReason(h, tips[h.Group]))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(h.Host), cell(h.Instance), cell(h.Group), cell(abbrev(8, h.Applied)),
+				cell(abbrev(8, h.Target)), cell(h.State), lagReason(h, tips[h.Group]))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -218,13 +218,6 @@ func lagReason(h fleet.Host, tip string) string {
 		return "has applied nothing yet"
 	}
 	return "moving to the tip"
-}
-
-func shortCommit(c string) string {
-	if len(c) > 8 {
-		return c[:8]
-	}
-	return c
 }
 
 // cell is a value of the tables: "-" for none; a label value that holds

@@ -81,7 +81,7 @@ func (c *journalDiffCmd) runRepo(e *env) error {
 		}
 		res, err := compiler.Compile(e.ctx, fsys, opts)
 		if err != nil {
-			return &exitError{code: exitBadInput, err: fmt.Errorf("%s (%s):\n%w", rev, commit.String()[:12], err)}
+			return &exitError{code: exitBadInput, err: fmt.Errorf("%s (%s):\n%w", rev, abbrev(12, commit.String()), err)}
 		}
 		journals[i] = res.Steps
 	}

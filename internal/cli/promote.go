@@ -119,17 +119,17 @@ func renderPromotion(w io.Writer, r *promote.Result) error {
 	move := fmt.Sprintf("%s -> %s", r.From.Group, r.To.Group)
 	switch r.Status {
 	case promote.StatusPromoted:
-		fmt.Fprintf(&b, "promoted %s: %s moved from %s to %s\n", move, to, shortHash(r.To.Tip), shortHash(r.Commit))
+		fmt.Fprintf(&b, "promoted %s: %s moved from %s to %s\n", move, to, abbrev(10, r.To.Tip), abbrev(10, r.Commit))
 	case promote.StatusDryRun:
-		fmt.Fprintf(&b, "dry run: would promote %s: %s from %s to %s; nothing was pushed\n", move, to, shortHash(r.To.Tip), shortHash(r.Commit))
+		fmt.Fprintf(&b, "dry run: would promote %s: %s from %s to %s; nothing was pushed\n", move, to, abbrev(10, r.To.Tip), abbrev(10, r.Commit))
 	case promote.StatusUpToDate:
-		fmt.Fprintf(&b, "nothing to do: %s is at %s already, as branch %s of %s is\n", to, shortHash(r.Commit), r.From.Branch, r.From.Group)
+		fmt.Fprintf(&b, "nothing to do: %s is at %s already, as branch %s of %s is\n", to, abbrev(10, r.Commit), r.From.Branch, r.From.Group)
 		_, err := io.WriteString(w, b.String())
 		return err
 	case promote.StatusLocked:
 		fmt.Fprintf(&b, "not promoted %s: %s is locked\n", move, to)
 	case promote.StatusRefused:
-		fmt.Fprintf(&b, "not promoted %s: group %s at %s did not meet the conditions\n", move, r.From.Group, shortHash(r.Commit))
+		fmt.Fprintf(&b, "not promoted %s: group %s at %s did not meet the conditions\n", move, r.From.Group, abbrev(10, r.Commit))
 	}
 	for _, why := range r.Reasons {
 		fmt.Fprintf(&b, "  %s\n", why)
@@ -148,7 +148,7 @@ func renderPromotion(w io.Writer, r *promote.Result) error {
 	case promote.StatusPromoted:
 		fmt.Fprintf(&b, "evidence: git notes --ref cairn-promotions show %s\n", r.Commit)
 	case promote.StatusDryRun:
-		fmt.Fprintf(&b, "the note it would add on %s:\n", shortHash(r.Commit))
+		fmt.Fprintf(&b, "the note it would add on %s:\n", abbrev(10, r.Commit))
 		for line := range strings.SplitSeq(strings.TrimRight(r.Note, "\n"), "\n") {
 			fmt.Fprintf(&b, "  %s\n", line)
 		}
@@ -166,13 +166,6 @@ func groupList(groups []string) string {
 		return "group " + groups[0]
 	}
 	return "groups " + strings.Join(groups, ", ")
-}
-
-func shortHash(h string) string {
-	if len(h) > 10 {
-		return h[:10]
-	}
-	return h
 }
 
 // lockFlags are the flags lock and unlock share.
@@ -224,10 +217,10 @@ func (c *lockFlags) run(e *env, reason string, lock bool) error {
 		verb = "unlocked"
 	}
 	if !res.Pushed {
-		fmt.Fprintf(e.stdout, "dry run: would have %s group %s with commit %s on %s (pushed nothing)\n", verb, c.Group, shortHash(res.Commit), res.Branch)
+		fmt.Fprintf(e.stdout, "dry run: would have %s group %s with commit %s on %s (pushed nothing)\n", verb, c.Group, abbrev(10, res.Commit), res.Branch)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "%s group %s: commit %s on %s\n", verb, c.Group, shortHash(res.Commit), res.Branch)
+	fmt.Fprintf(e.stdout, "%s group %s: commit %s on %s\n", verb, c.Group, abbrev(10, res.Commit), res.Branch)
 	if !lock {
 		fmt.Fprintf(e.stdout, "it was %s\n", strings.TrimPrefix(res.Lock.String(), "group "+c.Group+" is "))
 	}

@@ -109,3 +109,12 @@ func plural(n int, word string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, strings.TrimSuffix(word, "s"))
 }
+
+// abbrev is a commit's name cut to n characters, as the tables and
+// messages show it (the whole name when it is shorter).
+func abbrev(n int, commit string) string {
+	if len(commit) > n {
+		return commit[:n]
+	}
+	return commit
+}
