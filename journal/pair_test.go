@@ -13,6 +13,7 @@ import (
 // Parse finds an error or an INCLUDE in either file.
 func checkPair(t *testing.T, old, new string) {
 	t.Helper()
+	checkPlanPair(t, old, new)
 	wantOld, errOld := Parse("old.journal", []byte(old))
 	wantNew, errNew := Parse("new.journal", []byte(new))
 	wantOK := errOld == nil && errNew == nil && !hasInclude(wantOld.Steps) && !hasInclude(wantNew.Steps)

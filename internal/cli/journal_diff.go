@@ -33,8 +33,8 @@ func (c *journalDiffCmd) Run(e *env) error {
 	// often would only scan it again and again (a profile of 100k-step
 	// journals showed most of the time in the collector).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	if oldJ, newJ, ok := loadPair(c.Old, c.New); ok {
-		return c.print(e, c.Old, c.New, oldJ.Steps, newJ.Steps)
+	if p, ok := planPair(c.Old, c.New); ok {
+		return c.printPlan(e, c.Old, c.New, p)
 	}
 	// The two files parse on two cores.
 	var oldJ *journal.Journal
@@ -90,7 +90,11 @@ func (c *journalDiffCmd) runRepo(e *env) error {
 
 // print renders the changes and the plan between two step lists.
 func (c *journalDiffCmd) print(e *env, oldName, newName string, oldSteps, newSteps []journal.Step) error {
-	p := journal.MakePlan(oldSteps, newSteps)
+	return c.printPlan(e, oldName, newName, journal.MakePlan(oldSteps, newSteps))
+}
+
+// printPlan renders the changes and a plan.
+func (c *journalDiffCmd) printPlan(e *env, oldName, newName string, p *journal.Plan) error {
 	var err error
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	switch {
@@ -117,21 +121,21 @@ func (c *journalDiffCmd) print(e *env, oldName, newName string, oldSteps, newSte
 	return nil
 }
 
-// loadPair reads OLD and NEW and parses them with journal.ParsePair, which
-// parses a line of NEW only if its text is no step line of OLD. ok is false
-// when a file cannot be read, has an error or an INCLUDE: then the caller
-// loads them one by one, which says what is wrong (in both files) or expands
-// the INCLUDEs.
-func loadPair(oldName, newName string) (oldJ, newJ *journal.Journal, ok bool) {
+// planPair reads OLD and NEW and makes the plan with journal.PlanPair,
+// which parses only the lines that are not in both files. ok is false when
+// a file cannot be read, has an error on such a line or an INCLUDE: then the
+// caller loads them one by one, which says what is wrong (in both files) or
+// expands the INCLUDEs.
+func planPair(oldName, newName string) (p *journal.Plan, ok bool) {
 	oldData, err := mapFile(oldName)
 	if err != nil {
-		return nil, nil, false
+		return nil, false
 	}
 	newData, err := mapFile(newName)
 	if err != nil {
-		return nil, nil, false
+		return nil, false
 	}
 	// The buffers are ours and never change: the steps may keep substrings.
-	return journal.ParsePair(oldName, unsafe.String(unsafe.SliceData(oldData), len(oldData)),
+	return journal.PlanPair(oldName, unsafe.String(unsafe.SliceData(oldData), len(oldData)),
 		newName, unsafe.String(unsafe.SliceData(newData), len(newData)))
 }
