@@ -2,8 +2,10 @@ package journal
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"math"
 	"strings"
+	"unsafe"
 )
 
 // PlanPair computes the plan that moves a host from the journal oldText to
@@ -30,11 +32,21 @@ import (
 // the plan does not use is not seen (the old journal was checked when it was
 // applied, and the line did not change). The steps of the plan hold
 // substrings of the texts, which must not change while the plan is in use.
-func PlanPair(oldFile, oldText, newFile, newText string) (plan *Plan, ok bool) {
+//
+// release, if not nil, is called with parts of the texts that PlanPair has
+// read through and will read again only for the lines it parses: a caller
+// that holds the texts in file mappings can drop their pages
+// (madvise MADV_DONTNEED), so that two large files need not be in memory
+// whole. The parts must stay readable.
+func PlanPair(oldFile, oldText, newFile, newText string, release func(text string)) (plan *Plan, ok bool) {
 	if len(oldText) >= math.MaxInt32 || len(newText) >= math.MaxInt32 {
 		return nil, false
 	}
-	var old, new pairSide
+	var keys pairKeys
+	keys.seed = maphash.MakeSeed()
+	lineSeed := maphash.MakeSeed()
+	old := pairSide{seed: lineSeed, keySeed: keys.seed, rel: pairReleaser{text: oldText, fn: release}}
+	new := pairSide{seed: lineSeed, keySeed: keys.seed, rel: pairReleaser{text: newText, fn: release}}
 	done := make(chan bool)
 	go func() { done <- old.split(oldText) }()
 	okNew := new.split(newText)
@@ -48,28 +60,37 @@ func PlanPair(oldFile, oldText, newFile, newText string) (plan *Plan, ok bool) {
 
 	// Intern the lines by their bytes: id = the position of the first line
 	// of the same text, old then new.
-	in := ldInterner{old: old.lines, new: new.lines}
+	in := ldInterner{old: old.lines, new: new.lines, oldHash: old.hash, newHash: new.hash}
 	in.init(max(n, m))
+	in.seed = lineSeed
 	flags := make([]uint8, n+m) // by id
-	var keys pairKeys
 	keys.init(max(n, m))
-	intern := func(p int32, side uint8) int32 {
-		id := in.id(p)
-		if id == p {
-			keys.add(in.line(p), p, flags)
-		}
-		flags[id] |= side
-		return id
-	}
 	a, b := make([]int32, n), make([]int32, m)
+	old.rel.done, new.rel.done = 0, 0
 	for i := range max(n, m) {
+		if i&1023 == 0 {
+			old.rel.behind(old.lines, i)
+			new.rel.behind(new.lines, i)
+		}
 		if i < n {
-			a[i] = intern(int32(i), pairInOld)
+			id := in.id(int32(i))
+			if id == int32(i) {
+				keys.add(old.key[i], id, flags)
+			}
+			flags[id] |= pairInOld
+			a[i] = id
 		}
 		if i < m {
-			b[i] = intern(int32(n+i), pairInNew)
+			p := int32(n + i)
+			id := in.id(p)
+			if id == p {
+				keys.add(new.key[i], id, flags)
+			}
+			flags[id] |= pairInNew
+			b[i] = id
 		}
 	}
+	old.hash, old.key, new.hash, new.key = nil, nil, nil, nil
 
 	// Parse the texts whose canonical form may be that of another text:
 	// first the hard ones, whose keys are known only from their steps,
@@ -77,10 +98,11 @@ func PlanPair(oldFile, oldText, newFile, newText string) (plan *Plan, ok bool) {
 	po, pn := parser{file: oldFile}, parser{file: newFile}
 	parseID := func(id int32) (Step, bool) {
 		if int(id) < n {
-			return po.parseLine(int(old.lineNo[id]), old.lines[id])
+			return old.parse(&po, int(id))
 		}
-		return pn.parseLine(int(new.lineNo[int(id)-n]), new.lines[int(id)-n])
+		return new.parse(&pn, int(id)-n)
 	}
+	old.rel.done, new.rel.done = 0, 0
 	hardCanon := map[int32]string{}
 	for id := range int32(n + m) {
 		if flags[id]&pairHard == 0 {
@@ -90,9 +112,10 @@ func PlanPair(oldFile, oldText, newFile, newText string) (plan *Plan, ok bool) {
 		if !ok {
 			return nil, false
 		}
-		hardCanon[id] = s.Canonical()
+		hardCanon[id] = strings.Clone(s.Canonical())
 		keys.mark(keys.hash(stepKey(&s)), flags)
 	}
+	old.rel.done, new.rel.done = 0, 0
 	canon := map[string]int32{}
 	alias := map[int32]int32{}
 	for id := range int32(n + m) {
@@ -106,7 +129,9 @@ func PlanPair(oldFile, oldText, newFile, newText string) (plan *Plan, ok bool) {
 			if !ok {
 				return nil, false
 			}
-			c = s.Canonical()
+			// A copy: the map reads its keys again as it grows, which
+			// would bring back the pages of the texts released.
+			c = strings.Clone(s.Canonical())
 		}
 		if first, dup := canon[c]; dup {
 			alias[id] = first
@@ -141,13 +166,14 @@ func PlanPair(oldFile, oldText, newFile, newText string) (plan *Plan, ok bool) {
 	pi.removed = make([]*Step, 0, nDel)
 	pi.added = make([]*Step, 0, len(edits)-nDel)
 	pi.addedAt = make([]int, 0, len(edits)-nDel)
+	old.rel.done, new.rel.done = 0, 0
 	for k, e := range edits {
 		var ok bool
 		if e.Kind == Delete {
-			steps[k], ok = po.parseLine(int(old.lineNo[e.Old]), old.lines[e.Old])
+			steps[k], ok = old.parse(&po, e.Old)
 			pi.removed = append(pi.removed, &steps[k])
 		} else {
-			steps[k], ok = pn.parseLine(int(new.lineNo[e.New]), new.lines[e.New])
+			steps[k], ok = new.parse(&pn, e.New)
 			pi.added = append(pi.added, &steps[k])
 			pi.addedAt = append(pi.addedAt, e.New)
 		}
@@ -159,17 +185,27 @@ func PlanPair(oldFile, oldText, newFile, newText string) (plan *Plan, ok bool) {
 	// The unchanged lines of new that the plan may run again, parsed when
 	// it asks for them: a CHECK (§5.5), an owned step (§5.4).
 	bad := false
-	unchanged := func(want func(line string) bool, yield func(int, *Step) bool) {
+	// unchanged yields the unchanged lines of new that want takes, of
+	// the lines of new numbered in lines, or of all if all is set.
+	unchanged := func(lines []int32, all bool, want func(line string) bool, yield func(int, *Step) bool) {
+		new.rel.done = 0
 		k := 0
-		for j, line := range new.lines {
-			if k < len(pi.addedAt) && pi.addedAt[k] == j {
+		if all {
+			lines = nil
+		}
+		for t := 0; all && t < len(new.lines) || t < len(lines); t++ {
+			j := t
+			if !all {
+				j = int(lines[t])
+			}
+			for k < len(pi.addedAt) && pi.addedAt[k] < j {
 				k++
+			}
+			line := new.lines[j]
+			if k < len(pi.addedAt) && pi.addedAt[k] == j || !want(line) {
 				continue
 			}
-			if !want(line) {
-				continue
-			}
-			s, ok := pn.parseLine(int(new.lineNo[j]), line)
+			s, ok := new.parse(&pn, j)
 			if !ok {
 				bad = true
 				return
@@ -180,12 +216,12 @@ func PlanPair(oldFile, oldText, newFile, newText string) (plan *Plan, ok bool) {
 		}
 	}
 	pi.checks = func(yield func(int, *Step) bool) {
-		unchanged(func(line string) bool { return strings.HasPrefix(trimSpace(line), OpCheck) }, func(j int, s *Step) bool {
+		unchanged(new.checks, false, func(string) bool { return true }, func(j int, s *Step) bool {
 			return s.Op != OpCheck || yield(j, s)
 		})
 	}
 	pi.owned = func(yield func(*Step) bool) {
-		unchanged(func(line string) bool {
+		unchanged(nil, true, func(line string) bool {
 			return strings.Contains(line, "owner=") || strings.Contains(line, "group=")
 		}, func(_ int, s *Step) bool { return yield(s) })
 	}
@@ -204,22 +240,77 @@ const (
 	pairHard                    // its key is known only from its parsed step
 )
 
-// pairSide is one journal of PlanPair: the text and line number of each line
-// that is neither blank nor a comment.
+// pairSide is one journal of PlanPair: the text, line number, hash and key
+// of each line that is neither blank nor a comment.
 type pairSide struct {
-	lines  []string
-	lineNo []int32
+	seed, keySeed maphash.Seed
+	lines         []string
+	lineNo        []int32
+	hash          []uint64 // maphash of the line with seed
+	key           []uint64 // maphash of lineKey with keySeed; 0: hard (parse it)
+	rel           pairReleaser
+	checks        []int32 // the lines that may be CHECKs: they begin with CHECK
+}
+
+// parse parses line i with p, and releases the text well before it: the
+// lines parsed in a row are in file order. The step holds a copy of the
+// line, not the text: reading a released part of the text again maps it in
+// again, and not only the page read (the kernel maps pages around a fault).
+func (s *pairSide) parse(p *parser, i int) (Step, bool) {
+	s.rel.behind(s.lines, i)
+	line := s.lines[i]
+	if s.rel.fn != nil {
+		line = strings.Clone(line)
+	}
+	return p.parseLine(int(s.lineNo[i]), line)
+}
+
+// pairReleaser hands the parts of a text that PlanPair is done with to the
+// release function of PlanPair, a few at a time.
+type pairReleaser struct {
+	text string
+	fn   func(string)
+	done int // text[:done] has been released
+}
+
+// pairReleaseStep is how many bytes a pairReleaser releases at once at least.
+const pairReleaseStep = 1 << 20
+
+// upTo releases the text before off.
+func (r *pairReleaser) upTo(off int) {
+	if r.fn != nil && off-r.done >= pairReleaseStep {
+		r.fn(r.text[r.done:off])
+		r.done = off
+	}
+}
+
+// behind releases the text before lines[i], a line of it.
+func (r *pairReleaser) behind(lines []string, i int) {
+	if r.fn != nil && i < len(lines) {
+		r.upTo(int(uintptr(unsafe.Pointer(unsafe.StringData(lines[i]))) - uintptr(unsafe.Pointer(unsafe.StringData(r.text)))))
+	}
 }
 
 // split finds the step lines of text; false if one is an INCLUDE (or may
 // be: any line whose first word begins with INCLUDE).
 func (s *pairSide) split(text string) bool {
-	n := strings.Count(text, "\n") + 1
+	// Count the lines a part at a time, each released when counted.
+	n := 1
+	for off := 0; off < len(text); off += pairReleaseStep {
+		n += strings.Count(text[off:min(off+pairReleaseStep, len(text))], "\n")
+		s.rel.upTo(min(off+pairReleaseStep, len(text)))
+	}
+	s.rel.done = 0
 	s.lines = make([]string, 0, n)
 	s.lineNo = make([]int32, 0, n)
+	s.hash = make([]uint64, 0, n)
+	s.key = make([]uint64, 0, n)
 	lineNo := int32(0)
 	for len(text) > 0 {
 		lineNo++
+		if lineNo&1023 == 0 {
+			s.rel.upTo(len(s.rel.text) - len(text))
+		}
 		var line string
 		line, text = cutLine(text)
 		t := trimSpace(line)
@@ -229,8 +320,18 @@ func (s *pairSide) split(text string) bool {
 		if strings.HasPrefix(t, OpInclude) {
 			return false
 		}
+		if strings.HasPrefix(t, OpCheck) {
+			s.checks = append(s.checks, int32(len(s.lines)))
+		}
 		s.lines = append(s.lines, line)
 		s.lineNo = append(s.lineNo, lineNo)
+		s.hash = append(s.hash, maphash.String(s.seed, line))
+		key, ok := lineKey(line)
+		h := uint64(0)
+		if ok {
+			h = maphash.String(s.keySeed, key)
+		}
+		s.key = append(s.key, h)
 	}
 	return true
 }
@@ -260,20 +361,18 @@ func (k *pairKeys) init(n int) {
 	for size < 2*n {
 		size *= 2
 	}
-	k.seed = maphash.MakeSeed()
 	k.slots = make([]ldSlot, size)
 }
 
 func (k *pairKeys) hash(key string) uint64 { return maphash.String(k.seed, key) }
 
-// add enters the key of the text line, of id id, or marks it hard.
-func (k *pairKeys) add(line string, id int32, flags []uint8) {
-	key, ok := lineKey(line)
-	if !ok {
+// add enters the key hash h of the text of id id, or marks the text hard
+// if h is 0 (which a real key may hash to: it is then parsed for nothing).
+func (k *pairKeys) add(h uint64, id int32, flags []uint8) {
+	if h == 0 {
 		flags[id] |= pairHard | pairCanon
 		return
 	}
-	h := k.hash(key)
 	tag := uint32(h >> 32)
 	mask := uint64(len(k.slots) - 1)
 	for i := k.slot(tag); ; i = (i + 1) & mask {
@@ -336,17 +435,30 @@ func lineKey(line string) (key string, ok bool) {
 		i++
 	}
 	start, end := i, i
-	single := true // the white space before this word is one space
+	bad := false // the white space before this word is not one space
 	for i < n {
-		for ; i < n && !isSpace(line[i]); i++ {
-			switch line[i] {
-			case '"':
-				return "", false
-			case '=':
-				return line[start:end], true
+		// Eight bytes at a time while none is a quote, a '=', white space
+		// or a control character.
+		for i+8 <= n {
+			if m := swarSpecial(load64(line, i)); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
 			}
+			i += 8
 		}
-		if !single {
+		c := line[i]
+		if c == '"' {
+			return "", false
+		}
+		if c == '=' {
+			return line[start:end], true
+		}
+		if c > ' ' || !isSpace(c) {
+			i++
+			continue
+		}
+		// White space ends a positional word.
+		if bad {
 			return "", false
 		}
 		end = i
@@ -355,11 +467,32 @@ func lineKey(line string) (key string, ok bool) {
 			i++
 		}
 		if i == n || line[i] == '#' {
-			break
+			return line[start:end], true
 		}
-		single = i-ws == 1 && line[ws] == ' '
+		bad = i-ws != 1 || line[ws] != ' '
 	}
-	return line[start:end], true
+	if bad {
+		return "", false
+	}
+	return line[start:], true
+}
+
+// load64 reads the eight bytes of s at i as a little-endian number (one
+// load: the compiler combines them).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// swarSpecial returns, for the eight bytes of x, a mask whose lowest set
+// bit is the top bit of the first byte below '!' (white space and control
+// characters), '"' or '=', or 0 if there is none. Bits above the lowest may
+// be set for bytes that are none of these.
+func swarSpecial(x uint64) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	less := func(x, n uint64) uint64 { return (x - lo*n) & ^x & hi }
+	return less(x, '!') | less(x^(lo*'"'), 1) | less(x^(lo*'='), 1)
 }
 
 // stepKey is lineKey of a parsed step: its op and positional arguments.

@@ -18,7 +18,7 @@ func checkPlanPair(t *testing.T, old, new string) {
 	t.Helper()
 	wantOld, errOld := Parse("old.journal", []byte(old))
 	wantNew, errNew := Parse("new.journal", []byte(new))
-	got, ok := PlanPair("old.journal", old, "new.journal", new)
+	got, ok := PlanPair("old.journal", old, "new.journal", new, nil)
 	if hasInclude(wantOld.Steps) || hasInclude(wantNew.Steps) {
 		if ok {
 			t.Fatal("PlanPair ok with an INCLUDE")

@@ -101,7 +101,7 @@ func BenchmarkParsePairPlan100k(b *testing.B) {
 	var p *Plan
 	for b.Loop() {
 		var ok bool
-		p, ok = PlanPair("old.journal", string(od), "new.journal", string(nd))
+		p, ok = PlanPair("old.journal", string(od), "new.journal", string(nd), nil)
 		if !ok {
 			b.Fatal("PlanPair: not ok")
 		}

@@ -29,13 +29,13 @@ func (c *journalDiffCmd) Run(e *env) error {
 	if c.Repo != "" {
 		return c.runRepo(e)
 	}
+	if p, ok := planPair(c.Old, c.New); ok {
+		return c.printPlan(e, c.Old, c.New, p)
+	}
 	// Everything parsed stays live until the plan is printed: collecting
 	// often would only scan it again and again (a profile of 100k-step
 	// journals showed most of the time in the collector).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	if p, ok := planPair(c.Old, c.New); ok {
-		return c.printPlan(e, c.Old, c.New, p)
-	}
 	// The two files parse on two cores.
 	var oldJ *journal.Journal
 	var oldErr error
@@ -127,15 +127,22 @@ func (c *journalDiffCmd) printPlan(e *env, oldName, newName string, p *journal.P
 // caller loads them one by one, which says what is wrong (in both files) or
 // expands the INCLUDEs.
 func planPair(oldName, newName string) (p *journal.Plan, ok bool) {
-	oldData, err := mapFile(oldName)
+	oldData, oldMapped, err := mapJournal(oldName, 0)
 	if err != nil {
 		return nil, false
 	}
-	newData, err := mapFile(newName)
+	newData, newMapped, err := mapJournal(newName, 0)
 	if err != nil {
 		return nil, false
+	}
+	// PlanPair reads each file through once or twice in order, then only
+	// the lines that changed: the pages it is done with are dropped, so
+	// that the files need not be in memory whole.
+	var release func(string)
+	if oldMapped && newMapped {
+		release = dropPages
 	}
 	// The buffers are ours and never change: the steps may keep substrings.
 	return journal.PlanPair(oldName, unsafe.String(unsafe.SliceData(oldData), len(oldData)),
-		newName, unsafe.String(unsafe.SliceData(newData), len(newData)))
+		newName, unsafe.String(unsafe.SliceData(newData), len(newData)), release)
 }
