@@ -2,8 +2,8 @@ package journal
 
 import (
 	"hash/maphash"
-	"math/bits"
 	"math"
+	"math/bits"
 	"strings"
 	"unsafe"
 )
