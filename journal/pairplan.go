@@ -446,6 +446,9 @@ func lineKey(line string) (key string, ok bool) {
 			}
 			i += 8
 		}
+		if i == n {
+			break
+		}
 		c := line[i]
 		if c == '"' {
 			return "", false
