@@ -2,55 +2,9 @@ package journal
 
 import (
 	"fmt"
-	"reflect"
 	"strings"
 	"testing"
 )
-
-// checkPair fails the test unless ParsePair gives, for old and new, exactly
-// what Parse gives for each file (every field of every step, positions
-// included, and so the same plan), or declines (ok false) exactly when
-// Parse finds an error or an INCLUDE in either file.
-func checkPair(t *testing.T, old, new string) {
-	t.Helper()
-	checkPlanPair(t, old, new)
-	wantOld, errOld := Parse("old.journal", []byte(old))
-	wantNew, errNew := Parse("new.journal", []byte(new))
-	wantOK := errOld == nil && errNew == nil && !hasInclude(wantOld.Steps) && !hasInclude(wantNew.Steps)
-	gotOld, gotNew, ok := ParsePair("old.journal", old, "new.journal", new)
-	if ok != wantOK {
-		t.Fatalf("ParsePair ok = %v, want %v (Parse errors: %v / %v)", ok, wantOK, errOld, errNew)
-	}
-	if !ok {
-		return
-	}
-	for _, c := range []struct {
-		side      string
-		got, want *Journal
-	}{{"old", gotOld, wantOld}, {"new", gotNew, wantNew}} {
-		if c.got.File != c.want.File {
-			t.Errorf("%s: File %q, want %q", c.side, c.got.File, c.want.File)
-		}
-		if len(c.got.Steps) != len(c.want.Steps) {
-			t.Fatalf("%s: %d steps, want %d", c.side, len(c.got.Steps), len(c.want.Steps))
-		}
-		for i := range c.want.Steps {
-			g, w := c.got.Steps[i], c.want.Steps[i]
-			// Slices of a slab compare by contents, not capacity.
-			if len(g.Args) == 0 && len(w.Args) == 0 {
-				g.Args, w.Args = nil, nil
-			}
-			if !reflect.DeepEqual(g, w) {
-				t.Fatalf("%s step %d:\n got %#v\nwant %#v", c.side, i, g, w)
-			}
-		}
-	}
-	got := renderPlanPos(MakePlan(gotOld.Steps, gotNew.Steps))
-	want := renderPlanPos(MakePlan(wantOld.Steps, wantNew.Steps))
-	if got != want {
-		t.Fatalf("plan through ParsePair:\n%s\nwant (Parse):\n%s", got, want)
-	}
-}
 
 // renderPlanPos is renderPlan with the position of every step.
 func renderPlanPos(p *Plan) string {
@@ -66,7 +20,7 @@ func renderPlanPos(p *Plan) string {
 	return b.String()
 }
 
-func TestParsePair(t *testing.T) {
+func TestPlanPair(t *testing.T) {
 	copyA := "COPY f /a/f sha256=" + hexA
 	big := func(n int, edit func(i int) string) string {
 		var b strings.Builder
@@ -100,8 +54,7 @@ func TestParsePair(t *testing.T) {
 		{"include in old", "INCLUDE x.journal\n", "RM /b\n"},
 		{"include in new", "RM /b\n", "RM /b\nINCLUDE x.journal\n"},
 		{"include in both", "INCLUDE x.journal\n", "INCLUDE x.journal\n"},
-		// Large enough for the old file to be parsed in two halves: the
-		// second half numbers its lines on from the first.
+		// Many lines, changed in a few places.
 		{"two halves", big(3000, func(int) string { return "" }), big(3000, func(i int) string {
 			switch i % 500 {
 			case 7:
@@ -111,8 +64,7 @@ func TestParsePair(t *testing.T) {
 			}
 			return ""
 		})},
-		// A block of steps moved further than ParsePair looks ahead, and
-		// one removed: found through the map, then in order again.
+		// A block of steps moved, and one removed.
 		{"moved block", big(100, func(int) string { return "" }), func() string {
 			all := strings.SplitAfter(big(100, func(int) string { return "" }), "\n")
 			return strings.Join(all[30:60], "") + strings.Join(all[:29], "") + strings.Join(all[60:], "")
@@ -125,13 +77,13 @@ func TestParsePair(t *testing.T) {
 		}), big(3000, func(int) string { return "" })},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { checkPair(t, tt.old, tt.new) })
+		t.Run(tt.name, func(t *testing.T) { checkPlanPair(t, tt.old, tt.new) })
 	}
 }
 
-// TestParsePairGenerated compares ParsePair with Parse on the journals of
-// the benchmarks, without and with source comments.
-func TestParsePairGenerated(t *testing.T) {
+// TestPlanPairBenchJournals compares PlanPair with Parse and MakePlan on
+// the journals of the benchmarks, without and with source comments.
+func TestPlanPairBenchJournals(t *testing.T) {
 	for _, n := range []int{100, 5000} {
 		for _, comments := range []bool{false, true} {
 			old, new := GenDiffJournals(uint64(n), n, 0.02)
@@ -144,23 +96,31 @@ func TestParsePairGenerated(t *testing.T) {
 				}
 			}
 			t.Run(fmt.Sprintf("%d/comments=%v", n, comments), func(t *testing.T) {
-				checkPair(t, strings.Join(old, "\n")+"\n", strings.Join(new, "\n")+"\n")
+				checkPlanPair(t, strings.Join(old, "\n")+"\n", strings.Join(new, "\n")+"\n")
 			})
 		}
 	}
 }
 
-// FuzzParsePair is the differential fuzz test of ParsePair against Parse:
-// new is built from the lines of old and of more, chosen by the bits of
+// FuzzPlanPair is the differential fuzz test of PlanPair against Parse and
+// MakePlan, and of lineKey against the parser: new is built from the lines of old and of more, chosen by the bits of
 // mix, so that most of its lines are lines of old, as in a diff.
-func FuzzParsePair(f *testing.F) {
+func FuzzPlanPair(f *testing.F) {
 	f.Add([]byte("MKDIR /a\nRM /b # s:1:1\nEXEC true\n"), []byte("MKDIR /a mode=0700\nRM /b # s:2:1\n"), uint64(0x5a5a))
 	f.Add([]byte("EXEC \"x\"  undo=y\nCHECK file /a\n"), []byte("EXEC x undo=y\nCHECK file /a\n"), uint64(0xf0f0))
 	f.Add([]byte("USERADD web uid=1000\nMKDIR /w owner=web\n"), []byte("USERADD web uid=1001\n"), uint64(1))
 	f.Add([]byte("MKDIR /a\n\n# c\n"), []byte("INCLUDE x\nMKDIR\n"), uint64(3))
+	// The same step written two ways, in one file or in both (PlanPair
+	// must give them one id).
+	f.Add([]byte("MKDIR /a\nEXEC x\nMKDIR /b mode=0700\n"), []byte("MKDIR  /a\nEXEC \"x\"\nMKDIR /b   mode=700 # c\n"), uint64(0x33))
+	f.Add([]byte("EXEC x\nEXEC  x\n"), []byte("EXEC  x\nEXEC x\n"), uint64(0xc))
+	f.Add([]byte("COPY files/aaaaaaaa.conf /srv/app/bbbbbbbb.conf sha256="+hexA+"\n"), []byte("COPY files/aaaaaaaa.conf\t/srv/app/bbbbbbbb.conf sha256="+hexA+" mode=0644\n"), uint64(5))
 	f.Fuzz(func(t *testing.T, old, more []byte, mix uint64) {
 		a := strings.Split(string(old), "\n")
 		b := strings.Split(string(more), "\n")
+		for _, l := range append(a, b...) {
+			checkLineKey(t, l)
+		}
 		var new []string
 		for i := 0; i < len(a) || i < len(b); i++ {
 			bit := mix >> (uint(i) % 64)
@@ -171,6 +131,6 @@ func FuzzParsePair(f *testing.F) {
 				new = append(new, b[i])
 			}
 		}
-		checkPair(t, string(old), strings.Join(new, "\n"))
+		checkPlanPair(t, string(old), strings.Join(new, "\n"))
 	})
 }
