@@ -27,9 +27,9 @@ import (
 //
 // ok is false when a line it parses has an error, a blank or comment line
 // has one ('\r', invalid UTF-8), either file holds an INCLUDE, or a file is
-// too large to index with int32: then nothing is
-// returned and the caller parses the files in full (Load and MakePlan),
-// which reports every error or expands the INCLUDEs. One check of the full
+// too large to index with int32: then nothing is returned and the caller
+// parses the files in full (Load and MakePlan), which reports every error
+// or expands the INCLUDEs. One check of the full
 // parse is left out: a malformed line whose text is in both files and that
 // the plan does not use is not seen (the old journal was checked when it was
 // applied, and the line did not change). The texts must not change while
@@ -65,7 +65,6 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	// of the same text, old then new.
 	in := ldInterner{old: old.lines, new: new.lines, oldHash: old.hash, newHash: new.hash}
 	in.init(max(n, m))
-	in.seed = lineSeed
 	flags := make([]uint8, n+m) // by id
 	keys.init(max(n, m))
 	a, b := make([]int32, n), make([]int32, m)
