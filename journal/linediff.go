@@ -203,12 +203,9 @@ func (d *lineDiffer) size(nIDs int) {
 // lookup a line, no deletes, about the size known in advance).
 type ldInterner struct {
 	old, new []string
-	// oldHash and newHash, if set, hold the hash of each line (PlanPair
-	// hashes them ahead, on two cores); else the hash is maphash of seed.
-	oldHash, newHash []uint64
-	seed             maphash.Seed
-	slots            []ldSlot
-	used             int
+	seed     maphash.Seed
+	slots    []ldSlot
+	used     int
 }
 
 // ldSlot is a slot of ldInterner: the top bits of the hash of the line and its
@@ -233,21 +230,10 @@ func (in *ldInterner) line(p int32) string {
 	return in.new[int(p)-len(in.old)]
 }
 
-// hash returns the hash of the line at position p.
-func (in *ldInterner) hash(p int32) uint64 {
-	if in.oldHash == nil {
-		return maphash.String(in.seed, in.line(p))
-	}
-	if int(p) < len(in.old) {
-		return in.oldHash[p]
-	}
-	return in.newHash[int(p)-len(in.old)]
-}
-
 // id returns the id of the line at position p.
 func (in *ldInterner) id(p int32) int32 {
 	s := in.line(p)
-	h := in.hash(p)
+	h := maphash.String(in.seed, s)
 	tag := uint32(h >> 32)
 	mask := uint64(len(in.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
@@ -274,7 +260,7 @@ func (in *ldInterner) grow() {
 		if sl.id == 0 {
 			continue
 		}
-		i := in.hash(int32(sl.id-1)) & mask
+		i := maphash.String(in.seed, in.line(int32(sl.id-1))) & mask
 		for in.slots[i].id != 0 {
 			i = (i + 1) & mask
 		}

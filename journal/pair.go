@@ -18,12 +18,14 @@ import (
 // The lines are interned by their bytes and diffed as ids (DiffLines on
 // ids). That gives the script of the canonical forms as long as two lines
 // have equal canonical forms exactly when their bytes are equal, and PlanPair
-// makes sure that holds: every line of a text in one file only is parsed, and
-// so is every line whose op and positional arguments (as written, which is
-// their canonical value when no word is quoted) are those of a line of
-// another text; lines of equal canonical forms then share an id. Lines of
-// other texts cannot have the canonical form of another line: a canonical
-// form begins with the op and the positional arguments.
+// makes sure that holds. The interner looks a line up by its key, its op and
+// positional arguments as written (lineKey), which are their canonical
+// values when no word is quoted; a canonical form begins with them, so two
+// lines of equal canonical forms have one key (or one is hard: quoted, or
+// spaced otherwise than by single spaces, and then parsed for its key).
+// Every text of a key that several texts share is parsed, as is every text
+// of one file only, and the ids of equal canonical forms are merged; the
+// other texts are parsed only if the plan needs their steps.
 //
 // ok is false when a line it parses has an error, a blank or comment line
 // has one ('\r', invalid UTF-8), either file holds an INCLUDE, or a file is
@@ -45,11 +47,10 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	if len(oldText) >= math.MaxInt32 || len(newText) >= math.MaxInt32 {
 		return nil, false
 	}
-	var keys pairKeys
-	keys.seed = maphash.MakeSeed()
-	lineSeed := maphash.MakeSeed()
-	old := pairSide{seed: lineSeed, keySeed: keys.seed, rel: pairReleaser{text: oldText, fn: release}}
-	new := pairSide{seed: lineSeed, keySeed: keys.seed, rel: pairReleaser{text: newText, fn: release}}
+	var in pairInterner
+	in.seed = maphash.MakeSeed()
+	old := pairSide{seed: in.seed, rel: pairReleaser{text: oldText, fn: release}}
+	new := pairSide{seed: in.seed, rel: pairReleaser{text: newText, fn: release}}
 	done := make(chan bool)
 	go func() { done <- old.split(oldText) }()
 	okNew := new.split(newText)
@@ -61,12 +62,11 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 		return nil, false
 	}
 
-	// Intern the lines by their bytes: id = the position of the first line
-	// of the same text, old then new.
-	in := ldInterner{old: old.lines, new: new.lines, oldHash: old.hash, newHash: new.hash}
-	in.init(max(n, m))
+	// Intern the lines: id = the position of the first line of the same
+	// text, old then new, interleaved so that a line of new usually finds
+	// its twin of old still in the cache.
+	in.init(max(n, m), n, old.lines, new.lines)
 	flags := make([]uint8, n+m) // by id
-	keys.init(max(n, m))
 	a, b := make([]int32, n), make([]int32, m)
 	old.rel.done, new.rel.done = 0, 0
 	for i := range max(n, m) {
@@ -75,24 +75,17 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			new.rel.behind(new.lines, i)
 		}
 		if i < n {
-			id := in.id(int32(i))
-			if id == int32(i) {
-				keys.add(old.key[i], id, flags)
-			}
+			id := in.id(int32(i), old.key[i], flags)
 			flags[id] |= pairInOld
 			a[i] = id
 		}
 		if i < m {
-			p := int32(n + i)
-			id := in.id(p)
-			if id == p {
-				keys.add(new.key[i], id, flags)
-			}
+			id := in.id(int32(n+i), new.key[i], flags)
 			flags[id] |= pairInNew
 			b[i] = id
 		}
 	}
-	old.hash, old.key, new.hash, new.key = nil, nil, nil, nil
+	old.key, new.key = nil, nil
 
 	// Parse the texts whose canonical form may be that of another text:
 	// first the hard ones, whose keys are known only from their steps,
@@ -115,7 +108,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			return nil, false
 		}
 		hardCanon[id] = strings.Clone(s.Canonical())
-		keys.mark(keys.hash(stepKey(&s)), flags)
+		in.mark(in.hash(stepKey(&s)), flags)
 	}
 	old.rel.done, new.rel.done = 0, 0
 	canon := map[string]int32{}
@@ -141,7 +134,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			canon[c] = id
 		}
 	}
-	hardCanon, canon = nil, nil
+	hardCanon, canon, in = nil, nil, pairInterner{}
 	if len(alias) > 0 {
 		for _, ids := range [][]int32{a, b} {
 			for i, id := range ids {
@@ -151,8 +144,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			}
 		}
 	}
-	flags, keys = nil, pairKeys{}
-	in = ldInterner{}
+	flags = nil
 
 	// The diff, and a step for each removed and added line.
 	edits := diffIDs(a, b, n+m)
@@ -242,16 +234,18 @@ const (
 	pairHard                    // its key is known only from its parsed step
 )
 
-// pairSide is one journal of PlanPair: the text, line number, hash and key
-// of each line that is neither blank nor a comment.
+// pairSide is one journal of PlanPair: the text, line number and key of
+// each line that is neither blank nor a comment.
 type pairSide struct {
-	seed, keySeed maphash.Seed
-	lines         []string
-	lineNo        []int32
-	hash          []uint64 // maphash of the line with seed
-	key           []uint64 // maphash of lineKey with keySeed; 0: hard (parse it)
-	rel           pairReleaser
-	checks        []int32 // the lines that may be CHECKs: they begin with CHECK
+	seed   maphash.Seed
+	lines  []string
+	lineNo []int32
+	// key is the hash of the line's lineKey, its lowest bit clear, or if
+	// the line is hard (lineKey cannot tell its key) the hash of the line,
+	// its lowest bit set.
+	key    []uint64
+	rel    pairReleaser
+	checks []int32 // the lines that may be CHECKs: they begin with CHECK
 }
 
 // parse parses line i with p, and releases the text well before it: the
@@ -307,7 +301,6 @@ func (s *pairSide) split(text string) bool {
 	s.rel.done = 0
 	s.lines = make([]string, 0, n)
 	s.lineNo = make([]int32, 0, n)
-	s.hash = make([]uint64, 0, n)
 	s.key = make([]uint64, 0, n)
 	lineNo := int32(0)
 	for len(text) > 0 {
@@ -333,13 +326,11 @@ func (s *pairSide) split(text string) bool {
 		}
 		s.lines = append(s.lines, line)
 		s.lineNo = append(s.lineNo, lineNo)
-		s.hash = append(s.hash, maphash.String(s.seed, line))
-		key, ok := lineKey(line)
-		h := uint64(0)
-		if ok {
-			h = maphash.String(s.keySeed, key)
+		if key, ok := lineKey(line); ok {
+			s.key = append(s.key, maphash.String(s.seed, key)&^1)
+		} else {
+			s.key = append(s.key, maphash.String(s.seed, line)|1)
 		}
-		s.key = append(s.key, h)
 	}
 	return true
 }
@@ -354,84 +345,116 @@ func trimSpace(line string) string {
 	return line[i:]
 }
 
-// pairKeys is the table of the keys of the texts of PlanPair: a hash of the
-// op and positional arguments of a line, as tokenize splits them. Two texts
-// of equal canonical forms have equal keys (or one is hard); texts of equal
-// keys are marked pairCanon. A collision of hashes only marks more texts.
-type pairKeys struct {
+// pairInterner gives each line of PlanPair its id, the position of the first
+// line of the same text (old then new), by the key of the line: it is an
+// open-addressing table of the first text of each key, and a map of the
+// other texts of keys that several texts share. All the texts of a shared
+// key are marked pairCanon, and the hard ones (keyed by their whole text)
+// pairHard: those are the texts PlanPair parses to tell whether they are
+// the same step. Only the top half of a key's hash (the tag) is kept and
+// compared; two keys of one tag only mark more texts.
+type pairInterner struct {
 	seed  maphash.Seed
-	slots []ldSlot // tag: the top of the hash; id: the first text with it + 1
+	n     int // lines of old
+	lines [2][]string
+	slots []ldSlot // tag, and the id of the first text + 1
 	used  int
+	other map[string]int32 // the other texts of shared keys, copied
 }
 
-func (k *pairKeys) init(n int) {
+// init sizes the table for n distinct keys at a load of 1/2.
+func (in *pairInterner) init(n, nOld int, old, new []string) {
 	size := 16
 	for size < 2*n {
 		size *= 2
 	}
-	k.slots = make([]ldSlot, size)
+	in.slots = make([]ldSlot, size)
+	in.n, in.lines = nOld, [2][]string{old, new}
+	in.other = map[string]int32{}
 }
 
-func (k *pairKeys) hash(key string) uint64 { return maphash.String(k.seed, key) }
+func (in *pairInterner) hash(key string) uint64 { return maphash.String(in.seed, key) &^ 1 }
 
-// add enters the key hash h of the text of id id, or marks the text hard
-// if h is 0 (which a real key may hash to: it is then parsed for nothing).
-func (k *pairKeys) add(h uint64, id int32, flags []uint8) {
-	if h == 0 {
-		flags[id] |= pairHard | pairCanon
-		return
+// line returns the line at position p.
+func (in *pairInterner) line(p int32) string {
+	if int(p) < in.n {
+		return in.lines[0][p]
 	}
+	return in.lines[1][int(p)-in.n]
+}
+
+// slot is where the probe for tag starts.
+func (in *pairInterner) slot(tag uint32) uint64 { return uint64(tag) & uint64(len(in.slots)-1) }
+
+// id returns the id of the line at position p, whose key (pairSide.key) is
+// h, and marks the texts it shares a key with.
+func (in *pairInterner) id(p int32, h uint64, flags []uint8) int32 {
+	line := in.line(p)
 	tag := uint32(h >> 32)
-	mask := uint64(len(k.slots) - 1)
-	for i := k.slot(tag); ; i = (i + 1) & mask {
-		sl := k.slots[i]
+	mask := uint64(len(in.slots) - 1)
+	for i := in.slot(tag); ; i = (i + 1) & mask {
+		sl := in.slots[i]
 		if sl.id == 0 {
-			k.slots[i] = ldSlot{tag, uint32(id) + 1}
-			if k.used++; 2*k.used > len(k.slots) {
-				k.grow()
+			in.slots[i] = ldSlot{tag, uint32(p) + 1}
+			if in.used++; 2*in.used > len(in.slots) {
+				in.grow()
 			}
-			return
+			if h&1 != 0 {
+				flags[p] |= pairHard | pairCanon
+			}
+			return p
 		}
-		if sl.tag == tag {
-			flags[sl.id-1] |= pairCanon
-			flags[id] |= pairCanon
-			return
+		if sl.tag != tag {
+			continue
 		}
+		first := int32(sl.id - 1)
+		if in.line(first) == line {
+			return first
+		}
+		flags[first] |= pairCanon
+		if id, ok := in.other[line]; ok {
+			return id
+		}
+		// A copy: the map reads its keys again as it grows, which would
+		// bring back the pages of released text.
+		in.other[strings.Clone(line)] = p
+		flags[p] |= pairCanon
+		if h&1 != 0 {
+			flags[p] |= pairHard
+		}
+		return p
 	}
 }
 
-// mark marks the text that entered the key of hash h, if any.
-func (k *pairKeys) mark(h uint64, flags []uint8) {
+// mark marks the first text of the key of hash h, if any (the others are
+// marked already).
+func (in *pairInterner) mark(h uint64, flags []uint8) {
 	tag := uint32(h >> 32)
-	mask := uint64(len(k.slots) - 1)
-	for i := k.slot(tag); k.slots[i].id != 0; i = (i + 1) & mask {
-		if k.slots[i].tag == tag {
-			flags[k.slots[i].id-1] |= pairCanon
+	mask := uint64(len(in.slots) - 1)
+	for i := in.slot(tag); in.slots[i].id != 0; i = (i + 1) & mask {
+		if in.slots[i].tag == tag {
+			flags[in.slots[i].id-1] |= pairCanon
 			return
 		}
 	}
 }
 
-// grow doubles the table. The slots keep only the tag, the top half of
-// the hash, so the tag is also what places an entry (slot), which works for
-// tables of up to 2^32 slots.
-func (k *pairKeys) grow() {
-	old := k.slots
-	k.slots = make([]ldSlot, 2*len(old))
+// grow doubles the table. The tag, the top half of the hash, is what
+// places an entry (slot), which works for tables of up to 2^32 slots.
+func (in *pairInterner) grow() {
+	old := in.slots
+	in.slots = make([]ldSlot, 2*len(old))
 	for _, sl := range old {
 		if sl.id == 0 {
 			continue
 		}
-		i := k.slot(sl.tag)
-		for k.slots[i].id != 0 {
-			i = (i + 1) & uint64(len(k.slots)-1)
+		i := in.slot(sl.tag)
+		for in.slots[i].id != 0 {
+			i = (i + 1) & uint64(len(in.slots)-1)
 		}
-		k.slots[i] = sl
+		in.slots[i] = sl
 	}
 }
-
-// slot is where the probe for tag starts.
-func (k *pairKeys) slot(tag uint32) uint64 { return uint64(tag) & uint64(len(k.slots)-1) }
 
 // lineKey returns the op and positional words of a step line joined by
 // single spaces, which is "OP ARG ..." of its step (stepKey) when the line
