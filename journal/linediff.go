@@ -74,14 +74,7 @@ func DiffLines(old, new []string) []Edit {
 		return nil
 	}
 	// Common prefix and suffix, on the strings: no need to intern them.
-	pre := 0
-	for pre < n && pre < m && old[pre] == new[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < n-pre && suf < m-pre && old[n-1-suf] == new[m-1-suf] {
-		suf++
-	}
+	pre, suf := commonEnds(old, new)
 
 	var d lineDiffer
 	d.init(old[pre:n-suf], new[pre:m-suf])
@@ -95,14 +88,7 @@ func DiffLines(old, new []string) []Edit {
 // Inserts of that script, in its order.
 func diffIDs(a, b []int32, nIDs int) []Edit {
 	n, m := len(a), len(b)
-	pre := 0
-	for pre < n && pre < m && a[pre] == b[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < n-pre && suf < m-pre && a[n-1-suf] == b[m-1-suf] {
-		suf++
-	}
+	pre, suf := commonEnds(a, b)
 	var d lineDiffer
 	d.a, d.b = a[pre:n-suf], b[pre:m-suf]
 	d.size(nIDs)
@@ -118,6 +104,19 @@ func diffIDs(a, b []int32, nIDs int) []Edit {
 		}
 	})
 	return edits
+}
+
+// commonEnds returns the length of the common prefix of a and b, and of
+// their common suffix in what is left.
+func commonEnds[T comparable](a, b []T) (pre, suf int) {
+	n, m := len(a), len(b)
+	for pre < n && pre < m && a[pre] == b[pre] {
+		pre++
+	}
+	for suf < n-pre && suf < m-pre && a[n-1-suf] == b[m-1-suf] {
+		suf++
+	}
+	return pre, suf
 }
 
 // walk calls del and ins with the ranges of d.a and d.b that are not
