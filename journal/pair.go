@@ -292,13 +292,13 @@ func (r *pairReleaser) behind(lines []string, i int) {
 // comment line has an error (a '\r', invalid UTF-8), which PlanPair would
 // not see otherwise.
 func (s *pairSide) split(text string) bool {
-	// Count the lines a part at a time, each released when counted.
-	n := 1
-	for off := 0; off < len(text); off += pairReleaseStep {
-		n += strings.Count(text[off:min(off+pairReleaseStep, len(text))], "\n")
-		s.rel.upTo(min(off+pairReleaseStep, len(text)))
+	// Room for the lines as many as the first 64 KiB promise, and a
+	// little more: counting them all would read the text once more.
+	sample := text[:min(len(text), 1<<16)]
+	n := 16
+	if len(sample) > 0 {
+		n += int(float64(len(text)) * 1.05 * float64(strings.Count(sample, "\n")+1) / float64(len(sample)))
 	}
-	s.rel.done = 0
 	s.lines = make([]string, 0, n)
 	s.lineNo = make([]int32, 0, n)
 	s.key = make([]uint64, 0, n)
