@@ -184,13 +184,13 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	unchanged := func(lines []int32, all bool, want func(line string) bool, yield func(int, *Step) bool) {
 		new.rel.done = 0
 		k := 0
-		if all {
-			lines = nil
-		}
 		for t := 0; all && t < len(new.lines) || t < len(lines); t++ {
 			j := t
 			if !all {
 				j = int(lines[t])
+			}
+			if t&1023 == 0 {
+				new.rel.behind(new.lines, j)
 			}
 			for k < len(pi.addedAt) && pi.addedAt[k] < j {
 				k++
