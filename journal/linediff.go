@@ -74,19 +74,65 @@ func DiffLines(old, new []string) []Edit {
 		return nil
 	}
 	// Common prefix and suffix, on the strings: no need to intern them.
-	pre := 0
-	for pre < n && pre < m && old[pre] == new[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < n-pre && suf < m-pre && old[n-1-suf] == new[m-1-suf] {
-		suf++
-	}
+	pre, suf := commonEnds(old, new)
 
 	var d lineDiffer
 	d.init(old[pre:n-suf], new[pre:m-suf])
 	d.diff(0, int32(len(d.a)), 0, int32(len(d.b)))
 	return d.script(pre, suf)
+}
+
+// diffIDs is DiffLines on lines already interned: a and b hold ids below
+// nIDs, equal exactly where the lines are equal; any such ids give the
+// script DiffLines gives for the lines. It returns only the Deletes and
+// Inserts of that script, in its order.
+func diffIDs(a, b []int32, nIDs int) []Edit {
+	n, m := len(a), len(b)
+	pre, suf := commonEnds(a, b)
+	var d lineDiffer
+	d.a, d.b = a[pre:n-suf], b[pre:m-suf]
+	d.size(nIDs)
+	d.diff(0, int32(len(d.a)), 0, int32(len(d.b)))
+	var edits []Edit
+	d.walk(func(i, j int32) {
+		for ; i < j; i++ {
+			edits = append(edits, Edit{Delete, pre + int(i), -1})
+		}
+	}, func(i, j int32) {
+		for ; i < j; i++ {
+			edits = append(edits, Edit{Insert, -1, pre + int(i)})
+		}
+	})
+	return edits
+}
+
+// commonEnds returns the length of the common prefix of a and b, and of
+// their common suffix in what is left.
+func commonEnds[T comparable](a, b []T) (pre, suf int) {
+	n, m := len(a), len(b)
+	for pre < n && pre < m && a[pre] == b[pre] {
+		pre++
+	}
+	for suf < n-pre && suf < m-pre && a[n-1-suf] == b[m-1-suf] {
+		suf++
+	}
+	return pre, suf
+}
+
+// walk calls del and ins with the ranges of d.a and d.b that are not
+// paired, in order: each run of unpaired lines of a before the run of b
+// that shares its gap.
+func (d *lineDiffer) walk(del, ins func(from, to int32)) {
+	i0, j0 := int32(0), int32(0)
+	for i, j := range d.match {
+		if j >= 0 {
+			del(i0, int32(i))
+			ins(j0, j)
+			i0, j0 = int32(i)+1, j+1
+		}
+	}
+	del(i0, int32(len(d.a)))
+	ins(j0, int32(len(d.b)))
 }
 
 // ldCount is what lineDiffer knows of a line in the gap it works on; all
@@ -133,10 +179,15 @@ func (d *lineDiffer) init(old, new []string) {
 			d.b[i] = in.id(int32(len(old) + i))
 		}
 	}
-	d.tab = make([]ldCount, len(old)+len(new))
-	d.match = make([]int32, len(old))
+	d.size(len(old) + len(new))
+}
+
+// size makes the tables for d.a and d.b, whose ids are below nIDs.
+func (d *lineDiffer) size(nIDs int) {
+	d.tab = make([]ldCount, nIDs)
+	d.match = make([]int32, len(d.a))
 	// Enough for the anchors of the whole and a few gaps.
-	c := min(len(old), len(new)) + 64
+	c := min(len(d.a), len(d.b)) + 64
 	d.cand = make([]ldPair, 0, c)
 	scratch := make([]int32, 2*c)
 	d.tails, d.prev = scratch[:0:c], scratch[c:]

@@ -1,137 +1,538 @@
 package journal
 
 import (
+	"hash/maphash"
+	"math"
+	"math/bits"
 	"strings"
-	"sync"
+	"unicode/utf8"
+	"unsafe"
 )
 
-// ParsePair parses two journals that are mostly the same text, as the two
-// sides of a diff are, in about the time of parsing one: a line of newText
-// whose bytes equal a step line of oldText is not parsed again but takes the
-// old line's step, with its own position. A step is a function of the text
-// of its line and of its position only, so the steps are the ones Parse
-// returns for each file; the old file is parsed on two goroutines.
+// PlanPair computes the plan that moves a host from the journal oldText to
+// the journal newText, as MakePlan does from the two files parsed in full,
+// but parses only the lines whose text is not in both files, and the few
+// unchanged lines the plan runs again. It is how `journal diff` compares two
+// large journals that are mostly the same text.
 //
-// ok is false when either journal has an error or an INCLUDE: then nothing
-// is returned and the caller parses the files one by one (Load), which
-// reports every error in both files and expands the INCLUDEs. The texts
-// must not change while the steps are in use (they hold substrings of them).
-func ParsePair(oldFile, oldText, newFile, newText string) (old, new *Journal, ok bool) {
-	// The old journal in two halves, cut at a line end, on two goroutines.
-	cut := len(oldText) / 2
-	if i := strings.IndexByte(oldText[cut:], '\n'); i >= 0 && len(oldText) >= 1<<16 {
-		cut += i + 1
-	} else {
-		cut = len(oldText)
+// The lines are interned by their bytes and diffed as ids (DiffLines on
+// ids). That gives the script of the canonical forms as long as two lines
+// have equal canonical forms exactly when their bytes are equal, and PlanPair
+// makes sure that holds. The interner looks a line up by its key, its op and
+// positional arguments as written (lineKey), which are their canonical
+// values when no word is quoted; a canonical form begins with them, so two
+// lines of equal canonical forms have one key (or one is hard: quoted, or
+// spaced otherwise than by single spaces, and then parsed for its key).
+// Every text of a key that several texts share is parsed, as is every text
+// of one file only, and the ids of equal canonical forms are merged; the
+// other texts are parsed only if the plan needs their steps.
+//
+// ok is false when a line it parses has an error, a blank or comment line
+// has one ('\r', invalid UTF-8), either file holds an INCLUDE, or a file is
+// too large to index with int32: then nothing is returned and the caller
+// parses the files in full (Load and MakePlan), which reports every error
+// or expands the INCLUDEs. One check of the full
+// parse is left out: a malformed line whose text is in both files and that
+// the plan does not use is not seen (the old journal was checked when it was
+// applied, and the line did not change). The texts must not change while
+// PlanPair runs; without release, the steps of the plan hold substrings of
+// them, and then they must not change while the plan is in use.
+//
+// release, if not nil, is called with parts of the texts that PlanPair has
+// read through and will read again only for the lines it parses: a caller
+// that holds the texts in file mappings can drop their pages
+// (madvise MADV_DONTNEED), so that two large files need not be in memory
+// whole. The parts must stay readable.
+func PlanPair(oldFile, oldText, newFile, newText string, release func(text string)) (plan *Plan, ok bool) {
+	if len(oldText) >= math.MaxInt32 || len(newText) >= math.MaxInt32 {
+		return nil, false
 	}
-	headLines := strings.Count(oldText[:cut], "\n")
-	// The head parses into the slice of the whole journal, with room for
-	// the tail, which is copied after it: one copy of half the steps
-	// rather than a third slice of them all.
-	head := pairHalf{steps: make([]Step, 0, headLines+strings.Count(oldText[cut:], "\n")+1)}
-	var tail pairHalf
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tail.parse(oldFile, oldText[cut:], headLines)
-	}()
-	head.parse(oldFile, oldText[:cut], 0)
-	wg.Wait()
-	if !head.ok || !tail.ok {
-		return nil, nil, false
+	var in pairInterner
+	in.seed = maphash.MakeSeed()
+	old := pairSide{seed: in.seed, rel: pairReleaser{text: oldText, fn: release}}
+	new := pairSide{seed: in.seed, rel: pairReleaser{text: newText, fn: release}}
+	done := make(chan bool)
+	go func() { done <- old.split(oldText) }()
+	okNew := new.split(newText)
+	if okOld := <-done; !okOld || !okNew {
+		return nil, false
 	}
-	old = &Journal{File: oldFile, Steps: append(head.steps, tail.steps...)}
-	tail.steps = nil
+	n, m := len(old.lines), len(new.lines)
+	if n+m >= math.MaxInt32 {
+		return nil, false
+	}
 
-	lines := append(head.lines, tail.lines...) // the text of each step of old
-	head.lines, tail.lines = nil, nil
-
-	// A line of new is looked for in old where the last one was found:
-	// at the next step line, or a few further (a step removed); then in a
-	// map of all old step lines by text, made the first time it is needed
-	// (a step moved, or many removed). Most lines are found at the first
-	// try, comparing bytes that are read in order anyway. Lines that repeat
-	// may take any of their steps: they have the same op, arguments,
-	// attributes and column.
-	var seen map[string]int32
-	find := func(line string, next int) (int, bool) {
-		for k := next; k < len(lines) && k < next+pairWindow; k++ {
-			if lines[k] == line {
-				return k, true
-			}
+	// Intern the lines: id = the position of the first line of the same
+	// text, old then new, interleaved so that a line of new usually finds
+	// its twin of old still in the cache.
+	in.init(max(n, m), n, old.lines, new.lines)
+	flags := make([]uint8, n+m) // by id
+	a, b := make([]int32, n), make([]int32, m)
+	old.rel.done, new.rel.done = 0, 0
+	for i := range max(n, m) {
+		if i&1023 == 0 {
+			old.rel.behind(old.lines, i)
+			new.rel.behind(new.lines, i)
 		}
-		if seen == nil {
-			seen = make(map[string]int32, len(lines))
-			for k, l := range lines {
-				if _, dup := seen[l]; !dup {
-					seen[l] = int32(k)
+		if i < n {
+			id := in.id(int32(i), old.key[i], flags)
+			flags[id] |= pairInOld
+			a[i] = id
+		}
+		if i < m {
+			id := in.id(int32(n+i), new.key[i], flags)
+			flags[id] |= pairInNew
+			b[i] = id
+		}
+	}
+	old.key, new.key = nil, nil
+
+	// Parse the texts whose canonical form may be that of another text:
+	// first the hard ones, whose keys are known only from their steps,
+	// then all of them, merging the ids of equal canonical forms.
+	po, pn := parser{file: oldFile}, parser{file: newFile}
+	parseID := func(id int32) (Step, bool) {
+		if int(id) < n {
+			return old.parse(&po, int(id))
+		}
+		return new.parse(&pn, int(id)-n)
+	}
+	old.rel.done, new.rel.done = 0, 0
+	hardCanon := map[int32]string{}
+	for id := range int32(n + m) {
+		if flags[id]&pairHard == 0 {
+			continue
+		}
+		s, ok := parseID(id)
+		if !ok {
+			return nil, false
+		}
+		hardCanon[id] = strings.Clone(s.Canonical())
+		in.mark(in.hash(stepKey(&s)), flags)
+	}
+	old.rel.done, new.rel.done = 0, 0
+	canon := map[string]int32{}
+	alias := map[int32]int32{}
+	for id := range int32(n + m) {
+		f := flags[id]
+		if f&(pairInOld|pairInNew) == 0 || (f&pairCanon == 0 && f&(pairInOld|pairInNew) == pairInOld|pairInNew) {
+			continue // not an id, or a text of both files whose key is its own
+		}
+		c, hard := hardCanon[id]
+		if !hard {
+			s, ok := parseID(id)
+			if !ok {
+				return nil, false
+			}
+			// A copy: the map reads its keys again as it grows, which
+			// would bring back the pages of the texts released.
+			c = strings.Clone(s.Canonical())
+		}
+		if first, dup := canon[c]; dup {
+			alias[id] = first
+		} else {
+			canon[c] = id
+		}
+	}
+	hardCanon, canon, in = nil, nil, pairInterner{}
+	if len(alias) > 0 {
+		for _, ids := range [][]int32{a, b} {
+			for i, id := range ids {
+				if to, ok := alias[id]; ok {
+					ids[i] = to
 				}
 			}
 		}
-		k, ok := seen[line]
-		return int(k), ok
 	}
-	new = &Journal{File: newFile, Steps: make([]Step, 0, strings.Count(newText, "\n")+1)}
-	p := parser{file: newFile}
-	lineNo, next := 0, 0
-	for text := newText; len(text) > 0; {
-		lineNo++
-		var line string
-		line, text = cutLine(text)
-		if k, found := find(line, next); found {
-			s := old.Steps[k]
-			s.Pos = Pos{File: newFile, Line: lineNo, Col: s.Pos.Col}
-			new.Steps = append(new.Steps, s)
-			next = k + 1
-			continue
+	flags = nil
+
+	// The diff, and a step for each removed and added line.
+	edits := diffIDs(a, b, n+m)
+	a, b = nil, nil
+	var pi planInput
+	nDel := 0
+	for _, e := range edits {
+		if e.Kind == Delete {
+			nDel++
 		}
-		if s, parsed := p.parseLine(lineNo, line); parsed {
-			if s.Op == OpInclude {
-				return nil, nil, false
+	}
+	steps := make([]Step, len(edits))
+	pi.removed = make([]*Step, 0, nDel)
+	pi.added = make([]*Step, 0, len(edits)-nDel)
+	pi.addedAt = make([]int, 0, len(edits)-nDel)
+	old.rel.done, new.rel.done = 0, 0
+	for k, e := range edits {
+		var ok bool
+		if e.Kind == Delete {
+			steps[k], ok = old.parse(&po, e.Old)
+			pi.removed = append(pi.removed, &steps[k])
+		} else {
+			steps[k], ok = new.parse(&pn, e.New)
+			pi.added = append(pi.added, &steps[k])
+			pi.addedAt = append(pi.addedAt, e.New)
+		}
+		if !ok {
+			return nil, false
+		}
+	}
+
+	// The unchanged lines of new that the plan may run again, parsed when
+	// it asks for them: a CHECK (§5.5), an owned step (§5.4).
+	bad := false
+	// unchanged yields the unchanged lines of new that want takes, of
+	// the lines of new numbered in lines, or of all if all is set.
+	unchanged := func(lines []int32, all bool, want func(line string) bool, yield func(int, *Step) bool) {
+		new.rel.done = 0
+		k := 0
+		for t := 0; all && t < len(new.lines) || t < len(lines); t++ {
+			j := t
+			if !all {
+				j = int(lines[t])
 			}
-			new.Steps = append(new.Steps, s)
-		}
-	}
-	if len(p.errs) > 0 {
-		return nil, nil, false
-	}
-	return old, new, true
-}
-
-// pairWindow is how many step lines of old ParsePair compares a line of new
-// with, from where it found the last one, before it looks in a map.
-const pairWindow = 8
-
-// pairHalf is one part of the old journal of ParsePair: its steps and the
-// text of the line of each. steps may be set to an empty slice with room
-// before parse.
-type pairHalf struct {
-	steps []Step
-	lines []string
-	ok    bool
-}
-
-// parse parses text, whose first line is line skip+1 of file.
-func (h *pairHalf) parse(file, text string, skip int) {
-	n := strings.Count(text, "\n") + 1
-	if h.steps == nil {
-		h.steps = make([]Step, 0, n)
-	}
-	h.lines = make([]string, 0, n)
-	p := parser{file: file}
-	lineNo := skip
-	for len(text) > 0 {
-		lineNo++
-		var line string
-		line, text = cutLine(text)
-		if s, ok := p.parseLine(lineNo, line); ok {
-			if s.Op == OpInclude {
+			if t&1023 == 0 {
+				new.rel.behind(new.lines, j)
+			}
+			for k < len(pi.addedAt) && pi.addedAt[k] < j {
+				k++
+			}
+			line := new.lines[j]
+			if k < len(pi.addedAt) && pi.addedAt[k] == j || !want(line) {
+				continue
+			}
+			s, ok := new.parse(&pn, j)
+			if !ok {
+				bad = true
 				return
 			}
-			h.steps = append(h.steps, s)
-			h.lines = append(h.lines, line)
+			if !yield(j, &s) {
+				return
+			}
 		}
 	}
-	h.ok = len(p.errs) == 0
+	pi.checks = func(yield func(int, *Step) bool) {
+		unchanged(new.checks, false, func(string) bool { return true }, func(j int, s *Step) bool {
+			return s.Op != OpCheck || yield(j, s)
+		})
+	}
+	pi.owned = func(yield func(*Step) bool) {
+		unchanged(nil, true, func(line string) bool {
+			return strings.Contains(line, "owner=") || strings.Contains(line, "group=")
+		}, func(_ int, s *Step) bool { return yield(s) })
+	}
+	plan = makePlan(&pi)
+	if bad || len(po.errs) > 0 || len(pn.errs) > 0 {
+		return nil, false
+	}
+	return plan, true
+}
+
+// The flags of a text in PlanPair.
+const (
+	pairInOld uint8 = 1 << iota // a line of old has the text
+	pairInNew                   // a line of new has the text
+	pairCanon                   // its canonical form is needed: its key is another text's too
+	pairHard                    // its key is known only from its parsed step
+)
+
+// pairSide is one journal of PlanPair: the text, line number and key of
+// each line that is neither blank nor a comment.
+type pairSide struct {
+	seed   maphash.Seed
+	lines  []string
+	lineNo []int32
+	// key is the hash of the line's lineKey, its lowest bit clear, or if
+	// the line is hard (lineKey cannot tell its key) the hash of the line,
+	// its lowest bit set.
+	key    []uint64
+	rel    pairReleaser
+	checks []int32 // the lines that may be CHECKs: they begin with CHECK
+}
+
+// parse parses line i with p, and releases the text well before it: the
+// lines parsed in a row are in file order. The step holds a copy of the
+// line, not the text: reading a released part of the text again maps it in
+// again, and not only the page read (the kernel maps pages around a fault).
+func (s *pairSide) parse(p *parser, i int) (Step, bool) {
+	s.rel.behind(s.lines, i)
+	line := s.lines[i]
+	if s.rel.fn != nil {
+		line = strings.Clone(line)
+	}
+	return p.parseLine(int(s.lineNo[i]), line)
+}
+
+// pairReleaser hands the parts of a text that PlanPair is done with to the
+// release function of PlanPair, a few at a time.
+type pairReleaser struct {
+	text string
+	fn   func(string)
+	done int // text[:done] has been released
+}
+
+// pairReleaseStep is how many bytes a pairReleaser releases at once at least.
+const pairReleaseStep = 1 << 20
+
+// upTo releases the text before off.
+func (r *pairReleaser) upTo(off int) {
+	if r.fn != nil && off-r.done >= pairReleaseStep {
+		r.fn(r.text[r.done:off])
+		r.done = off
+	}
+}
+
+// behind releases the text before lines[i], a line of it.
+func (r *pairReleaser) behind(lines []string, i int) {
+	if r.fn != nil && i < len(lines) {
+		r.upTo(int(uintptr(unsafe.Pointer(unsafe.StringData(lines[i]))) - uintptr(unsafe.Pointer(unsafe.StringData(r.text)))))
+	}
+}
+
+// split finds the step lines of text; false if one is an INCLUDE (or may
+// be: any line whose first word begins with INCLUDE), or if a blank or
+// comment line has an error (a '\r', invalid UTF-8), which PlanPair would
+// not see otherwise.
+func (s *pairSide) split(text string) bool {
+	// Room for the lines as many as the first 64 KiB promise, and a
+	// little more: counting them all would read the text once more.
+	sample := text[:min(len(text), 1<<16)]
+	n := 16
+	if len(sample) > 0 {
+		n += int(float64(len(text)) * 1.05 * float64(strings.Count(sample, "\n")+1) / float64(len(sample)))
+	}
+	s.lines = make([]string, 0, n)
+	s.lineNo = make([]int32, 0, n)
+	s.key = make([]uint64, 0, n)
+	lineNo := int32(0)
+	for len(text) > 0 {
+		lineNo++
+		if lineNo&1023 == 0 {
+			s.rel.upTo(len(s.rel.text) - len(text))
+		}
+		var line string
+		line, text = cutLine(text)
+		t := trimSpace(line)
+		if t == "" || t[0] == '#' {
+			// Not a step, but parse checks every line for these.
+			if strings.IndexByte(line, '\r') >= 0 || !utf8.ValidString(line) {
+				return false
+			}
+			continue
+		}
+		if strings.HasPrefix(t, OpInclude) {
+			return false
+		}
+		if strings.HasPrefix(t, OpCheck) {
+			s.checks = append(s.checks, int32(len(s.lines)))
+		}
+		s.lines = append(s.lines, line)
+		s.lineNo = append(s.lineNo, lineNo)
+		if key, ok := lineKey(line); ok {
+			s.key = append(s.key, maphash.String(s.seed, key)&^1)
+		} else {
+			s.key = append(s.key, maphash.String(s.seed, line)|1)
+		}
+	}
+	return true
+}
+
+// trimSpace drops the white space (as the tokenizer sees it) that begins
+// line.
+func trimSpace(line string) string {
+	i := 0
+	for i < len(line) && isSpace(line[i]) {
+		i++
+	}
+	return line[i:]
+}
+
+// pairInterner gives each line of PlanPair its id, the position of the first
+// line of the same text (old then new), by the key of the line: it is an
+// open-addressing table of the first text of each key, and a map of the
+// other texts of keys that several texts share. All the texts of a shared
+// key are marked pairCanon, and the hard ones (keyed by their whole text)
+// pairHard: those are the texts PlanPair parses to tell whether they are
+// the same step. Only the top half of a key's hash (the tag) is kept and
+// compared; two keys of one tag only mark more texts.
+type pairInterner struct {
+	seed  maphash.Seed
+	n     int // lines of old
+	lines [2][]string
+	slots []ldSlot // tag, and the id of the first text + 1
+	used  int
+	other map[string]int32 // the other texts of shared keys, copied
+}
+
+// init sizes the table for n distinct keys at a load of 1/2.
+func (in *pairInterner) init(n, nOld int, old, new []string) {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	in.slots = make([]ldSlot, size)
+	in.n, in.lines = nOld, [2][]string{old, new}
+	in.other = map[string]int32{}
+}
+
+func (in *pairInterner) hash(key string) uint64 { return maphash.String(in.seed, key) &^ 1 }
+
+// line returns the line at position p.
+func (in *pairInterner) line(p int32) string {
+	if int(p) < in.n {
+		return in.lines[0][p]
+	}
+	return in.lines[1][int(p)-in.n]
+}
+
+// slot is where the probe for tag starts.
+func (in *pairInterner) slot(tag uint32) uint64 { return uint64(tag) & uint64(len(in.slots)-1) }
+
+// id returns the id of the line at position p, whose key (pairSide.key) is
+// h, and marks the texts it shares a key with.
+func (in *pairInterner) id(p int32, h uint64, flags []uint8) int32 {
+	line := in.line(p)
+	tag := uint32(h >> 32)
+	mask := uint64(len(in.slots) - 1)
+	for i := in.slot(tag); ; i = (i + 1) & mask {
+		sl := in.slots[i]
+		if sl.id == 0 {
+			in.slots[i] = ldSlot{tag, uint32(p) + 1}
+			if in.used++; 2*in.used > len(in.slots) {
+				in.grow()
+			}
+			if h&1 != 0 {
+				flags[p] |= pairHard | pairCanon
+			}
+			return p
+		}
+		if sl.tag != tag {
+			continue
+		}
+		first := int32(sl.id - 1)
+		if in.line(first) == line {
+			return first
+		}
+		flags[first] |= pairCanon
+		if id, ok := in.other[line]; ok {
+			return id
+		}
+		// A copy: the map reads its keys again as it grows, which would
+		// bring back the pages of released text.
+		in.other[strings.Clone(line)] = p
+		flags[p] |= pairCanon
+		if h&1 != 0 {
+			flags[p] |= pairHard
+		}
+		return p
+	}
+}
+
+// mark marks the first text of the key of hash h, if any (the others are
+// marked already).
+func (in *pairInterner) mark(h uint64, flags []uint8) {
+	tag := uint32(h >> 32)
+	mask := uint64(len(in.slots) - 1)
+	for i := in.slot(tag); in.slots[i].id != 0; i = (i + 1) & mask {
+		if in.slots[i].tag == tag {
+			flags[in.slots[i].id-1] |= pairCanon
+			return
+		}
+	}
+}
+
+// grow doubles the table. The tag, the top half of the hash, is what
+// places an entry (slot), which works for tables of up to 2^32 slots.
+func (in *pairInterner) grow() {
+	old := in.slots
+	in.slots = make([]ldSlot, 2*len(old))
+	for _, sl := range old {
+		if sl.id == 0 {
+			continue
+		}
+		i := in.slot(sl.tag)
+		for in.slots[i].id != 0 {
+			i = (i + 1) & uint64(len(in.slots)-1)
+		}
+		in.slots[i] = sl
+	}
+}
+
+// lineKey returns the op and positional words of a step line joined by
+// single spaces, which is "OP ARG ..." of its step (stepKey) when the line
+// parses; ok is false when that cannot be told without parsing it: a quote
+// among those words, or white space other than one space between two.
+func lineKey(line string) (key string, ok bool) {
+	i, n := 0, len(line)
+	for i < n && isSpace(line[i]) {
+		i++
+	}
+	start, end := i, i
+	bad := false // the white space before this word is not one space
+	for i < n {
+		// Eight bytes at a time while none is a quote, a '=', white space
+		// or a control character.
+		for i+8 <= n {
+			if m := swarSpecial(load64(line, i)); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			i += 8
+		}
+		if i == n {
+			break
+		}
+		c := line[i]
+		if c == '"' {
+			return "", false
+		}
+		if c == '=' {
+			return line[start:end], true
+		}
+		if c > ' ' || !isSpace(c) {
+			i++
+			continue
+		}
+		// White space ends a positional word.
+		if bad {
+			return "", false
+		}
+		end = i
+		ws := i
+		for i < n && isSpace(line[i]) {
+			i++
+		}
+		if i == n || line[i] == '#' {
+			return line[start:end], true
+		}
+		bad = i-ws != 1 || line[ws] != ' '
+	}
+	if bad {
+		return "", false
+	}
+	return line[start:], true
+}
+
+// load64 reads the eight bytes of s at i as a little-endian number (one
+// load: the compiler combines them).
+func load64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// swarSpecial returns, for the eight bytes of x, a mask whose lowest set
+// bit is the top bit of the first byte below '!' (white space and control
+// characters), '"' or '=', or 0 if there is none. Bits above the lowest may
+// be set for bytes that are none of these.
+func swarSpecial(x uint64) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	less := func(x, n uint64) uint64 { return (x - lo*n) & ^x & hi }
+	return less(x, '!') | less(x^(lo*'"'), 1) | less(x^(lo*'='), 1)
+}
+
+// stepKey is lineKey of a parsed step: its op and positional arguments.
+func stepKey(s *Step) string {
+	if len(s.Args) == 0 {
+		return s.Op
+	}
+	return s.Op + " " + strings.Join(s.Args, " ")
 }

@@ -454,7 +454,7 @@ func (j *Journal) Format() []byte {
 }
 
 // cutLine returns the first line of text, without its newline, and the
-// rest after it (parse's and ParsePair's walk through a journal's text).
+// rest after it (the walk of parse and of PlanPair through a journal's text).
 func cutLine(text string) (line, rest string) {
 	if i := strings.IndexByte(text, '\n'); i >= 0 {
 		return text[:i], text[i+1:]

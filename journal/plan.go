@@ -104,32 +104,64 @@ func MakePlan(old, new []Step) *Plan {
 // form of every step.
 func MakePlanLines(old []Step, oldLines []string, new []Step, newLines []string) *Plan {
 	edits := DiffLines(oldLines, newLines)
-	p := &Plan{}
-	var removed []int                 // indices into old, in OLD order
-	removedAt := make(map[string]int) // identity -> index in old of a removed step
+	in := planInput{}
 	added := make([]bool, len(new))
 	for _, e := range edits {
 		switch e.Kind {
 		case Delete:
-			s := &old[e.Old]
-			p.Removed = append(p.Removed, s)
-			removed = append(removed, e.Old)
-			if id := s.Identity(); id != "" {
-				removedAt[id] = e.Old
-			}
+			in.removed = append(in.removed, &old[e.Old])
 		case Insert:
-			p.Added = append(p.Added, &new[e.New])
+			in.added = append(in.added, &new[e.New])
+			in.addedAt = append(in.addedAt, e.New)
 			added[e.New] = true
 		}
 	}
-	// Fuse removed and added steps of one identity into updates (§5.3).
-	fused := make(map[int]int)     // new index -> old index
-	fusedOld := make(map[int]bool) // old indices fused into an update
-	for i := range new {
-		if !added[i] {
-			continue
+	in.checks = func(yield func(int, *Step) bool) {
+		for i := range new {
+			if !added[i] && new[i].Op == OpCheck && !yield(i, &new[i]) {
+				return
+			}
 		}
-		if id := new[i].Identity(); id != "" {
+	}
+	in.owned = func(yield func(*Step) bool) {
+		for i := range new {
+			if !added[i] && !yield(&new[i]) {
+				return
+			}
+		}
+	}
+	return makePlan(&in)
+}
+
+// planInput is what makePlan needs of a line diff of two journals: the
+// removed and added steps, and the unchanged steps of new it may run again.
+type planInput struct {
+	removed []*Step // in OLD order
+	added   []*Step // in NEW order
+	addedAt []int   // the index in new of each added step, ascending
+	// checks yields the unchanged CHECK steps of new with their index in
+	// new, in NEW order.
+	checks func(yield func(int, *Step) bool)
+	// owned yields, in NEW order, every unchanged step of new that has an
+	// owner or group attribute (it may yield others too, which are skipped);
+	// it is called only when the plan changes the id of a user or group.
+	owned func(yield func(*Step) bool)
+}
+
+// makePlan computes the plan (§5.3 to §5.6) from a line diff.
+func makePlan(in *planInput) *Plan {
+	p := &Plan{Removed: in.removed, Added: in.added}
+	removedAt := make(map[string]int) // identity -> index in removed
+	for k, s := range in.removed {
+		if id := s.Identity(); id != "" {
+			removedAt[id] = k
+		}
+	}
+	// Fuse removed and added steps of one identity into updates (§5.3).
+	fused := make(map[int]int)     // index in added -> index in removed
+	fusedOld := make(map[int]bool) // indices in removed fused into an update
+	for i, s := range in.added {
+		if id := s.Identity(); id != "" {
 			if o, ok := removedAt[id]; ok {
 				fused[i] = o
 				fusedOld[o] = true
@@ -137,11 +169,11 @@ func MakePlanLines(old []Step, oldLines []string, new []Step, newLines []string)
 		}
 	}
 	ran := false
-	for k := len(removed) - 1; k >= 0; k-- {
-		if fusedOld[removed[k]] {
+	for k := len(in.removed) - 1; k >= 0; k-- {
+		if fusedOld[k] {
 			continue
 		}
-		s := &old[removed[k]]
+		s := in.removed[k]
 		sig := s.Signature()
 		noop := sig.UndoIsNoop != nil && sig.UndoIsNoop(s)
 		ran = ran || !noop
@@ -163,17 +195,15 @@ func MakePlanLines(old []Step, oldLines []string, new []Step, newLines []string)
 	for _, op := range p.Ops {
 		noteIDChange(op.Step, nil)
 	}
-	for i := range new {
-		s := &new[i]
-		switch {
-		case !added[i]:
-			if s.Op == OpCheck && ran {
-				p.Ops = append(p.Ops, Op{Action: Recheck, Step: s})
-			}
-		default:
-			if o, ok := fused[i]; ok {
-				p.Ops = append(p.Ops, Op{Action: Update, Step: s, Prev: &old[o]})
-				noteIDChange(s, &old[o])
+	// The added steps and the unchanged CHECKs, merged in NEW order.
+	k := 0
+	addUpTo := func(end int) {
+		for ; k < len(in.added) && in.addedAt[k] < end; k++ {
+			s := in.added[k]
+			if o, ok := fused[k]; ok {
+				prev := in.removed[o]
+				p.Ops = append(p.Ops, Op{Action: Update, Step: s, Prev: prev})
+				noteIDChange(s, prev)
 			} else {
 				p.Ops = append(p.Ops, Op{Action: Forward, Step: s})
 				noteIDChange(s, nil)
@@ -181,12 +211,15 @@ func MakePlanLines(old []Step, oldLines []string, new []Step, newLines []string)
 			ran = true
 		}
 	}
+	for i, s := range in.checks {
+		addUpTo(i)
+		if ran {
+			p.Ops = append(p.Ops, Op{Action: Recheck, Step: s})
+		}
+	}
+	addUpTo(int(^uint(0) >> 1))
 	if len(changedUsers) > 0 || len(changedGroups) > 0 {
-		for i := range new {
-			s := &new[i]
-			if added[i] {
-				continue
-			}
+		for s := range in.owned {
 			owner, hasOwner := s.Lookup("owner")
 			group, hasGroup := s.Lookup("group")
 			if (hasOwner && changedUsers[owner]) || (hasGroup && changedGroups[group]) {

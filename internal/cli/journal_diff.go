@@ -29,13 +29,13 @@ func (c *journalDiffCmd) Run(e *env) error {
 	if c.Repo != "" {
 		return c.runRepo(e)
 	}
+	if p, ok := planPair(c.Old, c.New); ok {
+		return c.printPlan(e, c.Old, c.New, p)
+	}
 	// Everything parsed stays live until the plan is printed: collecting
 	// often would only scan it again and again (a profile of 100k-step
 	// journals showed most of the time in the collector).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	if oldJ, newJ, ok := loadPair(c.Old, c.New); ok {
-		return c.print(e, c.Old, c.New, oldJ.Steps, newJ.Steps)
-	}
 	// The two files parse on two cores.
 	var oldJ *journal.Journal
 	var oldErr error
@@ -90,7 +90,11 @@ func (c *journalDiffCmd) runRepo(e *env) error {
 
 // print renders the changes and the plan between two step lists.
 func (c *journalDiffCmd) print(e *env, oldName, newName string, oldSteps, newSteps []journal.Step) error {
-	p := journal.MakePlan(oldSteps, newSteps)
+	return c.printPlan(e, oldName, newName, journal.MakePlan(oldSteps, newSteps))
+}
+
+// printPlan renders the changes and a plan.
+func (c *journalDiffCmd) printPlan(e *env, oldName, newName string, p *journal.Plan) error {
 	var err error
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	switch {
@@ -117,21 +121,28 @@ func (c *journalDiffCmd) print(e *env, oldName, newName string, oldSteps, newSte
 	return nil
 }
 
-// loadPair reads OLD and NEW and parses them with journal.ParsePair, which
-// parses a line of NEW only if its text is no step line of OLD. ok is false
-// when a file cannot be read, has an error or an INCLUDE: then the caller
-// loads them one by one, which says what is wrong (in both files) or expands
-// the INCLUDEs.
-func loadPair(oldName, newName string) (oldJ, newJ *journal.Journal, ok bool) {
-	oldData, err := mapFile(oldName)
+// planPair reads OLD and NEW and makes the plan with journal.PlanPair,
+// which parses only the lines that are not in both files. ok is false when
+// a file cannot be read, has an error on such a line or an INCLUDE: then the
+// caller loads them one by one, which says what is wrong (in both files) or
+// expands the INCLUDEs.
+func planPair(oldName, newName string) (p *journal.Plan, ok bool) {
+	oldData, oldMapped, err := mapJournal(oldName, 0)
 	if err != nil {
-		return nil, nil, false
+		return nil, false
 	}
-	newData, err := mapFile(newName)
+	newData, newMapped, err := mapJournal(newName, 0)
 	if err != nil {
-		return nil, nil, false
+		return nil, false
+	}
+	// PlanPair reads each file through once or twice in order, then only
+	// the lines that changed: the pages it is done with are dropped, so
+	// that the files need not be in memory whole.
+	var release func(string)
+	if oldMapped && newMapped {
+		release = dropPages
 	}
 	// The buffers are ours and never change: the steps may keep substrings.
-	return journal.ParsePair(oldName, unsafe.String(unsafe.SliceData(oldData), len(oldData)),
-		newName, unsafe.String(unsafe.SliceData(newData), len(newData)))
+	return journal.PlanPair(oldName, unsafe.String(unsafe.SliceData(oldData), len(oldData)),
+		newName, unsafe.String(unsafe.SliceData(newData), len(newData)), release)
 }
