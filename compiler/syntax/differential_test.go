@@ -33,6 +33,27 @@ func sameAsOld(t *testing.T, src string) {
 	}
 }
 
+// sameAsParticiple checks that Parse and parseParticiple, the items of
+// each chunk read by participle's grammar of File rather than by
+// parseItems, agree on src: the same tree, or the same error.
+func sameAsParticiple(t *testing.T, src string) {
+	t.Helper()
+	got, gerr := Parse("d.cairn", src)
+	want, werr := parseParticiple("d.cairn", src)
+	switch {
+	case werr != nil && gerr != nil:
+		if gerr.Error() != werr.Error() {
+			t.Errorf("Parse(%q):\nerror      %q\nparticiple %q", src, gerr, werr)
+		}
+	case werr != nil:
+		t.Errorf("Parse(%q) succeeded; participle said %q", src, werr)
+	case gerr != nil:
+		t.Errorf("Parse(%q) = %q; participle accepted it", src, gerr)
+	case !reflect.DeepEqual(got, want):
+		t.Errorf("Parse(%q): the tree differs from participle's:\n%s", src, lineDiff(dump(want), dump(got)))
+	}
+}
+
 // atNameBefore reports whether the old grammar's error old is the one
 // error the hand parser deliberately gives elsewhere: an "unexpected" error
 // in an item inside a block, which the old grammar put at the item's name,
@@ -231,6 +252,17 @@ func TestSameAsOld(t *testing.T) {
 	}
 }
 
+// TestSameAsParticiple checks Parse against participle's grammar of File
+// on every configuration of the repository and every item error.
+func TestSameAsParticiple(t *testing.T) {
+	for _, src := range corpus(t) {
+		sameAsParticiple(t, src)
+	}
+	for _, tt := range itemErrors {
+		sameAsParticiple(t, tt.in)
+	}
+}
+
 // FuzzParseDifferential checks the hand parser of items against the old
 // grammar: the same tree for what the old grammar accepts, the same error
 // (FILE:LINE:COL and message) for what it rejects.
@@ -243,5 +275,6 @@ func FuzzParseDifferential(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		sameAsOld(t, src)
+		sameAsParticiple(t, src)
 	})
 }

@@ -41,9 +41,37 @@ var oldParser = participle.MustBuild[oldFile](
 	participle.UseLookahead(2),
 )
 
+// fileParser is participle's grammar of File, Item*, with Item (and Expr)
+// parsing themselves through participle.Parseable: what Parse read files
+// with before parseItems; TestSameAsParticiple compares the two.
+var fileParser = participle.MustBuild[File](
+	participle.Lexer(definition{}),
+	participle.Elide("Comment"),
+	participle.UseLookahead(2),
+)
+
+// parseParticiple is Parse through fileParser.
+func parseParticiple(name, src string) (*File, error) {
+	return parseWith(name, src, func(code lexer.Lexer) ([]*Item, error) {
+		peek, err := lexer.Upgrade(code)
+		if err != nil {
+			return nil, err
+		}
+		f, err := fileParser.ParseFromLexer(peek)
+		if err != nil {
+			return nil, err
+		}
+		return f.Items, nil
+	})
+}
+
 // parseOld is Parse with the old grammar.
 func parseOld(name, src string) (*File, error) {
-	return parseWith(name, src, func(peek *lexer.PeekingLexer) ([]*Item, error) {
+	return parseWith(name, src, func(code lexer.Lexer) ([]*Item, error) {
+		peek, err := lexer.Upgrade(code)
+		if err != nil {
+			return nil, err
+		}
 		f, err := oldParser.ParseFromLexer(peek)
 		if err != nil {
 			return nil, err
