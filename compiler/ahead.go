@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -23,8 +25,8 @@ type parsed struct {
 }
 
 // aheadFile is one file of the parse-ahead: waiting for a worker, being
-// parsed, parsed (done is closed), or claimed by the walk before a worker
-// started on it.
+// parsed, parsed (done is closed), or claimed by the walk, which parses it
+// itself or took it.
 type aheadFile struct {
 	state int
 	done  chan struct{}
@@ -38,20 +40,28 @@ const (
 	aheadClaimed
 )
 
-// aheadQueue is the parse-ahead of the configuration's files: workers
-// parse them in order, but hold no more than a window of trees the walk
-// has not taken yet (slots), so that a configuration's trees are never all
-// in memory at once: they were the peak of a compile (25 MiB of trees for
-// 10,000 resources, and 250 MiB for 100,000, all parsed before the walk
-// began).
+// aheadQueue is the parse-ahead of the configuration's files. The walk
+// says which directories' files it will read (want: the top level at the
+// start, a module's directory as soon as a call of it is read, long before
+// the call is compiled), and workers parse their *.cairn files in that
+// order, but hold no more than a window of trees the walk has not taken
+// (slots): every file of the configuration was parsed before the walk
+// began, and their trees were the peak of a compile (25 MiB of trees for
+// 10,000 resources, 250 MiB for 100,000), and the directory walk that
+// found them read every directory of the repository (a tenth of the
+// compile's time) before the walk could start.
 type aheadQueue struct {
 	mu    sync.Mutex
 	files map[string]*aheadFile
+	dirs  map[string]bool // the directories wanted so far
+	todo  []string        // wanted directories the lister has not read
+	wake  chan struct{}   // a directory was added to todo
 	// slots holds a token for each file a worker started and the walk has
 	// not taken yet.
 	slots chan struct{}
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	taken int // files handed over to the walk, for the tests
 }
 
 // aheadWindow is how many files may be parsed ahead of the walk and not
@@ -60,40 +70,19 @@ type aheadQueue struct {
 // (A variable for the tests: 0 parses nothing ahead.)
 var aheadWindow = func() int { return runtime.GOMAXPROCS(0) + 1 }
 
-// parseAhead starts parsing the *.cairn files beneath the configuration
-// (but in directories whose names start with a dot, like .git and .cairn)
-// on all cores, top-level files first, then in lexical order, no more than
-// aheadWindow of them ahead of the walk, which takes the files it reads
-// from here (take). The errors of a file the walk never reads are never
-// reported. A file the walk needs before a worker started on it, the walk
-// parses itself; one never taken holds its place in the window, so that
-// reading the files in another order than the workers costs at most the
-// window's trees and the parallelism, never more memory.
+// parseAhead starts the parse-ahead (aheadQueue) with the top level of the
+// configuration wanted: a lister that reads each wanted directory and
+// hands its *.cairn files to workers on all cores. The walk takes the
+// files it reads from here (take); one it needs before a worker started
+// on it, it parses itself, so that a wrong guess costs parallelism, never
+// memory, and the errors of a file the walk never reads are never
+// reported.
 func (c *compiler) parseAhead() {
-	var top, deeper []string
-	fs.WalkDir(c.fsys, ".", func(p string, d fs.DirEntry, err error) error { //nolint:errcheck // the walk reports what it needs
-		switch {
-		case err != nil:
-			return nil
-		case d.IsDir() && p != "." && strings.HasPrefix(d.Name(), "."):
-			return fs.SkipDir
-		case d.Type().IsRegular() && strings.HasSuffix(p, ".cairn"): // never a FIFO: reading it would hang
-			if strings.Contains(p, "/") {
-				deeper = append(deeper, p)
-			} else {
-				top = append(top, p)
-			}
-		}
-		return nil
-	})
-	names := append(top, deeper...)
-	q := &aheadQueue{files: make(map[string]*aheadFile, len(names)), slots: make(chan struct{}, aheadWindow()), stop: make(chan struct{})}
-	for _, name := range names {
-		q.files[name] = &aheadFile{done: make(chan struct{})}
-	}
+	q := &aheadQueue{files: map[string]*aheadFile{}, dirs: map[string]bool{}, wake: make(chan struct{}, 1),
+		slots: make(chan struct{}, aheadWindow()), stop: make(chan struct{})}
 	c.ahead = q
 	work := make(chan string)
-	for range workers(len(names)) {
+	for range runtime.GOMAXPROCS(0) {
 		q.wg.Add(1)
 		go func() {
 			defer q.wg.Done()
@@ -106,25 +95,137 @@ func (c *compiler) parseAhead() {
 	go func() {
 		defer q.wg.Done()
 		defer close(work)
-		for _, name := range names {
-			select {
-			case q.slots <- struct{}{}:
-			case <-q.stop:
+		for {
+			dir, ok := q.nextDir()
+			if !ok {
 				return
 			}
-			select {
-			case work <- name:
-			case <-q.stop:
-				return
+			entries, _ := fs.ReadDir(c.fsys, dir) // the walk reports what it needs
+			for _, e := range entries {
+				// Regular files only: reading a FIFO would hang.
+				if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".cairn") {
+					continue
+				}
+				name := path.Join(dir, e.Name())
+				if !q.add(name) {
+					continue
+				}
+				select {
+				case q.slots <- struct{}{}:
+				case <-q.stop:
+					return
+				}
+				select {
+				case work <- name:
+				case <-q.stop:
+					return
+				}
 			}
 		}
 	}()
+	if c.opts.File == "" {
+		q.want(".")
+	}
+}
+
+// want asks for the *.cairn files of directory dir, a path of the
+// repository, to be parsed ahead.
+func (q *aheadQueue) want(dir string) {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.dirs[dir] {
+		return
+	}
+	q.dirs[dir] = true
+	q.todo = append(q.todo, dir)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// forget gives up the files of dir, which the walk will not read after
+// all (a module call whose condition is false), so that they do not hold
+// places in the window.
+func (q *aheadQueue) forget(dir string) {
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	q.todo = slices.DeleteFunc(q.todo, func(d string) bool { return d == dir })
+	var names []string
+	for name := range q.files {
+		if path.Dir(name) == dir {
+			names = append(names, name)
+		}
+	}
+	q.mu.Unlock()
+	for _, name := range names {
+		q.take(name) //nolint:errcheck // nobody reads the tree
+	}
+}
+
+// moduleDir returns the directory a module block's source names, when
+// that is a literal string, for the parse-ahead.
+func (c *compiler) moduleDir(s *scope, b *block) (string, bool) {
+	it := b.attrs["source"]
+	if it == nil || it.Value == nil {
+		return "", false
+	}
+	e := it.Value
+	if e.Right != nil || e.Left.Right != nil || e.Left.Left.Op != "" {
+		return "", false
+	}
+	p := e.Left.Left.Left.Primary
+	if p == nil || p.Str == nil || p.Str.Template == nil {
+		return "", false
+	}
+	src, ok := p.Str.Template.Literal()
+	if !ok {
+		return "", false
+	}
+	dir, err := c.repoPath(s.file, src)
+	return dir, err == nil
+}
+
+// nextDir waits for the next wanted directory; false once the queue stops.
+func (q *aheadQueue) nextDir() (string, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.todo) > 0 {
+			dir := q.todo[0]
+			q.todo = q.todo[1:]
+			q.mu.Unlock()
+			return dir, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.wake:
+		case <-q.stop:
+			return "", false
+		}
+	}
+}
+
+// add enters a file into the queue, waiting; false when it is known
+// already (wanted before, or claimed by the walk).
+func (q *aheadQueue) add(name string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.files[name] != nil {
+		return false
+	}
+	q.files[name] = &aheadFile{done: make(chan struct{})}
+	return true
 }
 
 // parse parses one file for the queue, unless the walk claimed it first.
 func (q *aheadQueue) parse(c *compiler, name string) {
-	a := q.files[name] // the map is not written after parseAhead
 	q.mu.Lock()
+	a := q.files[name]
 	if a.state == aheadClaimed {
 		q.mu.Unlock()
 		<-q.slots // the walk parses it: the window's place is free again
@@ -145,33 +246,32 @@ func (q *aheadQueue) parse(c *compiler, name string) {
 
 // take returns the file parsed ahead, waiting for the worker parsing it;
 // ok is false when the caller must parse it itself: no worker started on
-// it (it is then never parsed ahead), or it is no file of the queue, or
-// it was taken before.
+// it, or it was taken before. Either way the file is the walk's from here
+// on: the queue never parses it again.
 func (q *aheadQueue) take(name string) (r parsed, ok bool) {
 	if q == nil {
 		return parsed{}, false
 	}
+	q.mu.Lock()
 	a := q.files[name]
 	if a == nil {
+		q.files[name] = &aheadFile{state: aheadClaimed}
+		q.mu.Unlock()
 		return parsed{}, false
 	}
-	q.mu.Lock()
 	state := a.state
-	if state == aheadWaiting {
-		a.state = aheadClaimed
-	}
+	a.state = aheadClaimed
 	q.mu.Unlock()
-	switch state {
-	case aheadParsing, aheadDone:
-		<-a.done
-		r, a.r = a.r, parsed{}
-		q.mu.Lock()
-		a.state = aheadClaimed // taken: a second take parses it again
-		q.mu.Unlock()
-		<-q.slots
-		return r, true
+	if state != aheadParsing && state != aheadDone {
+		return parsed{}, false
 	}
-	return parsed{}, false
+	<-a.done
+	r, a.r = a.r, parsed{}
+	<-q.slots
+	q.mu.Lock()
+	q.taken++
+	q.mu.Unlock()
+	return r, true
 }
 
 // stopParsing stops the parse-ahead; it may be called twice.
@@ -180,8 +280,8 @@ func (c *compiler) stopParsing() {
 	c.ahead = nil
 }
 
-// close stops the workers and waits for them; the trees they parsed and
-// nobody took are dropped.
+// close stops the lister and the workers and waits for them; the trees
+// they parsed and nobody took are dropped.
 func (q *aheadQueue) close() {
 	if q == nil {
 		return
