@@ -4,26 +4,20 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
-// writeFiles writes files (path -> content) beneath dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
+// mapFS is a file system of files (path -> content).
+func mapFS(files map[string]string) fstest.MapFS {
+	fsys := fstest.MapFS{}
 	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		fsys[name] = &fstest.MapFile{Data: []byte(content)}
 	}
+	return fsys
 }
 
 // TestParseAheadWindow compiles a configuration of module calls (in
@@ -33,7 +27,6 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 // files: every compile gives the same journal, the broken file nobody reads
 // is never reported, and no worker outlives its compile.
 func TestParseAheadWindow(t *testing.T) {
-	dir := t.TempDir()
 	var site strings.Builder
 	site.WriteString("variable \"root\" {\n  default = \"/srv\"\n}\nvariable \"mod\" {\n  default = \"m05\"\n}\n")
 	files := map[string]string{"unused/broken.cairn": "x = = 1\n", "unused/fine.cairn": "dir \"/x\" {}\n"}
@@ -49,13 +42,13 @@ func TestParseAheadWindow(t *testing.T) {
 	site.WriteString("module \"interpolated\" {\n  source = \"modules/${var.mod}\"\n  root   = \"/i\"\n}\n")
 	files["modules/off/main.cairn"] = "dir \"/off\" {}\n"
 	files["site.cairn"] = site.String()
-	writeFiles(t, dir, files)
+	fsys := mapFS(files)
 	defer func(w func() int) { aheadWindow = w }(aheadWindow)
 	before := runtime.NumGoroutine()
 	var first []byte
 	for _, window := range []int{0, 1, 2, 3, 100} {
 		aheadWindow = func() int { return window }
-		res, err := Compile(context.Background(), os.DirFS(dir), Options{Host: "web-01", Dir: dir})
+		res, err := Compile(context.Background(), fsys, Options{Host: "web-01"})
 		if err != nil {
 			t.Fatalf("window %d: %v", window, err)
 		}
@@ -103,14 +96,14 @@ func waitAdded(t *testing.T, q *aheadQueue, name string) *aheadFile {
 // directory's files are parsed, a forgotten one's free their places in
 // the window, and a file of no wanted directory is the walk's.
 func TestParseAheadTake(t *testing.T) {
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	fsys := mapFS(map[string]string{
 		"a.cairn": "dir \"/a\" {}\n", "b.cairn": "dir \"/b\" {}\n", "c.cairn": "dir \"/c\" {}\n",
 		"m/x.cairn": "dir \"/x\" {}\n", "n/y.cairn": "dir \"/y\" {}\n", "n/z.cairn": "dir \"/z\" {}\n",
+		"m2/w.cairn": "dir \"/w\" {}\n",
 	})
 	defer func(w func() int) { aheadWindow = w }(aheadWindow)
 	aheadWindow = func() int { return 1 }
-	c := &compiler{ctx: context.Background(), fsys: os.DirFS(dir)}
+	c := &compiler{ctx: context.Background(), fsys: fsys}
 	c.parseAhead()
 	defer c.stopParsing()
 	q := c.ahead
@@ -136,9 +129,7 @@ func TestParseAheadTake(t *testing.T) {
 		t.Error("take of a file of no wanted directory succeeded")
 	}
 	// n is wanted, then forgotten: its files hold no place in the window,
-	// and m's file, wanted after, is parsed (its own claim above made it
-	// the walk's, so it is m2's that is).
-	writeFiles(t, dir, map[string]string{"m2/w.cairn": "dir \"/w\" {}\n"})
+	// and m2's file, wanted after, is parsed.
 	q.want("n")
 	<-waitAdded(t, q, "n/y.cairn").done
 	q.forget("n")
