@@ -119,8 +119,8 @@ type compiler struct {
 	rank map[string]int
 	// templates are the templates parsed so far, by path.
 	templates map[string]parsedTemplate
-	// ahead holds the files parsed ahead of the walk (ahead.go).
-	ahead map[string]parsed
+	// ahead parses the files ahead of the walk (ahead.go).
+	ahead *aheadQueue
 	// wanted feeds source paths to the hashing workers (ahead.go).
 	wanted  chan []string
 	pending []string
@@ -170,6 +170,7 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	}
 	defer c.cleanup()
 	c.parseAhead()
+	defer c.stopParsing()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -246,7 +247,8 @@ func (c *compiler) shed(root *unit) {
 			c.dropped[name] = true
 		}
 	}
-	c.ahead, c.templates, c.goMaps, c.goValues = nil, nil, nil, nil
+	c.stopParsing()
+	c.templates, c.goMaps, c.goValues = nil, nil, nil
 }
 
 // dropTrees drops the syntax trees of unit u and the units it calls, whose
@@ -381,14 +383,12 @@ func (c *compiler) parse(name string) *syntax.File {
 		c.rank[name] = len(c.rank)
 	}
 	var r parsed
-	switch ahead, isAhead := c.ahead[name]; {
-	case ok: // dropped
+	if ok { // dropped
 		delete(c.dropped, name)
 		r.f, r.err = syntax.Parse(name, f.Src)
-	case isAhead:
-		delete(c.ahead, name) // the compile holds it in files from here on
-		r = ahead
-	default:
+	} else if ahead, isAhead := c.ahead.take(name); isAhead {
+		r = ahead // the compile holds it in files from here on
+	} else {
 		r.f, r.err = c.parseFile(name)
 	}
 	if r.err != nil {

@@ -127,6 +127,11 @@ func (c *compiler) walkFile(u *unit, f *syntax.File, stack []string) {
 		case "include":
 			c.include(u, s, b, stack)
 		default:
+			if b.spec.typ == "module" {
+				if dir, ok := c.moduleDir(s, b); ok {
+					c.ahead.want(dir) // parsed while the blocks before the call are compiled
+				}
+			}
 			u.deferred = append(u.deferred, deferBlock(b, s))
 		}
 	}
@@ -336,6 +341,11 @@ func (c *compiler) module(u *unit, s *scope, b *block) {
 func (c *compiler) evalBlock(u *unit, d *deferredBlock) {
 	s, b := d.scope, d.b
 	if !c.when(s, b) {
+		if b.spec.typ == "module" {
+			if dir, ok := c.moduleDir(s, b); ok {
+				c.ahead.forget(dir)
+			}
+		}
 		return
 	}
 	switch b.spec.typ {

@@ -14,22 +14,39 @@ import (
 )
 
 // sameAsOld checks that Parse and parseOld, the old participle grammar of
-// items, agree on src: the same tree, or the same error.
+// items, agree on src: the same tree, or the same error (but where the old
+// grammar put it at an item's name, atNameBefore).
 func sameAsOld(t *testing.T, src string) {
 	t.Helper()
+	sameAs(t, src, "the old grammar", parseOld, atNameBefore)
+}
+
+// sameAsParticiple checks that Parse and parseParticiple, the items of
+// each chunk read by participle's grammar of File rather than by
+// parseItems, agree on src: the same tree, or the same error.
+func sameAsParticiple(t *testing.T, src string) {
+	t.Helper()
+	sameAs(t, src, "participle's grammar of File", parseParticiple, nil)
+}
+
+// sameAs checks that Parse and parse, which the messages call other, agree
+// on src: the same tree, or the same error, or errors that excuse, when
+// set, lets differ.
+func sameAs(t *testing.T, src, other string, parse func(name, src string) (*File, error), excuse func(src string, old, new error) bool) {
+	t.Helper()
 	got, gerr := Parse("d.cairn", src)
-	want, werr := parseOld("d.cairn", src)
+	want, werr := parse("d.cairn", src)
 	switch {
 	case werr != nil && gerr != nil:
-		if gerr.Error() != werr.Error() && !atNameBefore(src, werr, gerr) {
-			t.Errorf("Parse(%q):\nerror %q\nold   %q", src, gerr, werr)
+		if gerr.Error() != werr.Error() && (excuse == nil || !excuse(src, werr, gerr)) {
+			t.Errorf("Parse(%q):\nerror %q\n%s said %q", src, gerr, other, werr)
 		}
 	case werr != nil:
-		t.Errorf("Parse(%q) succeeded; the old grammar said %q", src, werr)
+		t.Errorf("Parse(%q) succeeded; %s said %q", src, other, werr)
 	case gerr != nil:
-		t.Errorf("Parse(%q) = %q; the old grammar accepted it", src, gerr)
+		t.Errorf("Parse(%q) = %q; %s accepted it", src, gerr, other)
 	case !reflect.DeepEqual(got, want):
-		t.Errorf("Parse(%q): the tree differs from the old grammar's:\n%s", src, lineDiff(dump(want), dump(got)))
+		t.Errorf("Parse(%q): the tree differs from that of %s:\n%s", src, other, lineDiff(dump(want), dump(got)))
 	}
 }
 
@@ -231,6 +248,17 @@ func TestSameAsOld(t *testing.T) {
 	}
 }
 
+// TestSameAsParticiple checks Parse against participle's grammar of File
+// on every configuration of the repository and every item error.
+func TestSameAsParticiple(t *testing.T) {
+	for _, src := range corpus(t) {
+		sameAsParticiple(t, src)
+	}
+	for _, tt := range itemErrors {
+		sameAsParticiple(t, tt.in)
+	}
+}
+
 // FuzzParseDifferential checks the hand parser of items against the old
 // grammar: the same tree for what the old grammar accepts, the same error
 // (FILE:LINE:COL and message) for what it rejects.
@@ -243,5 +271,6 @@ func FuzzParseDifferential(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		sameAsOld(t, src)
+		sameAsParticiple(t, src)
 	})
 }

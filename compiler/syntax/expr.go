@@ -37,28 +37,49 @@ func unexpected(t *lexer.Token, expect string) error {
 // isPunct reports whether t is the punctuation v.
 func isPunct(t *lexer.Token, v string) bool { return t.Type == Punct && t.Value == v }
 
-// Parse implements participle.Parseable.
+// Parse implements participle.Parseable, for participle's grammars that
+// hold expressions (the tests'); Parse itself does not use participle.
 func (e *Expr) Parse(lex *lexer.PeekingLexer) error {
+	c := fromPeeking(lex)
+	err := e.parse(c, &chain{})
+	c.advance(lex)
+	return err
+}
+
+// parse parses the expression that starts at the next token into e, or
+// returns participle.NextMatch if no expression starts there. Its first
+// operand's nodes are ch's (e may be ch's own).
+func (e *Expr) parse(lex *cursor, ch *chain) error {
 	t := lex.Peek()
 	if !startsExpr(t) {
 		return participle.NextMatch
 	}
 	e.Pos = t.Pos
-	l, err := parseAnd(lex)
-	if err != nil {
+	if err := parseAnd(lex, &ch.and, ch); err != nil {
 		return err
 	}
-	e.Left = l
+	e.Left = &ch.and
 	for isPunct(lex.Peek(), "||") {
 		lex.Next()
-		r, err := parseAnd(lex)
-		if err != nil {
+		r := &And{}
+		if err := parseAnd(lex, r, nil); err != nil {
 			return err
 		}
 		e.Right = append(e.Right, r)
 	}
-	e.EndPos = lex.RawPeek().Pos
+	e.EndPos = lex.Peek().Pos
 	return nil
+}
+
+// chain is an expression and its first operand at every level, from And
+// to Primary, in one allocation rather than five: most expressions are
+// that one operand (a string, a number, a reference).
+type chain struct {
+	e   Expr
+	and And
+	cmp Compare
+	un  Unary
+	pr  Primary
 }
 
 // startsExpr reports whether an expression can start with t.
@@ -75,10 +96,20 @@ func startsExpr(t *lexer.Token) bool {
 	return false
 }
 
+// newExpr parses the expression that starts at the next token, or
+// returns participle.NextMatch if no expression starts there.
+func newExpr(lex *cursor) (*Expr, error) {
+	ch := &chain{}
+	if err := ch.e.parse(lex, ch); err != nil {
+		return nil, err
+	}
+	return &ch.e, nil
+}
+
 // parseExpr parses an expression that must be there.
-func parseExpr(lex *lexer.PeekingLexer) (*Expr, error) {
-	e := &Expr{}
-	if err := e.Parse(lex); err != nil {
+func parseExpr(lex *cursor) (*Expr, error) {
+	e, err := newExpr(lex)
+	if err != nil {
 		if err == participle.NextMatch {
 			return nil, unexpected(lex.Peek(), "an expression")
 		}
@@ -87,29 +118,42 @@ func parseExpr(lex *lexer.PeekingLexer) (*Expr, error) {
 	return e, nil
 }
 
-func parseAnd(lex *lexer.PeekingLexer) (*And, error) {
-	a := &And{Pos: lex.Peek().Pos}
-	l, err := parseCompare(lex)
-	if err != nil {
-		return nil, err
+// parseAnd parses operands joined by && into a; ch, when set, holds the
+// first operand's nodes.
+func parseAnd(lex *cursor, a *And, ch *chain) error {
+	a.Pos = lex.Peek().Pos
+	var l *Compare
+	if ch != nil {
+		l = &ch.cmp
+	} else {
+		l = &Compare{}
+	}
+	if err := parseCompare(lex, l, ch); err != nil {
+		return err
 	}
 	a.Left = l
 	for isPunct(lex.Peek(), "&&") {
 		lex.Next()
-		r, err := parseCompare(lex)
-		if err != nil {
-			return nil, err
+		r := &Compare{}
+		if err := parseCompare(lex, r, nil); err != nil {
+			return err
 		}
 		a.Right = append(a.Right, r)
 	}
-	return a, nil
+	return nil
 }
 
-func parseCompare(lex *lexer.PeekingLexer) (*Compare, error) {
-	c := &Compare{Pos: lex.Peek().Pos}
-	l, err := parseUnary(lex)
-	if err != nil {
-		return nil, err
+func parseCompare(lex *cursor, c *Compare, ch *chain) error {
+	c.Pos = lex.Peek().Pos
+	var l *Unary
+	var p *Primary
+	if ch != nil {
+		l, p = &ch.un, &ch.pr
+	} else {
+		l = &Unary{}
+	}
+	if err := parseUnary(lex, l, p); err != nil {
+		return err
 	}
 	c.Left = l
 	if t := lex.Peek(); t.Type == Punct {
@@ -117,39 +161,48 @@ func parseCompare(lex *lexer.PeekingLexer) (*Compare, error) {
 		case "==", "!=", "<=", ">=", "<", ">":
 			c.Op = t.Value
 			lex.Next()
-			if c.Right, err = parseUnary(lex); err != nil {
-				return nil, err
+			c.Right = &Unary{}
+			if err := parseUnary(lex, c.Right, nil); err != nil {
+				return err
 			}
 		}
 	}
-	return c, nil
+	return nil
 }
 
-func parseUnary(lex *lexer.PeekingLexer) (*Unary, error) {
+// parseUnary parses a run of ! and a primary into u; p, when set, is
+// where the primary goes.
+func parseUnary(lex *cursor, u *Unary, p *Primary) error {
 	// A run of ! is read in a loop, and bounded, so that no input can make
 	// the parser or the evaluator recurse without end.
-	var nots []*Unary
+	var nots []lexer.Position
 	for isPunct(lex.Peek(), "!") {
 		if len(nots) == MaxNesting {
-			return nil, &participle.ParseError{Msg: fmt.Sprintf("more than %d ! in a row", MaxNesting), Pos: lex.Peek().Pos}
+			return &participle.ParseError{Msg: fmt.Sprintf("more than %d ! in a row", MaxNesting), Pos: lex.Peek().Pos}
 		}
-		nots = append(nots, &Unary{Pos: lex.Next().Pos})
+		nots = append(nots, lex.Next().Pos)
 	}
-	p, err := parsePrimary(lex)
-	if err != nil {
-		return nil, err
+	if p == nil {
+		p = &Primary{}
 	}
-	u := &Unary{Pos: p.Pos, Primary: p}
-	for i := len(nots) - 1; i >= 0; i-- {
-		nots[i].Not = u
-		u = nots[i]
+	if err := parsePrimary(lex, p); err != nil {
+		return err
 	}
-	return u, nil
+	if len(nots) == 0 {
+		u.Pos, u.Primary = p.Pos, p
+		return nil
+	}
+	in := &Unary{Pos: p.Pos, Primary: p}
+	for i := len(nots) - 1; i > 0; i-- {
+		in = &Unary{Pos: nots[i], Not: in}
+	}
+	u.Pos, u.Not = nots[0], in
+	return nil
 }
 
-func parsePrimary(lex *lexer.PeekingLexer) (*Primary, error) {
+func parsePrimary(lex *cursor, p *Primary) error {
 	t := lex.Peek()
-	p := &Primary{Pos: t.Pos}
+	p.Pos = t.Pos
 	var err error
 	switch {
 	case t.Type == Number:
@@ -169,7 +222,7 @@ func parsePrimary(lex *lexer.PeekingLexer) (*Primary, error) {
 		lex.Next()
 		if p.Paren, err = parseExpr(lex); err == nil {
 			if !isPunct(lex.Peek(), ")") {
-				return nil, unexpected(lex.Peek(), `")"`)
+				return unexpected(lex.Peek(), `")"`)
 			}
 			lex.Next()
 		}
@@ -181,7 +234,7 @@ func parsePrimary(lex *lexer.PeekingLexer) (*Primary, error) {
 			for !isPunct(lex.Peek(), ")") {
 				a, err := parseExpr(lex)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				c.Args = append(c.Args, a)
 				if !isPunct(lex.Peek(), ",") {
@@ -190,7 +243,7 @@ func parsePrimary(lex *lexer.PeekingLexer) (*Primary, error) {
 				lex.Next()
 			}
 			if !isPunct(lex.Peek(), ")") {
-				return nil, unexpected(lex.Peek(), `")"`)
+				return unexpected(lex.Peek(), `")"`)
 			}
 			lex.Next()
 			p.Call = c
@@ -200,7 +253,7 @@ func parsePrimary(lex *lexer.PeekingLexer) (*Primary, error) {
 				lex.Next()
 				n := lex.Peek()
 				if n.Type != Ident {
-					return nil, unexpected(n, "Ident")
+					return unexpected(n, "Ident")
 				}
 				lex.Next()
 				r.Parts = append(r.Parts, n.Value)
@@ -208,16 +261,16 @@ func parsePrimary(lex *lexer.PeekingLexer) (*Primary, error) {
 			p.Ref = r
 		}
 	default:
-		return nil, unexpected(t, "an expression")
+		return unexpected(t, "an expression")
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	p.EndPos = lex.RawPeek().Pos
-	return p, nil
+	p.EndPos = lex.Peek().Pos
+	return nil
 }
 
-func parseList(lex *lexer.PeekingLexer) (*List, error) {
+func parseList(lex *cursor) (*List, error) {
 	l := &List{Pos: lex.Next().Pos}
 	for !isPunct(lex.Peek(), "]") {
 		e, err := parseExpr(lex)
@@ -234,11 +287,11 @@ func parseList(lex *lexer.PeekingLexer) (*List, error) {
 		return nil, unexpected(lex.Peek(), `"]"`)
 	}
 	lex.Next()
-	l.EndPos = lex.RawPeek().Pos
+	l.EndPos = lex.Peek().Pos
 	return l, nil
 }
 
-func parseObject(lex *lexer.PeekingLexer) (*Object, error) {
+func parseObject(lex *cursor) (*Object, error) {
 	o := &Object{Pos: lex.Next().Pos}
 	for !isPunct(lex.Peek(), "}") {
 		k := lex.Peek()
@@ -262,6 +315,6 @@ func parseObject(lex *lexer.PeekingLexer) (*Object, error) {
 		}
 	}
 	lex.Next()
-	o.EndPos = lex.RawPeek().Pos
+	o.EndPos = lex.Peek().Pos
 	return o, nil
 }

@@ -24,32 +24,37 @@ const itemGrammar = `Item      = Ident ( "=" Expr | String* "{" Item* "}" ) .
 `
 
 // Parse implements participle.Parseable: one attribute or block, or
-// NextMatch if the next token cannot start one.
+// NextMatch if the next token cannot start one. It is for participle's
+// grammar of File (fileParser, which Grammar shows and the tests use);
+// Parse reads items with parseItems.
 func (it *Item) Parse(lex *lexer.PeekingLexer) error {
 	if lex.Peek().Type != Ident {
 		return participle.NextMatch
 	}
-	return parseItem(lex, it)
+	c := fromPeeking(lex)
+	err := parseItem(c, it)
+	c.advance(lex)
+	return err
 }
 
 // parseItem parses the item that starts at the next token, an Ident, into
 // it. Blocks nest no deeper than the codeLexer lets brackets nest
 // (MaxNesting), which bounds the recursion.
-func parseItem(lex *lexer.PeekingLexer, it *Item) error {
+func parseItem(lex *cursor, it *Item) error {
 	t := lex.Next()
 	it.Pos, it.Name = t.Pos, t.Value
 	t = lex.Peek()
 	if isPunct(t, "=") {
 		lex.Next()
-		e := &Expr{}
-		if err := e.Parse(lex); err != nil {
+		e, err := newExpr(lex)
+		if err != nil {
 			if err == participle.NextMatch {
 				return unexpected(lex.Peek(), "")
 			}
 			return err
 		}
 		it.Value = e
-		it.EndPos = lex.RawPeek().Pos
+		it.EndPos = lex.Peek().Pos
 		return nil
 	}
 	// The labels: strings, or heredocs, which the grammar has always let
@@ -75,6 +80,6 @@ func parseItem(lex *lexer.PeekingLexer, it *Item) error {
 	}
 	lex.Next()
 	it.Close = &Closing{Pos: t.Pos, Text: t.Value}
-	it.EndPos = lex.RawPeek().Pos
+	it.EndPos = lex.Peek().Pos
 	return nil
 }

@@ -41,15 +41,47 @@ var oldParser = participle.MustBuild[oldFile](
 	participle.UseLookahead(2),
 )
 
+// fileParser is participle's grammar of File, Item*, with Item (and Expr)
+// parsing themselves through participle.Parseable: what Parse read files
+// with before parseItems; TestSameAsParticiple compares the two.
+var fileParser = participle.MustBuild[File](
+	participle.Lexer(definition{}),
+	participle.Elide("Comment"),
+	participle.UseLookahead(2),
+)
+
+// parseParticiple is Parse through fileParser.
+func parseParticiple(name, src string) (*File, error) {
+	return parseWith(name, src, upgraded(func(peek *lexer.PeekingLexer) ([]*Item, error) {
+		f, err := fileParser.ParseFromLexer(peek)
+		if err != nil {
+			return nil, err
+		}
+		return f.Items, nil
+	}))
+}
+
+// upgraded is a chunk parser of parseWith that reads the chunk's tokens
+// through participle's PeekingLexer, with parse.
+func upgraded(parse func(*lexer.PeekingLexer) ([]*Item, error)) func(lexer.Lexer) ([]*Item, error) {
+	return func(code lexer.Lexer) ([]*Item, error) {
+		peek, err := lexer.Upgrade(code)
+		if err != nil {
+			return nil, err
+		}
+		return parse(peek)
+	}
+}
+
 // parseOld is Parse with the old grammar.
 func parseOld(name, src string) (*File, error) {
-	return parseWith(name, src, func(peek *lexer.PeekingLexer) ([]*Item, error) {
+	return parseWith(name, src, upgraded(func(peek *lexer.PeekingLexer) ([]*Item, error) {
 		f, err := oldParser.ParseFromLexer(peek)
 		if err != nil {
 			return nil, err
 		}
 		return fromOld(f.Items), nil
-	})
+	}))
 }
 
 func fromOld(olds []*oldItem) []*Item {

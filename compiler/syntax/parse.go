@@ -10,22 +10,9 @@ import (
 	"github.com/alecthomas/participle/v2/lexer"
 )
 
-var (
-	// fileParser is participle's grammar of File, Item*; Item and Expr
-	// parse themselves (item.go, expr.go).
-	fileParser = participle.MustBuild[File](
-		participle.Lexer(definition{}),
-		participle.Elide("Comment"),
-		// The lookahead the grammar had when participle parsed items too;
-		// Item's own error, at the token that is wrong, comes back as it
-		// is either way (it is the deepest).
-		participle.UseLookahead(2),
-	)
-)
-
-// fileGrammar is the EBNF of File, which is what participle's grammar,
-// fileParser, describes: Item and Expr parse themselves, and participle
-// shows them as names only.
+// fileGrammar is the EBNF of File: Item* (Item and Expr are parsed by
+// hand, item.go and expr.go, and participle's grammar of File, which the
+// tests build, shows them as names only).
 const fileGrammar = `File      = Item* .
 `
 
@@ -36,38 +23,30 @@ func Grammar() string { return fileGrammar + itemGrammar + exprGrammar }
 // Parse reads one configuration file. The error, if any, is an *Error
 // naming FILE:LINE:COL with the source line.
 func Parse(name string, src string) (*File, error) {
-	return parseWith(name, src, parseChunk)
+	var c cursor
+	return parseWith(name, src, func(code lexer.Lexer) ([]*Item, error) {
+		if err := c.fill(code); err != nil {
+			return nil, err
+		}
+		return parseItems(&c)
+	})
 }
 
-// parseChunk parses the items of one chunk of a file with fileParser.
-func parseChunk(peek *lexer.PeekingLexer) ([]*Item, error) {
-	f, err := fileParser.ParseFromLexer(peek)
-	if err != nil {
-		return nil, err
-	}
-	return f.Items, nil
-}
-
-// parseWith is Parse with the items of each chunk parsed by chunk.
-func parseWith(name, src string, chunk func(*lexer.PeekingLexer) ([]*Item, error)) (*File, error) {
+// parseWith is Parse with the items of each chunk of the file, the tokens
+// code hands out up to its EOF, parsed by chunk.
+func parseWith(name, src string, chunk func(code lexer.Lexer) ([]*Item, error)) (*File, error) {
 	if !utf8.ValidString(src) {
 		return nil, invalidUTF8(name, src)
 	}
-	// The tokens stream straight into participle's own buffer, a top-level
-	// block at a time: participle grows that buffer a token at a time, and
-	// for a whole file of a few hundred thousand tokens the copies and the
-	// fresh memory they took were a large part of the parse. A block's
-	// tokens stay small, and their memory is used again for the next.
+	// The tokens are read a top-level block at a time into one buffer, used
+	// again for every block: a whole file's tokens, hundreds of thousands
+	// of them, were a large part of the parse's time and memory.
 	code := &codeLexer{lex: lexState{file: name, src: src, line: 1}}
 	f := &File{Name: name, Src: src, lines: &lineIndex{}}
 	for {
-		peek, err := lexer.Upgrade(code)
+		items, err := chunk(code)
 		if err != nil {
-			return nil, err
-		}
-		items, err := chunk(peek)
-		if err != nil {
-			return nil, convert(err, src)
+			return nil, convert(err, src) // the lexer's errors are *Error already
 		}
 		f.Items = append(f.Items, items...)
 		if code.eof {
@@ -87,11 +66,16 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 	if e := plainRef(text, pos); e != nil {
 		return e, nil
 	}
+	return parseInterpolationExpr(text, pos, src)
+}
+
+// parseInterpolationExpr is parseInterpolation without plainRef's short cut.
+func parseInterpolationExpr(text string, pos lexer.Position, src string) (*Expr, error) {
 	if strings.TrimLeft(text, " \t") == "" {
 		return nil, &Error{Pos: pos, Msg: "empty interpolation ${}", Line: LineAt(src, pos.Line)}
 	}
-	peek, err := lexer.Upgrade(&interpLexer{lex: lexState{file: pos.Filename, src: text, line: 1}, base: pos})
-	if err != nil {
+	peek := &cursor{}
+	if err := peek.fill(&interpLexer{lex: lexState{file: pos.Filename, src: text, line: 1}, base: pos}); err != nil {
 		var e *Error
 		if errors.As(err, &e) {
 			return nil, shift(e, pos, src)
@@ -99,7 +83,7 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 		return nil, err
 	}
 	e, err := parseExpr(peek)
-	if err == nil && !peek.Peek().EOF() {
+	if err == nil && peek.Peek().Type != lexer.EOF {
 		err = unexpected(peek.Peek(), "the end of ${...}")
 	}
 	if err != nil {
@@ -117,32 +101,59 @@ func parseInterpolation(text string, pos lexer.Position, src string) (*Expr, err
 }
 
 // plainRef builds the tree of an interpolation that is a plain reference,
-// like var.name or fact.hostname (most of them are), without a lexer; it
-// returns nil for anything else, which parseInterpolation parses in full.
+// like var.name or fact.hostname (most of them are), without a lexer and in
+// one allocation; it returns nil for anything else, which
+// parseInterpolation parses in full.
 func plainRef(text string, pos lexer.Position) *Expr {
 	lead := len(text) - len(strings.TrimLeft(text, " \t"))
 	body := strings.TrimRight(text[lead:], " \t")
 	if body == "" {
 		return nil
 	}
-	parts := strings.Split(body, ".")
-	for _, p := range parts {
-		if p == "" || !isIdentStart(p[0]) {
-			return nil
-		}
-		for i := 1; i < len(p); i++ {
-			if !isIdentChar(p[i]) {
+	n := 1
+	for k := 0; k < len(body); k++ {
+		switch c := body[k]; {
+		case c == '.':
+			if k == 0 || k == len(body)-1 || body[k-1] == '.' {
 				return nil
 			}
+			n++
+		case k == 0 || body[k-1] == '.':
+			if !isIdentStart(c) {
+				return nil
+			}
+		case !isIdentChar(c):
+			return nil
 		}
 	}
-	if len(parts) == 1 && (parts[0] == "true" || parts[0] == "false") {
+	if n == 1 && (body == "true" || body == "false") {
 		return nil
 	}
 	at := advance(pos, lead)
 	end := advance(at, len(body))
-	return &Expr{Pos: at, EndPos: end, Left: &And{Pos: at, Left: &Compare{Pos: at,
-		Left: &Unary{Pos: at, Primary: &Primary{Pos: at, EndPos: end, Ref: &Ref{Pos: at, Parts: parts}}}}}}
+	r := &refTree{}
+	parts := r.parts[:0:len(r.parts)]
+	if n > len(r.parts) {
+		parts = make([]string, 0, n)
+	}
+	for p := range strings.SplitSeq(body, ".") {
+		parts = append(parts, p)
+	}
+	r.ref = Ref{Pos: at, Parts: parts}
+	r.ch.pr = Primary{Pos: at, EndPos: end, Ref: &r.ref}
+	r.ch.un = Unary{Pos: at, Primary: &r.ch.pr}
+	r.ch.cmp = Compare{Pos: at, Left: &r.ch.un}
+	r.ch.and = And{Pos: at, Left: &r.ch.cmp}
+	r.ch.e = Expr{Pos: at, EndPos: end, Left: &r.ch.and}
+	return &r.ch.e
+}
+
+// refTree is the tree of a plain reference of up to three parts, in one
+// allocation.
+type refTree struct {
+	ch    chain
+	ref   Ref
+	parts [3]string
 }
 
 // interpLexer lexes the text of an interpolation, placing its tokens at
