@@ -12,6 +12,13 @@ import (
 // both are nil: encodeApplied writes them there element by element.
 var appliedLists = []byte(`"steps":null,"originals":null`)
 
+// The bytes between encodeApplied's values, made once: a slice passed to
+// an io.Writer escapes.
+var (
+	comma = []byte{','}
+	colon = []byte{':'}
+)
+
 // encodeApplied writes the JSON of a, the same bytes as json.Marshal(a),
 // one step and one original image at a time: the state of a large journal
 // (some 2 MB for 10,000 files) is never held whole in memory, at the end
@@ -42,7 +49,7 @@ func encodeApplied(w io.Writer, a *Applied) error {
 		ew.write([]byte{'['})
 		for i := range a.Steps {
 			if i > 0 {
-				ew.write([]byte{','})
+				ew.write(comma)
 			}
 			ew.marshal(&a.Steps[i])
 		}
@@ -60,12 +67,12 @@ func encodeApplied(w io.Writer, a *Applied) error {
 		ew.write([]byte{'{'})
 		for i, id := range ids {
 			if i > 0 {
-				ew.write([]byte{','})
+				ew.write(comma)
 			}
-			ew.marshal(id)
-			ew.write([]byte{':'})
-			img := a.Originals[id]
-			ew.marshal(&img)
+			ew.marshal(&ids[i])
+			ew.write(colon)
+			ew.img = a.Originals[id]
+			ew.marshal(&ew.img)
 		}
 		ew.write([]byte{'}'})
 	}
@@ -77,6 +84,8 @@ func encodeApplied(w io.Writer, a *Applied) error {
 type errWriter struct {
 	w   io.Writer
 	err error
+	enc *json.Encoder
+	img Image // the original being encoded (a map's value is no variable)
 }
 
 func (e *errWriter) write(p []byte) {
@@ -85,14 +94,26 @@ func (e *errWriter) write(p []byte) {
 	}
 }
 
+// marshal writes the JSON of v, as json.Marshal encodes it, through one
+// json.Encoder (whose buffer is reused from value to value, where
+// json.Marshal returns a new copy of each).
 func (e *errWriter) marshal(v any) {
 	if e.err != nil {
 		return
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		e.err = err
-		return
+	if e.enc == nil {
+		e.enc = json.NewEncoder(valueWriter{e})
 	}
-	e.write(data)
+	if err := e.enc.Encode(v); err != nil && e.err == nil {
+		e.err = err
+	}
+}
+
+// valueWriter writes what a json.Encoder writes, one value a call, without
+// the newline that ends each.
+type valueWriter struct{ e *errWriter }
+
+func (v valueWriter) Write(p []byte) (int, error) {
+	v.e.write(bytes.TrimSuffix(p, []byte{'\n'}))
+	return len(p), v.e.err
 }

@@ -76,3 +76,30 @@ func TestEncodeAppliedWriteError(t *testing.T) {
 type failingWriter struct{ err error }
 
 func (f failingWriter) Write([]byte) (int, error) { return 0, f.err }
+
+// TestEncodeAppliedAllocs bounds what encoding the applied journal
+// allocates: no copy of each value's JSON (json.Marshal made one a value,
+// and a buffer the size of the whole file), only the copy of an image's
+// mtime that encoding/json makes to check its omitzero.
+func TestEncodeAppliedAllocs(t *testing.T) {
+	const n = 1000
+	a := &Applied{Version: 1, Originals: make(map[string]Image, n)}
+	for i := range n {
+		a.Steps = append(a.Steps, AppliedStep{Step: fmt.Sprintf("COPY f%d /dst/f%d sha256=00", i, i), At: "j:1:1"})
+		a.Originals[fmt.Sprintf("path:/dst/f%d", i)] = Image{Absent: true}
+	}
+	var buf bytes.Buffer
+	if err := encodeApplied(&buf, a); err != nil {
+		t.Fatal(err)
+	}
+	size := buf.Len()
+	buf.Grow(size)
+	allocs := testing.AllocsPerRun(5, func() {
+		buf.Reset()
+		encodeApplied(&buf, a)
+	})
+	t.Logf("%.0f allocations for %d steps and %d originals (%d bytes)", allocs, n, n, size)
+	if allocs > 1.2*n+50 {
+		t.Fatalf("encodeApplied allocates %.0f times for %d steps and %d originals, want at most %d", allocs, n, n, int(1.2*n+50))
+	}
+}
