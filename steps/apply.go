@@ -741,6 +741,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	if err := b.execute(ctx); err != nil {
 		return b.ran, err
 	}
+	log.release()
 	// A stop that came while the last ops ran stops the move as one that
 	// came earlier does: it is undone, not committed.
 	if err := c.stopped(); err != nil && len(b.done) > 0 {

@@ -232,6 +232,13 @@ func errnoOf(err error) error {
 	return err
 }
 
+// release lets the buffers of flush go, once the last batch is written:
+// a move's last batches are the size of a full one, and the commit that
+// follows needs the memory.
+func (l *intentLog) release() {
+	l.buf, l.tails, l.tailBuf, l.enc = nil, nil, bytes.Buffer{}, nil
+}
+
 func (l *intentLog) close() error {
 	if l.f == nil {
 		return nil
