@@ -682,7 +682,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	c := newCancellation(ctx, a.kill)
 	defer c.release()
 	a.total = plan.Acting()
-	b := batch{a: a, log: log, c: c, view: newView()}
+	b := batch{a: a, log: log, c: c, view: newView(), done: make([]executed, 0, a.total)}
 	index := 0
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
@@ -741,6 +741,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	if err := b.execute(ctx); err != nil {
 		return b.ran, err
 	}
+	log.release()
 	// A stop that came while the last ops ran stops the move as one that
 	// came earlier does: it is undone, not committed.
 	if err := c.stopped(); err != nil && len(b.done) > 0 {

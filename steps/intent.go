@@ -63,6 +63,13 @@ type intentLog struct {
 	pending []*intentRecord
 	seq     int64 // the last record written
 	size    int64 // the bytes written
+	// buf and tails are flush's, kept for the next batch: a move's
+	// batches reuse one buffer.
+	buf     []byte
+	tails   [][]byte
+	tailBuf bytes.Buffer
+	enc     *json.Encoder
+	scratch intentRecord
 }
 
 // newIntent starts the intent log of a move in dir; the first flush
@@ -75,27 +82,30 @@ func (l *intentLog) add(r *intentRecord) { l.pending = append(l.pending, r) }
 // flush writes the buffered records as one batch and syncs them to disk.
 // The first batch goes to a temporary file that is synced and renamed to
 // intent.log, never over an existing one.
+//
+// Each record is encoded once, without its numbers (recordTail); the
+// numbers are put in front of that as json.Marshal would write them, as
+// often as the size they hold changes the size they give.
 func (l *intentLog) flush() error {
 	if len(l.pending) == 0 {
 		return nil
 	}
 	end := l.seq + int64(len(l.pending))
+	tails := l.encodeTails()
 	// The size the records give depends on the digits of the size they
 	// hold: grow it until it is the size they give.
-	var buf []byte
+	buf := l.buf
 	for size := l.size; ; size = l.size + int64(len(buf)) {
 		buf = buf[:0]
 		for i, r := range l.pending {
 			r.Seq, r.End, r.Size = l.seq+1+int64(i), end, size
-			data, _ := json.Marshal(r)
-			buf = fmt.Appendf(buf, "%08x ", crc32.Checksum(data, crcTable))
-			buf = append(buf, data...)
-			buf = append(buf, '\n')
+			buf = appendRecord(buf, r, tails[i])
 		}
 		if l.size+int64(len(buf)) == size {
 			break
 		}
 	}
+	l.buf = buf
 	if l.f == nil {
 		if err := l.create(buf); err != nil {
 			return fmt.Errorf("intent log: %w", err)
@@ -110,8 +120,67 @@ func (l *intentLog) flush() error {
 		}
 	}
 	l.seq, l.size = end, l.size+int64(len(buf))
+	clear(l.pending) // the records, and the images they point to, are not kept
 	l.pending = l.pending[:0]
 	return nil
+}
+
+// recordHead is how json.Marshal starts a record whose numbers are 0.
+var recordHead = []byte(`{"seq":0,"end":0,"size":0`)
+
+// encodeTails encodes the pending records without their numbers (seq,
+// end and size, their first fields) into one buffer reused from batch to
+// batch, and returns each one's JSON from the comma after size to the
+// closing brace, in order.
+func (l *intentLog) encodeTails() [][]byte {
+	if l.enc == nil {
+		l.enc = json.NewEncoder(&l.tailBuf) // escapes as json.Marshal does
+	}
+	l.tailBuf.Reset()
+	offs := make([]int, 0, len(l.pending)+1)
+	for _, r := range l.pending {
+		offs = append(offs, l.tailBuf.Len())
+		l.scratch = *r
+		l.scratch.Seq, l.scratch.End, l.scratch.Size = 0, 0, 0
+		l.enc.Encode(&l.scratch) // strings, numbers and images: no error
+	}
+	offs = append(offs, l.tailBuf.Len())
+	l.scratch = intentRecord{}
+	data := l.tailBuf.Bytes()
+	tails := l.tails[:0]
+	for i := range l.pending {
+		// Encode ends each value with a newline.
+		tails = append(tails, data[offs[i]+len(recordHead):offs[i+1]-1])
+	}
+	l.tails = tails
+	return tails
+}
+
+// recordTail returns the JSON of r after its numbers, as flush encodes it.
+func recordTail(r *intentRecord) []byte {
+	l := intentLog{pending: []*intentRecord{r}}
+	return l.encodeTails()[0]
+}
+
+// appendRecord appends r's line to buf, "CRC32C JSON\n", the JSON being
+// json.Marshal(r) made of r's numbers and its tail (recordTail).
+func appendRecord(buf []byte, r *intentRecord, tail []byte) []byte {
+	start := len(buf)
+	buf = append(buf, "00000000 "...) // the CRC, once the JSON is there
+	js := len(buf)
+	buf = append(buf, `{"seq":`...)
+	buf = strconv.AppendInt(buf, r.Seq, 10)
+	buf = append(buf, `,"end":`...)
+	buf = strconv.AppendInt(buf, r.End, 10)
+	buf = append(buf, `,"size":`...)
+	buf = strconv.AppendInt(buf, r.Size, 10)
+	buf = append(buf, tail...)
+	sum := crc32.Checksum(buf[js:], crcTable)
+	const hexDigits = "0123456789abcdef"
+	for i := range 8 {
+		buf[start+i] = hexDigits[sum>>(28-4*i)&0xf]
+	}
+	return append(buf, '\n')
 }
 
 // create puts the first batch in place: a temporary file (one that
@@ -161,6 +230,13 @@ func errnoOf(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// release lets the buffers of flush go, once the last batch is written:
+// a move's last batches are the size of a full one, and the commit that
+// follows needs the memory.
+func (l *intentLog) release() {
+	l.buf, l.tails, l.tailBuf, l.enc = nil, nil, bytes.Buffer{}, nil
 }
 
 func (l *intentLog) close() error {

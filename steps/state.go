@@ -305,12 +305,8 @@ func (c *appliedCache) put(k appliedKey, a *Applied) {
 
 // commit makes a the applied journal: the commit point of a move.
 func (st *state) commit(a *Applied) error {
-	data, err := json.Marshal(a)
-	if err != nil {
-		return err
-	}
 	name := filepath.Join(st.dir, appliedFile)
-	if err := atomicfile.WriteFile(name, data, 0o600); err != nil {
+	if err := atomicfile.Write(name, 0o600, func(w io.Writer) error { return encodeApplied(w, a) }); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	st.applied = a

@@ -5,13 +5,26 @@
 package atomicfile
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
 
 // WriteFile atomically replaces name with data, with permission bits perm.
 func WriteFile(name string, data []byte, perm os.FileMode) error {
+	return Write(name, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write atomically replaces name with what write writes, with permission
+// bits perm, as WriteFile does: write gets a buffered writer to the
+// temporary file, so that content encoded piece by piece is never held
+// whole in memory. An error from write leaves name as it was.
+func Write(name string, perm os.FileMode, write func(w io.Writer) error) error {
 	dir, base := filepath.Split(name)
 	if dir == "" {
 		dir = "."
@@ -26,7 +39,11 @@ func WriteFile(name string, data []byte, perm os.FileMode) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if err := write(bw); err != nil {
+		return fail(err)
+	}
+	if err := bw.Flush(); err != nil {
 		return fail(err)
 	}
 	if err := f.Chmod(perm); err != nil {

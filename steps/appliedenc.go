@@ -1,0 +1,119 @@
+package steps
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// appliedLists is where json.Marshal puts an Applied's two long fields when
+// both are nil: encodeApplied writes them there element by element.
+var appliedLists = []byte(`"steps":null,"originals":null`)
+
+// The bytes between encodeApplied's values, made once: a slice passed to
+// an io.Writer escapes.
+var (
+	comma = []byte{','}
+	colon = []byte{':'}
+)
+
+// encodeApplied writes the JSON of a, the same bytes as json.Marshal(a),
+// one step and one original image at a time: the state of a large journal
+// (some 2 MB for 10,000 files) is never held whole in memory, at the end
+// of a move, when the move's images are still there too.
+//
+// The fields around the two lists are encoded by json.Marshal of a copy
+// without them; in its output the text `"steps":null,"originals":null`
+// can only be those fields (a quote inside a string is escaped), and it is
+// replaced by the lists. A map's keys are sorted as json.Marshal sorts
+// them, by their bytes.
+func encodeApplied(w io.Writer, a *Applied) error {
+	head := *a
+	head.Steps, head.Originals = nil, nil
+	data, err := json.Marshal(&head)
+	if err != nil {
+		return err
+	}
+	before, after, ok := bytes.Cut(data, appliedLists)
+	if !ok || bytes.Contains(after, appliedLists) {
+		return fmt.Errorf("state: encoding the applied journal: no place for its steps in %.80q", data)
+	}
+	ew := &errWriter{w: w}
+	ew.write(before)
+	ew.write([]byte(`"steps":`))
+	if a.Steps == nil {
+		ew.write([]byte("null"))
+	} else {
+		ew.write([]byte{'['})
+		for i := range a.Steps {
+			if i > 0 {
+				ew.write(comma)
+			}
+			ew.marshal(&a.Steps[i])
+		}
+		ew.write([]byte{']'})
+	}
+	ew.write([]byte(`,"originals":`))
+	if a.Originals == nil {
+		ew.write([]byte("null"))
+	} else {
+		ids := make([]string, 0, len(a.Originals))
+		for id := range a.Originals {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		ew.write([]byte{'{'})
+		for i, id := range ids {
+			if i > 0 {
+				ew.write(comma)
+			}
+			ew.marshal(&ids[i])
+			ew.write(colon)
+			ew.img = a.Originals[id]
+			ew.marshal(&ew.img)
+		}
+		ew.write([]byte{'}'})
+	}
+	ew.write(after)
+	return ew.err
+}
+
+// errWriter writes until the first error, which it keeps.
+type errWriter struct {
+	w   io.Writer
+	err error
+	enc *json.Encoder
+	img Image // the original being encoded (a map's value is no variable)
+}
+
+func (e *errWriter) write(p []byte) {
+	if e.err == nil {
+		_, e.err = e.w.Write(p)
+	}
+}
+
+// marshal writes the JSON of v, as json.Marshal encodes it, through one
+// json.Encoder (whose buffer is reused from value to value, where
+// json.Marshal returns a new copy of each).
+func (e *errWriter) marshal(v any) {
+	if e.err != nil {
+		return
+	}
+	if e.enc == nil {
+		e.enc = json.NewEncoder(valueWriter{e})
+	}
+	if err := e.enc.Encode(v); err != nil && e.err == nil {
+		e.err = err
+	}
+}
+
+// valueWriter writes what a json.Encoder writes, one value a call, without
+// the newline that ends each.
+type valueWriter struct{ e *errWriter }
+
+func (v valueWriter) Write(p []byte) (int, error) {
+	v.e.write(bytes.TrimSuffix(p, []byte{'\n'}))
+	return len(p), v.e.err
+}
