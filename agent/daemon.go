@@ -268,7 +268,7 @@ func (d *Daemon) Run(ctx context.Context) (*Report, error) {
 		moved := rep.Run.Result == ResultApplied
 		runtime.GC()
 		if moved {
-			d.warm(ctx)
+			d.warm(ctx) //nolint:errcheck // logged; the next run reads the journal itself
 		}
 		debug.FreeOSMemory()
 		timer.Reset(wait)
@@ -325,14 +325,14 @@ func (d *Daemon) handover(ctx context.Context, rep *Report) *Handover {
 // (bench/agent.sh). It is the decode an unchanged run would do anyway, done
 // earlier; the journal it keeps is the one every unchanged run keeps at
 // rest. A state another cairn has locked is left as it is.
-func (d *Daemon) warm(ctx context.Context) {
+func (d *Daemon) warm(ctx context.Context) error {
 	cfg := &d.p.cfg
 	a, err := steps.Open(ctx, steps.Options{Root: cfg.Root, StateDir: cfg.StateDir, Log: cfg.Log, Output: cfg.Output, Host: cfg.Drivers})
 	if err != nil {
 		d.log.Debug("cannot read the applied journal ahead of the next run", "err", err)
-		return
+		return err
 	}
-	a.Close()
+	return a.Close()
 }
 
 // watchdog pings systemd's watchdog while the agent lives.

@@ -163,6 +163,8 @@ UNCH_SELF=$(echo "scale=1; ($self1 - $self0) * 1000 / $TCK / $RUNS" | bc)
 UNCH_CHILD=$(echo "scale=1; ($child1 - $child0) * 1000 / $TCK / $RUNS" | bc)
 UNCH_WALL=$(echo "scale=1; ($s1 - $s0) * 1000 / $RUNS" | bc)
 HWM_UNCH=$(status_kib "$AGENT_PID" VmHWM)
+sleep 5
+RSS_IDLE_UNCH=$(status_kib "$AGENT_PID" VmRSS)
 
 # ---------------------------------------------------------------- push → applied
 log "$PUSHES one-line changes: git push, POST /trigger, until /metrics shows the commit"
@@ -236,6 +238,7 @@ verdict() { if [ "$(echo "$1 < $2" | bc)" = 1 ]; then echo yes; else echo "**NO*
   echo "| push → applied: its split, medians in ms (git push; from the agent's log, each state until the next) | git push $GITPUSH_MED; $PHASES | - | - |"
   echo "| push → applied: agent CPU per push, drift check included | $PUSH_CPU ms | - | - |"
   echo "| VmRSS at rest after the first apply | $(mib "$RSS_IDLE") MiB | < 30 MiB | $(verdict "$RSS_IDLE" 30720) |"
+  echo "| VmRSS at rest after the unchanged runs | $(mib "$RSS_IDLE_UNCH") MiB | < 30 MiB | $(verdict "$RSS_IDLE_UNCH" 30720) |"
   echo "| VmRSS at rest after the pushes | $(mib "$RSS_IDLE2") MiB | < 30 MiB | $(verdict "$RSS_IDLE2" 30720) |"
   echo "| VmHWM after the first (10,000-resource) apply | $(mib "$HWM_FIRST") MiB | < 100 MiB | $(verdict "$HWM_FIRST" 102400) |"
   echo "| VmHWM after the unchanged runs / at the end | $(mib "$HWM_UNCH") / $(mib "$HWM_END") MiB | < 100 MiB | $(verdict "$HWM_END" 102400) |"
