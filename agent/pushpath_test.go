@@ -70,3 +70,32 @@ func TestWarm(t *testing.T) {
 		t.Errorf("warm of a locked state: %v, want steps.ErrLocked", err)
 	}
 }
+
+// TestLifeWriter checks that the lifecycle record ends at the last state
+// put, however quickly the states follow each other, once flushed.
+func TestLifeWriter(t *testing.T) {
+	h := newHost(t)
+	p := h.pipeline(t, gittest.New(t), "web-02", nil)
+	a, err := steps.Open(context.Background(), steps.Options{Root: p.cfg.Root, StateDir: p.cfg.StateDir, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	r := &run{p: p, a: a}
+	since := time.Date(2026, 12, 3, 22, 0, 0, 0, time.UTC)
+	states := []State{Fetching, Verifying, Compiling, Planning, Applying, CheckingDrift, Idle}
+	for round := range 20 {
+		for i, s := range states {
+			r.life.put(r, Lifecycle{State: s, Since: since.Add(time.Duration(round*len(states)+i) * time.Second)})
+		}
+		r.life.flush()
+		var got Lifecycle
+		if ok, err := a.ReadRecord(recordLifecycle, &got); !ok || err != nil {
+			t.Fatalf("round %d: the lifecycle record: %v, %v", round, ok, err)
+		}
+		want := since.Add(time.Duration(round*len(states)+len(states)-1) * time.Second)
+		if got.State != Idle || !got.Since.Equal(want) {
+			t.Fatalf("round %d: the record says %s since %v, want idle since %v", round, got.State, got.Since, want)
+		}
+	}
+}
