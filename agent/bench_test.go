@@ -74,6 +74,7 @@ func BenchmarkAgent10k(b *testing.B) {
 			}
 		}
 		sum.report(b)
+		report(b, "nodrift-cpu-ms/run", sum.total-sum.drift)
 		report(b, "moved-ms/run", sum.moved)
 		sum.reportStates(b)
 	})
