@@ -65,31 +65,61 @@ func BenchmarkAgent10k(b *testing.B) {
 			}
 			want := h.repo.Commit("main", map[string]string{rel: string(old) + fmt.Sprintf("# change %d\n", i)})
 			b.StartTimer()
-			rep, _ := sum.run(h.p, "oneline")
+			rep, obs := sum.run(h.p, "oneline")
 			if rep.Run.Result != ResultApplied || rep.Run.Commit != want || rep.Err != nil {
 				b.Fatalf("run to %s: %s at %s, %v", want, rep.Run.Result, rep.Run.Commit, rep.Err)
 			}
+			if obs.moved.IsZero() {
+				b.Fatal("the move was not announced")
+			}
 		}
 		sum.report(b)
+		report(b, "nodrift-cpu-ms/run", sum.total-sum.drift)
+		report(b, "moved-ms/run", sum.moved)
+		sum.reportStates(b)
 	})
 }
 
-// cpuSums add up the CPU times of runs.
-type cpuSums struct{ total, drift, children time.Duration }
+// cpuSums add up the CPU times of runs, the wall time until the move was
+// announced (the in-process part of push → applied), and each state's wall
+// time.
+type cpuSums struct {
+	total, drift, children, moved time.Duration
+	states                        map[string]time.Duration
+}
 
 // run runs p once, its profile samples labelled bench=label, and adds its
 // CPU times.
 func (c *cpuSums) run(p *Pipeline, label string) (*Report, *cpuObserver) {
-	obs := &cpuObserver{label: label}
+	obs := &cpuObserver{label: label, last: "open", since: time.Now()}
 	obs.setLabel("")
 	defer pprof.SetGoroutineLabels(context.Background())
 	start := rusage()
+	began := obs.since
 	rep := p.Run(context.Background(), Request{}, obs)
 	end := rusage()
+	obs.Enter("", time.Now())
 	c.total += end.self - start.self
 	c.drift += obs.driftEnd.self - obs.drift.self
 	c.children += end.children - start.children
+	if !obs.moved.IsZero() {
+		c.moved += obs.moved.Sub(began)
+	}
+	if c.states == nil {
+		c.states = map[string]time.Duration{}
+	}
+	for s, d := range obs.states {
+		c.states[s] += d
+	}
 	return rep, obs
+}
+
+// reportStates reports each state's wall time per run, "open" being the
+// time before the first (steps.Open).
+func (c *cpuSums) reportStates(b *testing.B) {
+	for s, d := range c.states {
+		report(b, s+"-ms/run", d)
+	}
 }
 
 // report reports the sums per run.
@@ -218,6 +248,12 @@ type cpuObserver struct {
 	drift, driftEnd cpuTimes
 	inDrift         bool
 	compiled        bool
+	// last is the state entered last, since then; states the wall time of
+	// each; moved when the move was announced.
+	last   string
+	since  time.Time
+	states map[string]time.Duration
+	moved  time.Time
 }
 
 // setLabel labels the goroutine's profile samples (and those of the
@@ -226,7 +262,13 @@ func (o *cpuObserver) setLabel(suffix string) {
 	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("bench", o.label+suffix)))
 }
 
-func (o *cpuObserver) Enter(s State, _ time.Time) {
+func (o *cpuObserver) Enter(s State, at time.Time) {
+	now := time.Now()
+	if o.states == nil {
+		o.states = map[string]time.Duration{}
+	}
+	o.states[o.last] += now.Sub(o.since)
+	o.last, o.since = string(s), now
 	switch {
 	case s == Compiling:
 		o.compiled = true
@@ -240,6 +282,8 @@ func (o *cpuObserver) Enter(s State, _ time.Time) {
 }
 
 func (o *cpuObserver) Fetched(bool, time.Time) {}
+
+func (o *cpuObserver) Moved(string, string, string, time.Time, int) { o.moved = time.Now() }
 
 // benchAccounts adapts debian's accounts driver to steps.Accounts, as the
 // command line's drivers do.

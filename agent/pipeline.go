@@ -187,6 +187,68 @@ type run struct {
 		err    error
 	}
 	trusted map[plumbing.Hash]bool
+	life    lifeWriter
+}
+
+// lifeWriter writes the lifecycle record (the state a run is in, for cairn
+// status) off the run's path: each write fsyncs the file and its directory
+// (7 ms each on the benchmark's ext4, more when the disk is busy), and a
+// push waited for five of them before its move showed. The first write of
+// a run is made at once (it may create the records directory, which a
+// second writer must not race); later ones go to one goroutine, which
+// writes the latest state entered and skips those already passed. flush
+// waits for it: the run's end, which reads the record back, calls it.
+type lifeWriter struct {
+	mu      sync.Mutex
+	next    *Lifecycle // to write; nil when written
+	started bool       // the first write was made
+	busy    bool       // the goroutine runs
+	done    sync.WaitGroup
+}
+
+// put records l, at once for the first of a run, else in the background.
+func (w *lifeWriter) put(r *run, l Lifecycle) {
+	w.mu.Lock()
+	if !w.started {
+		w.started = true
+		w.mu.Unlock()
+		r.writeLife(l)
+		return
+	}
+	w.next = &l
+	if w.busy {
+		w.mu.Unlock()
+		return
+	}
+	w.busy = true
+	w.done.Add(1)
+	w.mu.Unlock()
+	go func() {
+		defer w.done.Done()
+		for {
+			w.mu.Lock()
+			l := w.next
+			w.next = nil
+			if l == nil {
+				w.busy = false
+				w.mu.Unlock()
+				return
+			}
+			w.mu.Unlock()
+			r.writeLife(*l)
+		}
+	}()
+}
+
+// flush waits until the last state put is written.
+func (w *lifeWriter) flush() { w.done.Wait() }
+
+// writeLife writes the lifecycle record. The state is shown from it by
+// cairn status; a write that fails costs the display, not the run.
+func (r *run) writeLife(l Lifecycle) {
+	if err := r.a.WriteRecord(recordLifecycle, l); err != nil {
+		r.p.log().Warn("cannot record the lifecycle state", "state", l.State, "err", err)
+	}
 }
 
 // Run runs the pipeline once. It returns a report whatever happened; the
@@ -205,6 +267,7 @@ func (p *Pipeline) Run(ctx context.Context, req Request, obs Observer) *Report {
 		r.rep.Run.Error = r.rep.Err.Error()
 	}
 	if r.a != nil {
+		r.life.flush()
 		if req.Mode != Plan {
 			r.persist()
 			// The status as the run leaves it, read while the state is
@@ -260,12 +323,9 @@ func (r *run) enter(s State) {
 	r.state = s
 	r.rep.Run.States = append(r.rep.Run.States, s)
 	if r.a != nil && r.req.Mode != Plan {
-		// The state is shown from this record by cairn status; a write
-		// that fails costs the display, not the run. A plan is no run of
-		// the agent's: it leaves the lifecycle and the runs as they are.
-		if err := r.a.WriteRecord(recordLifecycle, Lifecycle{State: s, Since: now}); err != nil {
-			r.p.log().Warn("cannot record the lifecycle state", "state", s, "err", err)
-		}
+		// A plan is no run of the agent's: it leaves the lifecycle and
+		// the runs as they are.
+		r.life.put(r, Lifecycle{State: s, Since: now})
 	}
 	r.p.log().Info("agent state", "state", string(s))
 	if r.obs != nil {

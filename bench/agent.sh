@@ -11,7 +11,13 @@
 #              BenchmarkAgent10k/Unchanged in agent/bench_test.go)
 #   push       `git push` of a one-line change, then POST /trigger, until
 #              /metrics shows the new cairn_applied_commit_info, from an
-#              agent at rest; goal < 2 s
+#              agent at rest; goal < 1 s (issue 12, goal 5). Its split,
+#              medians over the pushes: the git push, and from the agent's
+#              log (the "run triggered" line and each "agent state" line)
+#              trigger → fetching (opening the state), fetching, verifying,
+#              compiling, planning, applying (until checking-drift, when
+#              the metric shows the move); and the agent's CPU per push,
+#              drift check included
 #   memory     VmRSS at rest after the first apply (goal < 30 MiB) and VmHWM
 #              of the process after its first, 10,000-resource apply (goal
 #              < 100 MiB)
@@ -137,6 +143,7 @@ FIRST_S=$(echo "$(date +%s.%N) - $t0" | bc)
 HWM_FIRST=$(status_kib "$AGENT_PID" VmHWM)
 sleep 5
 RSS_IDLE=$(status_kib "$AGENT_PID" VmRSS)
+ANON_IDLE=$(status_kib "$AGENT_PID" RssAnon)
 log "first apply ended (about ${FIRST_S%.*} s); VmHWM $HWM_FIRST KiB, VmRSS at rest $RSS_IDLE KiB"
 
 # ---------------------------------------------------------------- unchanged runs
@@ -157,10 +164,15 @@ UNCH_SELF=$(echo "scale=1; ($self1 - $self0) * 1000 / $TCK / $RUNS" | bc)
 UNCH_CHILD=$(echo "scale=1; ($child1 - $child0) * 1000 / $TCK / $RUNS" | bc)
 UNCH_WALL=$(echo "scale=1; ($s1 - $s0) * 1000 / $RUNS" | bc)
 HWM_UNCH=$(status_kib "$AGENT_PID" VmHWM)
+sleep 5
+RSS_IDLE_UNCH=$(status_kib "$AGENT_PID" VmRSS)
+ANON_IDLE_UNCH=$(status_kib "$AGENT_PID" RssAnon)
 
 # ---------------------------------------------------------------- push → applied
 log "$PUSHES one-line changes: git push, POST /trigger, until /metrics shows the commit"
 : >"$W/push.ms"
+: >"$W/gitpush.ms"
+read -r pself0 _ < <(cpu "$AGENT_PID")
 for ((i = 0; i < PUSHES; i++)); do
   f=$(find "$W/work/modules/m07/files" -name '*.conf' | sort | sed -n "$((i + 1))p")
   echo "# change $i" >>"$f"
@@ -169,6 +181,7 @@ for ((i = 0; i < PUSHES; i++)); do
   before=$(runs_ended)
   t0=$(date +%s%N)
   git -C "$W/work" push -q served main
+  echo $((($(date +%s%N) - t0) / 1000000)) >>"$W/gitpush.ms"
   curl -sf -X POST "http://$ADDR/trigger" >/dev/null || die "POST /trigger"
   ok=0
   for _ in $(seq 3000); do
@@ -182,10 +195,29 @@ for ((i = 0; i < PUSHES; i++)); do
   # push waits for that end, as the RSS at rest below does.
   wait_run "$before" "the run to $want" 60
 done
-PUSH_MED=$(sort -n "$W/push.ms" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+read -r pself1 _ < <(cpu "$AGENT_PID")
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+PUSH_MED=$(median <"$W/push.ms")
 PUSH_ALL=$(paste -sd' ' "$W/push.ms")
+GITPUSH_MED=$(median <"$W/gitpush.ms")
+PUSH_CPU=$(echo "scale=1; ($pself1 - $pself0) * 1000 / $TCK / $PUSHES" | bc)
+# The split of the pushes' runs, from the log: milliseconds from each line
+# to the next, per phase, of the last PUSHES runs.
+jq -r 'select(.msg == "run triggered over HTTP" or .msg == "agent state") | [.time, (.state // "triggered")] | @tsv' "$W/agent.log" |
+  awk -F'\t' '
+    function secs(t) { split(substr(t, 12), p, ":"); return p[1] * 3600 + p[2] * 60 + p[3] }
+    $2 == "triggered" { run++; prev = ""; }
+    run > 0 && prev != "" { d = (secs($1) - secs(at)) * 1000; if (d < 0) d += 86400000; printf "%d\t%s\t%.0f\n", run, prev, d }
+    run > 0 { prev = $2; at = $1 }
+  ' >"$W/phases.tsv"
+PHASES=""
+for ph in triggered fetching verifying compiling planning applying; do
+  v=$(awk -F'\t' -v ph="$ph" '$2 == ph { print $3 }' "$W/phases.tsv" | tail -n "$PUSHES" | median)
+  PHASES="$PHASES${PHASES:+, }$ph ${v:-?}"
+done
 sleep 5
 RSS_IDLE2=$(status_kib "$AGENT_PID" VmRSS)
+ANON_IDLE2=$(status_kib "$AGENT_PID" RssAnon)
 HWM_END=$(status_kib "$AGENT_PID" VmHWM)
 
 # ---------------------------------------------------------------- report
@@ -205,9 +237,12 @@ verdict() { if [ "$(echo "$1 < $2" | bc)" = 1 ]; then echo yes; else echo "**NO*
   echo "| unchanged run: CPU of the programs it runs (dpkg-query, apt-mark, systemctl) | $UNCH_CHILD ms | - | - |"
   echo "| unchanged run: wall time | $UNCH_WALL ms | - | - |"
   echo "| unchanged run: compiles | 0 | 0 | yes |"
-  echo "| push → applied, one-line change (median of $PUSHES: $PUSH_ALL ms) | $PUSH_MED ms | < 2000 ms | $(verdict "$PUSH_MED" 2000) |"
-  echo "| VmRSS at rest after the first apply | $(mib "$RSS_IDLE") MiB | < 30 MiB | $(verdict "$RSS_IDLE" 30720) |"
-  echo "| VmRSS at rest after the pushes | $(mib "$RSS_IDLE2") MiB | < 30 MiB | $(verdict "$RSS_IDLE2" 30720) |"
+  echo "| push → applied, one-line change (median of $PUSHES: $PUSH_ALL ms) | $PUSH_MED ms | < 1000 ms | $(verdict "$PUSH_MED" 1000) |"
+  echo "| push → applied: its split, medians in ms (git push; from the agent's log, each state until the next) | git push $GITPUSH_MED; $PHASES | - | - |"
+  echo "| push → applied: agent CPU per push, drift check included | $PUSH_CPU ms | - | - |"
+  echo "| VmRSS at rest after the first apply (anonymous: $(mib "$ANON_IDLE") MiB) | $(mib "$RSS_IDLE") MiB | < 30 MiB | $(verdict "$RSS_IDLE" 30720) |"
+  echo "| VmRSS at rest after the unchanged runs (anonymous: $(mib "$ANON_IDLE_UNCH") MiB) | $(mib "$RSS_IDLE_UNCH") MiB | < 30 MiB | $(verdict "$RSS_IDLE_UNCH" 30720) |"
+  echo "| VmRSS at rest after the pushes (anonymous: $(mib "$ANON_IDLE2") MiB) | $(mib "$RSS_IDLE2") MiB | < 30 MiB | $(verdict "$RSS_IDLE2" 30720) |"
   echo "| VmHWM after the first (10,000-resource) apply | $(mib "$HWM_FIRST") MiB | < 100 MiB | $(verdict "$HWM_FIRST" 102400) |"
   echo "| VmHWM after the unchanged runs / at the end | $(mib "$HWM_UNCH") / $(mib "$HWM_END") MiB | < 100 MiB | $(verdict "$HWM_END" 102400) |"
 } | tee "$W/agent-results.md"

@@ -217,6 +217,9 @@ func (f *treeFS) walk(op, name string, follow bool) (node, error) {
 	fail := func(err error) (node, error) {
 		return node{}, &fs.PathError{Op: op, Path: name, Err: err}
 	}
+	if n, ok := f.walkCached(name, follow); ok {
+		return n, nil
+	}
 	var rest []string
 	if name != "." {
 		rest = strings.Split(name, "/")
@@ -268,6 +271,31 @@ func (f *treeFS) walk(op, name string, follow bool) (node, error) {
 	}
 	// Only the root gets here: every other name returns inside the loop.
 	return node{path: ".", e: entry{name: ".", mode: filemode.Dir, hash: f.top.tree}, m: f.top}, nil
+}
+
+// walkCached finds name in the directory that holds it, when that
+// directory is cached already and the name is no symbolic link to follow:
+// the compiler asks for the sums of thousands of files in a few hundred
+// directories, and walking each path from the top split and joined it
+// again. A directory is cached under the path walk reached it by, every
+// element a directory (not a link), so the entry found is the one walk
+// would find.
+func (f *treeFS) walkCached(name string, follow bool) (node, bool) {
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return node{}, false
+	}
+	f.mu.Lock()
+	d, ok := f.dirs[name[:i]]
+	f.mu.Unlock()
+	if !ok || d.err != nil {
+		return node{}, false
+	}
+	e, ok := d.lookup(name[i+1:])
+	if !ok || (e.mode == filemode.Symlink && follow) {
+		return node{}, false
+	}
+	return node{path: name, e: e, m: d.m}, true
 }
 
 // info describes n under the name base.
