@@ -249,6 +249,11 @@ func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
 	if err := a.guardRemoval(oldSteps, m); err != nil {
 		return nil, err
 	}
+	if !isNoop(plan, m, base) {
+		if err := base.checkImages(); err != nil {
+			return nil, err
+		}
+	}
 	if err := a.preflight(plan, m); err != nil {
 		return nil, err
 	}
@@ -347,8 +352,7 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	// host is now at that commit, and an agent comparing the applied
 	// commit with its target must see it there.
 	cur := a.st.applied
-	sameSource := m.Commit == cur.Commit && m.Branch == cur.Branch && m.Group == cur.Group
-	if !plan.Acts() && plan.Empty() && sameSource {
+	if isNoop(plan, m, cur) {
 		h.Time, h.Generation, h.Result = time.Now().UTC(), cur.Generation, HistoryNoop
 		a.st.record(h)
 		return res, nil
@@ -384,6 +388,14 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	res.Kept = keptBy(next.Kept, next.Generation)
 	a.reportKept(res.Kept)
 	return res, nil
+}
+
+// isNoop reports whether a move with plan, from cur, has nothing to do and
+// nothing to record: no op, and the same source (see runPlanned). Such a
+// move reads no original image.
+func isNoop(plan *journal.Plan, m Move, cur *Applied) bool {
+	sameSource := m.Commit == cur.Commit && m.Branch == cur.Branch && m.Group == cur.Group
+	return !plan.Acts() && plan.Empty() && sameSource
 }
 
 // static runs the journal's static checks and this build's own: a driver
