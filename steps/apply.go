@@ -228,12 +228,11 @@ func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
 		return nil, &InputError{Err: errs}
 	}
 	base := a.Applied()
-	oldSteps, err := base.JournalSteps()
-	if err != nil {
-		return nil, &InputError{Err: err}
-	}
 	newLines := journal.Canonicals(m.Steps)
-	plan := journal.MakePlanLines(oldSteps, journal.Canonicals(oldSteps), m.Steps, newLines)
+	oldSteps, plan, err := planFrom(base, m.Steps, newLines)
+	if err != nil {
+		return nil, err
+	}
 	p := &Planned{Plan: plan, a: a, base: base, move: m, newLines: newLines}
 	p.Managed, p.Removed = removedIdentities(oldSteps, m.Steps, plan.Removed)
 	if m.Repair {

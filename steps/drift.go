@@ -133,3 +133,33 @@ func joinDiff(a, b string) string {
 	}
 	return a + "; " + b
 }
+
+// planFrom parses the applied journal base and makes the plan from it to
+// the new steps, whose canonical lines are newLines. A new journal that is
+// the applied one line for line (a no-op, as most runs are) has an empty
+// plan, and its own steps stand for the applied ones, which are then
+// neither parsed nor diffed: only their positions could differ, and
+// nothing a plan without ops does reads them.
+func planFrom(base *Applied, newSteps []journal.Step, newLines []string) ([]journal.Step, *journal.Plan, error) {
+	if sameLines(base.Steps, newLines) {
+		return newSteps, &journal.Plan{}, nil
+	}
+	oldSteps, err := base.JournalSteps()
+	if err != nil {
+		return nil, nil, &InputError{Err: err}
+	}
+	return oldSteps, journal.MakePlanLines(oldSteps, journal.Canonicals(oldSteps), newSteps, newLines), nil
+}
+
+// sameLines reports whether the applied steps are lines, in order.
+func sameLines(applied []AppliedStep, lines []string) bool {
+	if len(applied) != len(lines) {
+		return false
+	}
+	for i := range lines {
+		if applied[i].Step != lines[i] {
+			return false
+		}
+	}
+	return true
+}
