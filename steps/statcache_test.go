@@ -108,6 +108,19 @@ func (f *cacheFixture) wantDrift(what string) {
 	f.t.Logf("%s: %s", what, drifted[0].Diff)
 }
 
+// wantDriftOf checks that a check finds exactly the objects drifted.
+func (f *cacheFixture) wantDriftOf(what string, objects ...string) {
+	f.t.Helper()
+	_, drifted := f.apply(0, true)
+	var got []string
+	for _, d := range drifted {
+		got = append(got, d.Step.Object())
+	}
+	if strings.Join(got, " ") != strings.Join(objects, " ") {
+		f.t.Fatalf("%s: drifted %v, want %v", what, got, objects)
+	}
+}
+
 func TestStatCacheTakesUnchangedFiles(t *testing.T) {
 	f := newCacheFixture(t)
 	// Just applied: the files are racy (written within the margin of the
@@ -184,6 +197,36 @@ func TestStatCacheFindsDrift(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"replaced by a directory", func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"group", func(t *testing.T, p string) {
+			if os.Geteuid() != 0 {
+				t.Skip("chown needs root")
+			}
+			if err := os.Chown(p, -1, 1234); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"swapped with a managed file of the same size, times kept", func(t *testing.T, p string) {
+			// f0 and f1 are both in the cache; each now holds the other's
+			// content under the other's inode, with its times kept.
+			q := filepath.Join(filepath.Dir(p), "f1")
+			fi0, _ := os.Lstat(p)
+			fi1, _ := os.Lstat(q)
+			for _, step := range [][2]string{{p, p + ".tmp"}, {q, p}, {p + ".tmp", q}} {
+				if err := os.Rename(step[0], step[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			os.Chtimes(p, fi0.ModTime(), fi0.ModTime())
+			os.Chtimes(q, fi1.ModTime(), fi1.ModTime())
+		}},
 		{"removed", func(t *testing.T, p string) {
 			if err := os.Remove(p); err != nil {
 				t.Fatal(err)
@@ -195,6 +238,11 @@ func TestStatCacheFindsDrift(t *testing.T) {
 			f := newCacheFixture(t)
 			f.warm()
 			tt.change(t, f.path("f0"))
+			if strings.HasPrefix(tt.name, "swapped") {
+				f.wantDriftOf(tt.name, "/d/f0", "/d/f1")
+				f.wantDriftOf(tt.name+", again", "/d/f0", "/d/f1")
+				return
+			}
 			f.wantDrift(tt.name)
 			f.wantDrift(tt.name + ", again") // the cache written by the last check must not hide it
 		})
