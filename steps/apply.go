@@ -49,6 +49,10 @@ type Options struct {
 	// the stat cache says (statcache.go); 1 hashes every file at every
 	// check (no cache), 0 is DefaultRehashEvery.
 	RehashEvery int
+	// SaveStatCache makes Drift write the stat cache back, as the drift
+	// check of a move's plan does: the agent's periodic checks then hash
+	// only what changed. Commands that only read the state leave it off.
+	SaveStatCache bool
 }
 
 // Applier moves a host between journals through its state directory. Open
@@ -64,6 +68,8 @@ type Applier struct {
 	rehash int
 	// lastStats is the stat cache of the last drift check (its counts).
 	lastStats *statCache
+	// saveStats is Options.SaveStatCache.
+	saveStats bool
 }
 
 // Open opens and locks the state directory, checks that it belongs to this
@@ -75,7 +81,7 @@ func Open(ctx context.Context, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill, obs: opts.Observer, rehash: opts.RehashEvery}
+	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill, obs: opts.Observer, rehash: opts.RehashEvery, saveStats: opts.SaveStatCache}
 	if a.rehash <= 0 {
 		a.rehash = DefaultRehashEvery
 	}

@@ -28,12 +28,14 @@ func (a *Applier) Journal() ([]journal.Step, error) {
 
 // Drift checks the live state of every applied step of a kind with a check
 // (§7), several at a time, and returns the drifted ones in journal order.
+// File hashes come through the state's stat cache, which it writes back
+// with Options.SaveStatCache.
 func (a *Applier) Drift(ctx context.Context) ([]Drifted, error) {
 	steps, err := a.Journal()
 	if err != nil {
 		return nil, err
 	}
-	return a.drift(ctx, steps, nil, false)
+	return a.drift(ctx, steps, nil, a.saveStats)
 }
 
 // drift checks steps; with a plan, only the steps it leaves unchanged. It

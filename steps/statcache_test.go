@@ -491,3 +491,47 @@ func FuzzParseStatCache(f *testing.F) {
 		}
 	})
 }
+
+// TestStatCacheDriftSaves: Drift writes the stat cache back only with
+// Options.SaveStatCache (the agent's periodic checks); then its next check
+// takes the files from it, and still finds drift.
+func TestStatCacheDriftSaves(t *testing.T) {
+	f := newCacheFixture(t)
+	time.Sleep(2 * statMarginFine)
+	drift := func(save bool) *statCache {
+		t.Helper()
+		a, err := Open(context.Background(), Options{Root: f.root, StateDir: f.stateDir, SaveStatCache: save})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if _, err := a.Drift(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return a.lastStats
+	}
+	cache := filepath.Join(f.stateDir, statCacheFile)
+	os.Remove(cache)
+	drift(false)
+	if _, err := os.Stat(cache); err == nil {
+		t.Fatal("Drift without SaveStatCache wrote the stat cache")
+	}
+	if c := drift(true); c.hashed.Load() != 3 {
+		t.Fatalf("first check: %d hashed; want 3", c.hashed.Load())
+	}
+	if c := drift(true); c.hits.Load() != 3 || c.hashed.Load() != 0 {
+		t.Fatalf("second check: %d from the cache, %d hashed; want 3, 0", c.hits.Load(), c.hashed.Load())
+	}
+	if err := os.Chmod(f.path("f0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(context.Background(), Options{Root: f.root, StateDir: f.stateDir, SaveStatCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	drifted, err := a.Drift(context.Background())
+	if err != nil || len(drifted) != 1 || drifted[0].Step.Object() != "/d/f0" {
+		t.Fatalf("drift after a chmod = %v, %v; want /d/f0", drifted, err)
+	}
+}
