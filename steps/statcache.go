@@ -21,8 +21,13 @@ import (
 )
 
 // statCacheFile is the stat cache of the drift check, in the state
-// directory: what git's index is to `git status`.
-const statCacheFile = "statcache"
+// directory: what git's index is to `git status`. statRunsFile counts
+// the checks since the last full one when a check found the cache as it
+// was, and wrote only that count (see save).
+const (
+	statCacheFile = "statcache"
+	statRunsFile  = "statcache.runs"
+)
 
 // DefaultRehashEvery is how often a drift check hashes every file whatever
 // the stat cache says, when Options.RehashEvery is 0: every tenth check.
@@ -53,8 +58,10 @@ const DefaultRehashEvery = 10
 // RehashEvery-th check hashes every file and writes the cache afresh, so
 // that what the stat cannot see (a clock set back, a file system that
 // lies about times) is found within that many checks. Only a check that
-// may write the state (a move's plan, not a dry run or journal drift)
-// writes the cache, replacing it atomically (not synced: see save).
+// may write the state (a move's plan, not a dry run or journal drift; the
+// agent's Drift with Options.SaveStatCache) writes the cache, replacing it
+// atomically (not synced: see save), or only its count when it found the
+// cache as it was.
 
 // statMarginFine and statMarginCoarse are the racy margins.
 const (
@@ -167,6 +174,8 @@ func newStatCache(dir string, every int, now time.Time) (*statCache, error) {
 	}
 	if err != nil || stamp > c.start {
 		old, runs = nil, 0
+	} else if n, ok := readStatRuns(dir, stamp); ok {
+		runs = n
 	}
 	c.stamp, c.old = stamp, old
 	c.fresh = make(map[string]statEntry, len(old))
@@ -226,13 +235,49 @@ func (c *statCache) put(p string, e statEntry) {
 // statCacheMagic starts the file; the version follows it.
 const statCacheMagic = "cairn-statcache 1"
 
+// statRunsMagic starts statRunsFile: "cairn-statcache-runs STAMP RUNS".
+const statRunsMagic = "cairn-statcache-runs"
+
+// unchanged reports whether this check would write the cache it read,
+// but for its stamp and count: it took every file from the cache and
+// looked up every file of it. The old stamp then serves as well: every
+// entry was trusted against it.
+func (c *statCache) unchanged() bool {
+	return !c.full && c.old != nil && c.hashed.Load() == 0 && len(c.fresh) == len(c.old)
+}
+
+// readStatRuns reads the count of statRunsFile, if it counts for the
+// cache of that stamp.
+func readStatRuns(dir string, stamp int64) (int, bool) {
+	data, err := statedir.ReadFile(filepath.Join(dir, statRunsFile))
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 3 || f[0] != statRunsMagic || f[1] != strconv.FormatInt(stamp, 10) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(f[2], 10, 31)
+	return int(n), err == nil
+}
+
 // save writes the entries of this check to the state directory dir: its
 // start is the stamp that their racy rule compares with. The file is
 // replaced atomically (a temporary file renamed over it) but not synced:
 // after a crash the cache may be lost or torn, which its checksum line
 // finds, and the next check hashes every file; it is never worth an
-// fsync(2) of a megabyte at every run.
+// fsync(2) of a megabyte at every run. A check that found the cache as
+// it was (unchanged, the rule on a host where nothing changes) writes
+// only its count, to statRunsFile, for the cache of the old stamp: a
+// lost count only postpones the next full check, by N checks at most.
 func (c *statCache) save(dir string) error {
+	if c.unchanged() {
+		b := fmt.Appendf(nil, "%s %d %d\n", statRunsMagic, c.stamp, c.runs)
+		if err := replaceFile(filepath.Join(dir, statRunsFile), b); err != nil {
+			return fmt.Errorf("stat cache: %w", err)
+		}
+		return nil
+	}
 	b := make([]byte, 0, len(c.fresh)*160+128)
 	b = append(b, statCacheMagic...)
 	b = append(b, ' ')

@@ -535,3 +535,58 @@ func TestStatCacheDriftSaves(t *testing.T) {
 		t.Fatalf("drift after a chmod = %v, %v; want /d/f0", drifted, err)
 	}
 }
+
+// TestStatCacheUnchangedWritesCount: a check that took every file from
+// the cache leaves the cache file as it is and writes only its count; the
+// full check still comes every Nth time, and a lost count only postpones
+// it.
+func TestStatCacheUnchangedWritesCount(t *testing.T) {
+	f := newCacheFixture(t)
+	time.Sleep(2 * statMarginFine)
+	cache, runs := filepath.Join(f.stateDir, statCacheFile), filepath.Join(f.stateDir, statRunsFile)
+	if c, _ := f.apply(4, true); c.hashed.Load() != 3 {
+		t.Fatalf("first check hashed %d; want 3", c.hashed.Load())
+	}
+	before, err := os.Stat(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mustRead(t, cache)
+	for i := range 2 {
+		if c, _ := f.apply(4, true); c.hashed.Load() != 0 || c.hits.Load() != 3 {
+			t.Fatalf("check %d: %d hashed, %d from the cache; want 0, 3", i+2, c.hashed.Load(), c.hits.Load())
+		}
+		after, err := os.Stat(cache)
+		if err != nil || !os.SameFile(before, after) || !bytes.Equal(mustRead(t, cache), data) {
+			t.Fatalf("check %d rewrote the unchanged cache", i+2)
+		}
+		stamp, _, _, err := parseStatCache(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := readStatRuns(f.stateDir, stamp); !ok || got != i+2 {
+			t.Fatalf("check %d: count %d, %v; want %d", i+2, got, ok, i+2)
+		}
+	}
+	// The count is lost: the cache's own (1, the first check's) holds, and the full
+	// check comes later, but comes.
+	if err := os.Remove(runs); err != nil {
+		t.Fatal(err)
+	}
+	var hashed []int64
+	for range 4 {
+		c, _ := f.apply(4, true)
+		hashed = append(hashed, c.hashed.Load())
+	}
+	if fmt.Sprint(hashed) != "[0 0 3 0]" {
+		t.Errorf("hashed per check after the count was lost: %v; want [0 0 3 0]", hashed)
+	}
+	// Any change of a file rewrites the cache.
+	if err := os.WriteFile(f.path("f1"), []byte("other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(4, true)
+	if bytes.Equal(mustRead(t, cache), data) {
+		t.Error("a check that hashed a changed file did not write the cache")
+	}
+}
