@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -589,4 +590,22 @@ func TestStatCacheUnchangedWritesCount(t *testing.T) {
 	if bytes.Equal(mustRead(t, cache), data) {
 		t.Error("a check that hashed a changed file did not write the cache")
 	}
+}
+
+// FuzzParseDecimal: parseDecimal reads what strconv.AppendInt writes, and
+// anything it reads, strconv.ParseInt reads to the same number.
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"0", "-0", "7", "-7", "007", "+5", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809", "99999999999999999999", "", "-", "1a", " 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseDecimal(s)
+		want, err := strconv.ParseInt(s, 10, 64)
+		if ok && (err != nil || got != want) {
+			t.Fatalf("parseDecimal(%q) = %d; strconv: %d, %v", s, got, want, err)
+		}
+		if err == nil && string(strconv.AppendInt(nil, want, 10)) == s && !ok {
+			t.Fatalf("parseDecimal(%q) refused what strconv.AppendInt writes", s)
+		}
+	})
 }
