@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -88,8 +89,9 @@ func entryOf(info rootfs.Info, sum string) statEntry {
 }
 
 // statCache is the stat cache of one drift check: the entries read from
-// the state directory (old, trusted only as the rules above say) and those
-// of this check (fresh), to be written back.
+// the state directory (old, trusted only as the rules above say), and
+// those of this check, to be written back: the files it hashed (fresh) and
+// the paths of those it took from old (hitPaths; the entries stay in old).
 type statCache struct {
 	stamp int64 // when the check that wrote old started, ns
 	full  bool  // this check hashes every file
@@ -99,6 +101,9 @@ type statCache struct {
 	start int64 // when this check started, ns
 	mu    sync.Mutex
 	fresh map[string]statEntry
+	// hitPaths are the paths of the entries of old that lookup trusted:
+	// an append each, rather than an entry copied into fresh.
+	hitPaths []string
 
 	hits, hashed atomic.Int64 // files taken from the cache, and hashed
 
@@ -178,7 +183,6 @@ func newStatCache(dir string, every int, now time.Time) (*statCache, error) {
 		runs = n
 	}
 	c.stamp, c.old = stamp, old
-	c.fresh = make(map[string]statEntry, len(old))
 	c.runs = runs + 1
 	if every <= 1 || c.runs >= every {
 		c.full, c.runs, c.old = true, 0, nil
@@ -200,7 +204,9 @@ func (c *statCache) lookup(p string, info rootfs.Info) (string, bool) {
 	if now != e || c.racy(e) {
 		return "", false
 	}
-	c.put(p, e)
+	c.mu.Lock()
+	c.hitPaths = append(c.hitPaths, p)
+	c.mu.Unlock()
 	c.hits.Add(1)
 	return e.sum, true
 }
@@ -243,7 +249,7 @@ const statRunsMagic = "cairn-statcache-runs"
 // looked up every file of it. The old stamp then serves as well: every
 // entry was trusted against it.
 func (c *statCache) unchanged() bool {
-	return !c.full && c.old != nil && c.hashed.Load() == 0 && len(c.fresh) == len(c.old)
+	return !c.full && c.old != nil && c.hashed.Load() == 0 && len(c.fresh) == 0 && len(c.hitPaths) == len(c.old)
 }
 
 // readStatRuns reads the count of statRunsFile, if it counts for the
@@ -278,14 +284,29 @@ func (c *statCache) save(dir string) error {
 		}
 		return nil
 	}
-	b := make([]byte, 0, len(c.fresh)*160+128)
+	b := make([]byte, 0, (len(c.fresh)+len(c.hitPaths))*160+128)
 	b = append(b, statCacheMagic...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, c.start, 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(c.runs), 10)
 	b = append(b, '\n')
-	for p, e := range c.fresh {
+	entries := maps.All(c.fresh)
+	if len(c.hitPaths) > 0 {
+		entries = func(yield func(string, statEntry) bool) {
+			for p, e := range c.fresh {
+				if !yield(p, e) {
+					return
+				}
+			}
+			for _, p := range c.hitPaths {
+				if _, ok := c.fresh[p]; !ok && !yield(p, c.old[p]) {
+					return
+				}
+			}
+		}
+	}
+	for p, e := range entries {
 		if strings.ContainsAny(p, "\n") {
 			continue
 		}

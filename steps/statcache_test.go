@@ -590,6 +590,11 @@ func TestStatCacheUnchangedWritesCount(t *testing.T) {
 	if bytes.Equal(mustRead(t, cache), data) {
 		t.Error("a check that hashed a changed file did not write the cache")
 	}
+	// ... with the entries it took from the cache: f0 and f2 come from it
+	// (f1, written within the racy margin of that check, is hashed).
+	if c, _ := f.apply(4, true); c.hits.Load() != 2 || c.hashed.Load() != 1 {
+		t.Errorf("after the rewrite: %d from the cache, %d hashed; want 2, 1", c.hits.Load(), c.hashed.Load())
+	}
 }
 
 // FuzzParseDecimal: parseDecimal reads what strconv.AppendInt writes, and
