@@ -470,6 +470,23 @@ func parseDecimal(s string) (int64, bool) {
 	return 0, false
 }
 
+// lstatChecked is lstatPath through the directories the drift check
+// holds open (statCache.lstat): one fstatat(2) rather than a resolution
+// of the whole path. Outside a check it is lstatPath.
+func lstatChecked(env *Env, p string) (pathState, error) {
+	if env.stats == nil {
+		return lstatPath(env, p)
+	}
+	info, err := env.stats.lstat(env.Root, p)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return pathState{}, nil
+	}
+	if err != nil {
+		return pathState{}, pathError(env, "lstat", p, err)
+	}
+	return stateOf(info), nil
+}
+
 // hashPathCached is hashPath through the check's stat cache: a regular
 // file whose lstat matches a trusted entry is not read.
 func hashPathCached(env *Env, p string) (pathState, string, error) {

@@ -18,8 +18,8 @@ import (
 	"github.com/cairn-cm/cairn/rootfs"
 )
 
-// cacheFixture is a root whose /d holds three files applied by COPY, and
-// its state directory.
+// cacheFixture is a root whose /d holds three files applied by COPY and a
+// directory /d/sub, and its state directory.
 type cacheFixture struct {
 	t                 *testing.T
 	root              *rootfs.Root
@@ -38,7 +38,7 @@ func newCacheFixture(t *testing.T) *cacheFixture {
 		}
 	}
 	var j strings.Builder
-	j.WriteString("MKDIR /d\n")
+	j.WriteString("MKDIR /d\nMKDIR /d/sub mode=0755\n")
 	for i := range 3 {
 		data := fmt.Appendf(nil, "file %d: some content\n", i)
 		name := fmt.Sprintf("f%d", i)
@@ -613,4 +613,31 @@ func FuzzParseDecimal(f *testing.F) {
 			t.Fatalf("parseDecimal(%q) refused what strconv.AppendInt writes", s)
 		}
 	})
+}
+
+// TestDriftOfDirectoriesInCheck: a MKDIR's check, which looks through the
+// directories the check holds open, finds a directory changed or replaced.
+func TestDriftOfDirectoriesInCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(p string) error
+	}{
+		{"mode", func(p string) error { return os.Chmod(p, 0o700) }},
+		{"replaced by a file", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.WriteFile(p, nil, 0o755)
+		}},
+		{"removed", os.Remove},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCacheFixture(t)
+			f.warm()
+			if err := tc.change(f.path("sub")); err != nil {
+				t.Fatal(err)
+			}
+			f.wantDriftOf(tc.name, "/d/sub")
+		})
+	}
 }
