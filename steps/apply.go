@@ -230,19 +230,15 @@ func (a *Applier) Plan(ctx context.Context, m Move) (*Planned, error) {
 }
 
 func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
-	if errs := a.static(m.Steps); len(errs) > 0 {
-		return nil, &InputError{Err: errs}
-	}
-	base := a.Applied()
-	newLines := journal.Canonicals(m.Steps)
-	oldSteps, plan, err := planFrom(base, m.Steps, newLines)
+	in, err := a.planInputs(m)
 	if err != nil {
 		return nil, err
 	}
+	base, newLines, oldSteps, plan := in.base, in.newLines, in.oldSteps, in.plan
 	p := &Planned{Plan: plan, a: a, base: base, move: m, newLines: newLines}
 	p.Managed, p.Removed = removedIdentities(oldSteps, m.Steps, plan.Removed)
 	if m.Repair {
-		drifted, err := a.drift(ctx, m.Steps, plan, !m.DryRun)
+		drifted, err := a.drift(ctx, m.Steps, plan, in.stats, !m.DryRun)
 		if err != nil {
 			return nil, err
 		}
