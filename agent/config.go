@@ -53,6 +53,10 @@ type Config struct {
 	// Confirm is how long the new journal's CHECKs must keep holding after
 	// a move (§3); 0 turns confirmation off.
 	Confirm time.Duration
+	// RehashEvery makes every Nth drift check hash every file whatever
+	// the state's stat cache says (steps.Options.RehashEvery); 0 is
+	// steps.DefaultRehashEvery.
+	RehashEvery int
 	// LockWait is how long to wait for another process's state lock.
 	LockWait time.Duration
 	// Drivers are the host's drivers of users, packages, units and tools.
@@ -80,6 +84,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("--drift %q: want report or repair", c.Drift)
 	case c.MaxRemoval < 0 || c.MaxRemoval > 100:
 		return fmt.Errorf("--max-removal %v: want a percentage from 0 to 100", c.MaxRemoval)
+	case c.RehashEvery < 0:
+		return fmt.Errorf("--rehash-every %d: want 1 or more", c.RehashEvery)
 	}
 	if c.Branch == "" {
 		c.Branch = "main"

@@ -352,6 +352,7 @@ func (r *run) exec(ctx context.Context) {
 	a, err := r.p.open(ctx, steps.Options{
 		Root: cfg.Root, StateDir: cfg.StateDir, Create: true,
 		Log: cfg.Log, Output: cfg.Output, Host: cfg.Drivers, Kill: cfg.Kill, Observer: cfg.Ops,
+		RehashEvery: cfg.RehashEvery, SaveStatCache: r.req.Mode != Plan,
 	})
 	if err != nil {
 		r.rep.Run.Result = ResultFailed

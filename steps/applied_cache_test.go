@@ -83,8 +83,10 @@ func TestAppliedCache(t *testing.T) {
 
 // TestAppliedImagesLazy: the original images of an applied journal read
 // from the state stay encoded until a move asks for them, and are then
-// the images the move recorded; images of the wrong type are refused when
-// the state is opened, as before, not in the middle of a move.
+// the images the move recorded; images of the wrong type are refused by
+// the plan of a move that may read them (exit 2, before any change), not
+// in the middle of a move, while a run with nothing to do never decodes
+// them.
 func TestAppliedImagesLazy(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -146,7 +148,26 @@ func TestAppliedImagesLazy(t *testing.T) {
 	if err := os.WriteFile(name, bad, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := open(); err == nil || ExitCode(err) != ExitBadInput || !strings.Contains(err.Error(), "is corrupt") {
-		t.Errorf("open with a bad image = %v; want exit 2, corrupt", err)
+	c, err := open()
+	if err != nil {
+		t.Fatalf("open with a bad image: %v", err)
+	}
+	res, err := c.Apply(ctx, Move{Journal: "t.journal", Steps: steps, Repair: true})
+	if err != nil || res.Outcome != OutcomeUnchanged {
+		t.Fatalf("a no-op with a bad image = %v, %v; want unchanged", res, err)
+	}
+	if c.Applied().lazy.checked || c.Applied().lazy.m != nil {
+		t.Errorf("a no-op decoded the original images")
+	}
+	if _, err := c.Apply(ctx, Move{Journal: "t.journal", Steps: steps[:1]}); err == nil || ExitCode(err) != ExitBadInput || !strings.Contains(err.Error(), "is corrupt") {
+		t.Errorf("a move with a bad image = %v; want exit 2, corrupt", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "srv", "www")); err != nil {
+		t.Errorf("the refused move changed the root: %v", err)
+	}
+	// A move with no op but another commit records the journal anew,
+	// original images included: it too is refused.
+	if _, err := c.Apply(ctx, Move{Journal: "t.journal", Steps: steps, Commit: "c0ffee"}); err == nil || ExitCode(err) != ExitBadInput {
+		t.Errorf("a move to another commit with a bad image = %v; want exit 2", err)
 	}
 }

@@ -49,6 +49,10 @@ type Options struct {
 	// the stat cache says (statcache.go); 1 hashes every file at every
 	// check (no cache), 0 is DefaultRehashEvery.
 	RehashEvery int
+	// SaveStatCache makes Drift write the stat cache back, as the drift
+	// check of a move's plan does: the agent's periodic checks then hash
+	// only what changed. Commands that only read the state leave it off.
+	SaveStatCache bool
 }
 
 // Applier moves a host between journals through its state directory. Open
@@ -64,6 +68,8 @@ type Applier struct {
 	rehash int
 	// lastStats is the stat cache of the last drift check (its counts).
 	lastStats *statCache
+	// saveStats is Options.SaveStatCache.
+	saveStats bool
 }
 
 // Open opens and locks the state directory, checks that it belongs to this
@@ -75,7 +81,7 @@ func Open(ctx context.Context, opts Options) (*Applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill, obs: opts.Observer, rehash: opts.RehashEvery}
+	a := &Applier{env: env, st: st, dir: opts.StateDir, kill: opts.Kill, obs: opts.Observer, rehash: opts.RehashEvery, saveStats: opts.SaveStatCache}
 	if a.rehash <= 0 {
 		a.rehash = DefaultRehashEvery
 	}
@@ -224,20 +230,15 @@ func (a *Applier) Plan(ctx context.Context, m Move) (*Planned, error) {
 }
 
 func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
-	if errs := a.static(m.Steps); len(errs) > 0 {
-		return nil, &InputError{Err: errs}
-	}
-	base := a.Applied()
-	oldSteps, err := base.JournalSteps()
+	in, err := a.planInputs(m)
 	if err != nil {
-		return nil, &InputError{Err: err}
+		return nil, err
 	}
-	newLines := journal.Canonicals(m.Steps)
-	plan := journal.MakePlanLines(oldSteps, journal.Canonicals(oldSteps), m.Steps, newLines)
+	base, newLines, oldSteps, plan := in.base, in.newLines, in.oldSteps, in.plan
 	p := &Planned{Plan: plan, a: a, base: base, move: m, newLines: newLines}
 	p.Managed, p.Removed = removedIdentities(oldSteps, m.Steps, plan.Removed)
 	if m.Repair {
-		drifted, err := a.drift(ctx, m.Steps, plan, !m.DryRun)
+		drifted, err := a.drift(ctx, m.Steps, plan, in.stats, !m.DryRun)
 		if err != nil {
 			return nil, err
 		}
@@ -248,6 +249,11 @@ func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
 	}
 	if err := a.guardRemoval(oldSteps, m); err != nil {
 		return nil, err
+	}
+	if !isNoop(plan, m, base) {
+		if err := base.checkImages(); err != nil {
+			return nil, err
+		}
 	}
 	if err := a.preflight(plan, m); err != nil {
 		return nil, err
@@ -347,8 +353,7 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	// host is now at that commit, and an agent comparing the applied
 	// commit with its target must see it there.
 	cur := a.st.applied
-	sameSource := m.Commit == cur.Commit && m.Branch == cur.Branch && m.Group == cur.Group
-	if !plan.Acts() && plan.Empty() && sameSource {
+	if isNoop(plan, m, cur) {
 		h.Time, h.Generation, h.Result = time.Now().UTC(), cur.Generation, HistoryNoop
 		a.st.record(h)
 		return res, nil
@@ -384,6 +389,14 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	res.Kept = keptBy(next.Kept, next.Generation)
 	a.reportKept(res.Kept)
 	return res, nil
+}
+
+// isNoop reports whether a move with plan, from cur, has nothing to do and
+// nothing to record: no op, and the same source (see runPlanned). Such a
+// move reads no original image.
+func isNoop(plan *journal.Plan, m Move, cur *Applied) bool {
+	sameSource := m.Commit == cur.Commit && m.Branch == cur.Branch && m.Group == cur.Group
+	return !plan.Acts() && plan.Empty() && sameSource
 }
 
 // static runs the journal's static checks and this build's own: a driver

@@ -45,7 +45,7 @@ func (mkdirKind) forwardAt(_ context.Context, env *Env, s *journal.Step, l *loc)
 }
 
 func (mkdirKind) Check(_ context.Context, env *Env, s *journal.Step) (string, error) {
-	st, err := lstatPath(env, s.Object())
+	st, err := lstatChecked(env, s.Object())
 	if err != nil {
 		return "", err
 	}

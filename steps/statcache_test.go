@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,8 +18,8 @@ import (
 	"github.com/cairn-cm/cairn/rootfs"
 )
 
-// cacheFixture is a root whose /d holds three files applied by COPY, and
-// its state directory.
+// cacheFixture is a root whose /d holds three files applied by COPY and a
+// directory /d/sub, and its state directory.
 type cacheFixture struct {
 	t                 *testing.T
 	root              *rootfs.Root
@@ -37,7 +38,7 @@ func newCacheFixture(t *testing.T) *cacheFixture {
 		}
 	}
 	var j strings.Builder
-	j.WriteString("MKDIR /d\n")
+	j.WriteString("MKDIR /d\nMKDIR /d/sub mode=0755\n")
 	for i := range 3 {
 		data := fmt.Appendf(nil, "file %d: some content\n", i)
 		name := fmt.Sprintf("f%d", i)
@@ -106,6 +107,19 @@ func (f *cacheFixture) wantDrift(what string) {
 		f.t.Fatalf("%s: drifted %v, want /d/f0 alone", what, drifted)
 	}
 	f.t.Logf("%s: %s", what, drifted[0].Diff)
+}
+
+// wantDriftOf checks that a check finds exactly the objects drifted.
+func (f *cacheFixture) wantDriftOf(what string, objects ...string) {
+	f.t.Helper()
+	_, drifted := f.apply(0, true)
+	var got []string
+	for _, d := range drifted {
+		got = append(got, d.Step.Object())
+	}
+	if strings.Join(got, " ") != strings.Join(objects, " ") {
+		f.t.Fatalf("%s: drifted %v, want %v", what, got, objects)
+	}
 }
 
 func TestStatCacheTakesUnchangedFiles(t *testing.T) {
@@ -184,6 +198,36 @@ func TestStatCacheFindsDrift(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"replaced by a directory", func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"group", func(t *testing.T, p string) {
+			if os.Geteuid() != 0 {
+				t.Skip("chown needs root")
+			}
+			if err := os.Chown(p, -1, 1234); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"swapped with a managed file of the same size, times kept", func(t *testing.T, p string) {
+			// f0 and f1 are both in the cache; each now holds the other's
+			// content under the other's inode, with its times kept.
+			q := filepath.Join(filepath.Dir(p), "f1")
+			fi0, _ := os.Lstat(p)
+			fi1, _ := os.Lstat(q)
+			for _, step := range [][2]string{{p, p + ".tmp"}, {q, p}, {p + ".tmp", q}} {
+				if err := os.Rename(step[0], step[1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			os.Chtimes(p, fi0.ModTime(), fi0.ModTime())
+			os.Chtimes(q, fi1.ModTime(), fi1.ModTime())
+		}},
 		{"removed", func(t *testing.T, p string) {
 			if err := os.Remove(p); err != nil {
 				t.Fatal(err)
@@ -195,6 +239,11 @@ func TestStatCacheFindsDrift(t *testing.T) {
 			f := newCacheFixture(t)
 			f.warm()
 			tt.change(t, f.path("f0"))
+			if strings.HasPrefix(tt.name, "swapped") {
+				f.wantDriftOf(tt.name, "/d/f0", "/d/f1")
+				f.wantDriftOf(tt.name+", again", "/d/f0", "/d/f1")
+				return
+			}
 			f.wantDrift(tt.name)
 			f.wantDrift(tt.name + ", again") // the cache written by the last check must not hide it
 		})
@@ -442,4 +491,153 @@ func FuzzParseStatCache(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStatCacheDriftSaves: Drift writes the stat cache back only with
+// Options.SaveStatCache (the agent's periodic checks); then its next check
+// takes the files from it, and still finds drift.
+func TestStatCacheDriftSaves(t *testing.T) {
+	f := newCacheFixture(t)
+	time.Sleep(2 * statMarginFine)
+	drift := func(save bool) *statCache {
+		t.Helper()
+		a, err := Open(context.Background(), Options{Root: f.root, StateDir: f.stateDir, SaveStatCache: save})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if _, err := a.Drift(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return a.lastStats
+	}
+	cache := filepath.Join(f.stateDir, statCacheFile)
+	os.Remove(cache)
+	drift(false)
+	if _, err := os.Stat(cache); err == nil {
+		t.Fatal("Drift without SaveStatCache wrote the stat cache")
+	}
+	if c := drift(true); c.hashed.Load() != 3 {
+		t.Fatalf("first check: %d hashed; want 3", c.hashed.Load())
+	}
+	if c := drift(true); c.hits.Load() != 3 || c.hashed.Load() != 0 {
+		t.Fatalf("second check: %d from the cache, %d hashed; want 3, 0", c.hits.Load(), c.hashed.Load())
+	}
+	if err := os.Chmod(f.path("f0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(context.Background(), Options{Root: f.root, StateDir: f.stateDir, SaveStatCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	drifted, err := a.Drift(context.Background())
+	if err != nil || len(drifted) != 1 || drifted[0].Step.Object() != "/d/f0" {
+		t.Fatalf("drift after a chmod = %v, %v; want /d/f0", drifted, err)
+	}
+}
+
+// TestStatCacheUnchangedWritesCount: a check that took every file from
+// the cache leaves the cache file as it is and writes only its count; the
+// full check still comes every Nth time, and a lost count only postpones
+// it.
+func TestStatCacheUnchangedWritesCount(t *testing.T) {
+	f := newCacheFixture(t)
+	time.Sleep(2 * statMarginFine)
+	cache, runs := filepath.Join(f.stateDir, statCacheFile), filepath.Join(f.stateDir, statRunsFile)
+	if c, _ := f.apply(4, true); c.hashed.Load() != 3 {
+		t.Fatalf("first check hashed %d; want 3", c.hashed.Load())
+	}
+	before, err := os.Stat(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mustRead(t, cache)
+	for i := range 2 {
+		if c, _ := f.apply(4, true); c.hashed.Load() != 0 || c.hits.Load() != 3 {
+			t.Fatalf("check %d: %d hashed, %d from the cache; want 0, 3", i+2, c.hashed.Load(), c.hits.Load())
+		}
+		after, err := os.Stat(cache)
+		if err != nil || !os.SameFile(before, after) || !bytes.Equal(mustRead(t, cache), data) {
+			t.Fatalf("check %d rewrote the unchanged cache", i+2)
+		}
+		stamp, _, _, err := parseStatCache(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := readStatRuns(f.stateDir, stamp); !ok || got != i+2 {
+			t.Fatalf("check %d: count %d, %v; want %d", i+2, got, ok, i+2)
+		}
+	}
+	// The count is lost: the cache's own (1, the first check's) holds, and the full
+	// check comes later, but comes.
+	if err := os.Remove(runs); err != nil {
+		t.Fatal(err)
+	}
+	var hashed []int64
+	for range 4 {
+		c, _ := f.apply(4, true)
+		hashed = append(hashed, c.hashed.Load())
+	}
+	if fmt.Sprint(hashed) != "[0 0 3 0]" {
+		t.Errorf("hashed per check after the count was lost: %v; want [0 0 3 0]", hashed)
+	}
+	// Any change of a file rewrites the cache.
+	if err := os.WriteFile(f.path("f1"), []byte("other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(4, true)
+	if bytes.Equal(mustRead(t, cache), data) {
+		t.Error("a check that hashed a changed file did not write the cache")
+	}
+	// ... with the entries it took from the cache: f0 and f2 come from it
+	// (f1, written within the racy margin of that check, is hashed).
+	if c, _ := f.apply(4, true); c.hits.Load() != 2 || c.hashed.Load() != 1 {
+		t.Errorf("after the rewrite: %d from the cache, %d hashed; want 2, 1", c.hits.Load(), c.hashed.Load())
+	}
+}
+
+// FuzzParseDecimal: parseDecimal reads what strconv.AppendInt writes, and
+// anything it reads, strconv.ParseInt reads to the same number.
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"0", "-0", "7", "-7", "007", "+5", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809", "99999999999999999999", "", "-", "1a", " 1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseDecimal(s)
+		want, err := strconv.ParseInt(s, 10, 64)
+		if ok && (err != nil || got != want) {
+			t.Fatalf("parseDecimal(%q) = %d; strconv: %d, %v", s, got, want, err)
+		}
+		if err == nil && string(strconv.AppendInt(nil, want, 10)) == s && !ok {
+			t.Fatalf("parseDecimal(%q) refused what strconv.AppendInt writes", s)
+		}
+	})
+}
+
+// TestDriftOfDirectoriesInCheck: a MKDIR's check, which looks through the
+// directories the check holds open, finds a directory changed or replaced.
+func TestDriftOfDirectoriesInCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(p string) error
+	}{
+		{"mode", func(p string) error { return os.Chmod(p, 0o700) }},
+		{"replaced by a file", func(p string) error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.WriteFile(p, nil, 0o755)
+		}},
+		{"removed", os.Remove},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCacheFixture(t)
+			f.warm()
+			if err := tc.change(f.path("sub")); err != nil {
+				t.Fatal(err)
+			}
+			f.wantDriftOf(tc.name, "/d/sub")
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,30 +64,60 @@ type Applied struct {
 
 // lazyImages are original images decoded on first use.
 type lazyImages struct {
-	once sync.Once
-	raw  json.RawMessage
-	m    map[string]Image
+	mu      sync.Mutex
+	name    string          // the file, for errors
+	raw     json.RawMessage // nil once decoded into m
+	m       map[string]Image
+	checked bool  // raw was decoded once, to check it, and dropped
+	err     error // what that decode said
 }
 
 // Images returns the original image of every managed identity: Originals,
 // or for an Applied read from the state directory its images, decoded on
-// the first call (they were checked when it was read). The map must not be
+// the first call. A move checks them first (checkImages: Plan does, for
+// every move that may read them), so that they decode. The map must not be
 // changed.
 func (a *Applied) Images() map[string]Image {
 	if a.lazy == nil {
 		return a.Originals
 	}
-	a.lazy.once.Do(func() {
-		if err := json.Unmarshal(a.lazy.raw, &a.lazy.m); err != nil {
-			// loadApplied decoded the same bytes without error.
-			panic(fmt.Sprintf("state: the original images cannot be decoded again: %v", err))
+	l := a.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		if err := json.Unmarshal(l.raw, &l.m); err != nil {
+			// Plan checked the same bytes (checkImages).
+			panic(fmt.Sprintf("state: the original images cannot be decoded: %v", err))
 		}
-		if a.lazy.m == nil {
-			a.lazy.m = map[string]Image{}
+		if l.m == nil {
+			l.m = map[string]Image{}
 		}
-		a.lazy.raw = nil
-	})
-	return a.lazy.m
+		l.raw = nil
+	}
+	return l.m
+}
+
+// checkImages decodes the original images of an Applied read from the
+// state directory, to check them, and drops them: a move that only adds
+// steps never needs them decoded, and an Applied kept between runs
+// (lastApplied) keeps them encoded. Its error is an *InputError naming
+// the file; nil once the images decoded.
+func (a *Applied) checkImages() error {
+	if a.lazy == nil {
+		return nil
+	}
+	l := a.lazy
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil && !l.checked {
+		var images map[string]Image
+		l.err = json.Unmarshal(l.raw, &images)
+		l.checked = true
+	}
+	if l.err != nil {
+		return inputErrorf("state: %s is corrupt: %v", l.name, l.err)
+	}
+	return nil
 }
 
 // appliedOnDisk is Applied as it is read, its original images left encoded.
@@ -225,26 +256,22 @@ func (st *state) loadApplied() (*Applied, error) {
 		return nil, inputErrorf("state: %s: %w", name, err)
 	}
 	var disk appliedOnDisk
-	if err := json.Unmarshal(data, &disk); err != nil {
+	if err := decodeApplied(data, &disk); err != nil {
 		return nil, inputErrorf("state: %s is corrupt: %v", name, err)
 	}
 	a := disk.Applied
 	if a.Version != 1 {
 		return nil, inputErrorf("state: %s has format version %d; this cairn reads version 1", name, a.Version)
 	}
-	// The images are decoded here to be checked, and then dropped: only
-	// a move needs them (Images), and they are kept encoded, a quarter of
-	// their decoded size.
-	var images map[string]Image
-	if len(disk.Originals) > 0 && string(disk.Originals) != "null" {
-		if err := json.Unmarshal(disk.Originals, &images); err != nil {
-			return nil, inputErrorf("state: %s is corrupt: %v", name, err)
-		}
-	}
-	if len(images) == 0 {
+	// The images stay encoded, a quarter of their decoded size, and are
+	// not even decoded to be checked: a run with nothing to do never reads
+	// them, and a move checks them before it reads them (checkImages).
+	// Their JSON is valid: decodeApplied read it.
+	switch raw := bytes.TrimSpace(disk.Originals); {
+	case len(raw) == 0 || string(raw) == "null" || string(raw) == "{}":
 		a.Originals = map[string]Image{}
-	} else {
-		a.lazy = &lazyImages{raw: disk.Originals}
+	default:
+		a.lazy = &lazyImages{name: name, raw: disk.Originals}
 	}
 	lastApplied.put(key, &a)
 	return &a, nil

@@ -40,6 +40,7 @@ type settings struct {
 	AllowUnsigned bool          `help:"Apply commits without checking signatures." name:"allow-unsigned" env:"CAIRN_ALLOW_UNSIGNED"`
 	Drift         string        `help:"What a run does with drift on unchanged steps: report or repair." default:"report" enum:"report,repair" env:"CAIRN_DRIFT"`
 	MaxRemoval    float64       `help:"Refuse a plan that removes more than PCT percent of the managed objects (and more than 10)." default:"25" name:"max-removal" env:"CAIRN_MAX_REMOVAL" placeholder:"PCT"`
+	RehashEvery   int           `help:"Hash every file at every Nth drift check whatever the state's stat cache says; 1 hashes every file at every check." default:"10" name:"rehash-every" env:"CAIRN_REHASH_EVERY" placeholder:"N"`
 	Confirm       time.Duration `help:"After a move, the journal's CHECKs must keep holding this long, or the move is undone; 0 turns it off." default:"30s" env:"CAIRN_CONFIRM"`
 	Listen        string        `help:"HTTP address of the metrics, status and trigger endpoints; empty turns it off." default:"127.0.0.1:9479" env:"CAIRN_LISTEN" emptyenv:"value" placeholder:"ADDR"`
 	LogFormat     string        `help:"Log format: text, json (one object a line) or journal (systemd's journal, a field per attribute); auto is journal when stderr goes to the journal (under systemd), else text." default:"auto" enum:"auto,text,json,journal" name:"log-format" env:"CAIRN_LOG_FORMAT"`
@@ -95,7 +96,7 @@ func (s *settings) pipeline(e *env, needRepo, needTrust bool) (p *agent.Pipeline
 		Host: opts.Host, Group: s.Group, Branch: s.Branch, Facts: opts.Facts,
 		Root: root, StateDir: state,
 		Trust: s.Trust, AllowUnsigned: s.AllowUnsigned,
-		Drift: agent.DriftMode(s.Drift), MaxRemoval: s.MaxRemoval, Confirm: s.Confirm,
+		Drift: agent.DriftMode(s.Drift), MaxRemoval: s.MaxRemoval, Confirm: s.Confirm, RehashEvery: s.RehashEvery,
 		LockWait: hostCommandWait,
 		Drivers:  hostDrivers(root), Log: log, Output: s.output(e, log), Ops: s.ops, Kill: e.kill,
 	})
