@@ -91,7 +91,10 @@ func (l *intentLog) flush() error {
 		return nil
 	}
 	end := l.seq + int64(len(l.pending))
-	tails := l.encodeTails()
+	tails, err := l.encodeTails()
+	if err != nil {
+		return fmt.Errorf("intent log: %w", err)
+	}
 	// The size the records give depends on the digits of the size they
 	// hold: grow it until it is the size they give.
 	buf := l.buf
@@ -131,8 +134,10 @@ var recordHead = []byte(`{"seq":0,"end":0,"size":0`)
 // encodeTails encodes the pending records without their numbers (seq,
 // end and size, their first fields) into one buffer reused from batch to
 // batch, and returns each one's JSON from the comma after size to the
-// closing brace, in order.
-func (l *intentLog) encodeTails() [][]byte {
+// closing brace, in order. A record encoding/json cannot encode (an image
+// whose mtime is past year 9999, which tmpfs and btrfs keep) is an error:
+// the Encoder then wrote nothing of it, and its tail would not be there.
+func (l *intentLog) encodeTails() ([][]byte, error) {
 	if l.enc == nil {
 		l.enc = json.NewEncoder(&l.tailBuf) // escapes as json.Marshal does
 	}
@@ -142,7 +147,10 @@ func (l *intentLog) encodeTails() [][]byte {
 		offs = append(offs, l.tailBuf.Len())
 		l.scratch = *r
 		l.scratch.Seq, l.scratch.End, l.scratch.Size = 0, 0, 0
-		l.enc.Encode(&l.scratch) // strings, numbers and images: no error
+		if err := l.enc.Encode(&l.scratch); err != nil {
+			l.scratch = intentRecord{}
+			return nil, err
+		}
 	}
 	offs = append(offs, l.tailBuf.Len())
 	l.scratch = intentRecord{}
@@ -153,13 +161,17 @@ func (l *intentLog) encodeTails() [][]byte {
 		tails = append(tails, data[offs[i]+len(recordHead):offs[i+1]-1])
 	}
 	l.tails = tails
-	return tails
+	return tails, nil
 }
 
 // recordTail returns the JSON of r after its numbers, as flush encodes it.
 func recordTail(r *intentRecord) []byte {
 	l := intentLog{pending: []*intentRecord{r}}
-	return l.encodeTails()[0]
+	tails, err := l.encodeTails()
+	if err != nil {
+		return nil
+	}
+	return tails[0]
 }
 
 // appendRecord appends r's line to buf, "CRC32C JSON\n", the JSON being

@@ -140,3 +140,19 @@ func TestIntentFlushAllocs(t *testing.T) {
 		t.Fatalf("flush allocates %.1f times per record, want at most 1.5", perRecord)
 	}
 }
+
+// TestIntentFlushUnencodable: a record that encoding/json cannot encode (an
+// undo image with an mtime past year 9999) makes flush fail, writing
+// nothing, where it panicked on the tail the Encoder never wrote.
+func TestIntentFlushUnencodable(t *testing.T) {
+	l := newIntent(t.TempDir())
+	defer l.close()
+	l.add(intentTestRecords()[0])
+	l.add(&intentRecord{T: "op", Step: "COPY x /x sha256=00", Undo: &Image{Type: TypeFile, Mtime: time.Date(14645, 6, 30, 0, 0, 0, 0, time.UTC)}})
+	if err := l.flush(); err == nil {
+		t.Fatal("flush of an unencodable record: no error")
+	}
+	if l.f != nil || l.size != 0 {
+		t.Fatalf("a failed flush wrote the log: size %d", l.size)
+	}
+}

@@ -40,7 +40,6 @@ func (c *journalApplyCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	defer applyGC(len(j.Steps))()
 	root, stateDir, err := c.open()
 	if err != nil {
 		return err
@@ -78,6 +77,9 @@ func (c *journalApplyCmd) Run(e *env) error {
 		return err
 	}
 	defer a.Close()
+	// A move holds both journals: the applied one's steps are what a move
+	// to a small journal removes, with an inverse op and images each.
+	defer applyGC(len(j.Steps) + len(a.Applied().Steps))()
 	p, err := a.Plan(e.ctx, steps.Move{
 		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group, Steps: j.Steps,
 		Source: src, SourceName: source, Blobs: blobFS, BlobsName: blobs,
@@ -125,7 +127,10 @@ const (
 	applyHeapPerStep = 1536
 )
 
-// applyGC sets the collector for a move of n steps and returns the
+// applyGC sets the collector for a move of n steps (those of the new
+// journal and of the applied one: a limit from the new alone sat below the
+// live heap of a move that removes most steps, and the collector ran
+// without end, 1,000 collections for 10,000 removed) and returns the
 // function that restores it: the heap may grow by half of what is live
 // (GOGC 50, not 100) and is softly bounded by applyHeapBase and
 // applyHeapPerStep a step. The garbage of a move is many small pieces of
