@@ -85,7 +85,7 @@ func (c *Config) check() error {
 	case c.MaxRemoval < 0 || c.MaxRemoval > 100:
 		return fmt.Errorf("--max-removal %v: want a percentage from 0 to 100", c.MaxRemoval)
 	case c.RehashEvery < 0:
-		return fmt.Errorf("--rehash-every %d: want 1 or more", c.RehashEvery)
+		return fmt.Errorf("--rehash-every %d: want 1 or more (0: the default)", c.RehashEvery)
 	}
 	if c.Branch == "" {
 		c.Branch = "main"
