@@ -125,9 +125,14 @@ func compileAt(e *env, hf *hostFlags, path string, writeBlobs bool, blobs string
 // (GOGC=400: the default setting spent a quarter of a compile collecting),
 // but the process's memory no further than compileHeapFloor, or than
 // compileHeapRatio times the live heap once that is more. A gcTuner moves
-// the soft memory limit after every collection to say so. It returns the
-// function that restores the collector's settings.
+// the soft memory limit after every collection to say so. An operator's
+// GOGC or GOMEMLIMIT wins: with either set, the collector is left as the
+// runtime set it (as journal apply's applyGC does). It returns the function
+// that restores the collector's settings.
 func lessGC() (restore func()) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
 	gc := debug.SetGCPercent(400)
 	t := &gcTuner{floor: compileHeapFloor, ratio: compileHeapRatio}
 	limit := debug.SetMemoryLimit(t.floor)

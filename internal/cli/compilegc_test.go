@@ -17,6 +17,8 @@ func TestLessGC(t *testing.T) {
 	limitBefore := debug.SetMemoryLimit(1 << 40)
 	defer debug.SetMemoryLimit(limitBefore)
 
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
 	restore := lessGC()
 	if got := debug.SetGCPercent(-1); got != 400 {
 		t.Errorf("GOGC during a compile: %d, want 400", got)
@@ -58,5 +60,29 @@ func TestLessGC(t *testing.T) {
 	debug.SetGCPercent(100)
 	if got := debug.SetMemoryLimit(-1); got != 1<<40 {
 		t.Errorf("memory limit after restore: %d, want %d", got, int64(1<<40))
+	}
+}
+
+// TestLessGCLeavesOperatorSettings checks that an operator's GOGC or
+// GOMEMLIMIT is left alone by a compile.
+func TestLessGCLeavesOperatorSettings(t *testing.T) {
+	for _, env := range []string{"GOGC", "GOMEMLIMIT"} {
+		t.Run(env, func(t *testing.T) {
+			gcBefore := debug.SetGCPercent(100)
+			defer debug.SetGCPercent(gcBefore)
+			limitBefore := debug.SetMemoryLimit(1 << 40)
+			defer debug.SetMemoryLimit(limitBefore)
+			t.Setenv("GOGC", "")
+			t.Setenv("GOMEMLIMIT", "")
+			t.Setenv(env, "100")
+			restore := lessGC()
+			defer restore()
+			if got := debug.SetGCPercent(100); got != 100 {
+				t.Errorf("GOGC with %s set: %d, want 100 (untouched)", env, got)
+			}
+			if got := debug.SetMemoryLimit(-1); got != 1<<40 {
+				t.Errorf("memory limit with %s set: %d, want %d (untouched)", env, got, int64(1<<40))
+			}
+		})
 	}
 }
