@@ -12,13 +12,7 @@ import (
 // heap once a collection finds that larger than the floor; and every
 // setting as it was after restore, with no later collection moving it.
 func TestLessGC(t *testing.T) {
-	gcBefore := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(gcBefore)
-	limitBefore := debug.SetMemoryLimit(1 << 40)
-	defer debug.SetMemoryLimit(limitBefore)
-
-	t.Setenv("GOGC", "")
-	t.Setenv("GOMEMLIMIT", "")
+	setGC(t)
 	restore := lessGC()
 	if got := debug.SetGCPercent(-1); got != 400 {
 		t.Errorf("GOGC during a compile: %d, want 400", got)
@@ -68,12 +62,7 @@ func TestLessGC(t *testing.T) {
 func TestLessGCLeavesOperatorSettings(t *testing.T) {
 	for _, env := range []string{"GOGC", "GOMEMLIMIT"} {
 		t.Run(env, func(t *testing.T) {
-			gcBefore := debug.SetGCPercent(100)
-			defer debug.SetGCPercent(gcBefore)
-			limitBefore := debug.SetMemoryLimit(1 << 40)
-			defer debug.SetMemoryLimit(limitBefore)
-			t.Setenv("GOGC", "")
-			t.Setenv("GOMEMLIMIT", "")
+			setGC(t)
 			t.Setenv(env, "100")
 			restore := lessGC()
 			defer restore()
@@ -85,4 +74,18 @@ func TestLessGCLeavesOperatorSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setGC starts a test of the collector's settings from GOGC=100, a memory
+// limit of 1 TiB and neither GOGC nor GOMEMLIMIT in the environment, and
+// puts the settings back after it.
+func setGC(t *testing.T) {
+	gcBefore := debug.SetGCPercent(100)
+	limitBefore := debug.SetMemoryLimit(1 << 40)
+	t.Cleanup(func() {
+		debug.SetGCPercent(gcBefore)
+		debug.SetMemoryLimit(limitBefore)
+	})
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
 }
