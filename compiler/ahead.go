@@ -239,7 +239,9 @@ func (q *aheadQueue) parse(c *compiler, name string) {
 		a.r.err = c.ctx.Err()
 	}
 	q.mu.Lock()
-	a.state = aheadDone
+	if a.state == aheadParsing { // not claimed by the walk meanwhile: a take while it was parsing made it the walk's for good
+		a.state = aheadDone
+	}
 	q.mu.Unlock()
 	close(a.done)
 }

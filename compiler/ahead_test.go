@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"runtime"
 	"strings"
 	"testing"
@@ -140,5 +141,76 @@ func TestParseAheadTake(t *testing.T) {
 	}
 	if _, ok := q.take("n/z.cairn"); ok {
 		t.Error("a file of a forgotten directory was handed over")
+	}
+}
+
+// gateFS is an fs.FS whose Open of gated waits until gate is closed.
+type gateFS struct {
+	fstest.MapFS
+	gated string
+	gate  chan struct{}
+}
+
+func (g gateFS) Open(name string) (fs.File, error) {
+	if name == g.gated {
+		<-g.gate
+	}
+	return g.MapFS.Open(name)
+}
+
+// TestParseAheadTakeWhileParsing checks that a file the walk takes while a
+// worker parses it stays the walk's once the worker is done: the worker
+// marked it parsed again, and a later forget of its directory (a call of
+// the module whose condition is false, after a true one) took it a second
+// time and waited for a place in the window that the first take had freed
+// already: the compile hung, SIGTERM or not.
+func TestParseAheadTakeWhileParsing(t *testing.T) {
+	g := gateFS{MapFS: mapFS(map[string]string{"m/x.cairn": "dir \"/x\" {}\n"}), gated: "m/x.cairn", gate: make(chan struct{})}
+	defer func(w func() int) { aheadWindow = w }(aheadWindow)
+	aheadWindow = func() int { return 1 }
+	c := &compiler{ctx: context.Background(), fsys: g}
+	c.parseAhead()
+	defer c.stopParsing()
+	q := c.ahead
+	q.want("m")
+	state := func() int {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if a := q.files["m/x.cairn"]; a != nil {
+			return a.state
+		}
+		return -1
+	}
+	waitState := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); state() != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("state of m/x.cairn %d, want %d", state(), want)
+			}
+		}
+	}
+	waitState(aheadParsing)
+	took := make(chan bool)
+	go func() {
+		r, ok := q.take("m/x.cairn")
+		took <- ok && r.f != nil
+	}()
+	waitState(aheadClaimed)
+	close(g.gate)
+	if !<-took {
+		t.Fatal("take of the file being parsed handed no tree over")
+	}
+	if got := state(); got != aheadClaimed {
+		t.Errorf("state of the taken file %d, want aheadClaimed (%d)", got, aheadClaimed)
+	}
+	forgot := make(chan struct{})
+	go func() { q.forget("m"); close(forgot) }()
+	select {
+	case <-forgot:
+	case <-time.After(5 * time.Second):
+		t.Fatal("forget of a directory whose file the walk took hangs")
+	}
+	if _, ok := q.take("m/x.cairn"); ok {
+		t.Error("a file taken from the queue was handed over again")
 	}
 }
