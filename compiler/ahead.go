@@ -228,7 +228,7 @@ func (q *aheadQueue) parse(c *compiler, name string) {
 	a := q.files[name]
 	if a.state == aheadClaimed {
 		q.mu.Unlock()
-		<-q.slots // the walk parses it: the window's place is free again
+		q.free() // the walk parses it: the window's place is free again
 		return
 	}
 	a.state = aheadParsing
@@ -269,11 +269,23 @@ func (q *aheadQueue) take(name string) (r parsed, ok bool) {
 	}
 	<-a.done
 	r, a.r = a.r, parsed{}
-	<-q.slots
+	q.free()
 	q.mu.Lock()
 	q.taken++
 	q.mu.Unlock()
 	return r, true
+}
+
+// free gives a file's place in the window back. It never waits: every
+// place it frees was taken by the worker that parsed the file, and should
+// a bookkeeping error ever free one twice, the window is one place larger
+// for the rest of the compile; a receive that waited would hang the
+// compile, deaf to its context.
+func (q *aheadQueue) free() {
+	select {
+	case <-q.slots:
+	default:
+	}
 }
 
 // stopParsing stops the parse-ahead; it may be called twice.
