@@ -54,8 +54,12 @@ type aheadQueue struct {
 	mu    sync.Mutex
 	files map[string]*aheadFile
 	dirs  map[string]bool // the directories wanted so far
-	todo  []string        // wanted directories the lister has not read
-	wake  chan struct{}   // a directory was added to todo
+	// forgotten are the directories given up (forget): a file of theirs
+	// the lister finds only now, having read the directory before the
+	// forget, is not parsed, as it would keep its window place for good.
+	forgotten map[string]bool
+	todo      []string      // wanted directories the lister has not read
+	wake      chan struct{} // a directory was added to todo
 	// slots holds a token for each file a worker started and the walk has
 	// not taken yet.
 	slots chan struct{}
@@ -78,7 +82,7 @@ var aheadWindow = func() int { return runtime.GOMAXPROCS(0) + 1 }
 // memory, and the errors of a file the walk never reads are never
 // reported.
 func (c *compiler) parseAhead() {
-	q := &aheadQueue{files: map[string]*aheadFile{}, dirs: map[string]bool{}, wake: make(chan struct{}, 1),
+	q := &aheadQueue{files: map[string]*aheadFile{}, dirs: map[string]bool{}, forgotten: map[string]bool{}, wake: make(chan struct{}, 1),
 		slots: make(chan struct{}, aheadWindow()), stop: make(chan struct{})}
 	c.ahead = q
 	work := make(chan string)
@@ -155,6 +159,7 @@ func (q *aheadQueue) forget(dir string) {
 		return
 	}
 	q.mu.Lock()
+	q.forgotten[dir] = true
 	q.todo = slices.DeleteFunc(q.todo, func(d string) bool { return d == dir })
 	var names []string
 	for name := range q.files {
@@ -216,6 +221,10 @@ func (q *aheadQueue) add(name string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.files[name] != nil {
+		return false
+	}
+	if q.forgotten[path.Dir(name)] {
+		q.files[name] = &aheadFile{state: aheadClaimed}
 		return false
 	}
 	q.files[name] = &aheadFile{done: make(chan struct{})}

@@ -214,3 +214,23 @@ func TestParseAheadTakeWhileParsing(t *testing.T) {
 		t.Error("a file taken from the queue was handed over again")
 	}
 }
+
+// TestParseAheadForgetBeforeAdd checks that a file of a directory given up
+// (forget) after the lister read the directory but before it entered the
+// file is not entered: parsed, it would never be taken and would keep its
+// window place for the rest of the compile.
+func TestParseAheadForgetBeforeAdd(t *testing.T) {
+	defer func(w func() int) { aheadWindow = w }(aheadWindow)
+	aheadWindow = func() int { return 1 }
+	c := &compiler{ctx: context.Background(), fsys: mapFS(map[string]string{"top.cairn": "dir \"/x\" {}\n"})}
+	c.parseAhead()
+	defer c.stopParsing()
+	q := c.ahead
+	q.forget("m")
+	if q.add("m/x.cairn") {
+		t.Fatal("a file of a forgotten directory was entered into the parse-ahead")
+	}
+	if _, ok := q.take("m/x.cairn"); ok {
+		t.Error("a file of a forgotten directory was handed over")
+	}
+}
