@@ -12,7 +12,8 @@ import (
 // steps: 1.8 MB of 2.2), and encoding/json decodes them at some 30 MB/s:
 // on a run with nothing to do, that was the largest cost left. cairn writes
 // the file with json.Marshal, compact and in field order, and a step's
-// strings (canonical line, position, sources) need no escape as a rule:
+// strings (canonical line, position, sources) need no escape as a rule
+// but json.Marshal's for HTML (the " > " of every source position):
 // decodeApplied reads the steps of exactly that form itself, and hands
 // the rest of the object, without them, to encoding/json. Anything else
 // (an escape, white space, another key order, a key that encoding/json
@@ -131,9 +132,14 @@ func skipMember(b []byte, i int) (int, bool) {
 }
 
 // fastSteps reads [{"step":S,"at":S[,"src":S]},...] from the start of b
-// and returns the steps and the bytes read; S is a string without escape,
-// control character or invalid UTF-8. The steps' strings share one copy
-// of the array's bytes: one allocation, not three a step.
+// and returns the steps and the bytes read; S is a string without control
+// character or invalid UTF-8 whose only escapes are the three json.Marshal
+// writes for HTML (\u003c, \u003e, \u0026: every step with a source
+// position has " > " in it). The steps' strings share one string that
+// holds only their contents, copied out of b (b is not kept alive), and a
+// position that ends its source is kept as the source's tail: one
+// allocation of what the steps keep, not three a step, for the process to
+// keep between runs (lastApplied).
 func fastSteps(b []byte) ([]AppliedStep, int, bool) {
 	if len(b) < 2 || b[0] != '[' {
 		return nil, 0, false
@@ -141,18 +147,21 @@ func fastSteps(b []byte) ([]AppliedStep, int, bool) {
 	if b[1] == ']' {
 		return nil, 2, true
 	}
+	if len(b) > 1<<31-1 {
+		return nil, 0, false
+	}
 	type span struct{ step, at, src [2]int32 }
 	spans := make([]span, 0, bytes.Count(b, []byte(`{"step":`)))
+	buf := make([]byte, 0, len(b))
 	field := func(i int, prefix string) ([2]int32, int, bool) {
 		if !bytes.HasPrefix(b[i:], []byte(prefix)) {
 			return [2]int32{}, 0, false
 		}
-		i += len(prefix)
-		s, j, ok := plainString(b, i)
-		return [2]int32{int32(i + 1), int32(i + 1 + len(s))}, j, ok
-	}
-	if len(b) > 1<<31-1 {
-		return nil, 0, false
+		start := len(buf)
+		var j int
+		var ok bool
+		buf, j, ok = appendString(buf, b, i+len(prefix))
+		return [2]int32{int32(start), int32(len(buf))}, j, ok
 	}
 	i := 1
 	for {
@@ -167,6 +176,16 @@ func fastSteps(b []byte) ([]AppliedStep, int, bool) {
 		if bytes.HasPrefix(b[i:], []byte(`,"src":`)) {
 			if sp.src, i, ok = field(i, `,"src":`); !ok {
 				return nil, 0, false
+			}
+			// A source ends with the position (a step of a module:
+			// "SITE > MODULE"), or is it: the position is kept as the
+			// source's tail, not twice.
+			at, src := sp.at, sp.src
+			if bytes.HasSuffix(buf[src[0]:src[1]], buf[at[0]:at[1]]) {
+				n := copy(buf[at[0]:], buf[src[0]:src[1]])
+				buf = buf[:at[0]+int32(n)]
+				sp.src = [2]int32{at[0], at[0] + int32(n)}
+				sp.at = [2]int32{sp.src[1] - (at[1] - at[0]), sp.src[1]}
 			}
 		}
 		if i+1 >= len(b) || b[i] != '}' {
@@ -183,12 +202,63 @@ func fastSteps(b []byte) ([]AppliedStep, int, bool) {
 		}
 		i++
 	}
-	text := string(b[:i])
+	text := string(buf) // the contents alone, at their size
 	out := make([]AppliedStep, len(spans))
 	for k, sp := range spans {
 		out[k] = AppliedStep{Step: text[sp.step[0]:sp.step[1]], At: text[sp.at[0]:sp.at[1]], Source: text[sp.src[0]:sp.src[1]]}
 	}
 	return out, i, true
+}
+
+// htmlEscapes are the escapes json.Marshal writes for <, > and &, and
+// what they stand for.
+var htmlEscapes = [...]struct {
+	esc string
+	c   byte
+}{{`\u003c`, '<'}, {`\u003e`, '>'}, {`\u0026`, '&'}}
+
+// appendString appends the contents of the JSON string at b[i:] to buf if
+// it holds no control character, only valid UTF-8 (encoding/json would
+// change invalid bytes) and no escape but htmlEscapes, and returns the
+// index after it.
+func appendString(buf, b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return buf, 0, false
+	}
+	start := len(buf)
+	ascii := true
+	run := i + 1 // the bytes not yet appended
+	for j := i + 1; j < len(b); j++ {
+		c := b[j]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= utf8.RuneSelf {
+				ascii = false
+			}
+			continue
+		}
+		buf = append(buf, b[run:j]...)
+		switch {
+		case c == '"':
+			if !ascii && !utf8.Valid(buf[start:]) {
+				return buf, 0, false
+			}
+			return buf, j + 1, true
+		case c == '\\':
+			k := 0
+			for k < len(htmlEscapes) && !bytes.HasPrefix(b[j:], []byte(htmlEscapes[k].esc)) {
+				k++
+			}
+			if k == len(htmlEscapes) {
+				return buf, 0, false
+			}
+			buf = append(buf, htmlEscapes[k].c)
+			j += len(htmlEscapes[k].esc) - 1
+			run = j + 1
+		default:
+			return buf, 0, false // a control character
+		}
+	}
+	return buf, 0, false
 }
 
 // plainString reads the JSON string at b[i:] if it holds no escape, no

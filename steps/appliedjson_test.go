@@ -54,6 +54,11 @@ func appliedSamples(t testing.TB) [][]byte {
 	plain := a
 	plain.Steps = []AppliedStep{a.Steps[0], a.Steps[1], a.Steps[3]}
 	add(plain)
+	html := a // json.Marshal's HTML escapes, in every source position
+	html.Steps = []AppliedStep{a.Steps[0], a.Steps[4],
+		{Step: "MKDIR /srv/m", At: "m.cairn:1:1", Source: "site.cairn:4:1 > m.cairn:1:1"},
+		{Step: "MKDIR /srv/n", At: "j:6:1", Source: "j:6:1"}}
+	add(html)
 	empty := a
 	empty.Steps = []AppliedStep{}
 	add(empty)
@@ -84,6 +89,12 @@ func appliedSamples(t testing.TB) [][]byte {
 		`{"steps":[{"step":"x","at":"y"}`,
 		`{"steps":[{"step":"x","at":"y"}]`,
 		`{"steps":[{"step":"x","at":"y","src":"z","x":1}]}`,
+		`{"steps":[{"step":"a\u003Eb","at":"y"}]}`,
+		`{"steps":[{"step":"a\u003db","at":"y"}]}`,
+		`{"steps":[{"step":"a\u003","at":"y"}]}`,
+		`{"steps":[{"step":"a\u003`,
+		`{"steps":[{"step":"x\u0026","at":"y\u003c","src":"y\u003c"}]}`,
+		`{"steps":[{"step":"x","at":"y","src":"y"}]}`,
 		`{}`,
 	} {
 		out = append(out, []byte(s))
@@ -97,7 +108,7 @@ func TestDecodeApplied(t *testing.T) {
 	samples := appliedSamples(t)
 	for i, data := range samples {
 		fast := decodeBoth(t, data)
-		if i == 1 && !fast {
+		if (i == 1 || i == 2) && !fast {
 			t.Errorf("the fast path gave up on what json.Marshal writes: %s", data)
 		}
 	}
