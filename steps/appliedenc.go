@@ -113,6 +113,7 @@ func (e *errWriter) marshal(v any) {
 // the newline that ends each.
 type valueWriter struct{ e *errWriter }
 
+// Write writes p to the errWriter, less its final newline.
 func (v valueWriter) Write(p []byte) (int, error) {
 	v.e.write(bytes.TrimSuffix(p, []byte{'\n'}))
 	return len(p), v.e.err

@@ -16,7 +16,7 @@ import (
 // but json.Marshal's for HTML (the " > " of every source position):
 // decodeApplied reads the steps of exactly that form itself, and hands
 // the rest of the object, without them, to encoding/json. Anything else
-// (an escape, white space, another key order, a key that encoding/json
+// (another escape, white space, another key order, a key that encoding/json
 // would match to the steps without case) makes it decode the whole file
 // with encoding/json, as before: the fast path accepts only input that
 // encoding/json reads to the same value (FuzzDecodeApplied).

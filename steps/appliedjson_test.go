@@ -95,6 +95,14 @@ func appliedSamples(t testing.TB) [][]byte {
 		`{"steps":[{"step":"a\u003`,
 		`{"steps":[{"step":"x\u0026","at":"y\u003c","src":"y\u003c"}]}`,
 		`{"steps":[{"step":"x","at":"y","src":"y"}]}`,
+		// The source-tail sharing: an empty position, a position longer
+		// than its source, one that only begins it, escapes at the seams.
+		`{"steps":[{"step":"x","at":"","src":"s \u003e t"},{"step":"y","at":"t","src":""}]}`,
+		`{"steps":[{"step":"x","at":"a \u003e b","src":"b"},{"step":"y","at":"b","src":"b \u003e c"}]}`,
+		`{"steps":[{"step":"\u003c\u0026","at":"\u0026","src":"\u0026\u0026"},{"step":"z","at":"j:1:1","src":"s:2:1 \u003e j:1:1"}]}`,
+		`{"steps":[{"step":"x","at":"é","src":"a \u003e é"},{"step":"y","at":"\u00e9","src":"é"}]}`,
+		`{"steps":[{"step":"x","at":"y","src":"a \u003e y"}],"Originals":{},"originals":null,"version":1,"version":2}`,
+		`{"steps":[{"step":"x","at":"y","src":"a \u003e y"}],"\u0073teps":[]}`,
 		`{}`,
 	} {
 		out = append(out, []byte(s))

@@ -83,7 +83,7 @@ func (l *intentLog) add(r *intentRecord) { l.pending = append(l.pending, r) }
 // The first batch goes to a temporary file that is synced and renamed to
 // intent.log, never over an existing one.
 //
-// Each record is encoded once, without its numbers (recordTail); the
+// Each record is encoded once, without its numbers (encodeTails); the
 // numbers are put in front of that as json.Marshal would write them, as
 // often as the size they hold changes the size they give.
 func (l *intentLog) flush() error {
@@ -164,18 +164,8 @@ func (l *intentLog) encodeTails() ([][]byte, error) {
 	return tails, nil
 }
 
-// recordTail returns the JSON of r after its numbers, as flush encodes it.
-func recordTail(r *intentRecord) []byte {
-	l := intentLog{pending: []*intentRecord{r}}
-	tails, err := l.encodeTails()
-	if err != nil {
-		return nil
-	}
-	return tails[0]
-}
-
 // appendRecord appends r's line to buf, "CRC32C JSON\n", the JSON being
-// json.Marshal(r) made of r's numbers and its tail (recordTail).
+// json.Marshal(r) made of r's numbers and its tail (encodeTails).
 func appendRecord(buf []byte, r *intentRecord, tail []byte) []byte {
 	start := len(buf)
 	buf = append(buf, "00000000 "...) // the CRC, once the JSON is there

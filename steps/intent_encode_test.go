@@ -31,6 +31,17 @@ func intentTestRecords() []*intentRecord {
 	}
 }
 
+// recordTail returns the JSON of r after its numbers, as flush encodes it
+// (encodeTails).
+func recordTail(r *intentRecord) []byte {
+	l := intentLog{pending: []*intentRecord{r}}
+	tails, err := l.encodeTails()
+	if err != nil {
+		return nil
+	}
+	return tails[0]
+}
+
 // TestAppendRecordIsMarshal checks the line flush builds from a record's
 // numbers and its tail against the line the log's definition gives, for
 // numbers of every length.

@@ -66,8 +66,8 @@ func parseItems(c *cursor) ([]*Item, error) {
 
 // fromPeeking is a cursor over the tokens lex has left, for the
 // participle.Parseable methods (Item.Parse, Expr.Parse), which participle's
-// grammars call (fileParser, and the old grammar the tests compare the hand
-// parser with); lex is where it was. Every token stream the parsers see has
+// grammars call: only the tests' (fileParser, and the old grammar they
+// compare the hand parser with); lex is where it was. Every token stream the parsers see has
 // its comments taken out before (codeLexer, interpLexer), so that lex's
 // elided tokens are none.
 func fromPeeking(lex *lexer.PeekingLexer) *cursor {

@@ -25,8 +25,8 @@ const itemGrammar = `Item      = Ident ( "=" Expr | String* "{" Item* "}" ) .
 
 // Parse implements participle.Parseable: one attribute or block, or
 // NextMatch if the next token cannot start one. It is for participle's
-// grammar of File (fileParser, which Grammar shows and the tests use);
-// Parse reads items with parseItems.
+// grammar of File, which only the tests build (fileParser; Grammar shows
+// its EBNF, fileGrammar); Parse reads items with parseItems.
 func (it *Item) Parse(lex *lexer.PeekingLexer) error {
 	if lex.Peek().Type != Ident {
 		return participle.NextMatch

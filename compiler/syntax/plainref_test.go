@@ -50,6 +50,13 @@ func TestPlainRef(t *testing.T) {
 	} {
 		samePlainRef(t, text)
 	}
+	// samePlainRef passes over a text plainRef leaves to the parser: the
+	// short cut must take the plain references it is for.
+	for _, text := range []string{"var.a", " var.a ", "\tfact.hostname\t", "a", "a.b.c.d.e", "a-b.c_d9", "module.x.y"} {
+		if plainRef(text, lexer.Position{}) == nil {
+			t.Errorf("plainRef(%q) left a plain reference to the parser", text)
+		}
+	}
 }
 
 // FuzzPlainRef checks plainRef against the expression parser on any one

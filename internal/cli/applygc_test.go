@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"math"
 	"runtime/debug"
 	"testing"
 )
@@ -14,6 +15,14 @@ func TestApplyGC(t *testing.T) {
 		debug.SetGCPercent(gc)
 		return gc, debug.SetMemoryLimit(-1)
 	}
+	// From the runtime's defaults, whatever the environment of the test
+	// process set (GOMEMLIMIT=1GiB go test made applyGC leave the limit).
+	gcBefore := debug.SetGCPercent(100)
+	limitBefore := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(gcBefore)
+		debug.SetMemoryLimit(limitBefore)
+	})
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
 	gc0, limit0 := read()

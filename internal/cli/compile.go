@@ -127,8 +127,9 @@ func compileAt(e *env, hf *hostFlags, path string, writeBlobs bool, blobs string
 // compileHeapRatio times the live heap once that is more. A gcTuner moves
 // the soft memory limit after every collection to say so. An operator's
 // GOGC or GOMEMLIMIT wins: with either set, the collector is left as the
-// runtime set it (as journal apply's applyGC does). It returns the function
-// that restores the collector's settings.
+// runtime set it, both settings (journal apply's applyGC leaves alone only
+// the one that is set, and sets the other).
+// It returns the function that restores the collector's settings.
 func lessGC() (restore func()) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}
