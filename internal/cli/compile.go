@@ -126,15 +126,22 @@ func compileAt(e *env, hf *hostFlags, path string, writeBlobs bool, blobs string
 // but the process's memory no further than compileHeapFloor, or than
 // compileHeapRatio times the live heap once that is more. A gcTuner moves
 // the soft memory limit after every collection to say so. An operator's
-// GOGC or GOMEMLIMIT wins: with either set, the collector is left as the
-// runtime set it, both settings (journal apply's applyGC leaves alone only
-// the one that is set, and sets the other).
-// It returns the function that restores the collector's settings.
+// setting wins over the one it names, as in journal apply (applyGC): with
+// GOGC set the collector's percentage is theirs, with GOMEMLIMIT set the
+// limit is theirs and no gcTuner moves it. It returns the function that
+// restores the collector's settings.
 func lessGC() (restore func()) {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
+	gc := -2 // not changed
+	if os.Getenv("GOGC") == "" {
+		gc = debug.SetGCPercent(400)
 	}
-	gc := debug.SetGCPercent(400)
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return func() {
+			if gc != -2 {
+				debug.SetGCPercent(gc)
+			}
+		}
+	}
 	t := &gcTuner{floor: compileHeapFloor, ratio: compileHeapRatio}
 	limit := debug.SetMemoryLimit(t.floor)
 	t.arm()
@@ -142,7 +149,9 @@ func lessGC() (restore func()) {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		t.stop = true
-		debug.SetGCPercent(gc)
+		if gc != -2 {
+			debug.SetGCPercent(gc)
+		}
 		debug.SetMemoryLimit(limit)
 	}
 }

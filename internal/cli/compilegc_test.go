@@ -58,22 +58,36 @@ func TestLessGC(t *testing.T) {
 }
 
 // TestLessGCLeavesOperatorSettings checks that an operator's GOGC or
-// GOMEMLIMIT is left alone by a compile.
+// GOMEMLIMIT is left alone by a compile, and only the one set: the other
+// is the compile's.
 func TestLessGCLeavesOperatorSettings(t *testing.T) {
-	for _, env := range []string{"GOGC", "GOMEMLIMIT"} {
-		t.Run(env, func(t *testing.T) {
-			setGC(t)
-			t.Setenv(env, "100")
-			restore := lessGC()
-			defer restore()
-			if got := debug.SetGCPercent(100); got != 100 {
-				t.Errorf("GOGC with %s set: %d, want 100 (untouched)", env, got)
-			}
-			if got := debug.SetMemoryLimit(-1); got != 1<<40 {
-				t.Errorf("memory limit with %s set: %d, want %d (untouched)", env, got, int64(1<<40))
-			}
-		})
-	}
+	t.Run("GOGC", func(t *testing.T) {
+		setGC(t)
+		t.Setenv("GOGC", "100")
+		restore := lessGC()
+		defer restore()
+		if got := debug.SetGCPercent(100); got != 100 {
+			t.Errorf("GOGC with GOGC set: %d, want 100 (untouched)", got)
+		}
+		if got := debug.SetMemoryLimit(-1); got != compileHeapFloor {
+			t.Errorf("memory limit with only GOGC set: %d, want the compile's floor %d", got, compileHeapFloor)
+		}
+	})
+	t.Run("GOMEMLIMIT", func(t *testing.T) {
+		setGC(t)
+		t.Setenv("GOMEMLIMIT", "1TiB")
+		restore := lessGC()
+		if got := debug.SetMemoryLimit(-1); got != 1<<40 {
+			t.Errorf("memory limit with GOMEMLIMIT set: %d, want %d (untouched)", got, int64(1<<40))
+		}
+		if got := debug.SetGCPercent(400); got != 400 {
+			t.Errorf("GOGC with only GOMEMLIMIT set: %d, want the compile's 400", got)
+		}
+		restore()
+		if got := debug.SetGCPercent(100); got != 100 {
+			t.Errorf("GOGC after restore: %d, want 100", got)
+		}
+	})
 }
 
 // setGC starts a test of the collector's settings from GOGC=100, a memory
