@@ -244,7 +244,7 @@ func captureFile(env *Env, l *loc) (Image, error) {
 	}
 	return Image{
 		Type: TypeFile, Mode: st.Mode & 0o7777, UID: int(st.Uid), GID: int(st.Gid), Size: st.Size, Blob: sum,
-		Mtime: time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)).UTC(), Xattrs: recorded(xattrs),
+		Mtime: imageMtime(int64(st.Mtim.Sec), int64(st.Mtim.Nsec)), Xattrs: recorded(xattrs),
 	}, nil
 }
 
@@ -625,4 +625,17 @@ func xattrsLeftOut(env *Env, p string, err error) error {
 	}
 	env.logger().Warn("extended attributes not restored: the file system keeps none of their kind", "path", p, "attributes", strings.Join(ue.Names, ", "))
 	return nil
+}
+
+// imageMtime is the modification time an image keeps of a file: its mtime,
+// or none (zero: restored, the file has the time of its writing) when that
+// lies outside the years 0 to 9999, which applied.json and the intent log
+// cannot write (RFC 3339). tmpfs and btrfs keep such times, and a file's
+// owner can give it one: kept, it made every move over the file fail.
+func imageMtime(sec, nsec int64) time.Time {
+	t := time.Unix(sec, nsec).UTC()
+	if y := t.Year(); y < 0 || y > 9999 {
+		return time.Time{}
+	}
+	return t
 }
