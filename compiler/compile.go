@@ -241,11 +241,8 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 // converted template data, which are garbage from here on.
 func (c *compiler) shed(root *unit) {
 	c.dropTrees(root)
-	for name, f := range c.files {
-		if f != nil {
-			f.Items, f.Comments = nil, nil
-			c.dropped[name] = true
-		}
+	for name := range c.files {
+		c.dropFile(name) // and those no unit says it read
 	}
 	c.stopParsing()
 	c.templates, c.goMaps, c.goValues = nil, nil, nil
@@ -271,10 +268,15 @@ func (c *compiler) dropTrees(u *unit) {
 		c.dropTrees(ch)
 	}
 	for name := range u.read {
-		if f := c.files[name]; f != nil {
-			f.Items, f.Comments = nil, nil
-			c.dropped[name] = true
-		}
+		c.dropFile(name)
+	}
+}
+
+// dropFile drops the items of file name, keeping its text (dropTrees).
+func (c *compiler) dropFile(name string) {
+	if f := c.files[name]; f != nil {
+		f.Items, f.Comments = nil, nil
+		c.dropped[name] = true
 	}
 }
 

@@ -79,6 +79,9 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 		if save && ctx.Err() == nil {
 			a.saveStatCache(c)
 		}
+		// The Applier keeps the counts (lastStats), not the entries: a
+		// map of every managed file, megabytes held between checks.
+		c.old, c.fresh, c.hitPaths = nil, nil, nil
 	}
 	// The package database as a whole: a dpkg left half way breaks every
 	// package, reported on the first package step (packages.go).

@@ -2,6 +2,8 @@ package steps
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -177,11 +179,9 @@ func appendRecord(buf []byte, r *intentRecord, tail []byte) []byte {
 	buf = append(buf, `,"size":`...)
 	buf = strconv.AppendInt(buf, r.Size, 10)
 	buf = append(buf, tail...)
-	sum := crc32.Checksum(buf[js:], crcTable)
-	const hexDigits = "0123456789abcdef"
-	for i := range 8 {
-		buf[start+i] = hexDigits[sum>>(28-4*i)&0xf]
-	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(buf[js:], crcTable))
+	hex.Encode(buf[start:start+8], sum[:])
 	return append(buf, '\n')
 }
 

@@ -133,13 +133,19 @@ type pathState struct {
 
 func lstatPath(env *Env, p string) (pathState, error) {
 	st, err := env.Root.Lstat(p)
+	return pathStateOf(env, p, st, err)
+}
+
+// pathStateOf is the state of the object at p from its lstat (info, err):
+// absent when it is, or is beneath something that is no directory.
+func pathStateOf(env *Env, p string, info rootfs.Info, err error) (pathState, error) {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return pathState{}, nil // absent, or beneath something that is no directory
+		return pathState{}, nil
 	}
 	if err != nil {
 		return pathState{}, pathError(env, "lstat", p, err)
 	}
-	return stateOf(st), nil
+	return stateOf(info), nil
 }
 
 // lstatAt is lstatPath for a located object.

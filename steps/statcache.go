@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/statedir"
 )
@@ -165,15 +164,19 @@ func (c *statCache) closeDirs() {
 
 // newStatCache reads the stat cache of the state directory dir for a
 // check that starts now; every is the re-hash period (1: always full).
-// It never fails: a cache it cannot use is empty.
+// A cache it cannot use is empty, and its error (naming the file) says
+// why; the cache returned serves either way.
 func newStatCache(dir string, every int, now time.Time) (*statCache, error) {
 	c := &statCache{start: now.UnixNano(), fresh: map[string]statEntry{}}
-	data, err := statedir.ReadFile(filepath.Join(dir, statCacheFile))
+	name := filepath.Join(dir, statCacheFile)
+	data, err := statedir.ReadFile(name)
 	var stamp int64
 	var runs int
 	var old map[string]statEntry
 	if err == nil {
-		stamp, runs, old, err = parseStatCache(data)
+		if stamp, runs, old, err = parseStatCache(data); err != nil {
+			err = fmt.Errorf("%s: %w", name, err)
+		}
 	} else if errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}
@@ -229,12 +232,8 @@ func (c *statCache) store(p string, info rootfs.Info, sum string) {
 		return
 	}
 	c.hashed.Add(1)
-	c.put(p, entryOf(info, sum))
-}
-
-func (c *statCache) put(p string, e statEntry) {
 	c.mu.Lock()
-	c.fresh[p] = e
+	c.fresh[p] = entryOf(info, sum)
 	c.mu.Unlock()
 }
 
@@ -279,7 +278,7 @@ func readStatRuns(dir string, stamp int64) (int, bool) {
 func (c *statCache) save(dir string) error {
 	if c.unchanged() {
 		b := fmt.Appendf(nil, "%s %d %d\n", statRunsMagic, c.stamp, c.runs)
-		if err := replaceFile(filepath.Join(dir, statRunsFile), b); err != nil {
+		if err := atomicfile.Replace(filepath.Join(dir, statRunsFile), b, 0o600); err != nil {
 			return fmt.Errorf("stat cache: %w", err)
 		}
 		return nil
@@ -291,24 +290,9 @@ func (c *statCache) save(dir string) error {
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(c.runs), 10)
 	b = append(b, '\n')
-	entries := maps.All(c.fresh)
-	if len(c.hitPaths) > 0 {
-		entries = func(yield func(string, statEntry) bool) {
-			for p, e := range c.fresh {
-				if !yield(p, e) {
-					return
-				}
-			}
-			for _, p := range c.hitPaths {
-				if _, ok := c.fresh[p]; !ok && !yield(p, c.old[p]) {
-					return
-				}
-			}
-		}
-	}
-	for p, e := range entries {
-		if strings.ContainsAny(p, "\n") {
-			continue
+	appendEntry := func(p string, e statEntry) {
+		if strings.IndexByte(p, '\n') >= 0 {
+			return
 		}
 		b = append(b, e.sum...)
 		for _, n := range [...]int64{int64(e.dev), int64(e.ino), e.size, e.mtime, e.ctime, int64(e.mode), int64(e.uid), int64(e.gid)} {
@@ -319,36 +303,22 @@ func (c *statCache) save(dir string) error {
 		b = append(b, p...)
 		b = append(b, '\n')
 	}
+	for p, e := range c.fresh {
+		appendEntry(p, e)
+	}
+	for _, p := range c.hitPaths {
+		if _, ok := c.fresh[p]; !ok {
+			appendEntry(p, c.old[p])
+		}
+	}
 	sum := sha256.Sum256(b)
 	b = append(b, "end "...)
 	b = hex.AppendEncode(b, sum[:])
 	b = append(b, '\n')
-	if err := replaceFile(filepath.Join(dir, statCacheFile), b); err != nil {
+	if err := atomicfile.Replace(filepath.Join(dir, statCacheFile), b, 0o600); err != nil {
 		return fmt.Errorf("stat cache: %w", err)
 	}
 	return nil
-}
-
-// replaceFile replaces name with data through a temporary file of the
-// same directory, named as atomicfile names its own (atomicfile.IsTemp),
-// renamed over it, without syncing.
-func replaceFile(name string, data []byte) error {
-	dir, base := filepath.Split(name)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 // errCorrupt says that the cache is not as save writes it.
@@ -478,35 +448,24 @@ func lstatChecked(env *Env, p string) (pathState, error) {
 		return lstatPath(env, p)
 	}
 	info, err := env.stats.lstat(env.Root, p)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return pathState{}, nil
-	}
-	if err != nil {
-		return pathState{}, pathError(env, "lstat", p, err)
-	}
-	return stateOf(info), nil
+	return pathStateOf(env, p, info, err)
 }
 
 // hashPathCached is hashPath through the check's stat cache: a regular
 // file whose lstat matches a trusted entry is not read.
 func hashPathCached(env *Env, p string) (pathState, string, error) {
 	c := env.stats
-	if c == nil || c.full {
-		st, sum, info, err := hashPath(env, p)
-		if err == nil && st.typ == TypeFile {
-			c.store(p, info, sum)
+	if c != nil && !c.full {
+		info, err := c.lstat(env.Root, p)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return pathState{}, "", nil
 		}
-		return st, sum, err
-	}
-	info, err := c.lstat(env.Root, p)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return pathState{}, "", nil
-	}
-	if err != nil {
-		return pathState{}, "", pathError(env, "read", p, err) // as hashPath says it
-	}
-	if sum, ok := c.lookup(p, info); ok {
-		return stateOf(info), sum, nil
+		if err != nil {
+			return pathState{}, "", pathError(env, "read", p, err) // as hashPath says it
+		}
+		if sum, ok := c.lookup(p, info); ok {
+			return stateOf(info), sum, nil
+		}
 	}
 	st, sum, info, err := hashPath(env, p)
 	if err == nil && st.typ == TypeFile {

@@ -25,6 +25,23 @@ func WriteFile(name string, data []byte, perm os.FileMode) error {
 // temporary file, so that content encoded piece by piece is never held
 // whole in memory. An error from write leaves name as it was.
 func Write(name string, perm os.FileMode, write func(w io.Writer) error) error {
+	return replace(name, perm, true, write)
+}
+
+// Replace replaces name with data, with permission bits perm, as WriteFile
+// does but syncing nothing: a reader sees the old content or the new one,
+// and after a crash the file may be empty or torn. For caches that check
+// their own content and are rebuilt when it is wrong, where two fsyncs a
+// write would cost more than the cache saves.
+func Replace(name string, data []byte, perm os.FileMode) error {
+	return replace(name, perm, false, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// replace is Write, with the syncs when sync is set.
+func replace(name string, perm os.FileMode, sync bool, write func(w io.Writer) error) error {
 	dir, base := filepath.Split(name)
 	if dir == "" {
 		dir = "."
@@ -49,8 +66,10 @@ func Write(name string, perm os.FileMode, write func(w io.Writer) error) error {
 	if err := f.Chmod(perm); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -59,6 +78,9 @@ func Write(name string, perm os.FileMode, write func(w io.Writer) error) error {
 	if err := os.Rename(tmp, name); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if !sync {
+		return nil
 	}
 	return SyncDir(dir)
 }

@@ -73,8 +73,8 @@ func (s *settings) pipeline(e *env, needRepo, needTrust bool) (p *agent.Pipeline
 	if needTrust && s.Trust == "" && !s.AllowUnsigned {
 		return nil, nil, nil, &exitError{code: exitBadInput, err: fmt.Errorf("no --trust file: cairn applies only commits signed by a trusted key (--allow-unsigned applies any)")}
 	}
-	if s.RehashEvery < 1 { // as journal apply: 0 would quietly mean the default
-		return nil, nil, nil, &exitError{code: exitBadInput, err: fmt.Errorf("--rehash-every %d: must be 1 or more", s.RehashEvery)}
+	if err := checkRehashEvery(s.RehashEvery); err != nil {
+		return nil, nil, nil, err
 	}
 	hf := hostFlags{Host: s.Host, Group: s.Group, Fact: s.Fact}
 	opts, err := hf.options()

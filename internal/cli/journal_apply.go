@@ -55,12 +55,12 @@ func (c *journalApplyCmd) Run(e *env) error {
 	}
 	// On a terminal, stderr shows the op that runs; what else goes there
 	// meanwhile clears that line first.
+	if err := checkRehashEvery(c.RehashEvery); err != nil {
+		return err
+	}
 	prog := newProgress(e.stderr)
 	log := newLogger(prog, e.level)
 	prog.log = log
-	if c.RehashEvery < 1 {
-		return &exitError{code: exitBadInput, err: fmt.Errorf("--rehash-every %d: must be 1 or more", c.RehashEvery)}
-	}
 	opts := steps.Options{Root: root, StateDir: stateDir, Create: !c.DryRun, Log: log, Output: prog, Host: hostDrivers(root), Kill: e.kill, Observer: prog, RehashEvery: c.RehashEvery}
 	if c.DryRun {
 		opts.Wait = lockWait
@@ -180,4 +180,14 @@ func (f failingFS) Open(name string) (fs.File, error) {
 		err = pe.Err
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+}
+
+// checkRehashEvery refuses a drift check's re-hash period under 1 (the
+// flag --rehash-every of journal apply and of the agent's commands): 0
+// would quietly mean the default.
+func checkRehashEvery(n int) error {
+	if n < 1 {
+		return &exitError{code: exitBadInput, err: fmt.Errorf("--rehash-every %d: must be 1 or more", n)}
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-cm/cairn/agent/gitfs"
 	"github.com/cairn-cm/cairn/compiler"
 	"github.com/cairn-cm/cairn/journal"
+	"golang.org/x/sys/unix"
 )
 
 type journalDiffCmd struct {
@@ -133,6 +134,7 @@ func planPair(oldName, newName string) (p *journal.Plan, ok bool) {
 	}
 	newData, newMapped, err := mapJournal(newName, 0)
 	if err != nil {
+		unmap(oldData, oldMapped)
 		return nil, false
 	}
 	// PlanPair reads each file through once or twice in order, then only
@@ -143,6 +145,18 @@ func planPair(oldName, newName string) (p *journal.Plan, ok bool) {
 		release = dropPages
 	}
 	// The buffers are ours and never change: the steps may keep substrings.
-	return journal.PlanPair(oldName, unsafe.String(unsafe.SliceData(oldData), len(oldData)),
+	p, ok = journal.PlanPair(oldName, unsafe.String(unsafe.SliceData(oldData), len(oldData)),
 		newName, unsafe.String(unsafe.SliceData(newData), len(newData)), release)
+	if !ok { // no plan keeps a substring: the caller loads the files anew
+		unmap(oldData, oldMapped)
+		unmap(newData, newMapped)
+	}
+	return p, ok
+}
+
+// unmap gives back a journal mapJournal mapped (mapped), and nothing else.
+func unmap(data []byte, mapped bool) {
+	if mapped {
+		_ = unix.Munmap(data)
+	}
 }
