@@ -181,7 +181,10 @@ func TestPlaceUndoAfterSwap(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := placeHost(t)
 			target := f.target(name)
-			lines := append(f.moveLines(), fmt.Sprintf("CHECK command %s timeout=100ms interval=50ms", strconv.Quote(swapScript(target)+"; exit 1")))
+			// The first run must finish its mv and ln before the
+			// timeout kills it, on a loaded machine too; later runs
+			// find the link and fail at once.
+			lines := append(f.moveLines(), fmt.Sprintf("CHECK command %s timeout=2s interval=1s", strconv.Quote(swapScript(target)+"; exit 1")))
 			j := f.journal(t, "swap.journal", lines...)
 			r := crashMust(t, 3, f.h.args("journal", "apply", j)...)
 			f.refused(t, r)

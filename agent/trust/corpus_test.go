@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	git "github.com/go-git/go-git/v5"
@@ -91,6 +92,22 @@ func (l *lab) cmd(stdin string, env []string, name string, args ...string) *exec
 	cmd.Env = append(append([]string{}, l.env...), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	return cmd
+}
+
+// gitRetryingSIGPIPE runs git and returns its stdout, running it again
+// when it was killed by SIGPIPE. ssh-keygen exits at once on a signature
+// it cannot read, and git writes it the commit without ignoring SIGPIPE
+// (git restores its default at start): when ssh-keygen has gone first,
+// git dies without a verdict, more often on a loaded machine.
+func (l *lab) gitRetryingSIGPIPE(env []string, args ...string) ([]byte, error) {
+	for try := 1; ; try++ {
+		out, err := l.cmd("", env, "git", args...).Output()
+		var exit *exec.ExitError
+		if try == 20 || !errors.As(err, &exit) || !exit.Sys().(syscall.WaitStatus).Signaled() ||
+			exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGPIPE {
+			return out, err
+		}
+	}
 }
 
 // run runs a command that must succeed and returns its trimmed stdout.
@@ -276,8 +293,7 @@ func (l *lab) gitVerdict(kind, hash string) (Reason, string) {
 		return BadSignature, string(out)
 	}
 	// %G? tells how git classified the signature it refused.
-	format := l.cmd("", env, "git", append(cfg, "log", "-1", "--format=%G?", hash)...)
-	g, err := format.Output()
+	g, err := l.gitRetryingSIGPIPE(env, append(cfg, "log", "-1", "--format=%G?", hash)...)
 	if err != nil {
 		l.t.Fatalf("git log --format=%%G?: %v\n%s", err, out)
 	}
