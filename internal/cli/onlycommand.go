@@ -18,12 +18,12 @@ import (
 // and flags on the path that args take (the flags and their defaults and
 // variables, enums, required flags, suggestions for a word it does not
 // know). The tree stays whole wherever args could show more of it: help
-// (the command, -h or --help anywhere), and every level whose command args
+// (the command, or its flag anywhere), and every level whose command args
 // do not name before anything else (cairn alone, an unknown word, a flag
 // other than --log-level, or "--").
 func onlyCommand(args []string) kong.Option {
 	for _, a := range args {
-		if a == "-h" || a == "--help" {
+		if mayAskHelp(a) {
 			return kong.OptionFunc(func(*kong.Kong) error { return nil })
 		}
 	}
@@ -44,6 +44,15 @@ func onlyCommand(args []string) kong.Option {
 	// kong matches each pattern against "Type.Field" of every field it
 	// would model.
 	return kong.IgnoreFields(`^(?:` + strings.Join(ignore, "|") + `)$`)
+}
+
+// mayAskHelp is whether a could be kong's help flag: --help, alone or
+// with a value, or -h, alone or among other short flags.
+func mayAskHelp(a string) bool {
+	if strings.HasPrefix(a, "--") {
+		return a == "--help" || strings.HasPrefix(a, "--help=")
+	}
+	return strings.HasPrefix(a, "-") && strings.Contains(a, "h")
 }
 
 // nextWord returns the first word of args that is not the global flag

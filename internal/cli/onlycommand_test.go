@@ -153,6 +153,8 @@ func TestOnlyCommandPrunes(t *testing.T) {
 		{[]string{"help", "journal", "apply"}, allRoot, allJournal},
 		{[]string{"version", "--help"}, allRoot, allJournal},
 		{[]string{"journal", "diff", "-h"}, allRoot, allJournal},
+		{[]string{"journal", "diff", "--help=true"}, allRoot, allJournal},
+		{[]string{"journal", "diff", "-xh"}, allRoot, allJournal},
 		{[]string{"--bogus", "version"}, allRoot, allJournal},
 		{[]string{"--", "version"}, allRoot, allJournal},
 		{[]string{"bogus"}, allRoot, allJournal},
