@@ -249,7 +249,7 @@ func (b *Store) doLoad() error {
 		curPack, curSize, curEnd := uint32(0), int64(-1), int64(0)
 		for i := uint32(0); i < idx.nfile; i++ {
 			r := recs[int(i)*recSize:][:recSize]
-			if crc32.Checksum(r[:52], crcTable) != binary.LittleEndian.Uint32(r[52:]) {
+			if crc32.Checksum(r[:52], crcTable()) != binary.LittleEndian.Uint32(r[52:]) {
 				sc.dirty = true
 				continue
 			}
@@ -320,7 +320,7 @@ func appendRec(dst []byte, kind byte, key blobKey, loc blobLoc) []byte {
 	binary.LittleEndian.PutUint64(r[8:], uint64(loc.off))
 	binary.LittleEndian.PutUint32(r[16:], loc.size)
 	copy(r[20:52], key[:])
-	binary.LittleEndian.PutUint32(r[52:], crc32.Checksum(r[:52], crcTable))
+	binary.LittleEndian.PutUint32(r[52:], crc32.Checksum(r[:52], crcTable()))
 	return append(dst, r[:]...)
 }
 

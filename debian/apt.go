@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -566,7 +567,7 @@ func (a *Apt) runDetached(name string, args ...string) (string, error) {
 func (a *Apt) aptError(err error, stderr string) error {
 	if strings.Contains(stderr, "lock-frontend") || strings.Contains(stderr, "Could not get lock") {
 		lock := "/" + frontendLock
-		if m := lockPath.FindString(stderr); m != "" {
+		if m := lockPath().FindString(stderr); m != "" {
 			lock = m
 		}
 		holder := lockHolder(filepath.Join(a.Root, lock))
@@ -582,8 +583,9 @@ func (a *Apt) aptError(err error, stderr string) error {
 	return cmdError(err, stderr)
 }
 
-// lockPath finds the lock file that apt names in its error.
-var lockPath = regexp.MustCompile(`/var/[^\s()]*/lock(-frontend)?\b`)
+// lockPath finds the lock file that apt names in its error; compiled at
+// its first use, not by every run of the cairn binary.
+var lockPath = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`/var/[^\s()]*/lock(-frontend)?\b`) })
 
 // cmdError is a failed command's error with its "E:" lines, or the last
 // lines of its standard error.

@@ -123,7 +123,7 @@ func TestLockPath(t *testing.T) {
 		{"E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?", "/var/lib/dpkg/lock-frontend"},
 		{"E: Unable to locate package x", ""},
 	} {
-		if got := lockPath.FindString(tc.stderr); got != tc.want {
+		if got := lockPath().FindString(tc.stderr); got != tc.want {
 			t.Errorf("lockPath in %q = %q, want %q", tc.stderr, got, tc.want)
 		}
 	}

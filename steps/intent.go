@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/statedir"
@@ -37,7 +38,10 @@ import (
 // corrupt log: the ops it records may have run, and recovery cannot tell
 // what to undo.
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+// crcTable is CRC-32C, the checksum of the intent log's records, made at
+// its first use (as blobstore's): the commands that keep no intent log do
+// not pay for it.
+var crcTable = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // intentRecord is one record of the intent log.
 type intentRecord struct {
@@ -180,7 +184,7 @@ func appendRecord(buf []byte, r *intentRecord, tail []byte) []byte {
 	buf = strconv.AppendInt(buf, r.Size, 10)
 	buf = append(buf, tail...)
 	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(buf[js:], crcTable))
+	binary.BigEndian.PutUint32(sum[:], crc32.Checksum(buf[js:], crcTable()))
 	hex.Encode(buf[start:start+8], sum[:])
 	return append(buf, '\n')
 }
@@ -436,7 +440,7 @@ func parseIntentLine(line []byte) (intentRecord, error) {
 		return rec, errors.New("malformed checksum")
 	}
 	body := line[9:]
-	if crc32.Checksum(body, crcTable) != uint32(want) {
+	if crc32.Checksum(body, crcTable()) != uint32(want) {
 		return rec, errors.New("checksum mismatch")
 	}
 	if err := json.Unmarshal(body, &rec); err != nil {

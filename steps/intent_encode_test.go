@@ -15,7 +15,7 @@ import (
 // json.Marshal(r) after the hex CRC-32C of that JSON, then a newline.
 func marshalRecord(r *intentRecord) []byte {
 	data, _ := json.Marshal(r)
-	return fmt.Appendf(nil, "%08x %s\n", crc32.Checksum(data, crcTable), data)
+	return fmt.Appendf(nil, "%08x %s\n", crc32.Checksum(data, crcTable()), data)
 }
 
 // intentTestRecords returns records of every shape a move writes.

@@ -53,7 +53,7 @@ func intentBatches(t *testing.T, dir string) [][]byte {
 // checksum of its new JSON: a record damaged where no checksum can tell.
 func reseal(line []byte, old, new string) []byte {
 	body := bytes.Replace(line[9:len(line)-1], []byte(old), []byte(new), 1)
-	return fmt.Appendf(nil, "%08x %s\n", crc32.Checksum(body, crcTable), body)
+	return fmt.Appendf(nil, "%08x %s\n", crc32.Checksum(body, crcTable()), body)
 }
 
 // sizeOf returns the size an intent log line says its batch ends at.

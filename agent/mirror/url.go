@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
@@ -36,12 +37,13 @@ type remote struct {
 var defaultPorts = map[string]int{"git": 9418, "http": 80, "https": 443, "ssh": 22}
 
 // scpLike matches git's scp-like syntax, [user@]host:path, where no slash
-// comes before the first colon.
-var scpLike = regexp.MustCompile(`^(?:([^@/]+)@)?([^@/:\s]+):(.*)$`)
+// comes before the first colon. It and userinfo are compiled at their
+// first use, not by every run of the cairn binary.
+var scpLike = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:([^@/]+)@)?([^@/:\s]+):(.*)$`) })
 
 // userinfo matches the user information of something that looks like a URL,
 // for redacting strings that failed to parse.
-var userinfo = regexp.MustCompile(`//[^/@\s"']*@`)
+var userinfo = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`//[^/@\s"']*@`) })
 
 // parseRemote parses raw: a local path, a file://, git://, http://, https://
 // or ssh:// URL, or an scp-like [user@]host:path.
@@ -52,7 +54,7 @@ func parseRemote(raw string) (*remote, error) {
 	if strings.Contains(raw, "://") {
 		return parseURL(raw)
 	}
-	if m := scpLike.FindStringSubmatch(raw); m != nil && len(m[2]) > 1 { // one letter: a Windows drive
+	if m := scpLike().FindStringSubmatch(raw); m != nil && len(m[2]) > 1 { // one letter: a Windows drive
 		if m[3] == "" {
 			return nil, fmt.Errorf("repository URL %s: no path: %w", raw, ErrUnsupportedURL)
 		}
@@ -168,7 +170,7 @@ func redactURL(u *url.URL) string {
 // redactString redacts the user information of something that looks like a
 // URL but did not parse.
 func redactString(s string) string {
-	return userinfo.ReplaceAllString(s, "//xxxxx@")
+	return userinfo().ReplaceAllString(s, "//xxxxx@")
 }
 
 // redact removes the remote's credentials from a message, in case a library
@@ -176,7 +178,7 @@ func redactString(s string) string {
 // information of URLs and the user name (which may be a token).
 func (r *remote) redact(msg string) string {
 	if r.ep.Protocol == "http" || r.ep.Protocol == "https" {
-		msg = userinfo.ReplaceAllString(msg, "//xxxxx@")
+		msg = userinfo().ReplaceAllString(msg, "//xxxxx@")
 	}
 	secrets := []string{r.password}
 	if r.ep.Protocol == "http" || r.ep.Protocol == "https" {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-cm/cairn/agent/status"
@@ -20,19 +21,22 @@ const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; b
 
 // page is the small human page at GET /. html/template escapes every value
 // for its context; the page has no scripts and no outside assets, and
-// reloads itself every refreshSeconds.
-var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"stamp": stamp,
-	"took": func(r status.Run) string {
-		if r.Finished.IsZero() || r.Started.IsZero() {
-			return ""
-		}
-		return r.Finished.Sub(r.Started).Round(time.Millisecond).String()
-	},
-	"short":  short,
-	"plural": plural,
-	"bad":    badResult,
-}).Parse(`<!DOCTYPE html>
+// reloads itself every refreshSeconds. It is parsed at its first use, not
+// when the package is initialised: every run of the cairn binary, most of
+// which serve no page, would otherwise pay its parse.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Funcs(template.FuncMap{
+		"stamp": stamp,
+		"took": func(r status.Run) string {
+			if r.Finished.IsZero() || r.Started.IsZero() {
+				return ""
+			}
+			return r.Finished.Sub(r.Started).Round(time.Millisecond).String()
+		},
+		"short":  short,
+		"plural": plural,
+		"bad":    badResult,
+	}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -106,6 +110,7 @@ footer { margin-top: 2em; font-size: 90%; }
 </body>
 </html>
 `))
+})
 
 // data is what the page template sees: the document, the runs to list,
 // and what the page says of them at the time now.

@@ -83,7 +83,7 @@ func Handler(o Options) http.Handler {
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		var b bytes.Buffer
-		if err := page.Execute(&b, pageData(o.Status(), time.Now())); err != nil {
+		if err := page().Execute(&b, pageData(o.Status(), time.Now())); err != nil {
 			log.Error("web: render the page", "err", err)
 			text(w, http.StatusInternalServerError, "cannot render the page")
 			return

@@ -215,6 +215,7 @@ func run(ctx context.Context, kill <-chan struct{}, n *notes, args []string, std
 	parser, err := newParser(&c,
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(code int) { panic(kongExit(code)) }),
+		onlyCommand(args),
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "cairn:", err)
