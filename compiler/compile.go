@@ -222,6 +222,11 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if len(c.errs) > 0 {
 		return nil, c.findings()
 	}
+	steps := 0
+	for _, n := range ordered {
+		steps += len(n.steps)
+	}
+	res.Steps = slices.Grow(res.Steps, steps)
 	for _, n := range ordered {
 		for i := range n.steps {
 			n.steps[i].Pos = journal.Pos{File: n.pos.Filename, Line: n.pos.Line, Col: n.pos.Column}
