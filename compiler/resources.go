@@ -397,6 +397,9 @@ func (c *compiler) repoFile(s *scope, b *block, noun, name string, pos lexer.Pos
 		// each of thousands of sources cost more than the hashing.
 		return p, true
 	}
+	if t, ok := c.templates[p]; ok && t.err == nil {
+		return p, true // a template read and parsed for an earlier block
+	}
 	info, err := fs.Stat(c.fsys, p)
 	switch {
 	case err != nil && !missing(err):
