@@ -330,7 +330,7 @@ func (c *compiler) checkObjects() {
 			if f == n {
 				continue // one block twice (a plugin's output): the journal's check names the line
 			}
-			what := n.what
+			what := n.what()
 			if n.chain != posString(n.pos) {
 				what += " (" + n.chain + ")"
 			}

@@ -66,7 +66,7 @@ func (c *compiler) hashAll() error {
 		for _, f := range n.fills {
 			i := index[job{f.path, f.dir}]
 			if errs[i] != nil {
-				c.reportUnreadable(f, errs[i])
+				c.reportUnreadable(n, f, errs[i])
 				continue
 			}
 			key := f.key
@@ -84,20 +84,19 @@ func (c *compiler) hashAll() error {
 }
 
 // reportUnreadable reports a repository file that could not be hashed at
-// the place a block names it.
-func (c *compiler) reportUnreadable(f fill, err error) {
-	site := f.site // every fill has one: a file that cannot be read is never passed over
+// the place its block names it.
+func (c *compiler) reportUnreadable(n *node, f fill, err error) {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, treefs.ErrLinkEscapes), errors.Is(err, treefs.ErrLinkLoop):
 		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
 	case f.dir:
 	case missing(err):
-		msg = fmt.Sprintf("missing %s %s", site.noun, f.path)
+		msg = fmt.Sprintf("missing %s %s", f.noun, f.path)
 	case errors.Is(err, treefs.ErrNotRegular):
 		msg = fmt.Sprintf("%s is not a regular file", f.path)
 	}
-	c.errs = append(c.errs, site.scope.errorf(site.pos, "%s: %s", site.what, msg))
+	c.errs = append(c.errs, n.scope.errorf(f.pos, "%s: %s", n.what(), msg))
 }
 
 // setAttr sets attribute key of a step built by the compiler.
