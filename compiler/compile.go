@@ -77,14 +77,13 @@ func (r *Result) Journal() []byte {
 
 // WriteJournal writes the journal's text, Journal's bytes, to w a step at a
 // time through a buffer, so that the whole text is never held in memory
-// (17 MB for 100,000 steps).
+// (17 MB for 100,000 steps). Each line is made in the buffer's free space,
+// without a string of its own.
 func (r *Result) WriteJournal(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	for i := range r.Steps {
-		if _, err := bw.WriteString(r.Steps[i].String()); err != nil {
-			return err
-		}
-		if err := bw.WriteByte('\n'); err != nil {
+		line := append(r.Steps[i].AppendString(bw.AvailableBuffer()), '\n')
+		if _, err := bw.Write(line); err != nil {
 			return err
 		}
 	}
