@@ -77,14 +77,13 @@ func (r *Result) Journal() []byte {
 
 // WriteJournal writes the journal's text, Journal's bytes, to w a step at a
 // time through a buffer, so that the whole text is never held in memory
-// (17 MB for 100,000 steps).
+// (17 MB for 100,000 steps). Each line is made in the buffer's free space,
+// without a string of its own.
 func (r *Result) WriteJournal(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	for i := range r.Steps {
-		if _, err := bw.WriteString(r.Steps[i].String()); err != nil {
-			return err
-		}
-		if err := bw.WriteByte('\n'); err != nil {
+		line := append(r.Steps[i].AppendString(bw.AvailableBuffer()), '\n')
+		if _, err := bw.Write(line); err != nil {
 			return err
 		}
 	}
@@ -222,6 +221,11 @@ func Compile(ctx context.Context, fsys fs.FS, opts Options) (*Result, error) {
 	if len(c.errs) > 0 {
 		return nil, c.findings()
 	}
+	steps := 0
+	for _, n := range ordered {
+		steps += len(n.steps)
+	}
+	res.Steps = slices.Grow(res.Steps, steps)
 	for _, n := range ordered {
 		for i := range n.steps {
 			n.steps[i].Pos = journal.Pos{File: n.pos.Filename, Line: n.pos.Line, Col: n.pos.Column}
@@ -325,7 +329,7 @@ func (c *compiler) checkObjects() {
 			if f == n {
 				continue // one block twice (a plugin's output): the journal's check names the line
 			}
-			what := n.what
+			what := n.what()
 			if n.chain != posString(n.pos) {
 				what += " (" + n.chain + ")"
 			}

@@ -22,54 +22,58 @@ func (c *compiler) hashAll() error {
 		path string
 		dir  bool
 	}
-	seen := map[job]bool{}
+	index := map[job]int{} // where each job is in jobs
 	var jobs []job
 	for _, n := range c.nodes {
 		for _, f := range n.fills {
 			j := job{f.path, f.dir}
-			if !seen[j] {
-				seen[j] = true
+			if _, ok := index[j]; !ok {
+				index[j] = len(jobs)
 				jobs = append(jobs, j)
 			}
 		}
 	}
 	sums := make([]string, len(jobs))
 	errs := make([]error, len(jobs))
-	bufs := make([][]byte, workers(len(jobs))) // one copy buffer a worker
-	parallel(len(jobs), func(w, i int) {
-		switch {
-		case c.ctx.Err() != nil:
-		case jobs[i].dir:
-			sums[i], errs[i] = c.hashDir(jobs[i].path)
-		default:
-			if bufs[w] == nil {
-				bufs[w] = make([]byte, 32<<10)
-			}
+	var left []int // the jobs the workers of hashAhead did not do
+	c.mu.Lock()
+	for i, j := range jobs {
+		if sum, ok := c.hashes[j.path]; ok && !j.dir {
+			sums[i] = sum
+		} else {
+			left = append(left, i)
+		}
+	}
+	c.mu.Unlock()
+	bufs := make([][]byte, workers(len(left))) // one read buffer a worker
+	parallel(len(left), func(w, k int) {
+		if c.ctx.Err() != nil {
+			return
+		}
+		if bufs[w] == nil {
+			bufs[w] = make([]byte, 32<<10)
+		}
+		if i := left[k]; jobs[i].dir {
+			sums[i], errs[i] = c.hashDir(jobs[i].path, bufs[w])
+		} else {
 			sums[i], errs[i] = c.hashFileBuf(jobs[i].path, bufs[w])
 		}
 	})
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	index := make(map[job]string, len(jobs))
-	failed := map[job]error{}
-	for i, j := range jobs {
-		if errs[i] != nil {
-			failed[j] = errs[i]
-		}
-		index[j] = sums[i]
-	}
 	for _, n := range c.nodes {
 		for _, f := range n.fills {
-			if err := failed[job{f.path, f.dir}]; err != nil {
-				c.reportUnreadable(f, err)
+			i := index[job{f.path, f.dir}]
+			if errs[i] != nil {
+				c.reportUnreadable(n, f, errs[i])
 				continue
 			}
 			key := f.key
 			if key == "" {
 				key = "sha256"
 			}
-			value := index[job{f.path, f.dir}]
+			value := sums[i]
 			if f.unitPath != "" {
 				value = reloadHash(f.unitPath, value)
 			}
@@ -80,20 +84,19 @@ func (c *compiler) hashAll() error {
 }
 
 // reportUnreadable reports a repository file that could not be hashed at
-// the place a block names it.
-func (c *compiler) reportUnreadable(f fill, err error) {
-	site := f.site // every fill has one: a file that cannot be read is never passed over
+// the place its block names it.
+func (c *compiler) reportUnreadable(n *node, f fill, err error) {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, treefs.ErrLinkEscapes), errors.Is(err, treefs.ErrLinkLoop):
 		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
 	case f.dir:
 	case missing(err):
-		msg = fmt.Sprintf("missing %s %s", site.noun, f.path)
+		msg = fmt.Sprintf("missing %s %s", f.noun, f.path)
 	case errors.Is(err, treefs.ErrNotRegular):
 		msg = fmt.Sprintf("%s is not a regular file", f.path)
 	}
-	c.errs = append(c.errs, site.scope.errorf(site.pos, "%s: %s", site.what, msg))
+	c.errs = append(c.errs, n.scope.errorf(f.pos, "%s: %s", n.what(), msg))
 }
 
 // setAttr sets attribute key of a step built by the compiler.
@@ -123,9 +126,8 @@ type SumFS interface {
 	Sum256(name string) ([sha256.Size]byte, error)
 }
 
-func (c *compiler) hashFile(p string) (string, error) { return c.hashFileBuf(p, make([]byte, 32<<10)) }
-
-// hashFile returns the sha256 of a repository file, once per compile.
+// hashFileBuf returns the sha256 of a repository file, once per compile,
+// read through buf.
 func (c *compiler) hashFileBuf(p string, buf []byte) (string, error) {
 	c.mu.Lock()
 	sum, ok := c.hashes[p]
@@ -133,27 +135,38 @@ func (c *compiler) hashFileBuf(p string, buf []byte) (string, error) {
 	if ok {
 		return sum, nil
 	}
-	if s, ok := c.fsys.(SumFS); ok && c.dir == nil {
-		raw, err := s.Sum256(p)
-		if err != nil {
-			return "", fmt.Errorf("hash %s: %w", p, err)
-		}
-		sum = hex.EncodeToString(raw[:])
-	} else {
-		f, _, err := c.openSource(p)
-		if err != nil {
-			return "", fmt.Errorf("hash %s: %w", p, err)
-		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.CopyBuffer(h, f, buf); err != nil {
-			return "", fmt.Errorf("hash %s: %w", p, err)
-		}
-		sum = hex.EncodeToString(h.Sum(nil))
+	raw, err := c.sum256(p, buf)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", p, err)
 	}
+	sum = hex.EncodeToString(raw[:])
 	c.mu.Lock()
 	c.hashes[p] = sum
 	c.mu.Unlock()
+	return sum, nil
+}
+
+// sum256 returns the sha256 of a repository file's content, read through
+// buf: from a directory on disk in as few system calls as it takes, from a
+// SumFS as it keeps them, else read through fs.FS.
+func (c *compiler) sum256(p string, buf []byte) ([sha256.Size]byte, error) {
+	if c.dir != nil {
+		return c.dir.SumFile(p, buf)
+	}
+	if s, ok := c.fsys.(SumFS); ok {
+		return s.Sum256(p)
+	}
+	var sum [sha256.Size]byte
+	f, _, err := c.openSource(p)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, buf); err != nil {
+		return sum, err
+	}
+	h.Sum(sum[:0])
 	return sum, nil
 }
 
@@ -161,7 +174,7 @@ func (c *compiler) hashFileBuf(p string, buf []byte) (string, error) {
 // file beneath it, in lexical order, its path relative to the directory, a
 // NUL, its sha256 and a newline. A renamed, added, removed or changed file
 // changes it.
-func (c *compiler) hashDir(dir string) (string, error) {
+func (c *compiler) hashDir(dir string, buf []byte) (string, error) {
 	h := sha256.New()
 	err := fs.WalkDir(c.fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -173,7 +186,7 @@ func (c *compiler) hashDir(dir string) (string, error) {
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		sum, err := c.hashFile(p)
+		sum, err := c.hashFileBuf(p, buf)
 		if err != nil {
 			return err
 		}

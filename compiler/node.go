@@ -1,6 +1,9 @@
 package compiler
 
 import (
+	"strconv"
+	"strings"
+
 	"github.com/alecthomas/participle/v2/lexer"
 
 	"github.com/cairn-cm/cairn/journal"
@@ -11,7 +14,6 @@ import (
 type node struct {
 	idx   int    // source order
 	addr  string // TYPE.LABEL
-	what  string // TYPE "LABEL", for messages
 	pos   lexer.Position
 	chain string
 	scope *scope
@@ -42,6 +44,13 @@ type node struct {
 	fills []fill
 }
 
+// what names the node in messages, TYPE "LABEL", made from its address
+// when a message needs it rather than for each of its thousands.
+func (n *node) what() string {
+	typ, label, _ := strings.Cut(n.addr, ".")
+	return typ + " " + strconv.Quote(label)
+}
+
 // afterRef is one entry of an after list.
 type afterRef struct {
 	addr  string
@@ -59,16 +68,10 @@ type fill struct {
 	key  string // the attribute to set; "" means sha256
 	// unitPath, when set, makes the value reloadHash(unitPath, sha256).
 	unitPath string
-	// site is where the block names the file, to report it unreadable.
-	site *fileSite
-}
-
-// fileSite is where a block names a repository file.
-type fileSite struct {
-	scope *scope
-	pos   lexer.Position
-	what  string // the block, as messages name it
-	noun  string // what the file is: "source file", "playbook"
+	// pos is where the block names the file, to report it unreadable as
+	// noun: "source file", "playbook", "directory".
+	pos  lexer.Position
+	noun string
 }
 
 // restartNeed is a service's restart_on: the files whose content the

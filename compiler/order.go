@@ -72,7 +72,7 @@ func (c *compiler) resolve() {
 			if pn := pkgs[name]; pn != nil {
 				n.dep(pn)
 			} else if n.pkgExplicit {
-				n.errorf(n.scope.c, "package", "%s: no package block %q%s", n.what, name, didYouMean(name, sortedKeys(pkgs)))
+				n.errorf(n.scope.c, "package", "%s: no package block %q%s", n.what(), name, didYouMean(name, sortedKeys(pkgs)))
 			}
 		}
 		for _, name := range n.units {
@@ -150,12 +150,12 @@ func (n *node) block() *block {
 
 func (c *compiler) resolveGid(n *node, g *node) {
 	if g == nil {
-		n.errorf(c, "gid", "%s: gid %q is neither a number nor a group block", n.what, n.gidName)
+		n.errorf(c, "gid", "%s: gid %q is neither a number nor a group block", n.what(), n.gidName)
 		return
 	}
 	gid, ok := g.steps[0].Lookup("gid")
 	if !ok {
-		n.errorf(c, "gid", "%s: gid names group %q, which sets no gid", n.what, n.gidName)
+		n.errorf(c, "gid", "%s: gid names group %q, which sets no gid", n.what(), n.gidName)
 		return
 	}
 	setAttr(&n.steps[0], "gid", gid)
@@ -172,7 +172,7 @@ func (c *compiler) resolveRestart(n *node, managed map[string]*node) {
 	for _, p := range slices.Compact(files) {
 		fn := managed[p]
 		if fn == nil {
-			c.errs = append(c.errs, n.scope.errorf(n.restart.pos, "%s: restart_on %q is not managed by a file block%s", n.what, p, didYouMean(p, sortedKeys(managed))))
+			c.errs = append(c.errs, n.scope.errorf(n.restart.pos, "%s: restart_on %q is not managed by a file block%s", n.what(), p, didYouMean(p, sortedKeys(managed))))
 			continue
 		}
 		n.dep(fn)
@@ -202,7 +202,7 @@ func (c *compiler) resolveAfter(n *node, a afterRef) {
 		}
 		for _, d := range m.nodes {
 			if d == n {
-				c.errs = append(c.errs, a.scope.errorf(a.pos, "after: %s is inside module %q", n.what, label))
+				c.errs = append(c.errs, a.scope.errorf(a.pos, "after: %s is inside module %q", n.what(), label))
 				return
 			}
 			n.dep(d)
@@ -222,7 +222,7 @@ func (c *compiler) resolveAfter(n *node, a afterRef) {
 		return
 	}
 	if d == n {
-		c.errs = append(c.errs, a.scope.errorf(a.pos, "after: %s names itself", n.what))
+		c.errs = append(c.errs, a.scope.errorf(a.pos, "after: %s names itself", n.what()))
 		return
 	}
 	n.dep(d)
@@ -305,9 +305,9 @@ func (c *compiler) reportCycle(stack []*node, again *node) {
 	cycle = append(slices.Clone(cycle[first:]), cycle[:first]...)
 	parts := make([]string, 0, len(cycle)+1)
 	for _, n := range cycle {
-		parts = append(parts, fmt.Sprintf("%s (%s)", n.what, n.chain))
+		parts = append(parts, fmt.Sprintf("%s (%s)", n.what(), n.chain))
 	}
-	parts = append(parts, cycle[0].what)
+	parts = append(parts, cycle[0].what())
 	msg := "dependency cycle: " + strings.Join(parts, " needs ")
 	c.errs = append(c.errs, cycle[0].scope.errorf(cycle[0].pos, "%s", msg))
 }

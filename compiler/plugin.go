@@ -165,7 +165,7 @@ func (c *compiler) plugin(u *unit, s *scope, b *block) {
 		}
 		return
 	}
-	n := &node{addr: "plugin." + label, what: what, pos: b.item.Pos, chain: chain(u, b.item.Pos), scope: s, unit: u}
+	n := &node{addr: "plugin." + label, pos: b.item.Pos, chain: chain(u, b.item.Pos), scope: s, unit: u}
 	for i := range j.Steps {
 		st := j.Steps[i]
 		if st.Op == journal.OpInclude {

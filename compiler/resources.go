@@ -138,8 +138,7 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 		return
 	}
 	n := &node{
-		addr: b.spec.typ + "." + label, what: b.spec.typ + " " + strconv.Quote(label),
-		pos: b.item.Pos, chain: chain(u, b.item.Pos), scope: s, unit: u,
+		addr: b.spec.typ + "." + label, pos: b.item.Pos, chain: chain(u, b.item.Pos), scope: s, unit: u,
 	}
 	errs := len(c.errs)
 	var steps []journal.Step
@@ -160,7 +159,7 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 		if len(c.errs) == errs {
 			st, ok := c.mkStep(s, b, journal.OpCopy, []string{src, label}, c.ownership(s, b, n, []attr{{key: "sha256", value: sum, from: "source"}})...)
 			if fillPath != "" {
-				n.fills = append(n.fills, fill{step: len(steps), path: fillPath, site: c.site(s, b, "source file", b.attrs["source"].Value.Pos)})
+				n.fills = append(n.fills, fill{step: len(steps), path: fillPath, pos: b.attrs["source"].Value.Pos, noun: "source file"})
 				c.want(fillPath)
 			}
 			add(st, ok)
@@ -176,8 +175,8 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 		src, sum, fillPath := c.content(s, b, label)
 		if len(c.errs) == errs {
 			if fillPath != "" {
-				site := c.site(s, b, "source file", b.attrs["source"].Value.Pos)
-				n.fills = append(n.fills, fill{step: 0, path: fillPath, site: site}, fill{step: 1, path: fillPath, key: "on", site: site, unitPath: p})
+				pos := b.attrs["source"].Value.Pos
+				n.fills = append(n.fills, fill{step: 0, path: fillPath, pos: pos, noun: "source file"}, fill{step: 1, path: fillPath, key: "on", pos: pos, noun: "source file", unitPath: p})
 				c.want(fillPath)
 			}
 			add(c.mkStep(s, b, journal.OpCopy, []string{src, p}, attr{key: "sha256", value: sum, from: "source"}))
@@ -251,13 +250,13 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 	case "kube":
 		if p, ok := c.repoDir(s, b, label); ok {
 			st, ok := c.mkStep(s, b, journal.OpKubectlApply, []string{p}, c.optionalBool(s, b, []attr{{key: "sha256", value: zeroHash, from: ""}}, "kustomize", "kustomize")...)
-			n.fills = append(n.fills, fill{step: 0, path: p, dir: true, site: c.site(s, b, "directory", b.item.Labels[0].Pos)})
+			n.fills = append(n.fills, fill{step: 0, path: p, dir: true, pos: b.item.Labels[0].Pos, noun: "directory"})
 			add(st, ok)
 		}
 	case "playbook":
 		if p, ok := c.repoFile(s, b, "playbook", label, b.item.Labels[0].Pos); ok {
 			st, ok := c.mkStep(s, b, journal.OpPlaybook, []string{p}, attr{key: "sha256", value: zeroHash})
-			n.fills = append(n.fills, fill{step: 0, path: p, site: c.site(s, b, "playbook", b.item.Labels[0].Pos)})
+			n.fills = append(n.fills, fill{step: 0, path: p, pos: b.item.Labels[0].Pos, noun: "playbook"})
 			c.want(p)
 			add(st, ok)
 		}
@@ -283,7 +282,7 @@ func (c *compiler) resource(u *unit, s *scope, b *block) {
 // addNode records a finished node in its unit and the compile.
 func (c *compiler) addNode(u *unit, s *scope, b *block, n *node) {
 	if first := u.addrs[n.addr]; first != nil {
-		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s is declared twice (first at %s)", n.what, posString(first.pos)))
+		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s is declared twice (first at %s)", n.what(), posString(first.pos)))
 		return
 	}
 	u.addrs[n.addr] = n
@@ -297,7 +296,7 @@ func (c *compiler) addNode(u *unit, s *scope, b *block, n *node) {
 	}
 	if c.journalBytes > MaxJournalSize {
 		c.halted = true
-		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: the journal passes the %s it may hold here: the compile stops", n.what, sizeText(MaxJournalSize)))
+		c.errs = append(c.errs, s.errorf(b.item.Pos, "%s: the journal passes the %s it may hold here: the compile stops", n.what(), sizeText(MaxJournalSize)))
 		return
 	}
 	n.idx = len(c.nodes)
@@ -397,6 +396,9 @@ func (c *compiler) repoFile(s *scope, b *block, noun, name string, pos lexer.Pos
 		// each of thousands of sources cost more than the hashing.
 		return p, true
 	}
+	if t, ok := c.templates[p]; ok && t.err == nil {
+		return p, true // a template read and parsed for an earlier block
+	}
 	info, err := fs.Stat(c.fsys, p)
 	switch {
 	case err != nil && !missing(err):
@@ -467,11 +469,6 @@ func (c *compiler) check(s *scope, b *block) (journal.Step, bool) {
 		}
 	}
 	return st, ok
-}
-
-// site records where a block names a repository file, for hashAll's errors.
-func (c *compiler) site(s *scope, b *block, noun string, pos lexer.Position) *fileSite {
-	return &fileSite{scope: s, pos: pos, what: describe(b, s), noun: noun}
 }
 
 // reloadHash is the on= of a unit's SYSTEMD-RELOAD: the unit file's path and

@@ -141,6 +141,21 @@ func (s *Step) String() string {
 	return s.Canonical() + " # " + s.Source
 }
 
+// AppendString appends String's text to b, without the string String
+// allocates for each step.
+func (s *Step) AppendString(b []byte) []byte {
+	if s.canon != "" {
+		b = append(b, s.canon...)
+	} else {
+		b = s.appendCanonical(b)
+	}
+	if s.Source != "" {
+		b = append(b, " # "...)
+		b = append(b, s.Source...)
+	}
+	return b
+}
+
 // appendWord appends w bare where a bare word can hold it, else quoted as
 // strconv.Quote does.
 func appendWord(b []byte, w string, positional bool) []byte {

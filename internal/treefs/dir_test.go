@@ -1,8 +1,11 @@
 package treefs_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -286,6 +289,58 @@ func TestNotRegular(t *testing.T) {
 			if info, err := d.Stat(name); err != nil || info.Mode().IsRegular() {
 				t.Errorf("Stat(%s) = %v, %v: want it described, not regular", name, info, err)
 			}
+		}
+	}
+}
+
+// TestSumFile: SumFile gives the sha256 of what ReadFile reads, for files
+// shorter than, as long as and longer than its buffer, and the errors
+// OpenFile gives; a small file costs no allocation but the two of openat2
+// (the path and its open_how).
+func TestSumFile(t *testing.T) {
+	dir := tree(t)
+	const bufSize = 64
+	sizes := []int{0, 1, bufSize - 1, bufSize, bufSize + 1, 3*bufSize + 5}
+	for _, n := range sizes {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("size%d", n)), bytes.Repeat([]byte{'x'}, n), 0o644)
+	}
+	buf := make([]byte, bufSize)
+	for _, userSpace := range []bool{false, true} {
+		d := openDir(t, dir, userSpace)
+		for _, n := range sizes {
+			name := fmt.Sprintf("size%d", n)
+			got, err := d.SumFile(name, buf)
+			if want := sha256.Sum256(bytes.Repeat([]byte{'x'}, n)); err != nil || got != want {
+				t.Errorf("user space %v: SumFile(%s) = %x, %v; want %x", userSpace, name, got, err, want)
+			}
+		}
+		for _, name := range []string{"sub", "missing", "abs", "out", "loop1", "dangling"} {
+			_, want := d.OpenFile(name)
+			if _, err := d.SumFile(name, buf); want == nil || err == nil || err.Error() != want.Error() {
+				t.Errorf("user space %v: SumFile(%s): %v; OpenFile says %v", userSpace, name, err, want)
+			}
+		}
+	}
+	d := openDir(t, dir, false)
+	if allocs := testing.AllocsPerRun(20, func() { d.SumFile("size1", buf) }); allocs > 2 {
+		t.Errorf("SumFile of a small file: %v allocations, want at most 2 (openat2's)", allocs)
+	}
+}
+
+// BenchmarkSumFile hashes a source file of the size bench/genconfig writes
+// (under 4 KiB), as the compiler hashes each of the thousands it copies.
+func BenchmarkSumFile(b *testing.B) {
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "f.conf"), bytes.Repeat([]byte("key = value\n"), 200), 0o644)
+	d, err := treefs.OpenDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	buf := make([]byte, 32<<10)
+	for b.Loop() {
+		if _, err := d.SumFile("f.conf", buf); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
