@@ -3,7 +3,9 @@ package journal
 import (
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The benchmarks of `cairn journal diff --plan` in-process: parse two
@@ -23,6 +25,23 @@ func mustParse(b *testing.B, name string, data []byte) *Journal {
 		b.Fatalf("%s: %v", name, err)
 	}
 	return j
+}
+
+// cpuTime returns the CPU time the process has used so far, of all its
+// threads (the collector's too).
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time of each round since cpuTime gave since:
+// unlike the time on the clock, the load of other processes on the
+// machine moves it little.
+func reportCPU(b *testing.B, since time.Duration) {
+	b.ReportMetric(float64(cpuTime(b)-since)/float64(b.N), "cpu-ns/op")
 }
 
 func reportSteps(b *testing.B, steps int) {
@@ -104,6 +123,7 @@ func BenchmarkParsePairPlan100k(b *testing.B) {
 	b.SetBytes(int64(len(od) + len(nd)))
 	b.ReportAllocs()
 	var p *Plan
+	cpu := cpuTime(b)
 	for b.Loop() {
 		var ok bool
 		p, ok = PlanPair("old.journal", old, "new.journal", new, nil)
@@ -111,6 +131,7 @@ func BenchmarkParsePairPlan100k(b *testing.B) {
 			b.Fatal("PlanPair: not ok")
 		}
 	}
+	reportCPU(b, cpu)
 	checkPlan100k(b, p)
 	reportSteps(b, 200_000)
 }
