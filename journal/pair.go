@@ -6,7 +6,6 @@ import (
 	"math/bits"
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // PlanPair computes the plan that moves a host from the journal oldText to
@@ -49,43 +48,13 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	}
 	var in pairInterner
 	in.seed = maphash.MakeSeed()
-	old := pairSide{seed: in.seed, rel: pairReleaser{text: oldText, fn: release}}
-	new := pairSide{seed: in.seed, rel: pairReleaser{text: newText, fn: release}}
-	done := make(chan bool)
-	go func() { done <- old.split(oldText) }()
-	okNew := new.split(newText)
-	if okOld := <-done; !okOld || !okNew {
+	old := pairSide{seed: in.seed, text: oldText, rel: pairReleaser{text: oldText, fn: release}}
+	new := pairSide{seed: in.seed, text: newText, rel: pairReleaser{text: newText, fn: release}}
+	a, b, flags, ok := in.intern(&old, &new)
+	if !ok {
 		return nil, false
 	}
-	n, m := len(old.lines), len(new.lines)
-	if n+m >= math.MaxInt32 {
-		return nil, false
-	}
-
-	// Intern the lines: id = the position of the first line of the same
-	// text, old then new, interleaved so that a line of new usually finds
-	// its twin of old still in the cache.
-	in.init(max(n, m), n, old.lines, new.lines)
-	flags := make([]uint8, n+m) // by id
-	a, b := make([]int32, n), make([]int32, m)
-	old.rel.done, new.rel.done = 0, 0
-	for i := range max(n, m) {
-		if i&1023 == 0 {
-			old.rel.behind(old.lines, i)
-			new.rel.behind(new.lines, i)
-		}
-		if i < n {
-			id := in.id(int32(i), old.key[i], flags)
-			flags[id] |= pairInOld
-			a[i] = id
-		}
-		if i < m {
-			id := in.id(int32(n+i), new.key[i], flags)
-			flags[id] |= pairInNew
-			b[i] = id
-		}
-	}
-	old.key, new.key = nil, nil
+	n, m := len(a), len(b)
 
 	// Parse the texts whose canonical form may be that of another text:
 	// first the hard ones, whose keys are known only from their steps,
@@ -184,18 +153,18 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	unchanged := func(lines []int32, all bool, want func(line string) bool, yield func(int, *Step) bool) {
 		new.rel.done = 0
 		k := 0
-		for t := 0; all && t < len(new.lines) || t < len(lines); t++ {
+		for t := 0; all && t < len(new.spans) || t < len(lines); t++ {
 			j := t
 			if !all {
 				j = int(lines[t])
 			}
 			if t&1023 == 0 {
-				new.rel.behind(new.lines, j)
+				new.releaseBehind(j)
 			}
 			for k < len(pi.addedAt) && pi.addedAt[k] < j {
 				k++
 			}
-			line := new.lines[j]
+			line := new.line(j)
 			if k < len(pi.addedAt) && pi.addedAt[k] == j || !want(line) {
 				continue
 			}
@@ -234,16 +203,18 @@ const (
 	pairHard                    // its key is known only from its parsed step
 )
 
-// pairSide is one journal of PlanPair: the text, line number and key of
-// each line that is neither blank nor a comment.
+// pairSide is one journal of PlanPair: the text, and the place, line
+// number and key of each line that is neither blank nor a comment. It holds
+// no pointers but the text's: the collector need not scan its slices of
+// 100,000s of lines (scanning reads their pages before they are written,
+// and a write to a page read first costs a flush of the TLBs of all cores).
 type pairSide struct {
 	seed   maphash.Seed
-	lines  []string
+	text   string
+	spans  []lineSpan
 	lineNo []int32
-	// key is the hash of the line's lineKey, its lowest bit clear, or if
-	// the line is hard (lineKey cannot tell its key) the hash of the line,
-	// its lowest bit set.
-	key    []uint64
+	key    []uint64 // keyHash of each line, of old only
+
 	rel    pairReleaser
 	checks []int32 // the lines that may be CHECKs: they begin with CHECK
 }
@@ -253,8 +224,8 @@ type pairSide struct {
 // line, not the text: reading a released part of the text again maps it in
 // again, and not only the page read (the kernel maps pages around a fault).
 func (s *pairSide) parse(p *parser, i int) (Step, bool) {
-	s.rel.behind(s.lines, i)
-	line := s.lines[i]
+	s.releaseBehind(i)
+	line := s.line(i)
 	if s.rel.fn != nil {
 		line = strings.Clone(line)
 	}
@@ -280,18 +251,28 @@ func (r *pairReleaser) upTo(off int) {
 	}
 }
 
-// behind releases the text before lines[i], a line of it.
-func (r *pairReleaser) behind(lines []string, i int) {
-	if r.fn != nil && i < len(lines) {
-		r.upTo(int(uintptr(unsafe.Pointer(unsafe.StringData(lines[i]))) - uintptr(unsafe.Pointer(unsafe.StringData(r.text)))))
+// lineSpan is where a line is in its text: text[start:end].
+type lineSpan struct{ start, end uint32 }
+
+// line returns step line i.
+func (s *pairSide) line(i int) string {
+	sp := s.spans[i]
+	return s.text[sp.start:sp.end]
+}
+
+// releaseBehind releases the text before step line i, if there is one.
+func (s *pairSide) releaseBehind(i int) {
+	if s.rel.fn != nil && i >= 0 && i < len(s.spans) {
+		s.rel.upTo(int(s.spans[i].start))
 	}
 }
 
-// split finds the step lines of text; false if one is an INCLUDE (or may
-// be: any line whose first word begins with INCLUDE), or if a blank or
-// comment line has an error (a '\r', invalid UTF-8), which PlanPair would
-// not see otherwise.
-func (s *pairSide) split(text string) bool {
+// split finds the step lines of text, and their keys if keys is set;
+// false if one is an INCLUDE (or may be: any line whose first word begins
+// with INCLUDE), or if a blank or comment line has an error (a '\r',
+// invalid UTF-8), which PlanPair would not see otherwise.
+func (s *pairSide) split(keys bool) bool {
+	text := s.text
 	// Room for the lines as many as the first 64 KiB promise, and a
 	// little more: counting them all would read the text once more.
 	sample := text[:min(len(text), 1<<16)]
@@ -299,17 +280,26 @@ func (s *pairSide) split(text string) bool {
 	if len(sample) > 0 {
 		n += int(float64(len(text)) * 1.05 * float64(strings.Count(sample, "\n")+1) / float64(len(sample)))
 	}
-	s.lines = make([]string, 0, n)
+	s.spans = make([]lineSpan, 0, n)
 	s.lineNo = make([]int32, 0, n)
-	s.key = make([]uint64, 0, n)
+	if keys {
+		s.key = make([]uint64, 0, n)
+	}
 	lineNo := int32(0)
-	for len(text) > 0 {
+	for start := 0; start < len(text); {
 		lineNo++
 		if lineNo&1023 == 0 {
-			s.rel.upTo(len(s.rel.text) - len(text))
+			s.rel.upTo(start)
 		}
-		var line string
-		line, text = cutLine(text)
+		end := len(text)
+		next := end
+		if i := strings.IndexByte(text[start:], '\n'); i >= 0 {
+			end = start + i
+			next = end + 1
+		}
+		line := text[start:end]
+		sp := lineSpan{uint32(start), uint32(end)}
+		start = next
 		t := trimSpace(line)
 		if t == "" || t[0] == '#' {
 			// Not a step, but parse checks every line for these.
@@ -322,17 +312,25 @@ func (s *pairSide) split(text string) bool {
 			return false
 		}
 		if strings.HasPrefix(t, OpCheck) {
-			s.checks = append(s.checks, int32(len(s.lines)))
+			s.checks = append(s.checks, int32(len(s.spans)))
 		}
-		s.lines = append(s.lines, line)
+		s.spans = append(s.spans, sp)
 		s.lineNo = append(s.lineNo, lineNo)
-		if key, ok := lineKey(line); ok {
-			s.key = append(s.key, maphash.String(s.seed, key)&^1)
-		} else {
-			s.key = append(s.key, maphash.String(s.seed, line)|1)
+		if keys {
+			s.key = append(s.key, keyHash(s.seed, line))
 		}
 	}
 	return true
+}
+
+// keyHash returns the hash of the lineKey of line, its lowest bit clear,
+// or if the line is hard (lineKey cannot tell its key) the hash of the
+// line, its lowest bit set.
+func keyHash(seed maphash.Seed, line string) uint64 {
+	if key, ok := lineKey(line); ok {
+		return maphash.String(seed, key) &^ 1
+	}
+	return maphash.String(seed, line) | 1
 }
 
 // trimSpace drops the white space (as the tokenizer sees it) that begins
@@ -356,20 +354,116 @@ func trimSpace(line string) string {
 type pairInterner struct {
 	seed  maphash.Seed
 	n     int // lines of old
-	lines [2][]string
+	sides [2]*pairSide
 	slots []ldSlot // tag, and the id of the first text + 1
 	used  int
 	other map[string]int32 // the other texts of shared keys, copied
 }
 
+// intern gives the lines of old and of new their ids (a and b), and the
+// flags of each id. Each file is split on its own core; then one core
+// enters the lines of old in the table while the other pairs the lines of
+// new with the lines of old of the same text (pairLines); last, the lines
+// of new left unpaired are looked up. Only those and the lines of old need
+// a key: a paired line's id is its twin's. false if split finds a file
+// PlanPair cannot do.
+func (in *pairInterner) intern(old, new *pairSide) (a, b []int32, flags []uint8, ok bool) {
+	oldSplit, newSplit, oldDone := make(chan bool, 1), make(chan bool, 1), make(chan bool, 1)
+	go func() {
+		ok := old.split(true)
+		oldSplit <- ok
+		if ok = <-newSplit && ok; !ok {
+			oldDone <- false
+			return
+		}
+		n, m := len(old.spans), len(new.spans)
+		in.init(n, n, old, new)
+		flags = make([]uint8, n+m) // by id
+		a = make([]int32, n)
+		for i := range n {
+			id := in.id(int32(i), old.key[i], flags)
+			flags[id] |= pairInOld
+			a[i] = id
+		}
+		old.key = nil
+		oldDone <- true
+	}()
+	ok = new.split(false)
+	newSplit <- ok
+	if ok = <-oldSplit && ok; !ok {
+		<-oldDone
+		return nil, nil, nil, false
+	}
+	n, m := len(old.spans), len(new.spans)
+	if n+m >= math.MaxInt32 {
+		<-oldDone
+		return nil, nil, nil, false
+	}
+	twin := pairLines(old, new)
+	<-oldDone
+	b = make([]int32, m)
+	for j, i := range twin {
+		var id int32
+		if i >= 0 {
+			id = a[i]
+		} else {
+			id = in.id(int32(n+j), keyHash(in.seed, new.line(j)), flags)
+		}
+		flags[id] |= pairInNew
+		b[j] = id
+	}
+	return a, b, flags, true
+}
+
+// pairWindow is how far from where it expects it pairLines looks for the
+// twin of a line: past a run of that many removed lines, the lines of new
+// are looked up in the table.
+const pairWindow = 32
+
+// pairLines returns, for each line of new, the position of a line of old
+// of the same text, or -1 if it finds none. It expects the twin of a line
+// after the twin of the line before, and looks a little around there: the
+// lines of new are mostly those of old, in the same order. A line it does
+// not pair is looked up in the table, so it need not find every twin.
+func pairLines(old, new *pairSide) []int32 {
+	n, m := len(old.spans), len(new.spans)
+	twin := make([]int32, m)
+	old.rel.done, new.rel.done = 0, 0
+	g := 0 // where the twin of line j is expected
+	for j := range m {
+		if j&1023 == 0 {
+			new.releaseBehind(j)
+			old.releaseBehind(min(g, n-1) - pairWindow)
+		}
+		line := new.line(j)
+		twin[j] = -1
+		if g < n && old.line(g) == line {
+			twin[j] = int32(g)
+			g++
+			continue
+		}
+		for d := 1; d <= pairWindow; d++ {
+			if i := g + d; i < n && old.line(i) == line {
+				twin[j], g = int32(i), i+1
+				break
+			}
+			if i := g - d; i >= 0 && old.line(i) == line {
+				twin[j], g = int32(i), i+1
+				break
+			}
+		}
+	}
+	return twin
+}
+
 // init sizes the table for n distinct keys at a load of 1/2.
-func (in *pairInterner) init(n, nOld int, old, new []string) {
+func (in *pairInterner) init(n, nOld int, old, new *pairSide) {
 	size := 16
 	for size < 2*n {
 		size *= 2
 	}
 	in.slots = make([]ldSlot, size)
-	in.n, in.lines = nOld, [2][]string{old, new}
+	in.n, in.sides = nOld, [2]*pairSide{old, new}
 	in.other = map[string]int32{}
 }
 
@@ -378,9 +472,9 @@ func (in *pairInterner) hash(key string) uint64 { return maphash.String(in.seed,
 // line returns the line at position p.
 func (in *pairInterner) line(p int32) string {
 	if int(p) < in.n {
-		return in.lines[0][p]
+		return in.sides[0].line(int(p))
 	}
-	return in.lines[1][int(p)-in.n]
+	return in.sides[1].line(int(p) - in.n)
 }
 
 // slot is where the probe for tag starts.
