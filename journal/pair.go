@@ -67,6 +67,9 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 		return new.parse(&pn, int(id)-n)
 	}
 	old.rel.done, new.rel.done = 0, 0
+	// The steps parsed here, by id: most are those of removed and added
+	// lines, which the plan needs again.
+	parsed := map[int32]Step{}
 	hardCanon := map[int32]string{}
 	for id := range int32(n + m) {
 		if flags[id]&pairHard == 0 {
@@ -77,6 +80,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			return nil, false
 		}
 		hardCanon[id] = strings.Clone(s.Canonical())
+		parsed[id] = s
 		in.mark(in.hash(stepKey(&s)), flags)
 	}
 	old.rel.done, new.rel.done = 0, 0
@@ -96,6 +100,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			// A copy: the map reads its keys again as it grows, which
 			// would bring back the pages of the texts released.
 			c = strings.Clone(s.Canonical())
+			parsed[id] = s
 		}
 		if first, dup := canon[c]; dup {
 			alias[id] = first
@@ -130,13 +135,21 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	pi.added = make([]*Step, 0, len(edits)-nDel)
 	pi.addedAt = make([]int, 0, len(edits)-nDel)
 	old.rel.done, new.rel.done = 0, 0
+	// The step of the line at position p of old then new: the one parsed
+	// above if its id was p, or parsed now.
+	step := func(side *pairSide, pr *parser, p, i int) (Step, bool) {
+		if s, ok := parsed[int32(p)]; ok {
+			return s, true
+		}
+		return side.parse(pr, i)
+	}
 	for k, e := range edits {
 		var ok bool
 		if e.Kind == Delete {
-			steps[k], ok = old.parse(&po, e.Old)
+			steps[k], ok = step(&old, &po, e.Old, e.Old)
 			pi.removed = append(pi.removed, &steps[k])
 		} else {
-			steps[k], ok = new.parse(&pn, e.New)
+			steps[k], ok = step(&new, &pn, n+e.New, e.New)
 			pi.added = append(pi.added, &steps[k])
 			pi.addedAt = append(pi.addedAt, e.New)
 		}
@@ -144,6 +157,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			return nil, false
 		}
 	}
+	parsed = nil
 
 	// The unchanged lines of new that the plan may run again, parsed when
 	// it asks for them: a CHECK (§5.5), an owned step (§5.4).
