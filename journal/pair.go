@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"sort"
 	"strings"
 	"unicode/utf8"
 )
@@ -223,11 +224,14 @@ const (
 // 100,000s of lines (scanning reads their pages before they are written,
 // and a write to a page read first costs a flush of the TLBs of all cores).
 type pairSide struct {
-	seed   maphash.Seed
-	text   string
-	spans  []lineSpan
-	lineNo []int32
-	key    []uint64 // keyHash of each line, of old only
+	seed  maphash.Seed
+	text  string
+	spans []lineSpan
+	// jumps holds, for each step line after a blank or comment line, its
+	// index and line number: the lines between two jumps are numbered
+	// in a row.
+	jumps []lineJump
+	key   []uint64 // keyHash of each line, of old only
 
 	rel    pairReleaser
 	checks []int32 // the lines that may be CHECKs: they begin with CHECK
@@ -243,7 +247,7 @@ func (s *pairSide) parse(p *parser, i int) (Step, bool) {
 	if s.rel.fn != nil {
 		line = strings.Clone(line)
 	}
-	return p.parseLine(int(s.lineNo[i]), line)
+	return p.parseLine(s.lineNo(i), line)
 }
 
 // pairReleaser hands the parts of a text that PlanPair is done with to the
@@ -267,6 +271,20 @@ func (r *pairReleaser) upTo(off int) {
 
 // lineSpan is where a line is in its text: text[start:end].
 type lineSpan struct{ start, end uint32 }
+
+// lineJump is a step line whose line number is not the one after that of
+// the step line before: its index and its line number.
+type lineJump struct{ index, lineNo int32 }
+
+// lineNo returns the line number of step line i.
+func (s *pairSide) lineNo(i int) int {
+	k := sort.Search(len(s.jumps), func(k int) bool { return int(s.jumps[k].index) > i })
+	if k == 0 {
+		return i + 1
+	}
+	j := s.jumps[k-1]
+	return int(j.lineNo) + i - int(j.index)
+}
 
 // line returns step line i.
 func (s *pairSide) line(i int) string {
@@ -295,11 +313,10 @@ func (s *pairSide) split(keys bool) bool {
 		n += int(float64(len(text)) * 1.05 * float64(strings.Count(sample, "\n")+1) / float64(len(sample)))
 	}
 	s.spans = make([]lineSpan, 0, n)
-	s.lineNo = make([]int32, 0, n)
 	if keys {
 		s.key = make([]uint64, 0, n)
 	}
-	lineNo := int32(0)
+	lineNo, nextNo := int32(0), int32(1) // nextNo: the number of a step line after the last
 	for start := 0; start < len(text); {
 		lineNo++
 		if lineNo&1023 == 0 {
@@ -328,8 +345,11 @@ func (s *pairSide) split(keys bool) bool {
 		if strings.HasPrefix(t, OpCheck) {
 			s.checks = append(s.checks, int32(len(s.spans)))
 		}
+		if lineNo != nextNo {
+			s.jumps = append(s.jumps, lineJump{int32(len(s.spans)), lineNo})
+		}
+		nextNo = lineNo + 1
 		s.spans = append(s.spans, sp)
-		s.lineNo = append(s.lineNo, lineNo)
 		if keys {
 			s.key = append(s.key, keyHash(s.seed, line))
 		}
@@ -415,7 +435,7 @@ func (in *pairInterner) intern(old, new *pairSide) (a, b []int32, flags []uint8,
 	}
 	twin := pairLines(old, new)
 	<-oldDone
-	b = make([]int32, m)
+	b = twin // each id in place of the twin it comes from
 	for j, i := range twin {
 		var id int32
 		if i >= 0 {
