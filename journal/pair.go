@@ -55,24 +55,33 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	if !ok {
 		return nil, false
 	}
-	n, m := len(a), len(b)
+	n, nIDs := len(a), in.ids()
 
 	// Parse the texts whose canonical form may be that of another text:
 	// first the hard ones, whose keys are known only from their steps,
 	// then all of them, merging the ids of equal canonical forms.
 	po, pn := parser{file: oldFile}, parser{file: newFile}
+	// The steps parsed here, by their line's position in old then new:
+	// most are those of removed and added lines, which the plan needs
+	// again.
+	parsed := map[int32]Step{}
 	parseID := func(id int32) (Step, bool) {
-		if int(id) < n {
-			return old.parse(&po, int(id))
+		p := in.pos(id)
+		var s Step
+		var ok bool
+		if int(p) < n {
+			s, ok = old.parse(&po, int(p))
+		} else {
+			s, ok = new.parse(&pn, int(p)-n)
 		}
-		return new.parse(&pn, int(id)-n)
+		if ok {
+			parsed[p] = s
+		}
+		return s, ok
 	}
 	old.rel.done, new.rel.done = 0, 0
-	// The steps parsed here, by id: most are those of removed and added
-	// lines, which the plan needs again.
-	parsed := map[int32]Step{}
 	hardCanon := map[int32]string{}
-	for id := range int32(n + m) {
+	for id := range int32(nIDs) {
 		if flags[id]&pairHard == 0 {
 			continue
 		}
@@ -81,13 +90,12 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			return nil, false
 		}
 		hardCanon[id] = strings.Clone(s.Canonical())
-		parsed[id] = s
 		in.mark(in.hash(stepKey(&s)), flags)
 	}
 	old.rel.done, new.rel.done = 0, 0
 	canon := map[string]int32{}
 	alias := map[int32]int32{}
-	for id := range int32(n + m) {
+	for id := range int32(nIDs) {
 		f := flags[id]
 		if f&(pairInOld|pairInNew) == 0 || (f&pairCanon == 0 && f&(pairInOld|pairInNew) == pairInOld|pairInNew) {
 			continue // not an id, or a text of both files whose key is its own
@@ -101,7 +109,6 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			// A copy: the map reads its keys again as it grows, which
 			// would bring back the pages of the texts released.
 			c = strings.Clone(s.Canonical())
-			parsed[id] = s
 		}
 		if first, dup := canon[c]; dup {
 			alias[id] = first
@@ -122,7 +129,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	flags = nil
 
 	// The diff, and a step for each removed and added line.
-	edits := diffIDs(a, b, n+m)
+	edits := diffIDs(a, b, nIDs)
 	a, b = nil, nil
 	var pi planInput
 	nDel := 0
@@ -137,7 +144,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	pi.addedAt = make([]int, 0, len(edits)-nDel)
 	old.rel.done, new.rel.done = 0, 0
 	// The step of the line at position p of old then new: the one parsed
-	// above if its id was p, or parsed now.
+	// above, or parsed now.
 	step := func(side *pairSide, pr *parser, p, i int) (Step, bool) {
 		if s, ok := parsed[int32(p)]; ok {
 			return s, true
@@ -391,7 +398,10 @@ type pairInterner struct {
 	sides [2]*pairSide
 	slots []ldSlot // tag, and the id of the first text + 1
 	used  int
-	other map[string]int32 // the other texts of shared keys, copied
+	// newPos holds the position in new of the first line of each text of
+	// new only, by id - n.
+	newPos []int32
+	other  map[string]int32 // the other texts of shared keys, copied
 }
 
 // intern gives the lines of old and of new their ids (a and b), and the
@@ -412,7 +422,7 @@ func (in *pairInterner) intern(old, new *pairSide) (a, b []int32, flags []uint8,
 		}
 		n, m := len(old.spans), len(new.spans)
 		in.init(n, n, old, new)
-		flags = make([]uint8, n+m) // by id
+		flags = make([]uint8, n+m) // by id; n + the texts of new only at most
 		a = make([]int32, n)
 		for i := range n {
 			id := in.id(int32(i), old.key[i], flags)
@@ -436,10 +446,20 @@ func (in *pairInterner) intern(old, new *pairSide) (a, b []int32, flags []uint8,
 	twin := pairLines(old, new)
 	<-oldDone
 	b = twin // each id in place of the twin it comes from
+	// The lines left unpaired, and the lines of old of the same key, are
+	// read again: scattered reads map in most pages of a text (the
+	// kernel maps pages around a fault), so the parts behind are
+	// released again.
+	old.rel.done, new.rel.done = 0, 0
+	behind := 0 // a twin of old behind the lines read
 	for j, i := range twin {
+		if j&1023 == 0 {
+			new.releaseBehind(j)
+			old.releaseBehind(behind - pairWindow)
+		}
 		var id int32
 		if i >= 0 {
-			id = a[i]
+			id, behind = a[i], int(i)
 		} else {
 			id = in.id(int32(n+j), keyHash(in.seed, new.line(j)), flags)
 		}
@@ -501,6 +521,29 @@ func (in *pairInterner) init(n, nOld int, old, new *pairSide) {
 	in.other = map[string]int32{}
 }
 
+// ids returns how many ids the interner gave: they are below it.
+func (in *pairInterner) ids() int { return in.n + len(in.newPos) }
+
+// pos returns the position of the first line of the text of id.
+func (in *pairInterner) pos(id int32) int32 {
+	if int(id) < in.n {
+		return id
+	}
+	return int32(in.n) + in.newPos[int(id)-in.n]
+}
+
+// text returns the text of id.
+func (in *pairInterner) text(id int32) string { return in.line(in.pos(id)) }
+
+// newID returns the id of a text first seen at position p.
+func (in *pairInterner) newID(p int32) int32 {
+	if int(p) < in.n {
+		return p
+	}
+	in.newPos = append(in.newPos, p-int32(in.n))
+	return int32(in.n + len(in.newPos) - 1)
+}
+
 func (in *pairInterner) hash(key string) uint64 { return maphash.String(in.seed, key) &^ 1 }
 
 // line returns the line at position p.
@@ -515,7 +558,9 @@ func (in *pairInterner) line(p int32) string {
 func (in *pairInterner) slot(tag uint32) uint64 { return uint64(tag) & uint64(len(in.slots)-1) }
 
 // id returns the id of the line at position p, whose key (pairSide.key) is
-// h, and marks the texts it shares a key with.
+// h, and marks the texts it shares a key with. The id of a text is the
+// position of its first line if that is in old, else the number of texts
+// of new only before it, after n: the ids of the diff are dense.
 func (in *pairInterner) id(p int32, h uint64, flags []uint8) int32 {
 	line := in.line(p)
 	tag := uint32(h >> 32)
@@ -523,20 +568,21 @@ func (in *pairInterner) id(p int32, h uint64, flags []uint8) int32 {
 	for i := in.slot(tag); ; i = (i + 1) & mask {
 		sl := in.slots[i]
 		if sl.id == 0 {
-			in.slots[i] = ldSlot{tag, uint32(p) + 1}
+			id := in.newID(p)
+			in.slots[i] = ldSlot{tag, uint32(id) + 1}
 			if in.used++; 2*in.used > len(in.slots) {
 				in.grow()
 			}
 			if h&1 != 0 {
-				flags[p] |= pairHard | pairCanon
+				flags[id] |= pairHard | pairCanon
 			}
-			return p
+			return id
 		}
 		if sl.tag != tag {
 			continue
 		}
 		first := int32(sl.id - 1)
-		if in.line(first) == line {
+		if in.text(first) == line {
 			return first
 		}
 		flags[first] |= pairCanon
@@ -545,12 +591,13 @@ func (in *pairInterner) id(p int32, h uint64, flags []uint8) int32 {
 		}
 		// A copy: the map reads its keys again as it grows, which would
 		// bring back the pages of released text.
-		in.other[strings.Clone(line)] = p
-		flags[p] |= pairCanon
+		id := in.newID(p)
+		in.other[strings.Clone(line)] = id
+		flags[id] |= pairCanon
 		if h&1 != 0 {
-			flags[p] |= pairHard
+			flags[id] |= pairHard
 		}
-		return p
+		return id
 	}
 }
 
