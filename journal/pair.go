@@ -422,7 +422,7 @@ func (in *pairInterner) intern(old, new *pairSide) (a, b []int32, flags []uint8,
 		}
 		n, m := len(old.spans), len(new.spans)
 		in.init(n, n, old, new)
-		flags = make([]uint8, n+m) // by id; n + the texts of new only at most
+		flags = writable(make([]uint8, n+m)) // by id; n + the texts of new only at most
 		a = make([]int32, n)
 		for i := range n {
 			id := in.id(int32(i), old.key[i], flags)
@@ -516,9 +516,20 @@ func (in *pairInterner) init(n, nOld int, old, new *pairSide) {
 	for size < 2*n {
 		size *= 2
 	}
-	in.slots = make([]ldSlot, size)
+	in.slots = writable(make([]ldSlot, size))
 	in.n, in.sides = nOld, [2]*pairSide{old, new}
 	in.other = map[string]int32{}
+}
+
+// writable writes zeros over s and returns it. A large new slice is
+// memory the kernel has not given yet; the first read of a page maps the
+// shared page of zeros, and the write after it (a table's entries are
+// read before they are written) costs a second fault and a flush of the
+// TLBs of every core the process runs on. Written first, each page costs
+// one fault.
+func writable[T any](s []T) []T {
+	clear(s)
+	return s
 }
 
 // ids returns how many ids the interner gave: they are below it.
