@@ -346,6 +346,9 @@ func (d *lineDiffer) lis(base int) int {
 	tails := d.tails[:0] // tails[k]: index in c of the least b ending a run of k+1
 	for t, p := range c {
 		lo, hi := 0, len(tails)
+		if lo < hi && c[tails[hi-1]].b < p.b {
+			lo = hi // extends the longest run, as most anchors of a small change do
+		}
 		for lo < hi {
 			mid := int(uint(lo+hi) >> 1)
 			if c[tails[mid]].b < p.b {

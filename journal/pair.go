@@ -4,9 +4,9 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"sort"
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // PlanPair computes the plan that moves a host from the journal oldText to
@@ -49,57 +49,39 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	}
 	var in pairInterner
 	in.seed = maphash.MakeSeed()
-	old := pairSide{seed: in.seed, rel: pairReleaser{text: oldText, fn: release}}
-	new := pairSide{seed: in.seed, rel: pairReleaser{text: newText, fn: release}}
-	done := make(chan bool)
-	go func() { done <- old.split(oldText) }()
-	okNew := new.split(newText)
-	if okOld := <-done; !okOld || !okNew {
+	old := pairSide{seed: in.seed, text: oldText, rel: pairReleaser{text: oldText, fn: release}}
+	new := pairSide{seed: in.seed, text: newText, rel: pairReleaser{text: newText, fn: release}}
+	a, b, flags, ok := in.intern(&old, &new)
+	if !ok {
 		return nil, false
 	}
-	n, m := len(old.lines), len(new.lines)
-	if n+m >= math.MaxInt32 {
-		return nil, false
-	}
-
-	// Intern the lines: id = the position of the first line of the same
-	// text, old then new, interleaved so that a line of new usually finds
-	// its twin of old still in the cache.
-	in.init(max(n, m), n, old.lines, new.lines)
-	flags := make([]uint8, n+m) // by id
-	a, b := make([]int32, n), make([]int32, m)
-	old.rel.done, new.rel.done = 0, 0
-	for i := range max(n, m) {
-		if i&1023 == 0 {
-			old.rel.behind(old.lines, i)
-			new.rel.behind(new.lines, i)
-		}
-		if i < n {
-			id := in.id(int32(i), old.key[i], flags)
-			flags[id] |= pairInOld
-			a[i] = id
-		}
-		if i < m {
-			id := in.id(int32(n+i), new.key[i], flags)
-			flags[id] |= pairInNew
-			b[i] = id
-		}
-	}
-	old.key, new.key = nil, nil
+	n, nIDs := len(a), in.ids()
 
 	// Parse the texts whose canonical form may be that of another text:
 	// first the hard ones, whose keys are known only from their steps,
 	// then all of them, merging the ids of equal canonical forms.
 	po, pn := parser{file: oldFile}, parser{file: newFile}
+	// The steps parsed here, by their line's position in old then new:
+	// most are those of removed and added lines, which the plan needs
+	// again.
+	parsed := map[int32]Step{}
 	parseID := func(id int32) (Step, bool) {
-		if int(id) < n {
-			return old.parse(&po, int(id))
+		p := in.pos(id)
+		var s Step
+		var ok bool
+		if int(p) < n {
+			s, ok = old.parse(&po, int(p))
+		} else {
+			s, ok = new.parse(&pn, int(p)-n)
 		}
-		return new.parse(&pn, int(id)-n)
+		if ok {
+			parsed[p] = s
+		}
+		return s, ok
 	}
 	old.rel.done, new.rel.done = 0, 0
 	hardCanon := map[int32]string{}
-	for id := range int32(n + m) {
+	for id := range int32(nIDs) {
 		if flags[id]&pairHard == 0 {
 			continue
 		}
@@ -113,7 +95,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	old.rel.done, new.rel.done = 0, 0
 	canon := map[string]int32{}
 	alias := map[int32]int32{}
-	for id := range int32(n + m) {
+	for id := range int32(nIDs) {
 		f := flags[id]
 		if f&(pairInOld|pairInNew) == 0 || (f&pairCanon == 0 && f&(pairInOld|pairInNew) == pairInOld|pairInNew) {
 			continue // not an id, or a text of both files whose key is its own
@@ -147,7 +129,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	flags = nil
 
 	// The diff, and a step for each removed and added line.
-	edits := diffIDs(a, b, n+m)
+	edits := diffIDs(a, b, nIDs)
 	a, b = nil, nil
 	var pi planInput
 	nDel := 0
@@ -161,13 +143,21 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	pi.added = make([]*Step, 0, len(edits)-nDel)
 	pi.addedAt = make([]int, 0, len(edits)-nDel)
 	old.rel.done, new.rel.done = 0, 0
+	// The step of the line at position p of old then new: the one parsed
+	// above, or parsed now.
+	step := func(side *pairSide, pr *parser, p, i int) (Step, bool) {
+		if s, ok := parsed[int32(p)]; ok {
+			return s, true
+		}
+		return side.parse(pr, i)
+	}
 	for k, e := range edits {
 		var ok bool
 		if e.Kind == Delete {
-			steps[k], ok = old.parse(&po, e.Old)
+			steps[k], ok = step(&old, &po, e.Old, e.Old)
 			pi.removed = append(pi.removed, &steps[k])
 		} else {
-			steps[k], ok = new.parse(&pn, e.New)
+			steps[k], ok = step(&new, &pn, n+e.New, e.New)
 			pi.added = append(pi.added, &steps[k])
 			pi.addedAt = append(pi.addedAt, e.New)
 		}
@@ -175,6 +165,7 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 			return nil, false
 		}
 	}
+	parsed = nil
 
 	// The unchanged lines of new that the plan may run again, parsed when
 	// it asks for them: a CHECK (§5.5), an owned step (§5.4).
@@ -184,18 +175,18 @@ func PlanPair(oldFile, oldText, newFile, newText string, release func(text strin
 	unchanged := func(lines []int32, all bool, want func(line string) bool, yield func(int, *Step) bool) {
 		new.rel.done = 0
 		k := 0
-		for t := 0; all && t < len(new.lines) || t < len(lines); t++ {
+		for t := 0; all && t < len(new.spans) || t < len(lines); t++ {
 			j := t
 			if !all {
 				j = int(lines[t])
 			}
 			if t&1023 == 0 {
-				new.rel.behind(new.lines, j)
+				new.releaseBehind(j)
 			}
 			for k < len(pi.addedAt) && pi.addedAt[k] < j {
 				k++
 			}
-			line := new.lines[j]
+			line := new.line(j)
 			if k < len(pi.addedAt) && pi.addedAt[k] == j || !want(line) {
 				continue
 			}
@@ -234,16 +225,21 @@ const (
 	pairHard                    // its key is known only from its parsed step
 )
 
-// pairSide is one journal of PlanPair: the text, line number and key of
-// each line that is neither blank nor a comment.
+// pairSide is one journal of PlanPair: the text, and the place, line
+// number and key of each line that is neither blank nor a comment. It holds
+// no pointers but the text's: the collector need not scan its slices of
+// 100,000s of lines (scanning reads their pages before they are written,
+// and a write to a page read first costs a flush of the TLBs of all cores).
 type pairSide struct {
-	seed   maphash.Seed
-	lines  []string
-	lineNo []int32
-	// key is the hash of the line's lineKey, its lowest bit clear, or if
-	// the line is hard (lineKey cannot tell its key) the hash of the line,
-	// its lowest bit set.
-	key    []uint64
+	seed  maphash.Seed
+	text  string
+	spans []lineSpan
+	// jumps holds, for each step line after a blank or comment line, its
+	// index and line number: the lines between two jumps are numbered
+	// in a row.
+	jumps []lineJump
+	key   []uint64 // keyHash of each line, of old only
+
 	rel    pairReleaser
 	checks []int32 // the lines that may be CHECKs: they begin with CHECK
 }
@@ -253,12 +249,12 @@ type pairSide struct {
 // line, not the text: reading a released part of the text again maps it in
 // again, and not only the page read (the kernel maps pages around a fault).
 func (s *pairSide) parse(p *parser, i int) (Step, bool) {
-	s.rel.behind(s.lines, i)
-	line := s.lines[i]
+	s.releaseBehind(i)
+	line := s.line(i)
 	if s.rel.fn != nil {
 		line = strings.Clone(line)
 	}
-	return p.parseLine(int(s.lineNo[i]), line)
+	return p.parseLine(s.lineNo(i), line)
 }
 
 // pairReleaser hands the parts of a text that PlanPair is done with to the
@@ -280,18 +276,42 @@ func (r *pairReleaser) upTo(off int) {
 	}
 }
 
-// behind releases the text before lines[i], a line of it.
-func (r *pairReleaser) behind(lines []string, i int) {
-	if r.fn != nil && i < len(lines) {
-		r.upTo(int(uintptr(unsafe.Pointer(unsafe.StringData(lines[i]))) - uintptr(unsafe.Pointer(unsafe.StringData(r.text)))))
+// lineSpan is where a line is in its text: text[start:end].
+type lineSpan struct{ start, end uint32 }
+
+// lineJump is a step line whose line number is not the one after that of
+// the step line before: its index and its line number.
+type lineJump struct{ index, lineNo int32 }
+
+// lineNo returns the line number of step line i.
+func (s *pairSide) lineNo(i int) int {
+	k := sort.Search(len(s.jumps), func(k int) bool { return int(s.jumps[k].index) > i })
+	if k == 0 {
+		return i + 1
+	}
+	j := s.jumps[k-1]
+	return int(j.lineNo) + i - int(j.index)
+}
+
+// line returns step line i.
+func (s *pairSide) line(i int) string {
+	sp := s.spans[i]
+	return s.text[sp.start:sp.end]
+}
+
+// releaseBehind releases the text before step line i, if there is one.
+func (s *pairSide) releaseBehind(i int) {
+	if s.rel.fn != nil && i >= 0 && i < len(s.spans) {
+		s.rel.upTo(int(s.spans[i].start))
 	}
 }
 
-// split finds the step lines of text; false if one is an INCLUDE (or may
-// be: any line whose first word begins with INCLUDE), or if a blank or
-// comment line has an error (a '\r', invalid UTF-8), which PlanPair would
-// not see otherwise.
-func (s *pairSide) split(text string) bool {
+// split finds the step lines of text, and their keys if keys is set;
+// false if one is an INCLUDE (or may be: any line whose first word begins
+// with INCLUDE), or if a blank or comment line has an error (a '\r',
+// invalid UTF-8), which PlanPair would not see otherwise.
+func (s *pairSide) split(keys bool) bool {
+	text := s.text
 	// Room for the lines as many as the first 64 KiB promise, and a
 	// little more: counting them all would read the text once more.
 	sample := text[:min(len(text), 1<<16)]
@@ -299,17 +319,25 @@ func (s *pairSide) split(text string) bool {
 	if len(sample) > 0 {
 		n += int(float64(len(text)) * 1.05 * float64(strings.Count(sample, "\n")+1) / float64(len(sample)))
 	}
-	s.lines = make([]string, 0, n)
-	s.lineNo = make([]int32, 0, n)
-	s.key = make([]uint64, 0, n)
-	lineNo := int32(0)
-	for len(text) > 0 {
+	s.spans = make([]lineSpan, 0, n)
+	if keys {
+		s.key = make([]uint64, 0, n)
+	}
+	lineNo, nextNo := int32(0), int32(1) // nextNo: the number of a step line after the last
+	for start := 0; start < len(text); {
 		lineNo++
 		if lineNo&1023 == 0 {
-			s.rel.upTo(len(s.rel.text) - len(text))
+			s.rel.upTo(start)
 		}
-		var line string
-		line, text = cutLine(text)
+		end := len(text)
+		next := end
+		if i := strings.IndexByte(text[start:], '\n'); i >= 0 {
+			end = start + i
+			next = end + 1
+		}
+		line := text[start:end]
+		sp := lineSpan{uint32(start), uint32(end)}
+		start = next
 		t := trimSpace(line)
 		if t == "" || t[0] == '#' {
 			// Not a step, but parse checks every line for these.
@@ -322,17 +350,28 @@ func (s *pairSide) split(text string) bool {
 			return false
 		}
 		if strings.HasPrefix(t, OpCheck) {
-			s.checks = append(s.checks, int32(len(s.lines)))
+			s.checks = append(s.checks, int32(len(s.spans)))
 		}
-		s.lines = append(s.lines, line)
-		s.lineNo = append(s.lineNo, lineNo)
-		if key, ok := lineKey(line); ok {
-			s.key = append(s.key, maphash.String(s.seed, key)&^1)
-		} else {
-			s.key = append(s.key, maphash.String(s.seed, line)|1)
+		if lineNo != nextNo {
+			s.jumps = append(s.jumps, lineJump{int32(len(s.spans)), lineNo})
+		}
+		nextNo = lineNo + 1
+		s.spans = append(s.spans, sp)
+		if keys {
+			s.key = append(s.key, keyHash(s.seed, line))
 		}
 	}
 	return true
+}
+
+// keyHash returns the hash of the lineKey of line, its lowest bit clear,
+// or if the line is hard (lineKey cannot tell its key) the hash of the
+// line, its lowest bit set.
+func keyHash(seed maphash.Seed, line string) uint64 {
+	if key, ok := lineKey(line); ok {
+		return maphash.String(seed, key) &^ 1
+	}
+	return maphash.String(seed, line) | 1
 }
 
 // trimSpace drops the white space (as the tokenizer sees it) that begins
@@ -356,21 +395,164 @@ func trimSpace(line string) string {
 type pairInterner struct {
 	seed  maphash.Seed
 	n     int // lines of old
-	lines [2][]string
+	sides [2]*pairSide
 	slots []ldSlot // tag, and the id of the first text + 1
 	used  int
-	other map[string]int32 // the other texts of shared keys, copied
+	// newPos holds the position in new of the first line of each text of
+	// new only, by id - n.
+	newPos []int32
+	other  map[string]int32 // the other texts of shared keys, copied
+}
+
+// intern gives the lines of old and of new their ids (a and b), and the
+// flags of each id. Each file is split on its own core; then one core
+// enters the lines of old in the table while the other pairs the lines of
+// new with the lines of old of the same text (pairLines); last, the lines
+// of new left unpaired are looked up. Only those and the lines of old need
+// a key: a paired line's id is its twin's. false if split finds a file
+// PlanPair cannot do.
+func (in *pairInterner) intern(old, new *pairSide) (a, b []int32, flags []uint8, ok bool) {
+	oldSplit, newSplit, oldDone := make(chan bool, 1), make(chan bool, 1), make(chan bool, 1)
+	go func() {
+		ok := old.split(true)
+		oldSplit <- ok
+		if ok = <-newSplit && ok; !ok {
+			oldDone <- false
+			return
+		}
+		n, m := len(old.spans), len(new.spans)
+		in.init(n, n, old, new)
+		flags = writable(make([]uint8, n+m)) // by id; n + the texts of new only at most
+		a = make([]int32, n)
+		for i := range n {
+			id := in.id(int32(i), old.key[i], flags)
+			flags[id] |= pairInOld
+			a[i] = id
+		}
+		old.key = nil
+		oldDone <- true
+	}()
+	ok = new.split(false)
+	newSplit <- ok
+	if ok = <-oldSplit && ok; !ok {
+		<-oldDone
+		return nil, nil, nil, false
+	}
+	n, m := len(old.spans), len(new.spans)
+	if n+m >= math.MaxInt32 {
+		<-oldDone
+		return nil, nil, nil, false
+	}
+	twin := pairLines(old, new)
+	<-oldDone
+	b = twin // each id in place of the twin it comes from
+	// The lines left unpaired, and the lines of old of the same key, are
+	// read again: scattered reads map in most pages of a text (the
+	// kernel maps pages around a fault), so the parts behind are
+	// released again.
+	old.rel.done, new.rel.done = 0, 0
+	behind := 0 // a twin of old behind the lines read
+	for j, i := range twin {
+		if j&1023 == 0 {
+			new.releaseBehind(j)
+			old.releaseBehind(behind - pairWindow)
+		}
+		var id int32
+		if i >= 0 {
+			id, behind = a[i], int(i)
+		} else {
+			id = in.id(int32(n+j), keyHash(in.seed, new.line(j)), flags)
+		}
+		flags[id] |= pairInNew
+		b[j] = id
+	}
+	return a, b, flags, true
+}
+
+// pairWindow is how far from where it expects it pairLines looks for the
+// twin of a line: past a run of that many removed lines, the lines of new
+// are looked up in the table.
+const pairWindow = 32
+
+// pairLines returns, for each line of new, the position of a line of old
+// of the same text, or -1 if it finds none. It expects the twin of a line
+// after the twin of the line before, and looks a little around there: the
+// lines of new are mostly those of old, in the same order. A line it does
+// not pair is looked up in the table, so it need not find every twin.
+func pairLines(old, new *pairSide) []int32 {
+	n, m := len(old.spans), len(new.spans)
+	twin := make([]int32, m)
+	old.rel.done, new.rel.done = 0, 0
+	g := 0 // where the twin of line j is expected
+	for j := range m {
+		if j&1023 == 0 {
+			new.releaseBehind(j)
+			old.releaseBehind(min(g, n-1) - pairWindow)
+		}
+		line := new.line(j)
+		twin[j] = -1
+		if g < n && old.line(g) == line {
+			twin[j] = int32(g)
+			g++
+			continue
+		}
+		for d := 1; d <= pairWindow; d++ {
+			if i := g + d; i < n && old.line(i) == line {
+				twin[j], g = int32(i), i+1
+				break
+			}
+			if i := g - d; i >= 0 && old.line(i) == line {
+				twin[j], g = int32(i), i+1
+				break
+			}
+		}
+	}
+	return twin
 }
 
 // init sizes the table for n distinct keys at a load of 1/2.
-func (in *pairInterner) init(n, nOld int, old, new []string) {
+func (in *pairInterner) init(n, nOld int, old, new *pairSide) {
 	size := 16
 	for size < 2*n {
 		size *= 2
 	}
-	in.slots = make([]ldSlot, size)
-	in.n, in.lines = nOld, [2][]string{old, new}
+	in.slots = writable(make([]ldSlot, size))
+	in.n, in.sides = nOld, [2]*pairSide{old, new}
 	in.other = map[string]int32{}
+}
+
+// writable writes zeros over s and returns it. A large new slice is
+// memory the kernel has not given yet; the first read of a page maps the
+// shared page of zeros, and the write after it (a table's entries are
+// read before they are written) costs a second fault and a flush of the
+// TLBs of every core the process runs on. Written first, each page costs
+// one fault.
+func writable[T any](s []T) []T {
+	clear(s)
+	return s
+}
+
+// ids returns how many ids the interner gave: they are below it.
+func (in *pairInterner) ids() int { return in.n + len(in.newPos) }
+
+// pos returns the position of the first line of the text of id.
+func (in *pairInterner) pos(id int32) int32 {
+	if int(id) < in.n {
+		return id
+	}
+	return int32(in.n) + in.newPos[int(id)-in.n]
+}
+
+// text returns the text of id.
+func (in *pairInterner) text(id int32) string { return in.line(in.pos(id)) }
+
+// newID returns the id of a text first seen at position p.
+func (in *pairInterner) newID(p int32) int32 {
+	if int(p) < in.n {
+		return p
+	}
+	in.newPos = append(in.newPos, p-int32(in.n))
+	return int32(in.n + len(in.newPos) - 1)
 }
 
 func (in *pairInterner) hash(key string) uint64 { return maphash.String(in.seed, key) &^ 1 }
@@ -378,16 +560,18 @@ func (in *pairInterner) hash(key string) uint64 { return maphash.String(in.seed,
 // line returns the line at position p.
 func (in *pairInterner) line(p int32) string {
 	if int(p) < in.n {
-		return in.lines[0][p]
+		return in.sides[0].line(int(p))
 	}
-	return in.lines[1][int(p)-in.n]
+	return in.sides[1].line(int(p) - in.n)
 }
 
 // slot is where the probe for tag starts.
 func (in *pairInterner) slot(tag uint32) uint64 { return uint64(tag) & uint64(len(in.slots)-1) }
 
 // id returns the id of the line at position p, whose key (pairSide.key) is
-// h, and marks the texts it shares a key with.
+// h, and marks the texts it shares a key with. The id of a text is the
+// position of its first line if that is in old, else the number of texts
+// of new only before it, after n: the ids of the diff are dense.
 func (in *pairInterner) id(p int32, h uint64, flags []uint8) int32 {
 	line := in.line(p)
 	tag := uint32(h >> 32)
@@ -395,20 +579,21 @@ func (in *pairInterner) id(p int32, h uint64, flags []uint8) int32 {
 	for i := in.slot(tag); ; i = (i + 1) & mask {
 		sl := in.slots[i]
 		if sl.id == 0 {
-			in.slots[i] = ldSlot{tag, uint32(p) + 1}
+			id := in.newID(p)
+			in.slots[i] = ldSlot{tag, uint32(id) + 1}
 			if in.used++; 2*in.used > len(in.slots) {
 				in.grow()
 			}
 			if h&1 != 0 {
-				flags[p] |= pairHard | pairCanon
+				flags[id] |= pairHard | pairCanon
 			}
-			return p
+			return id
 		}
 		if sl.tag != tag {
 			continue
 		}
 		first := int32(sl.id - 1)
-		if in.line(first) == line {
+		if in.text(first) == line {
 			return first
 		}
 		flags[first] |= pairCanon
@@ -417,12 +602,13 @@ func (in *pairInterner) id(p int32, h uint64, flags []uint8) int32 {
 		}
 		// A copy: the map reads its keys again as it grows, which would
 		// bring back the pages of released text.
-		in.other[strings.Clone(line)] = p
-		flags[p] |= pairCanon
+		id := in.newID(p)
+		in.other[strings.Clone(line)] = id
+		flags[id] |= pairCanon
 		if h&1 != 0 {
-			flags[p] |= pairHard
+			flags[id] |= pairHard
 		}
-		return p
+		return id
 	}
 }
 
