@@ -39,10 +39,12 @@ import (
 // them, and then they must not change while the plan is in use.
 //
 // release, if not nil, is called with parts of the texts that PlanPair has
-// read through and will read again only for the lines it parses: a caller
-// that holds the texts in file mappings can drop their pages
-// (madvise MADV_DONTNEED), so that two large files need not be in memory
-// whole. The parts must stay readable.
+// read through in one pass; the next pass reads them again (pairing the
+// lines reads both texts whole once more after cutting them into lines),
+// and the last ones only for the lines they parse. A caller that holds the
+// texts in file mappings can drop their pages (madvise MADV_DONTNEED), so
+// that two large files need not be in memory whole. The parts must stay
+// readable, and release may be called from two goroutines at once.
 func PlanPair(oldFile, oldText, newFile, newText string, release func(text string)) (plan *Plan, ok bool) {
 	if len(oldText) >= math.MaxInt32 || len(newText) >= math.MaxInt32 {
 		return nil, false
