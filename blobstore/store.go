@@ -313,15 +313,19 @@ func mapFile(name string) ([]byte, error) {
 	return data, nil
 }
 
+// appendRec appends an index record to dst. The record is made in dst's
+// own bytes: a local array would be moved to the heap (crc32 reads it
+// through a function value), 64 bytes of garbage a record.
 func appendRec(dst []byte, kind byte, key blobKey, loc blobLoc) []byte {
-	var r [recSize]byte
+	dst = append(dst, make([]byte, recSize)...)
+	r := dst[len(dst)-recSize:]
 	r[0] = kind
 	binary.LittleEndian.PutUint32(r[4:], loc.pack)
 	binary.LittleEndian.PutUint64(r[8:], uint64(loc.off))
 	binary.LittleEndian.PutUint32(r[16:], loc.size)
 	copy(r[20:52], key[:])
 	binary.LittleEndian.PutUint32(r[52:], crc32.Checksum(r[:52], crcTable()))
-	return append(dst, r[:]...)
+	return dst
 }
 
 // writer opens the index and a pack for appending, the first time this
@@ -869,29 +873,57 @@ func (b *Store) Sync() error {
 		}
 	}
 	if len(b.pending) > 0 {
-		w := b.w // set: something was packed
-		buf := make([]byte, 0, len(b.pending)*recSize)
-		b.mu.RLock()
-		for _, p := range b.pending {
-			if loc, ok := b.idx.get(p.key); ok && loc == p.loc { // not forgotten meanwhile
-				buf = appendRec(buf, recBlob, p.key, p.loc)
-			}
+		if err := b.appendPending(); err != nil {
+			return err
 		}
-		b.mu.RUnlock()
-		if _, err := w.index.Write(buf); err != nil {
-			w.index.Truncate(w.idxSize)
-			return fmt.Errorf("blob store: %w", err)
-		}
-		w.idxSize += int64(len(buf))
 	}
 	if b.w != nil && (len(b.pending) > 0 || b.newFiles) {
 		if err := b.w.index.Sync(); err != nil {
 			return fmt.Errorf("blob store: %w", err)
 		}
 	}
-	b.pending = b.pending[:0]
+	if cap(b.pending) > syncChunk/recSize {
+		b.pending = nil // thousands of blobs put at once (a cold apply): let the records go
+	} else {
+		b.pending = b.pending[:0]
+	}
 	clear(b.dirtyPacks)
 	b.looseDirty, b.newFiles, b.createdDir = false, false, false
+	return nil
+}
+
+// syncChunk bounds the bytes of index records Sync writes at once: the
+// records of 10,000 blobs put by a cold apply were one buffer of 560 KB,
+// at its peak of memory.
+const syncChunk = 64 << 10
+
+// appendPending appends the index records of the pending blobs (those not
+// forgotten meanwhile) to the index, syncChunk bytes a write; if a write
+// fails, the index is cut back to where it ended. b.wmu must be held, and
+// something packed (b.w set).
+func (b *Store) appendPending() error {
+	w := b.w
+	per := syncChunk / recSize
+	buf := make([]byte, 0, min(len(b.pending), per)*recSize)
+	written := int64(0)
+	for pending := b.pending; len(pending) > 0; {
+		n := min(len(pending), per)
+		buf = buf[:0]
+		b.mu.RLock()
+		for _, p := range pending[:n] {
+			if loc, ok := b.idx.get(p.key); ok && loc == p.loc { // not forgotten meanwhile
+				buf = appendRec(buf, recBlob, p.key, p.loc)
+			}
+		}
+		b.mu.RUnlock()
+		pending = pending[n:]
+		if _, err := w.index.Write(buf); err != nil {
+			w.index.Truncate(w.idxSize)
+			return fmt.Errorf("blob store: %w", err)
+		}
+		written += int64(len(buf))
+	}
+	w.idxSize += written
 	return nil
 }
 

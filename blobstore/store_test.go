@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -772,5 +773,47 @@ func TestPutFileNotRegular(t *testing.T) {
 	sf := listStore(t, filepath.Join(dir, "blobs"))
 	if len(sf.loose) > 0 || len(sf.temps) > 0 {
 		t.Errorf("something was stored: %+v", sf)
+	}
+}
+
+// TestSyncManyBlobs: the records of thousands of blobs put at once (a
+// cold apply's) are appended to the index a chunk at a time, not in one
+// buffer the size of them all, and let go once written; every blob is in
+// the index that the next Open reads.
+func TestSyncManyBlobs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blobs")
+	b := openTestBlobs(t, dir)
+	const n = 3000 // more than two chunks of records
+	var all [][]byte
+	for i := range n {
+		data := []byte(fmt.Sprintf("blob %d", i))
+		all = append(all, data)
+		if err := b.PutBlob(blobSum(data), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2*syncChunk {
+		t.Errorf("Sync of %d blobs allocated %d bytes, want at most %d (a chunk of records)", n, got, 2*syncChunk)
+	}
+	if b.pending != nil {
+		t.Errorf("Sync kept room for %d pending records", cap(b.pending))
+	}
+	mustClose(t, b)
+	fi, err := os.Stat(filepath.Join(dir, indexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(indexMagic) + n*recSize); fi.Size() != want {
+		t.Errorf("index of %d bytes, want %d: the magic and %d records", fi.Size(), want, n)
+	}
+	b = openTestBlobs(t, dir)
+	for _, data := range all {
+		wantBlob(t, b, data)
 	}
 }

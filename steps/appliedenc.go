@@ -22,7 +22,10 @@ var (
 // encodeApplied writes the JSON of a, the same bytes as json.Marshal(a),
 // one step and one original image at a time: the state of a large journal
 // (some 2 MB for 10,000 files) is never held whole in memory, at the end
-// of a move, when the move's images are still there too.
+// of a move, when the move's images are still there too. The images of
+// an Applied that holds them encoded (read from the state directory, or
+// committed: Applied.lazy) are written as they are, or, once decoded, as
+// json.Marshal writes the map of them.
 //
 // The fields around the two lists are encoded by json.Marshal of a copy
 // without them; in its output the text `"steps":null,"originals":null`
@@ -31,7 +34,7 @@ var (
 // them, by their bytes.
 func encodeApplied(w io.Writer, a *Applied) error {
 	head := *a
-	head.Steps, head.Originals = nil, nil
+	head.Steps, head.Originals, head.lazy = nil, nil, nil
 	data, err := json.Marshal(&head)
 	if err != nil {
 		return err
@@ -56,28 +59,45 @@ func encodeApplied(w io.Writer, a *Applied) error {
 		ew.write([]byte{']'})
 	}
 	ew.write([]byte(`,"originals":`))
-	if a.Originals == nil {
+	images, raw := a.Originals, json.RawMessage(nil)
+	if l := a.lazy; l != nil {
+		l.mu.Lock()
+		images, raw = l.m, l.raw
+		l.mu.Unlock()
+	}
+	switch {
+	case raw != nil:
+		ew.write(raw)
+	case images == nil:
 		ew.write([]byte("null"))
-	} else {
-		ids := make([]string, 0, len(a.Originals))
-		for id := range a.Originals {
+	default:
+		ids := make([]string, 0, len(images))
+		for id := range images {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
-		ew.write([]byte{'{'})
-		for i, id := range ids {
-			if i > 0 {
-				ew.write(comma)
-			}
-			ew.marshal(&ids[i])
-			ew.write(colon)
-			ew.img = a.Originals[id]
-			ew.marshal(&ew.img)
-		}
-		ew.write([]byte{'}'})
+		ew.originals(len(ids), func(i int) (string, Image) { return ids[i], images[ids[i]] })
 	}
 	ew.write(after)
 	return ew.err
+}
+
+// originals writes the JSON object of n original images, the ith's
+// identity and image those that original returns, as json.Marshal writes
+// a map of them when the identities come sorted.
+func (e *errWriter) originals(n int, original func(i int) (id string, img Image)) {
+	e.write([]byte{'{'})
+	for i := range n {
+		if i > 0 {
+			e.write(comma)
+		}
+		e.id, e.img = original(i)
+		e.marshal(&e.id)
+		e.write(colon)
+		e.marshal(&e.img)
+	}
+	e.write([]byte{'}'})
+	e.id, e.img = "", Image{}
 }
 
 // errWriter writes until the first error, which it keeps.
@@ -85,7 +105,10 @@ type errWriter struct {
 	w   io.Writer
 	err error
 	enc *json.Encoder
-	img Image // the original being encoded (a map's value is no variable)
+	// id and img are the original being encoded: variables of their own,
+	// which marshal's argument can point to without one made a value.
+	id  string
+	img Image
 }
 
 func (e *errWriter) write(p []byte) {

@@ -1,7 +1,9 @@
 package steps
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -597,9 +599,9 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 				continue
 			}
 			queued[sum] = true
-			j := blobJob{step: s, fsys: m.Blobs, name: sum, file: filepath.Join(m.BlobsName, sum), sum: sum}
+			j := blobJob{step: s, fsys: m.Blobs, name: sum, dir: m.BlobsName, sum: sum}
 			if src := s.Args[0]; src != "-" {
-				j.fsys, j.name, j.file = m.Source, path.Clean(src), filepath.Join(m.SourceName, filepath.FromSlash(src))
+				j.fsys, j.name, j.dir = m.Source, path.Clean(src), m.SourceName
 			}
 			work = append(work, j)
 		}
@@ -612,15 +614,21 @@ func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 	return nil
 }
 
-// blobJob is a COPY input to keep: the file name of fsys, named file in
-// messages.
+// blobJob is a COPY input to keep: the file name of fsys, named in
+// messages by its path in dir (the directory fsys is, as the move names
+// it).
 type blobJob struct {
 	step *journal.Step
 	fsys fs.FS
 	name string
-	file string
+	dir  string
 	sum  string
 }
+
+// file names the input in messages. It is made when needed, not kept with
+// the job: a cold apply of 10,000 files held 0.5 MB of such names at the
+// largest live heap of its move.
+func (j *blobJob) file() string { return filepath.Join(j.dir, filepath.FromSlash(j.name)) }
 
 // ingest copies COPY sources into the blob store, checking their sha256,
 // several at a time.
@@ -628,7 +636,7 @@ func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
 	errs := make([]error, len(work))
 	parallel(len(work), func(i int) {
 		j := work[i]
-		if _, err := putInput(sink, j.fsys, j.name, j.file, j.sum); err != nil {
+		if _, err := putInput(sink, j.fsys, j.name, j.file(), j.sum); err != nil {
 			errs[i] = err
 		}
 	})
@@ -637,7 +645,7 @@ func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
 	for i, err := range errs {
 		if err != nil {
 			s := work[i].step
-			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: %s", s.Args[0], blame(err, work[i].file, store))})
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: %s", s.Args[0], blame(err, work[i].file(), store))})
 		}
 	}
 	return out
@@ -736,8 +744,8 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 				a.observe(b.event(ex), func() error { return err })
 				return b.ran, a.fail(ctx, log, b.done, err)
 			}
-			ex.undo = &img
-			ex.kept = a.keptBefore(op, &img)
+			ex.undo = b.keepUndo(img)
+			ex.kept = a.keptBefore(op, ex.undo)
 		}
 		log.add(&intentRecord{T: "op", I: len(b.done) + len(b.pending), Action: op.Action.String(), Step: op.Step.Canonical(), At: op.Step.Pos.String(), Undo: ex.undo})
 		b.pending = append(b.pending, ex)
@@ -765,7 +773,13 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		return b.ran, a.fail(ctx, log, b.done, err)
 	}
 	next.Time = time.Now().UTC()
-	next.Originals = a.nextOriginals(b.done, steps)
+	originals, err := a.nextOriginals(b.done, steps)
+	if err != nil {
+		return b.ran, a.fail(ctx, log, b.done, fmt.Errorf("state: encoding the original images: %w", err))
+	}
+	// As in an Applied read from the state directory, the images stay
+	// encoded; they are valid JSON of them, just encoded.
+	next.lazy = &lazyImages{name: filepath.Join(a.st.dir, appliedFile), raw: originals, checked: true}
 	next.Kept = a.nextKept(b.done, next)
 	if err := a.st.commit(next); err != nil {
 		return b.ran, a.fail(ctx, log, b.done, err)
@@ -813,6 +827,28 @@ type batch struct {
 	view     *view                  // the directories the run of path ops has seen
 	done     []executed             // every op that ran or may have run, in order
 	ran      int
+	lastUndo *Image // the undo image keepUndo kept last
+}
+
+// keepUndo returns the undo image to keep for img, the image an op just
+// took: the one kept for the op before when both only say that the object
+// is absent, from one Place (so the new objects of a directory share one
+// image, where a cold apply of 10,000 files kept 10,000 of them, 2 MB to
+// the end of the move), else img, its Place shared with that image's when
+// they are equal. An image is never changed once taken: several ops may
+// point to one.
+func (b *batch) keepUndo(img Image) *Image {
+	last := b.lastUndo
+	if last != nil && img.Place != nil && last.Place != nil && *img.Place == *last.Place {
+		img.Place = last.Place
+		if img.absentOnly() && last.absentOnly() {
+			return last
+		}
+	}
+	kept := new(Image) // not &img, which would move every img to the heap
+	*kept = img
+	b.lastUndo = kept
+	return kept
 }
 
 // event describes an op of the move for the observer.
@@ -1095,35 +1131,77 @@ func (a *Applier) syncAll() error {
 	return a.st.blobs.Sync()
 }
 
-// nextOriginals keeps the original image of every identity still managed,
-// and adds the undo image of every identity this move managed for the first
-// time: its state before cairn touched it.
-func (a *Applier) nextOriginals(done []executed, steps []journal.Step) map[string]Image {
-	managed := make(map[string]bool, len(steps))
+// nextOriginals returns the original images of the next applied journal,
+// encoded as json.Marshal encodes the map of them: the original image of
+// every identity still managed, and the undo image of every identity this
+// move managed for the first time (its state before cairn touched it).
+// The images are not copied into a map first: at the commit of a cold
+// apply of 10,000 files, its peak of memory, that map was 2.4 MB, and the
+// images encoded are a fifth of it; they stay as the committed journal's
+// (Applied.Images decodes them if a later move of this Applier reads them).
+func (a *Applier) nextOriginals(done []executed, steps []journal.Step) (json.RawMessage, error) {
+	// An original to write: the applied journal's image of id, or the
+	// undo image of this move's first op on id; none yet, nothing.
+	type original struct {
+		id      string
+		undo    *Image
+		applied bool
+	}
+	originals := make([]original, 0, len(steps))
+	index := make(map[string]int, len(steps)) // id → its place in originals
 	for i := range steps {
-		if id := steps[i].Identity(); id != "" {
-			managed[id] = true
+		id := steps[i].Identity()
+		if _, ok := index[id]; id != "" && !ok {
+			index[id] = len(originals)
+			originals = append(originals, original{id: id})
 		}
 	}
-	out := make(map[string]Image, len(managed))
-	for id, img := range a.st.applied.Images() {
-		if managed[id] {
-			out[id] = img
+	old := a.st.applied.Images()
+	for id := range old {
+		if i, ok := index[id]; ok {
+			originals[i].applied = true
 		}
 	}
+	var key []byte
 	for _, ex := range done {
 		if ex.undo == nil || ex.action == journal.Inverse {
 			continue
 		}
-		if id := ex.step.Identity(); managed[id] {
-			if _, ok := out[id]; !ok {
-				img := *ex.undo
-				img.Place = nil // where the object lived during this move only
-				out[id] = img
-			}
+		key = appendIdentity(key[:0], ex.step)
+		if i, ok := index[string(key)]; ok && !originals[i].applied && originals[i].undo == nil {
+			originals[i].undo = ex.undo
 		}
 	}
-	return out
+	index = nil
+	originals = slices.DeleteFunc(originals, func(o original) bool { return !o.applied && o.undo == nil })
+	slices.SortFunc(originals, func(x, y original) int { return strings.Compare(x.id, y.id) })
+	size := 2
+	for _, o := range originals {
+		size += len(o.id) + len(`"":{"absent":true},`)
+	}
+	var buf bytes.Buffer
+	buf.Grow(size) // exact for images of absent objects, as a cold apply's are
+	ew := &errWriter{w: &buf}
+	ew.originals(len(originals), func(i int) (string, Image) {
+		o := originals[i]
+		if o.applied {
+			return o.id, old[o.id]
+		}
+		img := *o.undo
+		img.Place = nil // where the object lived during this move only
+		return o.id, img
+	})
+	return buf.Bytes(), ew.err
+}
+
+// appendIdentity appends s.Identity() to b: a key to look an identity up
+// with, where Identity makes a string.
+func appendIdentity(b []byte, s *journal.Step) []byte {
+	sig := s.Signature()
+	if sig == nil || sig.Family == "" {
+		return b
+	}
+	return append(append(append(b, sig.Family...), ':'), s.Args[sig.IdentityArg]...)
 }
 
 // sameDevice reports whether two paths lie on one file system.

@@ -4,13 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
@@ -89,6 +93,61 @@ func benchApply(b *testing.B, phase string, root *rootfs.Root, stateDir, source 
 	return res
 }
 
+// peakHeap names the file where BenchmarkApplyCold10k writes the heap
+// profile of the largest live heap of its timed moves:
+//
+//	go test ./steps -run '^$' -bench ApplyCold10k -benchtime 1x -memprofilerate 1 -peakheap peak.heap
+//	go tool pprof -sample_index=inuse_space -top peak.heap
+var peakHeap = flag.String("peakheap", "", "BenchmarkApplyCold10k: write the heap profile at the largest live heap of a move to `file`")
+
+// watchPeakHeap writes the heap profile to file each time the live heap
+// after a collection is the largest yet by 5%, until stop is called. A
+// profile's in-use figures are those of a collection one or two cycles
+// back, so it runs one first (as net/http/pprof's ?gc=1 does), and takes
+// the live heap it leaves as the peak. It looks every millisecond, and
+// the collections and profiles it adds cost time: it is for finding what
+// is live, not for timing.
+func watchPeakHeap(b *testing.B, file string) (stop func()) {
+	b.Helper()
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var peak uint64
+		for {
+			metrics.Read(live)
+			if v := live[0].Value.Uint64(); v > peak+peak/20 {
+				runtime.GC()
+				if err := writeHeapProfile(file); err != nil {
+					b.Error(err)
+					return
+				}
+				metrics.Read(live)
+				peak = max(peak, live[0].Value.Uint64())
+			}
+			select {
+			case <-done:
+				b.Logf("peak live heap %.1f MiB: %s", float64(peak)/(1<<20), file)
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+func writeHeapProfile(file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 func reportFiles(b *testing.B, n int) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "files/s")
 }
@@ -96,7 +155,8 @@ func reportFiles(b *testing.B, n int) {
 // BenchmarkApplyCold10k applies the journal of 10,000 files to an empty root
 // with a new state directory: Open, Apply (blob ingest, images, intent log,
 // the writes, syncfs, commit) and Close. Making and removing the trees is
-// not timed.
+// not timed. With -peakheap FILE, FILE is the heap profile of the largest
+// live heap (watchPeakHeap).
 func BenchmarkApplyCold10k(b *testing.B) {
 	tmp := b.TempDir()
 	src := filepath.Join(tmp, "src")
@@ -104,6 +164,9 @@ func BenchmarkApplyCold10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	js := benchSource(b, src, benchFiles)
+	if *peakHeap != "" {
+		defer watchPeakHeap(b, *peakHeap)()
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()

@@ -43,3 +43,10 @@ type Image struct {
 	// intent log): an original image has none.
 	Place *Place `json:"place,omitempty"`
 }
+
+// absentOnly reports whether img says only that its object is absent (and
+// where, its Place): every other field is zero.
+func (img *Image) absentOnly() bool {
+	return img.Absent && img.Type == "" && img.Mode == 0 && img.UID == 0 && img.GID == 0 && img.Size == 0 &&
+		img.Blob == "" && img.Target == "" && img.Mtime.IsZero() && img.Xattrs == nil && img.Data == nil
+}

@@ -51,9 +51,10 @@ type Applied struct {
 	Group      string        `json:"group,omitempty"`   // the host group it was compiled for
 	Steps      []AppliedStep `json:"steps"`
 	// Originals is the original image of every managed identity. In an
-	// Applied read from the state directory it is nil, and the images stay
-	// encoded until a move asks for them ([Applied.Images]): at rest, on a
-	// large host, they were megabytes of the agent's memory.
+	// Applied read from the state directory or committed by a move it is
+	// nil, and the images stay encoded until a move asks for them
+	// ([Applied.Images]): at rest, on a large host, they were megabytes of
+	// the agent's memory, and at the commit of a cold apply its peak.
 	Originals map[string]Image `json:"originals"`
 	// Kept is the content that moves replaced after someone edited it by
 	// hand, oldest first; its blobs stay in the store.
