@@ -130,12 +130,13 @@ func plainCommand(f reflect.StructField) bool {
 	return f.Type.Kind() == reflect.Struct && oneWord(f.Name)
 }
 
-// oneWord is whether a field name is one word (a capital, then no other):
-// kong's default namer turns it into its lower case alone.
+// oneWord is whether a field name is one word (a capital, then small
+// letters): kong's default namer turns it into its lower case alone. A
+// digit starts a word of its own for the namer: Ec2 is "ec-2".
 func oneWord(name string) bool {
 	for i, r := range name {
 		upper := 'A' <= r && r <= 'Z'
-		if upper != (i == 0) || !(upper || 'a' <= r && r <= 'z' || '0' <= r && r <= '9') {
+		if upper != (i == 0) || !(upper || 'a' <= r && r <= 'z') {
 			return false
 		}
 	}

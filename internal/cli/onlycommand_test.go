@@ -203,3 +203,39 @@ func BenchmarkParser(b *testing.B) {
 		})
 	}
 }
+
+// digitCommands is a command tree whose command names have digits, which
+// kong's namer splits off with a dash: Ec2 is "ec-2", not "ec2".
+type digitCommands struct {
+	Ec2   ec2Cmd   `cmd:""`
+	Other otherCmd `cmd:""`
+}
+
+type (
+	ec2Cmd   struct{}
+	otherCmd struct{}
+)
+
+// TestPickCommandAsKongNames: pickCommand picks a command for a word only
+// when kong names that command the word, for names with digits too;
+// otherwise it would prune the siblings that kong's "did you mean" lists
+// for the word it does not know.
+func TestPickCommandAsKongNames(t *testing.T) {
+	var c digitCommands
+	parser, err := kong.New(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[digitCommands]()
+	for _, word := range []string{"ec2", "ec-2", "other"} {
+		chosen, _ := pickCommand(typ, word)
+		if chosen == nil {
+			continue
+		}
+		for _, n := range parser.Model.Children {
+			if n.Target.Type() == chosen && n.Name != word {
+				t.Errorf("pickCommand picks for %q the command kong names %q", word, n.Name)
+			}
+		}
+	}
+}
