@@ -239,3 +239,38 @@ func TestPickCommandAsKongNames(t *testing.T) {
 		}
 	}
 }
+
+// unnamedCommands is a command tree whose journal command has a struct
+// type without a name, as is its apply's, which has a flag --check.
+type unnamedCommands struct {
+	Journal struct {
+		Apply struct {
+			Check bool
+		} `cmd:""`
+		Check struct{} `cmd:""`
+	} `cmd:""`
+	Version struct{} `cmd:""`
+}
+
+// TestOnlyCommandUnnamedTypes: a command tree of struct types without a
+// name parses alike pruned and whole: kong tells fields apart by
+// "Type.Field", and the pattern that left out journal's command Check, had
+// it been ".Check", would have left out apply's flag --check too.
+func TestOnlyCommandUnnamedTypes(t *testing.T) {
+	args := []string{"journal", "apply", "--check"}
+	parse := func(opts ...kong.Option) string {
+		var c unnamedCommands
+		parser, err := kong.New(&c, append([]kong.Option{kong.Writers(io.Discard, io.Discard)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parser.Parse(args); err != nil {
+			return err.Error()
+		}
+		return fmt.Sprint(c.Journal.Apply.Check)
+	}
+	whole, only := parse(), parse(onlyCommandOf(reflect.TypeFor[unnamedCommands](), args))
+	if only != whole {
+		t.Errorf("%q: pruned %s, whole %s", args, only, whole)
+	}
+}
