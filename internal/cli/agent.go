@@ -203,13 +203,17 @@ func (c *agentCmd) Run(e *env) error {
 // run runs the agent, and returns the Handover that ended it, if one did,
 // with everything it opened closed, and the agent's log.
 func (c *agentCmd) run(e *env) (*agent.Handover, *slog.Logger, error) {
+	// second is the signals' kill, read before e.kill becomes kill below:
+	// read in the goroutine, it could be kill itself, which only the
+	// goroutine closes, and a second signal would then kill nothing.
+	second := e.kill
 	kill := make(chan struct{})
 	go func() {
 		select {
-		case <-e.kill:
+		case <-second:
 		case <-e.ctx.Done():
 			select {
-			case <-e.kill:
+			case <-second:
 			case <-time.After(stopDeadline):
 			}
 		}

@@ -256,8 +256,11 @@ func grepLines(text string, prefixes ...string) string {
 
 // slowMove is a configuration whose move takes a while: a file, then a
 // command that sleeps (with an undo, so that the move can be undone).
-func slowMove(marker string) string {
-	return fmt.Sprintf("file \"/srv/new\" {\n  content = \"new\"\n}\nexec \"slow\" {\n  command = \"touch %s; sleep 3\"\n  undo    = \"true\"\n}\n", marker)
+func slowMove(marker string) string { return slowMoveFor(marker, 3) }
+
+// slowMoveFor is slowMove with a step that sleeps secs seconds.
+func slowMoveFor(marker string, secs int) string {
+	return fmt.Sprintf("file \"/srv/new\" {\n  content = \"new\"\n}\nexec \"slow\" {\n  command = \"touch %s; sleep %d\"\n  undo    = \"true\"\n}\n", marker, secs)
 }
 
 // waitFile waits until name exists.
@@ -310,6 +313,33 @@ func TestAgentSIGTERMDuringMove(t *testing.T) {
 	}
 	if !strings.Contains(a.logText(), `"result":"failed"`) {
 		t.Errorf("no failed run in the log")
+	}
+}
+
+// TestAgentSecondSIGTERMKills: a second SIGTERM during a move kills the
+// step that runs at once (signals), rather than when the step ends or the
+// agent's stop deadline passes, and the move is undone.
+func TestAgentSecondSIGTERMKills(t *testing.T) {
+	r := gittest.New(t)
+	c1 := r.Commit("main", fleetFiles(1, "one\n", ""))
+	root, state := scratch(t)
+	a := startAgent(t, "--repo", r.Dir, "--host", "web-02", "--root", root, "--state", state,
+		"--allow-unsigned", "--interval", "1h", "--confirm", "0")
+	a.waitFor("the first commit", appliedIs(c1))
+	marker := filepath.Join(t.TempDir(), "started")
+	r.Commit("main", fleetFiles(1, "one\n", slowMoveFor(marker, 60)))
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFile(t, marker, 30*time.Second)
+	start := time.Now()
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(200 * time.Millisecond)
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	a.wait(90 * time.Second)
+	if took := time.Since(start); took > 10*time.Second { // half the agent's stop deadline
+		t.Errorf("agent exited %v after a second SIGTERM: the step that ran (sleep 60) was not killed", took)
+	}
+	if _, err := os.Stat(filepath.Join(root, "srv/new")); !os.IsNotExist(err) {
+		t.Errorf("srv/new after the killed move: %v; want it undone", err)
 	}
 }
 

@@ -27,8 +27,12 @@ func onlyCommand(args []string) kong.Option {
 			return kong.OptionFunc(func(*kong.Kong) error { return nil })
 		}
 	}
+	return onlyCommandOf(reflect.TypeFor[CLI](), args)
+}
+
+// onlyCommandOf is onlyCommand for the command tree of struct type t.
+func onlyCommandOf(t reflect.Type, args []string) kong.Option {
 	var ignore []string
-	t := reflect.TypeFor[CLI]()
 	for {
 		word, rest := nextWord(args)
 		chosen, others := pickCommand(t, word)
@@ -76,13 +80,16 @@ func nextWord(args []string) (word string, rest []string) {
 
 // pickCommand returns the type of the command of struct t that kong names
 // word, and the field names of t's other commands; nil when word names
-// none of them for certain: t has no commands, word is help (whose Run
-// traces the whole tree) or no command's name, or a command of t has a
-// name this cannot tell as kong does (tagged names, aliases, a default
-// command, a name of more than one word), or t has positional arguments
-// or fields that kong reads otherwise (embedded, or tagged kong:"...").
+// none of them for certain: t is no named struct type or has no commands,
+// word is help (whose Run traces the whole tree) or no command's name, or
+// a command of t has a name this cannot tell as kong does (tagged names,
+// aliases, a default command, a name of more than one word), or t has
+// positional arguments or fields that kong reads otherwise (embedded, or
+// tagged kong:"...").
 func pickCommand(t reflect.Type, word string) (chosen reflect.Type, others []string) {
-	if word == "" || word == "help" || t.Kind() != reflect.Struct {
+	if word == "" || word == "help" || t.Kind() != reflect.Struct || t.Name() == "" {
+		// kong tells the fields apart by "Type.Field": the fields of an
+		// unnamed struct type would be every unnamed struct's.
 		return nil, nil
 	}
 	for i := range t.NumField() {
@@ -130,12 +137,13 @@ func plainCommand(f reflect.StructField) bool {
 	return f.Type.Kind() == reflect.Struct && oneWord(f.Name)
 }
 
-// oneWord is whether a field name is one word (a capital, then no other):
-// kong's default namer turns it into its lower case alone.
+// oneWord is whether a field name is one word (a capital, then small
+// letters): kong's default namer turns it into its lower case alone. A
+// digit starts a word of its own for the namer: Ec2 is "ec-2".
 func oneWord(name string) bool {
 	for i, r := range name {
 		upper := 'A' <= r && r <= 'Z'
-		if upper != (i == 0) || !(upper || 'a' <= r && r <= 'z' || '0' <= r && r <= '9') {
+		if upper != (i == 0) || !(upper || 'a' <= r && r <= 'z') {
 			return false
 		}
 	}

@@ -203,3 +203,74 @@ func BenchmarkParser(b *testing.B) {
 		})
 	}
 }
+
+// digitCommands is a command tree whose command names have digits, which
+// kong's namer splits off with a dash: Ec2 is "ec-2", not "ec2".
+type digitCommands struct {
+	Ec2   ec2Cmd   `cmd:""`
+	Other otherCmd `cmd:""`
+}
+
+type (
+	ec2Cmd   struct{}
+	otherCmd struct{}
+)
+
+// TestPickCommandAsKongNames: pickCommand picks a command for a word only
+// when kong names that command the word, for names with digits too;
+// otherwise it would prune the siblings that kong's "did you mean" lists
+// for the word it does not know.
+func TestPickCommandAsKongNames(t *testing.T) {
+	var c digitCommands
+	parser, err := kong.New(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[digitCommands]()
+	for _, word := range []string{"ec2", "ec-2", "other"} {
+		chosen, _ := pickCommand(typ, word)
+		if chosen == nil {
+			continue
+		}
+		for _, n := range parser.Model.Children {
+			if n.Target.Type() == chosen && n.Name != word {
+				t.Errorf("pickCommand picks for %q the command kong names %q", word, n.Name)
+			}
+		}
+	}
+}
+
+// unnamedCommands is a command tree whose journal command has a struct
+// type without a name, as is its apply's, which has a flag --check.
+type unnamedCommands struct {
+	Journal struct {
+		Apply struct {
+			Check bool
+		} `cmd:""`
+		Check struct{} `cmd:""`
+	} `cmd:""`
+	Version struct{} `cmd:""`
+}
+
+// TestOnlyCommandUnnamedTypes: a command tree of struct types without a
+// name parses alike pruned and whole: kong tells fields apart by
+// "Type.Field", and the pattern that left out journal's command Check, had
+// it been ".Check", would have left out apply's flag --check too.
+func TestOnlyCommandUnnamedTypes(t *testing.T) {
+	args := []string{"journal", "apply", "--check"}
+	parse := func(opts ...kong.Option) string {
+		var c unnamedCommands
+		parser, err := kong.New(&c, append([]kong.Option{kong.Writers(io.Discard, io.Discard)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parser.Parse(args); err != nil {
+			return err.Error()
+		}
+		return fmt.Sprint(c.Journal.Apply.Check)
+	}
+	whole, only := parse(), parse(onlyCommandOf(reflect.TypeFor[unnamedCommands](), args))
+	if only != whole {
+		t.Errorf("%q: pruned %s, whole %s", args, only, whole)
+	}
+}

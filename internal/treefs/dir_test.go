@@ -314,6 +314,13 @@ func TestSumFile(t *testing.T) {
 				t.Errorf("user space %v: SumFile(%s) = %x, %v; want %x", userSpace, name, got, err, want)
 			}
 		}
+		for _, n := range sizes { // no buffer: "any length" includes none
+			name := fmt.Sprintf("size%d", n)
+			got, err := d.SumFile(name, nil)
+			if want := sha256.Sum256(bytes.Repeat([]byte{'x'}, n)); err != nil || got != want {
+				t.Errorf("user space %v: SumFile(%s, nil) = %x, %v; want %x", userSpace, name, got, err, want)
+			}
+		}
 		for _, name := range []string{"sub", "missing", "abs", "out", "loop1", "dangling"} {
 			_, want := d.OpenFile(name)
 			if _, err := d.SumFile(name, buf); want == nil || err == nil || err.Error() != want.Error() {
