@@ -16,7 +16,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
@@ -774,17 +773,13 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		return b.ran, a.fail(ctx, log, b.done, err)
 	}
 	next.Time = time.Now().UTC()
-	originals, images, err := a.nextOriginals(b.done, steps)
+	originals, err := a.nextOriginals(b.done, steps)
 	if err != nil {
 		return b.ran, a.fail(ctx, log, b.done, fmt.Errorf("state: encoding the original images: %w", err))
 	}
-	if images != nil {
-		next.Originals = images // their JSON would lose bytes of them
-	} else {
-		// As in an Applied read from the state directory, the images stay
-		// encoded; they are valid JSON of them, just encoded.
-		next.lazy = &lazyImages{name: filepath.Join(a.st.dir, appliedFile), raw: originals, checked: true}
-	}
+	// As in an Applied read from the state directory, the images stay
+	// encoded; they are valid JSON of them, just encoded.
+	next.lazy = &lazyImages{name: filepath.Join(a.st.dir, appliedFile), raw: originals, checked: true}
 	next.Kept = a.nextKept(b.done, next)
 	if err := a.st.commit(next); err != nil {
 		return b.ran, a.fail(ctx, log, b.done, err)
@@ -1144,14 +1139,7 @@ func (a *Applier) syncAll() error {
 // apply of 10,000 files, its peak of memory, that map was 2.4 MB, and the
 // images encoded are a fifth of it; they stay as the committed journal's
 // (Applied.Images decodes them if a later move of this Applier reads them).
-//
-// Unless one would not come back from its JSON: encoding/json writes a
-// string that is no valid UTF-8 (a path "/srv/\xff", a link target, an
-// attribute's name) with U+FFFD in place of its bad bytes. Then images is
-// the map of them too, for the committed journal to keep decoded, as it
-// did before it kept them encoded: a later move of this Applier finds the
-// original of such a path, where the decoded JSON has none.
-func (a *Applier) nextOriginals(done []executed, steps []journal.Step) (raw json.RawMessage, images map[string]Image, err error) {
+func (a *Applier) nextOriginals(done []executed, steps []journal.Step) (json.RawMessage, error) {
 	// An original to write: the applied journal's image of id, or the
 	// undo image of this move's first op on id; none yet, nothing.
 	type original struct {
@@ -1194,8 +1182,7 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) (raw json
 	var buf bytes.Buffer
 	buf.Grow(size) // exact for images of absent objects, as a cold apply's are
 	ew := &errWriter{w: &buf}
-	exact := true
-	imageOf := func(i int) (string, Image) {
+	ew.originals(len(originals), func(i int) (string, Image) {
 		o := originals[i]
 		if o.applied {
 			return o.id, old[o.id]
@@ -1203,39 +1190,8 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) (raw json
 		img := *o.undo
 		img.Place = nil // where the object lived during this move only
 		return o.id, img
-	}
-	ew.originals(len(originals), func(i int) (string, Image) {
-		id, img := imageOf(i)
-		exact = exact && survivesJSON(id, &img)
-		return id, img
 	})
-	if ew.err != nil {
-		return nil, nil, ew.err
-	}
-	if !exact {
-		images = make(map[string]Image, len(originals))
-		for i := range originals {
-			id, img := imageOf(i)
-			images[id] = img
-		}
-	}
-	return buf.Bytes(), images, nil
-}
-
-// survivesJSON reports whether an original image and its identity come
-// back the same from their JSON: every string of them that may hold any
-// bytes (the identity, a link target, the names of extended attributes)
-// is valid UTF-8.
-func survivesJSON(id string, img *Image) bool {
-	if !utf8.ValidString(id) || !utf8.ValidString(img.Target) {
-		return false
-	}
-	for name := range img.Xattrs {
-		if !utf8.ValidString(name) {
-			return false
-		}
-	}
-	return true
+	return buf.Bytes(), ew.err
 }
 
 // appendIdentity appends s.Identity() to b: a key to look an identity up

@@ -54,9 +54,7 @@ type Applied struct {
 	// Applied read from the state directory or committed by a move it is
 	// nil, and the images stay encoded until a move asks for them
 	// ([Applied.Images]): at rest, on a large host, they were megabytes of
-	// the agent's memory, and at the commit of a cold apply its peak. A
-	// move commits them decoded when their JSON would lose bytes of them
-	// (a path that is no valid UTF-8).
+	// the agent's memory, and at the commit of a cold apply its peak.
 	Originals map[string]Image `json:"originals"`
 	// Kept is the content that moves replaced after someone edited it by
 	// hand, oldest first; its blobs stay in the store.
