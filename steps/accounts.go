@@ -136,7 +136,7 @@ func (userFamily) Capture(_ context.Context, env *Env, s *journal.Step) (Image, 
 		}
 		rec.CreatesHome = !st.exists && s.Get("system") != "true"
 	}
-	if img.Data, err = json.Marshal(rec); err != nil {
+	if img.Data, err = recordData("the entry of user "+name, rec); err != nil {
 		return Image{}, err
 	}
 	return img, nil
@@ -229,7 +229,7 @@ func (groupFamily) Capture(_ context.Context, env *Env, s *journal.Step) (Image,
 	if g == nil {
 		return Image{Absent: true}, nil
 	}
-	data, err := json.Marshal(groupRecord{Group: g})
+	data, err := recordData("the entry of group "+s.Object(), groupRecord{Group: g})
 	if err != nil {
 		return Image{}, err
 	}

@@ -455,3 +455,32 @@ func TestAccountsPreflightRemovedUserGroup(t *testing.T) {
 		t.Errorf("a move that keeps the group: %v", err)
 	}
 }
+
+// TestAccountsLatin1EntryRefused: a user whose /etc/passwd entry is no
+// valid UTF-8 (a GECOS written in Latin-1) cannot be kept in cairn's state,
+// which is JSON: a USERADD that would change it is refused before it acts,
+// naming the user, and the account files stay as they were.
+func TestAccountsLatin1EntryRefused(t *testing.T) {
+	root := templateRoot(t)
+	h := newAcctHost(t, root)
+	f, err := os.OpenFile(filepath.Join(root, "etc", "passwd"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("legacy:x:1500:100:Jos\xe9 Legacy:/home/legacy:/bin/sh\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := h.etc(t)
+	err = h.apply(t, "MKDIR /srv/app", "USERADD legacy shell=/bin/bash")
+	if steps.ExitCode(err) != steps.ExitFailed || !strings.Contains(err.Error(), "the entry of user legacy holds") ||
+		!strings.Contains(err.Error(), "no valid UTF-8") {
+		t.Fatalf("USERADD of a user with a Latin-1 entry: %v (exit %d), want exit 1 naming the user and why", err, steps.ExitCode(err))
+	}
+	sameEtc(t, h.etc(t), before)
+	if _, err := os.Lstat(filepath.Join(root, "srv", "app")); !os.IsNotExist(err) {
+		t.Errorf("/srv/app after the refused move: %v, want it undone", err)
+	}
+}

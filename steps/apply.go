@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
@@ -321,7 +322,11 @@ func (a *Applier) Run(ctx context.Context, p *Planned) (*Result, error) {
 		return nil, inputErrorf("the plan of a dry run does not run")
 	case p.ran:
 		return nil, inputErrorf("the plan ran already")
-	case a.st == nil || a.st.closed || a.st.applied != p.base:
+	case a.st != nil && a.st.closed:
+		// Close, or discardNew: a failed move removed the state
+		// directory this Applier made, which held nothing yet.
+		return nil, inputErrorf("state directory %s is closed (the applier was closed, or a failed first move removed the directory it made): open it again", a.stateName())
+	case a.st == nil || a.st.applied != p.base:
 		return nil, inputErrorf("the applied journal of state directory %s changed since the plan was made: refused", a.stateName())
 	}
 	p.ran = true
@@ -418,6 +423,13 @@ func (a *Applier) static(steps []journal.Step) journal.ErrorList {
 		s := &steps[i]
 		if LookupKind(s.Op) == nil {
 			out = append(out, &journal.Error{Pos: s.Pos, Msg: s.Op + ": this build of cairn has no driver for this kind of step"})
+			continue
+		}
+		if id := s.Identity(); !utf8.ValidString(id) {
+			// applied.json and the intent log are JSON: encoding/json
+			// writes U+FFFD for each byte of a string that is no UTF-8.
+			_, name, _ := strings.Cut(id, ":") // family:name
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %q: the name is no valid UTF-8, which cairn's state cannot keep", s.Op, name)})
 			continue
 		}
 		if p := s.Path(); p != "" && s.Signature().Family == journal.FamilyPath {

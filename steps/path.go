@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairn-cm/cairn/blobstore"
 	"github.com/cairn-cm/cairn/journal"
@@ -45,8 +46,28 @@ func captureIn(env *Env, s *journal.Step, v *view) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
+	if err := imageIsText(&img); err != nil {
+		return Image{}, err
+	}
 	img.Place = place
 	return img, nil
+}
+
+// imageIsText refuses an image that cairn's state could not keep:
+// applied.json and the intent log are JSON, whose strings are UTF-8 text,
+// and encoding/json writes U+FFFD for every byte that is not, so a link
+// target or an attribute's name that is no valid UTF-8 would be restored
+// wrong. The op is refused before it acts instead.
+func imageIsText(img *Image) error {
+	if !utf8.ValidString(img.Target) {
+		return fmt.Errorf("refusing to act: the link's target %q is no valid UTF-8, which cairn's state cannot keep to restore it", img.Target)
+	}
+	for name := range img.Xattrs {
+		if !utf8.ValidString(name) {
+			return fmt.Errorf("refusing to act: the name of its extended attribute %q is no valid UTF-8, which cairn's state cannot keep to restore it", name)
+		}
+	}
+	return nil
 }
 
 // Restore brings the step's path back to img, where img.Place says if it
