@@ -816,6 +816,58 @@ func crashKill(t testing.TB, cmd *exec.Cmd) bool {
 	return false
 }
 
+// crashKillExecs kills what a killed cairn left running for root, and
+// waits until none of it is left: an EXEC's command (and its undo) runs in
+// a process group of its own (docs/state.md), so it outlives the kill of
+// cairn's group, where it would not outlive the crash of the host that a
+// trial stands for, and could act after the recovery it raced.
+func crashKillExecs(t testing.TB, root string) {
+	t.Helper()
+	var marks [][]byte
+	for _, r := range []string{root, crashRealPath(root)} {
+		marks = append(marks, []byte("\x00CAIRN_ROOT="+r+"\x00"))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		left := 0
+		procs, err := os.ReadDir("/proc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range procs {
+			pid, err := strconv.Atoi(p.Name())
+			if err != nil {
+				continue
+			}
+			env, err := os.ReadFile(filepath.Join("/proc", p.Name(), "environ"))
+			if err != nil { // gone, or a zombie's
+				continue
+			}
+			env = append(append([]byte{0}, env...), 0)
+			for _, m := range marks {
+				if bytes.Contains(env, m) {
+					left++
+					syscall.Kill(pid, syscall.SIGKILL)
+					break
+				}
+			}
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d processes of EXEC steps beneath %s outlive SIGKILL for 10 s", left, root)
+		}
+	}
+}
+
+// crashRealPath is p with its links resolved, or p.
+func crashRealPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
 // crashTrialStats counts where kills landed.
 type crashTrialStats struct {
 	mu      sync.Mutex
@@ -852,6 +904,7 @@ func (sc *crashScenario) crashTrial(t testing.TB, dir string, delay, killRecover
 	cmd := crashStart(t, h.args("journal", "apply", sc.newJ)...)
 	time.Sleep(delay)
 	killed := crashKill(t, cmd)
+	crashKillExecs(t, h.root)
 
 	// Where did the kill land?
 	intent, err := os.ReadFile(filepath.Join(h.state, "intent.log"))
@@ -891,6 +944,7 @@ func (sc *crashScenario) crashTrial(t testing.TB, dir string, delay, killRecover
 		cmd := crashStart(t, h.args("journal", "show")...)
 		time.Sleep(killRecovery)
 		recoveryKilled = crashKill(t, cmd)
+		crashKillExecs(t, h.root)
 	}
 
 	// The next command that opens the state recovers, then does its work.
