@@ -305,8 +305,9 @@ func removedIdentities(oldSteps, newSteps []journal.Step, removedSteps []*journa
 
 // Run runs a move that Plan made on this Applier, exactly as planned, and
 // commits it. It refuses (an *InputError, nothing changed) a plan of
-// another Applier, of a dry run, one that ran already, and one whose
-// applied journal is no longer the applied one. Errors: *StepError or
+// another Applier, of a dry run, one that ran already, one whose state
+// directory is closed (Close, or a failed first move that removed it),
+// and one whose applied journal is no longer the applied one. Errors: *StepError or
 // *MoveError (exit 1, the host is back where it was), *UndoError (exit 3,
 // the intent log is kept).
 //
@@ -323,8 +324,9 @@ func (a *Applier) Run(ctx context.Context, p *Planned) (*Result, error) {
 	case p.ran:
 		return nil, inputErrorf("the plan ran already")
 	case a.st != nil && a.st.closed:
-		// Close, or discardNew: a failed move removed the state
-		// directory this Applier made, which held nothing yet.
+		// Close, or discardNew: a failed Plan or Run of a first move
+		// removed the state directory this Applier made, which held
+		// nothing yet.
 		return nil, inputErrorf("state directory %s is closed (the applier was closed, or a failed first move removed the directory it made): open it again", a.stateName())
 	case a.st == nil || a.st.applied != p.base:
 		return nil, inputErrorf("the applied journal of state directory %s changed since the plan was made: refused", a.stateName())
@@ -790,7 +792,8 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 		return b.ran, a.fail(ctx, log, b.done, fmt.Errorf("state: encoding the original images: %w", err))
 	}
 	// As in an Applied read from the state directory, the images stay
-	// encoded; they are valid JSON of them, just encoded.
+	// encoded; this move encoded them, so they need no check that they
+	// decode (checked).
 	next.lazy = &lazyImages{name: filepath.Join(a.st.dir, appliedFile), raw: originals, checked: true}
 	next.Kept = a.nextKept(b.done, next)
 	if err := a.st.commit(next); err != nil {
@@ -1192,7 +1195,7 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) (json.Raw
 		size += len(o.id) + len(`"":{"absent":true},`)
 	}
 	var buf bytes.Buffer
-	buf.Grow(size) // exact for images of absent objects, as a cold apply's are
+	buf.Grow(size) // room for images of absent objects, as a cold apply's are, and ids with no escape
 	ew := &errWriter{w: &buf}
 	ew.originals(len(originals), func(i int) (string, Image) {
 		o := originals[i]

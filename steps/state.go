@@ -60,7 +60,7 @@ type Applied struct {
 	// hand, oldest first; its blobs stay in the store.
 	Kept []Kept `json:"kept,omitempty"`
 
-	lazy *lazyImages // the encoded originals of an Applied read from disk
+	lazy *lazyImages // the encoded originals of an Applied read from disk or committed
 }
 
 // lazyImages are original images decoded on first use.
@@ -74,8 +74,8 @@ type lazyImages struct {
 }
 
 // Images returns the original image of every managed identity: Originals,
-// or for an Applied read from the state directory its images, decoded on
-// the first call. A move checks them first (checkImages: Plan does, for
+// or for an Applied read from the state directory or committed by a move
+// its images, decoded on the first call. A move checks them first (checkImages: Plan does, for
 // every move that may read them), so that they decode. The map must not be
 // changed.
 func (a *Applied) Images() map[string]Image {

@@ -8,7 +8,8 @@
 //	hashall [-j N] [-stat] DIR
 //
 // It prints the number of entries and files and the XOR of the files'
-// digests (so that the work cannot be skipped, and two runs can be compared).
+// digests (so that the work cannot be skipped, and two runs can be compared;
+// with -stat, the counts only).
 package main
 
 import (

@@ -30,13 +30,13 @@ func TestInitsAllocateLittle(t *testing.T) {
 	seen := 0
 	sc := bufio.NewScanner(&stderr)
 	for sc.Scan() {
-		pkg, bytes, ok := initBytes(sc.Text())
+		pkg, allocated, ok := initBytes(sc.Text())
 		if !ok || !strings.HasPrefix(pkg, "github.com/cairn-cm/cairn/") {
 			continue
 		}
 		seen++
-		if bytes > maxInitBytes {
-			t.Errorf("the init of %s allocates %d bytes, more than %d", pkg, bytes, maxInitBytes)
+		if allocated > maxInitBytes {
+			t.Errorf("the init of %s allocates %d bytes, more than %d", pkg, allocated, maxInitBytes)
 		}
 	}
 	if seen == 0 {

@@ -53,11 +53,11 @@ func (c *journalApplyCmd) Run(e *env) error {
 	if blobs == "" {
 		blobs = filepath.Join(source, ".cairn", "blobs")
 	}
-	// On a terminal, stderr shows the op that runs; what else goes there
-	// meanwhile clears that line first.
 	if err := checkRehashEvery(c.RehashEvery); err != nil {
 		return err
 	}
+	// On a terminal, stderr shows the op that runs; what else goes there
+	// meanwhile clears that line first.
 	prog := newProgress(e.stderr)
 	log := newLogger(prog, e.level)
 	prog.log = log
