@@ -225,11 +225,24 @@ func (a *Applier) Plan(ctx context.Context, m Move) (*Planned, error) {
 	if a.st == nil && !m.DryRun {
 		return nil, inputErrorf("state directory %s does not exist", a.stateName())
 	}
+	if err := a.closed(); err != nil {
+		return nil, err
+	}
 	p, err := a.plan(ctx, m)
 	if err != nil && !m.DryRun {
 		a.st.discardNew()
 	}
 	return p, err
+}
+
+// closed refuses a move of an Applier whose state directory is closed:
+// by Close, or by discardNew, when a failed Plan or Run of a first move
+// removed the directory this Applier made, which held nothing yet.
+func (a *Applier) closed() error {
+	if a.st != nil && a.st.closed {
+		return inputErrorf("state directory %s is closed (the applier was closed, or a failed first move removed the directory it made): open it again", a.stateName())
+	}
+	return nil
 }
 
 func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
@@ -323,12 +336,9 @@ func (a *Applier) Run(ctx context.Context, p *Planned) (*Result, error) {
 		return nil, inputErrorf("the plan of a dry run does not run")
 	case p.ran:
 		return nil, inputErrorf("the plan ran already")
-	case a.st != nil && a.st.closed:
-		// Close, or discardNew: a failed Plan or Run of a first move
-		// removed the state directory this Applier made, which held
-		// nothing yet.
-		return nil, inputErrorf("state directory %s is closed (the applier was closed, or a failed first move removed the directory it made): open it again", a.stateName())
-	case a.st == nil || a.st.applied != p.base:
+	case a.closed() != nil:
+		return nil, a.closed()
+	case a.st.applied != p.base: // a plan that is no dry run has a state
 		return nil, inputErrorf("the applied journal of state directory %s changed since the plan was made: refused", a.stateName())
 	}
 	p.ran = true
@@ -427,11 +437,8 @@ func (a *Applier) static(steps []journal.Step) journal.ErrorList {
 			out = append(out, &journal.Error{Pos: s.Pos, Msg: s.Op + ": this build of cairn has no driver for this kind of step"})
 			continue
 		}
-		if id := s.Identity(); !utf8.ValidString(id) {
-			// applied.json and the intent log are JSON: encoding/json
-			// writes U+FFFD for each byte of a string that is no UTF-8.
-			_, name, _ := strings.Cut(id, ":") // family:name
-			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %q: the name is no valid UTF-8, which cairn's state cannot keep", s.Op, name)})
+		if word, bad := notText(s); bad {
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("%s %q: %q is no valid UTF-8, which cairn's state cannot keep", s.Op, s.Object(), word)})
 			continue
 		}
 		if p := s.Path(); p != "" && s.Signature().Family == journal.FamilyPath {
@@ -445,6 +452,29 @@ func (a *Applier) static(steps []journal.Step) journal.ErrorList {
 	}
 	out.Sort()
 	return out
+}
+
+// notText returns the first word of a step that manages an object (one of
+// a family) that is no valid UTF-8. applied.json and the intent log are
+// JSON, whose encoder writes U+FFFD for each byte of a string that is no
+// UTF-8, and the object's name, its images and its records hold the
+// step's words: a link's target, a user's home. Such a step could make an
+// object that no later move could undo.
+func notText(s *journal.Step) (string, bool) {
+	if sig := s.Signature(); sig == nil || sig.Family == "" {
+		return "", false
+	}
+	for _, a := range s.Args {
+		if !utf8.ValidString(a) {
+			return a, true
+		}
+	}
+	for _, a := range s.Attrs {
+		if !utf8.ValidString(a.Value) {
+			return a.Value, true
+		}
+	}
+	return "", false
 }
 
 // StateDir returns the host path of the state directory, where it really
