@@ -329,6 +329,7 @@ func removedIdentities(oldSteps, newSteps []journal.Step, removedSteps []*journa
 // the op that runs; apt-get, dpkg and every undo run to their end. The
 // package doc ("Stopping a move") is the contract.
 func (a *Applier) Run(ctx context.Context, p *Planned) (*Result, error) {
+	closed := a.closed()
 	switch {
 	case p == nil || p.a != a:
 		return nil, inputErrorf("the plan was made by another applier: refused")
@@ -336,8 +337,8 @@ func (a *Applier) Run(ctx context.Context, p *Planned) (*Result, error) {
 		return nil, inputErrorf("the plan of a dry run does not run")
 	case p.ran:
 		return nil, inputErrorf("the plan ran already")
-	case a.closed() != nil:
-		return nil, a.closed()
+	case closed != nil:
+		return nil, closed
 	case a.st.applied != p.base: // a plan that is no dry run has a state
 		return nil, inputErrorf("the applied journal of state directory %s changed since the plan was made: refused", a.stateName())
 	}

@@ -59,11 +59,7 @@ func TestStateKeepsOnlyText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := steps.Open(ctx, steps.Options{Root: root, StateDir: filepath.Join(t.TempDir(), "state"), Create: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
+			a := newStateApplier(t, root)
 			js, err := journal.ParseSteps("t.journal", tt.lines)
 			if err != nil {
 				t.Fatal(err)
@@ -102,11 +98,7 @@ func TestPlanAfterFirstMoveFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	a, err := steps.Open(ctx, steps.Options{Root: root, StateDir: filepath.Join(t.TempDir(), "state"), Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := newStateApplier(t, root)
 	for i, lines := range [][]string{{`MKDIR /srv`, `MKDIR /srv`}, {`MKDIR /srv`}} {
 		js, err := journal.ParseSteps("t.journal", lines)
 		if err != nil {
@@ -123,4 +115,16 @@ func TestPlanAfterFirstMoveFailed(t *testing.T) {
 			t.Errorf("the plan of a move after a failed first one: %v, want that the state directory is closed", err)
 		}
 	}
+}
+
+// newStateApplier opens an Applier of root with a new state directory of
+// its own, closed when the test ends.
+func newStateApplier(t *testing.T, root *rootfs.Root) *steps.Applier {
+	t.Helper()
+	a, err := steps.Open(context.Background(), steps.Options{Root: root, StateDir: filepath.Join(t.TempDir(), "state"), Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
 }

@@ -131,16 +131,9 @@ func compileAt(e *env, hf *hostFlags, path string, writeBlobs bool, blobs string
 // limit is theirs and no gcTuner moves it. It returns the function that
 // restores the collector's settings.
 func lessGC() (restore func()) {
-	gc := -2 // not changed
-	if os.Getenv("GOGC") == "" {
-		gc = debug.SetGCPercent(400)
-	}
+	restoreGC := gcPercent(400)
 	if os.Getenv("GOMEMLIMIT") != "" {
-		return func() {
-			if gc != -2 {
-				debug.SetGCPercent(gc)
-			}
-		}
+		return restoreGC
 	}
 	t := &gcTuner{floor: compileHeapFloor, ratio: compileHeapRatio}
 	limit := debug.SetMemoryLimit(t.floor)
@@ -149,9 +142,7 @@ func lessGC() (restore func()) {
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		t.stop = true
-		if gc != -2 {
-			debug.SetGCPercent(gc)
-		}
+		restoreGC()
 		debug.SetMemoryLimit(limit)
 	}
 }

@@ -139,17 +139,13 @@ const (
 // heap. GOGC or GOMEMLIMIT in the environment is left as the operator set
 // it.
 func applyGC(n int) (restore func()) {
-	gc, limit := -2, int64(-1) // -2: not changed; a limit of -1 only reads
-	if os.Getenv("GOGC") == "" {
-		gc = debug.SetGCPercent(50)
-	}
+	limit := int64(-1) // a limit of -1 only reads
+	restoreGC := gcPercent(50)
 	if os.Getenv("GOMEMLIMIT") == "" && debug.SetMemoryLimit(-1) == math.MaxInt64 {
 		limit = debug.SetMemoryLimit(applyHeapBase + int64(n)*applyHeapPerStep)
 	}
 	return func() {
-		if gc != -2 {
-			debug.SetGCPercent(gc)
-		}
+		restoreGC()
 		if limit >= 0 {
 			debug.SetMemoryLimit(limit)
 		}
@@ -180,6 +176,17 @@ func (f failingFS) Open(name string) (fs.File, error) {
 		err = pe.Err
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+}
+
+// gcPercent sets the collector's GOGC percentage for a command, unless
+// the operator set GOGC, whose setting wins, and returns the function that
+// puts it back.
+func gcPercent(percent int) (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(percent)
+	return func() { debug.SetGCPercent(old) }
 }
 
 // checkRehashEvery refuses a drift check's re-hash period under 1 (the

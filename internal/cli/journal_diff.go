@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"runtime/debug"
 	"unsafe"
 
 	"github.com/cairn-cm/cairn/agent/gitfs"
@@ -60,13 +59,7 @@ func (c *journalDiffCmd) Run(e *env) error {
 // of the time in the collector; PlanPair ran 7% more instructions at the
 // default GOGC=100 than at 400). GOGC in the environment wins, as in
 // journal apply (applyGC).
-func diffGC() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
-	gc := debug.SetGCPercent(400)
-	return func() { debug.SetGCPercent(gc) }
-}
+func diffGC() (restore func()) { return gcPercent(400) }
 
 // runRepo compiles the configuration at two revisions straight from the
 // repository's objects and diffs the two journals.
