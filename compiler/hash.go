@@ -95,6 +95,8 @@ func (c *compiler) reportUnreadable(n *node, f fill, err error) {
 		msg = fmt.Sprintf("missing %s %s", f.noun, f.path)
 	case errors.Is(err, treefs.ErrNotRegular):
 		msg = fmt.Sprintf("%s is not a regular file", f.path)
+	default:
+		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
 	}
 	c.errs = append(c.errs, n.scope.errorf(f.pos, "%s: %s", n.what(), msg))
 }
@@ -137,13 +139,24 @@ func (c *compiler) hashFileBuf(p string, buf []byte) (string, error) {
 	}
 	raw, err := c.sum256(p, buf)
 	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
+		return "", namePath(p, err)
 	}
 	sum = hex.EncodeToString(raw[:])
 	c.mu.Lock()
 	c.hashes[p] = sum
 	c.mu.Unlock()
 	return sum, nil
+}
+
+// namePath returns err naming the repository file p once: a path error
+// of the file system names it already (open p: ...), any other error is
+// given p in front.
+func namePath(p string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == p {
+		return err
+	}
+	return fmt.Errorf("%s: %w", p, err)
 }
 
 // sum256 returns the sha256 of a repository file's content, read through

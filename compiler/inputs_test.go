@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/cairn-cm/cairn/agent/gitfs"
@@ -231,4 +232,38 @@ func compileWithin(t *testing.T, d time.Duration, dir string) (*compiler.Result,
 		t.Fatalf("the compile of %s still runs after %v", dir, d)
 	}
 	return nil, nil
+}
+
+// deniedFS is a configuration whose file denied cannot be opened, as a
+// file the compiling user may not read.
+type deniedFS struct {
+	fstest.MapFS
+	denied string
+}
+
+func (d deniedFS) Open(name string) (fs.File, error) {
+	if name == d.denied {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+	}
+	return d.MapFS.Open(name)
+}
+
+// TestUnreadableSourceNamedOnce: a source file that cannot be read is
+// reported at the place that names it, with the file's name once and
+// the reason (root reads every file on disk, so the test denies it in
+// its own file system).
+func TestUnreadableSourceNamedOnce(t *testing.T) {
+	fsys := deniedFS{MapFS: fstest.MapFS{
+		"site.cairn": {Data: []byte("file \"/srv/copy\" {\n  source = \"files/s\"\n}\n")},
+		"files/s":    {Data: []byte("secret\n")},
+	}, denied: "files/s"}
+	_, err := compiler.Compile(context.Background(), fsys, compiler.Options{Host: "web-01"})
+	want := `site.cairn:2:12: file "/srv/copy": files/s: permission denied`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	if n := strings.Count(first, "files/s"); n != 1 {
+		t.Errorf("the error names files/s %d times, want once: %s", n, first)
+	}
 }
