@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -475,5 +476,76 @@ func TestLockGPG(t *testing.T) {
 	}
 	if got := gittest.Run(t, f.bare, "cat-file", "-p", "main"); !strings.Contains(got, "gpgsig -----BEGIN PGP SIGNATURE-----") {
 		t.Errorf("the lock commit on the server has no OpenPGP signature:\n%s", got)
+	}
+}
+
+// TestPromoteCache: with a cache directory, the mirror stays between runs
+// and the next run fetches only the new commits (a pack of its own without
+// the history); runs that share the cache take turns, and one that waits
+// too long fails naming the cache.
+func TestPromoteCache(t *testing.T) {
+	f := newFixture(t, daemon)
+	ctx := context.Background()
+	cache := filepath.Join(t.TempDir(), "cache")
+	o := options(f, &gate{ok: true}, "canary", "web")
+	o.Conn.Cache = cache
+	if res, err := promote.Promote(ctx, o); err != nil || !res.Promoted {
+		t.Fatalf("first run: %+v, %v", res, err)
+	}
+	packs := func() map[string]bool {
+		idx, _ := filepath.Glob(filepath.Join(cache, "mirror", "objects", "pack", "*.idx"))
+		m := map[string]bool{}
+		for _, p := range idx {
+			m[p] = true
+		}
+		return m
+	}
+	before := packs()
+	if len(before) == 0 {
+		t.Fatalf("no pack in the cache %s after the first run", cache)
+	}
+
+	next := f.work.Commit("canary", map[string]string{"main.cairn": "# the next change\n"})
+	gittest.Run(t, f.work.Dir, "push", "-q", f.bare, "canary")
+	res, err := promote.Promote(ctx, o)
+	if err != nil || !res.Promoted || f.tip(t, "main") != next {
+		t.Fatalf("second run: %+v, %v; main at %s, want %s", res, err, f.tip(t, "main"), next)
+	}
+	var fresh []string
+	for p := range packs() {
+		if !before[p] {
+			fresh = append(fresh, p)
+		}
+	}
+	if len(fresh) != 1 {
+		t.Fatalf("the second run left %d new packs in the cache, want 1 (packs before: %v)", len(fresh), before)
+	}
+	cmd := exec.Command("git", "show-index")
+	cmd.Stdin, _ = os.Open(fresh[0])
+	ids, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ids), next) || strings.Contains(string(ids), f.base) {
+		t.Errorf("the second run's pack should hold the new commit and not the history before it:\n%s", ids)
+	}
+
+	// A run that finds the cache in use waits, then fails naming it.
+	defer promote.SetCacheWait(300 * time.Millisecond)()
+	held, err := os.OpenFile(filepath.Join(cache, "lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := syscall.Flock(int(held.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	_, err = promote.Promote(ctx, o)
+	if err == nil || !strings.Contains(err.Error(), "cache "+cache+": in use by another run") {
+		t.Fatalf("a run while the cache is held: %v", err)
+	}
+	syscall.Flock(int(held.Fd()), syscall.LOCK_UN)
+	if res, err := promote.Promote(ctx, o); err != nil || res.Status != promote.StatusUpToDate {
+		t.Errorf("a run after the cache is released: %+v, %v; want up to date", res, err)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -50,6 +52,12 @@ type Conn struct {
 	SSHKey, KnownHosts string
 	// Timeout bounds the server's silence; 0 means mirror.DefaultTimeout.
 	Timeout time.Duration
+	// Cache is a directory that keeps the mirror of the repository from one
+	// run to the next, so that a run fetches only what is new; "" means a
+	// temporary mirror that holds the whole history and is removed at the
+	// end. Runs that share a cache take turns (a lock file in it); one that
+	// waits longer than a minute for another fails.
+	Cache string
 	// Log receives what is done at debug level; nil discards.
 	Log *slog.Logger
 }
@@ -68,36 +76,39 @@ func (c *Conn) log() *slog.Logger {
 	return c.Log
 }
 
-// repo is a temporary mirror of the repository with what the control
-// branch's tip says.
+// cacheWait is how long a run waits for another that holds its cache.
+var cacheWait = time.Minute
+
+// repo is a mirror of the repository with what the control branch's tip
+// says.
 type repo struct {
 	conn    *Conn
-	tmp     string
+	release func() // removes the temporary mirror, or unlocks the cache
 	m       *mirror.Mirror
 	control plumbing.Hash
 	groups  []compiler.HostGroup
 	locks   map[string]Lock
 }
 
-// openRepo fetches the control branch into a temporary mirror and reads
-// its hosts block and locks.
+// openRepo fetches the control branch into the mirror (the cache, or a
+// temporary one) and reads its hosts block and locks.
 func openRepo(ctx context.Context, c *Conn) (*repo, error) {
 	if c.Repo == "" {
 		return nil, badInput("no repository: give --repo")
 	}
-	tmp, err := os.MkdirTemp("", "cairn-promote-")
+	dir, release, err := c.mirrorDir(ctx)
 	if err != nil {
 		return nil, err
 	}
-	m, err := mirror.Open(tmp+"/mirror", c.Repo, mirror.Options{SSHKey: c.SSHKey, KnownHosts: c.KnownHosts, Timeout: c.Timeout, Log: c.log()})
+	m, err := mirror.Open(dir, c.Repo, mirror.Options{SSHKey: c.SSHKey, KnownHosts: c.KnownHosts, Timeout: c.Timeout, Log: c.log()})
 	if err != nil {
-		os.RemoveAll(tmp)
+		release()
 		if errors.Is(err, mirror.ErrUnsupportedURL) {
 			return nil, &inputError{err}
 		}
 		return nil, err
 	}
-	r := &repo{conn: c, tmp: tmp, m: m}
+	r := &repo{conn: c, release: release, m: m}
 	if err := r.refresh(ctx); err != nil {
 		r.close()
 		return nil, err
@@ -136,7 +147,57 @@ func (r *repo) refresh(ctx context.Context) error {
 
 func (r *repo) close() {
 	r.m.Close()
-	os.RemoveAll(r.tmp)
+	r.release()
+}
+
+// mirrorDir returns the directory of the mirror and what releases it: a
+// new temporary directory that release removes, or Cache/mirror with
+// Cache/lock held until release.
+func (c *Conn) mirrorDir(ctx context.Context) (dir string, release func(), err error) {
+	if c.Cache == "" {
+		tmp, err := os.MkdirTemp("", "cairn-promote-")
+		if err != nil {
+			return "", nil, err
+		}
+		return filepath.Join(tmp, "mirror"), func() { os.RemoveAll(tmp) }, nil
+	}
+	if err := os.MkdirAll(c.Cache, 0o700); err != nil {
+		return "", nil, fmt.Errorf("cache: %w", err)
+	}
+	unlock, err := lockCache(ctx, filepath.Join(c.Cache, "lock"))
+	if err != nil {
+		return "", nil, fmt.Errorf("cache %s: %w", c.Cache, err)
+	}
+	return filepath.Join(c.Cache, "mirror"), unlock, nil
+}
+
+// lockCache takes the lock file name, waiting up to cacheWait for a run
+// that holds it, and returns what unlocks it.
+func lockCache(ctx context.Context, name string) (func(), error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(cacheWait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("in use by another run for %s", cacheWait)
+			}
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // locksDir is where locks are kept on the control branch.

@@ -19,13 +19,14 @@ import (
 type repoFlags struct {
 	remoteFlags
 	Branch string `help:"The control branch: its hosts block maps groups to branches, and holds the locks." default:"main" env:"CAIRN_BRANCH" placeholder:"NAME"`
+	Cache  string `help:"Keep the repository's mirror in DIR from one run to the next, so that a run fetches only what is new (default: a temporary mirror, with the whole history, each run)." env:"CAIRN_CACHE" placeholder:"DIR"`
 }
 
 func (f *repoFlags) conn(e *env) (promote.Conn, error) {
 	if f.Repo == "" {
 		return promote.Conn{}, &exitError{code: exitBadInput, err: errors.New("no repository: set --repo or CAIRN_REPO")}
 	}
-	return promote.Conn{Repo: f.Repo, Branch: f.Branch, SSHKey: f.SSHKey, KnownHosts: f.KnownHosts, Log: e.log}, nil
+	return promote.Conn{Repo: f.Repo, Branch: f.Branch, Cache: f.Cache, SSHKey: f.SSHKey, KnownHosts: f.KnownHosts, Log: e.log}, nil
 }
 
 type promoteCmd struct {

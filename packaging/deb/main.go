@@ -83,7 +83,8 @@ const promoteHeader = `# /etc/default/cairn-promote: the settings of cairn promo
 # a line and change its value to set it. CAIRN_REPO, CAIRN_FROM, CAIRN_TO and
 # CAIRN_PROMETHEUS are required. The timer is off until
 # "systemctl enable --now cairn-promote.timer"; enable it on one machine of
-# the fleet only.
+# the fleet only. The service sets CAIRN_CACHE=/var/cache/cairn-promote (its
+# CacheDirectory=): a setting here overrides it.
 #
 # This file is generated from cairn's command line (packaging/deb); the
 # package's upgrades keep your changes (it is a conffile).

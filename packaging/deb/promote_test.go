@@ -91,6 +91,10 @@ func TestDebPromoteTimer(t *testing.T) {
 			t.Errorf("%s: the journal does not say %q:\n%s", c.name, c.says, logged)
 		}
 	}
+	// The runs kept the repository's mirror in the unit's cache directory.
+	if r := exec("test", "-f", "/var/cache/cairn-promote/mirror/HEAD"); r.Code != 0 {
+		t.Errorf("no mirror in /var/cache/cairn-promote after the runs: %s", exec("ls", "-lR", "/var/cache/cairn-promote").Stdout)
+	}
 
 	// Enabled, the timer waits for its next slot, and stays enabled through
 	// an upgrade; removing the package stops it.
