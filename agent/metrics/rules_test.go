@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,5 +146,70 @@ func TestRulesDocumented(t *testing.T) {
 		if !strings.Contains(block, "$labels.commit") && !strings.Contains(block, `label "commit"`) {
 			t.Errorf("alert %s: its annotations do not name the commit", name)
 		}
+	}
+}
+
+// dashboardExpr returns the query of the dashboard panel title with its
+// variables at "All" (matching every value, the empty one too).
+func dashboardExpr(t *testing.T, file, title string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	for _, p := range dash.Panels {
+		if p.Title == title && len(p.Targets) == 1 {
+			return regexp.MustCompile(`\$\{?\w+\}?`).ReplaceAllString(p.Targets[0].Expr, ".*")
+		}
+	}
+	t.Fatalf("%s has no panel %q with one query", file, title)
+	return ""
+}
+
+// TestDashboardNeverApplied: the panel of hosts that never applied a
+// commit shows, through promtool, a new host whose group the hosts block
+// gave and one not yet resolved, and not a host that applied a commit.
+func TestDashboardNeverApplied(t *testing.T) {
+	bin := promtool(t)
+	expr := dashboardExpr(t, "../../grafana/cairn-fleet.json", "Hosts that never applied a commit")
+	host := func(name, group, branch string) string {
+		return fmt.Sprintf(`cairn_host_info{job="cairn",instance="%s:9479",host="%s",group="%s",branch="%s"}`, name, name, group, branch)
+	}
+	test := fmt.Sprintf(`tests:
+  - interval: 1m
+    input_series:
+      - series: '%s'
+        values: '1x5'
+      - series: '%s'
+        values: '1x5'
+      - series: '%s'
+        values: '1x5'
+      - series: 'cairn_applied_commit_info{job="cairn",instance="old-01:9479",commit="1111111",branch="main",group="web"}'
+        values: '1x5'
+    promql_expr_test:
+      - expr: '%s'
+        eval_time: 4m
+        exp_samples:
+          - labels: '%s'
+            value: 1
+          - labels: '%s'
+            value: 1
+`, host("new-01", "web", "main"), host("fresh-01", "", ""), host("old-01", "web", "main"), expr,
+		host("new-01", "web", "main"), host("fresh-01", "", ""))
+	file := filepath.Join(t.TempDir(), "never_applied_test.yml")
+	if err := os.WriteFile(file, []byte(test), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "test", "rules", file).CombinedOutput(); err != nil {
+		t.Errorf("promtool test rules: %v\n%s\n%s", err, out, test)
 	}
 }
