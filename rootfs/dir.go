@@ -446,6 +446,29 @@ func (d *Dir) CreateTemp(name string, perm uint32) (*os.File, error) {
 	return os.NewFile(uintptr(fd), d.join(tmp)), nil
 }
 
+// CreateNew creates the file name in d for writing, where nothing is: if
+// anything is there (a file, a link, a directory), it fails with an error
+// that is fs.ErrExist, and nothing is touched. The file's mode is perm's
+// permission bits less the umask; the caller sets the mode it wants after
+// the owner (chown clears set-id bits). A file made this way is at its name
+// while it is written: the caller, not rootfs, must make sure that a file
+// left half-written is removed (steps: the op's undo image says that
+// nothing was there).
+func (d *Dir) CreateNew(name string, perm uint32) (*os.File, error) {
+	if !validName(name) {
+		return nil, d.err("create", name, ErrInvalidName)
+	}
+	if perm&^0o7777 != 0 {
+		return nil, d.err("create", name, modeError(perm))
+	}
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(d.fd, name, flags, perm&0o777)
+	if err != nil {
+		return nil, d.err("create", name, err)
+	}
+	return os.NewFile(uintptr(fd), d.join(name)), nil
+}
+
 // CommitTemp is Root.CommitTemp for name in d.
 func (d *Dir) CommitTemp(name string) error {
 	if !validName(name) {

@@ -544,3 +544,59 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d entries, %v", len(names), err)
 	}
 }
+
+// TestDirCreateNew: a file made where nothing is, at its name; anything
+// already there (a file, a hard link, a link, a directory) is left as it
+// is, never written through, and the error is fs.ErrExist.
+func TestDirCreateNew(t *testing.T) {
+	root := t.TempDir()
+	build(t, root, "d:etc", "f:etc/shadow=secret", "l:etc/motd->shadow", "l:etc/dangling->nowhere", "d:etc/dir")
+	if err := os.Link(filepath.Join(root, "etc/shadow"), filepath.Join(root, "etc/hosts")); err != nil {
+		t.Fatal(err)
+	}
+	r := openRoot(t, root, false)
+	d, err := r.OpenDir("/etc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, name := range []string{"shadow", "hosts", "motd", "dangling", "dir"} {
+		f, err := d.CreateNew(name, 0o644)
+		if err == nil {
+			f.Close()
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			t.Errorf("CreateNew(%s): %v, want fs.ErrExist", name, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "nowhere")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dangling link's target was made: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "etc/shadow")); string(got) != "secret" {
+		t.Errorf("shadow = %q", got)
+	}
+	f, err := d.CreateNew("new", 0o4750)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Name() != "/etc/new" {
+		t.Errorf("Name() = %q", f.Name())
+	}
+	f.WriteString("hello")
+	if err := SetOwnerMode(f, 1000, 1000, 0o4750); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	info, err := d.Lstat("new")
+	if err != nil || info.Perm() != 0o4750 || info.UID != 1000 || info.Size != 5 {
+		t.Errorf("new: %+v %v", info, err)
+	}
+	for _, name := range []string{"..", "a/b", ""} {
+		if _, err := d.CreateNew(name, 0o644); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("CreateNew(%q): %v, want ErrInvalidName", name, err)
+		}
+	}
+	if _, err := d.CreateNew("x", 0o10644); err == nil {
+		t.Error("CreateNew with a type bit in the mode: no error")
+	}
+}

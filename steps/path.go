@@ -94,17 +94,18 @@ func forwardFresh(ctx context.Context, env *Env, k pathKind, s *journal.Step) er
 }
 
 // runPlaced runs a path op (forward, update, rerun, or inverse to orig) in
-// the directory its undo image was taken in (pl), or refuses.
-func runPlaced(ctx context.Context, env *Env, k pathKind, s *journal.Step, action journal.Action, pl *Place, orig Image) error {
+// the directory its undo image, undo, was taken in (undo.Place), or refuses.
+func runPlaced(ctx context.Context, env *Env, k pathKind, s *journal.Step, action journal.Action, undo *Image, orig Image) error {
 	verb := verbOf(s.Op)
 	if action == journal.Inverse {
 		verb = "restore"
 	}
-	l, err := openPlace(env, s.Object(), pl, nil, verb)
+	l, err := openPlace(env, s.Object(), undo.Place, nil, verb)
 	if err != nil {
 		return &untouchedError{err}
 	}
 	defer l.close()
+	l.wasAbsent = undo.Absent
 	if action == journal.Inverse {
 		return restoreAt(env, &l, orig)
 	}
@@ -443,9 +444,16 @@ func ensureFile(env *Env, l *loc, sum string, mode uint32, uid, gid int) error {
 // that content is fixed in place, unless other names link to its inode (a
 // hard link, perhaps to a file outside the root or another user's): then,
 // as for any other content, a new file is written to a temporary name and
-// renamed over it, and the other names keep their inode untouched. Runs of
-// zero blocks become holes.
+// renamed over it, and the other names keep their inode untouched; where
+// the op's undo image says nothing was there (l.wasAbsent), the file is
+// written at its name instead (createFile). Runs of zero blocks become
+// holes.
 func putFile(env *Env, l *loc, img Image) error {
+	if l.wasAbsent {
+		if done, err := createFile(env, l, img); done || err != nil {
+			return err
+		}
+	}
 	p := l.p
 	st, err := lstatAt(l)
 	if err != nil {
@@ -492,6 +500,52 @@ func putFile(env *Env, l *loc, img Image) error {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
+}
+
+// createFile makes the located object the regular file of img where the
+// op's undo image says nothing was (l.wasAbsent): created at its name with
+// O_EXCL, written, given its owner and mode and closed, with no temporary
+// name and no rename (a cold apply of 10,000 files spent a fifth of its
+// time in them). A file half-written there when the process dies is no
+// different from a whole one to the intent log: the op is in it, and its
+// undo removes the file. done is false, with nothing touched, if something
+// is at the name now (made since the image was taken): putFile then
+// replaces it as it replaces any object.
+func createFile(env *Env, l *loc, img Image) (done bool, err error) {
+	if l.dir == nil {
+		return false, nil // putFile says that the directory is missing
+	}
+	src, err := env.Blobs.Open(img.Blob)
+	if err != nil {
+		return false, err
+	}
+	defer src.Close()
+	f, err := l.dir.CreateNew(l.name, img.Mode&0o777)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return false, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return true, fmt.Errorf("write %s: parent directory does not exist", l.p)
+	case err != nil:
+		return true, err
+	}
+	// The owner and then the mode, always: a new file takes the group of a
+	// set-group-ID directory, and chown clears set-id bits.
+	_, err = blobstore.CopySparse(f, src, nil)
+	if err == nil {
+		err = rootfs.SetOwnerMode(f, img.UID, img.GID, img.Mode)
+	}
+	if err == nil {
+		err = setAttrsMtime(env, l.p, f, img)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		l.Remove() // made above, by this op: nothing else was there
+		return true, fmt.Errorf("write %s: %w", l.p, err)
+	}
+	return true, nil
 }
 
 // fixFile brings the located regular file to img in place, through one

@@ -232,6 +232,11 @@ type loc struct {
 	// In an undo: the pass, and the Place the object was found by.
 	pass  *undoPass
 	place *Place
+	// wasAbsent: the op acting here has an undo image, in the intent log,
+	// that says nothing was at the object. A file it makes may then be
+	// written at its name (putFile): if the op is cut short, its undo
+	// removes what it left.
+	wasAbsent bool
 }
 
 func (l *loc) close() {

@@ -4,13 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
+	"golang.org/x/sys/unix"
 )
 
 // placeEnv makes a root with /data and /victim (holding f and sub/f) and
@@ -96,13 +100,13 @@ func TestPlaceForwardAndUndo(t *testing.T) {
 				t.Fatalf("image %+v: want absent, with a place", img)
 			}
 			swapData(t, dir, true)
-			err = runPlaced(ctx, env, copyKind{}, &s, journal.Forward, img.Place, Image{})
+			err = runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{})
 			if !touchedNothing(err) || !strings.Contains(err.Error(), "refusing to act") {
 				t.Fatalf("forward through the swapped link: %v, want a refusal that touched nothing", err)
 			}
 			victimIntact(t, dir)
 			swapData(t, dir, false)
-			if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, img.Place, Image{}); err != nil {
+			if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
 				t.Fatal(err)
 			}
 			swapData(t, dir, true)
@@ -183,5 +187,124 @@ func TestPlaceOtherBoot(t *testing.T) {
 	place.Ino++
 	if _, err := openPlace(env, "/data/f", place, newUndoPass(true), "restore"); err == nil {
 		t.Error("after a reboot, another inode was accepted")
+	}
+}
+
+// dirEvents watches the host directory dir for names made in it (created,
+// or renamed into it) and returns a function that stops and says which, in
+// order: "create NAME" or "rename NAME".
+func dirEvents(t *testing.T, dir string) func() []string {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Skipf("inotify: %v", err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return func() []string {
+		defer unix.Close(fd)
+		var got []string
+		buf := make([]byte, 64<<10)
+		n, err := unix.Read(fd, buf)
+		if err != nil && err != unix.EAGAIN {
+			t.Fatal(err)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+			verb := "create"
+			if ev.Mask&unix.IN_MOVED_TO != 0 {
+				verb = "rename"
+			}
+			got = append(got, verb+" "+name)
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+		return got
+	}
+}
+
+// TestCreateFileWhereAbsent: a COPY whose undo image says nothing was at
+// its path writes the new file at its name (one creation, no temporary
+// name, no rename), with its owner and mode; a killed op's file there,
+// whole or not, is removed by the undo. Where something was put at the
+// name after the image was taken (a hard link to another file, a link),
+// it is replaced by a rename as before, never written through.
+func TestCreateFileWhereAbsent(t *testing.T) {
+	ctx := context.Background()
+	env, dir, sum := placeEnv(t)
+	step := func(p string) journal.Step {
+		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - "+p+" sha256="+sum+" mode=0640 owner=1000 group=1000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ownerOf := func(p string) string {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, p), &st); err != nil {
+			return err.Error()
+		}
+		return fmt.Sprintf("%o %d:%d", st.Mode, st.Uid, st.Gid)
+	}
+
+	s := step("/data/new")
+	img, err := captureIn(env, &s, nil)
+	if err != nil || !img.Absent {
+		t.Fatalf("image %+v, %v: want absent", img, err)
+	}
+	events := dirEvents(t, filepath.Join(dir, "data"))
+	if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := events(); !slices.Equal(got, []string{"create new"}) {
+		t.Errorf("names made in /data: %q, want only the file itself, created", got)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "data/new")); err != nil || string(got) != "new\n" {
+		t.Errorf("/data/new: %q, %v", got, err)
+	}
+	if got := ownerOf("data/new"); got != "100640 1000:1000" {
+		t.Errorf("/data/new: mode and owner %s, want 100640 1000:1000", got)
+	}
+
+	// A killed op left its file half-written: the undo removes it.
+	if err := os.WriteFile(filepath.Join(dir, "data/new"), []byte("ne"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := restorePlaced(env, "/data/new", img, newUndoPass(false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "data/new")); !os.IsNotExist(err) {
+		t.Errorf("the undo left /data/new: %v", err)
+	}
+
+	// Something put at the name since the image was taken is replaced.
+	for name, put := range map[string]func(string) error{
+		"hardlink": func(p string) error { return os.Link(filepath.Join(dir, "victim/f"), p) },
+		"symlink":  func(p string) error { return os.Symlink("../victim/f", p) },
+	} {
+		s := step("/data/" + name)
+		img, err := captureIn(env, &s, nil)
+		if err != nil || !img.Absent {
+			t.Fatalf("%s: image %+v, %v: want absent", name, img, err)
+		}
+		if err := put(filepath.Join(dir, "data", name)); err != nil {
+			t.Fatal(err)
+		}
+		events := dirEvents(t, filepath.Join(dir, "data"))
+		if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := events(); !slices.Equal(got, []string{"create " + filepath.Base(rootfs.TempPath("/data/"+name)), "rename " + name}) {
+			t.Errorf("%s: names made in /data: %q, want the temporary file renamed over it", name, got)
+		}
+		victimIntact(t, dir)
+		if got, err := os.ReadFile(filepath.Join(dir, "data", name)); err != nil || string(got) != "new\n" {
+			t.Errorf("/data/%s: %q, %v", name, got, err)
+		}
+		if got := ownerOf("data/" + name); got != "100640 1000:1000" {
+			t.Errorf("/data/%s: mode and owner %s, want 100640 1000:1000", name, got)
+		}
 	}
 }
