@@ -450,10 +450,8 @@ func ensureFile(env *Env, l *loc, sum string, mode uint32, uid, gid int) error {
 // written at its name instead (createFile). Runs of zero blocks become
 // holes.
 func putFile(env *Env, l *loc, img Image) error {
-	if l.wasAbsent {
-		if done, err := createFile(env, l, img); done || err != nil {
-			return err
-		}
+	if l.wasAbsent && createFile(env, l, img) {
+		return nil
 	}
 	p := l.p
 	st, err := lstatAt(l)
@@ -509,26 +507,22 @@ func putFile(env *Env, l *loc, img Image) error {
 // name and no rename (a cold apply of 10,000 files spent a fifth of its
 // time in them). A file half-written there when the process dies is no
 // different from a whole one to the intent log: the op is in it, and its
-// undo removes the file. done is false, with nothing touched, if something
-// is at the name now (made since the image was taken): putFile then
-// replaces it as it replaces any object.
-func createFile(env *Env, l *loc, img Image) (done bool, err error) {
+// undo removes the file. It reports whether it did: if something is at the
+// name now (made since the image was taken), or anything fails, it leaves
+// the name as it found it and putFile takes its usual way, which replaces
+// what is there, or fails with its usual error.
+func createFile(env *Env, l *loc, img Image) bool {
 	if l.dir == nil {
-		return false, nil // putFile says that the directory is missing
+		return false
 	}
 	src, err := env.Blobs.Open(img.Blob)
 	if err != nil {
-		return false, err
+		return false
 	}
 	defer src.Close()
 	f, err := l.dir.CreateNew(l.name, img.Mode&0o777)
-	switch {
-	case errors.Is(err, fs.ErrExist):
-		return false, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return true, fmt.Errorf("write %s: parent directory does not exist", l.p)
-	case err != nil:
-		return true, err
+	if err != nil {
+		return false
 	}
 	// The owner and then the mode, always: a new file takes the group of a
 	// set-group-ID directory, and chown clears set-id bits.
@@ -544,9 +538,9 @@ func createFile(env *Env, l *loc, img Image) (done bool, err error) {
 	}
 	if err != nil {
 		l.Remove() // made above, by this op: nothing else was there
-		return true, fmt.Errorf("write %s: %w", l.p, err)
+		return false
 	}
-	return true, nil
+	return true
 }
 
 // fixFile brings the located regular file to img in place, through one

@@ -372,3 +372,53 @@ func TestPlaceDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateFileFails: where the file cannot be written at its name (a
+// full file system), the name is left as it was and the COPY fails with
+// the error of the usual way, through a temporary file, word for word.
+func TestCreateFileFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "full")
+	mountTmpfs(t, dir, 64<<10)
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler.Write(make([]byte, 1<<20)) // to ENOSPC
+	filler.Close()
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	blobs, err := OpenBlobs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("new\n", 2048)
+	sum := sha256.Sum256([]byte(content))
+	hexsum := hex.EncodeToString(sum[:])
+	if _, err := blobs.Put(strings.NewReader(content), hexsum); err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{Root: root, Blobs: blobs}
+	s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - /new sha256="+hexsum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := captureIn(env, &s, nil)
+	if err != nil || !img.Absent {
+		t.Fatalf("image %+v, %v: want absent", img, err)
+	}
+	placed := runPlaced(context.Background(), env, copyKind{}, &s, journal.Forward, &img, Image{}, nil)
+	usual := forwardFresh(context.Background(), env, copyKind{}, &s)
+	if placed == nil || usual == nil || placed.Error() != usual.Error() {
+		t.Errorf("on a full file system: %v; the usual way: %v; want the same error", placed, usual)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "filler" {
+		t.Errorf("left on the full file system: %v", entries)
+	}
+}
