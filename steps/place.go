@@ -235,8 +235,8 @@ type loc struct {
 	place *Place
 	// wasAbsent: the op acting here has an undo image, in the intent log,
 	// that says nothing was at the object. A file it makes may then be
-	// written at its name (putFile): if the op is cut short, its undo
-	// removes what it left.
+	// written without a name and linked there (putFile), with no
+	// temporary name for the undo to remove: its undo removes the file.
 	wasAbsent bool
 	// borrowed: dir is a group's placeDirs', which closes it; close
 	// leaves it open.

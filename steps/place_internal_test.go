@@ -191,15 +191,31 @@ func TestPlaceOtherBoot(t *testing.T) {
 }
 
 // dirEvents watches the host directory dir for names made in it (created,
-// or renamed into it) and returns a function that stops and says which, in
-// order: "create NAME" or "rename NAME".
+// or renamed into it) and for changes to the files named in it, and returns
+// a function that stops and says which, in order: "create NAME", "rename
+// NAME", "modify NAME" (written), "attrib NAME" (owner, mode, attributes,
+// times) or "close NAME" (closed after writing).
 func dirEvents(t *testing.T, dir string) func() []string {
 	t.Helper()
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		t.Skipf("inotify: %v", err)
 	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+	verbs := []struct {
+		mask uint32
+		verb string
+	}{
+		{unix.IN_CREATE, "create"},
+		{unix.IN_MOVED_TO, "rename"},
+		{unix.IN_MODIFY, "modify"},
+		{unix.IN_ATTRIB, "attrib"},
+		{unix.IN_CLOSE_WRITE, "close"},
+	}
+	var mask uint32
+	for _, v := range verbs {
+		mask |= v.mask
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
 		unix.Close(fd)
 		t.Fatal(err)
 	}
@@ -214,23 +230,40 @@ func dirEvents(t *testing.T, dir string) func() []string {
 		for off := 0; off+unix.SizeofInotifyEvent <= n; {
 			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
 			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
-			verb := "create"
-			if ev.Mask&unix.IN_MOVED_TO != 0 {
-				verb = "rename"
+			for _, v := range verbs {
+				if ev.Mask&v.mask != 0 {
+					got = append(got, v.verb+" "+name)
+				}
 			}
-			got = append(got, verb+" "+name)
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 		}
 		return got
 	}
 }
 
+// eventVerb is the verb of a dirEvents event.
+func eventVerb(event string) string {
+	verb, _, _ := strings.Cut(event, " ")
+	return verb
+}
+
+// verbsOf is the verbs of dirEvents events.
+func verbsOf(events []string) []string {
+	verbs := make([]string, len(events))
+	for i, e := range events {
+		verbs[i] = eventVerb(e)
+	}
+	return verbs
+}
+
 // TestCreateFileWhereAbsent: a COPY whose undo image says nothing was at
-// its path writes the new file at its name (one creation, no temporary
-// name, no rename), with its owner and mode; a killed op's file there,
-// whole or not, is removed by the undo. Where something was put at the
-// name after the image was taken (a hard link to another file, a link),
-// it is replaced by a rename as before, never written through.
+// its path writes the new file without a name and then links it there (no
+// temporary name, no rename): its name appears once the file is whole, with
+// its content, owner and mode, and nothing changes it after. A killed op's
+// unnamed file leaves nothing; a linked one, whole, is removed by the
+// undo. Where something was put at the name after the image was taken (a
+// hard link to another file, a link), it is replaced by a rename as
+// before, never written through.
 func TestCreateFileWhereAbsent(t *testing.T) {
 	ctx := context.Background()
 	env, dir, sum := placeEnv(t)
@@ -258,8 +291,14 @@ func TestCreateFileWhereAbsent(t *testing.T) {
 	if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := events(); !slices.Equal(got, []string{"create new"}) {
-		t.Errorf("names made in /data: %q, want only the file itself, created", got)
+	got := events()
+	named := slices.DeleteFunc(slices.Clone(got), func(e string) bool { return strings.Contains(e, " #") })
+	if !slices.Equal(named, []string{"create new"}) {
+		t.Errorf("events in /data: %q; of names: %q, want only the file itself, created", got, named)
+	}
+	if i := slices.Index(got, "create new"); i < 0 || !slices.Contains(verbsOf(got[:i]), "modify") || !slices.Contains(verbsOf(got[:i]), "attrib") ||
+		slices.Contains(verbsOf(got[i:]), "modify") || slices.Contains(verbsOf(got[i:]), "attrib") {
+		t.Errorf("events in /data: %q, want the file written and its mode set before its name appears, and not after", got)
 	}
 	if got, err := os.ReadFile(filepath.Join(dir, "data/new")); err != nil || string(got) != "new\n" {
 		t.Errorf("/data/new: %q, %v", got, err)
@@ -268,15 +307,32 @@ func TestCreateFileWhereAbsent(t *testing.T) {
 		t.Errorf("/data/new: mode and owner %s, want 100640 1000:1000", got)
 	}
 
-	// A killed op left its file half-written: the undo removes it.
-	if err := os.WriteFile(filepath.Join(dir, "data/new"), []byte("ne"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The op's undo removes the file, which is whole once it has a name.
 	if err := restorePlaced(env, "/data/new", img, newUndoPass(false)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "data/new")); !os.IsNotExist(err) {
 		t.Errorf("the undo left /data/new: %v", err)
+	}
+	// An op killed before the link leaves nothing, and its undo finds
+	// nothing to do.
+	before, _ := os.ReadDir(filepath.Join(dir, "data"))
+	d, err := env.Root.OpenDir("/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := d.CreateUnnamed("new", 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("ne")
+	f.Close()
+	d.Close()
+	if err := restorePlaced(env, "/data/new", img, newUndoPass(false)); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadDir(filepath.Join(dir, "data")); len(after) != len(before) {
+		t.Errorf("a file cut short before its link left /data with %v, want %v", after, before)
 	}
 
 	// Something put at the name since the image was taken is replaced.
@@ -296,7 +352,8 @@ func TestCreateFileWhereAbsent(t *testing.T) {
 		if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}, nil); err != nil {
 			t.Fatal(err)
 		}
-		if got := events(); !slices.Equal(got, []string{"create " + filepath.Base(rootfs.TempPath("/data/"+name)), "rename " + name}) {
+		got := slices.DeleteFunc(events(), func(e string) bool { v := eventVerb(e); return v != "create" && v != "rename" })
+		if !slices.Equal(got, []string{"create " + filepath.Base(rootfs.TempPath("/data/"+name)), "rename " + name}) {
 			t.Errorf("%s: names made in /data: %q, want the temporary file renamed over it", name, got)
 		}
 		victimIntact(t, dir)
