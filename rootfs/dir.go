@@ -85,8 +85,7 @@ func infoFromStat(st *unix.Stat_t) Info {
 // renamed or replaced after OpenParent, the Dir still acts on the directory
 // it opened, which was beneath the root when it was resolved. Hold one for
 // one operation (for a COPY: CreateTemp, write, SetOwnerMode, CommitTemp,
-// Sync), or for the operations of a moment in one directory (the applier's
-// COPYs of one group), not across a plan.
+// Sync), not across a plan.
 type Dir struct {
 	fd    int
 	owned bool   // fd is ours to close; false for the root's own descriptor

@@ -1006,14 +1006,9 @@ func (b *batch) execute(ctx context.Context) error {
 			continue
 		}
 		errs := b.observeGroup(group, func(durations []time.Duration, errs []error) {
-			var dirs *placeDirs
-			if n > 1 {
-				dirs = newPlaceDirs()
-				defer dirs.close()
-			}
 			parallel(len(group), func(i int) {
 				start := time.Now()
-				errs[i] = a.runOp(b.c.opContext(group[i].step, doRun), group[i].step, group[i].action, group[i].undo, dirs)
+				errs[i] = a.runOp(b.c.opContext(group[i].step, doRun), group[i].step, group[i].action, group[i].undo)
 				durations[i] = time.Since(start)
 			})
 		})
@@ -1079,12 +1074,11 @@ func isBatchForward(s *journal.Step, action journal.Action) bool {
 }
 
 // runOp runs one op forward. A path op acts where its undo image was taken
-// (undo.Place), or refuses; dirs, if not nil, is the directories its group
-// found (placeDirs).
-func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image, dirs *placeDirs) error {
+// (undo.Place), or refuses.
+func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
 	kind := LookupKind(s.Op)
 	if pk, ok := kind.(pathKind); ok && undo != nil && undo.Place != nil {
-		return runPlaced(ctx, a.env, pk, s, action, undo, a.st.applied.Images()[s.Identity()], dirs)
+		return runPlaced(ctx, a.env, pk, s, action, undo, a.st.applied.Images()[s.Identity()])
 	}
 	if action == journal.Inverse {
 		if im, ok := kind.(Imager); ok {

@@ -95,13 +95,12 @@ func forwardFresh(ctx context.Context, env *Env, k pathKind, s *journal.Step) er
 
 // runPlaced runs a path op (forward, update, rerun, or inverse to orig) in
 // the directory its undo image, undo, was taken in (undo.Place), or refuses.
-// dirs, if not nil, is the directories of the op's group, found once.
-func runPlaced(ctx context.Context, env *Env, k pathKind, s *journal.Step, action journal.Action, undo *Image, orig Image, dirs *placeDirs) error {
+func runPlaced(ctx context.Context, env *Env, k pathKind, s *journal.Step, action journal.Action, undo *Image, orig Image) error {
 	verb := verbOf(s.Op)
 	if action == journal.Inverse {
 		verb = "restore"
 	}
-	l, err := dirs.open(env, s.Object(), undo.Place, verb)
+	l, err := openPlace(env, s.Object(), undo.Place, nil, verb)
 	if err != nil {
 		return &untouchedError{err}
 	}

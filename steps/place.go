@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/cairn-cm/cairn/journal"
@@ -238,13 +237,10 @@ type loc struct {
 	// written without a name and linked there (putFile), with no
 	// temporary name for the undo to remove: its undo removes the file.
 	wasAbsent bool
-	// borrowed: dir is a group's placeDirs', which closes it; close
-	// leaves it open.
-	borrowed bool
 }
 
 func (l *loc) close() {
-	if l.dir != nil && !l.borrowed {
+	if l.dir != nil {
 		l.dir.Close()
 	}
 }
@@ -679,62 +675,6 @@ func openPlace(env *Env, p string, pl *Place, u *undoPass, verb string) (loc, er
 	}
 	l.dir = d
 	return l, nil
-}
-
-// placeDirs is the directories that the ops of one group of COPYs act
-// in, each found through its Place (openPlace) once for all the ops in it
-// and closed when the group is done: a cold apply's ops each opened their
-// directory from the root again, 20 to a directory. The ops of a group run
-// at once, and none changes the way to another's directory (no path can be
-// beneath a COPY's). A nil placeDirs opens each op's directory afresh.
-type placeDirs struct {
-	mu sync.Mutex
-	m  map[placeDirKey]*placeDir
-}
-
-// placeDirKey is one object directory found through one Place.
-type placeDirKey struct {
-	place Place
-	dir   string
-}
-
-// placeDir is what openPlace found for a placeDirKey.
-type placeDir struct {
-	once sync.Once
-	l    loc
-	err  error
-}
-
-func newPlaceDirs() *placeDirs { return &placeDirs{m: map[placeDirKey]*placeDir{}} }
-
-// open is openPlace(env, p, pl, nil, verb), through the directory found for
-// an op before it where there is one. Where openPlace failed, each op
-// calls it again, for an error of its own.
-func (c *placeDirs) open(env *Env, p string, pl *Place, verb string) (loc, error) {
-	if c == nil || pl == nil {
-		return openPlace(env, p, pl, nil, verb)
-	}
-	dir, name := splitObject(p)
-	key := placeDirKey{place: *pl, dir: dir}
-	c.mu.Lock()
-	e := c.m[key]
-	if e == nil {
-		e = &placeDir{}
-		c.m[key] = e
-	}
-	c.mu.Unlock()
-	e.once.Do(func() { e.l, e.err = openPlace(env, p, pl, nil, verb) })
-	if e.err != nil {
-		return openPlace(env, p, pl, nil, verb)
-	}
-	return loc{p: p, name: name, dir: e.l.dir, gone: e.l.gone, borrowed: true}, nil
-}
-
-// close closes the directories; the group's ops are done.
-func (c *placeDirs) close() {
-	for _, e := range c.m {
-		e.l.close()
-	}
 }
 
 // pathError is the error of a path op whose directory could not be

@@ -100,13 +100,13 @@ func TestPlaceForwardAndUndo(t *testing.T) {
 				t.Fatalf("image %+v: want absent, with a place", img)
 			}
 			swapData(t, dir, true)
-			err = runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}, nil)
+			err = runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{})
 			if !touchedNothing(err) || !strings.Contains(err.Error(), "refusing to act") {
 				t.Fatalf("forward through the swapped link: %v, want a refusal that touched nothing", err)
 			}
 			victimIntact(t, dir)
 			swapData(t, dir, false)
-			if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}, nil); err != nil {
+			if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
 				t.Fatal(err)
 			}
 			swapData(t, dir, true)
@@ -288,7 +288,7 @@ func TestCreateFileWhereAbsent(t *testing.T) {
 		t.Fatalf("image %+v, %v: want absent", img, err)
 	}
 	events := dirEvents(t, filepath.Join(dir, "data"))
-	if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}, nil); err != nil {
+	if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
 		t.Fatal(err)
 	}
 	got := events()
@@ -349,7 +349,7 @@ func TestCreateFileWhereAbsent(t *testing.T) {
 			t.Fatal(err)
 		}
 		events := dirEvents(t, filepath.Join(dir, "data"))
-		if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}, nil); err != nil {
+		if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
 			t.Fatal(err)
 		}
 		got := slices.DeleteFunc(events(), func(e string) bool { v := eventVerb(e); return v != "create" && v != "rename" })
@@ -362,70 +362,6 @@ func TestCreateFileWhereAbsent(t *testing.T) {
 		}
 		if got := ownerOf("data/" + name); got != "100640 1000:1000" {
 			t.Errorf("/data/%s: mode and owner %s, want 100640 1000:1000", name, got)
-		}
-	}
-}
-
-// TestPlaceDirs: the COPYs of one group into one directory act through one
-// descriptor of it, found through their Place once and closed with the
-// group; where the Place is refused, each op is refused with an error that
-// names its own path, touching nothing.
-func TestPlaceDirs(t *testing.T) {
-	ctx := context.Background()
-	env, dir, sum := placeEnv(t)
-	steps := make([]journal.Step, 3)
-	imgs := make([]Image, 3)
-	for i := range steps {
-		p := fmt.Sprintf("/data/sub/f%d", i)
-		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - "+p+" sha256="+sum)
-		if err != nil {
-			t.Fatal(err)
-		}
-		steps[i] = s
-		if imgs[i], err = captureIn(env, &steps[i], nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	openFDs := func() int {
-		entries, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			t.Skipf("no /proc: %v", err)
-		}
-		return len(entries)
-	}
-
-	swapData(t, dir, true)
-	dirs := newPlaceDirs()
-	for i := range steps {
-		err := runPlaced(ctx, env, copyKind{}, &steps[i], journal.Forward, &imgs[i], Image{}, dirs)
-		if !touchedNothing(err) || !strings.Contains(err.Error(), "write "+steps[i].Object()+": refusing to act") {
-			t.Errorf("op %d through the swapped link: %v, want a refusal naming its own path", i, err)
-		}
-	}
-	dirs.close()
-	victimIntact(t, dir)
-	swapData(t, dir, false)
-
-	before := openFDs()
-	dirs = newPlaceDirs()
-	for i := range steps {
-		if err := runPlaced(ctx, env, copyKind{}, &steps[i], journal.Forward, &imgs[i], Image{}, dirs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := len(dirs.m); got != 1 {
-		t.Errorf("the group found %d directories, want 1", got)
-	}
-	if got := openFDs(); got != before+1 {
-		t.Errorf("%d descriptors open during the group, want the %d before and its directory's", got, before)
-	}
-	dirs.close()
-	if got := openFDs(); got != before {
-		t.Errorf("%d descriptors open after the group, want the %d before", got, before)
-	}
-	for i := range steps {
-		if got, err := os.ReadFile(filepath.Join(dir, steps[i].Object())); err != nil || string(got) != "new\n" {
-			t.Errorf("%s: %q, %v", steps[i].Object(), got, err)
 		}
 	}
 }
@@ -466,7 +402,7 @@ func TestCreateFileFails(t *testing.T) {
 	if err != nil || !img.Absent {
 		t.Fatalf("image %+v, %v: want absent", img, err)
 	}
-	placed := runPlaced(context.Background(), env, copyKind{}, &s, journal.Forward, &img, Image{}, nil)
+	placed := runPlaced(context.Background(), env, copyKind{}, &s, journal.Forward, &img, Image{})
 	usual := forwardFresh(context.Background(), env, copyKind{}, &s)
 	if placed == nil || usual == nil || placed.Error() != usual.Error() {
 		t.Errorf("on a full file system: %v; the usual way: %v; want the same error", placed, usual)
