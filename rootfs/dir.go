@@ -505,8 +505,13 @@ func linkAt(fd, dirfd int, name string) error {
 			return err
 		}
 		// No capability, or the directory was removed: /proc tells them
-		// apart.
+		// apart. A name already there answers EEXIST only through /proc
+		// (the first call failed before looking at it), and that is
+		// Link's answer then.
 		if perr := linkProc(fd, dirfd, name); perr != nil {
+			if perr == unix.EEXIST {
+				return perr
+			}
 			return err
 		}
 		noEmptyPathLink.Store(true)

@@ -415,3 +415,37 @@ func TestCreateFileFails(t *testing.T) {
 		t.Errorf("left on the full file system: %v", entries)
 	}
 }
+
+// TestPlaceSwapBetweenOps: a directory swapped for a link after one COPY
+// into it ran is refused to the next COPYs into it: each op finds its
+// directory from the root, never through what an earlier op found.
+func TestPlaceSwapBetweenOps(t *testing.T) {
+	ctx := context.Background()
+	env, dir, sum := placeEnv(t)
+	steps := make([]journal.Step, 3)
+	imgs := make([]Image, 3)
+	for i := range steps {
+		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, fmt.Sprintf("COPY - /data/sub/f%d sha256=%s", i, sum))
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps[i] = s
+		if imgs[i], err = captureIn(env, &steps[i], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := runPlaced(ctx, env, copyKind{}, &steps[0], journal.Forward, &imgs[0], Image{}); err != nil {
+		t.Fatal(err)
+	}
+	swapData(t, dir, true)
+	for i := 1; i < len(steps); i++ {
+		err := runPlaced(ctx, env, copyKind{}, &steps[i], journal.Forward, &imgs[i], Image{})
+		if !touchedNothing(err) || !strings.Contains(err.Error(), "refusing to act") {
+			t.Errorf("op %d through the swapped directory: %v, want a refusal that touched nothing", i, err)
+		}
+	}
+	if ents, err := os.ReadDir(filepath.Join(dir, "data.real/sub")); err != nil || len(ents) != 1 {
+		t.Errorf("the directory moved away holds %d entries (%v), want the first op's file only", len(ents), err)
+	}
+	victimIntact(t, dir)
+}
