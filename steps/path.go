@@ -468,7 +468,11 @@ func putFile(env *Env, l *loc, img Image) error {
 	}
 	defer src.Close()
 	mode, uid, gid := img.Mode, img.UID, img.GID
-	tmp, err := l.CreateTemp(mode)
+	// The temporary file is the writer's alone (0600) until it is whole and
+	// has its owner: in a set-group-ID directory it would take the
+	// directory's group, and with the image's mode that group could read
+	// content meant for another while it is written.
+	tmp, err := l.CreateTemp(0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("write %s: parent directory does not exist", p)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"unsafe"
 
@@ -448,4 +449,77 @@ func TestPlaceSwapBetweenOps(t *testing.T) {
 		t.Errorf("the directory moved away holds %d entries (%v), want the first op's file only", len(ents), err)
 	}
 	victimIntact(t, dir)
+}
+
+// TestTempFileWritersOnly: a file replaced through a temporary file in a
+// set-group-ID directory is not readable by the directory's group while it
+// is written, whatever its final mode: the temporary file is 0600 until it
+// is whole and has its owner.
+func TestTempFileWritersOnly(t *testing.T) {
+	env, dir, _ := placeEnv(t)
+	sub := filepath.Join(dir, "data/sub")
+	if err := os.Chown(sub, 0, 50); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(sub, 0o2775); err != nil { // os.Chmod takes no 0o2000
+		t.Fatal(err)
+	}
+	// A file at the path makes the COPY take the temporary file's way.
+	if err := os.WriteFile(filepath.Join(sub, "key"), []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("secret\n", 8<<20) // 56 MB: long enough a write to be seen
+	sum := sha256.Sum256([]byte(content))
+	hexsum := hex.EncodeToString(sum[:])
+	if _, err := env.Blobs.Put(strings.NewReader(content), hexsum); err != nil {
+		t.Fatal(err)
+	}
+	s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - /data/sub/key mode=0640 owner=root group=root sha256="+hexsum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := captureIn(env, &s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(sub, filepath.Base(rootfs.TempPath("/data/sub/key")))
+	stop := make(chan struct{})
+	seen := make(chan []string)
+	go func() {
+		var bad []string
+		n := 0
+		for {
+			select {
+			case <-stop:
+				seen <- append(bad, fmt.Sprint(n, " looks"))
+				return
+			default:
+			}
+			var st syscall.Stat_t
+			if syscall.Lstat(tmp, &st) != nil {
+				continue
+			}
+			n++
+			if st.Gid != 0 && st.Mode&0o077 != 0 {
+				bad = append(bad, fmt.Sprintf("group %d mode %o", st.Gid, st.Mode&0o7777))
+			}
+		}
+	}()
+	err = runPlaced(context.Background(), env, copyKind{}, &s, journal.Forward, &img, Image{})
+	close(stop)
+	got := <-seen
+	if err != nil {
+		t.Fatal(err)
+	}
+	looks := got[len(got)-1]
+	if looks == "0 looks" {
+		t.Skip("the temporary file was never seen while written")
+	}
+	if bad := got[:len(got)-1]; len(bad) > 0 {
+		t.Errorf("the temporary file was open to another group while written (%s): %q", looks, bad[:min(3, len(bad))])
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(sub, "key"), &st); err != nil || st.Gid != 0 || st.Mode&0o7777 != 0o640 {
+		t.Errorf("key: group %d mode %o (%v), want root's group and 0640", st.Gid, st.Mode&0o7777, err)
+	}
 }
