@@ -446,6 +446,86 @@ func (d *Dir) CreateTemp(name string, perm uint32) (*os.File, error) {
 	return os.NewFile(uintptr(fd), d.join(tmp)), nil
 }
 
+// CreateUnnamed creates a regular file in d that has no name yet
+// (O_TMPFILE), for writing, to be given the name name by Link once it is
+// written: it appears there whole, never partly written, and a file that is
+// never linked (the caller closes it, the process dies) is freed by the
+// kernel, leaving nothing in d. name is only checked and used in the file's
+// Name and in errors. The file's mode is perm's permission bits less the
+// umask; the caller sets the mode it wants after the owner (chown clears
+// set-id bits). A file system without O_TMPFILE fails (EOPNOTSUPP; EISDIR
+// or EINVAL from older kernels).
+func (d *Dir) CreateUnnamed(name string, perm uint32) (*os.File, error) {
+	if !validName(name) {
+		return nil, d.err("create", name, ErrInvalidName)
+	}
+	if perm&^0o7777 != 0 {
+		return nil, d.err("create", name, modeError(perm))
+	}
+	fd, err := unix.Openat(d.fd, ".", unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, perm&0o777)
+	if err != nil {
+		return nil, d.err("create", name, err)
+	}
+	return os.NewFile(uintptr(fd), d.join(name)), nil
+}
+
+// Link gives f, a file made by CreateUnnamed in d, the name name in d
+// (linkat(2)), where nothing is: if anything is there (a file, a link, a
+// directory), it fails with an error that is fs.ErrExist, and nothing is
+// touched.
+func (d *Dir) Link(f *os.File, name string) error {
+	if !validName(name) {
+		return d.err("link", name, ErrInvalidName)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return d.err("link", name, err)
+	}
+	cerr := rc.Control(func(fd uintptr) { err = linkAt(int(fd), d.fd, name) })
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return d.err("link", name, err)
+	}
+	return nil
+}
+
+// noEmptyPathLink is set once linkat(2) refused AT_EMPTY_PATH where the
+// link through /proc worked: it answers ENOENT to a caller without
+// CAP_DAC_READ_SEARCH (root has it, unless in a user namespace on an older
+// kernel). linkAt then goes through /proc.
+var noEmptyPathLink atomic.Bool
+
+// linkAt gives the file of descriptor fd the name name in dirfd.
+func linkAt(fd, dirfd int, name string) error {
+	if !noEmptyPathLink.Load() {
+		err := unix.Linkat(fd, "", dirfd, name, unix.AT_EMPTY_PATH)
+		if err != unix.ENOENT {
+			return err
+		}
+		// No capability, or the directory was removed: /proc tells them
+		// apart. A name already there answers EEXIST only through /proc
+		// (the first call failed before looking at it), and that is
+		// Link's answer then.
+		if perr := linkProc(fd, dirfd, name); perr != nil {
+			if perr == unix.EEXIST {
+				return perr
+			}
+			return err
+		}
+		noEmptyPathLink.Store(true)
+		return nil
+	}
+	return linkProc(fd, dirfd, name)
+}
+
+// linkProc is linkAt through the descriptor's /proc magic link, as
+// open(2) describes for O_TMPFILE without the capability.
+func linkProc(fd, dirfd int, name string) error {
+	return unix.Linkat(unix.AT_FDCWD, procSelfFD+strconv.Itoa(fd), dirfd, name, unix.AT_SYMLINK_FOLLOW)
+}
+
 // CommitTemp is Root.CommitTemp for name in d.
 func (d *Dir) CommitTemp(name string) error {
 	if !validName(name) {

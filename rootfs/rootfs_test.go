@@ -544,3 +544,113 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d entries, %v", len(names), err)
 	}
 }
+
+// TestDirCreateUnnamed: a file made without a name, written, and given its
+// name only when whole (through AT_EMPTY_PATH or, without the capability,
+// /proc); anything already at the name (a file, a hard link, a link, a
+// directory) is left as it is, never written through, and the error is
+// fs.ErrExist; a file never linked leaves nothing.
+func TestDirCreateUnnamed(t *testing.T) {
+	ways := []struct {
+		name            string
+		noEmptyPathLink bool
+	}{
+		{"AT_EMPTY_PATH", false},
+		{"proc", true},
+	}
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) {
+			defer noEmptyPathLink.Store(false)
+			noEmptyPathLink.Store(w.noEmptyPathLink)
+			root := t.TempDir()
+			build(t, root, "d:etc", "f:etc/shadow=secret", "l:etc/motd->shadow", "l:etc/dangling->nowhere", "d:etc/dir")
+			if err := os.Link(filepath.Join(root, "etc/shadow"), filepath.Join(root, "etc/hosts")); err != nil {
+				t.Fatal(err)
+			}
+			r := openRoot(t, root, false)
+			d, err := r.OpenDir("/etc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			names := func() []string {
+				names, err := r.ReadDirNames("/etc")
+				if err != nil {
+					t.Fatal(err)
+				}
+				slices.Sort(names)
+				return names
+			}
+			before := names()
+			for _, name := range []string{"shadow", "hosts", "motd", "dangling", "dir"} {
+				f, err := d.CreateUnnamed(name, 0o644)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteString("new")
+				err = d.Link(f, name)
+				f.Close()
+				if !errors.Is(err, fs.ErrExist) {
+					t.Errorf("Link(%s): %v, want fs.ErrExist", name, err)
+				}
+			}
+			if _, err := os.Lstat(filepath.Join(root, "nowhere")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the dangling link's target was made: %v", err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(root, "etc/shadow")); string(got) != "secret" {
+				t.Errorf("shadow = %q", got)
+			}
+
+			f, err := d.CreateUnnamed("new", 0o4750)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Name() != "/etc/new" {
+				t.Errorf("Name() = %q", f.Name())
+			}
+			f.WriteString("hello")
+			if err := SetOwnerMode(f, 1000, 1000, 0o4750); err != nil {
+				t.Fatal(err)
+			}
+			if got := names(); !slices.Equal(got, before) {
+				t.Errorf("before the link, /etc holds %q, want %q", got, before)
+			}
+			if err := d.Link(f, "new"); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			info, err := d.Lstat("new")
+			if err != nil || info.Perm() != 0o4750 || info.UID != 1000 || info.Size != 5 || info.Nlink != 1 {
+				t.Errorf("new: %+v %v", info, err)
+			}
+
+			// Never linked: nothing is left.
+			f, err = d.CreateUnnamed("cut", 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString("cut sh")
+			f.Close()
+			after := append(slices.Clone(before), "new")
+			slices.Sort(after)
+			if got := names(); !slices.Equal(got, after) {
+				t.Errorf("after a file never linked, /etc holds %q", got)
+			}
+		})
+	}
+
+	r := openRoot(t, t.TempDir(), false)
+	d, err := r.OpenDir("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, name := range []string{"..", "a/b", ""} {
+		if _, err := d.CreateUnnamed(name, 0o644); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("CreateUnnamed(%q): %v, want ErrInvalidName", name, err)
+		}
+	}
+	if _, err := d.CreateUnnamed("x", 0o10644); err == nil {
+		t.Error("CreateUnnamed with a type bit in the mode: no error")
+	}
+}

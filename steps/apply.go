@@ -1078,7 +1078,7 @@ func isBatchForward(s *journal.Step, action journal.Action) bool {
 func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
 	kind := LookupKind(s.Op)
 	if pk, ok := kind.(pathKind); ok && undo != nil && undo.Place != nil {
-		return runPlaced(ctx, a.env, pk, s, action, undo.Place, a.st.applied.Images()[s.Identity()])
+		return runPlaced(ctx, a.env, pk, s, action, undo, a.st.applied.Images()[s.Identity()])
 	}
 	if action == journal.Inverse {
 		if im, ok := kind.(Imager); ok {

@@ -12,7 +12,9 @@ import (
 // Syntax: COPY SRC PATH sha256=HEX [mode=0644] [owner=root] [group=root]
 //
 // Forward: write the content whose sha256 is HEX to PATH atomically (a temp
-// file in the same directory, renamed over PATH), with that mode and owner.
+// file in the same directory, renamed over PATH), with that mode and owner;
+// where the op's undo image says nothing was at PATH, the file is written
+// without a name (O_TMPFILE) and then linked at PATH, as atomically.
 // The content comes from the state's blob store, where the applier put it
 // from SRC (relative to the source root) or, for SRC "-", from the blob
 // directory, after checking its hash. Blocks of zeros are left as holes. A

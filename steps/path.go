@@ -94,17 +94,18 @@ func forwardFresh(ctx context.Context, env *Env, k pathKind, s *journal.Step) er
 }
 
 // runPlaced runs a path op (forward, update, rerun, or inverse to orig) in
-// the directory its undo image was taken in (pl), or refuses.
-func runPlaced(ctx context.Context, env *Env, k pathKind, s *journal.Step, action journal.Action, pl *Place, orig Image) error {
+// the directory its undo image, undo, was taken in (undo.Place), or refuses.
+func runPlaced(ctx context.Context, env *Env, k pathKind, s *journal.Step, action journal.Action, undo *Image, orig Image) error {
 	verb := verbOf(s.Op)
 	if action == journal.Inverse {
 		verb = "restore"
 	}
-	l, err := openPlace(env, s.Object(), pl, nil, verb)
+	l, err := openPlace(env, s.Object(), undo.Place, nil, verb)
 	if err != nil {
 		return &untouchedError{err}
 	}
 	defer l.close()
+	l.wasAbsent = undo.Absent
 	if action == journal.Inverse {
 		return restoreAt(env, &l, orig)
 	}
@@ -443,9 +444,14 @@ func ensureFile(env *Env, l *loc, sum string, mode uint32, uid, gid int) error {
 // that content is fixed in place, unless other names link to its inode (a
 // hard link, perhaps to a file outside the root or another user's): then,
 // as for any other content, a new file is written to a temporary name and
-// renamed over it, and the other names keep their inode untouched. Runs of
+// renamed over it, and the other names keep their inode untouched; where
+// the op's undo image says nothing was there (l.wasAbsent), the file is
+// written without a name and linked there instead (createFile). Runs of
 // zero blocks become holes.
 func putFile(env *Env, l *loc, img Image) error {
+	if l.wasAbsent && createFile(env, l, img) {
+		return nil
+	}
 	p := l.p
 	st, err := lstatAt(l)
 	if err != nil {
@@ -462,7 +468,11 @@ func putFile(env *Env, l *loc, img Image) error {
 	}
 	defer src.Close()
 	mode, uid, gid := img.Mode, img.UID, img.GID
-	tmp, err := l.CreateTemp(mode)
+	// The temporary file is the writer's alone (0600) until it is whole and
+	// has its owner: in a set-group-ID directory it would take the
+	// directory's group, and with the image's mode that group could read
+	// content meant for another while it is written.
+	tmp, err := l.CreateTemp(0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("write %s: parent directory does not exist", p)
@@ -492,6 +502,47 @@ func putFile(env *Env, l *loc, img Image) error {
 		return fmt.Errorf("write %s: %w", p, err)
 	}
 	return nil
+}
+
+// createFile makes the located object the regular file of img where the
+// op's undo image says nothing was (l.wasAbsent): an unnamed file made in
+// its directory (O_TMPFILE) is written, given its owner, mode (once) and
+// attributes, and then its name (linkat), with no temporary name and no
+// rename (a cold apply of 10,000 files spent a fifth of its time in them).
+// The file appears at its name whole, as a renamed one does: readers that
+// scan a directory (sudoers.d, cron.d) never see it partly written, and a
+// file cut short before its link is freed by the kernel, leaving nothing.
+// It reports whether it did: if something is at the name now (made since
+// the image was taken), the file system has no O_TMPFILE, or anything
+// fails, the name is as it was and putFile takes its usual way, which
+// replaces what is there, or fails with its usual error.
+func createFile(env *Env, l *loc, img Image) bool {
+	if l.dir == nil {
+		return false
+	}
+	src, err := env.Blobs.Open(img.Blob)
+	if err != nil {
+		return false
+	}
+	defer src.Close()
+	f, err := l.dir.CreateUnnamed(l.name, img.Mode&0o777)
+	if err != nil {
+		return false
+	}
+	defer f.Close() // frees the file if it was not linked
+	// The owner and then the mode, always: a new file takes the group of a
+	// set-group-ID directory, and chown clears set-id bits.
+	_, err = blobstore.CopySparse(f, src, nil)
+	if err == nil {
+		err = rootfs.SetOwnerMode(f, img.UID, img.GID, img.Mode)
+	}
+	if err == nil {
+		err = setAttrsMtime(env, l.p, f, img)
+	}
+	if err == nil {
+		err = l.dir.Link(f, l.name)
+	}
+	return err == nil
 }
 
 // fixFile brings the located regular file to img in place, through one

@@ -232,6 +232,11 @@ type loc struct {
 	// In an undo: the pass, and the Place the object was found by.
 	pass  *undoPass
 	place *Place
+	// wasAbsent: the op acting here has an undo image, in the intent log,
+	// that says nothing was at the object. A file it makes may then be
+	// written without a name and linked there (putFile), with no
+	// temporary name for the undo to remove: its undo removes the file.
+	wasAbsent bool
 }
 
 func (l *loc) close() {

@@ -4,13 +4,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
+	"golang.org/x/sys/unix"
 )
 
 // placeEnv makes a root with /data and /victim (holding f and sub/f) and
@@ -96,13 +101,13 @@ func TestPlaceForwardAndUndo(t *testing.T) {
 				t.Fatalf("image %+v: want absent, with a place", img)
 			}
 			swapData(t, dir, true)
-			err = runPlaced(ctx, env, copyKind{}, &s, journal.Forward, img.Place, Image{})
+			err = runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{})
 			if !touchedNothing(err) || !strings.Contains(err.Error(), "refusing to act") {
 				t.Fatalf("forward through the swapped link: %v, want a refusal that touched nothing", err)
 			}
 			victimIntact(t, dir)
 			swapData(t, dir, false)
-			if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, img.Place, Image{}); err != nil {
+			if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
 				t.Fatal(err)
 			}
 			swapData(t, dir, true)
@@ -183,5 +188,338 @@ func TestPlaceOtherBoot(t *testing.T) {
 	place.Ino++
 	if _, err := openPlace(env, "/data/f", place, newUndoPass(true), "restore"); err == nil {
 		t.Error("after a reboot, another inode was accepted")
+	}
+}
+
+// dirEvents watches the host directory dir for names made in it (created,
+// or renamed into it) and for changes to the files named in it, and returns
+// a function that stops and says which, in order: "create NAME", "rename
+// NAME", "modify NAME" (written), "attrib NAME" (owner, mode, attributes,
+// times) or "close NAME" (closed after writing).
+func dirEvents(t *testing.T, dir string) func() []string {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Skipf("inotify: %v", err)
+	}
+	verbs := []struct {
+		mask uint32
+		verb string
+	}{
+		{unix.IN_CREATE, "create"},
+		{unix.IN_MOVED_TO, "rename"},
+		{unix.IN_MODIFY, "modify"},
+		{unix.IN_ATTRIB, "attrib"},
+		{unix.IN_CLOSE_WRITE, "close"},
+	}
+	var mask uint32
+	for _, v := range verbs {
+		mask |= v.mask
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return func() []string {
+		defer unix.Close(fd)
+		var got []string
+		buf := make([]byte, 64<<10)
+		n, err := unix.Read(fd, buf)
+		if err != nil && err != unix.EAGAIN {
+			t.Fatal(err)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+			for _, v := range verbs {
+				if ev.Mask&v.mask != 0 {
+					got = append(got, v.verb+" "+name)
+				}
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+		return got
+	}
+}
+
+// eventVerb is the verb of a dirEvents event.
+func eventVerb(event string) string {
+	verb, _, _ := strings.Cut(event, " ")
+	return verb
+}
+
+// verbsOf is the verbs of dirEvents events.
+func verbsOf(events []string) []string {
+	verbs := make([]string, len(events))
+	for i, e := range events {
+		verbs[i] = eventVerb(e)
+	}
+	return verbs
+}
+
+// TestCreateFileWhereAbsent: a COPY whose undo image says nothing was at
+// its path writes the new file without a name and then links it there (no
+// temporary name, no rename): its name appears once the file is whole, with
+// its content, owner and mode, and nothing changes it after. A killed op's
+// unnamed file leaves nothing; a linked one, whole, is removed by the
+// undo. Where something was put at the name after the image was taken (a
+// hard link to another file, a link), it is replaced by a rename as
+// before, never written through.
+func TestCreateFileWhereAbsent(t *testing.T) {
+	ctx := context.Background()
+	env, dir, sum := placeEnv(t)
+	step := func(p string) journal.Step {
+		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - "+p+" sha256="+sum+" mode=0640 owner=1000 group=1000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ownerOf := func(p string) string {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, p), &st); err != nil {
+			return err.Error()
+		}
+		return fmt.Sprintf("%o %d:%d", st.Mode, st.Uid, st.Gid)
+	}
+
+	s := step("/data/new")
+	img, err := captureIn(env, &s, nil)
+	if err != nil || !img.Absent {
+		t.Fatalf("image %+v, %v: want absent", img, err)
+	}
+	events := dirEvents(t, filepath.Join(dir, "data"))
+	if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
+		t.Fatal(err)
+	}
+	got := events()
+	named := slices.DeleteFunc(slices.Clone(got), func(e string) bool { return strings.Contains(e, " #") })
+	if !slices.Equal(named, []string{"create new"}) {
+		t.Errorf("events in /data: %q; of names: %q, want only the file itself, created", got, named)
+	}
+	if i := slices.Index(got, "create new"); i < 0 || !slices.Contains(verbsOf(got[:i]), "modify") || !slices.Contains(verbsOf(got[:i]), "attrib") ||
+		slices.Contains(verbsOf(got[i:]), "modify") || slices.Contains(verbsOf(got[i:]), "attrib") {
+		t.Errorf("events in /data: %q, want the file written and its mode set before its name appears, and not after", got)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "data/new")); err != nil || string(got) != "new\n" {
+		t.Errorf("/data/new: %q, %v", got, err)
+	}
+	if got := ownerOf("data/new"); got != "100640 1000:1000" {
+		t.Errorf("/data/new: mode and owner %s, want 100640 1000:1000", got)
+	}
+
+	// The op's undo removes the file, which is whole once it has a name.
+	if err := restorePlaced(env, "/data/new", img, newUndoPass(false)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "data/new")); !os.IsNotExist(err) {
+		t.Errorf("the undo left /data/new: %v", err)
+	}
+	// An op killed before the link leaves nothing, and its undo finds
+	// nothing to do.
+	before, _ := os.ReadDir(filepath.Join(dir, "data"))
+	d, err := env.Root.OpenDir("/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := d.CreateUnnamed("new", 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("ne")
+	f.Close()
+	d.Close()
+	if err := restorePlaced(env, "/data/new", img, newUndoPass(false)); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadDir(filepath.Join(dir, "data")); len(after) != len(before) {
+		t.Errorf("a file cut short before its link left /data with %v, want %v", after, before)
+	}
+
+	// Something put at the name since the image was taken is replaced.
+	for name, put := range map[string]func(string) error{
+		"hardlink": func(p string) error { return os.Link(filepath.Join(dir, "victim/f"), p) },
+		"symlink":  func(p string) error { return os.Symlink("../victim/f", p) },
+	} {
+		s := step("/data/" + name)
+		img, err := captureIn(env, &s, nil)
+		if err != nil || !img.Absent {
+			t.Fatalf("%s: image %+v, %v: want absent", name, img, err)
+		}
+		if err := put(filepath.Join(dir, "data", name)); err != nil {
+			t.Fatal(err)
+		}
+		events := dirEvents(t, filepath.Join(dir, "data"))
+		if err := runPlaced(ctx, env, copyKind{}, &s, journal.Forward, &img, Image{}); err != nil {
+			t.Fatal(err)
+		}
+		got := slices.DeleteFunc(events(), func(e string) bool { v := eventVerb(e); return v != "create" && v != "rename" })
+		if !slices.Equal(got, []string{"create " + filepath.Base(rootfs.TempPath("/data/"+name)), "rename " + name}) {
+			t.Errorf("%s: names made in /data: %q, want the temporary file renamed over it", name, got)
+		}
+		victimIntact(t, dir)
+		if got, err := os.ReadFile(filepath.Join(dir, "data", name)); err != nil || string(got) != "new\n" {
+			t.Errorf("/data/%s: %q, %v", name, got, err)
+		}
+		if got := ownerOf("data/" + name); got != "100640 1000:1000" {
+			t.Errorf("/data/%s: mode and owner %s, want 100640 1000:1000", name, got)
+		}
+	}
+}
+
+// TestCreateFileFails: where the file cannot be written at its name (a
+// full file system), the name is left as it was and the COPY fails with
+// the error of the usual way, through a temporary file, word for word.
+func TestCreateFileFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "full")
+	mountTmpfs(t, dir, 64<<10)
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler.Write(make([]byte, 1<<20)) // to ENOSPC
+	filler.Close()
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	blobs, err := OpenBlobs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("new\n", 2048)
+	sum := sha256.Sum256([]byte(content))
+	hexsum := hex.EncodeToString(sum[:])
+	if _, err := blobs.Put(strings.NewReader(content), hexsum); err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{Root: root, Blobs: blobs}
+	s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - /new sha256="+hexsum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := captureIn(env, &s, nil)
+	if err != nil || !img.Absent {
+		t.Fatalf("image %+v, %v: want absent", img, err)
+	}
+	placed := runPlaced(context.Background(), env, copyKind{}, &s, journal.Forward, &img, Image{})
+	usual := forwardFresh(context.Background(), env, copyKind{}, &s)
+	if placed == nil || usual == nil || placed.Error() != usual.Error() {
+		t.Errorf("on a full file system: %v; the usual way: %v; want the same error", placed, usual)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "filler" {
+		t.Errorf("left on the full file system: %v", entries)
+	}
+}
+
+// TestPlaceSwapBetweenOps: a directory swapped for a link after one COPY
+// into it ran is refused to the next COPYs into it: each op finds its
+// directory from the root, never through what an earlier op found.
+func TestPlaceSwapBetweenOps(t *testing.T) {
+	ctx := context.Background()
+	env, dir, sum := placeEnv(t)
+	steps := make([]journal.Step, 3)
+	imgs := make([]Image, 3)
+	for i := range steps {
+		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, fmt.Sprintf("COPY - /data/sub/f%d sha256=%s", i, sum))
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps[i] = s
+		if imgs[i], err = captureIn(env, &steps[i], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := runPlaced(ctx, env, copyKind{}, &steps[0], journal.Forward, &imgs[0], Image{}); err != nil {
+		t.Fatal(err)
+	}
+	swapData(t, dir, true)
+	for i := 1; i < len(steps); i++ {
+		err := runPlaced(ctx, env, copyKind{}, &steps[i], journal.Forward, &imgs[i], Image{})
+		if !touchedNothing(err) || !strings.Contains(err.Error(), "refusing to act") {
+			t.Errorf("op %d through the swapped directory: %v, want a refusal that touched nothing", i, err)
+		}
+	}
+	if ents, err := os.ReadDir(filepath.Join(dir, "data.real/sub")); err != nil || len(ents) != 1 {
+		t.Errorf("the directory moved away holds %d entries (%v), want the first op's file only", len(ents), err)
+	}
+	victimIntact(t, dir)
+}
+
+// TestTempFileWritersOnly: a file replaced through a temporary file in a
+// set-group-ID directory is not readable by the directory's group while it
+// is written, whatever its final mode: the temporary file is 0600 until it
+// is whole and has its owner.
+func TestTempFileWritersOnly(t *testing.T) {
+	env, dir, _ := placeEnv(t)
+	sub := filepath.Join(dir, "data/sub")
+	if err := os.Chown(sub, 0, 50); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(sub, 0o2775); err != nil { // os.Chmod takes no 0o2000
+		t.Fatal(err)
+	}
+	// A file at the path makes the COPY take the temporary file's way.
+	if err := os.WriteFile(filepath.Join(sub, "key"), []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	content := strings.Repeat("secret\n", 8<<20) // 56 MB: long enough a write to be seen
+	sum := sha256.Sum256([]byte(content))
+	hexsum := hex.EncodeToString(sum[:])
+	if _, err := env.Blobs.Put(strings.NewReader(content), hexsum); err != nil {
+		t.Fatal(err)
+	}
+	s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - /data/sub/key mode=0640 owner=root group=root sha256="+hexsum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := captureIn(env, &s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(sub, filepath.Base(rootfs.TempPath("/data/sub/key")))
+	stop := make(chan struct{})
+	seen := make(chan []string)
+	go func() {
+		var bad []string
+		n := 0
+		for {
+			select {
+			case <-stop:
+				seen <- append(bad, fmt.Sprint(n, " looks"))
+				return
+			default:
+			}
+			var st syscall.Stat_t
+			if syscall.Lstat(tmp, &st) != nil {
+				continue
+			}
+			n++
+			if st.Gid != 0 && st.Mode&0o077 != 0 {
+				bad = append(bad, fmt.Sprintf("group %d mode %o", st.Gid, st.Mode&0o7777))
+			}
+		}
+	}()
+	err = runPlaced(context.Background(), env, copyKind{}, &s, journal.Forward, &img, Image{})
+	close(stop)
+	got := <-seen
+	if err != nil {
+		t.Fatal(err)
+	}
+	looks := got[len(got)-1]
+	if looks == "0 looks" {
+		t.Skip("the temporary file was never seen while written")
+	}
+	if bad := got[:len(got)-1]; len(bad) > 0 {
+		t.Errorf("the temporary file was open to another group while written (%s): %q", looks, bad[:min(3, len(bad))])
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(sub, "key"), &st); err != nil || st.Gid != 0 || st.Mode&0o7777 != 0o640 {
+		t.Errorf("key: group %d mode %o (%v), want root's group and 0640", st.Gid, st.Mode&0o7777, err)
 	}
 }
