@@ -106,6 +106,12 @@ type statCache struct {
 
 	hits, hashed atomic.Int64 // files taken from the cache, and hashed
 
+	// headerRuns is the count of the header of the file read, and once
+	// saved (saved), the file's stamp and header count (a no-op's proof).
+	headerRuns int
+	saved      bool
+	stampSaved int64
+
 	// dirs are the parent directories this check opened, by object path:
 	// an lstat is then one fstatat(2), not a resolution of the whole path.
 	dirsMu sync.Mutex
@@ -180,12 +186,16 @@ func newStatCache(dir string, every int, now time.Time) (*statCache, error) {
 	} else if errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}
-	if err != nil || stamp > c.start {
+	usable := err == nil && stamp <= c.start
+	if !usable {
 		old, runs = nil, 0
-	} else if n, ok := readStatRuns(dir, stamp); ok {
-		runs = n
 	}
-	c.stamp, c.old = stamp, old
+	c.stamp, c.old, c.headerRuns = stamp, old, runs
+	if usable {
+		if n, ok := readStatRuns(dir, stamp); ok {
+			runs = n
+		}
+	}
 	c.runs = runs + 1
 	if every <= 1 || c.runs >= every {
 		c.full, c.runs, c.old = true, 0, nil
@@ -281,6 +291,7 @@ func (c *statCache) save(dir string) error {
 		if err := atomicfile.Replace(filepath.Join(dir, statRunsFile), b, 0o600); err != nil {
 			return fmt.Errorf("stat cache: %w", err)
 		}
+		c.saved, c.stampSaved = true, c.stamp
 		return nil
 	}
 	b := make([]byte, 0, (len(c.fresh)+len(c.hitPaths))*160+128)
@@ -318,6 +329,7 @@ func (c *statCache) save(dir string) error {
 	if err := atomicfile.Replace(filepath.Join(dir, statCacheFile), b, 0o600); err != nil {
 		return fmt.Errorf("stat cache: %w", err)
 	}
+	c.saved, c.stampSaved, c.headerRuns = true, c.start, c.runs
 	return nil
 }
 
@@ -448,6 +460,9 @@ func lstatChecked(env *Env, p string) (pathState, error) {
 		return lstatPath(env, p)
 	}
 	info, err := env.stats.lstat(env.Root, p)
+	if err == nil {
+		env.proof.record(p, info)
+	}
 	return pathStateOf(env, p, info, err)
 }
 
@@ -464,12 +479,14 @@ func hashPathCached(env *Env, p string) (pathState, string, error) {
 			return pathState{}, "", pathError(env, "read", p, err) // as hashPath says it
 		}
 		if sum, ok := c.lookup(p, info); ok {
+			env.proof.record(p, info)
 			return stateOf(info), sum, nil
 		}
 	}
 	st, sum, info, err := hashPath(env, p)
 	if err == nil && st.typ == TypeFile {
 		c.store(p, info, sum)
+		env.proof.record(p, info)
 	}
 	return st, sum, err
 }

@@ -61,6 +61,9 @@ type Applied struct {
 	Kept []Kept `json:"kept,omitempty"`
 
 	lazy *lazyImages // the encoded originals of an Applied read from disk or committed
+	// diskKey is what fstat said of the applied.json it was read from
+	// (zero for one not read from disk): a no-op's proof names it.
+	diskKey fileKey
 }
 
 // lazyImages are original images decoded on first use.
@@ -261,6 +264,7 @@ func (st *state) loadApplied() (*Applied, error) {
 		return nil, inputErrorf("state: %s is corrupt: %v", name, err)
 	}
 	a := disk.Applied
+	a.diskKey = fileKeyOfStat(&stat)
 	if a.Version != 1 {
 		return nil, inputErrorf("state: %s has format version %d; this cairn reads version 1", name, a.Version)
 	}

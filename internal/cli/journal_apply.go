@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cairn-cm/cairn/internal/treefs"
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/steps"
 )
 
@@ -36,15 +41,28 @@ const lockWait = 30 * time.Second
 
 // Run moves the host to FILE.
 func (c *journalApplyCmd) Run(e *env) error {
-	j, err := loadJournal(c.File)
+	data, sum, err := c.readJournal()
 	if err != nil {
 		return err
 	}
 	root, stateDir, err := c.open()
 	if err != nil {
+		// A journal that does not parse is said first, as when it was
+		// parsed before the root was opened.
+		if _, jerr := loadJournalData(c.File, data); jerr != nil {
+			return jerr
+		}
 		return err
 	}
 	defer root.Close()
+	if c.quickNoop(e, root, stateDir, sum) {
+		fmt.Fprintf(e.stdout, "%s: nothing to do\n", c.File)
+		return nil
+	}
+	j, err := loadJournalData(c.File, data)
+	if err != nil {
+		return err
+	}
 	source := c.Source
 	if source == "" {
 		source = filepath.Dir(c.File)
@@ -83,7 +101,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 	p, err := a.Plan(e.ctx, steps.Move{
 		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group, Steps: j.Steps,
 		Source: src, SourceName: source, Blobs: blobFS, BlobsName: blobs,
-		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval,
+		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval, JournalSum: sum,
 	})
 	if err != nil {
 		return err
@@ -114,6 +132,35 @@ func (c *journalApplyCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "kept %s: content edited by hand since cairn wrote it, sha256 %s; `cairn journal kept %s` prints it\n", quotePath(k.Path), k.Sum, quotePath(k.Path))
 	}
 	return nil
+}
+
+// readJournal reads FILE for a move with --repair, and returns its bytes
+// and their sha256 when they hold no INCLUDE (every step is then of these
+// bytes alone): what a no-op's proof names. Otherwise it reads nothing.
+func (c *journalApplyCmd) readJournal() ([]byte, string, error) {
+	if !c.Repair || c.DryRun {
+		return nil, "", nil
+	}
+	data, err := mapFile(c.File)
+	if err != nil {
+		return nil, "", &exitError{code: exitBadInput, err: fileError(err)}
+	}
+	if bytes.Contains(data, []byte(journal.OpInclude)) {
+		return data, "", nil
+	}
+	h := sha256.Sum256(data)
+	return data, hex.EncodeToString(h[:]), nil
+}
+
+// quickNoop runs the move as a no-op if the state's proof of the last
+// no-op holds (steps.QuickNoop), and reports whether it did.
+func (c *journalApplyCmd) quickNoop(e *env, root *rootfs.Root, stateDir, sum string) bool {
+	if sum == "" {
+		return false
+	}
+	opts := steps.Options{Root: root, StateDir: stateDir, Log: newLogger(e.stderr, e.level), RehashEvery: c.RehashEvery}
+	ok, _ := steps.QuickNoop(e.ctx, opts, steps.QuickMove{Journal: c.File, JournalSum: sum, Commit: c.Commit, Branch: c.Branch, Group: c.Group})
+	return ok
 }
 
 // The heap a move of n steps may grow to before the collector must run

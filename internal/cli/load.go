@@ -20,6 +20,26 @@ func loadJournal(name string) (*journal.Journal, error) {
 	return j, nil
 }
 
+// loadJournalData is loadJournal of a file whose bytes were read (nil:
+// not read): they stand for its first read.
+func loadJournalData(name string, data []byte) (*journal.Journal, error) {
+	if data == nil {
+		return loadJournal(name)
+	}
+	read := func(n string) ([]byte, error) {
+		if d := data; d != nil && n == name {
+			data = nil
+			return d, nil
+		}
+		return mapFile(n)
+	}
+	j, err := journal.Load(name, read)
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: fileError(err)}
+	}
+	return j, nil
+}
+
 // fileError shortens the error of a journal file that cannot be read to
 // "FILE: reason", the file first like every other finding.
 func fileError(err error) error {

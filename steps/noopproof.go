@@ -1,0 +1,453 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cairn-cm/cairn/internal/atomicfile"
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/statedir"
+)
+
+// The no-op proof. A run of `journal apply --repair` with nothing to do
+// (the journal is the applied one, and no step drifted) is most runs, and
+// its drift check of COPY and MKDIR steps is a function of a few inputs
+// alone: the journal's bytes, the applied journal, the lstat of every
+// managed path (through the stat cache's rule for a file's content), and
+// the root's /etc/passwd and /etc/group, which name owners. Such a run
+// writes what it saw of each of them to noopProofFile. The next run
+// (QuickNoop) lstats every path again and compares: if every input is as
+// it was, the check would find what it found, no drift, and the run is a
+// no-op without reading, parsing or checking either journal. Anything that
+// differs (a path's lstat, a racy entry, the journal's bytes, the applied
+// journal, the stat cache's file, the build of cairn) leaves the run to
+// the full check, which hashes what it must and finds the drift. The stat
+// cache's count of runs is kept as the full check keeps it, so that every
+// RehashEvery-th run is a full one as before.
+const noopProofFile = "statcache.noop"
+
+// noopProofMagic starts the file; the build of cairn that wrote it follows.
+const noopProofMagic = "cairn-noop 1"
+
+// fileKey is what fstat says of a state file that cairn replaces whole
+// (applied.json, the stat cache): an unchanged key is unchanged bytes.
+type fileKey struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+}
+
+func fileKeyOfStat(st *syscall.Stat_t) fileKey {
+	return fileKey{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+}
+
+// proofEntry is the lstat of one path a no-op's check read; absent for
+// an owner database that is not there.
+type proofEntry struct {
+	path   string
+	absent bool
+	e      statEntry // sum unused
+}
+
+// noopProof is what a no-op's check saw.
+type noopProof struct {
+	build      string
+	journalSum string // sha256 of the journal file's bytes
+	applied    fileKey
+	cache      fileKey // the stat cache file after the check
+	cacheStamp int64   // its stamp
+	cacheRuns  int     // the count its header holds
+	start      int64   // when the check started: the racy rule's stamp
+	generation int64
+	source     [3]string // commit, branch, group
+	entries    []proofEntry
+}
+
+// ownerDBs are the files of the root that name owners (Env.UID, Env.GID).
+var ownerDBs = [...]string{"/etc/passwd", "/etc/group"}
+
+// buildID names the build of this binary: a proof written by another
+// build (whose checks may differ) is not read.
+var buildID = sync.OnceValue(func() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	id := bi.GoVersion + "," + bi.Main.Path + "@" + bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" || s.Key == "vcs.modified" || s.Key == "vcs.time" {
+			id += "," + s.Value
+		}
+	}
+	return strings.ReplaceAll(id, " ", "_")
+})
+
+// proofKind reports whether the check of op reads only what a proof
+// records: the lstat of its object, the content of a file (through the
+// stat cache's rule), and the owner databases.
+func proofKind(op string) bool {
+	switch LookupKind(op).(type) {
+	case copyKind, *copyKind, mkdirKind, *mkdirKind:
+		return true
+	}
+	return false
+}
+
+// proofRecorder collects what a drift check that may end in a proof
+// reads: the lstat of every path, in check order.
+type proofRecorder struct {
+	mu     sync.Mutex
+	infos  map[string]rootfs.Info
+	paths  []string // the objects of the checked steps, in check order
+	owners []proofEntry
+	broken bool // a path was seen twice, and not the same
+}
+
+// newProofRecorder returns a recorder for the checks of steps, or nil when
+// a kind's check reads more than a proof records. It lstats the owner
+// databases first: the check reads them after.
+func newProofRecorder(r *rootfs.Root, steps []*journal.Step) *proofRecorder {
+	for _, s := range steps {
+		if !proofKind(s.Op) {
+			return nil
+		}
+	}
+	pr := &proofRecorder{infos: make(map[string]rootfs.Info, len(steps)), paths: make([]string, len(steps))}
+	for k, s := range steps {
+		pr.paths[k] = s.Object()
+	}
+	for _, db := range ownerDBs {
+		info, err := r.Lstat(db)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			pr.owners = append(pr.owners, proofEntry{path: db, absent: true})
+		case err != nil || !info.IsRegular():
+			return nil
+		default:
+			pr.owners = append(pr.owners, proofEntry{path: db, e: entryOf(info, "")})
+		}
+	}
+	return pr
+}
+
+// record notes that a check saw info at p.
+func (pr *proofRecorder) record(p string, info rootfs.Info) {
+	if pr == nil {
+		return
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if old, ok := pr.infos[p]; ok && old != info {
+		pr.broken = true
+	}
+	pr.infos[p] = info
+}
+
+// complete reports whether every check recorded what it saw.
+func (pr *proofRecorder) complete() bool {
+	if pr == nil || pr.broken {
+		return false
+	}
+	for _, p := range pr.paths {
+		if _, ok := pr.infos[p]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// writeNoopProof writes the proof of a no-op whose check pr recorded, with
+// the stat cache c that it saved, to the state directory dir. The proof
+// is not synced: a lost or torn one (its checksum line) only costs the
+// next run the full check.
+func writeNoopProof(dir string, pr *proofRecorder, c *statCache, sum string, applied fileKey, cur *Applied) error {
+	cacheInfo, err := statedirLstat(filepath.Join(dir, statCacheFile))
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 0, 100*len(pr.paths)+1024)
+	b = fmt.Appendf(b, "%s %s\n", noopProofMagic, buildID())
+	b = fmt.Appendf(b, "journal %s\n", sum)
+	b = appendKey(append(b, "applied"...), applied)
+	b = appendKey(append(b, "statcache"...), fileKeyOfStat(cacheInfo))
+	b = fmt.Appendf(b, "cache %d %d\nstart %d\ngeneration %d\n", c.stampSaved, c.headerRuns, c.start, cur.Generation)
+	b = fmt.Appendf(b, "source %s %s %s\n", strconv.Quote(cur.Commit), strconv.Quote(cur.Branch), strconv.Quote(cur.Group))
+	entries := append([]proofEntry(nil), pr.owners...)
+	for _, p := range pr.paths {
+		entries = append(entries, proofEntry{path: p, e: entryOf(pr.infos[p], "")})
+	}
+	for _, e := range entries {
+		if strings.IndexByte(e.path, '\n') >= 0 {
+			return nil // a path a line cannot hold: no proof
+		}
+		if e.absent {
+			b = fmt.Appendf(b, "absent %s\n", e.path)
+			continue
+		}
+		b = append(b, "path"...)
+		for _, n := range [...]int64{int64(e.e.dev), int64(e.e.ino), e.e.size, e.e.mtime, e.e.ctime, int64(e.e.mode), int64(e.e.uid), int64(e.e.gid)} {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, n, 10)
+		}
+		b = append(b, ' ')
+		b = append(b, e.path...)
+		b = append(b, '\n')
+	}
+	h := sha256.Sum256(b)
+	b = append(b, "end "...)
+	b = hex.AppendEncode(b, h[:])
+	b = append(b, '\n')
+	return atomicfile.Replace(filepath.Join(dir, noopProofFile), b, 0o600)
+}
+
+func appendKey(b []byte, k fileKey) []byte {
+	return fmt.Appendf(b, " %d %d %d %d %d\n", int64(k.dev), int64(k.ino), k.size, k.mtime, k.ctime)
+}
+
+// statedirLstat is the lstat of a state file, as a Stat_t.
+func statedirLstat(name string) (*syscall.Stat_t, error) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(name, &st); err != nil {
+		return nil, &fs.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	return &st, nil
+}
+
+// removeNoopProof removes the proof of the state directory dir, if any:
+// a run that cannot write a new one leaves none.
+func removeNoopProof(dir string) {
+	_ = syscall.Unlink(filepath.Join(dir, noopProofFile))
+}
+
+// parseNoopProof reads what writeNoopProof wrote; anything else is an error.
+func parseNoopProof(data []byte) (*noopProof, error) {
+	body, tail, ok := cutLastLine(data)
+	if !ok || len(tail) != len("end ")+2*sha256.Size || string(tail[:4]) != "end " {
+		return nil, fmt.Errorf("no-op proof: %w: no end line", errCorrupt)
+	}
+	h := sha256.Sum256(body)
+	if string(tail[4:]) != hex.EncodeToString(h[:]) {
+		return nil, fmt.Errorf("no-op proof: %w: checksum mismatch", errCorrupt)
+	}
+	text := string(body)
+	line := func() string {
+		l, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		return l
+	}
+	bad := func(what string) (*noopProof, error) {
+		return nil, fmt.Errorf("no-op proof: %w: %s", errCorrupt, what)
+	}
+	pf := &noopProof{}
+	var ok1 bool
+	if pf.build, ok1 = strings.CutPrefix(line(), noopProofMagic+" "); !ok1 {
+		return bad("header")
+	}
+	if pf.journalSum, ok1 = strings.CutPrefix(line(), "journal "); !ok1 {
+		return bad("journal")
+	}
+	for _, k := range []struct {
+		name string
+		key  *fileKey
+	}{{"applied ", &pf.applied}, {"statcache ", &pf.cache}} {
+		f, ok := strings.CutPrefix(line(), k.name)
+		n, ok2 := decimals(f, 5)
+		if !ok || !ok2 {
+			return bad(k.name)
+		}
+		*k.key = fileKey{dev: uint64(n[0]), ino: uint64(n[1]), size: n[2], mtime: n[3], ctime: n[4]}
+	}
+	f, ok := strings.CutPrefix(line(), "cache ")
+	n, ok2 := decimals(f, 2)
+	if !ok || !ok2 {
+		return bad("cache")
+	}
+	pf.cacheStamp, pf.cacheRuns = n[0], int(n[1])
+	for _, v := range []struct {
+		name string
+		n    *int64
+	}{{"start ", &pf.start}, {"generation ", &pf.generation}} {
+		f, ok := strings.CutPrefix(line(), v.name)
+		n, ok2 := decimals(f, 1)
+		if !ok || !ok2 {
+			return bad(v.name)
+		}
+		*v.n = n[0]
+	}
+	f, ok = strings.CutPrefix(line(), "source ")
+	if !ok {
+		return bad("source")
+	}
+	for i := range pf.source {
+		q, err := strconv.QuotedPrefix(f)
+		if err != nil {
+			return bad("source")
+		}
+		pf.source[i], _ = strconv.Unquote(q)
+		f = strings.TrimPrefix(f[len(q):], " ")
+	}
+	pf.entries = make([]proofEntry, 0, strings.Count(text, "\n"))
+	for text != "" {
+		l := line()
+		if p, ok := strings.CutPrefix(l, "absent "); ok {
+			pf.entries = append(pf.entries, proofEntry{path: p, absent: true})
+			continue
+		}
+		l, ok := strings.CutPrefix(l, "path ")
+		var nums [8]int64
+		for i := range nums {
+			var f string
+			f, l, _ = strings.Cut(l, " ")
+			if nums[i], ok2 = parseDecimal(f); !ok || !ok2 {
+				return bad("entry")
+			}
+		}
+		if l == "" || l[0] != '/' {
+			return bad("entry")
+		}
+		pf.entries = append(pf.entries, proofEntry{path: l, e: statEntry{
+			dev: uint64(nums[0]), ino: uint64(nums[1]), size: nums[2], mtime: nums[3], ctime: nums[4],
+			mode: uint32(nums[5]), uid: uint32(nums[6]), gid: uint32(nums[7]),
+		}})
+	}
+	return pf, nil
+}
+
+// decimals parses n decimals separated by single spaces.
+func decimals(s string, n int) ([]int64, bool) {
+	f := strings.Split(s, " ")
+	if len(f) != n {
+		return nil, false
+	}
+	out := make([]int64, n)
+	for i := range f {
+		var ok bool
+		if out[i], ok = parseDecimal(f[i]); !ok {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// QuickMove is a move that QuickNoop may prove to be a no-op: the journal
+// file's name and the sha256 of its bytes (a journal with no INCLUDE), and
+// the source the move records.
+type QuickMove struct {
+	Journal, JournalSum   string
+	Commit, Branch, Group string
+}
+
+// QuickNoop runs a `journal apply --repair` of m as a no-op if the state's
+// no-op proof shows that it is one (see noopProofFile): it then records
+// the run in the history, counts it in the stat cache, and returns true.
+// False means nothing was changed: run the move (Open, Plan, Run), which
+// checks everything. opts is as Open's; nothing is created.
+func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
+	if opts.Root == nil || m.JournalSum == "" {
+		return false, nil
+	}
+	d, err := statedir.Open(opts.Root, opts.StateDir, false, 0)
+	if err != nil || d == nil {
+		return false, nil // Open says it, with its error
+	}
+	defer d.Close()
+	dir := d.Path()
+	every := opts.RehashEvery
+	if every <= 0 {
+		every = DefaultRehashEvery
+	}
+	pf, runs, ok := readNoopProof(dir, m, every)
+	if !ok || ctx.Err() != nil {
+		return false, nil
+	}
+	if !pf.holds(opts.Root) {
+		return false, nil
+	}
+	b := fmt.Appendf(nil, "%s %d %d\n", statRunsMagic, pf.cacheStamp, runs)
+	if err := atomicfile.Replace(filepath.Join(dir, statRunsFile), b, 0o600); err != nil {
+		return false, nil
+	}
+	if opts.Log != nil {
+		opts.Log.Debug("drift check: every path as the last no-op saw it", "paths", len(pf.entries))
+	}
+	d.Record(HistoryEntry{Time: time.Now().UTC(), Generation: pf.generation, Result: HistoryNoop, Journal: m.Journal, Commit: m.Commit, Branch: m.Branch, Group: m.Group})
+	return true, nil
+}
+
+// readNoopProof reads the proof of the state directory dir and checks
+// every input of the run but the paths' lstats: the build, the journal,
+// the source, the state files, no move in progress, the clock, and that
+// this run is not a full one. It returns the count this run writes.
+func readNoopProof(dir string, m QuickMove, every int) (*noopProof, int, bool) {
+	if _, err := statedirLstat(filepath.Join(dir, intentFile)); !errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, false // a move to recover, or an unreadable state
+	}
+	data, err := statedir.ReadFile(filepath.Join(dir, noopProofFile))
+	if err != nil {
+		return nil, 0, false
+	}
+	pf, err := parseNoopProof(data)
+	if err != nil || pf.build != buildID() || pf.journalSum != m.JournalSum || pf.source != [3]string{m.Commit, m.Branch, m.Group} {
+		return nil, 0, false
+	}
+	for _, k := range []struct {
+		name string
+		key  fileKey
+	}{{appliedFile, pf.applied}, {statCacheFile, pf.cache}} {
+		st, err := statedirLstat(filepath.Join(dir, k.name))
+		if err != nil || fileKeyOfStat(st) != k.key {
+			return nil, 0, false
+		}
+	}
+	now := time.Now().UnixNano()
+	if pf.cacheStamp > now || pf.start > now {
+		return nil, 0, false
+	}
+	runs := pf.cacheRuns
+	if n, ok := readStatRuns(dir, pf.cacheStamp); ok {
+		runs = n
+	}
+	runs++
+	if every <= 1 || runs >= every {
+		return nil, 0, false
+	}
+	return pf, runs, true
+}
+
+// holds lstats every path of the proof, several at a time, and reports
+// whether each is as the proof saw it and not racy.
+func (pf *noopProof) holds(r *rootfs.Root) bool {
+	c := &statCache{stamp: pf.start}
+	defer c.closeDirs()
+	var failed atomic.Bool
+	parallel(len(pf.entries), func(i int) {
+		if failed.Load() {
+			return
+		}
+		e := &pf.entries[i]
+		info, err := c.lstat(r, e.path)
+		if e.absent {
+			if !errors.Is(err, fs.ErrNotExist) {
+				failed.Store(true)
+			}
+			return
+		}
+		if err != nil || entryOf(info, "") != e.e || c.racy(e.e) {
+			failed.Store(true)
+		}
+	})
+	return !failed.Load()
+}

@@ -1,0 +1,346 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-cm/cairn/journal"
+)
+
+// proofSum stands for the sha256 of the fixture's journal file.
+const proofSum = "5d41402abc4b2a76b9719d911017c592aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// runNoop runs the full move with repair (plan, drift check, run), as
+// `journal apply --repair` does when QuickNoop cannot prove a no-op, and
+// returns what it did and its check.
+func (f *cacheFixture) runNoop(every int, sum string) (*Result, *statCache) {
+	f.t.Helper()
+	ctx := context.Background()
+	a, err := Open(ctx, Options{Root: f.root, StateDir: f.stateDir, Create: true, RehashEvery: every})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer a.Close()
+	res, err := a.Apply(ctx, Move{Journal: "test.journal", Steps: f.steps, Source: os.DirFS(f.src), Repair: true, JournalSum: sum})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res, a.lastStats
+}
+
+// quick runs QuickNoop for the fixture's journal, of sum.
+func (f *cacheFixture) quick(every int, sum string) bool {
+	f.t.Helper()
+	ok, err := QuickNoop(context.Background(), Options{Root: f.root, StateDir: f.stateDir, RehashEvery: every}, QuickMove{Journal: "test.journal", JournalSum: sum})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ok
+}
+
+// proven waits out the racy margin and runs full no-ops until one writes
+// a proof that QuickNoop takes.
+func (f *cacheFixture) proven() {
+	f.t.Helper()
+	time.Sleep(2 * statMarginFine)
+	f.runNoop(0, proofSum)
+	if !f.quick(0, proofSum) {
+		f.t.Fatal("QuickNoop after a no-op whose files are older than the margin: not proven")
+	}
+}
+
+func historyResults(t *testing.T, dir string) string {
+	t.Helper()
+	h, err := History(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range h {
+		out = append(out, string(e.Result))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestNoopProofProvesNoop: after a full no-op with repair, the next runs
+// are proven without a check, recorded as no-ops, and counted.
+func TestNoopProofProvesNoop(t *testing.T) {
+	f := newCacheFixture(t)
+	f.proven()
+	if !f.quick(0, proofSum) {
+		t.Fatal("second QuickNoop: not proven")
+	}
+	if got, want := historyResults(t, f.stateDir), "applied no-op no-op no-op"; got != want {
+		t.Errorf("history %q, want %q", got, want)
+	}
+	pf, err := parseNoopProof(mustRead(t, filepath.Join(f.stateDir, noopProofFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the owner databases, /d, /d/sub and the three files
+	if len(pf.entries) != 7 {
+		t.Errorf("proof of %d paths, want 7", len(pf.entries))
+	}
+	if runs, ok := readStatRuns(f.stateDir, pf.cacheStamp); !ok || runs != pf.cacheRuns+2 {
+		t.Errorf("count after two proven runs: %d, %v; want %d", runs, ok, pf.cacheRuns+2)
+	}
+}
+
+// TestNoopProofFindsDrift: a change of content, mode, owner or type of a
+// file or a directory, or of the owner databases, is not proven, and the
+// full check finds it.
+func TestNoopProofFindsDrift(t *testing.T) {
+	chownTo := func(uid, gid int) func(*testing.T, string) {
+		return func(t *testing.T, p string) {
+			if os.Geteuid() != 0 {
+				t.Skip("chown needs root")
+			}
+			if err := os.Chown(p, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name, object string
+		change       func(t *testing.T, p string)
+	}{
+		{"content, same size and mtime", "/d/f0", func(t *testing.T, p string) {
+			fi, _ := os.Lstat(p)
+			data, _ := os.ReadFile(p)
+			data[0] ^= 0x20
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"mode", "/d/f0", func(t *testing.T, p string) {
+			if err := os.Chmod(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"owner", "/d/f0", chownTo(1234, -1)},
+		{"group", "/d/f0", chownTo(-1, 1234)},
+		{"replaced by a link", "/d/f0", func(t *testing.T, p string) {
+			os.Remove(p)
+			if err := os.Symlink("f1", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"removed", "/d/f0", func(t *testing.T, p string) {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"directory mode", "/d/sub", func(t *testing.T, p string) {
+			if err := os.Chmod(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"directory owner", "/d/sub", chownTo(1234, 1234)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newCacheFixture(t)
+			f.proven()
+			tt.change(t, filepath.Join(f.rootDir, filepath.FromSlash(tt.object)))
+			if f.quick(0, proofSum) {
+				t.Fatal("proven after the change")
+			}
+			f.wantDriftOf(tt.name, tt.object)
+		})
+	}
+}
+
+// TestNoopProofOwnerDatabases: an owner named in the journal resolves
+// through the root's /etc/passwd; a change there is not proven.
+func TestNoopProofOwnerDatabases(t *testing.T) {
+	f := newCacheFixture(t)
+	etc := filepath.Join(f.rootDir, "etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passwd := filepath.Join(etc, "passwd")
+	if err := os.WriteFile(passwd, []byte("root:x:0:0::/root:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.proven()
+	if err := os.WriteFile(passwd, []byte("root:x:0:0::/root:/bin/sh\nsvc:x:1234:1234::/:/bin/false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f.quick(0, proofSum) {
+		t.Fatal("proven after /etc/passwd changed")
+	}
+	f.proven()
+	if err := os.WriteFile(filepath.Join(etc, "group"), []byte("root:x:0:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f.quick(0, proofSum) {
+		t.Fatal("proven after /etc/group appeared")
+	}
+}
+
+// TestNoopProofInputs: another journal, source, applied journal, stat
+// cache, build, a move to recover, a damaged proof or a clock set back is
+// not proven.
+func TestNoopProofInputs(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, f *cacheFixture) (sum string)
+	}{
+		{"another journal", func(t *testing.T, f *cacheFixture) string { return strings.Repeat("1", 64) }},
+		{"no sum (INCLUDE)", func(t *testing.T, f *cacheFixture) string { return "" }},
+		{"the applied journal replaced", func(t *testing.T, f *cacheFixture) string {
+			name := filepath.Join(f.stateDir, appliedFile)
+			data := mustRead(t, name)
+			if err := os.WriteFile(name+".new", data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(name+".new", name); err != nil {
+				t.Fatal(err)
+			}
+			return proofSum
+		}},
+		{"the stat cache replaced", func(t *testing.T, f *cacheFixture) string {
+			name := filepath.Join(f.stateDir, statCacheFile)
+			if err := os.WriteFile(name+".new", mustRead(t, name), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(name+".new", name); err != nil {
+				t.Fatal(err)
+			}
+			return proofSum
+		}},
+		{"a move to recover", func(t *testing.T, f *cacheFixture) string {
+			if err := os.WriteFile(filepath.Join(f.stateDir, intentFile), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return proofSum
+		}},
+		{"another build", func(t *testing.T, f *cacheFixture) string {
+			rewriteProof(t, f, func(s string) string {
+				return strings.Replace(s, noopProofMagic+" "+buildID(), noopProofMagic+" other", 1)
+			})
+			return proofSum
+		}},
+		{"a damaged proof", func(t *testing.T, f *cacheFixture) string {
+			name := filepath.Join(f.stateDir, noopProofFile)
+			data := mustRead(t, name)
+			data[len(data)/2] ^= 1
+			if err := os.WriteFile(name, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return proofSum
+		}},
+		{"a proof from the future", func(t *testing.T, f *cacheFixture) string {
+			rewriteProof(t, f, func(s string) string {
+				i := strings.Index(s, "\nstart ")
+				j := i + 1 + strings.IndexByte(s[i+1:], '\n')
+				return s[:i] + fmt.Sprintf("\nstart %d", time.Now().Add(time.Hour).UnixNano()) + s[j:]
+			})
+			return proofSum
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newCacheFixture(t)
+			f.proven()
+			sum := tt.setup(t, f)
+			if f.quick(0, sum) {
+				t.Fatal("proven")
+			}
+		})
+	}
+	t.Run("another source", func(t *testing.T) {
+		f := newCacheFixture(t)
+		f.proven()
+		ok, err := QuickNoop(context.Background(), Options{Root: f.root, StateDir: f.stateDir}, QuickMove{Journal: "test.journal", JournalSum: proofSum, Commit: "abc"})
+		if ok || err != nil {
+			t.Fatalf("another commit: %v, %v; want false", ok, err)
+		}
+	})
+}
+
+// rewriteProof edits the proof's text and writes it back with a valid
+// checksum line.
+func rewriteProof(t *testing.T, f *cacheFixture, edit func(string) string) {
+	t.Helper()
+	name := filepath.Join(f.stateDir, noopProofFile)
+	body, _, ok := cutLastLine(mustRead(t, name))
+	if !ok {
+		t.Fatal("no end line")
+	}
+	text := edit(string(body))
+	h := fmt.Sprintf("%x", sha256.Sum256([]byte(text)))
+	if err := os.WriteFile(name, []byte(text+"end "+h+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseNoopProof(mustRead(t, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoopProofRacy: a proof whose paths were written within the margin of
+// its check's start is not taken (those files are hashed by the full check).
+func TestNoopProofRacy(t *testing.T) {
+	f := newCacheFixture(t)
+	f.runNoop(0, proofSum) // the files were just written
+	if _, err := os.Stat(filepath.Join(f.stateDir, noopProofFile)); err != nil {
+		t.Fatalf("no proof after a no-op: %v", err)
+	}
+	if f.quick(0, proofSum) {
+		t.Fatal("proven with racy paths")
+	}
+}
+
+// TestNoopProofRehashEvery: the proven runs count as checks, and every
+// Nth run is the full check that hashes every file, as without a proof.
+func TestNoopProofRehashEvery(t *testing.T) {
+	f := newCacheFixture(t)
+	time.Sleep(2 * statMarginFine)
+	var got []string
+	for range 9 {
+		if f.quick(3, proofSum) {
+			got = append(got, "proven")
+			continue
+		}
+		_, c := f.runNoop(3, proofSum)
+		got = append(got, fmt.Sprint(c.hashed.Load()))
+	}
+	// As TestStatCacheRehashEvery ([3 0 3 0 0 3 0]): the first check has
+	// no cache and hashes every file; every third is full; the runs between
+	// are proven (the files are older than the margin: the first check's
+	// proof holds).
+	want := "3 proven 3 proven proven 3 proven proven 3"
+	if strings.Join(got, " ") != want {
+		t.Errorf("runs with RehashEvery 3: %v, want %s", got, want)
+	}
+}
+
+// TestNoopProofKinds: a journal with a step whose check reads more than a
+// path's lstat (a link's target) writes no proof.
+func TestNoopProofKinds(t *testing.T) {
+	f := newCacheFixture(t)
+	jn, err := journal.Parse("test.journal", []byte("SYMLINK /d/f0 /d/l\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.steps = append(f.steps, jn.Steps...)
+	f.runNoop(0, proofSum) // applies the link
+	time.Sleep(2 * statMarginFine)
+	os.Remove(filepath.Join(f.stateDir, noopProofFile))
+	f.runNoop(0, proofSum)
+	if _, err := os.Stat(filepath.Join(f.stateDir, noopProofFile)); err == nil {
+		t.Fatal("a proof of a journal with a SYMLINK step")
+	}
+	if f.quick(0, proofSum) {
+		t.Fatal("proven")
+	}
+}
