@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/journal"
@@ -232,31 +234,67 @@ func removeNoopProof(dir string) {
 	_ = syscall.Unlink(filepath.Join(dir, noopProofFile))
 }
 
-// parseNoopProof reads what writeNoopProof wrote; anything else is an error.
+// parseNoopProof reads what writeNoopProof wrote; anything else is an
+// error. QuickNoop reads the same in parts (splitNoopProof), the entries
+// as it lstats them.
 func parseNoopProof(data []byte) (*noopProof, error) {
-	body, tail, ok := cutLastLine(data)
-	if !ok || len(tail) != len("end ")+2*sha256.Size || string(tail[:4]) != "end " {
-		return nil, fmt.Errorf("no-op proof: %w: no end line", errCorrupt)
+	body, sumOK, err := splitNoopProof(data)
+	if err != nil {
+		return nil, err
 	}
-	h := sha256.Sum256(body)
-	if string(tail[4:]) != hex.EncodeToString(h[:]) {
+	if !sumOK() {
 		return nil, fmt.Errorf("no-op proof: %w: checksum mismatch", errCorrupt)
 	}
-	text := string(body)
+	pf, text, err := parseProofHeader(body)
+	if err != nil {
+		return nil, err
+	}
+	for text != "" {
+		var l string
+		l, text, _ = strings.Cut(text, "\n")
+		e, ok := parseProofEntry(l)
+		if !ok {
+			return nil, fmt.Errorf("no-op proof: %w: entry %q", errCorrupt, l)
+		}
+		pf.entries = append(pf.entries, e)
+	}
+	return pf, nil
+}
+
+// splitNoopProof cuts the proof's end line off data, and returns the body
+// and a function that checks the body against it (a sha256 of a megabyte:
+// QuickNoop runs it beside its lstats).
+func splitNoopProof(data []byte) (body []byte, sumOK func() bool, err error) {
+	body, tail, ok := cutLastLine(data)
+	if !ok || len(tail) != len("end ")+2*sha256.Size || string(tail[:4]) != "end " {
+		return nil, nil, fmt.Errorf("no-op proof: %w: no end line", errCorrupt)
+	}
+	return body, func() bool {
+		h := sha256.Sum256(body)
+		var want [sha256.Size]byte
+		_, err := hex.Decode(want[:], tail[4:])
+		return err == nil && h == want
+	}, nil
+}
+
+// parseProofHeader parses the lines of the proof before its entries, and
+// returns them and the text of the entries, which shares body's bytes.
+func parseProofHeader(body []byte) (*noopProof, string, error) {
+	text := unsafe.String(unsafe.SliceData(body), len(body))
 	line := func() string {
 		l, rest, _ := strings.Cut(text, "\n")
 		text = rest
 		return l
 	}
-	bad := func(what string) (*noopProof, error) {
-		return nil, fmt.Errorf("no-op proof: %w: %s", errCorrupt, what)
+	bad := func(what string) (*noopProof, string, error) {
+		return nil, "", fmt.Errorf("no-op proof: %w: %s", errCorrupt, what)
 	}
 	pf := &noopProof{}
-	var ok1 bool
-	if pf.build, ok1 = strings.CutPrefix(line(), noopProofMagic+" "); !ok1 {
+	var ok bool
+	if pf.build, ok = strings.CutPrefix(line(), noopProofMagic+" "); !ok {
 		return bad("header")
 	}
-	if pf.journalSum, ok1 = strings.CutPrefix(line(), "journal "); !ok1 {
+	if pf.journalSum, ok = strings.CutPrefix(line(), "journal "); !ok {
 		return bad("journal")
 	}
 	for _, k := range []struct {
@@ -272,7 +310,7 @@ func parseNoopProof(data []byte) (*noopProof, error) {
 	}
 	f, ok := strings.CutPrefix(line(), "cache ")
 	n, ok2 := decimals(f, 2)
-	if !ok || !ok2 {
+	if !ok || !ok2 || n[1] < 0 || n[1] > 1<<31-1 {
 		return bad("cache")
 	}
 	pf.cacheStamp, pf.cacheRuns = n[0], int(n[1])
@@ -287,8 +325,7 @@ func parseNoopProof(data []byte) (*noopProof, error) {
 		}
 		*v.n = n[0]
 	}
-	f, ok = strings.CutPrefix(line(), "source ")
-	if !ok {
+	if f, ok = strings.CutPrefix(line(), "source "); !ok {
 		return bad("source")
 	}
 	for i := range pf.source {
@@ -299,31 +336,37 @@ func parseNoopProof(data []byte) (*noopProof, error) {
 		pf.source[i], _ = strconv.Unquote(q)
 		f = strings.TrimPrefix(f[len(q):], " ")
 	}
-	pf.entries = make([]proofEntry, 0, strings.Count(text, "\n"))
-	for text != "" {
-		l := line()
-		if p, ok := strings.CutPrefix(l, "absent "); ok {
-			pf.entries = append(pf.entries, proofEntry{path: p, absent: true})
-			continue
-		}
-		l, ok := strings.CutPrefix(l, "path ")
-		var nums [8]int64
-		for i := range nums {
-			var f string
-			f, l, _ = strings.Cut(l, " ")
-			if nums[i], ok2 = parseDecimal(f); !ok || !ok2 {
-				return bad("entry")
-			}
-		}
-		if l == "" || l[0] != '/' {
-			return bad("entry")
-		}
-		pf.entries = append(pf.entries, proofEntry{path: l, e: statEntry{
-			dev: uint64(nums[0]), ino: uint64(nums[1]), size: nums[2], mtime: nums[3], ctime: nums[4],
-			mode: uint32(nums[5]), uid: uint32(nums[6]), gid: uint32(nums[7]),
-		}})
+	return pf, text, nil
+}
+
+// parseProofEntry parses "path DEV INO SIZE MTIME CTIME MODE UID GID PATH"
+// or "absent PATH".
+func parseProofEntry(l string) (proofEntry, bool) {
+	if p, ok := strings.CutPrefix(l, "absent "); ok {
+		return proofEntry{path: p, absent: true}, p != "" && p[0] == '/'
 	}
-	return pf, nil
+	l, ok := strings.CutPrefix(l, "path ")
+	if !ok {
+		return proofEntry{}, false
+	}
+	var nums [8]int64
+	for i := range nums {
+		j := strings.IndexByte(l, ' ')
+		if j < 0 {
+			return proofEntry{}, false
+		}
+		if nums[i], ok = parseDecimal(l[:j]); !ok {
+			return proofEntry{}, false
+		}
+		l = l[j+1:]
+	}
+	if l == "" || l[0] != '/' {
+		return proofEntry{}, false
+	}
+	return proofEntry{path: l, e: statEntry{
+		dev: uint64(nums[0]), ino: uint64(nums[1]), size: nums[2], mtime: nums[3], ctime: nums[4],
+		mode: uint32(nums[5]), uid: uint32(nums[6]), gid: uint32(nums[7]),
+	}}, true
 }
 
 // decimals parses n decimals separated by single spaces.
@@ -354,14 +397,17 @@ type QuickMove struct {
 // no-op proof shows that it is one (see noopProofFile): it then records
 // the run in the history, counts it in the stat cache, and returns true.
 // False means nothing was changed: run the move (Open, Plan, Run), which
-// checks everything. opts is as Open's; nothing is created.
+// checks everything. opts is as Open's; nothing is created, and a state
+// directory that is missing or locked is left to Open to report. A
+// temporary file that a killed process left in the state directory stays
+// until the next full run (Open removes them).
 func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
 	if opts.Root == nil || m.JournalSum == "" {
 		return false, nil
 	}
 	d, err := statedir.Open(opts.Root, opts.StateDir, false, 0)
 	if err != nil || d == nil {
-		return false, nil // Open says it, with its error
+		return false, nil
 	}
 	defer d.Close()
 	dir := d.Path()
@@ -369,11 +415,16 @@ func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
 	if every <= 0 {
 		every = DefaultRehashEvery
 	}
-	pf, runs, ok := readNoopProof(dir, m, every)
+	pf, text, sumOK, runs, ok := readNoopProof(dir, m, every)
 	if !ok || ctx.Err() != nil {
 		return false, nil
 	}
-	if !pf.holds(opts.Root) {
+	var checked bool
+	var wg sync.WaitGroup
+	wg.Go(func() { checked = sumOK() })
+	holds, n := pf.holds(opts.Root, text)
+	wg.Wait()
+	if !checked || !holds || ctx.Err() != nil {
 		return false, nil
 	}
 	b := fmt.Appendf(nil, "%s %d %d\n", statRunsMagic, pf.cacheStamp, runs)
@@ -381,27 +432,33 @@ func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
 		return false, nil
 	}
 	if opts.Log != nil {
-		opts.Log.Debug("drift check: every path as the last no-op saw it", "paths", len(pf.entries))
+		opts.Log.Debug("drift check: every path as the last no-op saw it", "paths", n)
 	}
 	d.Record(HistoryEntry{Time: time.Now().UTC(), Generation: pf.generation, Result: HistoryNoop, Journal: m.Journal, Commit: m.Commit, Branch: m.Branch, Group: m.Group})
 	return true, nil
 }
 
 // readNoopProof reads the proof of the state directory dir and checks
-// every input of the run but the paths' lstats: the build, the journal,
-// the source, the state files, no move in progress, the clock, and that
-// this run is not a full one. It returns the count this run writes.
-func readNoopProof(dir string, m QuickMove, every int) (*noopProof, int, bool) {
+// every input of the run but the paths' lstats and the proof's checksum:
+// the build, the journal, the source, the state files, no move in
+// progress, the clock, and that this run is not a full one. It returns
+// the proof's header, the text of its entries, the check of its checksum
+// and the count this run writes.
+func readNoopProof(dir string, m QuickMove, every int) (pf *noopProof, text string, sumOK func() bool, runs int, ok bool) {
 	if _, err := statedirLstat(filepath.Join(dir, intentFile)); !errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, false // a move to recover, or an unreadable state
+		return nil, "", nil, 0, false // a move to recover, or an unreadable state
 	}
 	data, err := statedir.ReadFile(filepath.Join(dir, noopProofFile))
 	if err != nil {
-		return nil, 0, false
+		return nil, "", nil, 0, false
 	}
-	pf, err := parseNoopProof(data)
+	body, sumOK, err := splitNoopProof(data)
+	if err != nil {
+		return nil, "", nil, 0, false
+	}
+	pf, text, err = parseProofHeader(body)
 	if err != nil || pf.build != buildID() || pf.journalSum != m.JournalSum || pf.source != [3]string{m.Commit, m.Branch, m.Group} {
-		return nil, 0, false
+		return nil, "", nil, 0, false
 	}
 	for _, k := range []struct {
 		name string
@@ -409,45 +466,124 @@ func readNoopProof(dir string, m QuickMove, every int) (*noopProof, int, bool) {
 	}{{appliedFile, pf.applied}, {statCacheFile, pf.cache}} {
 		st, err := statedirLstat(filepath.Join(dir, k.name))
 		if err != nil || fileKeyOfStat(st) != k.key {
-			return nil, 0, false
+			return nil, "", nil, 0, false
 		}
 	}
 	now := time.Now().UnixNano()
 	if pf.cacheStamp > now || pf.start > now {
-		return nil, 0, false
+		return nil, "", nil, 0, false
 	}
-	runs := pf.cacheRuns
+	runs = pf.cacheRuns
 	if n, ok := readStatRuns(dir, pf.cacheStamp); ok {
 		runs = n
 	}
 	runs++
 	if every <= 1 || runs >= every {
-		return nil, 0, false
+		return nil, "", nil, 0, false
 	}
-	return pf, runs, true
+	return pf, text, sumOK, runs, true
 }
 
-// holds lstats every path of the proof, several at a time, and reports
-// whether each is as the proof saw it and not racy.
-func (pf *noopProof) holds(r *rootfs.Root) bool {
-	c := &statCache{stamp: pf.start}
-	defer c.closeDirs()
+// holds lstats every path of the entries' text, a part of the lines on
+// each core, and reports whether each is as the proof saw it and not
+// racy, and how many there were.
+func (pf *noopProof) holds(r *rootfs.Root, text string) (bool, int) {
+	parts := splitLines(text, runtime.GOMAXPROCS(0))
+	var n atomic.Int64
 	var failed atomic.Bool
-	parallel(len(pf.entries), func(i int) {
-		if failed.Load() {
-			return
-		}
-		e := &pf.entries[i]
-		info, err := c.lstat(r, e.path)
-		if e.absent {
-			if !errors.Is(err, fs.ErrNotExist) {
+	var wg sync.WaitGroup
+	for _, part := range parts {
+		wg.Go(func() {
+			k, ok := pf.holdsLines(r, maxCheckDirs/len(parts), part, &failed)
+			n.Add(int64(k))
+			if !ok {
 				failed.Store(true)
 			}
-			return
+		})
+	}
+	wg.Wait()
+	return !failed.Load(), int(n.Load())
+}
+
+// holdsLines is holds for one part of the lines. It holds the parent
+// directories open (up to limit), so that each lstat is one fstatat(2),
+// and stops when another part failed.
+func (pf *noopProof) holdsLines(r *rootfs.Root, limit int, text string, failed *atomic.Bool) (int, bool) {
+	c := &statCache{stamp: pf.start}
+	dirs := map[string]*rootfs.Dir{}
+	defer func() {
+		for _, d := range dirs {
+			d.Close()
+		}
+	}()
+	n := 0
+	for text != "" {
+		if failed.Load() {
+			return n, false
+		}
+		var l string
+		l, text, _ = strings.Cut(text, "\n")
+		e, ok := parseProofEntry(l)
+		if !ok {
+			return n, false
+		}
+		n++
+		info, err := lstatThrough(r, dirs, limit, e.path)
+		if e.absent {
+			if !errors.Is(err, fs.ErrNotExist) {
+				return n, false
+			}
+			continue
 		}
 		if err != nil || entryOf(info, "") != e.e || c.racy(e.e) {
-			failed.Store(true)
+			return n, false
 		}
-	})
-	return !failed.Load()
+	}
+	return n, true
+}
+
+// lstatThrough is Root.Lstat of p through dirs, the parent directories
+// opened so far, by object path, of which it opens up to limit.
+func lstatThrough(r *rootfs.Root, dirs map[string]*rootfs.Dir, limit int, p string) (rootfs.Info, error) {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return r.Lstat(p)
+	}
+	parent, name := p[:i], p[i+1:]
+	d := dirs[parent]
+	if d == nil {
+		if len(dirs) >= limit {
+			return r.Lstat(p)
+		}
+		var n string
+		var err error
+		if d, n, err = r.OpenParent(p); err != nil || n != name {
+			if d != nil {
+				d.Close()
+			}
+			return r.Lstat(p) // its own error
+		}
+		dirs[parent] = d
+	}
+	return d.Lstat(name)
+}
+
+// splitLines cuts text, whole lines, into at most n parts of about the
+// same size.
+func splitLines(text string, n int) []string {
+	var parts []string
+	for n > 1 && text != "" {
+		i := len(text) / n
+		j := strings.IndexByte(text[i:], '\n')
+		if j < 0 {
+			break
+		}
+		parts = append(parts, text[:i+j+1])
+		text = text[i+j+1:]
+		n--
+	}
+	if text != "" {
+		parts = append(parts, text)
+	}
+	return parts
 }

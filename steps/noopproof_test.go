@@ -344,3 +344,20 @@ func TestNoopProofKinds(t *testing.T) {
 		t.Fatal("proven")
 	}
 }
+
+// TestSplitLines: the parts are whole lines, in order, all of the text.
+func TestSplitLines(t *testing.T) {
+	for _, text := range []string{"", "a\n", "a\nb\n", "aaaa\nb\ncc\nd\neeeeeeee\n", "\n\n\n\n"} {
+		for n := 1; n <= 5; n++ {
+			parts := splitLines(text, n)
+			if len(parts) > n || strings.Join(parts, "") != text {
+				t.Errorf("splitLines(%q, %d) = %q", text, n, parts)
+			}
+			for _, p := range parts {
+				if p == "" || !strings.HasSuffix(p, "\n") {
+					t.Errorf("splitLines(%q, %d): part %q", text, n, p)
+				}
+			}
+		}
+	}
+}

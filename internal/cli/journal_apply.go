@@ -158,6 +158,9 @@ func (c *journalApplyCmd) quickNoop(e *env, root *rootfs.Root, stateDir, sum str
 	if sum == "" {
 		return false
 	}
+	// It keeps a few megabytes (the proof it reads) to its end: the
+	// collector would only scan them.
+	defer gcPercent(-1)()
 	opts := steps.Options{Root: root, StateDir: stateDir, Log: newLogger(e.stderr, e.level), RehashEvery: c.RehashEvery}
 	ok, _ := steps.QuickNoop(e.ctx, opts, steps.QuickMove{Journal: c.File, JournalSum: sum, Commit: c.Commit, Branch: c.Branch, Group: c.Group})
 	return ok
