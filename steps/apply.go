@@ -151,8 +151,11 @@ type Move struct {
 	// JournalSum is the sha256 (hex) of the bytes of the journal file that
 	// Steps were read from, when they are all from that file (no INCLUDE);
 	// else "". A repair with nothing to do then writes the proof that
-	// QuickNoop reads.
-	JournalSum string
+	// QuickNoop reads. JournalInfo is what stat said of that file before
+	// it was read (nil: unknown): a later run that finds the file as it
+	// was need not read it.
+	JournalSum  string
+	JournalInfo fs.FileInfo
 	// DryRun makes Plan only check the inputs, not keep them: the state
 	// directory is left as it is (it need not exist), and the plan cannot
 	// run.
@@ -392,7 +395,7 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	cur := a.st.applied
 	if isNoop(plan, m, cur) {
 		if p.proof != nil {
-			if err := writeNoopProof(a.st.dir, p.proof, p.stats, m.JournalSum, cur.diskKey, cur); err != nil {
+			if err := writeNoopProof(a.st.dir, p.proof, p.stats, m, cur); err != nil {
 				a.env.logger().Warn("the no-op's proof is not written: the next run checks in full", "error", err)
 				removeNoopProof(a.st.dir)
 			}

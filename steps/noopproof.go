@@ -67,7 +67,8 @@ type proofEntry struct {
 // noopProof is what a no-op's check saw.
 type noopProof struct {
 	build      string
-	journalSum string // sha256 of the journal file's bytes
+	journalSum string  // sha256 of the journal file's bytes
+	journal    fileKey // what stat said of the journal file before it was read
 	applied    fileKey
 	cache      fileKey // the stat cache file after the check
 	cacheStamp int64   // its stamp
@@ -175,15 +176,21 @@ func (pr *proofRecorder) complete() bool {
 // the stat cache c that it saved, to the state directory dir. The proof
 // is not synced: a lost or torn one (its checksum line) only costs the
 // next run the full check.
-func writeNoopProof(dir string, pr *proofRecorder, c *statCache, sum string, applied fileKey, cur *Applied) error {
+func writeNoopProof(dir string, pr *proofRecorder, c *statCache, m Move, cur *Applied) error {
 	cacheInfo, err := statedirLstat(filepath.Join(dir, statCacheFile))
 	if err != nil {
 		return err
 	}
 	b := make([]byte, 0, 100*len(pr.paths)+1024)
 	b = fmt.Appendf(b, "%s %s\n", noopProofMagic, buildID())
-	b = fmt.Appendf(b, "journal %s\n", sum)
-	b = appendKey(append(b, "applied"...), applied)
+	var journalKey fileKey // zero: never found again
+	if m.JournalInfo != nil {
+		if st, ok := m.JournalInfo.Sys().(*syscall.Stat_t); ok {
+			journalKey = fileKeyOfStat(st)
+		}
+	}
+	b = appendKey(fmt.Appendf(b, "journal %s", m.JournalSum), journalKey)
+	b = appendKey(append(b, "applied"...), cur.diskKey)
 	b = appendKey(append(b, "statcache"...), fileKeyOfStat(cacheInfo))
 	b = fmt.Appendf(b, "cache %d %d\nstart %d\ngeneration %d\n", c.stampSaved, c.headerRuns, c.start, cur.Generation)
 	b = fmt.Appendf(b, "source %s %s %s\n", strconv.Quote(cur.Commit), strconv.Quote(cur.Branch), strconv.Quote(cur.Group))
@@ -294,22 +301,28 @@ func parseProofHeader(body []byte) (*noopProof, string, error) {
 	if pf.build, ok = strings.CutPrefix(line(), noopProofMagic+" "); !ok {
 		return bad("header")
 	}
-	if pf.journalSum, ok = strings.CutPrefix(line(), "journal "); !ok {
+	f, ok := strings.CutPrefix(line(), "journal ")
+	var keyText string
+	var ok2, ok3 bool
+	var n []int64
+	pf.journalSum, keyText, ok2 = strings.Cut(f, " ")
+	if pf.journal, ok3 = parseFileKey(keyText); !ok || !ok2 || !ok3 {
 		return bad("journal")
 	}
-	for _, k := range []struct {
-		name string
-		key  *fileKey
-	}{{"applied ", &pf.applied}, {"statcache ", &pf.cache}} {
-		f, ok := strings.CutPrefix(line(), k.name)
-		n, ok2 := decimals(f, 5)
-		if !ok || !ok2 {
-			return bad(k.name)
-		}
-		*k.key = fileKey{dev: uint64(n[0]), ino: uint64(n[1]), size: n[2], mtime: n[3], ctime: n[4]}
+	if f, ok = strings.CutPrefix(line(), "applied "); ok {
+		pf.applied, ok = parseFileKey(f)
 	}
-	f, ok := strings.CutPrefix(line(), "cache ")
-	n, ok2 := decimals(f, 2)
+	if !ok {
+		return bad("applied")
+	}
+	if f, ok = strings.CutPrefix(line(), "statcache "); ok {
+		pf.cache, ok = parseFileKey(f)
+	}
+	if !ok {
+		return bad("statcache")
+	}
+	f, ok = strings.CutPrefix(line(), "cache ")
+	n, ok2 = decimals(f, 2)
 	if !ok || !ok2 || n[1] < 0 || n[1] > 1<<31-1 {
 		return bad("cache")
 	}
@@ -337,6 +350,15 @@ func parseProofHeader(body []byte) (*noopProof, string, error) {
 		f = strings.TrimPrefix(f[len(q):], " ")
 	}
 	return pf, text, nil
+}
+
+// parseFileKey parses "DEV INO SIZE MTIME CTIME".
+func parseFileKey(s string) (fileKey, bool) {
+	n, ok := decimals(s, 5)
+	if !ok {
+		return fileKey{}, false
+	}
+	return fileKey{dev: uint64(n[0]), ino: uint64(n[1]), size: n[2], mtime: n[3], ctime: n[4]}, true
 }
 
 // parseProofEntry parses "path DEV INO SIZE MTIME CTIME MODE UID GID PATH"
@@ -386,10 +408,9 @@ func decimals(s string, n int) ([]int64, bool) {
 }
 
 // QuickMove is a move that QuickNoop may prove to be a no-op: the journal
-// file's name and the sha256 of its bytes (a journal with no INCLUDE), and
-// the source the move records.
+// file, and the source the move records.
 type QuickMove struct {
-	Journal, JournalSum   string
+	Journal               string
 	Commit, Branch, Group string
 }
 
@@ -402,7 +423,7 @@ type QuickMove struct {
 // temporary file that a killed process left in the state directory stays
 // until the next full run (Open removes them).
 func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
-	if opts.Root == nil || m.JournalSum == "" {
+	if opts.Root == nil {
 		return false, nil
 	}
 	d, err := statedir.Open(opts.Root, opts.StateDir, false, 0)
@@ -457,7 +478,7 @@ func readNoopProof(dir string, m QuickMove, every int) (pf *noopProof, text stri
 		return nil, "", nil, 0, false
 	}
 	pf, text, err = parseProofHeader(body)
-	if err != nil || pf.build != buildID() || pf.journalSum != m.JournalSum || pf.source != [3]string{m.Commit, m.Branch, m.Group} {
+	if err != nil || pf.build != buildID() || pf.source != [3]string{m.Commit, m.Branch, m.Group} || !pf.sameJournal(m.Journal) {
 		return nil, "", nil, 0, false
 	}
 	for _, k := range []struct {
@@ -482,6 +503,28 @@ func readNoopProof(dir string, m QuickMove, every int) (pf *noopProof, text stri
 		return nil, "", nil, 0, false
 	}
 	return pf, text, sumOK, runs, true
+}
+
+// sameJournal reports whether the journal file name holds the bytes that
+// the proof's run read: it is the file as stat saw it then, and that was
+// not racy (as for the stat cache's entries), or its bytes have the
+// proof's sha256.
+func (pf *noopProof) sameJournal(name string) bool {
+	var st syscall.Stat_t
+	if err := syscall.Stat(name, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return false
+	}
+	k := fileKeyOfStat(&st)
+	c := &statCache{stamp: pf.start}
+	if k == pf.journal && !c.racy(statEntry{mtime: k.mtime, ctime: k.ctime}) {
+		return true
+	}
+	data, err := journal.ReadFile(name)
+	if err != nil {
+		return false
+	}
+	h := sha256.Sum256(data)
+	return hex.EncodeToString(h[:]) == pf.journalSum
 }
 
 // holds lstats every path of the entries' text, a part of the lines on

@@ -13,44 +13,67 @@ import (
 	"github.com/cairn-cm/cairn/journal"
 )
 
-// proofSum stands for the sha256 of the fixture's journal file.
-const proofSum = "5d41402abc4b2a76b9719d911017c592aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+// journalFile writes the fixture's steps to a journal file, as
+// `journal apply` reads one, and returns its name.
+func (f *cacheFixture) journalFile() string {
+	f.t.Helper()
+	name := filepath.Join(filepath.Dir(f.stateDir), "test.journal")
+	text := strings.Join(journal.Canonicals(f.steps), "\n") + "\n"
+	if old, err := os.ReadFile(name); err == nil && string(old) == text {
+		return name
+	}
+	if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	return name
+}
 
 // runNoop runs the full move with repair (plan, drift check, run), as
-// `journal apply --repair` does when QuickNoop cannot prove a no-op, and
-// returns what it did and its check.
-func (f *cacheFixture) runNoop(every int, sum string) (*Result, *statCache) {
+// `journal apply --repair` does when QuickNoop cannot prove a no-op, with
+// the journal file's sha256 (none with withSum false), and returns what it
+// did and its check.
+func (f *cacheFixture) runNoop(every int, withSum ...bool) (*Result, *statCache) {
 	f.t.Helper()
+	name := f.journalFile()
+	info, err := os.Stat(name)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	data := mustRead(f.t, name)
+	m := Move{Journal: name, Steps: f.steps, Source: os.DirFS(f.src), Repair: true, JournalSum: fmt.Sprintf("%x", sha256.Sum256(data)), JournalInfo: info}
+	if len(withSum) > 0 && !withSum[0] {
+		m.JournalSum, m.JournalInfo = "", nil
+	}
 	ctx := context.Background()
 	a, err := Open(ctx, Options{Root: f.root, StateDir: f.stateDir, Create: true, RehashEvery: every})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	defer a.Close()
-	res, err := a.Apply(ctx, Move{Journal: "test.journal", Steps: f.steps, Source: os.DirFS(f.src), Repair: true, JournalSum: sum})
+	res, err := a.Apply(ctx, m)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return res, a.lastStats
 }
 
-// quick runs QuickNoop for the fixture's journal, of sum.
-func (f *cacheFixture) quick(every int, sum string) bool {
+// quick runs QuickNoop for the fixture's journal file.
+func (f *cacheFixture) quick(every int) bool {
 	f.t.Helper()
-	ok, err := QuickNoop(context.Background(), Options{Root: f.root, StateDir: f.stateDir, RehashEvery: every}, QuickMove{Journal: "test.journal", JournalSum: sum})
+	ok, err := QuickNoop(context.Background(), Options{Root: f.root, StateDir: f.stateDir, RehashEvery: every}, QuickMove{Journal: f.journalFile()})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return ok
 }
 
-// proven waits out the racy margin and runs full no-ops until one writes
-// a proof that QuickNoop takes.
+// proven waits out the racy margin and runs a full no-op, whose proof
+// QuickNoop must then take.
 func (f *cacheFixture) proven() {
 	f.t.Helper()
 	time.Sleep(2 * statMarginFine)
-	f.runNoop(0, proofSum)
-	if !f.quick(0, proofSum) {
+	f.runNoop(0)
+	if !f.quick(0) {
 		f.t.Fatal("QuickNoop after a no-op whose files are older than the margin: not proven")
 	}
 }
@@ -73,7 +96,7 @@ func historyResults(t *testing.T, dir string) string {
 func TestNoopProofProvesNoop(t *testing.T) {
 	f := newCacheFixture(t)
 	f.proven()
-	if !f.quick(0, proofSum) {
+	if !f.quick(0) {
 		t.Fatal("second QuickNoop: not proven")
 	}
 	if got, want := historyResults(t, f.stateDir), "applied no-op no-op no-op"; got != want {
@@ -151,7 +174,7 @@ func TestNoopProofFindsDrift(t *testing.T) {
 			f := newCacheFixture(t)
 			f.proven()
 			tt.change(t, filepath.Join(f.rootDir, filepath.FromSlash(tt.object)))
-			if f.quick(0, proofSum) {
+			if f.quick(0) {
 				t.Fatal("proven after the change")
 			}
 			f.wantDriftOf(tt.name, tt.object)
@@ -175,14 +198,14 @@ func TestNoopProofOwnerDatabases(t *testing.T) {
 	if err := os.WriteFile(passwd, []byte("root:x:0:0::/root:/bin/sh\nsvc:x:1234:1234::/:/bin/false\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if f.quick(0, proofSum) {
+	if f.quick(0) {
 		t.Fatal("proven after /etc/passwd changed")
 	}
 	f.proven()
 	if err := os.WriteFile(filepath.Join(etc, "group"), []byte("root:x:0:\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if f.quick(0, proofSum) {
+	if f.quick(0) {
 		t.Fatal("proven after /etc/group appeared")
 	}
 }
@@ -193,11 +216,22 @@ func TestNoopProofOwnerDatabases(t *testing.T) {
 func TestNoopProofInputs(t *testing.T) {
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, f *cacheFixture) (sum string)
+		setup func(t *testing.T, f *cacheFixture)
 	}{
-		{"another journal", func(t *testing.T, f *cacheFixture) string { return strings.Repeat("1", 64) }},
-		{"no sum (INCLUDE)", func(t *testing.T, f *cacheFixture) string { return "" }},
-		{"the applied journal replaced", func(t *testing.T, f *cacheFixture) string {
+		{"another journal", func(t *testing.T, f *cacheFixture) {
+			name := f.journalFile()
+			if err := os.WriteFile(name, append(mustRead(t, name), "# a comment\n"...), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"a journal that is not a file", func(t *testing.T, f *cacheFixture) {
+			name := f.journalFile()
+			os.Remove(name)
+			if err := os.Mkdir(name, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"the applied journal replaced", func(t *testing.T, f *cacheFixture) {
 			name := filepath.Join(f.stateDir, appliedFile)
 			data := mustRead(t, name)
 			if err := os.WriteFile(name+".new", data, 0o600); err != nil {
@@ -206,9 +240,8 @@ func TestNoopProofInputs(t *testing.T) {
 			if err := os.Rename(name+".new", name); err != nil {
 				t.Fatal(err)
 			}
-			return proofSum
 		}},
-		{"the stat cache replaced", func(t *testing.T, f *cacheFixture) string {
+		{"the stat cache replaced", func(t *testing.T, f *cacheFixture) {
 			name := filepath.Join(f.stateDir, statCacheFile)
 			if err := os.WriteFile(name+".new", mustRead(t, name), 0o600); err != nil {
 				t.Fatal(err)
@@ -216,52 +249,69 @@ func TestNoopProofInputs(t *testing.T) {
 			if err := os.Rename(name+".new", name); err != nil {
 				t.Fatal(err)
 			}
-			return proofSum
 		}},
-		{"a move to recover", func(t *testing.T, f *cacheFixture) string {
+		{"a move to recover", func(t *testing.T, f *cacheFixture) {
 			if err := os.WriteFile(filepath.Join(f.stateDir, intentFile), nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			return proofSum
 		}},
-		{"another build", func(t *testing.T, f *cacheFixture) string {
+		{"another build", func(t *testing.T, f *cacheFixture) {
 			rewriteProof(t, f, func(s string) string {
 				return strings.Replace(s, noopProofMagic+" "+buildID(), noopProofMagic+" other", 1)
 			})
-			return proofSum
 		}},
-		{"a damaged proof", func(t *testing.T, f *cacheFixture) string {
+		{"a damaged proof", func(t *testing.T, f *cacheFixture) {
 			name := filepath.Join(f.stateDir, noopProofFile)
 			data := mustRead(t, name)
 			data[len(data)/2] ^= 1
 			if err := os.WriteFile(name, data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			return proofSum
 		}},
-		{"a proof from the future", func(t *testing.T, f *cacheFixture) string {
+		{"a proof from the future", func(t *testing.T, f *cacheFixture) {
 			rewriteProof(t, f, func(s string) string {
 				i := strings.Index(s, "\nstart ")
 				j := i + 1 + strings.IndexByte(s[i+1:], '\n')
 				return s[:i] + fmt.Sprintf("\nstart %d", time.Now().Add(time.Hour).UnixNano()) + s[j:]
 			})
-			return proofSum
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newCacheFixture(t)
 			f.proven()
-			sum := tt.setup(t, f)
-			if f.quick(0, sum) {
-				t.Fatal("proven")
+			tt.setup(t, f)
+			ok, err := QuickNoop(context.Background(), Options{Root: f.root, StateDir: f.stateDir}, QuickMove{Journal: filepath.Join(filepath.Dir(f.stateDir), "test.journal")})
+			if ok || err != nil {
+				t.Fatalf("%v, %v; want false", ok, err)
 			}
 		})
 	}
+	t.Run("the same bytes, written again", func(t *testing.T) {
+		f := newCacheFixture(t)
+		f.proven()
+		name := f.journalFile()
+		data := mustRead(t, name)
+		os.Remove(name)
+		if err := os.WriteFile(name, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if !f.quick(0) {
+			t.Fatal("not proven: the bytes are those of the proof")
+		}
+	})
+	t.Run("no sum (an INCLUDE)", func(t *testing.T) {
+		f := newCacheFixture(t)
+		time.Sleep(2 * statMarginFine)
+		f.runNoop(0, false)
+		if _, err := os.Stat(filepath.Join(f.stateDir, noopProofFile)); err == nil {
+			t.Fatal("a proof without the journal's sum")
+		}
+	})
 	t.Run("another source", func(t *testing.T) {
 		f := newCacheFixture(t)
 		f.proven()
-		ok, err := QuickNoop(context.Background(), Options{Root: f.root, StateDir: f.stateDir}, QuickMove{Journal: "test.journal", JournalSum: proofSum, Commit: "abc"})
+		ok, err := QuickNoop(context.Background(), Options{Root: f.root, StateDir: f.stateDir}, QuickMove{Journal: f.journalFile(), Commit: "abc"})
 		if ok || err != nil {
 			t.Fatalf("another commit: %v, %v; want false", ok, err)
 		}
@@ -291,11 +341,11 @@ func rewriteProof(t *testing.T, f *cacheFixture, edit func(string) string) {
 // its check's start is not taken (those files are hashed by the full check).
 func TestNoopProofRacy(t *testing.T) {
 	f := newCacheFixture(t)
-	f.runNoop(0, proofSum) // the files were just written
+	f.runNoop(0) // the files were just written
 	if _, err := os.Stat(filepath.Join(f.stateDir, noopProofFile)); err != nil {
 		t.Fatalf("no proof after a no-op: %v", err)
 	}
-	if f.quick(0, proofSum) {
+	if f.quick(0) {
 		t.Fatal("proven with racy paths")
 	}
 }
@@ -307,11 +357,11 @@ func TestNoopProofRehashEvery(t *testing.T) {
 	time.Sleep(2 * statMarginFine)
 	var got []string
 	for range 9 {
-		if f.quick(3, proofSum) {
+		if f.quick(3) {
 			got = append(got, "proven")
 			continue
 		}
-		_, c := f.runNoop(3, proofSum)
+		_, c := f.runNoop(3)
 		got = append(got, fmt.Sprint(c.hashed.Load()))
 	}
 	// As TestStatCacheRehashEvery ([3 0 3 0 0 3 0]): the first check has
@@ -333,14 +383,14 @@ func TestNoopProofKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.steps = append(f.steps, jn.Steps...)
-	f.runNoop(0, proofSum) // applies the link
+	f.runNoop(0) // applies the link
 	time.Sleep(2 * statMarginFine)
 	os.Remove(filepath.Join(f.stateDir, noopProofFile))
-	f.runNoop(0, proofSum)
+	f.runNoop(0)
 	if _, err := os.Stat(filepath.Join(f.stateDir, noopProofFile)); err == nil {
 		t.Fatal("a proof of a journal with a SYMLINK step")
 	}
-	if f.quick(0, proofSum) {
+	if f.quick(0) {
 		t.Fatal("proven")
 	}
 }

@@ -41,23 +41,23 @@ const lockWait = 30 * time.Second
 
 // Run moves the host to FILE.
 func (c *journalApplyCmd) Run(e *env) error {
-	data, sum, err := c.readJournal()
-	if err != nil {
-		return err
-	}
 	root, stateDir, err := c.open()
 	if err != nil {
-		// A journal that does not parse is said first, as when it was
-		// parsed before the root was opened.
-		if _, jerr := loadJournalData(c.File, data); jerr != nil {
+		// A journal that cannot be read is said first, as when it was
+		// read before the root was opened.
+		if _, jerr := loadJournal(c.File); jerr != nil {
 			return jerr
 		}
 		return err
 	}
 	defer root.Close()
-	if c.quickNoop(e, root, stateDir, sum) {
+	if c.quickNoop(e, root, stateDir) {
 		fmt.Fprintf(e.stdout, "%s: nothing to do\n", c.File)
 		return nil
+	}
+	data, info, sum, err := c.readJournal()
+	if err != nil {
+		return err
 	}
 	j, err := loadJournalData(c.File, data)
 	if err != nil {
@@ -101,7 +101,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 	p, err := a.Plan(e.ctx, steps.Move{
 		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group, Steps: j.Steps,
 		Source: src, SourceName: source, Blobs: blobFS, BlobsName: blobs,
-		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval, JournalSum: sum,
+		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval, JournalSum: sum, JournalInfo: info,
 	})
 	if err != nil {
 		return err
@@ -134,35 +134,40 @@ func (c *journalApplyCmd) Run(e *env) error {
 	return nil
 }
 
-// readJournal reads FILE for a move with --repair, and returns its bytes
-// and their sha256 when they hold no INCLUDE (every step is then of these
-// bytes alone): what a no-op's proof names. Otherwise it reads nothing.
-func (c *journalApplyCmd) readJournal() ([]byte, string, error) {
+// readJournal reads FILE for a move with --repair, and returns its bytes,
+// what stat said of it before they were read, and their sha256 when they
+// hold no INCLUDE (every step is then of these bytes alone): what a
+// no-op's proof names. Otherwise it reads nothing.
+func (c *journalApplyCmd) readJournal() ([]byte, fs.FileInfo, string, error) {
 	if !c.Repair || c.DryRun {
-		return nil, "", nil
+		return nil, nil, "", nil
+	}
+	info, err := os.Stat(c.File)
+	if err != nil {
+		return nil, nil, "", &exitError{code: exitBadInput, err: fileError(err)}
 	}
 	data, err := mapFile(c.File)
 	if err != nil {
-		return nil, "", &exitError{code: exitBadInput, err: fileError(err)}
+		return nil, nil, "", &exitError{code: exitBadInput, err: fileError(err)}
 	}
 	if bytes.Contains(data, []byte(journal.OpInclude)) {
-		return data, "", nil
+		return data, nil, "", nil
 	}
 	h := sha256.Sum256(data)
-	return data, hex.EncodeToString(h[:]), nil
+	return data, info, hex.EncodeToString(h[:]), nil
 }
 
-// quickNoop runs the move as a no-op if the state's proof of the last
-// no-op holds (steps.QuickNoop), and reports whether it did.
-func (c *journalApplyCmd) quickNoop(e *env, root *rootfs.Root, stateDir, sum string) bool {
-	if sum == "" {
+// quickNoop runs a move with --repair as a no-op if the state's proof of
+// the last no-op holds (steps.QuickNoop), and reports whether it did.
+func (c *journalApplyCmd) quickNoop(e *env, root *rootfs.Root, stateDir string) bool {
+	if !c.Repair || c.DryRun {
 		return false
 	}
-	// It keeps a few megabytes (the proof it reads) to its end: the
-	// collector would only scan them.
+	// It keeps what it reads (the proof, a megabyte for 10,000 files) to
+	// its end: the collector would only scan it.
 	defer gcPercent(-1)()
 	opts := steps.Options{Root: root, StateDir: stateDir, Log: newLogger(e.stderr, e.level), RehashEvery: c.RehashEvery}
-	ok, _ := steps.QuickNoop(e.ctx, opts, steps.QuickMove{Journal: c.File, JournalSum: sum, Commit: c.Commit, Branch: c.Branch, Group: c.Group})
+	ok, _ := steps.QuickNoop(e.ctx, opts, steps.QuickMove{Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group})
 	return ok
 }
 
