@@ -269,7 +269,8 @@ func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
 	p := &Planned{Plan: plan, a: a, base: base, move: m, newLines: newLines}
 	p.Managed, p.Removed = removedIdentities(oldSteps, m.Steps, plan.Removed)
 	if m.Repair {
-		proof := m.JournalSum != "" && isNoop(plan, m, base)
+		// A proof is of use to the next run unless every run is full.
+		proof := m.JournalSum != "" && a.rehash > 1 && isNoop(plan, m, base)
 		drifted, err := a.drift(ctx, m.Steps, plan, in.stats, !m.DryRun, proof)
 		if err != nil {
 			return nil, err

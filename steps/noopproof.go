@@ -194,32 +194,36 @@ func writeNoopProof(dir string, pr *proofRecorder, c *statCache, m Move, cur *Ap
 	b = appendKey(append(b, "statcache"...), fileKeyOfStat(cacheInfo))
 	b = fmt.Appendf(b, "cache %d %d\nstart %d\ngeneration %d\n", c.stampSaved, c.headerRuns, c.start, cur.Generation)
 	b = fmt.Appendf(b, "source %s %s %s\n", strconv.Quote(cur.Commit), strconv.Quote(cur.Branch), strconv.Quote(cur.Group))
-	entries := append([]proofEntry(nil), pr.owners...)
-	for _, p := range pr.paths {
-		entries = append(entries, proofEntry{path: p, e: entryOf(pr.infos[p], "")})
+	for _, e := range pr.owners {
+		b = appendProofEntry(b, e)
 	}
-	for _, e := range entries {
-		if strings.IndexByte(e.path, '\n') >= 0 {
+	for _, p := range pr.paths {
+		if strings.IndexByte(p, '\n') >= 0 {
 			return nil // a path a line cannot hold: no proof
 		}
-		if e.absent {
-			b = fmt.Appendf(b, "absent %s\n", e.path)
-			continue
-		}
-		b = append(b, "path"...)
-		for _, n := range [...]int64{int64(e.e.dev), int64(e.e.ino), e.e.size, e.e.mtime, e.e.ctime, int64(e.e.mode), int64(e.e.uid), int64(e.e.gid)} {
-			b = append(b, ' ')
-			b = strconv.AppendInt(b, n, 10)
-		}
-		b = append(b, ' ')
-		b = append(b, e.path...)
-		b = append(b, '\n')
+		b = appendProofEntry(b, proofEntry{path: p, e: entryOf(pr.infos[p], "")})
 	}
 	h := sha256.Sum256(b)
 	b = append(b, "end "...)
 	b = hex.AppendEncode(b, h[:])
 	b = append(b, '\n')
 	return atomicfile.Replace(filepath.Join(dir, noopProofFile), b, 0o600)
+}
+
+// appendProofEntry appends the line of e.
+func appendProofEntry(b []byte, e proofEntry) []byte {
+	if e.absent {
+		b = append(b, "absent "...)
+	} else {
+		b = append(b, "path"...)
+		for _, n := range [...]int64{int64(e.e.dev), int64(e.e.ino), e.e.size, e.e.mtime, e.e.ctime, int64(e.e.mode), int64(e.e.uid), int64(e.e.gid)} {
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, n, 10)
+		}
+		b = append(b, ' ')
+	}
+	b = append(b, e.path...)
+	return append(b, '\n')
 }
 
 func appendKey(b []byte, k fileKey) []byte {
@@ -423,7 +427,11 @@ type QuickMove struct {
 // temporary file that a killed process left in the state directory stays
 // until the next full run (Open removes them).
 func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
-	if opts.Root == nil {
+	every := opts.RehashEvery
+	if every <= 0 {
+		every = DefaultRehashEvery
+	}
+	if opts.Root == nil || every <= 1 { // every run is a full one
 		return false, nil
 	}
 	d, err := statedir.Open(opts.Root, opts.StateDir, false, 0)
@@ -432,10 +440,6 @@ func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
 	}
 	defer d.Close()
 	dir := d.Path()
-	every := opts.RehashEvery
-	if every <= 0 {
-		every = DefaultRehashEvery
-	}
 	pf, text, sumOK, runs, ok := readNoopProof(dir, m, every)
 	if !ok || ctx.Err() != nil {
 		return false, nil

@@ -411,3 +411,18 @@ func TestSplitLines(t *testing.T) {
 		}
 	}
 }
+
+// TestNoopProofNotWhenEveryRunIsFull: with RehashEvery 1 every run hashes
+// every file, so no run writes a proof, and QuickNoop reads none.
+func TestNoopProofNotWhenEveryRunIsFull(t *testing.T) {
+	f := newCacheFixture(t)
+	time.Sleep(2 * statMarginFine)
+	f.runNoop(1)
+	if _, err := os.Stat(filepath.Join(f.stateDir, noopProofFile)); err == nil {
+		t.Fatal("a proof written with RehashEvery 1")
+	}
+	f.runNoop(0)
+	if f.quick(1) {
+		t.Fatal("proven with RehashEvery 1")
+	}
+}

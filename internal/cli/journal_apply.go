@@ -137,9 +137,10 @@ func (c *journalApplyCmd) Run(e *env) error {
 // readJournal reads FILE for a move with --repair, and returns its bytes,
 // what stat said of it before they were read, and their sha256 when they
 // hold no INCLUDE (every step is then of these bytes alone): what a
-// no-op's proof names. Otherwise it reads nothing.
+// no-op's proof names. Otherwise (and when every check is a full one,
+// which takes no proof) it reads nothing.
 func (c *journalApplyCmd) readJournal() ([]byte, fs.FileInfo, string, error) {
-	if !c.Repair || c.DryRun {
+	if !c.Repair || c.DryRun || c.RehashEvery <= 1 {
 		return nil, nil, "", nil
 	}
 	info, err := os.Stat(c.File)
@@ -160,7 +161,7 @@ func (c *journalApplyCmd) readJournal() ([]byte, fs.FileInfo, string, error) {
 // quickNoop runs a move with --repair as a no-op if the state's proof of
 // the last no-op holds (steps.QuickNoop), and reports whether it did.
 func (c *journalApplyCmd) quickNoop(e *env, root *rootfs.Root, stateDir string) bool {
-	if !c.Repair || c.DryRun {
+	if !c.Repair || c.DryRun || c.RehashEvery <= 1 {
 		return false
 	}
 	// It keeps what it reads (the proof, a megabyte for 10,000 files) to
