@@ -27,7 +27,7 @@ import (
 // The no-op proof. A run of `journal apply --repair` with nothing to do
 // (the journal is the applied one, and no step drifted) is most runs, and
 // its drift check of COPY and MKDIR steps is a function of a few inputs
-// alone: the journal's bytes, the applied journal, the lstat of every
+// alone: the journal file's bytes, the applied journal, the lstat of every
 // managed path (through the stat cache's rule for a file's content), and
 // the root's /etc/passwd and /etc/group, which name owners. Such a run
 // writes what it saw of each of them to noopProofFile. The next run
@@ -44,8 +44,10 @@ const noopProofFile = "statcache.noop"
 // noopProofMagic starts the file; the build of cairn that wrote it follows.
 const noopProofMagic = "cairn-noop 1"
 
-// fileKey is what fstat says of a state file that cairn replaces whole
-// (applied.json, the stat cache): an unchanged key is unchanged bytes.
+// fileKey is what stat says of a file: for a state file that cairn
+// replaces whole (applied.json, the stat cache) an unchanged key is
+// unchanged bytes; for the journal file, as for a managed file, only when
+// the key is not racy (statCache.racy).
 type fileKey struct {
 	dev, ino     uint64
 	size         int64
