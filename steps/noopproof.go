@@ -543,7 +543,7 @@ func (pf *noopProof) holds(r *rootfs.Root, text string) (bool, int) {
 	var wg sync.WaitGroup
 	for _, part := range parts {
 		wg.Go(func() {
-			k, ok := pf.holdsLines(r, maxCheckDirs/len(parts), part, &failed)
+			k, ok := pf.holdsLines(r, part, &failed)
 			n.Add(int64(k))
 			if !ok {
 				failed.Store(true)
@@ -554,17 +554,13 @@ func (pf *noopProof) holds(r *rootfs.Root, text string) (bool, int) {
 	return !failed.Load(), int(n.Load())
 }
 
-// holdsLines is holds for one part of the lines. It holds the parent
-// directories open (up to limit), so that each lstat is one fstatat(2),
-// and stops when another part failed.
-func (pf *noopProof) holdsLines(r *rootfs.Root, limit int, text string, failed *atomic.Bool) (int, bool) {
+// holdsLines is holds for one part of the lines, through a few parent
+// directories held open (dirCache), so that each lstat is one
+// fstatat(2). It stops when another part failed.
+func (pf *noopProof) holdsLines(r *rootfs.Root, text string, failed *atomic.Bool) (int, bool) {
 	c := &statCache{stamp: pf.start}
-	dirs := map[string]*rootfs.Dir{}
-	defer func() {
-		for _, d := range dirs {
-			d.Close()
-		}
-	}()
+	var dirs dirCache
+	defer dirs.close()
 	n := 0
 	for text != "" {
 		if failed.Load() {
@@ -577,7 +573,7 @@ func (pf *noopProof) holdsLines(r *rootfs.Root, limit int, text string, failed *
 			return n, false
 		}
 		n++
-		info, err := lstatThrough(r, dirs, limit, e.path)
+		info, err := dirs.lstat(r, e.path)
 		if e.absent {
 			if !errors.Is(err, fs.ErrNotExist) {
 				return n, false
@@ -591,30 +587,61 @@ func (pf *noopProof) holdsLines(r *rootfs.Root, limit int, text string, failed *
 	return n, true
 }
 
-// lstatThrough is Root.Lstat of p through dirs, the parent directories
-// opened so far, by object path, of which it opens up to limit.
-func lstatThrough(r *rootfs.Root, dirs map[string]*rootfs.Dir, limit int, p string) (rootfs.Info, error) {
+// dirCache holds the parent directories of the last few paths lstat'ed,
+// by object path, the least recently used replaced first. A proof lists
+// paths in journal order, a directory's files together, and a MKDIR's
+// parent between them: four suffice. Few descriptors, not one for every
+// directory: the kernel grows a process's table of descriptors past 64,
+// 128, 256 ... and, in a process of several threads, waits for an RCU
+// grace period at each growth (milliseconds each, a third of a no-op's
+// time when a check held 500 directories open).
+type dirCache struct {
+	paths [4]string
+	dirs  [4]*rootfs.Dir
+	used  [4]int
+	clock int
+}
+
+// lstat is Root.Lstat of p through the cache.
+func (dc *dirCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
 	i := strings.LastIndexByte(p, '/')
 	if i <= 0 {
 		return r.Lstat(p)
 	}
 	parent, name := p[:i], p[i+1:]
-	d := dirs[parent]
-	if d == nil {
-		if len(dirs) >= limit {
-			return r.Lstat(p)
+	dc.clock++
+	slot := 0
+	for k := range dc.dirs {
+		if dc.dirs[k] != nil && dc.paths[k] == parent {
+			dc.used[k] = dc.clock
+			return dc.dirs[k].Lstat(name)
 		}
-		var n string
-		var err error
-		if d, n, err = r.OpenParent(p); err != nil || n != name {
-			if d != nil {
-				d.Close()
-			}
-			return r.Lstat(p) // its own error
+		if dc.used[k] < dc.used[slot] {
+			slot = k
 		}
-		dirs[parent] = d
 	}
+	d, n, err := r.OpenParent(p)
+	if err != nil || n != name {
+		if d != nil {
+			d.Close()
+		}
+		return r.Lstat(p) // its own error
+	}
+	if dc.dirs[slot] != nil {
+		dc.dirs[slot].Close()
+	}
+	dc.paths[slot], dc.dirs[slot], dc.used[slot] = parent, d, dc.clock
 	return d.Lstat(name)
+}
+
+// close closes the directories held.
+func (dc *dirCache) close() {
+	for k, d := range dc.dirs {
+		if d != nil {
+			d.Close()
+			dc.dirs[k] = nil
+		}
+	}
 }
 
 // splitLines cuts text, whole lines, into at most n parts of about the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
 )
 
 // journalFile writes the fixture's steps to a journal file, as
@@ -424,5 +425,56 @@ func TestNoopProofNotWhenEveryRunIsFull(t *testing.T) {
 	f.runNoop(0)
 	if f.quick(1) {
 		t.Fatal("proven with RehashEvery 1")
+	}
+}
+
+// TestDirCache: lstat through the cache says what Root.Lstat says, for
+// paths in many directories and at the root, and holds four directories
+// at most: it closes the one it replaces.
+func TestDirCache(t *testing.T) {
+	tmp := t.TempDir()
+	var paths []string
+	for d := range 6 {
+		dir := filepath.Join(tmp, fmt.Sprintf("d%d", d))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, fmt.Sprintf("/d%d", d))
+		for f := range 3 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", f)), []byte{byte(f)}, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, fmt.Sprintf("/d%d/f%d", d, f), fmt.Sprintf("/d%d/missing", d))
+		}
+	}
+	paths = append(paths, "/d0/f1", "/d5/f0", "/nowhere/f", "/d1/f1/under-a-file")
+	r, err := rootfs.Open(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	openFDs := func() int {
+		fds, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip(err)
+		}
+		return len(fds)
+	}
+	before := openFDs()
+	var dc dirCache
+	defer dc.close()
+	for _, p := range paths {
+		got, gerr := dc.lstat(r, p)
+		want, werr := r.Lstat(p)
+		if entryOf(got, "") != entryOf(want, "") || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+			t.Errorf("%s: %v, %v; Root.Lstat: %v, %v", p, got, gerr, want, werr)
+		}
+		if n := openFDs(); n > before+len(dc.dirs) {
+			t.Fatalf("after %s: %d descriptors open, %d before", p, n, before)
+		}
+	}
+	dc.close()
+	if n := openFDs(); n != before {
+		t.Errorf("after close: %d descriptors open, %d before", n, before)
 	}
 }
