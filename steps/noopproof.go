@@ -85,20 +85,35 @@ type noopProof struct {
 var ownerDBs = [...]string{"/etc/passwd", "/etc/group"}
 
 // buildID names the build of this binary: a proof written by another
-// build (whose checks may differ) is not read.
-var buildID = sync.OnceValue(func() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
+// build (whose checks may differ) is not read. The version the build says
+// it is does not name it (a build with -buildvcs=false, or of a dirty
+// tree, or with another -ldflags -X, says what others say): the
+// executable file does. It is what stat says of the file /proc/self/exe
+// leads to, the file this process runs (device, inode, size, mtime,
+// ctime: a package upgrade or a `go build -o` over it makes a new file,
+// and a file written in place a new mtime and ctime), with the Go version
+// and module the build names. "" (when there is no /proc) names none: no
+// proof is written or taken. A variable, for tests.
+var buildID = sync.OnceValue(func() string { return buildIDOf("/proc/self/exe") })
+
+// buildIDOf is buildID of the executable exe.
+func buildIDOf(exe string) string {
+	var st syscall.Stat_t
+	if err := syscall.Stat(exe, &st); err != nil {
+		return ""
 	}
-	id := bi.GoVersion + "," + bi.Main.Path + "@" + bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" || s.Key == "vcs.modified" || s.Key == "vcs.time" {
-			id += "," + s.Value
+	k := fileKeyOfStat(&st)
+	id := fmt.Sprintf("exe:%d:%d:%d:%d:%d", k.dev, k.ino, k.size, k.mtime, k.ctime)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		id += "," + bi.GoVersion + "," + bi.Main.Path + "@" + bi.Main.Version
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' {
+			return '_'
 		}
-	}
-	return strings.ReplaceAll(id, " ", "_")
-})
+		return r
+	}, id)
+}
 
 // proofKind reports whether the check of op reads only what a proof
 // records: the lstat of its object, the content of a file (through the
@@ -183,8 +198,13 @@ func writeNoopProof(dir string, pr *proofRecorder, c *statCache, m Move, cur *Ap
 	if err != nil {
 		return err
 	}
+	build := buildID()
+	if build == "" {
+		removeNoopProof(dir)
+		return nil // no build to name: no proof
+	}
 	b := make([]byte, 0, 100*len(pr.paths)+1024)
-	b = fmt.Appendf(b, "%s %s\n", noopProofMagic, buildID())
+	b = fmt.Appendf(b, "%s %s\n", noopProofMagic, build)
 	var journalKey fileKey // zero: never found again
 	if m.JournalInfo != nil {
 		if st, ok := m.JournalInfo.Sys().(*syscall.Stat_t); ok {
@@ -484,7 +504,7 @@ func readNoopProof(dir string, m QuickMove, every int) (pf *noopProof, text stri
 		return nil, "", nil, 0, false
 	}
 	pf, text, err = parseProofHeader(body)
-	if err != nil || pf.build != buildID() || pf.source != [3]string{m.Commit, m.Branch, m.Group} || !pf.sameJournal(m.Journal) {
+	if err != nil || pf.build == "" || pf.build != buildID() || pf.source != [3]string{m.Commit, m.Branch, m.Group} || !pf.sameJournal(m.Journal) {
 		return nil, "", nil, 0, false
 	}
 	for _, k := range []struct {

@@ -478,3 +478,56 @@ func TestDirCache(t *testing.T) {
 		t.Errorf("after close: %d descriptors open, %d before", n, before)
 	}
 }
+
+// TestNoopProofBuild: a proof written by one build is not taken by
+// another, and the build is named by its executable file: a file put in
+// its place (a new inode) or written again in place is another build, as
+// is a build of no name (no /proc).
+func TestNoopProofBuild(t *testing.T) {
+	old := buildID
+	t.Cleanup(func() { buildID = old })
+	buildID = func() string { return "one" }
+	f := newCacheFixture(t)
+	f.proven()
+	buildID = func() string { return "two" }
+	if f.quick(0) {
+		t.Fatal("proven by the proof of another build")
+	}
+	buildID = func() string { return "" }
+	f.runNoop(0)
+	if _, err := os.Stat(filepath.Join(f.stateDir, noopProofFile)); err == nil {
+		t.Fatal("a proof written by a build of no name")
+	}
+
+	exe := filepath.Join(t.TempDir(), "cairn")
+	if err := os.WriteFile(exe, []byte("one build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := buildIDOf(exe)
+	if first == "" || buildIDOf(exe) != first || strings.ContainsAny(first, " \n") {
+		t.Fatalf("buildIDOf: %q, then %q", first, buildIDOf(exe))
+	}
+	if err := os.WriteFile(exe+".new", []byte("one build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(exe+".new", exe); err != nil {
+		t.Fatal(err)
+	}
+	second := buildIDOf(exe)
+	if second == first {
+		t.Errorf("the same name for a file put in the other's place: %q", first)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := os.WriteFile(exe, []byte("two build"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if buildIDOf(exe) == second {
+		t.Errorf("the same name for a file written again: %q", second)
+	}
+	if id := buildIDOf(filepath.Join(exe, "none")); id != "" {
+		t.Errorf("buildIDOf a missing file: %q", id)
+	}
+	if buildIDOf("/proc/self/exe") == "" {
+		t.Error("this test binary has no build name")
+	}
+}
