@@ -45,7 +45,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 	if err != nil {
 		// A journal that cannot be read is said first, as when it was
 		// read before the root was opened.
-		if _, jerr := loadJournal(c.File); jerr != nil {
+		if _, jerr := loadJournalData(c.File, nil); jerr != nil {
 			return jerr
 		}
 		return err
@@ -147,7 +147,7 @@ func (c *journalApplyCmd) readJournal() ([]byte, fs.FileInfo, string, error) {
 	if err != nil {
 		return nil, nil, "", &exitError{code: exitBadInput, err: fileError(err)}
 	}
-	data, err := mapFile(c.File)
+	data, err := journal.ReadFile(c.File) // read, not mapped: loadJournalData
 	if err != nil {
 		return nil, nil, "", &exitError{code: exitBadInput, err: fileError(err)}
 	}
