@@ -153,9 +153,13 @@ type Move struct {
 	// else "". A repair with nothing to do then writes the proof that
 	// QuickNoop reads. JournalInfo is what stat said of that file before
 	// it was read (nil: unknown): a later run that finds the file as it
-	// was need not read it.
-	JournalSum  string
-	JournalInfo fs.FileInfo
+	// was, and not racy against JournalStamp, need not read it.
+	// JournalStamp is the time taken just before that stat (zero: unknown,
+	// and every key is racy): a file changed after it, within the clock's
+	// tick of the file system, may keep its stat.
+	JournalSum   string
+	JournalInfo  fs.FileInfo
+	JournalStamp time.Time
 	// DryRun makes Plan only check the inputs, not keep them: the state
 	// directory is left as it is (it need not exist), and the plan cannot
 	// run.

@@ -254,6 +254,7 @@ func BenchmarkNoopProven10k(b *testing.B) {
 		b.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
+	stamp := time.Now()
 	info, err := os.Stat(name)
 	if err != nil {
 		b.Fatal(err)
@@ -263,7 +264,7 @@ func BenchmarkNoopProven10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := a.Apply(context.Background(), steps.Move{Journal: name, Steps: js, Source: os.DirFS(src), Repair: true, JournalSum: fmt.Sprintf("%x", sha256.Sum256(data)), JournalInfo: info}); err != nil {
+	if _, err := a.Apply(context.Background(), steps.Move{Journal: name, Steps: js, Source: os.DirFS(src), Repair: true, JournalSum: fmt.Sprintf("%x", sha256.Sum256(data)), JournalInfo: info, JournalStamp: stamp}); err != nil {
 		b.Fatal(err)
 	}
 	a.Close()

@@ -42,7 +42,7 @@ import (
 const noopProofFile = "statcache.noop"
 
 // noopProofMagic starts the file; the build of cairn that wrote it follows.
-const noopProofMagic = "cairn-noop 1"
+const noopProofMagic = "cairn-noop 2"
 
 // fileKey is what stat says of a file: for a state file that cairn
 // replaces whole (applied.json, the stat cache) an unchanged key is
@@ -71,14 +71,18 @@ type noopProof struct {
 	build      string
 	journalSum string  // sha256 of the journal file's bytes
 	journal    fileKey // what stat said of the journal file before it was read
-	applied    fileKey
-	cache      fileKey // the stat cache file after the check
-	cacheStamp int64   // its stamp
-	cacheRuns  int     // the count its header holds
-	start      int64   // when the check started: the racy rule's stamp
-	generation int64
-	source     [3]string // commit, branch, group
-	entries    []proofEntry
+	// journalStamp is the time taken before that stat: the racy rule's
+	// stamp for the journal's key (not start, taken after the journal was
+	// read).
+	journalStamp int64
+	applied      fileKey
+	cache        fileKey // the stat cache file after the check
+	cacheStamp   int64   // its stamp
+	cacheRuns    int     // the count its header holds
+	start        int64   // when the check started: the racy rule's stamp
+	generation   int64
+	source       [3]string // commit, branch, group
+	entries      []proofEntry
 }
 
 // ownerDBs are the files of the root that name owners (Env.UID, Env.GID).
@@ -214,7 +218,11 @@ func writeNoopProof(dir string, pr *proofRecorder, c *statCache, m Move, cur *Ap
 	b = appendKey(fmt.Appendf(b, "journal %s", m.JournalSum), journalKey)
 	b = appendKey(append(b, "applied"...), cur.diskKey)
 	b = appendKey(append(b, "statcache"...), fileKeyOfStat(cacheInfo))
-	b = fmt.Appendf(b, "cache %d %d\nstart %d\ngeneration %d\n", c.stampSaved, c.headerRuns, c.start, cur.Generation)
+	var journalStamp int64 // zero: every key is racy
+	if !m.JournalStamp.IsZero() {
+		journalStamp = m.JournalStamp.UnixNano()
+	}
+	b = fmt.Appendf(b, "cache %d %d\njournal-stamp %d\nstart %d\ngeneration %d\n", c.stampSaved, c.headerRuns, journalStamp, c.start, cur.Generation)
 	b = fmt.Appendf(b, "source %s %s %s\n", strconv.Quote(cur.Commit), strconv.Quote(cur.Branch), strconv.Quote(cur.Group))
 	for _, e := range pr.owners {
 		b = appendProofEntry(b, e)
@@ -356,7 +364,7 @@ func parseProofHeader(body []byte) (*noopProof, string, error) {
 	for _, v := range []struct {
 		name string
 		n    *int64
-	}{{"start ", &pf.start}, {"generation ", &pf.generation}} {
+	}{{"journal-stamp ", &pf.journalStamp}, {"start ", &pf.start}, {"generation ", &pf.generation}} {
 		f, ok := strings.CutPrefix(line(), v.name)
 		n, ok2 := decimals(f, 1)
 		if !ok || !ok2 {
@@ -533,15 +541,15 @@ func readNoopProof(dir string, m QuickMove, every int) (pf *noopProof, text stri
 
 // sameJournal reports whether the journal file name holds the bytes that
 // the proof's run read: it is the file as stat saw it then, and that was
-// not racy (as for the stat cache's entries), or its bytes have the
-// proof's sha256.
+// not racy (as for the stat cache's entries) against the time taken before
+// that stat, or its bytes have the proof's sha256.
 func (pf *noopProof) sameJournal(name string) bool {
 	var st syscall.Stat_t
 	if err := syscall.Stat(name, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return false
 	}
 	k := fileKeyOfStat(&st)
-	c := &statCache{stamp: pf.start}
+	c := &statCache{stamp: pf.journalStamp}
 	if k == pf.journal && !c.racy(statEntry{mtime: k.mtime, ctime: k.ctime}) {
 		return true
 	}

@@ -36,12 +36,13 @@ func (f *cacheFixture) journalFile() string {
 func (f *cacheFixture) runNoop(every int, withSum ...bool) (*Result, *statCache) {
 	f.t.Helper()
 	name := f.journalFile()
+	stamp := time.Now()
 	info, err := os.Stat(name)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	data := mustRead(f.t, name)
-	m := Move{Journal: name, Steps: f.steps, Source: os.DirFS(f.src), Repair: true, JournalSum: fmt.Sprintf("%x", sha256.Sum256(data)), JournalInfo: info}
+	m := Move{Journal: name, Steps: f.steps, Source: os.DirFS(f.src), Repair: true, JournalSum: fmt.Sprintf("%x", sha256.Sum256(data)), JournalInfo: info, JournalStamp: stamp}
 	if len(withSum) > 0 && !withSum[0] {
 		m.JournalSum, m.JournalInfo = "", nil
 	}
@@ -529,5 +530,49 @@ func TestNoopProofBuild(t *testing.T) {
 	}
 	if buildIDOf("/proc/self/exe") == "" {
 		t.Error("this test binary has no build name")
+	}
+}
+
+// TestNoopProofJournalRacy: the journal's stat is trusted under the racy
+// rule against the time taken before that stat, not the check's start
+// (later, after the journal was read): a journal whose mtime is within the
+// margin of that time may have been written again under the same stat,
+// and is taken only if its bytes have the proof's sha256.
+func TestNoopProofJournalRacy(t *testing.T) {
+	f := newCacheFixture(t)
+	name := f.journalFile()
+	f.proven() // the journal older than the margin at the check's start
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setLine := func(s, key, value string) string {
+		i := strings.Index(s, "\n"+key+" ")
+		if i < 0 {
+			t.Fatalf("no %s line in the proof", key)
+		}
+		j := i + 1 + strings.IndexByte(s[i+1:], '\n')
+		return s[:i+1] + key + " " + value + s[j:]
+	}
+	otherSum := func(s string) string {
+		i := strings.Index(s, "\njournal ")
+		sum := s[i+len("\njournal ") : i+len("\njournal ")+64]
+		return strings.Replace(s, "journal "+sum, "journal "+strings.Repeat("0", 64), 1)
+	}
+	// The bytes differ from the proof's, the stat is the same and not
+	// racy: trusted, as the stat cache trusts a file's.
+	rewriteProof(t, f, otherSum)
+	if !f.quick(0) {
+		t.Fatal("a journal of the same stat, not racy: not proven")
+	}
+	// The same, stat'ed within the margin of its mtime: not trusted,
+	// though the check's start is past the margin.
+	f.proven()
+	rewriteProof(t, f, func(s string) string {
+		s = otherSum(s)
+		return setLine(s, "journal-stamp", fmt.Sprint(fi.ModTime().UnixNano()+int64(time.Millisecond)))
+	})
+	if f.quick(0) {
+		t.Fatal("proven by the stat of a journal racy against the time before it")
 	}
 }

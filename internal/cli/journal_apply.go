@@ -55,7 +55,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "%s: nothing to do\n", c.File)
 		return nil
 	}
-	data, info, sum, err := c.readJournal()
+	data, info, stamp, sum, err := c.readJournal()
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 	p, err := a.Plan(e.ctx, steps.Move{
 		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group, Steps: j.Steps,
 		Source: src, SourceName: source, Blobs: blobFS, BlobsName: blobs,
-		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval, JournalSum: sum, JournalInfo: info,
+		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval, JournalSum: sum, JournalInfo: info, JournalStamp: stamp,
 	})
 	if err != nil {
 		return err
@@ -135,27 +135,29 @@ func (c *journalApplyCmd) Run(e *env) error {
 }
 
 // readJournal reads FILE for a move with --repair, and returns its bytes,
-// what stat said of it before they were read, and their sha256 when they
+// what stat said of it before they were read and the time taken just
+// before that stat (the racy rule's stamp), and their sha256 when they
 // hold no INCLUDE (every step is then of these bytes alone): what a
 // no-op's proof names. Otherwise (and when every check is a full one,
 // which takes no proof) it reads nothing.
-func (c *journalApplyCmd) readJournal() ([]byte, fs.FileInfo, string, error) {
+func (c *journalApplyCmd) readJournal() ([]byte, fs.FileInfo, time.Time, string, error) {
 	if !c.Repair || c.DryRun || c.RehashEvery <= 1 {
-		return nil, nil, "", nil
+		return nil, nil, time.Time{}, "", nil
 	}
+	stamp := time.Now()
 	info, err := os.Stat(c.File)
 	if err != nil {
-		return nil, nil, "", &exitError{code: exitBadInput, err: fileError(err)}
+		return nil, nil, time.Time{}, "", &exitError{code: exitBadInput, err: fileError(err)}
 	}
 	data, err := journal.ReadFile(c.File) // read, not mapped: loadJournalData
 	if err != nil {
-		return nil, nil, "", &exitError{code: exitBadInput, err: fileError(err)}
+		return nil, nil, time.Time{}, "", &exitError{code: exitBadInput, err: fileError(err)}
 	}
 	if bytes.Contains(data, []byte(journal.OpInclude)) {
-		return data, nil, "", nil
+		return data, nil, time.Time{}, "", nil
 	}
 	h := sha256.Sum256(data)
-	return data, info, hex.EncodeToString(h[:]), nil
+	return data, info, stamp, hex.EncodeToString(h[:]), nil
 }
 
 // quickNoop runs a move with --repair as a no-op if the state's proof of

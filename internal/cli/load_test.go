@@ -26,7 +26,7 @@ func TestApplyJournalIsPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &journalApplyCmd{File: name, Repair: true, RehashEvery: 20}
-	data, _, sum, err := c.readJournal()
+	data, _, _, sum, err := c.readJournal()
 	if err != nil || sum == "" {
 		t.Fatalf("readJournal: %v, sum %q", err, sum)
 	}
