@@ -213,8 +213,8 @@ func TestNoopProofOwnerDatabases(t *testing.T) {
 }
 
 // TestNoopProofInputs: another journal, source, applied journal, stat
-// cache, build, a move to recover, a damaged proof or a clock set back is
-// not proven.
+// cache, build, a blob store that the full run refuses, a move to
+// recover, a damaged proof or a clock set back is not proven.
 func TestNoopProofInputs(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -250,6 +250,19 @@ func TestNoopProofInputs(t *testing.T) {
 			}
 			if err := os.Rename(name+".new", name); err != nil {
 				t.Fatal(err)
+			}
+		}},
+		{"the blob store replaced by a link", func(t *testing.T, f *cacheFixture) {
+			blobs := filepath.Join(f.stateDir, blobsDir)
+			if err := os.Rename(blobs, blobs+".real"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(blobsDir+".real", blobs); err != nil {
+				t.Fatal(err)
+			}
+			// which the full run refuses
+			if _, err := Open(context.Background(), Options{Root: f.root, StateDir: f.stateDir}); err == nil || !strings.Contains(err.Error(), "is not a directory (a link is not followed): refused") {
+				t.Fatalf("Open: %v; want the blob store refused", err)
 			}
 		}},
 		{"a move to recover", func(t *testing.T, f *cacheFixture) {
