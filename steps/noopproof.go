@@ -496,21 +496,25 @@ func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
 // readNoopProof reads the proof of the state directory dir and checks
 // every input of the run but the paths' lstats and the proof's checksum:
 // the build, the journal, the source, the state files, no move in
-// progress, a blob store that the full run would open, the clock, and
-// that this run is not a full one. It returns the proof's header, the
-// text of its entries, the check of its checksum and the count this run
-// writes.
+// progress, a blob store that the full run would open, the record of the
+// root, the clock, and that this run is not a full one. It returns the
+// proof's header, the text of its entries, the check of its checksum and
+// the count this run writes.
 func readNoopProof(dir string, m QuickMove, every int) (pf *noopProof, text string, sumOK func() bool, runs int, ok bool) {
 	if _, err := statedirLstat(filepath.Join(dir, intentFile)); !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", nil, 0, false // a move to recover, or an unreadable state
 	}
 	// The state as openState opens it: what it refuses (a blob store that
-	// is a link) the full run says.
+	// is a link) the full run says, and the record of the root that a
+	// full run writes when it is missing, it writes.
 	blobs, err := openBlobs(dir, false)
 	if err != nil {
 		return nil, "", nil, 0, false
 	}
 	blobs.Close()
+	if _, err := statedirLstat(filepath.Join(dir, statedir.RootFile)); err != nil {
+		return nil, "", nil, 0, false
+	}
 	data, err := statedir.ReadFile(filepath.Join(dir, noopProofFile))
 	if err != nil {
 		return nil, "", nil, 0, false

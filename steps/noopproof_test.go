@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/statedir"
 )
 
 // journalFile writes the fixture's steps to a journal file, as
@@ -213,8 +214,9 @@ func TestNoopProofOwnerDatabases(t *testing.T) {
 }
 
 // TestNoopProofInputs: another journal, source, applied journal, stat
-// cache, build, a blob store that the full run refuses, a move to
-// recover, a damaged proof or a clock set back is not proven.
+// cache, build, a blob store that the full run refuses, a missing record
+// of the root (which the full run writes), a move to recover, a damaged
+// proof or a clock set back is not proven.
 func TestNoopProofInputs(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -263,6 +265,11 @@ func TestNoopProofInputs(t *testing.T) {
 			// which the full run refuses
 			if _, err := Open(context.Background(), Options{Root: f.root, StateDir: f.stateDir}); err == nil || !strings.Contains(err.Error(), "is not a directory (a link is not followed): refused") {
 				t.Fatalf("Open: %v; want the blob store refused", err)
+			}
+		}},
+		{"the record of the root removed", func(t *testing.T, f *cacheFixture) {
+			if err := os.Remove(filepath.Join(f.stateDir, statedir.RootFile)); err != nil {
+				t.Fatal(err)
 			}
 		}},
 		{"a move to recover", func(t *testing.T, f *cacheFixture) {
