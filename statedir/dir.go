@@ -29,7 +29,7 @@ const (
 	BlobsDir    = "blobs"        // the blob store
 	RecordsDir  = "agent"        // the records of Dir.WriteRecord
 	HistoryFile = "history.jsonl"
-	rootFile    = "root" // the root the state was applied under
+	RootFile    = "root" // the root the state was applied under (written by the first Open with create)
 	LockFile    = "lock" // flock(2) held by the process that owns the state
 )
 
@@ -441,7 +441,7 @@ func holdsState(dir string) bool {
 // checkRoot compares the root recorded in the state with rootPath, and
 // records it in a new state.
 func (d *Dir) checkRoot(rootPath string, create bool) error {
-	name := filepath.Join(d.path, rootFile)
+	name := filepath.Join(d.path, RootFile)
 	data, err := ReadFile(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {

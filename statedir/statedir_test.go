@@ -51,7 +51,7 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data, err := os.ReadFile(filepath.Join(state, rootFile)); err != nil || string(data) != base+"\n" {
+	if data, err := os.ReadFile(filepath.Join(state, RootFile)); err != nil || string(data) != base+"\n" {
 		t.Errorf("root file: %q, %v", data, err)
 	}
 	if _, err := Open(root, state, true, 0); !errors.Is(err, ErrLocked) {

@@ -73,6 +73,9 @@ type Applier struct {
 	lastStats *statCache
 	// saveStats is Options.SaveStatCache.
 	saveStats bool
+	// lastProof is what the last drift check recorded for a no-op's
+	// proof, until plan takes it.
+	lastProof *proofRecorder
 }
 
 // Open opens and locks the state directory, checks that it belongs to this
@@ -145,6 +148,18 @@ type Move struct {
 	BlobsName string
 	// Repair also runs forward every unchanged step whose live state drifted.
 	Repair bool
+	// JournalSum is the sha256 (hex) of the bytes of the journal file that
+	// Steps were read from, when they are all from that file (no INCLUDE);
+	// else "". A repair with nothing to do then writes the proof that
+	// QuickNoop reads. JournalInfo is what stat said of that file before
+	// it was read (nil: unknown): a later run that finds the file as it
+	// was, and not racy against JournalStamp, need not read it.
+	// JournalStamp is the time taken just before that stat (zero: unknown,
+	// and every key is racy): a file changed after it, within the clock's
+	// tick of the file system, may keep its stat.
+	JournalSum   string
+	JournalInfo  fs.FileInfo
+	JournalStamp time.Time
 	// DryRun makes Plan only check the inputs, not keep them: the state
 	// directory is left as it is (it need not exist), and the plan cannot
 	// run.
@@ -213,6 +228,10 @@ type Planned struct {
 	move     Move
 	newLines []string // canonical lines of move.Steps
 	ran      bool
+	// proof is what the drift check of a no-op read, for its proof; stats
+	// is that check's stat cache.
+	proof *proofRecorder
+	stats *statCache
 }
 
 // Plan computes the move from the applied journal to m.Steps and checks
@@ -254,11 +273,17 @@ func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
 	p := &Planned{Plan: plan, a: a, base: base, move: m, newLines: newLines}
 	p.Managed, p.Removed = removedIdentities(oldSteps, m.Steps, plan.Removed)
 	if m.Repair {
-		drifted, err := a.drift(ctx, m.Steps, plan, in.stats, !m.DryRun)
+		// A proof is of use to the next run unless every run is full.
+		proof := m.JournalSum != "" && a.rehash > 1 && isNoop(plan, m, base)
+		drifted, err := a.drift(ctx, m.Steps, plan, in.stats, !m.DryRun, proof)
 		if err != nil {
 			return nil, err
 		}
 		p.Drifted = drifted
+		if len(drifted) == 0 {
+			p.proof, p.stats = a.lastProof, in.stats
+		}
+		a.lastProof = nil
 		for _, d := range drifted {
 			plan.Ops = append(plan.Ops, journal.Op{Action: journal.Rerun, Step: d.Step})
 		}
@@ -374,6 +399,12 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	// commit with its target must see it there.
 	cur := a.st.applied
 	if isNoop(plan, m, cur) {
+		if p.proof != nil {
+			if err := writeNoopProof(a.st.dir, p.proof, p.stats, m, cur); err != nil {
+				a.env.logger().Warn("the no-op's proof is not written: the next run checks in full", "error", err)
+				removeNoopProof(a.st.dir)
+			}
+		}
 		h.Time, h.Generation, h.Result = time.Now().UTC(), cur.Generation, HistoryNoop
 		a.st.record(h)
 		return res, nil

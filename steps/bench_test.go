@@ -226,3 +226,55 @@ func BenchmarkNoopRepair10k(b *testing.B) {
 	}
 	reportFiles(b, benchFiles)
 }
+
+// BenchmarkNoopProven10k runs `journal apply --repair` of the applied
+// journal of 10,000 files as it runs once a no-op wrote its proof
+// (steps.QuickNoop): every path is lstat'ed and compared with the proof,
+// and neither journal is read. The count of checks never reaches a full
+// one (a period of a billion runs).
+func BenchmarkNoopProven10k(b *testing.B) {
+	tmp := b.TempDir()
+	src, rootDir, stateDir := filepath.Join(tmp, "src"), filepath.Join(tmp, "root"), filepath.Join(tmp, "state")
+	for _, d := range []string{src, rootDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	js := benchSource(b, src, benchFiles)
+	root, err := rootfs.Open(rootDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer root.Close()
+	benchApply(b, "setup", root, stateDir, src, js, false)
+	time.Sleep(100 * time.Millisecond) // the stat cache's racy margin
+	// The journal file and the no-op that writes the proof.
+	name := filepath.Join(tmp, "bench.journal")
+	if err := os.WriteFile(name, []byte(strings.Join(journal.Canonicals(js), "\n")+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	stamp := time.Now()
+	info, err := os.Stat(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, _ := os.ReadFile(name)
+	a, err := steps.Open(context.Background(), steps.Options{Root: root, StateDir: stateDir, Create: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.Apply(context.Background(), steps.Move{Journal: name, Steps: js, Source: os.DirFS(src), Repair: true, JournalSum: fmt.Sprintf("%x", sha256.Sum256(data)), JournalInfo: info, JournalStamp: stamp}); err != nil {
+		b.Fatal(err)
+	}
+	a.Close()
+	opts := steps.Options{Root: root, StateDir: stateDir, RehashEvery: 1 << 30}
+	b.ResetTimer()
+	for b.Loop() {
+		ok, err := steps.QuickNoop(context.Background(), opts, steps.QuickMove{Journal: name})
+		if err != nil || !ok {
+			b.Fatalf("not proven: %v", err)
+		}
+	}
+	reportFiles(b, benchFiles)
+}

@@ -36,13 +36,16 @@ func (a *Applier) Drift(ctx context.Context) ([]Drifted, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.drift(ctx, steps, nil, a.statCache(), a.saveStats)
+	return a.drift(ctx, steps, nil, a.statCache(), a.saveStats, false)
 }
 
 // drift checks steps; with a plan, only the steps it leaves unchanged. It
 // reads file hashes through stats, the state's stat cache (nil: none), and
-// with save writes the cache back.
-func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal.Plan, stats *statCache, save bool) ([]Drifted, error) {
+// with save writes the cache back. With proof (and save), it records what
+// the check read, for a no-op's proof (a.lastProof; nil when the check
+// cannot give one).
+func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal.Plan, stats *statCache, save, proof bool) ([]Drifted, error) {
+	a.lastProof = nil
 	skip := map[*journal.Step]bool{}
 	if plan != nil {
 		for _, s := range plan.Added {
@@ -62,6 +65,9 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 	// The checks read packages and units through a view of this check
 	// alone: one query for all rather than a program per step.
 	env := a.env.forCheck(newCheckView(checked), stats)
+	if proof && save && stats != nil {
+		env.proof = newProofRecorder(env.Root, checked)
+	}
 	diffs := make([]string, len(idx))
 	errs := make([]error, len(idx))
 	parallel(len(idx), func(k int) {
@@ -78,6 +84,9 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 		a.env.logger().Debug("drift check: stat cache", "from-cache", c.hits.Load(), "hashed", c.hashed.Load(), "full", c.full)
 		if save && ctx.Err() == nil {
 			a.saveStatCache(c)
+			if c.saved && env.proof.complete() {
+				a.lastProof = env.proof
+			}
 		}
 		// The Applier keeps the counts (lastStats), not the entries: a
 		// map of every managed file, megabytes held between checks.

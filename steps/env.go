@@ -32,6 +32,9 @@ type Env struct {
 	view *checkView
 	// stats is the stat cache of a drift check, nil but in one.
 	stats *statCache
+	// proof records what a drift check read, for a no-op's proof; nil but
+	// in one that may end in a proof.
+	proof *proofRecorder
 }
 
 // UID resolves an owner: root and numeric ids always, other names in the

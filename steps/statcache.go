@@ -106,20 +106,39 @@ type statCache struct {
 
 	hits, hashed atomic.Int64 // files taken from the cache, and hashed
 
-	// dirs are the parent directories this check opened, by object path:
+	// headerRuns is the count of the header of the file read, and once
+	// saved (saved), the file's stamp and header count (a no-op's proof).
+	headerRuns int
+	saved      bool
+	stampSaved int64
+
+	// dirs are parent directories this check holds open, by object path:
 	// an lstat is then one fstatat(2), not a resolution of the whole path.
-	dirsMu sync.Mutex
-	dirs   map[string]*rootfs.Dir
+	dirsMu   sync.Mutex
+	dirs     []heldDir
+	dirClock int
 }
 
-// maxCheckDirs bounds the directories a check holds open (Go raises the
-// soft limit of open files to the hard one, 4096 or more on Debian); the
-// files of more directories are looked up from the root.
-const maxCheckDirs = 1024
+// heldDir is a directory a check holds open: users are the lstats in it
+// under way, used the clock of its last one.
+type heldDir struct {
+	path  string
+	d     *rootfs.Dir
+	users int
+	used  int
+}
+
+// checkDirs bounds the directories a check holds open, the least recently
+// used replaced first: the checks run a few at a time in journal order, a
+// directory's files together. Few descriptors rather than one for every
+// directory: the kernel grows a process's table of descriptors past 64,
+// 128, 256 ... and, in a process of several threads, waits for an RCU
+// grace period at each growth (milliseconds each).
+const checkDirs = 16
 
 // lstat is Root.Lstat of p through the directories the check holds open.
-// A directory is held for the check alone (a second or so), which then
-// sees it as it was when first opened, as a check a second earlier would.
+// A directory held sees the directory as it was when it was opened, as a
+// check a moment earlier would.
 func (c *statCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
 	i := strings.LastIndexByte(p, '/')
 	if i <= 0 {
@@ -127,27 +146,60 @@ func (c *statCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
 	}
 	parent, name := p[:i], p[i+1:]
 	c.dirsMu.Lock()
-	d := c.dirs[parent]
-	if d == nil && len(c.dirs) < maxCheckDirs {
-		var err error
-		var n string
-		if d, n, err = r.OpenParent(p); err != nil || n != name {
-			c.dirsMu.Unlock()
-			if d != nil {
-				d.Close()
-			}
-			return r.Lstat(p) // its own error
-		}
-		if c.dirs == nil {
-			c.dirs = map[string]*rootfs.Dir{}
-		}
-		c.dirs[parent] = d
-	}
+	h := c.holdDir(r, parent, p)
 	c.dirsMu.Unlock()
-	if d == nil {
-		return r.Lstat(p)
+	if h == nil {
+		return r.Lstat(p) // its own error, or no room
 	}
-	return d.Lstat(name)
+	info, err := h.d.Lstat(name)
+	c.dirsMu.Lock()
+	h.users--
+	c.dirsMu.Unlock()
+	return info, err
+}
+
+// holdDir returns the held directory parent (whose entry p is), opening
+// it if it is not held, with one more user; nil if it cannot be opened,
+// or every directory held is in use. c.dirsMu is held.
+func (c *statCache) holdDir(r *rootfs.Root, parent, p string) *heldDir {
+	c.dirClock++
+	free := -1
+	for k := range c.dirs {
+		h := &c.dirs[k]
+		if h.path == parent {
+			h.users++
+			h.used = c.dirClock
+			return h
+		}
+		if h.users == 0 && (free < 0 || h.used < c.dirs[free].used) {
+			free = k
+		}
+	}
+	if len(c.dirs) < checkDirs {
+		if c.dirs == nil {
+			c.dirs = make([]heldDir, 0, checkDirs) // never grown: held entries stay put
+		}
+		c.dirs = append(c.dirs, heldDir{})
+		free = len(c.dirs) - 1
+	} else if free < 0 {
+		return nil
+	}
+	d, n, err := r.OpenParent(p)
+	if err != nil || n != p[len(parent)+1:] {
+		if d != nil {
+			d.Close()
+		}
+		if c.dirs[free].d == nil { // the slot just added
+			c.dirs = c.dirs[:len(c.dirs)-1]
+		}
+		return nil
+	}
+	h := &c.dirs[free]
+	if h.d != nil {
+		h.d.Close()
+	}
+	*h = heldDir{path: parent, d: d, users: 1, used: c.dirClock}
+	return h
 }
 
 // closeDirs closes the directories the check opened; it runs when no
@@ -156,8 +208,8 @@ func (c *statCache) closeDirs() {
 	if c == nil {
 		return
 	}
-	for _, d := range c.dirs {
-		d.Close()
+	for _, h := range c.dirs {
+		h.d.Close()
 	}
 	c.dirs = nil
 }
@@ -180,12 +232,16 @@ func newStatCache(dir string, every int, now time.Time) (*statCache, error) {
 	} else if errors.Is(err, fs.ErrNotExist) {
 		err = nil
 	}
-	if err != nil || stamp > c.start {
+	usable := err == nil && stamp <= c.start
+	if !usable {
 		old, runs = nil, 0
-	} else if n, ok := readStatRuns(dir, stamp); ok {
-		runs = n
 	}
-	c.stamp, c.old = stamp, old
+	c.stamp, c.old, c.headerRuns = stamp, old, runs
+	if usable {
+		if n, ok := readStatRuns(dir, stamp); ok {
+			runs = n
+		}
+	}
 	c.runs = runs + 1
 	if every <= 1 || c.runs >= every {
 		c.full, c.runs, c.old = true, 0, nil
@@ -281,6 +337,7 @@ func (c *statCache) save(dir string) error {
 		if err := atomicfile.Replace(filepath.Join(dir, statRunsFile), b, 0o600); err != nil {
 			return fmt.Errorf("stat cache: %w", err)
 		}
+		c.saved, c.stampSaved = true, c.stamp
 		return nil
 	}
 	b := make([]byte, 0, (len(c.fresh)+len(c.hitPaths))*160+128)
@@ -318,6 +375,7 @@ func (c *statCache) save(dir string) error {
 	if err := atomicfile.Replace(filepath.Join(dir, statCacheFile), b, 0o600); err != nil {
 		return fmt.Errorf("stat cache: %w", err)
 	}
+	c.saved, c.stampSaved, c.headerRuns = true, c.start, c.runs
 	return nil
 }
 
@@ -448,6 +506,9 @@ func lstatChecked(env *Env, p string) (pathState, error) {
 		return lstatPath(env, p)
 	}
 	info, err := env.stats.lstat(env.Root, p)
+	if err == nil {
+		env.proof.record(p, info)
+	}
 	return pathStateOf(env, p, info, err)
 }
 
@@ -464,12 +525,14 @@ func hashPathCached(env *Env, p string) (pathState, string, error) {
 			return pathState{}, "", pathError(env, "read", p, err) // as hashPath says it
 		}
 		if sum, ok := c.lookup(p, info); ok {
+			env.proof.record(p, info)
 			return stateOf(info), sum, nil
 		}
 	}
 	st, sum, info, err := hashPath(env, p)
 	if err == nil && st.typ == TypeFile {
 		c.store(p, info, sum)
+		env.proof.record(p, info)
 	}
 	return st, sum, err
 }

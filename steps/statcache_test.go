@@ -641,3 +641,60 @@ func TestDriftOfDirectoriesInCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestStatCacheLstatHoldsFewDirs: the check's lstat through the
+// directories it holds says what Root.Lstat says, from several goroutines
+// at once, and holds checkDirs directories at most, however many it
+// looks in.
+func TestStatCacheLstatHoldsFewDirs(t *testing.T) {
+	tmp := t.TempDir()
+	var paths []string
+	for d := range 3 * checkDirs {
+		dir := filepath.Join(tmp, fmt.Sprintf("d%d", d))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range 4 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", f)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, fmt.Sprintf("/d%d/f%d", d, f))
+		}
+		paths = append(paths, fmt.Sprintf("/d%d", d), fmt.Sprintf("/d%d/missing", d))
+	}
+	paths = append(paths, "/nowhere/f", "/d1/f1/under-a-file")
+	r, err := rootfs.Open(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	c := &statCache{}
+	errs := make([]string, len(paths))
+	parallel(len(paths), func(i int) {
+		got, gerr := c.lstat(r, paths[i])
+		want, werr := r.Lstat(paths[i])
+		if entryOf(got, "") != entryOf(want, "") || fmt.Sprint(gerr) != fmt.Sprint(werr) {
+			errs[i] = fmt.Sprintf("%s: %v, %v; Root.Lstat: %v, %v", paths[i], got, gerr, want, werr)
+		}
+	})
+	for _, e := range errs {
+		if e != "" {
+			t.Error(e)
+		}
+	}
+	if n := fds(); n > before+checkDirs {
+		t.Errorf("%d descriptors open after the lstats, %d before", n, before)
+	}
+	c.closeDirs()
+	if n := fds(); n != before {
+		t.Errorf("%d descriptors open after closeDirs, %d before", n, before)
+	}
+}

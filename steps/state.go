@@ -61,6 +61,9 @@ type Applied struct {
 	Kept []Kept `json:"kept,omitempty"`
 
 	lazy *lazyImages // the encoded originals of an Applied read from disk or committed
+	// diskKey is what fstat said of the applied.json it was read from
+	// (zero for one not read from disk): a no-op's proof names it.
+	diskKey fileKey
 }
 
 // lazyImages are original images decoded on first use.
@@ -199,17 +202,23 @@ func openState(root *rootfs.Root, dir string, create bool, wait time.Duration) (
 	}
 	st := &state{d: d, dir: d.Path()}
 	fail := func(err error) (*state, error) { st.close(); return nil, err }
-	open := blobstore.OpenExisting // a missing store is empty, and not made
-	if create {
-		open = blobstore.Open
-	}
-	if st.blobs, err = open(filepath.Join(st.dir, blobsDir)); err != nil {
+	if st.blobs, err = openBlobs(st.dir, create); err != nil {
 		return fail(&InputError{err})
 	}
 	if st.applied, err = st.loadApplied(); err != nil {
 		return fail(err)
 	}
 	return st, nil
+}
+
+// openBlobs opens the blob store of the state directory dir: a missing
+// store is empty, and made only with create; one that is not a directory
+// (a link is not followed) is refused. QuickNoop checks it as this does.
+func openBlobs(dir string, create bool) (*Blobs, error) {
+	if create {
+		return blobstore.Open(filepath.Join(dir, blobsDir))
+	}
+	return blobstore.OpenExisting(filepath.Join(dir, blobsDir))
 }
 
 // discardNew removes a state directory that this process made and that
@@ -261,6 +270,7 @@ func (st *state) loadApplied() (*Applied, error) {
 		return nil, inputErrorf("state: %s is corrupt: %v", name, err)
 	}
 	a := disk.Applied
+	a.diskKey = fileKeyOfStat(&stat)
 	if a.Version != 1 {
 		return nil, inputErrorf("state: %s has format version %d; this cairn reads version 1", name, a.Version)
 	}

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cairn-cm/cairn/internal/treefs"
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/steps"
 )
 
@@ -36,15 +41,28 @@ const lockWait = 30 * time.Second
 
 // Run moves the host to FILE.
 func (c *journalApplyCmd) Run(e *env) error {
-	j, err := loadJournal(c.File)
-	if err != nil {
-		return err
-	}
 	root, stateDir, err := c.open()
 	if err != nil {
+		// A journal that cannot be read is said first, as when it was
+		// read before the root was opened.
+		if _, jerr := loadJournalData(c.File, nil); jerr != nil {
+			return jerr
+		}
 		return err
 	}
 	defer root.Close()
+	if c.quickNoop(e, root, stateDir) {
+		fmt.Fprintf(e.stdout, "%s: nothing to do\n", c.File)
+		return nil
+	}
+	data, info, stamp, sum, err := c.readJournal()
+	if err != nil {
+		return err
+	}
+	j, err := loadJournalData(c.File, data)
+	if err != nil {
+		return err
+	}
 	source := c.Source
 	if source == "" {
 		source = filepath.Dir(c.File)
@@ -83,7 +101,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 	p, err := a.Plan(e.ctx, steps.Move{
 		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group, Steps: j.Steps,
 		Source: src, SourceName: source, Blobs: blobFS, BlobsName: blobs,
-		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval,
+		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval, JournalSum: sum, JournalInfo: info, JournalStamp: stamp,
 	})
 	if err != nil {
 		return err
@@ -114,6 +132,46 @@ func (c *journalApplyCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "kept %s: content edited by hand since cairn wrote it, sha256 %s; `cairn journal kept %s` prints it\n", quotePath(k.Path), k.Sum, quotePath(k.Path))
 	}
 	return nil
+}
+
+// readJournal reads FILE for a move with --repair, and returns its bytes,
+// what stat said of it before they were read and the time taken just
+// before that stat (the racy rule's stamp), and their sha256 when they
+// hold no INCLUDE (every step is then of these bytes alone): what a
+// no-op's proof names. Otherwise (and when every check is a full one,
+// which takes no proof) it reads nothing.
+func (c *journalApplyCmd) readJournal() ([]byte, fs.FileInfo, time.Time, string, error) {
+	if !c.Repair || c.DryRun || c.RehashEvery <= 1 {
+		return nil, nil, time.Time{}, "", nil
+	}
+	stamp := time.Now()
+	info, err := os.Stat(c.File)
+	if err != nil {
+		return nil, nil, time.Time{}, "", &exitError{code: exitBadInput, err: fileError(err)}
+	}
+	data, err := journal.ReadFile(c.File) // read, not mapped: loadJournalData
+	if err != nil {
+		return nil, nil, time.Time{}, "", &exitError{code: exitBadInput, err: fileError(err)}
+	}
+	if bytes.Contains(data, []byte(journal.OpInclude)) {
+		return data, nil, time.Time{}, "", nil
+	}
+	h := sha256.Sum256(data)
+	return data, info, stamp, hex.EncodeToString(h[:]), nil
+}
+
+// quickNoop runs a move with --repair as a no-op if the state's proof of
+// the last no-op holds (steps.QuickNoop), and reports whether it did.
+func (c *journalApplyCmd) quickNoop(e *env, root *rootfs.Root, stateDir string) bool {
+	if !c.Repair || c.DryRun || c.RehashEvery <= 1 {
+		return false
+	}
+	// It keeps what it reads (the proof, a megabyte for 10,000 files) to
+	// its end: the collector would only scan it.
+	defer gcPercent(-1)()
+	opts := steps.Options{Root: root, StateDir: stateDir, Log: newLogger(e.stderr, e.level), RehashEvery: c.RehashEvery}
+	ok, _ := steps.QuickNoop(e.ctx, opts, steps.QuickMove{Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group})
+	return ok
 }
 
 // The heap a move of n steps may grow to before the collector must run

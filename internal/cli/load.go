@@ -11,9 +11,34 @@ import (
 )
 
 // loadJournal parses a journal file with its INCLUDEs expanded; any error is
-// bad input.
+// bad input. The files are mapped (mapFile): for a command that only reads
+// them (journal diff); one that writes the state reads them
+// (loadJournalData).
 func loadJournal(name string) (*journal.Journal, error) {
 	j, err := journal.Load(name, mapFile)
+	if err != nil {
+		return nil, &exitError{code: exitBadInput, err: fileError(err)}
+	}
+	return j, nil
+}
+
+// loadJournalData is loadJournal for a command that writes the state from
+// the journal (journal apply): every file is read into the process's own
+// memory (journal.ReadFile), never mapped. The steps keep substrings of
+// the bytes, and a mapping's pages show a write to the file while the
+// command runs: the steps would change after they were checked, planned
+// and hashed, and applied.json record what was not applied. data, when
+// not nil, is the bytes of name already read (readJournal), which stand
+// for its first read.
+func loadJournalData(name string, data []byte) (*journal.Journal, error) {
+	read := func(n string) ([]byte, error) {
+		if d := data; d != nil && n == name {
+			data = nil
+			return d, nil
+		}
+		return journal.ReadFile(n)
+	}
+	j, err := journal.Load(name, read)
 	if err != nil {
 		return nil, &exitError{code: exitBadInput, err: fileError(err)}
 	}
