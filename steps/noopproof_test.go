@@ -412,6 +412,27 @@ func TestNoopProofKinds(t *testing.T) {
 	}
 }
 
+// TestNoopProofNewlinePath: a path that a line of the proof cannot hold
+// takes no proof, and the proof of the journal before goes.
+func TestNoopProofNewlinePath(t *testing.T) {
+	f := newCacheFixture(t)
+	f.proven()
+	jn, err := journal.Parse("test.journal", []byte("MKDIR \"/d/a\\nb\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.steps = append(f.steps, jn.Steps...)
+	f.runNoop(0) // makes the directory
+	time.Sleep(2 * statMarginFine)
+	f.runNoop(0)
+	if _, err := os.Stat(filepath.Join(f.stateDir, noopProofFile)); err == nil {
+		t.Fatal("a proof is left after a no-op of a journal with a path holding a newline")
+	}
+	if f.quick(0) {
+		t.Fatal("proven")
+	}
+}
+
 // TestSplitLines: the parts are whole lines, in order, all of the text.
 func TestSplitLines(t *testing.T) {
 	for _, text := range []string{"", "a\n", "a\nb\n", "aaaa\nb\ncc\nd\neeeeeeee\n", "\n\n\n\n"} {
