@@ -229,7 +229,8 @@ func writeNoopProof(dir string, pr *proofRecorder, c *statCache, m Move, cur *Ap
 	}
 	for _, p := range pr.paths {
 		if strings.IndexByte(p, '\n') >= 0 {
-			return nil // a path a line cannot hold: no proof
+			removeNoopProof(dir) // a path a line cannot hold: no proof, and none left
+			return nil
 		}
 		b = appendProofEntry(b, proofEntry{path: p, e: entryOf(pr.infos[p], "")})
 	}
@@ -456,23 +457,23 @@ type QuickMove struct {
 // directory that is missing or locked is left to Open to report. A
 // temporary file that a killed process left in the state directory stays
 // until the next full run (Open removes them).
-func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
+func QuickNoop(ctx context.Context, opts Options, m QuickMove) bool {
 	every := opts.RehashEvery
 	if every <= 0 {
 		every = DefaultRehashEvery
 	}
 	if opts.Root == nil || every <= 1 { // every run is a full one
-		return false, nil
+		return false
 	}
 	d, err := statedir.Open(opts.Root, opts.StateDir, false, 0)
 	if err != nil || d == nil {
-		return false, nil
+		return false
 	}
 	defer d.Close()
 	dir := d.Path()
 	pf, text, sumOK, runs, ok := readNoopProof(dir, m, every)
 	if !ok || ctx.Err() != nil {
-		return false, nil
+		return false
 	}
 	var checked bool
 	var wg sync.WaitGroup
@@ -480,17 +481,17 @@ func QuickNoop(ctx context.Context, opts Options, m QuickMove) (bool, error) {
 	holds, n := pf.holds(opts.Root, text)
 	wg.Wait()
 	if !checked || !holds || ctx.Err() != nil {
-		return false, nil
+		return false
 	}
 	b := fmt.Appendf(nil, "%s %d %d\n", statRunsMagic, pf.cacheStamp, runs)
 	if err := atomicfile.Replace(filepath.Join(dir, statRunsFile), b, 0o600); err != nil {
-		return false, nil
+		return false
 	}
 	if opts.Log != nil {
 		opts.Log.Debug("drift check: every path as the last no-op saw it", "paths", n)
 	}
 	d.Record(HistoryEntry{Time: time.Now().UTC(), Generation: pf.generation, Result: HistoryNoop, Journal: m.Journal, Commit: m.Commit, Branch: m.Branch, Group: m.Group})
-	return true, nil
+	return true
 }
 
 // readNoopProof reads the proof of the state directory dir and checks

@@ -520,16 +520,18 @@ func createFile(env *Env, l *loc, img Image) bool {
 	if l.dir == nil {
 		return false
 	}
-	src, err := env.Blobs.Open(img.Blob)
-	if err != nil {
-		return false
-	}
-	defer src.Close()
+	// The unnamed file first: a file system without O_TMPFILE costs one
+	// failed open a file, not a blob opened twice.
 	f, err := l.dir.CreateUnnamed(l.name, img.Mode&0o777)
 	if err != nil {
 		return false
 	}
 	defer f.Close() // frees the file if it was not linked
+	src, err := env.Blobs.Open(img.Blob)
+	if err != nil {
+		return false
+	}
+	defer src.Close()
 	// The owner and then the mode, always: a new file takes the group of a
 	// set-group-ID directory, and chown clears set-id bits.
 	_, err = blobstore.CopySparse(f, src, nil)

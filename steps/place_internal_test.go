@@ -195,7 +195,8 @@ func TestPlaceOtherBoot(t *testing.T) {
 // or renamed into it) and for changes to the files named in it, and returns
 // a function that stops and says which, in order: "create NAME", "rename
 // NAME", "modify NAME" (written), "attrib NAME" (owner, mode, attributes,
-// times) or "close NAME" (closed after writing).
+// times) or "close NAME" (closed after writing). The kernel names a file
+// made without a name (O_TMPFILE) "#INODE" until it is linked.
 func dirEvents(t *testing.T, dir string) func() []string {
 	t.Helper()
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
@@ -483,15 +484,20 @@ func TestTempFileWritersOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmp := filepath.Join(sub, filepath.Base(rootfs.TempPath("/data/sub/key")))
+	// looks counts the times the temporary file was seen while written;
+	// bad says how it was seen open to another group.
+	type watched struct {
+		looks int
+		bad   []string
+	}
 	stop := make(chan struct{})
-	seen := make(chan []string)
+	seen := make(chan watched)
 	go func() {
-		var bad []string
-		n := 0
+		var w watched
 		for {
 			select {
 			case <-stop:
-				seen <- append(bad, fmt.Sprint(n, " looks"))
+				seen <- w
 				return
 			default:
 			}
@@ -499,24 +505,23 @@ func TestTempFileWritersOnly(t *testing.T) {
 			if syscall.Lstat(tmp, &st) != nil {
 				continue
 			}
-			n++
+			w.looks++
 			if st.Gid != 0 && st.Mode&0o077 != 0 {
-				bad = append(bad, fmt.Sprintf("group %d mode %o", st.Gid, st.Mode&0o7777))
+				w.bad = append(w.bad, fmt.Sprintf("group %d mode %o", st.Gid, st.Mode&0o7777))
 			}
 		}
 	}()
 	err = runPlaced(context.Background(), env, copyKind{}, &s, journal.Forward, &img, Image{})
 	close(stop)
-	got := <-seen
+	w := <-seen
 	if err != nil {
 		t.Fatal(err)
 	}
-	looks := got[len(got)-1]
-	if looks == "0 looks" {
+	if w.looks == 0 {
 		t.Skip("the temporary file was never seen while written")
 	}
-	if bad := got[:len(got)-1]; len(bad) > 0 {
-		t.Errorf("the temporary file was open to another group while written (%s): %q", looks, bad[:min(3, len(bad))])
+	if len(w.bad) > 0 {
+		t.Errorf("the temporary file was open to another group while written (%d of %d looks): %q", len(w.bad), w.looks, w.bad[:min(3, len(w.bad))])
 	}
 	var st syscall.Stat_t
 	if err := syscall.Lstat(filepath.Join(sub, "key"), &st); err != nil || st.Gid != 0 || st.Mode&0o7777 != 0o640 {

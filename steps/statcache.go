@@ -106,10 +106,13 @@ type statCache struct {
 
 	hits, hashed atomic.Int64 // files taken from the cache, and hashed
 
-	// headerRuns is the count of the header of the file read, and once
-	// saved (saved), the file's stamp and header count (a no-op's proof).
+	// headerRuns is the run count of the header of the file read, and
+	// once the file is saved, the count its header holds.
 	headerRuns int
-	saved      bool
+	// saved reports that save wrote the file in this run.
+	saved bool
+	// stampSaved is the stamp that file holds (a no-op's proof names the
+	// file by it and headerRuns).
 	stampSaved int64
 
 	// dirs are parent directories this check holds open, by object path:

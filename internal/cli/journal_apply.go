@@ -55,11 +55,11 @@ func (c *journalApplyCmd) Run(e *env) error {
 		fmt.Fprintf(e.stdout, "%s: nothing to do\n", c.File)
 		return nil
 	}
-	data, info, stamp, sum, err := c.readJournal()
+	read, err := c.readJournal()
 	if err != nil {
 		return err
 	}
-	j, err := loadJournalData(c.File, data)
+	j, err := loadJournalData(c.File, read.data)
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 	p, err := a.Plan(e.ctx, steps.Move{
 		Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group, Steps: j.Steps,
 		Source: src, SourceName: source, Blobs: blobFS, BlobsName: blobs,
-		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval, JournalSum: sum, JournalInfo: info, JournalStamp: stamp,
+		Repair: c.Repair, DryRun: c.DryRun, AllowRemoval: c.AllowRemoval, JournalSum: read.sum, JournalInfo: read.info, JournalStamp: read.stamp,
 	})
 	if err != nil {
 		return err
@@ -134,30 +134,38 @@ func (c *journalApplyCmd) Run(e *env) error {
 	return nil
 }
 
-// readJournal reads FILE for a move with --repair, and returns its bytes,
-// what stat said of it before they were read and the time taken just
-// before that stat (the racy rule's stamp), and their sha256 when they
-// hold no INCLUDE (every step is then of these bytes alone): what a
-// no-op's proof names. Otherwise (and when every check is a full one,
-// which takes no proof) it reads nothing.
-func (c *journalApplyCmd) readJournal() ([]byte, fs.FileInfo, time.Time, string, error) {
+// journalRead is a journal file as a move with --repair reads it for the
+// no-op's proof.
+type journalRead struct {
+	data  []byte      // the file's bytes; nil when the command reads it itself
+	info  fs.FileInfo // what stat said of the file before it was read
+	stamp time.Time   // taken just before that stat: the racy rule's
+	sum   string      // the bytes' sha256; "" when they INCLUDE others
+}
+
+// readJournal reads FILE for a move with --repair that may take or use a
+// no-op's proof. The bytes' stat, stamp and sha256 are given only when
+// they hold no INCLUDE (every step is then of these bytes alone). A move
+// without --repair, a dry run and one whose every check is a full one
+// take no proof: it reads nothing, and the command reads the file.
+func (c *journalApplyCmd) readJournal() (journalRead, error) {
 	if !c.Repair || c.DryRun || c.RehashEvery <= 1 {
-		return nil, nil, time.Time{}, "", nil
+		return journalRead{}, nil
 	}
 	stamp := time.Now()
 	info, err := os.Stat(c.File)
 	if err != nil {
-		return nil, nil, time.Time{}, "", &exitError{code: exitBadInput, err: fileError(err)}
+		return journalRead{}, &exitError{code: exitBadInput, err: fileError(err)}
 	}
 	data, err := journal.ReadFile(c.File) // read, not mapped: loadJournalData
 	if err != nil {
-		return nil, nil, time.Time{}, "", &exitError{code: exitBadInput, err: fileError(err)}
+		return journalRead{}, &exitError{code: exitBadInput, err: fileError(err)}
 	}
 	if bytes.Contains(data, []byte(journal.OpInclude)) {
-		return data, nil, time.Time{}, "", nil
+		return journalRead{data: data}, nil
 	}
 	h := sha256.Sum256(data)
-	return data, info, stamp, hex.EncodeToString(h[:]), nil
+	return journalRead{data: data, info: info, stamp: stamp, sum: hex.EncodeToString(h[:])}, nil
 }
 
 // quickNoop runs a move with --repair as a no-op if the state's proof of
@@ -170,8 +178,7 @@ func (c *journalApplyCmd) quickNoop(e *env, root *rootfs.Root, stateDir string) 
 	// its end: the collector would only scan it.
 	defer gcPercent(-1)()
 	opts := steps.Options{Root: root, StateDir: stateDir, Log: newLogger(e.stderr, e.level), RehashEvery: c.RehashEvery}
-	ok, _ := steps.QuickNoop(e.ctx, opts, steps.QuickMove{Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group})
-	return ok
+	return steps.QuickNoop(e.ctx, opts, steps.QuickMove{Journal: c.File, Commit: c.Commit, Branch: c.Branch, Group: c.Group})
 }
 
 // The heap a move of n steps may grow to before the collector must run

@@ -26,10 +26,11 @@ func TestApplyJournalIsPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &journalApplyCmd{File: name, Repair: true, RehashEvery: 20}
-	data, _, _, sum, err := c.readJournal()
-	if err != nil || sum == "" {
-		t.Fatalf("readJournal: %v, sum %q", err, sum)
+	read, err := c.readJournal()
+	if err != nil || read.sum == "" {
+		t.Fatalf("readJournal: %v, sum %q", err, read.sum)
 	}
+	data := read.data
 	withRepair, err := loadJournalData(name, data)
 	if err != nil {
 		t.Fatal(err)
