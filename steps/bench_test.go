@@ -199,24 +199,33 @@ func BenchmarkApplyCold10k(b *testing.B) {
 	reportFiles(b, benchFiles)
 }
 
-// BenchmarkNoopRepair10k re-applies the applied journal of 10,000 files with
-// Repair: the plan is empty, and every step's live state is checked (lstat,
-// and the sha256 of every file).
-func BenchmarkNoopRepair10k(b *testing.B) {
-	tmp := b.TempDir()
+// appliedNoopBench makes benchFiles source files and applies their journal
+// to a new root: it returns the temporary directory, the source, the root
+// (closed at the benchmark's end), the state directory and the steps.
+func appliedNoopBench(b *testing.B) (tmp, src string, root *rootfs.Root, stateDir string, js []journal.Step) {
+	b.Helper()
+	tmp = b.TempDir()
 	src, rootDir, stateDir := filepath.Join(tmp, "src"), filepath.Join(tmp, "root"), filepath.Join(tmp, "state")
 	for _, d := range []string{src, rootDir} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			b.Fatal(err)
 		}
 	}
-	js := benchSource(b, src, benchFiles)
+	js = benchSource(b, src, benchFiles)
 	root, err := rootfs.Open(rootDir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer root.Close()
+	b.Cleanup(func() { root.Close() })
 	benchApply(b, "setup", root, stateDir, src, js, false)
+	return tmp, src, root, stateDir, js
+}
+
+// BenchmarkNoopRepair10k re-applies the applied journal of 10,000 files with
+// Repair: the plan is empty, and every step's live state is checked (lstat,
+// and the sha256 of every file).
+func BenchmarkNoopRepair10k(b *testing.B) {
+	_, src, root, stateDir, js := appliedNoopBench(b)
 	b.ResetTimer()
 	for b.Loop() {
 		res := benchApply(b, "noop", root, stateDir, src, js, true)
@@ -233,20 +242,7 @@ func BenchmarkNoopRepair10k(b *testing.B) {
 // and neither journal is read. The count of checks never reaches a full
 // one (a period of a billion runs).
 func BenchmarkNoopProven10k(b *testing.B) {
-	tmp := b.TempDir()
-	src, rootDir, stateDir := filepath.Join(tmp, "src"), filepath.Join(tmp, "root"), filepath.Join(tmp, "state")
-	for _, d := range []string{src, rootDir} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	js := benchSource(b, src, benchFiles)
-	root, err := rootfs.Open(rootDir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer root.Close()
-	benchApply(b, "setup", root, stateDir, src, js, false)
+	tmp, src, root, stateDir, js := appliedNoopBench(b)
 	time.Sleep(100 * time.Millisecond) // the stat cache's racy margin
 	// The journal file and the no-op that writes the proof.
 	name := filepath.Join(tmp, "bench.journal")
