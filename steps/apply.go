@@ -73,9 +73,6 @@ type Applier struct {
 	lastStats *statCache
 	// saveStats is Options.SaveStatCache.
 	saveStats bool
-	// lastProof is what the last drift check recorded for a no-op's
-	// proof, until plan takes it.
-	lastProof *proofRecorder
 }
 
 // Open opens and locks the state directory, checks that it belongs to this
@@ -275,15 +272,14 @@ func (a *Applier) plan(ctx context.Context, m Move) (*Planned, error) {
 	if m.Repair {
 		// A proof is of use to the next run unless every run is full.
 		proof := m.JournalSum != "" && a.rehash > 1 && isNoop(plan, m, base)
-		drifted, err := a.drift(ctx, m.Steps, plan, in.stats, !m.DryRun, proof)
+		drifted, recorded, err := a.drift(ctx, m.Steps, plan, in.stats, !m.DryRun, proof)
 		if err != nil {
 			return nil, err
 		}
 		p.Drifted = drifted
 		if len(drifted) == 0 {
-			p.proof, p.stats = a.lastProof, in.stats
+			p.proof, p.stats = recorded, in.stats
 		}
-		a.lastProof = nil
 		for _, d := range drifted {
 			plan.Ops = append(plan.Ops, journal.Op{Action: journal.Rerun, Step: d.Step})
 		}

@@ -36,16 +36,17 @@ func (a *Applier) Drift(ctx context.Context) ([]Drifted, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.drift(ctx, steps, nil, a.statCache(), a.saveStats, false)
+	drifted, _, err := a.drift(ctx, steps, nil, a.statCache(), a.saveStats, false)
+	return drifted, err
 }
 
 // drift checks steps; with a plan, only the steps it leaves unchanged. It
 // reads file hashes through stats, the state's stat cache (nil: none), and
-// with save writes the cache back. With proof (and save), it records what
-// the check read, for a no-op's proof (a.lastProof; nil when the check
-// cannot give one).
-func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal.Plan, stats *statCache, save, proof bool) ([]Drifted, error) {
-	a.lastProof = nil
+// with save writes the cache back. With proof (and save), it returns what
+// the check read, for a no-op's proof (nil when the check cannot give
+// one).
+func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal.Plan, stats *statCache, save, proof bool) ([]Drifted, *proofRecorder, error) {
+	var recorded *proofRecorder
 	skip := map[*journal.Step]bool{}
 	if plan != nil {
 		for _, s := range plan.Added {
@@ -85,7 +86,7 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 		if save && ctx.Err() == nil {
 			a.saveStatCache(c)
 			if c.saved && env.proof.complete() {
-				a.lastProof = env.proof
+				recorded = env.proof
 			}
 		}
 		// The Applier keeps the counts (lastStats), not the entries: a
@@ -114,7 +115,7 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 			out = append(out, Drifted{Step: s, Diff: diff})
 		}
 	}
-	return out, ctx.Err()
+	return out, recorded, ctx.Err()
 }
 
 // statCache reads the state's stat cache for a drift check; nil without
