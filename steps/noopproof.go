@@ -234,11 +234,7 @@ func writeNoopProof(dir string, pr *proofRecorder, c *statCache, m Move, cur *Ap
 		}
 		b = appendProofEntry(b, proofEntry{path: p, e: entryOf(pr.infos[p], "")})
 	}
-	h := sha256.Sum256(b)
-	b = append(b, "end "...)
-	b = hex.AppendEncode(b, h[:])
-	b = append(b, '\n')
-	return atomicfile.Replace(filepath.Join(dir, noopProofFile), b, 0o600)
+	return atomicfile.Replace(filepath.Join(dir, noopProofFile), appendEndLine(b), 0o600)
 }
 
 // appendProofEntry appends the line of e.
@@ -246,12 +242,7 @@ func appendProofEntry(b []byte, e proofEntry) []byte {
 	if e.absent {
 		b = append(b, "absent "...)
 	} else {
-		b = append(b, "path"...)
-		for _, n := range [...]int64{int64(e.e.dev), int64(e.e.ino), e.e.size, e.e.mtime, e.e.ctime, int64(e.e.mode), int64(e.e.uid), int64(e.e.gid)} {
-			b = append(b, ' ')
-			b = strconv.AppendInt(b, n, 10)
-		}
-		b = append(b, ' ')
+		b = appendStatNums(append(b, "path"...), e.e)
 	}
 	b = append(b, e.path...)
 	return append(b, '\n')
@@ -303,20 +294,14 @@ func parseNoopProof(data []byte) (*noopProof, error) {
 	return pf, nil
 }
 
-// splitNoopProof cuts the proof's end line off data, and returns the body
-// and a function that checks the body against it (a sha256 of a megabyte:
-// QuickNoop runs it beside its lstats).
+// splitNoopProof cuts the proof's end line off data (splitEndLine):
+// QuickNoop runs the check of its sha256 beside its lstats.
 func splitNoopProof(data []byte) (body []byte, sumOK func() bool, err error) {
-	body, tail, ok := cutLastLine(data)
-	if !ok || len(tail) != len("end ")+2*sha256.Size || string(tail[:4]) != "end " {
+	body, sumOK, ok := splitEndLine(data)
+	if !ok {
 		return nil, nil, fmt.Errorf("no-op proof: %w: no end line", errCorrupt)
 	}
-	return body, func() bool {
-		h := sha256.Sum256(body)
-		var want [sha256.Size]byte
-		_, err := hex.Decode(want[:], tail[4:])
-		return err == nil && h == want
-	}, nil
+	return body, sumOK, nil
 }
 
 // parseProofHeader parses the lines of the proof before its entries, and
@@ -406,24 +391,8 @@ func parseProofEntry(l string) (proofEntry, bool) {
 	if !ok {
 		return proofEntry{}, false
 	}
-	var nums [8]int64
-	for i := range nums {
-		j := strings.IndexByte(l, ' ')
-		if j < 0 {
-			return proofEntry{}, false
-		}
-		if nums[i], ok = parseDecimal(l[:j]); !ok {
-			return proofEntry{}, false
-		}
-		l = l[j+1:]
-	}
-	if l == "" || l[0] != '/' {
-		return proofEntry{}, false
-	}
-	return proofEntry{path: l, e: statEntry{
-		dev: uint64(nums[0]), ino: uint64(nums[1]), size: nums[2], mtime: nums[3], ctime: nums[4],
-		mode: uint32(nums[5]), uid: uint32(nums[6]), gid: uint32(nums[7]),
-	}}, true
+	e, p, ok := parseStatNums(l)
+	return proofEntry{path: p, e: e}, ok
 }
 
 // decimals parses n decimals separated by single spaces.
@@ -483,8 +452,7 @@ func QuickNoop(ctx context.Context, opts Options, m QuickMove) bool {
 	if !checked || !holds || ctx.Err() != nil {
 		return false
 	}
-	b := fmt.Appendf(nil, "%s %d %d\n", statRunsMagic, pf.cacheStamp, runs)
-	if err := atomicfile.Replace(filepath.Join(dir, statRunsFile), b, 0o600); err != nil {
+	if err := writeStatRuns(dir, pf.cacheStamp, runs); err != nil {
 		return false
 	}
 	if opts.Log != nil {
@@ -562,8 +530,7 @@ func (pf *noopProof) sameJournal(name string) bool {
 		return false
 	}
 	k := fileKeyOfStat(&st)
-	c := &statCache{stamp: pf.journalStamp}
-	if k == pf.journal && !c.racy(statEntry{mtime: k.mtime, ctime: k.ctime}) {
+	if k == pf.journal && !racyAt(pf.journalStamp, statEntry{mtime: k.mtime, ctime: k.ctime}) {
 		return true
 	}
 	data, err := journal.ReadFile(name)
@@ -599,7 +566,6 @@ func (pf *noopProof) holds(r *rootfs.Root, text string) (bool, int) {
 // directories held open (dirCache), so that each lstat is one
 // fstatat(2). It stops when another part failed.
 func (pf *noopProof) holdsLines(r *rootfs.Root, text string, failed *atomic.Bool) (int, bool) {
-	c := &statCache{stamp: pf.start}
 	var dirs dirCache
 	defer dirs.close()
 	n := 0
@@ -621,68 +587,11 @@ func (pf *noopProof) holdsLines(r *rootfs.Root, text string, failed *atomic.Bool
 			}
 			continue
 		}
-		if err != nil || entryOf(info, "") != e.e || c.racy(e.e) {
+		if err != nil || entryOf(info, "") != e.e || racyAt(pf.start, e.e) {
 			return n, false
 		}
 	}
 	return n, true
-}
-
-// dirCache holds the parent directories of the last few paths lstat'ed,
-// by object path, the least recently used replaced first. A proof lists
-// paths in journal order, a directory's files together, and a MKDIR's
-// parent between them: four suffice. Few descriptors, not one for every
-// directory: the kernel grows a process's table of descriptors past 64,
-// 128, 256 ... and, in a process of several threads, waits for an RCU
-// grace period at each growth (milliseconds each, a third of a no-op's
-// time when a check held 500 directories open).
-type dirCache struct {
-	paths [4]string
-	dirs  [4]*rootfs.Dir
-	used  [4]int
-	clock int
-}
-
-// lstat is Root.Lstat of p through the cache.
-func (dc *dirCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
-	i := strings.LastIndexByte(p, '/')
-	if i <= 0 {
-		return r.Lstat(p)
-	}
-	parent, name := p[:i], p[i+1:]
-	dc.clock++
-	slot := 0
-	for k := range dc.dirs {
-		if dc.dirs[k] != nil && dc.paths[k] == parent {
-			dc.used[k] = dc.clock
-			return dc.dirs[k].Lstat(name)
-		}
-		if dc.used[k] < dc.used[slot] {
-			slot = k
-		}
-	}
-	d, n, err := r.OpenParent(p)
-	if err != nil || n != name {
-		if d != nil {
-			d.Close()
-		}
-		return r.Lstat(p) // its own error
-	}
-	if dc.dirs[slot] != nil {
-		dc.dirs[slot].Close()
-	}
-	dc.paths[slot], dc.dirs[slot], dc.used[slot] = parent, d, dc.clock
-	return d.Lstat(name)
-}
-
-// close closes the directories held.
-func (dc *dirCache) close() {
-	for k, d := range dc.dirs {
-		if d != nil {
-			d.Close()
-			dc.dirs[k] = nil
-		}
-	}
 }
 
 // splitLines cuts text, whole lines, into at most n parts of about the

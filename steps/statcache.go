@@ -115,94 +115,46 @@ type statCache struct {
 	// file by it and headerRuns).
 	stampSaved int64
 
-	// dirs are parent directories this check holds open, by object path:
-	// an lstat is then one fstatat(2), not a resolution of the whole path.
-	dirsMu   sync.Mutex
-	dirs     []heldDir
-	dirClock int
+	// dirs are the directory caches of the check's lstats, a few parent
+	// directories held open each: an lstat is then one fstatat(2), not a
+	// resolution of the whole path. idle are those no lstat uses now.
+	dirsMu sync.Mutex
+	dirs   []*dirCache
+	idle   []*dirCache
 }
 
-// heldDir is a directory a check holds open: users are the lstats in it
-// under way, used the clock of its last one.
-type heldDir struct {
-	path  string
-	d     *rootfs.Dir
-	users int
-	used  int
-}
-
-// checkDirs bounds the directories a check holds open, the least recently
-// used replaced first: the checks run a few at a time in journal order, a
-// directory's files together. Few descriptors rather than one for every
-// directory: the kernel grows a process's table of descriptors past 64,
-// 128, 256 ... and, in a process of several threads, waits for an RCU
-// grace period at each growth (milliseconds each).
+// checkDirs bounds the directories a check holds open: the checks run a
+// few at a time in journal order, a directory's files together, each
+// lstat through one of checkDirs/dirCacheSize directory caches. Few
+// descriptors rather than one for every directory: the kernel grows a
+// process's table of descriptors past 64, 128, 256 ... and, in a process
+// of several threads, waits for an RCU grace period at each growth
+// (milliseconds each).
 const checkDirs = 16
 
-// lstat is Root.Lstat of p through the directories the check holds open.
-// A directory held sees the directory as it was when it was opened, as a
-// check a moment earlier would.
+// lstat is Root.Lstat of p through a directory cache of the check's, or
+// from the root when every one is in use. A directory held sees the
+// directory as it was when it was opened, as a check a moment earlier
+// would.
 func (c *statCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
-	i := strings.LastIndexByte(p, '/')
-	if i <= 0 {
+	c.dirsMu.Lock()
+	var dc *dirCache
+	switch {
+	case len(c.idle) > 0:
+		dc, c.idle = c.idle[len(c.idle)-1], c.idle[:len(c.idle)-1]
+	case len(c.dirs) < checkDirs/dirCacheSize:
+		dc = new(dirCache)
+		c.dirs = append(c.dirs, dc)
+	}
+	c.dirsMu.Unlock()
+	if dc == nil {
 		return r.Lstat(p)
 	}
-	parent, name := p[:i], p[i+1:]
+	info, err := dc.lstat(r, p)
 	c.dirsMu.Lock()
-	h := c.holdDir(r, parent, p)
-	c.dirsMu.Unlock()
-	if h == nil {
-		return r.Lstat(p) // its own error, or no room
-	}
-	info, err := h.d.Lstat(name)
-	c.dirsMu.Lock()
-	h.users--
+	c.idle = append(c.idle, dc)
 	c.dirsMu.Unlock()
 	return info, err
-}
-
-// holdDir returns the held directory parent (whose entry p is), opening
-// it if it is not held, with one more user; nil if it cannot be opened,
-// or every directory held is in use. c.dirsMu is held.
-func (c *statCache) holdDir(r *rootfs.Root, parent, p string) *heldDir {
-	c.dirClock++
-	free := -1
-	for k := range c.dirs {
-		h := &c.dirs[k]
-		if h.path == parent {
-			h.users++
-			h.used = c.dirClock
-			return h
-		}
-		if h.users == 0 && (free < 0 || h.used < c.dirs[free].used) {
-			free = k
-		}
-	}
-	if len(c.dirs) < checkDirs {
-		if c.dirs == nil {
-			c.dirs = make([]heldDir, 0, checkDirs) // never grown: held entries stay put
-		}
-		c.dirs = append(c.dirs, heldDir{})
-		free = len(c.dirs) - 1
-	} else if free < 0 {
-		return nil
-	}
-	d, n, err := r.OpenParent(p)
-	if err != nil || n != p[len(parent)+1:] {
-		if d != nil {
-			d.Close()
-		}
-		if c.dirs[free].d == nil { // the slot just added
-			c.dirs = c.dirs[:len(c.dirs)-1]
-		}
-		return nil
-	}
-	h := &c.dirs[free]
-	if h.d != nil {
-		h.d.Close()
-	}
-	*h = heldDir{path: parent, d: d, users: 1, used: c.dirClock}
-	return h
 }
 
 // closeDirs closes the directories the check opened; it runs when no
@@ -211,10 +163,71 @@ func (c *statCache) closeDirs() {
 	if c == nil {
 		return
 	}
-	for _, h := range c.dirs {
-		h.d.Close()
+	for _, dc := range c.dirs {
+		dc.close()
 	}
-	c.dirs = nil
+	c.dirs, c.idle = nil, nil
+}
+
+// dirCache holds the parent directories of the last few paths lstat'ed,
+// by object path, the least recently used replaced first. A proof lists
+// paths in journal order, a directory's files together, and a MKDIR's
+// parent between them: four suffice; a drift check's workers share a few
+// (statCache.lstat). Few descriptors, not one for every
+// directory: the kernel grows a process's table of descriptors past 64,
+// 128, 256 ... and, in a process of several threads, waits for an RCU
+// grace period at each growth (milliseconds each, a third of a no-op's
+// time when a check held 500 directories open).
+type dirCache struct {
+	paths [dirCacheSize]string
+	dirs  [dirCacheSize]*rootfs.Dir
+	used  [dirCacheSize]int
+	clock int
+}
+
+// dirCacheSize is the directories a dirCache holds.
+const dirCacheSize = 4
+
+// lstat is Root.Lstat of p through the cache.
+func (dc *dirCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
+	i := strings.LastIndexByte(p, '/')
+	if i <= 0 {
+		return r.Lstat(p)
+	}
+	parent, name := p[:i], p[i+1:]
+	dc.clock++
+	slot := 0
+	for k := range dc.dirs {
+		if dc.dirs[k] != nil && dc.paths[k] == parent {
+			dc.used[k] = dc.clock
+			return dc.dirs[k].Lstat(name)
+		}
+		if dc.used[k] < dc.used[slot] {
+			slot = k
+		}
+	}
+	d, n, err := r.OpenParent(p)
+	if err != nil || n != name {
+		if d != nil {
+			d.Close()
+		}
+		return r.Lstat(p) // its own error
+	}
+	if dc.dirs[slot] != nil {
+		dc.dirs[slot].Close()
+	}
+	dc.paths[slot], dc.dirs[slot], dc.used[slot] = parent, d, dc.clock
+	return d.Lstat(name)
+}
+
+// close closes the directories held.
+func (dc *dirCache) close() {
+	for k, d := range dc.dirs {
+		if d != nil {
+			d.Close()
+			dc.dirs[k] = nil
+		}
+	}
 }
 
 // newStatCache reads the stat cache of the state directory dir for a
@@ -275,12 +288,16 @@ func (c *statCache) lookup(p string, info rootfs.Info) (string, bool) {
 
 // racy reports whether e was seen too close to the start of the check
 // that hashed it to be trusted.
-func (c *statCache) racy(e statEntry) bool {
+func (c *statCache) racy(e statEntry) bool { return racyAt(c.stamp, e) }
+
+// racyAt is whether e, a file's stat, may hide a change made after the
+// time stamp (ns) within the clock's tick of its file system.
+func racyAt(stamp int64, e statEntry) bool {
 	margin := statMarginFine
 	if e.mtime%int64(time.Second) == 0 && e.ctime%int64(time.Second) == 0 {
 		margin = statMarginCoarse
 	}
-	limit := c.stamp - int64(margin)
+	limit := stamp - int64(margin)
 	return e.mtime >= limit || e.ctime >= limit
 }
 
@@ -336,8 +353,7 @@ func readStatRuns(dir string, stamp int64) (int, bool) {
 // lost count only postpones the next full check, by N checks at most.
 func (c *statCache) save(dir string) error {
 	if c.unchanged() {
-		b := fmt.Appendf(nil, "%s %d %d\n", statRunsMagic, c.stamp, c.runs)
-		if err := atomicfile.Replace(filepath.Join(dir, statRunsFile), b, 0o600); err != nil {
+		if err := writeStatRuns(dir, c.stamp, c.runs); err != nil {
 			return fmt.Errorf("stat cache: %w", err)
 		}
 		c.saved, c.stampSaved = true, c.stamp
@@ -354,12 +370,7 @@ func (c *statCache) save(dir string) error {
 		if strings.IndexByte(p, '\n') >= 0 {
 			return
 		}
-		b = append(b, e.sum...)
-		for _, n := range [...]int64{int64(e.dev), int64(e.ino), e.size, e.mtime, e.ctime, int64(e.mode), int64(e.uid), int64(e.gid)} {
-			b = append(b, ' ')
-			b = strconv.AppendInt(b, n, 10)
-		}
-		b = append(b, ' ')
+		b = appendStatNums(append(b, e.sum...), e)
 		b = append(b, p...)
 		b = append(b, '\n')
 	}
@@ -371,10 +382,7 @@ func (c *statCache) save(dir string) error {
 			appendEntry(p, c.old[p])
 		}
 	}
-	sum := sha256.Sum256(b)
-	b = append(b, "end "...)
-	b = hex.AppendEncode(b, sum[:])
-	b = append(b, '\n')
+	b = appendEndLine(b)
 	if err := atomicfile.Replace(filepath.Join(dir, statCacheFile), b, 0o600); err != nil {
 		return fmt.Errorf("stat cache: %w", err)
 	}
@@ -382,17 +390,23 @@ func (c *statCache) save(dir string) error {
 	return nil
 }
 
+// writeStatRuns writes statRunsFile: the count of runs of the stat cache
+// of stamp.
+func writeStatRuns(dir string, stamp int64, runs int) error {
+	b := fmt.Appendf(nil, "%s %d %d\n", statRunsMagic, stamp, runs)
+	return atomicfile.Replace(filepath.Join(dir, statRunsFile), b, 0o600)
+}
+
 // errCorrupt says that the cache is not as save writes it.
 var errCorrupt = errors.New("corrupt")
 
 // parseStatCache reads what save wrote; anything else is an error.
 func parseStatCache(data []byte) (stamp int64, runs int, m map[string]statEntry, err error) {
-	body, tail, ok := cutLastLine(data)
-	if !ok || !bytes.HasPrefix(tail, []byte("end ")) {
+	body, sumOK, ok := splitEndLine(data)
+	if !ok {
 		return 0, 0, nil, fmt.Errorf("stat cache: %w: no end line", errCorrupt)
 	}
-	sum := sha256.Sum256(body)
-	if string(tail[len("end "):]) != hex.EncodeToString(sum[:]) {
+	if !sumOK() {
 		return 0, 0, nil, fmt.Errorf("stat cache: %w: checksum mismatch", errCorrupt)
 	}
 	text := string(body) // one copy: the entries' strings share it
@@ -419,6 +433,33 @@ func parseStatCache(data []byte) (stamp int64, runs int, m map[string]statEntry,
 	return stamp, int(runs64), m, nil
 }
 
+// appendEndLine appends the end line of a file of the state that cairn
+// checks whole when it reads it (the stat cache, the no-op's proof): "end"
+// and the sha256 of what b holds.
+func appendEndLine(b []byte) []byte {
+	h := sha256.Sum256(b)
+	b = append(b, "end "...)
+	b = hex.AppendEncode(b, h[:])
+	return append(b, '\n')
+}
+
+// splitEndLine cuts the end line that appendEndLine wrote off data, and
+// returns the body and a function that checks the body against it (a
+// sha256 of a megabyte, which a caller may run beside other work); ok is
+// false when data ends in no such line.
+func splitEndLine(data []byte) (body []byte, sumOK func() bool, ok bool) {
+	body, tail, ok := cutLastLine(data)
+	if !ok || len(tail) != len("end ")+2*sha256.Size || string(tail[:4]) != "end " {
+		return nil, nil, false
+	}
+	return body, func() bool {
+		h := sha256.Sum256(body)
+		var want [sha256.Size]byte
+		_, err := hex.Decode(want[:], tail[4:])
+		return err == nil && h == want
+	}, true
+}
+
 // cutLastLine splits data before its last line (which must end in a
 // newline) and returns that line without it.
 func cutLastLine(data []byte) (body, last []byte, ok bool) {
@@ -431,45 +472,61 @@ func cutLastLine(data []byte) (body, last []byte, ok bool) {
 
 // parseStatEntry parses "SUM DEV INO SIZE MTIME CTIME MODE UID GID PATH".
 func parseStatEntry(line string) (string, statEntry, error) {
-	var e statEntry
-	var nums [8]int64
-	rest := line
-	field := func() string {
-		i := strings.IndexByte(rest, ' ')
-		if i < 0 {
-			return ""
-		}
-		f := rest[:i]
-		rest = rest[i+1:]
-		return f
+	sum, rest, _ := strings.Cut(line, " ")
+	if len(sum) != 2*sha256.Size {
+		return "", statEntry{}, fmt.Errorf("bad line %q", line)
 	}
-	e.sum = field()
-	if len(e.sum) != 2*sha256.Size {
-		return "", e, fmt.Errorf("bad line %q", line)
-	}
-	for _, r := range e.sum {
+	for _, r := range sum {
 		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
-			return "", e, fmt.Errorf("bad line %q", line)
+			return "", statEntry{}, fmt.Errorf("bad line %q", line)
 		}
 	}
+	e, p, ok := parseStatNums(rest)
+	if !ok {
+		return "", statEntry{}, fmt.Errorf("bad line %q", line)
+	}
+	e.sum = sum
+	return p, e, nil
+}
+
+// appendStatNums appends " DEV INO SIZE MTIME CTIME MODE UID GID " of e:
+// the stat of a line of the stat cache and of the no-op's proof.
+func appendStatNums(b []byte, e statEntry) []byte {
+	for _, n := range [...]int64{int64(e.dev), int64(e.ino), e.size, e.mtime, e.ctime, int64(e.mode), int64(e.uid), int64(e.gid)} {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, n, 10)
+	}
+	return append(b, ' ')
+}
+
+// parseStatNums parses "DEV INO SIZE MTIME CTIME MODE UID GID PATH", as
+// appendStatNums and a path write it (without the first space), into e
+// (sum unset) and the path, which must be absolute.
+func parseStatNums(s string) (e statEntry, p string, ok bool) {
+	var nums [8]int64
 	for i := range nums {
-		// save writes dev and ino as int64, which they fit bit for bit
-		n, ok := parseDecimal(field())
-		if !ok {
-			return "", e, fmt.Errorf("bad line %q", line)
+		j := strings.IndexByte(s, ' ')
+		if j < 0 {
+			return e, "", false
 		}
-		nums[i] = n
+		// appendStatNums writes dev and ino as int64, which they fit bit for bit
+		if nums[i], ok = parseDecimal(s[:j]); !ok {
+			return e, "", false
+		}
+		s = s[j+1:]
 	}
-	if rest == "" || rest[0] != '/' {
-		return "", e, fmt.Errorf("bad line %q", line)
+	if s == "" || s[0] != '/' {
+		return e, "", false
 	}
-	e.dev, e.ino, e.size = uint64(nums[0]), uint64(nums[1]), nums[2]
-	e.mtime, e.ctime = nums[3], nums[4]
-	if nums[5] < 0 || nums[5] > 1<<32-1 || nums[6] < 0 || nums[6] > 1<<32-1 || nums[7] < 0 || nums[7] > 1<<32-1 {
-		return "", e, fmt.Errorf("bad line %q", line)
+	for _, n := range nums[5:] {
+		if n < 0 || n > 1<<32-1 {
+			return e, "", false
+		}
 	}
-	e.mode, e.uid, e.gid = uint32(nums[5]), uint32(nums[6]), uint32(nums[7])
-	return rest, e, nil
+	return statEntry{
+		dev: uint64(nums[0]), ino: uint64(nums[1]), size: nums[2], mtime: nums[3], ctime: nums[4],
+		mode: uint32(nums[5]), uid: uint32(nums[6]), gid: uint32(nums[7]),
+	}, s, true
 }
 
 // parseDecimal parses a decimal int64 as strconv.AppendInt writes it:
