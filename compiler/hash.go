@@ -86,17 +86,15 @@ func (c *compiler) hashAll() error {
 // reportUnreadable reports a repository file that could not be hashed at
 // the place its block names it.
 func (c *compiler) reportUnreadable(n *node, f fill, err error) {
-	msg := err.Error()
+	msg := fmt.Sprintf("%s: %v", f.path, unwrapPath(err)) // a link that leads out, a loop, a file that cannot be read
 	switch {
 	case errors.Is(err, treefs.ErrLinkEscapes), errors.Is(err, treefs.ErrLinkLoop):
-		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
 	case f.dir:
+		msg = err.Error()
 	case missing(err):
 		msg = fmt.Sprintf("missing %s %s", f.noun, f.path)
 	case errors.Is(err, treefs.ErrNotRegular):
 		msg = fmt.Sprintf("%s is not a regular file", f.path)
-	default:
-		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
 	}
 	c.errs = append(c.errs, n.scope.errorf(f.pos, "%s: %s", n.what(), msg))
 }

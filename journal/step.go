@@ -104,7 +104,17 @@ func (s *Step) Identity() string {
 	if sig == nil || sig.Family == "" {
 		return ""
 	}
-	return sig.Family + ":" + s.Args[sig.IdentityArg]
+	return sig.Family + ":" + s.Args[sig.IdentityArg] // one allocation, as AppendIdentity to nil would make two
+}
+
+// AppendIdentity appends Identity to b: a key to look an identity up
+// with (m[string(b)] makes no string), where Identity makes one.
+func (s *Step) AppendIdentity(b []byte) []byte {
+	sig := s.Signature()
+	if sig == nil || sig.Family == "" {
+		return b
+	}
+	return append(append(append(b, sig.Family...), ':'), s.Args[sig.IdentityArg]...)
 }
 
 // Canonical returns the canonical form of the step (§1): op, positional

@@ -1240,7 +1240,7 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) (json.Raw
 		if ex.undo == nil || ex.action == journal.Inverse {
 			continue
 		}
-		key = appendIdentity(key[:0], ex.step)
+		key = ex.step.AppendIdentity(key[:0])
 		if i, ok := index[string(key)]; ok && !originals[i].applied && originals[i].undo == nil {
 			originals[i].undo = ex.undo
 		}
@@ -1265,16 +1265,6 @@ func (a *Applier) nextOriginals(done []executed, steps []journal.Step) (json.Raw
 		return o.id, img
 	})
 	return buf.Bytes(), ew.err
-}
-
-// appendIdentity appends s.Identity() to b: a key to look an identity up
-// with, where Identity makes a string.
-func appendIdentity(b []byte, s *journal.Step) []byte {
-	sig := s.Signature()
-	if sig == nil || sig.Family == "" {
-		return b
-	}
-	return append(append(append(b, sig.Family...), ':'), s.Args[sig.IdentityArg]...)
 }
 
 // sameDevice reports whether two paths lie on one file system.

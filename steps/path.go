@@ -467,7 +467,6 @@ func putFile(env *Env, l *loc, img Image) error {
 		return err
 	}
 	defer src.Close()
-	mode, uid, gid := img.Mode, img.UID, img.GID
 	// The temporary file is the writer's alone (0600) until it is whole and
 	// has its owner: in a set-group-ID directory it would take the
 	// directory's group, and with the image's mode that group could read
@@ -479,15 +478,7 @@ func putFile(env *Env, l *loc, img Image) error {
 		}
 		return err
 	}
-	_, err = blobstore.CopySparse(tmp, src, nil)
-	if err == nil { // always: a new file takes the group of a set-group-ID directory
-		if err = tmp.Chown(uid, gid); err == nil {
-			err = tmp.Chmod(os.FileMode(mode&0o777) | modeBits(mode))
-		}
-	}
-	if err == nil {
-		err = setAttrsMtime(env, p, tmp, img)
-	}
+	err = fillFile(env, p, tmp, src, img)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -532,19 +523,24 @@ func createFile(env *Env, l *loc, img Image) bool {
 		return false
 	}
 	defer src.Close()
-	// The owner and then the mode, always: a new file takes the group of a
-	// set-group-ID directory, and chown clears set-id bits.
-	_, err = blobstore.CopySparse(f, src, nil)
-	if err == nil {
-		err = rootfs.SetOwnerMode(f, img.UID, img.GID, img.Mode)
+	if err := fillFile(env, l.p, f, src, img); err != nil {
+		return false
 	}
-	if err == nil {
-		err = setAttrsMtime(env, l.p, f, img)
+	return l.dir.Link(f, l.name) == nil
+}
+
+// fillFile writes src, the content of img, to the new file f for the
+// object p, then gives it img's owner and then its mode, always (a new
+// file takes the group of a set-group-ID directory, and chown clears
+// set-id bits), its attributes and its mtime.
+func fillFile(env *Env, p string, f *os.File, src io.Reader, img Image) error {
+	if _, err := blobstore.CopySparse(f, src, nil); err != nil {
+		return err
 	}
-	if err == nil {
-		err = l.dir.Link(f, l.name)
+	if err := rootfs.SetOwnerMode(f, img.UID, img.GID, img.Mode); err != nil {
+		return err
 	}
-	return err == nil
+	return setAttrsMtime(env, p, f, img)
 }
 
 // fixFile brings the located regular file to img in place, through one
@@ -627,21 +623,6 @@ func sameXattrs(a, b map[string][]byte) bool {
 		}
 	}
 	return true
-}
-
-// modeBits converts the set-id and sticky bits of a Unix mode to Go's.
-func modeBits(mode uint32) os.FileMode {
-	var m os.FileMode
-	if mode&syscall.S_ISUID != 0 {
-		m |= os.ModeSetuid
-	}
-	if mode&syscall.S_ISGID != 0 {
-		m |= os.ModeSetgid
-	}
-	if mode&syscall.S_ISVTX != 0 {
-		m |= os.ModeSticky
-	}
-	return m
 }
 
 // ensureSymlink makes the object a link to target owned by uid:gid.

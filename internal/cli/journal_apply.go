@@ -149,7 +149,7 @@ type journalRead struct {
 // without --repair, a dry run and one whose every check is a full one
 // take no proof: it reads nothing, and the command reads the file.
 func (c *journalApplyCmd) readJournal() (journalRead, error) {
-	if !c.Repair || c.DryRun || c.RehashEvery <= 1 {
+	if !c.mayProve() {
 		return journalRead{}, nil
 	}
 	stamp := time.Now()
@@ -168,10 +168,16 @@ func (c *journalApplyCmd) readJournal() (journalRead, error) {
 	return journalRead{data: data, info: info, stamp: stamp, sum: hex.EncodeToString(h[:])}, nil
 }
 
+// mayProve reports whether the move may take or use a no-op's proof: a
+// repair that is no dry run, and not one of every run a full one.
+func (c *journalApplyCmd) mayProve() bool {
+	return c.Repair && !c.DryRun && c.RehashEvery > 1
+}
+
 // quickNoop runs a move with --repair as a no-op if the state's proof of
 // the last no-op holds (steps.QuickNoop), and reports whether it did.
 func (c *journalApplyCmd) quickNoop(e *env, root *rootfs.Root, stateDir string) bool {
-	if !c.Repair || c.DryRun || c.RehashEvery <= 1 {
+	if !c.mayProve() {
 		return false
 	}
 	// It keeps what it reads (the proof, a megabyte for 10,000 files) to
