@@ -21,20 +21,7 @@ import (
 // be opened, as when it was parsed first.
 func TestApplyRepairProvenNoop(t *testing.T) {
 	dir := t.TempDir()
-	root, src, state := filepath.Join(dir, "root"), filepath.Join(dir, "src"), filepath.Join(dir, "state")
-	for _, d := range []string{root, src} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	content := []byte("some content\n")
-	if err := os.WriteFile(filepath.Join(src, "f"), content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	j := filepath.Join(dir, "site.journal")
-	if err := os.WriteFile(j, fmt.Appendf(nil, "MKDIR /srv\nCOPY f /srv/f sha256=%x mode=0644\n", sha256.Sum256(content)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root, src, state, j := proofTree(t, dir)
 	apply := func(want string, args ...string) string {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
@@ -58,14 +45,14 @@ func TestApplyRepairProvenNoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(f, bytes.ToUpper(content), 0o644); err != nil {
+	if err := os.WriteFile(f, bytes.ToUpper(proofContent), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chtimes(f, fi.ModTime(), fi.ModTime()); err != nil {
 		t.Fatal(err)
 	}
 	apply(j+": applied, 1 op run\n", "--repair") // and a "repair:" line
-	if got, _ := os.ReadFile(f); !bytes.Equal(got, content) {
+	if got, _ := os.ReadFile(f); !bytes.Equal(got, proofContent) {
 		t.Fatalf("after the repair: %q", got)
 	}
 
@@ -109,20 +96,7 @@ func TestApplyRepairProofOfAnotherBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	root, src, state := filepath.Join(dir, "root"), filepath.Join(dir, "src"), filepath.Join(dir, "state")
-	for _, d := range []string{root, src} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	content := []byte("some content\n")
-	if err := os.WriteFile(filepath.Join(src, "f"), content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	j := filepath.Join(dir, "site.journal")
-	if err := os.WriteFile(j, fmt.Appendf(nil, "MKDIR /srv\nCOPY f /srv/f sha256=%x mode=0644\n", sha256.Sum256(content)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root, src, state, j := proofTree(t, dir)
 	const proven = "every path as the last no-op saw it"
 	apply := func(args ...string) string {
 		t.Helper()
@@ -147,4 +121,28 @@ func TestApplyRepairProofOfAnotherBinary(t *testing.T) {
 	if out := apply("--repair"); !strings.Contains(out, proven) {
 		t.Fatalf("not proven by its own proof:\n%s", out)
 	}
+}
+
+// proofContent is what proofTree's source file f holds.
+var proofContent = []byte("some content\n")
+
+// proofTree makes in dir an empty root, a source holding the file f, and
+// the journal site.journal that copies f to /srv/f; it returns the root,
+// the source, the state directory to be and the journal.
+func proofTree(t *testing.T, dir string) (root, src, state, j string) {
+	t.Helper()
+	root, src, state = filepath.Join(dir, "root"), filepath.Join(dir, "src"), filepath.Join(dir, "state")
+	for _, d := range []string{root, src} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), proofContent, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j = filepath.Join(dir, "site.journal")
+	if err := os.WriteFile(j, fmt.Appendf(nil, "MKDIR /srv\nCOPY f /srv/f sha256=%x mode=0644\n", sha256.Sum256(proofContent)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, src, state, j
 }
