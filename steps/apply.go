@@ -981,6 +981,8 @@ func (b *batch) execute(ctx context.Context) error {
 	}
 	if reset {
 		b.view.reset()
+	} else {
+		b.view.ranOps()
 	}
 	b.relinked.Clear()
 	if len(pending) == 0 {

@@ -168,6 +168,53 @@ func TestPlaceView(t *testing.T) {
 	}
 }
 
+// TestPlaceViewMissing: until ops run, the images of objects in a
+// directory found missing share the first one's Place without a lookup (a
+// directory made, or a link swapped in, meanwhile is not seen), and the op
+// that then runs checks that Place as ever; once ops ran (ranOps), the
+// next image looks again.
+func TestPlaceViewMissing(t *testing.T) {
+	env, dir, sum := placeEnv(t)
+	v := newView()
+	capture := func(p string) Image {
+		t.Helper()
+		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - "+p+" sha256="+sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := captureIn(env, &s, v)
+		if err != nil {
+			t.Fatalf("capture of %s: %v", p, err)
+		}
+		return img
+	}
+	first := capture("/data/new/x")
+	if !first.Absent || first.Place == nil || first.Place.Dir != "/data" {
+		t.Fatalf("image of /data/new/x: %+v, want absent in /data", first)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data/new"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if img := capture("/data/new/y"); !img.Absent || *img.Place != *first.Place {
+		t.Errorf("second image in the missing directory: %+v, want the first one's Place %+v", img, *first.Place)
+	}
+	// A link swapped in for /data meanwhile: the image is taken as the
+	// first was, and the op's run refuses the Place.
+	swapData(t, dir, true)
+	img := capture("/data/new/z")
+	if err := os.MkdirAll(filepath.Join(dir, "victim/new"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openPlace(env, "/data/new/z", img.Place, nil, "write"); err == nil || !strings.Contains(err.Error(), "undo image") {
+		t.Errorf("the op through the swapped link: %v, want its Place refused", err)
+	}
+	swapData(t, dir, false)
+	v.ranOps()
+	if img := capture("/data/new/w"); img.Place == nil || img.Place.Dir != "/data/new" {
+		t.Errorf("image after ops ran: %+v, want one found in /data/new", img)
+	}
+}
+
 // TestPlaceOtherBoot: device numbers are compared within the boot that
 // recorded them only.
 func TestPlaceOtherBoot(t *testing.T) {
