@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -146,6 +147,53 @@ func (d *Dir) OpenDir(name string) (*Dir, error) {
 		return nil, d.err("open", name, err)
 	}
 	return &Dir{fd: fd, owned: true, path: d.join(name)}, nil
+}
+
+// belowHow asks openat2 for a directory beneath a Dir, no link on the way.
+var belowHow = unix.OpenHow{
+	Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+	Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+}
+
+// noOpenat2 is set once openat2 answered ENOSYS or EPERM (an old kernel, a
+// seccomp filter): OpenDirFast then says no at once.
+var noOpenat2 atomic.Bool
+
+// OpenDirFast opens the directory rel beneath d, several components
+// ("a/b/c"), in one lookup that follows no link: what OpenDir, component
+// after component, would open. ok is false if that one lookup failed, for
+// whatever reason (something missing, a link, no openat2): the caller then
+// walks with OpenDir, whose errors say which component and why.
+func (d *Dir) OpenDirFast(rel string) (sub *Dir, ok bool) {
+	if noOpenat2.Load() || !validRel(rel) {
+		return nil, false
+	}
+	for {
+		fd, err := unix.Openat2(d.fd, rel, &belowHow)
+		switch err {
+		case nil:
+			return &Dir{fd: fd, owned: true, path: d.join(rel)}, true
+		case unix.EINTR:
+			continue
+		case unix.ENOSYS, unix.EPERM:
+			noOpenat2.Store(true)
+		}
+		return nil, false
+	}
+}
+
+// validRel reports whether rel is one or more valid names joined by "/".
+func validRel(rel string) bool {
+	for {
+		name, rest, more := strings.Cut(rel, "/")
+		if !validName(name) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		rel = rest
+	}
 }
 
 // Lstat is Root.Lstat for name in d.

@@ -76,6 +76,9 @@ func (e *UnsafePathError) user(uid uint32) string {
 type Root struct {
 	fd   int
 	path string
+	// dev and ino name the root directory: fixed for the descriptor's
+	// life, so read once.
+	dev, ino uint64
 	// userspace selects the user-space resolver instead of openat2. Open
 	// sets it when the kernel lacks openat2; tests set it to run both.
 	userspace atomic.Bool
@@ -93,7 +96,12 @@ func Open(dir string) (*Root, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open root", Path: abs, Err: err}
 	}
-	r := &Root{fd: fd, path: abs}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "open root", Path: abs, Err: err}
+	}
+	r := &Root{fd: fd, path: abs, dev: uint64(st.Dev), ino: st.Ino}
 	// Probe openat2 once: its absence is a property of the kernel (or of a
 	// seccomp filter, which may answer EPERM), not of the tree.
 	pfd, err := unix.Openat2(fd, ".", &parentHow)
@@ -119,6 +127,11 @@ func (r *Root) Close() error {
 	}
 	return nil
 }
+
+// ID returns the device and inode of the root directory, which are those
+// of its descriptor for as long as the Root is open: what Stat of the
+// Dir of "/" says of them, without a system call.
+func (r *Root) ID() (dev, ino uint64) { return r.dev, r.ino }
 
 // Path returns the absolute host path of the root.
 func (r *Root) Path() string { return r.path }

@@ -654,3 +654,76 @@ func TestDirCreateUnnamed(t *testing.T) {
 		t.Error("CreateUnnamed with a type bit in the mode: no error")
 	}
 }
+
+// TestOpenDirFast holds OpenDirFast to the directory that OpenDir, one
+// component after another, opens, and to saying no wherever that walk
+// would fail or follow nothing but links: a missing component, a file, a
+// link to a directory (inside the root or out of it), an invalid path.
+func TestOpenDirFast(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	build(t, dir, "d:a/b/c", "f:a/file=x", "l:a/up->..", "l:a/in->b", "l:a/out->"+outside, "d:a/b/c/d")
+	r := openRoot(t, dir, false)
+	base, err := r.OpenDir("/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	for _, tc := range []struct {
+		rel  string
+		want string // the host path it opens, "" for no
+	}{
+		{"b", "a/b"},
+		{"b/c", "a/b/c"},
+		{"b/c/d", "a/b/c/d"},
+		{"nope", ""},
+		{"b/nope", ""},
+		{"file", ""},
+		{"file/x", ""},
+		{"in", ""},
+		{"in/c", ""},
+		{"up", ""},
+		{"out", ""},
+		{"", ""},
+		{"/b", ""},
+		{"b/", ""},
+		{"b//c", ""},
+		{"b/../b", ""},
+		{"./b", ""},
+		{"..", ""},
+	} {
+		sub, ok := base.OpenDirFast(tc.rel)
+		if ok != (tc.want != "") {
+			t.Errorf("OpenDirFast(%q): ok %v, want %v", tc.rel, ok, tc.want != "")
+		}
+		if !ok {
+			if sub != nil {
+				t.Errorf("OpenDirFast(%q): a Dir with ok false", tc.rel)
+			}
+			continue
+		}
+		if got, want := sub.Path(), "/a/"+tc.rel; got != want {
+			t.Errorf("OpenDirFast(%q).Path() = %q, want %q", tc.rel, got, want)
+		}
+		info, err := sub.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dev, ino := hostIno(t, filepath.Join(dir, tc.want))
+		if info.Dev != dev || info.Ino != ino {
+			t.Errorf("OpenDirFast(%q) opened %d:%d, want %s (%d:%d)", tc.rel, info.Dev, info.Ino, tc.want, dev, ino)
+		}
+		sub.Close()
+	}
+}
+
+// TestRootID holds Root.ID to what stat says of the root directory.
+func TestRootID(t *testing.T) {
+	dir := t.TempDir()
+	r := openRoot(t, dir, false)
+	dev, ino := r.ID()
+	wantDev, wantIno := hostIno(t, dir)
+	if dev != wantDev || ino != wantIno {
+		t.Errorf("ID() = %d:%d, want %d:%d", dev, ino, wantDev, wantIno)
+	}
+}
