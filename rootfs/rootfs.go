@@ -447,10 +447,12 @@ func (r *Root) Syncfs() error {
 	return d.Syncfs()
 }
 
-// SetOwnerMode sets the numeric owner and group of the open file f (-1
-// keeps one), then its mode bits to perm (07777 allowed) again: chown(2)
-// clears the setuid and setgid bits of a non-directory, and f.Chmod takes
-// an fs.FileMode, in which 04000 is not setuid.
+// SetOwnerMode gives the open file f the numeric owner and group uid and
+// gid (-1 keeps one), then the mode bits perm (07777 allowed): the mode
+// after the owner, since chown(2) clears the setuid and setgid bits of a
+// non-directory (and f.Chmod takes an fs.FileMode, in which 04000 is not
+// setuid). What fstat says is so already is not set again: a file made
+// with its owner and mode costs one fstat, not two changes of its inode.
 func SetOwnerMode(f *os.File, uid, gid int, perm uint32) error {
 	if perm&^0o7777 != 0 {
 		return &fs.PathError{Op: "chmod", Path: f.Name(), Err: modeError(perm)}
@@ -459,9 +461,19 @@ func SetOwnerMode(f *os.File, uid, gid int, perm uint32) error {
 	if err != nil {
 		return &fs.PathError{Op: "chown", Path: f.Name(), Err: err}
 	}
-	op := "chown"
+	op := "stat"
 	cerr := rc.Control(func(fd uintptr) {
-		if err = unix.Fchown(int(fd), uid, gid); err == nil {
+		var st unix.Stat_t
+		if err = unix.Fstat(int(fd), &st); err != nil {
+			return
+		}
+		chown := (uid >= 0 && uint32(uid) != st.Uid) || (gid >= 0 && uint32(gid) != st.Gid)
+		if chown {
+			if op, err = "chown", unix.Fchown(int(fd), uid, gid); err != nil {
+				return
+			}
+		}
+		if chown || st.Mode&0o7777 != perm {
 			op, err = "chmod", unix.Fchmod(int(fd), perm)
 		}
 	})

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestLastComponentNotFollowed: no method follows a link in the last
@@ -725,5 +728,69 @@ func TestRootID(t *testing.T) {
 	wantDev, wantIno := hostIno(t, dir)
 	if dev != wantDev || ino != wantIno {
 		t.Errorf("ID() = %d:%d, want %d:%d", dev, ino, wantDev, wantIno)
+	}
+}
+
+// TestSetOwnerModeOnlyWhatDiffers holds SetOwnerMode to the owner and mode
+// asked for, set-id bits kept across a change of owner, and to changing
+// nothing (the inode's ctime stays) where fstat says they are so already.
+func TestSetOwnerModeOnlyWhatDiffers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	for _, tc := range []struct {
+		name             string
+		fromUID, fromGID int
+		fromMode         uint32
+		uid, gid         int
+		mode             uint32
+		changes          bool
+	}{
+		{"already so", 0, 0, 0o644, 0, 0, 0o644, false},
+		{"already so, owner kept", 1000, 1000, 0o600, -1, -1, 0o600, false},
+		{"mode", 0, 0, 0o600, 0, 0, 0o644, true},
+		{"owner", 0, 0, 0o644, 1000, 1000, 0o644, true},
+		{"group only", 0, 0, 0o644, -1, 1000, 0o644, true},
+		{"owner of a setuid file", 0, 0, 0o4755, 1000, 1000, 0o4755, true},
+		{"setgid added", 0, 0, 0o755, 0, 0, 0o2755, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := filepath.Join(t.TempDir(), "f")
+			f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := os.Chown(name, tc.fromUID, tc.fromGID); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Chmod(name, tc.fromMode); err != nil {
+				t.Fatal(err)
+			}
+			var before, after unix.Stat_t
+			if err := unix.Stat(name, &before); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond) // past the coarse clock's tick
+			if err := SetOwnerMode(f, tc.uid, tc.gid, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Stat(name, &after); err != nil {
+				t.Fatal(err)
+			}
+			wantUID, wantGID := uint32(tc.fromUID), uint32(tc.fromGID)
+			if tc.uid >= 0 {
+				wantUID = uint32(tc.uid)
+			}
+			if tc.gid >= 0 {
+				wantGID = uint32(tc.gid)
+			}
+			if after.Uid != wantUID || after.Gid != wantGID || after.Mode&0o7777 != tc.mode {
+				t.Errorf("now %d:%d %#o, want %d:%d %#o", after.Uid, after.Gid, after.Mode&0o7777, wantUID, wantGID, tc.mode)
+			}
+			if changed := after.Ctim != before.Ctim; changed != tc.changes {
+				t.Errorf("inode changed: %v, want %v", changed, tc.changes)
+			}
+		})
 	}
 }

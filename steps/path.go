@@ -530,9 +530,10 @@ func createFile(env *Env, l *loc, img Image) bool {
 }
 
 // fillFile writes src, the content of img, to the new file f for the
-// object p, then gives it img's owner and then its mode, always (a new
-// file takes the group of a set-group-ID directory, and chown clears
-// set-id bits), its attributes and its mtime.
+// object p, then makes its owner and then its mode img's, whatever it was
+// made with (a new file takes the group of a set-group-ID directory, and
+// chown clears set-id bits; SetOwnerMode changes only what fstat says
+// differs), then its attributes and its mtime.
 func fillFile(env *Env, p string, f *os.File, src io.Reader, img Image) error {
 	if _, err := blobstore.CopySparse(f, src, nil); err != nil {
 		return err
