@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-cm/cairn/internal/treefs"
 	"github.com/cairn-cm/cairn/journal"
 	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/steps"
@@ -85,7 +86,13 @@ func benchApply(b *testing.B, phase string, root *rootfs.Root, stateDir, source 
 			return
 		}
 		defer a.Close()
-		res, err = a.Apply(ctx, steps.Move{Journal: "bench.journal", Steps: js, Source: os.DirFS(source), SourceName: source, Repair: repair})
+		// The source is read as journal apply reads --source.
+		var src *treefs.Dir
+		if src, err = treefs.OpenDir(source); err != nil {
+			return
+		}
+		defer src.Close()
+		res, err = a.Apply(ctx, steps.Move{Journal: "bench.journal", Steps: js, Source: src, SourceName: source, Repair: repair})
 	})
 	if err != nil {
 		b.Fatal(err)
