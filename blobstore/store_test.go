@@ -817,3 +817,87 @@ func TestSyncManyBlobs(t *testing.T) {
 		wantBlob(t, b, data)
 	}
 }
+
+// TestCopyTo holds CopyTo to copying, unread, just the small blobs this
+// Store appended to a pack itself since it was opened or told to
+// Distrust, and to declining, with nothing copied, every other blob: one
+// an earlier Store put, one of a page or more, one of its own file, one
+// it does not hold.
+func TestCopyTo(t *testing.T) {
+	defer func(old int64) { packMax = old }(packMax)
+	packMax = 10 << 10 // a few blobs a pack: CopyTo reads from the new ones too
+	dir := filepath.Join(t.TempDir(), "blobs")
+	b := openTestBlobs(t, dir)
+	earlier := blobData(100, 1)
+	if _, err := b.Put(bytes.NewReader(earlier), ""); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, b)
+	b = openTestBlobs(t, dir)
+	defer mustClose(t, b)
+	put := func(data []byte) string {
+		t.Helper()
+		sum, err := b.Put(bytes.NewReader(data), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum
+	}
+	copyTo := func(sum string) ([]byte, bool) {
+		t.Helper()
+		f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		ok, err := b.CopyTo(sum, f)
+		if err != nil {
+			t.Fatalf("CopyTo(%s): %v", sum, err)
+		}
+		got, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok && len(got) > 0 {
+			t.Errorf("CopyTo(%s) declined but wrote %d bytes", sum, len(got))
+		}
+		return got, ok
+	}
+	var fresh [][]byte
+	for i := range 12 {
+		fresh = append(fresh, blobData(1000+i, uint64(10+i)))
+		put(fresh[i])
+	}
+	page := put(blobData(holeMin, 2))
+	large := put(blobData(smallBlobMax+1, 3))
+	for i, data := range append(fresh, blobData(holeMin-1, 4)) {
+		sum := put(data)
+		if got, ok := copyTo(sum); !ok || !bytes.Equal(got, data) {
+			t.Errorf("blob %d of %d bytes, put by this Store: copied %v, %d bytes equal %v", i, len(data), ok, len(got), bytes.Equal(got, data))
+		}
+	}
+	for name, sum := range map[string]string{
+		"put by an earlier Store": blobSum(earlier),
+		"of a page":               page,
+		"of its own file":         large,
+		"not held":                blobSum([]byte("nowhere")),
+		"no sha256":               "zz",
+	} {
+		if _, ok := copyTo(sum); ok {
+			t.Errorf("the blob %s was copied unread", name)
+		}
+	}
+	// Told to Distrust: what it put before is read with its hash checked,
+	// what it puts after is copied again.
+	b.Distrust()
+	for i, data := range fresh {
+		if _, ok := copyTo(blobSum(data)); ok {
+			t.Errorf("blob %d was copied unread after Distrust", i)
+		}
+		wantBlob(t, b, data)
+	}
+	after := blobData(500, 5)
+	if got, ok := copyTo(put(after)); !ok || !bytes.Equal(got, after) {
+		t.Errorf("a blob put after Distrust: copied %v, equal %v", ok, bytes.Equal(got, after))
+	}
+}

@@ -397,6 +397,24 @@ func TestFailureUndoFails(t *testing.T) {
 	}
 }
 
+// TestFailureCommandCorruptsBlob: a command of the move writes over a blob
+// that the move put into the store before it ran and reads after it (the
+// content of a later COPY). The store then checks that blob's hash when it
+// is read, as it does for any blob it did not put itself since the last
+// command (Blobs.CopyTo, Distrust): the COPY fails, and the move is undone.
+func TestFailureCommandCorruptsBlob(t *testing.T) {
+	f := newFailFixture(t)
+	h, before, showBefore := f.host(t, "command-corrupts-blob")
+	corrupt := fmt.Sprintf(`for p in %s/pack-*.pack; do off=$(grep -obaF zulu "$p" | cut -d: -f1); [ -z "$off" ] || printf X | dd of="$p" bs=1 seek="$off" conv=notrunc status=none; done`,
+		filepath.Join(h.state, "blobs"))
+	newJ, _ := f.newJournal(t, "new-corrupts-blob.journal", "EXEC "+strconv.Quote(corrupt))
+	_, _, err := failApply(t, h, newJ, f.dir)
+	if err == nil || !strings.Contains(err.Error(), "/pre/f9") || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("Apply: %v, want the COPY to /pre/f9 failed on a corrupt blob", err)
+	}
+	failUnchanged(t, h, before, showBefore)
+}
+
 // failHold takes the lock of a state directory as another cairn process
 // would, and returns a function that releases it.
 func failHold(t *testing.T, state string) func() {
