@@ -166,9 +166,13 @@ SRC=$W/src ROOT=$W/root STATE=$W/state J=$W/files.journal
 APPLY="$CAIRN journal apply --root $ROOT --state $STATE --source $SRC $J"
 # Between runs the trees are renamed into a trash directory, not removed: the
 # removal of 20,000 files (and its writeback) is kept out of the timed runs,
-# as /work/shared/bench/run.sh does. The trash goes after each section.
+# as /work/shared/bench/run.sh does. The trash goes after each section. Then
+# the source is read, so that every run of either command finds it in the
+# page cache: on the benchmark machines clean pages were dropped within a
+# minute of their last use, and a run that read its 10,000 sources from disk
+# took a second or more, which is not what the comparison is about.
 TRASH=$W/trash
-RESET="mkdir -p $TRASH/\$\$ && for t in $ROOT/dst $STATE $W/cpdst; do [ ! -e \$t ] || mv \$t $TRASH/\$\$/; done && sync"
+RESET="mkdir -p $TRASH/\$\$ && for t in $ROOT/dst $STATE $W/cpdst; do [ ! -e \$t ] || mv \$t $TRASH/\$\$/; done && sync && find $SRC -type f -exec cat {} + >/dev/null"
 empty_trash() { rm -rf "$TRASH"; sync; }
 if want_section cold || want_section noop; then
   log "generating $N_FILES files of 1 KiB in $((N_FILES / 20)) directories, and their journal"
@@ -181,10 +185,17 @@ if want_section cold || want_section noop; then
   [ "$(tree_meta "$SRC")" = "$(tree_meta "$ROOT/dst")" ] || die "cold apply: types, modes or owners differ"
 fi
 if want_section cold; then
-  # no warm-up run: the check above read the source into the page cache
+  # No warm-up run (RESET reads the source). The runs are interleaved (A B A
+  # B, bench/timer.py even where hyperfine is installed): the speed of file
+  # creation here drifts by a factor of two within minutes, and hyperfine's
+  # ten runs of one command, then ten of the other, put that drift into the
+  # ratio.
+  saved_timer=("${TIMER_CMD[@]}")
+  TIMER_CMD=(python3 "$HERE/timer.py")
   timeit cold "$RUNS_SLOW" 0 "$RESET" 0 \
     "cairn" "$(rss cold) $APPLY" \
     "cp -a && sync" "$(rss cold-cp) cp -a $SRC $W/cpdst && sync"
+  TIMER_CMD=("${saved_timer[@]}")
   printf 'cmp\tcold apply, %s files\t%s\tcairn\tcp -a && sync\tratio<1.5\n' "$N_FILES" "$W/res/cold.json" >>"$ROWS"
   if [ -z "$GNU_TIME" ]; then
     log "peak memory of the cold apply"
@@ -347,7 +358,7 @@ fi
   echo "## cairn's journal core and compiler: whole-process benchmarks"
   echo
   echo "$(date -u +%F\ %T) UTC; $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$REPO" status --porcelain 2>/dev/null)" ] || echo ' with uncommitted changes');" \
-    "$(go version | awk '{print $3}'); $NPROC cores; $(uname -r); timer: $TIMER_NAME;" \
+    "$(go version | awk '{print $3}'); $NPROC cores; $(uname -r); timer: $TIMER_NAME (the cold apply's runs: bench/timer.py, interleaved);" \
     "load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
   [ -z "$GNU_TIME" ] && echo "(peak RSS from wait4 in python: /usr/bin/time is missing, apt-get install time)"
   echo

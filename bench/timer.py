@@ -42,9 +42,14 @@ def main():
     ap.add_argument("--prepare", "-p", default=None)
     ap.add_argument("--ignore-failure", "-i", action="store_true")
     ap.add_argument("--export-json", required=True)
-    ap.add_argument("rest", nargs=argparse.REMAINDER)
-    a = ap.parse_args()
-    cmds, name, rest = [], None, list(a.rest)
+    # The options come first; the commands, each perhaps with -n NAME
+    # before it (which argparse would take for an option of its own), last.
+    argv, with_value = sys.argv[1:], {"--runs", "-r", "--warmup", "-w", "--prepare", "-p", "--export-json"}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] not in ("-n", "--command-name"):
+        i += 2 if argv[i] in with_value else 1
+    a = ap.parse_args(argv[:i])
+    cmds, name, rest = [], None, argv[i:]
     while rest:
         x = rest.pop(0)
         if x in ("-n", "--command-name"):
