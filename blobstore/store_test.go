@@ -901,3 +901,66 @@ func TestCopyTo(t *testing.T) {
 		t.Errorf("a blob put after Distrust: copied %v, equal %v", ok, bytes.Equal(got, after))
 	}
 }
+
+// TestBlobsWriteBehind: small blobs reach the pack a buffer at a time, not
+// a write each; a blob still in the buffer is read (Open, CopyTo) as any
+// other, and Sync writes it; and a buffer whose write fails takes its blobs
+// out of the store, with the error to the call that flushed it.
+func TestBlobsWriteBehind(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blobs")
+	b := openTestBlobs(t, dir)
+	packSize := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(dir, packName(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	var all [][]byte
+	for i := range 100 {
+		data := blobData(1000, uint64(200+i))
+		all = append(all, data)
+		if _, err := b.Put(bytes.NewReader(data), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := packSize(); got < 100*1000-packBuf || got >= 100*1000 {
+		t.Errorf("the pack holds %d bytes of 100,000 put, want all but the last buffer's (at least %d)", got, 100*1000-packBuf)
+	}
+	wantBlob(t, b, all[99]) // in the buffer: Open writes it first
+	if got := packSize(); got != 100*1000 {
+		t.Errorf("after reading the last blob the pack holds %d bytes, want 100,000", got)
+	}
+	last := blobData(1000, 300)
+	if _, err := b.Put(bytes.NewReader(last), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, b)
+	b = openTestBlobs(t, dir)
+	for _, data := range append(all, last) {
+		wantBlob(t, b, data)
+	}
+
+	// A failed write: the blobs it held are gone, and the error is the
+	// flushing call's.
+	held := [][]byte{blobData(700, 400), blobData(700, 401)}
+	for _, data := range held {
+		if _, err := b.Put(bytes.NewReader(data), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.wmu.Lock()
+	b.w.pack.Close() // the next write fails
+	b.wmu.Unlock()
+	if err := b.Sync(); err == nil {
+		t.Fatal("Sync wrote a buffer to a closed pack")
+	}
+	for _, data := range held {
+		wantNoBlob(t, b, blobSum(data))
+	}
+	wantBlob(t, b, all[0])
+}
