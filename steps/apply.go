@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -61,6 +63,7 @@ type Options struct {
 // Applier moves a host between journals through its state directory. Open
 // one per command; it holds the state lock until Close.
 type Applier struct {
+	early *earlySync // the move's syncfs under way, if any
 	env   *Env
 	st    *state // nil when the state directory does not exist
 	dir   string // as given: "" for DefaultStateDir
@@ -774,6 +777,8 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	log.add(&intentRecord{T: "plan", From: a.st.applied.Generation, To: a.st.applied.Generation + 1, Boot: bootID()})
 	c := newCancellation(ctx, a.kill)
 	defer c.release()
+	a.early = new(earlySync)
+	defer a.early.wait() // the root stays open until it is done
 	a.total = plan.Acting()
 	b := batch{a: a, log: log, c: c, view: newView(), done: make([]executed, 0, a.total)}
 	index := 0
@@ -1058,6 +1063,7 @@ func (b *batch) execute(ctx context.Context) error {
 		}
 		b.ran += len(group)
 	}
+	a.early.start(a.env.Root.Syncfs)
 	return nil
 }
 
@@ -1204,11 +1210,59 @@ func (a *Applier) syncBlobs() error {
 	return a.st.blobs.Sync()
 }
 
+// earlySync is a syncfs(2) of the root's file system started once a batch
+// of ops has run, while the next one runs, so that the syncfs of the
+// commit point has less left to write (a cold apply of 10,000 files spent
+// 60 to 80 ms there, the workers idle). Its error is the commit's: a
+// write-back error is reported once, to the first syncfs after it, so the
+// later one would not see it again.
+type earlySync struct {
+	wg   sync.WaitGroup
+	busy atomic.Bool
+	mu   sync.Mutex
+	err  error
+}
+
+// start runs syncfs (the root's Syncfs) unless one is under way.
+func (e *earlySync) start(syncfs func() error) {
+	if !e.busy.CompareAndSwap(false, true) {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer e.busy.Store(false)
+		if err := syncfs(); err != nil {
+			e.mu.Lock()
+			if e.err == nil {
+				e.err = err
+			}
+			e.mu.Unlock()
+		}
+	}()
+}
+
+// wait waits for the syncfs under way, if any, and returns the first error
+// one had. A nil earlySync has none.
+func (e *earlySync) wait() error {
+	if e == nil {
+		return nil
+	}
+	e.wg.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
 // syncAll makes every change of the move durable: one syncfs(2) of the
 // root's file system (and of the state's, if that is another) stands in for
-// an fsync of every file and directory written; then the blob store records
-// the blobs it packed since its last sync (Blobs.Sync).
+// an fsync of every file and directory written, once the early one under
+// way is done (its error is syncAll's); then the blob store records the
+// blobs it packed since its last sync (Blobs.Sync).
 func (a *Applier) syncAll() error {
+	if err := a.early.wait(); err != nil {
+		return err
+	}
 	if err := a.env.Root.Syncfs(); err != nil {
 		return err
 	}
