@@ -15,9 +15,7 @@
 //  3. [Store.Has] and [Store.Open] a blob by its sha256, or read the store
 //     as a file system of blobs named by their sha256 ([Store.FS]); reading
 //     checks the hash again, and a corrupt blob fails the read and is
-//     forgotten. [Store.CopyTo] copies a small blob that this Store put
-//     itself into a file within the kernel, unread, until [Store.Distrust]
-//     says that something else may have written the store since.
+//     forgotten.
 //  4. [Store.Sync] makes what was put durable and visible to other
 //     processes; [Store.Close] syncs and closes.
 //

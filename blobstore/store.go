@@ -63,9 +63,6 @@ type Store struct {
 	fanout  [256]bool // the fan-out directories of large blobs that exist
 	readers map[uint32]*os.File
 	closed  bool
-	// fresh holds, for each pack this Store appends to, the offset its
-	// first append went to: the blobs from there on it wrote itself.
-	fresh map[uint32]int64
 
 	wmu        sync.Mutex // guards the writer state below; taken before mu
 	w          *blobWriter
@@ -143,7 +140,7 @@ func Open(dir string) (*Store, error) { return open(dir, true) }
 func OpenExisting(dir string) (*Store, error) { return open(dir, false) }
 
 func open(dir string, create bool) (*Store, error) {
-	b := &Store{dir: dir, idx: newBlobTable(nil, 0), readers: map[uint32]*os.File{}, dirtyPacks: map[uint32]*os.File{}, fresh: map[uint32]int64{}}
+	b := &Store{dir: dir, idx: newBlobTable(nil, 0), readers: map[uint32]*os.File{}, dirtyPacks: map[uint32]*os.File{}}
 	if fi, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return b, nil
@@ -418,7 +415,6 @@ func (b *Store) writer() (*blobWriter, error) {
 	if b.readers[w.packNo] == nil { // else a reader may be using that one
 		b.readers[w.packNo] = w.pack
 	}
-	b.fresh[w.packNo] = w.end
 	b.mu.Unlock()
 	b.w = w
 	return w, nil
@@ -455,7 +451,6 @@ func (b *Store) rollPack(w *blobWriter) error {
 	if b.readers[w.packNo] == nil {
 		b.readers[w.packNo] = f
 	}
-	b.fresh[w.packNo] = 0
 	b.mu.Unlock()
 	return nil
 }
@@ -560,64 +555,6 @@ func (b *Store) Open(sum string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return &blobReader{b: b, sum: sum, key: key, r: lf, f: lf, h: sha256.New()}, nil
-}
-
-// CopyTo copies the blob sum into the empty file f within the kernel
-// (copy_file_range), without reading it into the process or hashing it
-// again, when this Store appended it to a pack itself (hashing it as it
-// did so) since it was opened or last told to Distrust, and it is smaller
-// than the page a hole could be made of, so that a plain copy is what
-// CopySparse would write. For any other blob ok is false and nothing is
-// copied: Open reads it and checks its hash. An error is that of a copy
-// that failed part way.
-func (b *Store) CopyTo(sum string, f *os.File) (ok bool, err error) {
-	key, valid := parseSum(sum)
-	if !valid || b.load() != nil {
-		return false, nil
-	}
-	b.mu.RLock()
-	loc, packed := b.idx.get(key)
-	from, fresh := b.fresh[loc.pack]
-	r := b.readers[loc.pack]
-	closed := b.closed
-	b.mu.RUnlock()
-	if closed || !packed || !fresh || loc.off < from || loc.size >= holeMin || r == nil {
-		return false, nil
-	}
-	if err := b.flushFor(loc); err != nil {
-		return true, err
-	}
-	src, dst := int(r.Fd()), int(f.Fd())
-	off, dstOff, left := loc.off, int64(0), int(loc.size)
-	for left > 0 {
-		n, err := unix.CopyFileRange(src, &off, dst, &dstOff, left, 0)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil && dstOff == 0 && (err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP):
-			return false, nil // no such copy here: the caller reads the blob
-		case err != nil:
-			return true, &fs.PathError{Op: "write", Path: f.Name(), Err: err}
-		case n == 0:
-			return true, fmt.Errorf("blob %s in %s: %w", sum, b.dir, io.ErrUnexpectedEOF)
-		}
-		left -= n
-	}
-	return true, nil
-}
-
-// Distrust makes CopyTo decline the blobs put so far, whose reads then
-// check their hash again: the caller says that something else may have
-// written the store's files since (the applier, once a command ran).
-func (b *Store) Distrust() {
-	b.wmu.Lock()
-	defer b.wmu.Unlock()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	clear(b.fresh)
-	if b.w != nil {
-		b.fresh[b.w.packNo] = b.w.end
-	}
 }
 
 // openLoose opens a blob of its own for reading: its fan-out directory

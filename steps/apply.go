@@ -1025,7 +1025,6 @@ func (b *batch) execute(ctx context.Context) error {
 			b.observeGroup(group, func(durations []time.Duration, errs []error) {
 				start := time.Now()
 				err = bf.ForwardBatch(b.c.opContext(group[0].step, doRun), a.env, batch)
-				a.distrustBlobs() // packages' scripts may write anything
 				for i := range durations {
 					durations[i] = time.Since(start)
 				}
@@ -1113,12 +1112,8 @@ func isBatchForward(s *journal.Step, action journal.Action) bool {
 // (undo.Place), or refuses.
 func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
 	kind := LookupKind(s.Op)
-	pk, isPath := kind.(pathKind)
-	if isPath && undo != nil && undo.Place != nil {
+	if pk, ok := kind.(pathKind); ok && undo != nil && undo.Place != nil {
 		return runPlaced(ctx, a.env, pk, s, action, undo, a.st.applied.Images()[s.Identity()])
-	}
-	if !isPath {
-		defer a.distrustBlobs() // a command may write anything, the blob store too
 	}
 	if action == journal.Inverse {
 		if im, ok := kind.(Imager); ok {
@@ -1130,14 +1125,6 @@ func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Act
 		return nil
 	}
 	return kind.Forward(ctx, a.env, s)
-}
-
-// distrustBlobs has the blob store check the hash of every blob put so
-// far when it is next read, instead of copying it unread (Blobs.CopyTo).
-func (a *Applier) distrustBlobs() {
-	if a.env.Blobs != nil {
-		a.env.Blobs.Distrust()
-	}
 }
 
 // undoOp undoes one op that ran, or may have run: it restores the undo image,
@@ -1175,7 +1162,6 @@ func (a *Applier) fail(ctx context.Context, log *intentLog, done []executed, cau
 	}
 	c := newCancellation(ctx, nil)
 	defer c.release()
-	a.distrustBlobs() // what the undo restores is read with its hash checked
 	u := newUndoPass(false)
 	for _, ex := range done {
 		u.note(ex.step, ex.undo)

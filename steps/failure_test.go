@@ -399,9 +399,9 @@ func TestFailureUndoFails(t *testing.T) {
 
 // TestFailureCommandCorruptsBlob: a command of the move writes over a blob
 // that the move put into the store before it ran and reads after it (the
-// content of a later COPY). The store then checks that blob's hash when it
-// is read, as it does for any blob it did not put itself since the last
-// command (Blobs.CopyTo, Distrust): the COPY fails, and the move is undone.
+// content of a later COPY). The blob's hash is checked as the COPY reads
+// it, though this process put it moments before: the COPY fails, and the
+// move is undone.
 func TestFailureCommandCorruptsBlob(t *testing.T) {
 	f := newFailFixture(t)
 	h, before, showBefore := f.host(t, "command-corrupts-blob")

@@ -534,13 +534,9 @@ func fillFile(env *Env, p string, f *os.File, img Image) error {
 	return setAttrsMtime(env, p, f, img)
 }
 
-// copyBlob writes the blob sum into the empty file f: within the kernel
-// where the store can (a small blob it put itself, Blobs.CopyTo), else
-// read, its hash checked, with runs of zero blocks left as holes.
+// copyBlob writes the blob sum into the empty file f, its hash checked as
+// it is read, with runs of zero blocks left as holes.
 func copyBlob(env *Env, f *os.File, sum string) error {
-	if copied, err := env.Blobs.CopyTo(sum, f); copied || err != nil {
-		return err
-	}
 	src, err := env.Blobs.Open(sum)
 	if err != nil {
 		return err
