@@ -993,8 +993,10 @@ func (b *batch) execute(ctx context.Context) error {
 	if len(pending) == 0 {
 		return nil
 	}
-	if err := a.syncBlobs(); err != nil {
-		return a.fail(ctx, b.log, b.done, err)
+	if undoNeedsBlobs(pending) {
+		if err := a.syncBlobs(); err != nil {
+			return a.fail(ctx, b.log, b.done, err)
+		}
 	}
 	if err := b.log.flush(); err != nil {
 		return a.fail(ctx, b.log, b.done, err)
@@ -1125,6 +1127,20 @@ func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Act
 		return nil
 	}
 	return kind.Forward(ctx, a.env, s)
+}
+
+// undoNeedsBlobs reports whether an undo image of ops holds its content in
+// the blob store: that content must be durable before they run, as the
+// intent log is. What the ops write (a COPY's content) need not be before
+// the commit point (syncAll): an undo never reads it, and a cold apply's
+// first batch waited 10 ms for it.
+func undoNeedsBlobs(ops []executed) bool {
+	for _, ex := range ops {
+		if ex.undo != nil && ex.undo.Blob != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // undoOp undoes one op that ran, or may have run: it restores the undo image,

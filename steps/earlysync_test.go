@@ -32,3 +32,25 @@ func TestEarlySync(t *testing.T) {
 		t.Errorf("%d syncfs ran, want 2 (the second start came while one was under way)", n)
 	}
 }
+
+// TestUndoNeedsBlobs: the blob store is synced before a batch runs only
+// when an undo image of the batch keeps content there.
+func TestUndoNeedsBlobs(t *testing.T) {
+	absent := &Image{Absent: true}
+	dir := &Image{Type: TypeDir, Mode: 0o755}
+	file := &Image{Type: TypeFile, Mode: 0o644, Blob: "2f7930a8506ed811b621c09d28c628a7dd01b152cf99a3b52d5a6e277a4f777a"}
+	for _, tc := range []struct {
+		name string
+		ops  []executed
+		want bool
+	}{
+		{"none", nil, false},
+		{"new objects", []executed{{undo: absent}, {undo: absent}, {undo: dir}}, false},
+		{"a command without an image", []executed{{undo: nil}}, false},
+		{"a file overwritten", []executed{{undo: absent}, {undo: file}}, true},
+	} {
+		if got := undoNeedsBlobs(tc.ops); got != tc.want {
+			t.Errorf("%s: undoNeedsBlobs = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
