@@ -17,6 +17,8 @@ var appliedLists = []byte(`"steps":null,"originals":null`)
 var (
 	comma = []byte{','}
 	colon = []byte{':'}
+	// absentJSON is json.Marshal of the image of an absent object.
+	absentJSON = []byte(`{"absent":true}`)
 )
 
 // encodeApplied writes the JSON of a, the same bytes as json.Marshal(a),
@@ -94,6 +96,10 @@ func (e *errWriter) originals(n int, original func(i int) (id string, img Image)
 		e.id, e.img = original(i)
 		e.marshal(&e.id)
 		e.write(colon)
+		if e.img.absentOnly() && e.img.Place == nil {
+			e.write(absentJSON) // a cold apply's every original
+			continue
+		}
 		e.marshal(&e.img)
 	}
 	e.write([]byte{'}'})

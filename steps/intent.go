@@ -149,13 +149,37 @@ func (l *intentLog) encodeTails() ([][]byte, error) {
 	}
 	l.tailBuf.Reset()
 	offs := make([]int, 0, len(l.pending)+1)
+	var lastUndo *Image // the image undoJSON holds
+	var undoJSON []byte
 	for _, r := range l.pending {
 		offs = append(offs, l.tailBuf.Len())
 		l.scratch = *r
 		l.scratch.Seq, l.scratch.End, l.scratch.Size = 0, 0, 0
+		// An undo image is the last field of an op record (Boot is the
+		// plan's): the record is encoded without it, and the image's
+		// JSON put before its closing brace, encoded once for the ops
+		// that share it (keepUndo: a cold apply's new files, thousands).
+		splice := r.Undo != nil && r.Boot == ""
+		if splice {
+			l.scratch.Undo = nil
+			if r.Undo != lastUndo {
+				var err error
+				if undoJSON, err = json.Marshal(r.Undo); err != nil {
+					l.scratch = intentRecord{}
+					return nil, err
+				}
+				lastUndo = r.Undo
+			}
+		}
 		if err := l.enc.Encode(&l.scratch); err != nil {
 			l.scratch = intentRecord{}
 			return nil, err
+		}
+		if splice {
+			l.tailBuf.Truncate(l.tailBuf.Len() - len("}\n"))
+			l.tailBuf.WriteString(`,"undo":`)
+			l.tailBuf.Write(undoJSON)
+			l.tailBuf.WriteString("}\n")
 		}
 	}
 	offs = append(offs, l.tailBuf.Len())

@@ -167,3 +167,32 @@ func TestIntentFlushUnencodable(t *testing.T) {
 		t.Fatalf("a failed flush wrote the log: size %d", l.size)
 	}
 }
+
+// TestEncodeTailsSharedUndo: records of one batch that share an undo image
+// (keepUndo hands the same one to every new file of a directory) get the
+// JSON json.Marshal gives each of them, the image encoded once.
+func TestEncodeTailsSharedUndo(t *testing.T) {
+	shared := &Image{Absent: true, Place: &Place{Dir: "/srv", Dev: 2049, Ino: 77}}
+	other := &Image{Type: TypeDir, Mode: 0o755, Place: &Place{Dir: "/", Dev: 2049, Ino: 2, ODev: 2049, OIno: 5}}
+	records := append(intentTestRecords(),
+		&intentRecord{T: "op", I: 7, Action: "forward", Step: "COPY a /srv/a sha256=00", At: "j:7:1", Undo: shared},
+		&intentRecord{T: "op", I: 8, Action: "forward", Step: "COPY b /srv/<b> sha256=00", At: "j:8:1", Undo: shared},
+		&intentRecord{T: "op", I: 9, Action: "forward", Step: "MKDIR /srv", At: "j:9:1", Undo: other},
+		&intentRecord{T: "op", I: 10, Action: "forward", Step: "COPY c /srv/c sha256=00", At: "j:10:1", Undo: shared},
+		&intentRecord{T: "plan", To: 2, Boot: "b", Undo: shared}, // no plan has one, but Boot follows it
+	)
+	l := intentLog{pending: records}
+	tails, err := l.encodeTails()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range records {
+		data, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := data[len(recordHead):]; !bytes.Equal(tails[i], want) {
+			t.Errorf("record %d: tail\n%s\nwant\n%s", i, tails[i], want)
+		}
+	}
+}
