@@ -160,9 +160,13 @@ func makePlan(in *planInput) *Plan {
 	// Fuse removed and added steps of one identity into updates (§5.3).
 	fused := make(map[int]int)     // index in added -> index in removed
 	fusedOld := make(map[int]bool) // indices in removed fused into an update
+	var key []byte                 // an added step's identity, looked up without a string made
 	for i, s := range in.added {
-		if id := s.Identity(); id != "" {
-			if o, ok := removedAt[id]; ok {
+		if len(removedAt) == 0 {
+			break
+		}
+		if key = s.AppendIdentity(key[:0]); len(key) > 0 {
+			if o, ok := removedAt[string(key)]; ok {
 				fused[i] = o
 				fusedOld[o] = true
 			}

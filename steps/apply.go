@@ -634,8 +634,14 @@ func (a *Applier) guardRemoval(oldSteps []journal.Step, m Move) error {
 func (a *Applier) preflight(plan *journal.Plan, m Move) error {
 	errs := a.hostCheck(plan)
 	sink := a.sink(m.DryRun)
-	var work []blobJob
-	queued := map[string]bool{}
+	copies := 0 // the most inputs to read: a cold apply's slice and map are then not grown 14 times
+	for _, op := range plan.Ops {
+		if op.Step.Op == journal.OpCopy && op.Action != journal.Inverse {
+			copies++
+		}
+	}
+	work := make([]blobJob, 0, copies)
+	queued := make(map[string]bool, copies)
 	packagesChecked := false
 	predicting := true // no op before this one may have changed anything
 	for _, op := range plan.Ops {
@@ -703,7 +709,7 @@ type blobJob struct {
 // file names the input in messages. It is made when needed, not kept with
 // the job: a cold apply of 10,000 files held 0.5 MB of such names at the
 // largest live heap of its move.
-func (j *blobJob) file() string { return filepath.Join(j.dir, filepath.FromSlash(j.name)) }
+func (j *blobJob) file() string { return sourceName{j.dir, j.name}.String() }
 
 // ingest copies COPY sources into the blob store, checking their sha256,
 // several at a time.
@@ -711,7 +717,7 @@ func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
 	errs := make([]error, len(work))
 	parallel(len(work), func(i int) {
 		j := work[i]
-		if _, err := putInput(sink, j.fsys, j.name, j.file(), j.sum); err != nil {
+		if _, err := putInput(sink, j.fsys, j.name, sourceName{j.dir, j.name}, j.sum); err != nil {
 			errs[i] = err
 		}
 	})
@@ -1115,11 +1121,11 @@ func isBatchForward(s *journal.Step, action journal.Action) bool {
 func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Action, undo *Image) error {
 	kind := LookupKind(s.Op)
 	if pk, ok := kind.(pathKind); ok && undo != nil && undo.Place != nil {
-		return runPlaced(ctx, a.env, pk, s, action, undo, a.st.applied.Images()[s.Identity()])
+		return runPlaced(ctx, a.env, pk, s, action, undo, a.original(s))
 	}
 	if action == journal.Inverse {
 		if im, ok := kind.(Imager); ok {
-			return im.Restore(ctx, a.env, s, a.st.applied.Images()[s.Identity()])
+			return im.Restore(ctx, a.env, s, a.original(s))
 		}
 		if inv, ok := kind.(Inverter); ok {
 			return inv.Inverse(ctx, a.env, s)
@@ -1127,6 +1133,13 @@ func (a *Applier) runOp(ctx context.Context, s *journal.Step, action journal.Act
 		return nil
 	}
 	return kind.Forward(ctx, a.env, s)
+}
+
+// original returns the applied journal's original image of s's identity,
+// looked up without a string made for it (an op of a cold apply made one).
+func (a *Applier) original(s *journal.Step) Image {
+	var buf [128]byte
+	return a.st.applied.Images()[string(s.AppendIdentity(buf[:0]))]
 }
 
 // undoNeedsBlobs reports whether an undo image of ops holds its content in

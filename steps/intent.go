@@ -65,10 +65,10 @@ type intentRecord struct {
 // first flush.
 type intentLog struct {
 	dir     string
-	f       *os.File // open once the first batch is in place
-	pending []*intentRecord
-	seq     int64 // the last record written
-	size    int64 // the bytes written
+	f       *os.File       // open once the first batch is in place
+	pending []intentRecord // reused from batch to batch
+	seq     int64          // the last record written
+	size    int64          // the bytes written
 	// buf and tails are flush's, kept for the next batch: a move's
 	// batches reuse one buffer.
 	buf     []byte
@@ -82,8 +82,8 @@ type intentLog struct {
 // creates the file.
 func newIntent(dir string) *intentLog { return &intentLog{dir: dir} }
 
-// add buffers a record; flush makes it durable.
-func (l *intentLog) add(r *intentRecord) { l.pending = append(l.pending, r) }
+// add buffers a copy of a record; flush makes it durable.
+func (l *intentLog) add(r *intentRecord) { l.pending = append(l.pending, *r) }
 
 // flush writes the buffered records as one batch and syncs them to disk.
 // The first batch goes to a temporary file that is synced and renamed to
@@ -106,7 +106,8 @@ func (l *intentLog) flush() error {
 	buf := l.buf
 	for size := l.size; ; size = l.size + int64(len(buf)) {
 		buf = buf[:0]
-		for i, r := range l.pending {
+		for i := range l.pending {
+			r := &l.pending[i]
 			r.Seq, r.End, r.Size = l.seq+1+int64(i), end, size
 			buf = appendRecord(buf, r, tails[i])
 		}
@@ -151,7 +152,8 @@ func (l *intentLog) encodeTails() ([][]byte, error) {
 	offs := make([]int, 0, len(l.pending)+1)
 	var lastUndo *Image // the image undoJSON holds
 	var undoJSON []byte
-	for _, r := range l.pending {
+	for i := range l.pending {
+		r := &l.pending[i]
 		offs = append(offs, l.tailBuf.Len())
 		l.scratch = *r
 		l.scratch.Seq, l.scratch.End, l.scratch.Size = 0, 0, 0

@@ -34,7 +34,7 @@ func intentTestRecords() []*intentRecord {
 // recordTail returns the JSON of r after its numbers, as flush encodes it
 // (encodeTails).
 func recordTail(r *intentRecord) []byte {
-	l := intentLog{pending: []*intentRecord{r}}
+	l := intentLog{pending: []intentRecord{*r}}
 	tails, err := l.encodeTails()
 	if err != nil {
 		return nil
@@ -85,8 +85,8 @@ func TestIntentFlushLines(t *testing.T) {
 			ends = append(ends, l.size)
 		}
 		for _, r := range l.pending[:cap(l.pending)] {
-			if r != nil {
-				t.Fatalf("flush keeps a pointer to a record written")
+			if r != (intentRecord{}) {
+				t.Fatalf("flush keeps a record written, and the image it points to")
 			}
 		}
 	}
@@ -181,7 +181,10 @@ func TestEncodeTailsSharedUndo(t *testing.T) {
 		&intentRecord{T: "op", I: 10, Action: "forward", Step: "COPY c /srv/c sha256=00", At: "j:10:1", Undo: shared},
 		&intentRecord{T: "plan", To: 2, Boot: "b", Undo: shared}, // no plan has one, but Boot follows it
 	)
-	l := intentLog{pending: records}
+	l := intentLog{}
+	for _, r := range records {
+		l.add(r)
+	}
 	tails, err := l.encodeTails()
 	if err != nil {
 		t.Fatal(err)

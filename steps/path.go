@@ -172,6 +172,9 @@ func pathStateOf(env *Env, p string, info rootfs.Info, err error) (pathState, er
 
 // lstatAt is lstatPath for a located object.
 func lstatAt(l *loc) (pathState, error) {
+	if l.dir == nil && isGone(l.gone) {
+		return pathState{}, nil // its directory is gone: no error made to say so (a cold apply's images)
+	}
 	st, err := l.Lstat()
 	if isGone(err) {
 		return pathState{}, nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"syscall"
 
 	"github.com/cairn-cm/cairn/internal/treefs"
@@ -56,12 +57,12 @@ func (hashSink) Put(r io.Reader, want string) (string, error) {
 // was, and want catches the change. An error of the input itself (missing,
 // refused, unreadable) is an *fs.PathError naming it display, so that blame
 // names the source.
-func putInput(sink blobSink, fsys fs.FS, name, display, want string) (string, error) {
+func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want string) (string, error) {
 	if want != "" && sink.Has(want) {
 		return want, nil
 	}
 	fail := func(op string, err error) (string, error) {
-		return "", &fs.PathError{Op: op, Path: display, Err: unwrapPath(err)}
+		return "", &fs.PathError{Op: op, Path: display.String(), Err: unwrapPath(err)}
 	}
 	if fsys == nil {
 		return fail("open", errors.New("not in the state's blob store, and no source to read it from"))
@@ -80,13 +81,20 @@ func putInput(sink blobSink, fsys fs.FS, name, display, want string) (string, er
 	case fi.Size() > MaxSourceSize:
 		return fail("read", fmt.Errorf("%d bytes, more than the %d GiB a source may hold", fi.Size(), MaxSourceSize>>30))
 	}
-	r := &inputReader{r: io.LimitReader(f, fi.Size())}
+	r := &inputReader{r: f, left: fi.Size()}
 	sum, err := sink.Put(r, want)
 	if r.err != nil {
 		return fail("read", r.err)
 	}
 	return sum, err
 }
+
+// sourceName names an input in messages: the path name (slash-separated)
+// beneath the directory dir, joined only when a message needs it, not for
+// each of a cold apply's 10,000 inputs.
+type sourceName struct{ dir, name string }
+
+func (n sourceName) String() string { return filepath.Join(n.dir, filepath.FromSlash(n.name)) }
 
 // openInput opens the input name of fsys, which must be a regular file
 // (else ErrNotRegular), without waiting on a FIFO. A treefs.Dir (journal
@@ -127,15 +135,24 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// inputReader keeps the error of reading an input, which the sink would
-// report as its own.
+// inputReader reads an input up to the size fstat gave (one that grows
+// meanwhile is read as far as it was), and keeps the error of reading it,
+// which the sink would report as its own.
 type inputReader struct {
-	r   io.Reader
-	err error
+	r    io.Reader
+	left int64
+	err  error
 }
 
 func (r *inputReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.left {
+		p = p[:r.left]
+	}
 	n, err := r.r.Read(p)
+	r.left -= int64(n)
 	if err != nil && err != io.EOF {
 		r.err = err
 	}

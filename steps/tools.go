@@ -96,7 +96,7 @@ func storeInputs(b blobSink, s *journal.Step, src fs.FS, srcName string) error {
 	rel := path.Clean(s.Args[0])
 	display := filepath.Join(srcName, filepath.FromSlash(s.Args[0]))
 	if s.Op == journal.OpPlaybook {
-		if _, err := putInput(b, src, rel, display, want); err != nil {
+		if _, err := putInput(b, src, rel, sourceName{dir: display}, want); err != nil {
 			var pe *fs.PathError
 			if errors.As(err, &pe) {
 				err = pe.Err
@@ -148,7 +148,7 @@ func storeDir(b blobSink, src fs.FS, dir, display string) ([]byte, error) {
 		if strings.ContainsAny(rel, "\x00\n") {
 			return fmt.Errorf("%q: a file name with a newline cannot be listed", rel)
 		}
-		sum, err := putInput(b, src, p, filepath.Join(display, filepath.FromSlash(rel)), "")
+		sum, err := putInput(b, src, p, sourceName{display, rel}, "")
 		if err != nil {
 			return err
 		}
