@@ -102,18 +102,29 @@ func (l *intentLog) flush() error {
 		return fmt.Errorf("intent log: %w", err)
 	}
 	// The size the records give depends on the digits of the size they
-	// hold: grow it until it is the size they give.
-	buf := l.buf
-	for size := l.size; ; size = l.size + int64(len(buf)) {
-		buf = buf[:0]
-		for i := range l.pending {
-			r := &l.pending[i]
-			r.Seq, r.End, r.Size = l.seq+1+int64(i), end, size
-			buf = appendRecord(buf, r, tails[i])
-		}
-		if l.size+int64(len(buf)) == size {
+	// hold: grow it until it is the size they give, counting, then write
+	// them once.
+	fixed := int64(0) // the bytes of the lines but for the size's digits
+	for i := range l.pending {
+		fixed += recordLen(l.seq+1+int64(i), end, 0, tails[i]) - 1
+	}
+	n := int64(len(l.pending))
+	size := l.size
+	for {
+		next := l.size + fixed + n*int64(digits(size))
+		if next == size {
 			break
 		}
+		size = next
+	}
+	buf := l.buf[:0]
+	for i := range l.pending {
+		r := &l.pending[i]
+		r.Seq, r.End, r.Size = l.seq+1+int64(i), end, size
+		buf = appendRecord(buf, r, tails[i])
+	}
+	if l.size+int64(len(buf)) != size {
+		return fmt.Errorf("intent log: a batch of %d bytes says %d", len(buf), size-l.size)
 	}
 	l.buf = buf
 	if l.f == nil {
@@ -194,6 +205,25 @@ func (l *intentLog) encodeTails() ([][]byte, error) {
 	}
 	l.tails = tails
 	return tails, nil
+}
+
+// recordLen is the length of the line appendRecord makes of a record
+// with these numbers and tail.
+func recordLen(seq, end, size int64, tail []byte) int64 {
+	return int64(len("00000000 ")+len(`{"seq":`)+digits(seq)+len(`,"end":`)+digits(end)+len(`,"size":`)+digits(size)+len(tail)) + 1
+}
+
+// digits is the length of n in decimal, as strconv.AppendInt writes it.
+func digits(n int64) int {
+	d := 1
+	if n < 0 {
+		d++
+		n = -n
+	}
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
 }
 
 // appendRecord appends r's line to buf, "CRC32C JSON\n", the JSON being

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -196,6 +197,16 @@ func TestEncodeTailsSharedUndo(t *testing.T) {
 		}
 		if want := data[len(recordHead):]; !bytes.Equal(tails[i], want) {
 			t.Errorf("record %d: tail\n%s\nwant\n%s", i, tails[i], want)
+		}
+	}
+}
+
+// TestDigits holds digits to strconv's decimal lengths, which flush
+// counts the records' bytes with.
+func TestDigits(t *testing.T) {
+	for _, n := range []int64{0, 1, 9, 10, 11, 99, 100, 999999, 1000000, 1<<40 - 1, 1 << 40, 1<<63 - 1, -1, -9, -10, -1<<63 + 1} {
+		if got, want := digits(n), len(strconv.FormatInt(n, 10)); got != want {
+			t.Errorf("digits(%d) = %d, want %d", n, got, want)
 		}
 	}
 }
