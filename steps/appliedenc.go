@@ -52,11 +52,13 @@ func encodeApplied(w io.Writer, a *Applied) error {
 		ew.write([]byte("null"))
 	} else {
 		ew.write([]byte{'['})
+		var buf []byte
 		for i := range a.Steps {
 			if i > 0 {
 				ew.write(comma)
 			}
-			ew.marshal(&a.Steps[i])
+			buf = appendAppliedStep(buf[:0], &a.Steps[i])
+			ew.write(buf)
 		}
 		ew.write([]byte{']'})
 	}
@@ -82,6 +84,15 @@ func encodeApplied(w io.Writer, a *Applied) error {
 	}
 	ew.write(after)
 	return ew.err
+}
+
+// appendAppliedStep appends the JSON of s as json.Marshal writes it,
+// without the reflection (a cold apply's 10,000 steps, at its commit).
+func appendAppliedStep(buf []byte, s *AppliedStep) []byte {
+	buf = appendJSONString(append(buf, `{"step":`...), s.Step)
+	buf = appendJSONString(append(buf, `,"at":`...), s.At)
+	buf = appendStringField(buf, `,"src":`, s.Source)
+	return append(buf, '}')
 }
 
 // originals writes the JSON object of n original images, the ith's

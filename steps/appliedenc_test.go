@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -101,5 +103,19 @@ func TestEncodeAppliedAllocs(t *testing.T) {
 	t.Logf("%.0f allocations for %d steps and %d originals (%d bytes)", allocs, n, n, size)
 	if allocs > 1.2*n+50 {
 		t.Fatalf("encodeApplied allocates %.0f times for %d steps and %d originals, want at most %d", allocs, n, n, int(1.2*n+50))
+	}
+}
+
+// TestAppliedStepFields: appendAppliedStep writes AppliedStep's fields by
+// hand, so a field added to the struct must be added there too.
+func TestAppliedStepFields(t *testing.T) {
+	want := []string{"step", "at", "src,omitempty"}
+	rt := reflect.TypeFor[AppliedStep]()
+	var got []string
+	for i := range rt.NumField() {
+		got = append(got, rt.Field(i).Tag.Get("json"))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("AppliedStep's fields are %q, appendAppliedStep writes %q: write the new ones there too", got, want)
 	}
 }

@@ -73,9 +73,7 @@ type intentLog struct {
 	// batches reuse one buffer.
 	buf     []byte
 	tails   [][]byte
-	tailBuf bytes.Buffer
-	enc     *json.Encoder
-	scratch intentRecord
+	tailBuf []byte
 }
 
 // newIntent starts the intent log of a move in dir; the first flush
@@ -146,65 +144,72 @@ func (l *intentLog) flush() error {
 	return nil
 }
 
-// recordHead is how json.Marshal starts a record whose numbers are 0.
-var recordHead = []byte(`{"seq":0,"end":0,"size":0`)
-
 // encodeTails encodes the pending records without their numbers (seq,
 // end and size, their first fields) into one buffer reused from batch to
 // batch, and returns each one's JSON from the comma after size to the
-// closing brace, in order. A record encoding/json cannot encode (an image
-// whose mtime is past year 9999, which tmpfs and btrfs keep) is an error:
-// the Encoder then wrote nothing of it, and its tail would not be there.
+// closing brace, in order: what json.Marshal writes there, written by hand
+// (appendJSONString) but for the undo image, which json.Marshal encodes.
+// A record whose image encoding/json cannot encode (an mtime past year
+// 9999, which tmpfs and btrfs keep) is an error.
 func (l *intentLog) encodeTails() ([][]byte, error) {
-	if l.enc == nil {
-		l.enc = json.NewEncoder(&l.tailBuf) // escapes as json.Marshal does
-	}
-	l.tailBuf.Reset()
+	buf := l.tailBuf[:0]
 	offs := make([]int, 0, len(l.pending)+1)
 	var lastUndo *Image // the image undoJSON holds
 	var undoJSON []byte
 	for i := range l.pending {
 		r := &l.pending[i]
-		offs = append(offs, l.tailBuf.Len())
-		l.scratch = *r
-		l.scratch.Seq, l.scratch.End, l.scratch.Size = 0, 0, 0
-		// An undo image is the last field of an op record (Boot is the
-		// plan's): the record is encoded without it, and the image's
-		// JSON put before its closing brace, encoded once for the ops
-		// that share it (keepUndo: a cold apply's new files, thousands).
-		splice := r.Undo != nil && r.Boot == ""
-		if splice {
-			l.scratch.Undo = nil
+		offs = append(offs, len(buf))
+		// The fields after the numbers, in intentRecord's order, left
+		// out where json's omitempty leaves them out.
+		buf = append(buf, `,"t":`...)
+		buf = appendJSONString(buf, r.T)
+		buf = appendIntField(buf, `,"from":`, r.From)
+		buf = appendIntField(buf, `,"to":`, r.To)
+		buf = appendIntField(buf, `,"i":`, int64(r.I))
+		buf = appendStringField(buf, `,"action":`, r.Action)
+		buf = appendStringField(buf, `,"step":`, r.Step)
+		buf = appendStringField(buf, `,"at":`, r.At)
+		if r.Undo != nil {
+			// Encoded once for the ops that share it (keepUndo: a cold
+			// apply's new files, thousands).
 			if r.Undo != lastUndo {
 				var err error
 				if undoJSON, err = json.Marshal(r.Undo); err != nil {
-					l.scratch = intentRecord{}
 					return nil, err
 				}
 				lastUndo = r.Undo
 			}
+			buf = append(buf, `,"undo":`...)
+			buf = append(buf, undoJSON...)
 		}
-		if err := l.enc.Encode(&l.scratch); err != nil {
-			l.scratch = intentRecord{}
-			return nil, err
-		}
-		if splice {
-			l.tailBuf.Truncate(l.tailBuf.Len() - len("}\n"))
-			l.tailBuf.WriteString(`,"undo":`)
-			l.tailBuf.Write(undoJSON)
-			l.tailBuf.WriteString("}\n")
-		}
+		buf = appendStringField(buf, `,"boot":`, r.Boot)
+		buf = append(buf, '}')
 	}
-	offs = append(offs, l.tailBuf.Len())
-	l.scratch = intentRecord{}
-	data := l.tailBuf.Bytes()
+	offs = append(offs, len(buf))
+	l.tailBuf = buf
 	tails := l.tails[:0]
 	for i := range l.pending {
-		// Encode ends each value with a newline.
-		tails = append(tails, data[offs[i]+len(recordHead):offs[i+1]-1])
+		tails = append(tails, buf[offs[i]:offs[i+1]])
 	}
 	l.tails = tails
 	return tails, nil
+}
+
+// appendIntField appends the field name and n unless n is 0 (omitempty).
+func appendIntField(buf []byte, name string, n int64) []byte {
+	if n == 0 {
+		return buf
+	}
+	return strconv.AppendInt(append(buf, name...), n, 10)
+}
+
+// appendStringField appends the field name and s unless s is empty
+// (omitempty).
+func appendStringField(buf []byte, name, s string) []byte {
+	if s == "" {
+		return buf
+	}
+	return appendJSONString(append(buf, name...), s)
 }
 
 // recordLen is the length of the line appendRecord makes of a record
@@ -298,7 +303,7 @@ func errnoOf(err error) error {
 // a move's last batches are the size of a full one, and the commit that
 // follows needs the memory.
 func (l *intentLog) release() {
-	l.buf, l.tails, l.tailBuf, l.enc = nil, nil, bytes.Buffer{}, nil
+	l.buf, l.tails, l.tailBuf = nil, nil, nil
 }
 
 func (l *intentLog) close() error {
