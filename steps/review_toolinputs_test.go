@@ -1,0 +1,131 @@
+package steps_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/rootfs"
+	"github.com/cairn-cm/cairn/steps"
+)
+
+// snapTools is a Tools that records its calls and, when its tool runs
+// forward, copies the state directory as a kill -9 at that moment leaves
+// it: what the process wrote to its files, nothing it still held.
+type snapTools struct {
+	mu          sync.Mutex
+	state, snap string // snap: where to copy state once, "" for never
+	calls       []string
+	t           *testing.T
+}
+
+func (s *snapTools) record(call string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, call)
+	if s.snap != "" && (strings.HasSuffix(call, " apply")) {
+		if err := copyStateTree(s.state, s.snap); err != nil {
+			s.t.Errorf("snapshot of the state: %v", err)
+		}
+		s.snap = ""
+	}
+}
+
+func (s *snapTools) Kubectl(_ context.Context, verb, dir string, _ bool, _ io.Writer) error {
+	s.record("kubectl " + verb)
+	return nil
+}
+
+func (s *snapTools) Playbook(_ context.Context, playbook, operation, _ string, _ io.Writer) error {
+	s.record("playbook " + operation)
+	return nil
+}
+
+// copyStateTree copies the regular files and directories beneath src to dst.
+func copyStateTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, 0o700)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, data, 0o600)
+	})
+}
+
+// TestToolInputsDurableBeforeToolRuns holds spec §6's crash rule for a
+// PLAYBOOK (and KUBECTL-APPLY) step: a move killed while (or after) its tool
+// ran is undone by the next command, which runs the tool's inverse on the
+// inputs kept in the blob store. Those inputs, put by the preflight, must
+// therefore be in the store, durably, before the tool runs; the state is
+// copied as the kill leaves it, and a recovery from the copy must run
+// "playbook delete". Before 208fab2 every batch synced the store; since then
+// only a batch with an undo image that has a Blob does, and the preflight's
+// inputs (held in the store's write-behind buffer, 4ff53b1) are lost.
+func TestToolInputsDurableBeforeToolRuns(t *testing.T) {
+	base := t.TempDir()
+	rootDir, state, src, snap := filepath.Join(base, "root"), filepath.Join(base, "state"), filepath.Join(base, "src"), filepath.Join(base, "killed")
+	for _, d := range []string{rootDir, src} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	book := []byte("- hosts: localhost\n  tasks: []\n")
+	if err := os.WriteFile(filepath.Join(src, "site.yml"), book, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(book)
+	j, err := journal.Parse("site.journal", []byte(fmt.Sprintf("PLAYBOOK site.yml sha256=%s\n", hex.EncodeToString(sum[:]))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := rootfs.Open(rootDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	ctx := context.Background()
+
+	tools := &snapTools{state: state, snap: snap, t: t}
+	a, err := steps.Open(ctx, steps.Options{Root: root, StateDir: state, Create: true, Host: steps.Host{Tools: tools}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j.Steps, Source: os.DirFS(src), SourceName: src}); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	a.Close()
+	if _, err := os.Stat(filepath.Join(snap, "intent.log")); err != nil {
+		t.Fatalf("the copy of the state taken while the playbook ran has no intent log: %v", err)
+	}
+
+	// The next command, on the state as the kill left it, undoes the move.
+	again := &snapTools{t: t}
+	b, err := steps.Open(ctx, steps.Options{Root: root, StateDir: snap, Host: steps.Host{Tools: again}})
+	if err != nil {
+		t.Fatalf("recovery of a move killed while its playbook ran: %v", err)
+	}
+	b.Close()
+	if got := strings.Join(again.calls, ","); got != "playbook delete" {
+		t.Fatalf("recovery ran %q, want the playbook's inverse", got)
+	}
+}
