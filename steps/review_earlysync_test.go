@@ -1,0 +1,47 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/cairn-cm/cairn/rootfs"
+)
+
+// TestEarlySyncErrorFailsOneSync holds the commit point's sync to what it
+// was before earlySync (f8e643f): a write-back error fails the one syncfs
+// after it, the kernel's rule, and so the commit; the move is then undone,
+// and the undo's own sync, which finds nothing new, succeeds: exit 1, the
+// host as before, the intent log gone. earlySync keeps its error for every
+// later syncAll, so the undo's sync fails with the commit's error again and
+// a move that was undone whole is reported as an undo that failed (exit 3,
+// the intent log kept, "the undo is incomplete").
+func TestEarlySyncErrorFailsOneSync(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := rootfs.Open(filepath.Join(dir, "root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	a, err := Open(context.Background(), Options{Root: root, StateDir: filepath.Join(dir, "state"), Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+
+	a.early = new(earlySync)
+	a.early.start(func() error { return syscall.EIO }) // the write-back error of a batch's files
+	if err := a.syncAll(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("the commit's syncAll = %v, want the early syncfs's EIO", err)
+	}
+	// fail's syncAll, after the undo restored every image.
+	if err := a.syncAll(); err != nil {
+		t.Errorf("the undo's syncAll after the commit failed = %v, want nil: the one write-back error is reported twice, and the undone move exits 3", err)
+	}
+}
