@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -73,28 +72,49 @@ func copyStateTree(src, dst string) error {
 }
 
 // TestToolInputsDurableBeforeToolRuns holds spec §6's crash rule for a
-// PLAYBOOK (and KUBECTL-APPLY) step: a move killed while (or after) its tool
+// PLAYBOOK and a KUBECTL-APPLY step: a move killed while (or after) its tool
 // ran is undone by the next command, which runs the tool's inverse on the
 // inputs kept in the blob store. Those inputs, put by the preflight, must
 // therefore be in the store, durably, before the tool runs; the state is
 // copied as the kill leaves it, and a recovery from the copy must run
-// "playbook delete". Before 208fab2 every batch synced the store; since then
+// "playbook delete" (or "kubectl delete"). Before 208fab2 every batch synced the store; since then
 // only a batch with an undo image that has a Blob does, and the preflight's
 // inputs (held in the store's write-behind buffer, 4ff53b1) are lost.
 func TestToolInputsDurableBeforeToolRuns(t *testing.T) {
+	book := []byte("- hosts: localhost\n  tasks: []\n")
+	bookSum := sha256.Sum256(book)
+	manifest := []byte("cm.yaml\x00" + hexSum([]byte("kind: ConfigMap\n")) + "\n")
+	for _, tc := range []struct {
+		name, step, want string
+	}{
+		{"playbook", "PLAYBOOK site.yml sha256=" + hex.EncodeToString(bookSum[:]), "playbook delete"},
+		{"kubectl", "KUBECTL-APPLY deploy sha256=" + hexSum(manifest), "kubectl delete"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			toolInputsDurable(t, tc.step, tc.want)
+		})
+	}
+}
+
+func hexSum(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+func toolInputsDurable(t *testing.T, step, want string) {
 	base := t.TempDir()
 	rootDir, state, src, snap := filepath.Join(base, "root"), filepath.Join(base, "state"), filepath.Join(base, "src"), filepath.Join(base, "killed")
-	for _, d := range []string{rootDir, src} {
+	for _, d := range []string{rootDir, filepath.Join(src, "deploy")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	book := []byte("- hosts: localhost\n  tasks: []\n")
-	if err := os.WriteFile(filepath.Join(src, "site.yml"), book, 0o644); err != nil {
-		t.Fatal(err)
+	for name, content := range map[string]string{"site.yml": "- hosts: localhost\n  tasks: []\n", "deploy/cm.yaml": "kind: ConfigMap\n"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	sum := sha256.Sum256(book)
-	j, err := journal.Parse("site.journal", []byte(fmt.Sprintf("PLAYBOOK site.yml sha256=%s\n", hex.EncodeToString(sum[:]))))
+	j, err := journal.Parse("site.journal", []byte(step+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,17 +135,17 @@ func TestToolInputsDurableBeforeToolRuns(t *testing.T) {
 	}
 	a.Close()
 	if _, err := os.Stat(filepath.Join(snap, "intent.log")); err != nil {
-		t.Fatalf("the copy of the state taken while the playbook ran has no intent log: %v", err)
+		t.Fatalf("the copy of the state taken while the tool ran has no intent log: %v", err)
 	}
 
 	// The next command, on the state as the kill left it, undoes the move.
 	again := &snapTools{t: t}
 	b, err := steps.Open(ctx, steps.Options{Root: root, StateDir: snap, Host: steps.Host{Tools: again}})
 	if err != nil {
-		t.Fatalf("recovery of a move killed while its playbook ran: %v", err)
+		t.Fatalf("recovery of a move killed while its tool ran: %v", err)
 	}
 	b.Close()
-	if got := strings.Join(again.calls, ","); got != "playbook delete" {
-		t.Fatalf("recovery ran %q, want the playbook's inverse", got)
+	if got := strings.Join(again.calls, ","); got != want {
+		t.Fatalf("recovery ran %q, want %q", got, want)
 	}
 }
