@@ -465,6 +465,11 @@ func putFile(env *Env, l *loc, img Image) error {
 			return err
 		}
 	}
+	src, err := env.Blobs.Open(img.Blob)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
 	// The temporary file is the writer's alone (0600) until it is whole and
 	// has its owner: in a set-group-ID directory it would take the
 	// directory's group, and with the image's mode that group could read
@@ -476,7 +481,7 @@ func putFile(env *Env, l *loc, img Image) error {
 		}
 		return err
 	}
-	err = fillFile(env, p, tmp, img)
+	err = fillFile(env, p, tmp, src, img)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -516,37 +521,31 @@ func createFile(env *Env, l *loc, img Image) bool {
 		return false
 	}
 	defer f.Close() // frees the file if it was not linked
-	if err := fillFile(env, l.p, f, img); err != nil {
+	src, err := env.Blobs.Open(img.Blob)
+	if err != nil {
+		return false
+	}
+	defer src.Close()
+	if err := fillFile(env, l.p, f, src, img); err != nil {
 		return false
 	}
 	return l.dir.Link(f, l.name) == nil
 }
 
-// fillFile writes the content of img to the new file f for the object
-// p (copyBlob), then makes its owner and then its mode img's, whatever it
-// was made with (a new file takes the group of a set-group-ID directory,
-// and chown clears set-id bits; SetOwnerMode changes only what fstat says
+// fillFile writes src, the content of img, to the new file f for the
+// object p, its hash checked as it is read and runs of zero blocks left as
+// holes, then makes its owner and then its mode img's, whatever it was
+// made with (a new file takes the group of a set-group-ID directory, and
+// chown clears set-id bits; SetOwnerMode changes only what fstat says
 // differs), then its attributes and its mtime.
-func fillFile(env *Env, p string, f *os.File, img Image) error {
-	if err := copyBlob(env, f, img.Blob); err != nil {
+func fillFile(env *Env, p string, f *os.File, src io.Reader, img Image) error {
+	if _, err := blobstore.CopySparse(f, src, nil); err != nil {
 		return err
 	}
 	if err := rootfs.SetOwnerMode(f, img.UID, img.GID, img.Mode); err != nil {
 		return err
 	}
 	return setAttrsMtime(env, p, f, img)
-}
-
-// copyBlob writes the blob sum into the empty file f, its hash checked as
-// it is read, with runs of zero blocks left as holes.
-func copyBlob(env *Env, f *os.File, sum string) error {
-	src, err := env.Blobs.Open(sum)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	_, err = blobstore.CopySparse(f, src, nil)
-	return err
 }
 
 // fixFile brings the located regular file to img in place, through one

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/cairn-cm/cairn/internal/treefs"
 	"github.com/cairn-cm/cairn/journal"
 )
 
@@ -50,11 +49,11 @@ func (hashSink) Put(r io.Reader, want string) (string, error) {
 
 // putInput reads the input name of fsys into sink, checked against want
 // if not empty (nothing is read if sink holds want already). The rules are
-// the blob store's PutFile: only a regular file, without waiting on a FIFO
-// (openInput), checked again by a stat of the open file (a FIFO, a device,
-// a socket is ErrNotRegular), of
-// at most MaxSourceSize bytes; one that grows meanwhile is read as far as it
-// was, and want catches the change. An error of the input itself (missing,
+// the blob store's PutFile: only a regular file, found by a stat before it
+// is opened (a FIFO, a device, a socket is ErrNotRegular, never opened, so
+// nothing waits and no device acts on an open) and by one of the open
+// file, of at most MaxSourceSize bytes; one that grows meanwhile is read
+// as far as it was, and want catches the change. An error of the input itself (missing,
 // refused, unreadable) is an *fs.PathError naming it display, so that blame
 // names the source.
 func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want string) (string, error) {
@@ -67,9 +66,14 @@ func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want s
 	if fsys == nil {
 		return fail("open", errors.New("not in the state's blob store, and no source to read it from"))
 	}
-	f, perr := openInput(fsys, name)
-	if perr != nil {
-		return fail(perr.Op, perr)
+	if fi, err := fs.Stat(fsys, name); err != nil {
+		return fail("stat", err)
+	} else if !fi.Mode().IsRegular() {
+		return fail("open", ErrNotRegular)
+	}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return fail("open", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -95,36 +99,6 @@ func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want s
 type sourceName struct{ dir, name string }
 
 func (n sourceName) String() string { return filepath.Join(n.dir, filepath.FromSlash(n.name)) }
-
-// openInput opens the input name of fsys, which must be a regular file
-// (else ErrNotRegular), without waiting on a FIFO. A treefs.Dir (journal
-// apply's --source) opens only regular files and never blocks: one open
-// and one fstat. Another fs.FS is asked with a stat first, since its Open
-// might wait on a FIFO.
-func openInput(fsys fs.FS, name string) (fs.File, *fs.PathError) {
-	if d, ok := fsys.(*treefs.Dir); ok {
-		f, err := d.OpenFile(name)
-		if err == nil {
-			return f, nil
-		}
-		pe := &fs.PathError{Op: "open", Path: name, Err: err}
-		errors.As(err, &pe)
-		if errors.Is(err, treefs.ErrNotRegular) {
-			pe = &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
-		}
-		return nil, pe
-	}
-	if fi, err := fs.Stat(fsys, name); err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: name, Err: unwrapPath(err)}
-	} else if !fi.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
-	}
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: unwrapPath(err)}
-	}
-	return f, nil
-}
 
 // unwrapPath returns what a *fs.PathError says went wrong, without its path.
 func unwrapPath(err error) error {
