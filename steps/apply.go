@@ -787,6 +787,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	defer a.early.wait() // the root stays open until it is done
 	a.total = plan.Acting()
 	b := batch{a: a, log: log, c: c, view: newView(), done: make([]executed, 0, a.total)}
+	defer b.view.ranOps() // the directory it may hold
 	index := 0
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
@@ -1142,14 +1143,17 @@ func (a *Applier) original(s *journal.Step) Image {
 	return a.st.applied.Images()[string(s.AppendIdentity(buf[:0]))]
 }
 
-// undoNeedsBlobs reports whether an undo image of ops holds its content in
-// the blob store: that content must be durable before they run, as the
-// intent log is. What the ops write (a COPY's content) need not be before
-// the commit point (syncAll): an undo never reads it, and a cold apply's
-// first batch waited 10 ms for it.
+// undoNeedsBlobs reports whether the undo of ops may read the blob store,
+// whose content must then be durable before they run, as the intent log
+// is: unless every op is a path op whose undo image keeps no content (a
+// file it overwrites), since a tool's undo reads the inputs the preflight
+// stored (KUBECTL-APPLY's manifests, a PLAYBOOK) and other kinds may keep
+// theirs there too. What the ops write (a COPY's content) need not be
+// durable before the commit point (syncAll): an undo never reads it, and
+// a cold apply's first batch waited 10 ms for its 10,000 sources.
 func undoNeedsBlobs(ops []executed) bool {
 	for _, ex := range ops {
-		if ex.undo != nil && ex.undo.Blob != "" {
+		if _, ok := LookupKind(ex.step.Op).(pathKind); !ok || (ex.undo != nil && ex.undo.Blob != "") {
 			return true
 		}
 	}
@@ -1258,7 +1262,9 @@ func (e *earlySync) start(syncfs func() error) {
 }
 
 // wait waits for the syncfs under way, if any, and returns the first error
-// one had. A nil earlySync has none.
+// one had, once: the commit's syncAll fails with it, and the undo's syncAll
+// after that sees only what its own syncfs says, as before the early ones.
+// A nil earlySync has none.
 func (e *earlySync) wait() error {
 	if e == nil {
 		return nil
@@ -1266,7 +1272,9 @@ func (e *earlySync) wait() error {
 	e.wg.Wait()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.err
+	err := e.err
+	e.err = nil
+	return err
 }
 
 // syncAll makes every change of the move durable: one syncfs(2) of the
