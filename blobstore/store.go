@@ -70,6 +70,10 @@ type Store struct {
 	dirtyPacks map[uint32]*os.File // packs written since the last Sync
 	looseDirty bool                // a large blob was written since the last Sync
 	newFiles   bool                // a pack or the index was created since the last Sync
+	// lost is the error of a write of held blobs that failed and dropped
+	// them: every Sync after fails with it, so that no blob a Put said it
+	// stored is taken as durable. A Store that lost blobs is done with.
+	lost error
 }
 
 // The layout of a store.
@@ -458,8 +462,9 @@ func (b *Store) rollPack(w *blobWriter) error {
 // flush writes the blobs the writer holds to its pack. If the write
 // fails, those blobs are forgotten (their Puts said they were stored, but
 // no record of them will be written, and the next Put of their content
-// stores them again), and the error is returned: to the Put, Open or Sync
-// that asked for the flush. b.wmu must be held.
+// stores them again), and the error is returned to the Put, Open or Sync
+// that asked for the flush, and by every Sync after (lost). b.wmu must be
+// held.
 func (b *Store) flush(w *blobWriter) error {
 	if len(w.buf) == 0 {
 		return nil
@@ -482,7 +487,11 @@ func (b *Store) flush(w *blobWriter) error {
 	b.mu.Unlock()
 	b.pending = kept
 	w.end = from
-	return fmt.Errorf("blob store: %w", err)
+	err = fmt.Errorf("blob store: %w", err)
+	if b.lost == nil {
+		b.lost = err
+	}
+	return err
 }
 
 // flushFor writes the writer's held blobs to the pack if the blob at loc
@@ -915,6 +924,9 @@ func (b *Store) Sync() error {
 		if err := b.flush(b.w); err != nil {
 			return err
 		}
+	}
+	if err := b.lost; err != nil {
+		return fmt.Errorf("%w (blobs put were dropped)", err)
 	}
 	if len(b.pending) == 0 && !b.looseDirty && !b.newFiles {
 		return nil
