@@ -31,7 +31,8 @@
 # the sizes also diffed without source comments), COMPILE_SIZES ("1000
 # 10000 100000"), RUNS (10 timed runs of the quick comparisons), RUNS_SLOW (5:
 # cold apply, 1M diff and 100k compile, no warm-up), TIMER (hyperfine if
-# installed, else bench/timer.py; set TIMER=python to force it).
+# installed, else bench/timer.py; set TIMER=python to force it; the cold
+# apply's runs always go through bench/timer.py, which takes them by turns).
 #
 # Prints markdown tables of medians and ratios (also in WORK/results.md);
 # the timer's own output is in WORK/logs. Needs go, python3, GNU diff and cp;
