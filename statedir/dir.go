@@ -1,6 +1,7 @@
 package statedir
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,6 +41,9 @@ type Dir struct {
 	lock    *os.File // nil on a read-only file system that holds no lock file
 	lockRW  bool     // the lock file is open for writing: it holds our pid
 	closed  bool
+	// rootRecorded: the state holds the record of its root (RootFile),
+	// found or written by Open.
+	rootRecorded bool
 }
 
 // ErrLocked says that another process holds the state directory.
@@ -384,14 +388,52 @@ func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("state directory %s: %w", dir, err)
 	}
+	if err := lockHeld(context.Background(), f, name, wait, rw); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, false, fmt.Errorf("state directory %s is %w", dir, err)
+		}
+		return nil, false, err
+	}
+	return f, rw, nil
+}
+
+// Lock takes flock(2) on the lock file name, made (0600) if missing,
+// as lockDir takes a state directory's: opened without following a link,
+// refused unless it is the caller's (a regular file of the effective uid,
+// with one link), waiting up to wait for a process that holds it (ctx
+// ends the wait sooner), then holding the caller's pid. Closing the file
+// lets the lock go. A lock still held after wait is an error that is
+// ErrLocked, with the holder's pid.
+func Lock(ctx context.Context, name string, wait time.Duration) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("lock %s is a symbolic link: refused", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := lockHeld(ctx, f, name, wait, true); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("lock %s is %w", name, err)
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// lockHeld checks the open lock file f (name) and takes flock(2) on it,
+// trying again for up to wait (ctx ends the wait), then writes the
+// caller's pid into it if writable. A lock still held is ErrLocked, with
+// the holder's pid and the wait: the caller says what is locked.
+func lockHeld(ctx context.Context, f *os.File, name string, wait time.Duration, writable bool) error {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return nil, false, fmt.Errorf("lock %s: %w", name, err)
+		return fmt.Errorf("lock %s: %w", name, err)
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || int(st.Uid) != os.Geteuid() || st.Nlink != 1 {
-		f.Close()
-		return nil, false, fmt.Errorf("lock %s is not cairn's (a regular file of uid %d with one link): refused", name, os.Geteuid())
+		return fmt.Errorf("lock %s is not cairn's (a regular file of uid %d with one link): refused", name, os.Geteuid())
 	}
 	deadline := time.Now().Add(wait)
 	for {
@@ -400,15 +442,13 @@ func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
 			break
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, false, fmt.Errorf("lock %s: %w", name, err)
+			return fmt.Errorf("lock %s: %w", name, err)
 		}
 		if time.Now().After(deadline) {
 			// The holder's pid, read through the descriptor just checked:
 			// the name may meanwhile be a link or a FIFO.
 			var holder [32]byte
 			n, _ := f.ReadAt(holder[:], 0)
-			f.Close()
 			msg := ""
 			if pid := strings.TrimSpace(string(holder[:n])); pid != "" {
 				msg += " (pid " + pid + ")"
@@ -416,15 +456,19 @@ func lockDir(dir string, wait time.Duration) (*os.File, bool, error) {
 			if wait > 0 {
 				msg += fmt.Sprintf("; gave up after %s", wait)
 			}
-			return nil, false, fmt.Errorf("state directory %s is %w%s", dir, ErrLocked, msg)
+			return fmt.Errorf("%w%s", ErrLocked, msg)
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	if rw {
+	if writable {
 		f.Truncate(0)
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return f, rw, nil
+	return nil
 }
 
 // holdsState reports whether dir holds an applied journal, an intent log
@@ -447,7 +491,11 @@ func (d *Dir) checkRoot(rootPath string, create bool) error {
 		if !create {
 			return nil
 		}
-		return atomicfile.WriteFile(name, []byte(rootPath+"\n"), 0o600)
+		if err := atomicfile.WriteFile(name, []byte(rootPath+"\n"), 0o600); err != nil {
+			return err
+		}
+		d.rootRecorded = true
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("state directory %s: %w", d.path, err)
@@ -455,5 +503,11 @@ func (d *Dir) checkRoot(rootPath string, create bool) error {
 	if rec := strings.TrimSpace(string(data)); rec != rootPath {
 		return fmt.Errorf("state directory %s was applied under root %s, not %s (use --root %s, or another --state)", d.path, rec, rootPath, rec)
 	}
+	d.rootRecorded = true
 	return nil
 }
+
+// RootRecorded reports whether the state holds the record of the root it
+// was applied under (RootFile): one Open found, or wrote. A read-only
+// Open of a state without it leaves it to the next run that may write.
+func (d *Dir) RootRecorded() bool { return d.rootRecorded }

@@ -1,10 +1,14 @@
 package statedir
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-cm/cairn/rootfs"
 )
@@ -89,5 +93,38 @@ func TestOpen(t *testing.T) {
 	d.RemoveMade()
 	if _, err := os.Lstat(filepath.Join(base, "new")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the parent made for the state stays: %v", err)
+	}
+}
+
+// TestLock holds Lock to lockDir's rules for a lock file of its own: the
+// second taker waits, then fails with ErrLocked naming the holder's pid,
+// or stops at once when its context ends; a link is refused.
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "lock")
+	f, err := Lock(context.Background(), name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(context.Background(), name, 100*time.Millisecond); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("a second Lock: %v, want ErrLocked naming pid %d", err, os.Getpid())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Lock(ctx, name, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Errorf("a Lock whose context ended: %v, want context.Canceled", err)
+	}
+	f.Close()
+	g, err := Lock(context.Background(), name, 0)
+	if err != nil {
+		t.Fatalf("Lock once the holder let go: %v", err)
+	}
+	g.Close()
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(name, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(context.Background(), link, 0); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("Lock of a link: %v, want it refused", err)
 	}
 }

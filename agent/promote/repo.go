@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -23,6 +22,7 @@ import (
 	"github.com/cairn-cm/cairn/agent/mirror"
 	"github.com/cairn-cm/cairn/compiler"
 	"github.com/cairn-cm/cairn/journal"
+	"github.com/cairn-cm/cairn/statedir"
 )
 
 // ErrBadInput is wrapped by the errors that mean the request cannot be
@@ -164,40 +164,14 @@ func (c *Conn) mirrorDir(ctx context.Context) (dir string, release func(), err e
 	if err := os.MkdirAll(c.Cache, 0o700); err != nil {
 		return "", nil, fmt.Errorf("cache: %w", err)
 	}
-	unlock, err := lockCache(ctx, filepath.Join(c.Cache, "lock"))
+	lock, err := statedir.Lock(ctx, filepath.Join(c.Cache, "lock"), cacheWait)
+	if errors.Is(err, statedir.ErrLocked) {
+		return "", nil, fmt.Errorf("cache %s: in use by another run: %w", c.Cache, err)
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("cache %s: %w", c.Cache, err)
 	}
-	return filepath.Join(c.Cache, "mirror"), unlock, nil
-}
-
-// lockCache takes the lock file name, waiting up to cacheWait for a run
-// that holds it, and returns what unlocks it.
-func lockCache(ctx context.Context, name string) (func(), error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(cacheWait)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, fmt.Errorf("in use by another run for %s", cacheWait)
-			}
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return filepath.Join(c.Cache, "mirror"), func() { lock.Close() }, nil
 }
 
 // locksDir is where locks are kept on the control branch.
