@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cairn-cm/cairn/internal/atomicfile"
 	"github.com/cairn-cm/cairn/statedir"
@@ -70,6 +71,10 @@ type Store struct {
 	dirtyPacks map[uint32]*os.File // packs written since the last Sync
 	looseDirty bool                // a large blob was written since the last Sync
 	newFiles   bool                // a pack or the index was created since the last Sync
+	// held says that the writer holds blobs not yet written to the pack
+	// (w.buf), so that a read takes wmu to write them only then, not at
+	// every Open of a move's workers. Set before the blob is in idx.
+	held atomic.Bool
 	// lost is the error of a write of held blobs that failed and dropped
 	// them: every Sync after fails with it, so that no blob a Put said it
 	// stored is taken as durable. A Store that lost blobs is done with.
@@ -472,6 +477,7 @@ func (b *Store) flush(w *blobWriter) error {
 	from := w.end - int64(len(w.buf))
 	_, err := w.pack.WriteAt(w.buf, from)
 	w.buf = w.buf[:0]
+	b.held.Store(false)
 	if err == nil {
 		return nil
 	}
@@ -497,6 +503,9 @@ func (b *Store) flush(w *blobWriter) error {
 // flushFor writes the writer's held blobs to the pack if the blob at loc
 // is among them, so that it can be read.
 func (b *Store) flushFor(loc blobLoc) error {
+	if !b.held.Load() {
+		return nil
+	}
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	if w := b.w; w != nil && loc.pack == w.packNo && loc.off+int64(loc.size) > w.end-int64(len(w.buf)) {
@@ -847,6 +856,7 @@ func (b *Store) putSmall(data []byte, want string) (string, error) {
 		w.buf = make([]byte, 0, packBuf)
 	}
 	w.buf = append(w.buf, data...) // it fits: packBuf is smallBlobMax, the most data holds
+	b.held.Store(true)
 	loc := blobLoc{pack: w.packNo, off: w.end, size: uint32(len(data))}
 	w.end += int64(len(data))
 	b.dirtyPacks[w.packNo] = w.pack

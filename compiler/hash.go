@@ -86,9 +86,12 @@ func (c *compiler) hashAll() error {
 // reportUnreadable reports a repository file that could not be hashed at
 // the place its block names it.
 func (c *compiler) reportUnreadable(n *node, f fill, err error) {
-	msg := fmt.Sprintf("%s: %v", f.path, unwrapPath(err)) // a link that leads out, a loop, a file that cannot be read
+	var msg string
 	switch {
 	case errors.Is(err, treefs.ErrLinkEscapes), errors.Is(err, treefs.ErrLinkLoop):
+		fallthrough // said as any other fault of the file, before the cases below
+	default:
+		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err)) // a link that leads out, a loop, a file that cannot be read
 	case f.dir:
 		msg = err.Error()
 	case missing(err):

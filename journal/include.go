@@ -40,41 +40,48 @@ func LoadFile(name string) (*Journal, error) {
 // bytes. Anything else is refused before a byte is read, and without
 // waiting: a FIFO is never opened, a device never read.
 func ReadFile(name string) ([]byte, error) {
+	data, _, err := ReadFileInfo(name)
+	return data, err
+}
+
+// ReadFileInfo is ReadFile that also returns what fstat said of the open
+// file before it was read: the file the bytes are of.
+func ReadFileInfo(name string) ([]byte, fs.FileInfo, error) {
 	info, err := os.Stat(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !info.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+		return nil, nil, &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
 	}
 	// Non-blocking, should a FIFO have taken the file's place meanwhile.
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	if info, err = f.Stat(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !info.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+		return nil, nil, &fs.PathError{Op: "open", Path: name, Err: ErrNotRegular}
 	}
 	if info.Size() > MaxLoadSize {
-		return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%d bytes, more than the %d MiB a journal may hold", info.Size(), MaxLoadSize>>20)}
+		return nil, nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("%d bytes, more than the %d MiB a journal may hold", info.Size(), MaxLoadSize>>20)}
 	}
 	data := make([]byte, 0, info.Size()+1)
 	for {
 		n, err := f.Read(data[len(data):cap(data)])
 		data = data[:len(data)+n]
 		if err == io.EOF {
-			return data, nil
+			return data, info, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(data) == cap(data) {
 			if len(data) > MaxLoadSize {
-				return nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("more than the %d MiB a journal may hold", MaxLoadSize>>20)}
+				return nil, nil, &fs.PathError{Op: "read", Path: name, Err: fmt.Errorf("more than the %d MiB a journal may hold", MaxLoadSize>>20)}
 			}
 			data = append(data, 0)[:len(data)]
 		}

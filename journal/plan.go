@@ -161,10 +161,11 @@ func makePlan(in *planInput) *Plan {
 	fused := make(map[int]int)     // index in added -> index in removed
 	fusedOld := make(map[int]bool) // indices in removed fused into an update
 	var key []byte                 // an added step's identity, looked up without a string made
-	for i, s := range in.added {
-		if len(removedAt) == 0 {
-			break
-		}
+	added := in.added
+	if len(removedAt) == 0 {
+		added = nil // nothing to fuse with (a first move)
+	}
+	for i, s := range added {
 		if key = s.AppendIdentity(key[:0]); len(key) > 0 {
 			if o, ok := removedAt[string(key)]; ok {
 				fused[i] = o

@@ -400,7 +400,9 @@ func (a *Applier) runPlanned(ctx context.Context, p *Planned) (*Result, error) {
 	if isNoop(plan, m, cur) {
 		if p.proof != nil {
 			if err := writeNoopProof(a.st.dir, p.proof, p.stats, m, cur); err != nil {
-				a.env.logger().Warn("the no-op's proof is not written: the next run checks in full", "error", err)
+				if !errors.Is(err, errNoProof) {
+					a.env.logger().Warn("the no-op's proof is not written: the next run checks in full", "error", err)
+				}
 				removeNoopProof(a.st.dir)
 			}
 		}
@@ -706,10 +708,10 @@ type blobJob struct {
 	sum  string
 }
 
-// file names the input in messages. It is made when needed, not kept with
-// the job: a cold apply of 10,000 files held 0.5 MB of such names at the
+// source names the input in messages, its path joined only when one
+// needs it: a cold apply of 10,000 files held 0.5 MB of such names at the
 // largest live heap of its move.
-func (j *blobJob) file() string { return sourceName{j.dir, j.name}.String() }
+func (j *blobJob) source() sourceName { return sourceName{j.dir, j.name} }
 
 // ingest copies COPY sources into the blob store, checking their sha256,
 // several at a time.
@@ -717,7 +719,7 @@ func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
 	errs := make([]error, len(work))
 	parallel(len(work), func(i int) {
 		j := work[i]
-		if _, err := putInput(sink, j.fsys, j.name, sourceName{j.dir, j.name}, j.sum); err != nil {
+		if _, err := putInput(sink, j.fsys, j.name, j.source(), j.sum); err != nil {
 			errs[i] = err
 		}
 	})
@@ -726,7 +728,7 @@ func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
 	for i, err := range errs {
 		if err != nil {
 			s := work[i].step
-			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: %s", s.Args[0], blame(err, work[i].file(), store))})
+			out = append(out, &journal.Error{Pos: s.Pos, Msg: fmt.Sprintf("COPY %s: %s", s.Args[0], blame(err, work[i].source().String(), store))})
 		}
 	}
 	return out
@@ -787,7 +789,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	defer a.early.wait() // the root stays open until it is done
 	a.total = plan.Acting()
 	b := batch{a: a, log: log, c: c, view: newView(), done: make([]executed, 0, a.total)}
-	defer b.view.ranOps() // the directory it may hold
+	defer b.view.forgetMissing() // closes the directory it may hold
 	index := 0
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
@@ -994,7 +996,7 @@ func (b *batch) execute(ctx context.Context) error {
 	if reset {
 		b.view.reset()
 	} else {
-		b.view.ranOps()
+		b.view.forgetMissing()
 	}
 	b.relinked.Clear()
 	if len(pending) == 0 {

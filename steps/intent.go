@@ -289,8 +289,10 @@ func (l *intentLog) create(first []byte) error {
 	return nil
 }
 
-// errnoOf strips the *os.PathError of a file's write or sync, which names
-// the file by the temporary name it was created under.
+// errnoOf returns what a *fs.PathError says went wrong, without the path
+// it names: for a message that names the file itself (the intent log's
+// write or sync names it by its temporary name; an input is named as the
+// move gave it, not as its file system opened it).
 func errnoOf(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {

@@ -193,6 +193,10 @@ func (pr *proofRecorder) complete() bool {
 	return true
 }
 
+// errNoProof is writeNoopProof's answer for a no-op that no proof can
+// state: the caller removes the old one, as for any failure, quietly.
+var errNoProof = errors.New("no proof can state this no-op")
+
 // writeNoopProof writes the proof of a no-op whose check pr recorded, with
 // the stat cache c that it saved, to the state directory dir. The proof
 // is not synced: a lost or torn one (its checksum line) only costs the
@@ -204,8 +208,7 @@ func writeNoopProof(dir string, pr *proofRecorder, c *statCache, m Move, cur *Ap
 	}
 	build := buildID()
 	if build == "" {
-		removeNoopProof(dir)
-		return nil // no build to name: no proof
+		return errNoProof // no build to name
 	}
 	b := make([]byte, 0, 100*len(pr.paths)+1024)
 	b = fmt.Appendf(b, "%s %s\n", noopProofMagic, build)
@@ -229,8 +232,7 @@ func writeNoopProof(dir string, pr *proofRecorder, c *statCache, m Move, cur *Ap
 	}
 	for _, p := range pr.paths {
 		if strings.IndexByte(p, '\n') >= 0 {
-			removeNoopProof(dir) // a path a line cannot hold: no proof, and none left
-			return nil
+			return errNoProof // a path a line cannot hold
 		}
 		b = appendProofEntry(b, proofEntry{path: p, e: entryOf(pr.infos[p], "")})
 	}
@@ -440,6 +442,9 @@ func QuickNoop(ctx context.Context, opts Options, m QuickMove) bool {
 	}
 	defer d.Close()
 	dir := d.Path()
+	if !d.RootRecorded() {
+		return false // a full run writes the record of the root
+	}
 	pf, text, sumOK, runs, ok := readNoopProof(dir, m, every)
 	if !ok || ctx.Err() != nil {
 		return false
@@ -474,16 +479,12 @@ func readNoopProof(dir string, m QuickMove, every int) (pf *noopProof, text stri
 		return nil, "", nil, 0, false // a move to recover, or an unreadable state
 	}
 	// The state as openState opens it: what it refuses (a blob store that
-	// is a link) the full run says, and the record of the root that a
-	// full run writes when it is missing, it writes.
+	// is a link) the full run says.
 	blobs, err := openBlobs(dir, false)
 	if err != nil {
 		return nil, "", nil, 0, false
 	}
 	blobs.Close()
-	if _, err := statedirLstat(filepath.Join(dir, statedir.RootFile)); err != nil {
-		return nil, "", nil, 0, false
-	}
 	data, err := statedir.ReadFile(filepath.Join(dir, noopProofFile))
 	if err != nil {
 		return nil, "", nil, 0, false

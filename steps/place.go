@@ -430,12 +430,13 @@ func newView() *view { return &view{dirs: map[string]fileID{}} }
 
 func (v *view) reset() {
 	clear(v.dirs)
-	v.ranOps()
+	v.forgetMissing()
 }
 
-// ranOps forgets the missing directory, and closes the one it held: ops
-// that ran may have made it. The move calls it at its end too.
-func (v *view) ranOps() {
+// forgetMissing forgets the missing directory and closes the one it held:
+// when ops ran (they may have made it), when another lookup is needed,
+// and at the move's end.
+func (v *view) forgetMissing() {
 	if v.missing != nil {
 		v.missing.base.Close()
 		v.missing = nil
@@ -464,8 +465,8 @@ func changed(verb, p, dir, now string, was fileID) error {
 // existing directory on the way and its identity. With a view (the
 // applier's), a directory the move has seen must still be the same, and
 // the walk goes down from it without following links where it can; an
-// object in a directory that an image since the last ops found missing
-// gets that image's Place without a lookup (view.missing).
+// object in the directory the last lookup found missing gets that
+// lookup's Place while one fstatat says it is missing still (view.missing).
 func locateNew(env *Env, p, verb string, v *view) (loc, *Place, error) {
 	if v == nil {
 		return locateFresh(env, p, verb, nil)
@@ -477,7 +478,7 @@ func locateNew(env *Env, p, verb string, v *view) (loc, *Place, error) {
 			return loc{p: p, name: name, gone: m.gone}, &place, nil
 		}
 	}
-	v.ranOps()
+	v.forgetMissing()
 	var m missingDir
 	l, place, err := locateSeen(env, p, verb, v, &m)
 	if m.base != nil {

@@ -171,7 +171,7 @@ func TestPlaceView(t *testing.T) {
 // TestPlaceViewMissing: an image of an object in the directory the last
 // image found missing has that image's Place while the directory is
 // missing still (asked through the directory it held), and is taken
-// afresh once something is there; ops that ran (ranOps) let the held
+// afresh once something is there; ops that ran (forgetMissing) let the held
 // directory go.
 func TestPlaceViewMissing(t *testing.T) {
 	env, dir, sum := placeEnv(t)
@@ -213,7 +213,7 @@ func TestPlaceViewMissing(t *testing.T) {
 	if v.missing == nil {
 		t.Fatal("no missing directory held after an image in /data/other")
 	}
-	v.ranOps()
+	v.forgetMissing()
 	if v.missing != nil {
 		t.Errorf("after ops ran the view still holds %+v", v.missing)
 	}

@@ -53,15 +53,15 @@ func (hashSink) Put(r io.Reader, want string) (string, error) {
 // is opened (a FIFO, a device, a socket is ErrNotRegular, never opened, so
 // nothing waits and no device acts on an open) and by one of the open
 // file, of at most MaxSourceSize bytes; one that grows meanwhile is read
-// as far as it was, and want catches the change. An error of the input itself (missing,
-// refused, unreadable) is an *fs.PathError naming it display, so that blame
-// names the source.
+// as far as it was, and want catches the change. An error of the input
+// itself (missing, refused, unreadable) is an *fs.PathError naming it
+// display, so that blame names the source.
 func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want string) (string, error) {
 	if want != "" && sink.Has(want) {
 		return want, nil
 	}
 	fail := func(op string, err error) (string, error) {
-		return "", &fs.PathError{Op: op, Path: display.String(), Err: unwrapPath(err)}
+		return "", &fs.PathError{Op: op, Path: display.String(), Err: errnoOf(err)}
 	}
 	if fsys == nil {
 		return fail("open", errors.New("not in the state's blob store, and no source to read it from"))
@@ -99,15 +99,6 @@ func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want s
 type sourceName struct{ dir, name string }
 
 func (n sourceName) String() string { return filepath.Join(n.dir, filepath.FromSlash(n.name)) }
-
-// unwrapPath returns what a *fs.PathError says went wrong, without its path.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
 
 // inputReader reads an input up to the size fstat gave (one that grows
 // meanwhile is read as far as it was), and keeps the error of reading it,

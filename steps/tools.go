@@ -97,11 +97,7 @@ func storeInputs(b blobSink, s *journal.Step, src fs.FS, srcName string) error {
 	display := filepath.Join(srcName, filepath.FromSlash(s.Args[0]))
 	if s.Op == journal.OpPlaybook {
 		if _, err := putInput(b, src, rel, sourceName{dir: display}, want); err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return fmt.Errorf("playbook %s: %w", display, err)
+			return fmt.Errorf("playbook %s: %w", display, errnoOf(err))
 		}
 		return nil
 	}
@@ -125,11 +121,7 @@ func storeDir(b blobSink, src fs.FS, dir, display string) ([]byte, error) {
 		return nil, errors.New("no source to read it from")
 	}
 	if fi, err := fs.Stat(src, dir); err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, err
+		return nil, errnoOf(err)
 	} else if !fi.IsDir() {
 		return nil, errors.New("not a directory")
 	}

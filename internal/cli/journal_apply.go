@@ -138,7 +138,7 @@ func (c *journalApplyCmd) Run(e *env) error {
 // no-op's proof.
 type journalRead struct {
 	data  []byte      // the file's bytes; nil when the command reads it itself
-	info  fs.FileInfo // what stat said of the file before it was read
+	info  fs.FileInfo // what fstat said of the open file before it was read
 	stamp time.Time   // taken just before that stat: the racy rule's
 	sum   string      // the bytes' sha256; "" when they INCLUDE others
 }
@@ -153,11 +153,7 @@ func (c *journalApplyCmd) readJournal() (journalRead, error) {
 		return journalRead{}, nil
 	}
 	stamp := time.Now()
-	info, err := os.Stat(c.File)
-	if err != nil {
-		return journalRead{}, &exitError{code: exitBadInput, err: fileError(err)}
-	}
-	data, err := journal.ReadFile(c.File) // read, not mapped: loadJournalData
+	data, info, err := journal.ReadFileInfo(c.File) // read, not mapped: loadJournalData
 	if err != nil {
 		return journalRead{}, &exitError{code: exitBadInput, err: fileError(err)}
 	}
