@@ -23,10 +23,7 @@ func TestWriteBehindConcurrent(t *testing.T) {
 
 func writeBehindConcurrent(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "blobs")
-	b, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openTestBlobs(t, dir)
 	const workers, each = 8, 150
 	var wg sync.WaitGroup
 	sums := make([][]string, workers)
@@ -77,11 +74,10 @@ func writeBehindConcurrent(t *testing.T) {
 // TestPutThenSyncMeansStored holds the contract the applier builds on
 // (steps: an undo image's content is Put, then Sync before the intent log
 // is written): a blob whose Put returned nil is, once a later Sync returns
-// nil, in the store. With the write-behind buffer a failed write of it,
-// made by another goroutine's Open that flushed (and got the error), takes
-// the blob out of the store, and the Sync after it has nothing left to
-// write and says nil: the Put and the Sync both succeeded, and the blob is
-// gone. Before 4ff53b1 the Put itself wrote the blob and failed.
+// nil, in the store. A failed write of the held blobs, made by another
+// goroutine's Open that flushed (and got the error), takes the blob out of
+// the store: the Sync after it must fail too (lost), though it has nothing
+// left to write.
 func TestPutThenSyncMeansStored(t *testing.T) {
 	b := openTestBlobs(t, filepath.Join(t.TempDir(), "blobs"))
 	undo, other := blobData(700, 500), blobData(700, 501)
@@ -103,8 +99,10 @@ func TestPutThenSyncMeansStored(t *testing.T) {
 	b.w.pack = ro
 	b.dirtyPacks[b.w.packNo] = ro
 	b.wmu.Unlock()
-	if r, err := b.Open(otherSum); err == nil { // another goroutine's read, which may get the error
+	r, openErr := b.Open(otherSum) // another goroutine's read, which gets the write's error
+	if openErr == nil {
 		r.Close()
+		t.Fatal("the read flushed the held blobs into a read-only pack without an error: the fault was not made")
 	}
 	if err := b.Sync(); err == nil && !b.Has(undoSum) {
 		t.Errorf("Put(undo) and the Sync after it returned nil, and the store does not hold the blob")

@@ -62,8 +62,14 @@ func TestOpenDirFastAsWalk(t *testing.T) {
 		if !ok1 {
 			continue
 		}
-		a, _ := fast.Stat()
-		b, _ := slow.Stat()
+		a, err := fast.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := slow.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if a.Dev != b.Dev || a.Ino != b.Ino || fast.Path() != slow.Path() {
 			t.Errorf("%s: OpenDirFast opened %d:%d %s, the walk %d:%d %s", rel, a.Dev, a.Ino, fast.Path(), b.Dev, b.Ino, slow.Path())
 		}

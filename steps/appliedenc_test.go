@@ -110,12 +110,7 @@ func TestEncodeAppliedAllocs(t *testing.T) {
 // hand, so a field added to the struct must be added there too.
 func TestAppliedStepFields(t *testing.T) {
 	want := []string{"step", "at", "src,omitempty"}
-	rt := reflect.TypeFor[AppliedStep]()
-	var got []string
-	for i := range rt.NumField() {
-		got = append(got, rt.Field(i).Tag.Get("json"))
-	}
-	if !slices.Equal(got, want) {
+	if got := jsonTags(reflect.TypeFor[AppliedStep]()); !slices.Equal(got, want) {
 		t.Errorf("AppliedStep's fields are %q, appendAppliedStep writes %q: write the new ones there too", got, want)
 	}
 }

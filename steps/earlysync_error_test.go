@@ -15,10 +15,9 @@ import (
 // was before earlySync (f8e643f): a write-back error fails the one syncfs
 // after it, the kernel's rule, and so the commit; the move is then undone,
 // and the undo's own sync, which finds nothing new, succeeds: exit 1, the
-// host as before, the intent log gone. earlySync keeps its error for every
-// later syncAll, so the undo's sync fails with the commit's error again and
-// a move that was undone whole is reported as an undo that failed (exit 3,
-// the intent log kept, "the undo is incomplete").
+// host as before, the intent log gone. An earlySync that kept its error for
+// every later syncAll would fail the undo's sync with the commit's error
+// too, and report a move undone whole as an undo that failed (exit 3).
 func TestEarlySyncErrorFailsOneSync(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {

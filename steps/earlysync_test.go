@@ -43,14 +43,7 @@ func TestEarlySync(t *testing.T) {
 // TestUndoNeedsBlobs: the blob store is synced before a batch runs unless
 // every op of the batch is a path op whose undo image keeps no content.
 func TestUndoNeedsBlobs(t *testing.T) {
-	step := func(line string) *journal.Step {
-		t.Helper()
-		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, line)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &s
-	}
+	step := func(line string) *journal.Step { return mustStep(t, line) }
 	sum := "2f7930a8506ed811b621c09d28c628a7dd01b152cf99a3b52d5a6e277a4f777a"
 	copyNew := executed{step: step("COPY a /srv/a sha256=" + sum), undo: &Image{Absent: true}}
 	mkdir := executed{step: step("MKDIR /srv"), undo: &Image{Type: TypeDir, Mode: 0o755}}

@@ -219,12 +219,16 @@ func TestDigits(t *testing.T) {
 func TestIntentRecordFields(t *testing.T) {
 	want := []string{"seq", "end", "size", "t", "from,omitempty", "to,omitempty", "i,omitempty", "action,omitempty",
 		"step,omitempty", "at,omitempty", "undo,omitempty", "boot,omitempty"}
-	rt := reflect.TypeFor[intentRecord]()
-	var got []string
-	for i := range rt.NumField() {
-		got = append(got, rt.Field(i).Tag.Get("json"))
-	}
-	if !slices.Equal(got, want) {
+	if got := jsonTags(reflect.TypeFor[intentRecord]()); !slices.Equal(got, want) {
 		t.Errorf("intentRecord's fields are %q, encodeTails writes %q: write the new ones there too", got, want)
 	}
+}
+
+// jsonTags returns the json tags of the struct type rt's fields, in order.
+func jsonTags(rt reflect.Type) []string {
+	var tags []string
+	for i := range rt.NumField() {
+		tags = append(tags, rt.Field(i).Tag.Get("json"))
+	}
+	return tags
 }

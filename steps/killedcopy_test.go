@@ -39,9 +39,9 @@ func (o *snapObserver) OpDone(steps.OpEvent) {}
 // batch is logged (and then left to run on, as a kill after its ops would
 // leave the root), is undone by the next command from the state as the
 // kill left it: every overwritten file has its content back and every new
-// object is gone. It holds undoNeedsBlobs (208fab2) and the write-behind
-// buffer (4ff53b1) to making an overwritten file's content durable before
-// its op runs. (It passes.)
+// object is gone. It holds undoNeedsBlobs and the blob store's write-behind
+// buffer to making an overwritten file's content durable before its op
+// runs.
 func TestKilledMoveRestoresOverwrittenFiles(t *testing.T) {
 	base := t.TempDir()
 	rootDir, state, src, snap := filepath.Join(base, "root"), filepath.Join(base, "state"), filepath.Join(base, "src"), filepath.Join(base, "killed")

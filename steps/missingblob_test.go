@@ -8,12 +8,11 @@ import (
 )
 
 // TestPutFileMissingBlobAsBefore holds putFile's error for content the
-// blob store does not hold to what it was before a946a66 and its take-back
-// 4d3f112 (which kept fillFile opening the blob itself, after the new file
-// is made): the store's own error, as Open gives it, with no temporary file
-// made for nothing; now it is "write P: ..." after a temporary file was
-// made and removed. It is what an op or an undo reports when its blob is
-// gone (forgotten as corrupt by an earlier read, say).
+// blob store does not hold: the store's own error, as Open gives it, with
+// no temporary file made for nothing (the blob is opened before the file
+// is made; opened after it, the error was "write P: ..." once a temporary
+// file was made and removed). It is what an op or an undo reports when its
+// blob is gone (forgotten as corrupt by an earlier read, say).
 func TestPutFileMissingBlobAsBefore(t *testing.T) {
 	env, dir, _ := placeEnv(t)
 	const gone = "1111111111111111111111111111111111111111111111111111111111111111"

@@ -562,7 +562,7 @@ func TestNoopProofBuild(t *testing.T) {
 		t.Errorf("the same name for a file written again: %q", second)
 	}
 	if id := buildIDOf(filepath.Join(exe, "none")); id != "" {
-		t.Errorf("buildIDOf a missing file: %q", id)
+		t.Errorf("buildIDOf a path that leads through a file (ENOTDIR): %q", id)
 	}
 	if buildIDOf("/proc/self/exe") == "" {
 		t.Error("this test binary has no build name")

@@ -15,11 +15,10 @@ import (
 // Another process makes a directory the batch's first image found missing,
 // and a file in it, before the image of that file is taken: the image must
 // keep the file, so that the undo of the COPY that overwrites it gives it
-// back. With view.missing (e1a06bf) the image reuses the first one's finding
-// ("absent"), the COPY replaces the file, and the undo removes it: the other
-// process's file is gone. The window is no longer "image to op" but "first
-// image of the batch to op", up to 1,024 images, each of which may read and
-// hash a large file.
+// back. An image that took the first one's finding ("absent") as it was,
+// without asking whether the directory is missing still (view.missing),
+// lets the COPY replace the file and the undo remove it: the other
+// process's file would be gone.
 func TestImageOfWhatIsThereWhenTaken(t *testing.T) {
 	env, dir, sum := placeEnv(t)
 	v := newView()

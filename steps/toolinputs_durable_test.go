@@ -77,28 +77,23 @@ func copyStateTree(src, dst string) error {
 // inputs kept in the blob store. Those inputs, put by the preflight, must
 // therefore be in the store, durably, before the tool runs; the state is
 // copied as the kill leaves it, and a recovery from the copy must run
-// "playbook delete" (or "kubectl delete"). Before 208fab2 every batch synced the store; since then
-// only a batch with an undo image that has a Blob does, and the preflight's
-// inputs (held in the store's write-behind buffer, 4ff53b1) are lost.
+// "playbook delete" (or "kubectl delete"). A batch that made the store
+// durable only for undo images with content (undoNeedsBlobs) would lose the
+// preflight's inputs, held in the store's write-behind buffer.
 func TestToolInputsDurableBeforeToolRuns(t *testing.T) {
 	book := []byte("- hosts: localhost\n  tasks: []\n")
 	bookSum := sha256.Sum256(book)
-	manifest := []byte("cm.yaml\x00" + hexSum([]byte("kind: ConfigMap\n")) + "\n")
+	manifest := []byte("cm.yaml\x00" + sha256hex("kind: ConfigMap\n") + "\n")
 	for _, tc := range []struct {
 		name, step, want string
 	}{
 		{"playbook", "PLAYBOOK site.yml sha256=" + hex.EncodeToString(bookSum[:]), "playbook delete"},
-		{"kubectl", "KUBECTL-APPLY deploy sha256=" + hexSum(manifest), "kubectl delete"},
+		{"kubectl", "KUBECTL-APPLY deploy sha256=" + sha256hex(string(manifest)), "kubectl delete"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			toolInputsDurable(t, tc.step, tc.want)
 		})
 	}
-}
-
-func hexSum(data []byte) string {
-	s := sha256.Sum256(data)
-	return hex.EncodeToString(s[:])
 }
 
 func toolInputsDurable(t *testing.T, step, want string) {

@@ -269,14 +269,19 @@ func TestDashboardQueries(t *testing.T) {
 			f.web02.addr, f.cMain, bad)
 		prom.waitQuery("CairnRolledBack firing for web-02", q, oneValue("1"))
 		prom.waitQuery("web-02 stuck before the bad commit", fmt.Sprintf(`cairn:host_stuck:info{instance=%q, commit=%q, group="web"}`, f.web02.addr, bad), oneValue("1"))
+		found := false
 		for _, q := range exprs {
 			if q.where != "Hosts behind their target/A" {
 				continue
 			}
+			found = true
 			res, err := prom.query(matchAll(q.expr))
 			if err != nil || len(res) != 1 || res[0].Metric["instance"] != f.web02.addr || res[0].Metric["commit"] != bad {
 				t.Errorf("%s = %+v (%v), want web-02 before %s", q.where, res, err, bad)
 			}
+		}
+		if !found {
+			t.Error(`the dashboard has no query "Hosts behind their target/A" any more: name the rollback's panel here`)
 		}
 	})
 }
