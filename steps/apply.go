@@ -977,10 +977,12 @@ func (b *batch) beneathRelinked(p string) bool {
 }
 
 // execute makes the pending undo images durable, then runs their ops:
-// consecutive COPYs several at a time (no two of them can depend on each
-// other: a path beneath a COPY is a static error), a run of a
-// BatchForwarder's forward ops in one call, the rest one by one. On failure
-// it undoes everything that ran.
+// consecutive COPYs and MKDIRs several at a time (parallelAfter: an op
+// starts once the MKDIRs before it are done, since a journal makes a
+// directory before what is in it; no two COPYs can depend on each other:
+// a path beneath a COPY is a static error), a run of a BatchForwarder's
+// forward ops in one call, the rest one by one. On failure it undoes
+// everything that ran.
 func (b *batch) execute(ctx context.Context) error {
 	a := b.a
 	pending := b.pending
@@ -1012,7 +1014,7 @@ func (b *batch) execute(ctx context.Context) error {
 	}
 	for len(pending) > 0 {
 		n := 1
-		for n < len(pending) && isParallelCopy(pending[0]) && isParallelCopy(pending[n]) {
+		for n < len(pending) && isParallelPathOp(pending[0]) && isParallelPathOp(pending[n]) {
 			n++
 		}
 		for n < len(pending) && isBatchForward(pending[0].step, pending[0].action) && pending[n].step.Op == pending[0].step.Op && isBatchForward(pending[n].step, pending[n].action) {
@@ -1051,7 +1053,7 @@ func (b *batch) execute(ctx context.Context) error {
 			continue
 		}
 		errs := b.observeGroup(group, func(durations []time.Duration, errs []error) {
-			parallel(len(group), func(i int) {
+			parallelAfter(len(group), func(i int) bool { return group[i].step.Op == journal.OpMkdir }, func(i int) {
 				start := time.Now()
 				errs[i] = a.runOp(b.c.opContext(group[i].step, doRun), group[i].step, group[i].action, group[i].undo)
 				durations[i] = time.Since(start)
@@ -1077,9 +1079,10 @@ func (b *batch) execute(ctx context.Context) error {
 	return nil
 }
 
-// isParallelCopy reports whether an op writes one file forward.
-func isParallelCopy(ex executed) bool {
-	return ex.step.Op == journal.OpCopy && ex.action != journal.Inverse
+// isParallelPathOp reports whether an op runs with its neighbours in a
+// group (execute): a COPY or a MKDIR forward.
+func isParallelPathOp(ex executed) bool {
+	return (ex.step.Op == journal.OpCopy || ex.step.Op == journal.OpMkdir) && ex.action != journal.Inverse
 }
 
 // BatchForwarder is a kind whose consecutive forward ops run as one call

@@ -220,21 +220,28 @@ func TestFailureUndo(t *testing.T) {
 	f := newFailFixture(t)
 	for _, tc := range []struct {
 		name   string
-		inject []string // the first is the step that fails
+		inject []string // the first is the step that fails, unless failAt says
 		want   string   // in the error
 		log    []string // what the EXEC steps record, in order
+		failAt int      // the index in inject of the step that fails
 	}{
-		{"CHECK file", []string{"CHECK file /nope timeout=200ms interval=50ms"}, "/nope does not exist", nil},
-		{"CHECK command false", []string{"CHECK command false timeout=200ms interval=50ms"}, `"false"`, nil},
-		{"CHECK tcp to a closed port", []string{"CHECK tcp 127.0.0.1:1 timeout=200ms interval=50ms"}, "connection refused", nil},
-		{"COPY beneath a file", []string{"COPY files/a /pre/plain/x sha256=" + f.sums["a"]}, "not a directory", nil},
-		{"RM of a directory with entries", []string{"RM /pre/full"}, "holds entries (entry)", nil},
+		{"CHECK file", []string{"CHECK file /nope timeout=200ms interval=50ms"}, "/nope does not exist", nil, 0},
+		{"CHECK command false", []string{"CHECK command false timeout=200ms interval=50ms"}, `"false"`, nil, 0},
+		{"CHECK tcp to a closed port", []string{"CHECK tcp 127.0.0.1:1 timeout=200ms interval=50ms"}, "connection refused", nil, 0},
+		{"COPY beneath a file", []string{"COPY files/a /pre/plain/x sha256=" + f.sums["a"]}, "not a directory", nil, 0},
+		{"RM of a directory with entries", []string{"RM /pre/full"}, "holds entries (entry)", nil, 0},
+		// MKDIRs and COPYs run as one group: the failed MKDIR is blamed,
+		// not the COPY beneath it that failed for want of it, and the
+		// MKDIR and COPYs after them (which may have run meanwhile) are
+		// undone too.
+		{"MKDIR beneath a file", []string{"MKDIR /pre/plain/sub", "COPY files/a /pre/plain/sub/x sha256=" + f.sums["a"]}, "not a directory", nil, 0},
+		{"MKDIR in a group after a COPY", []string{"COPY files/b /srv/before sha256=" + f.sums["b"], "MKDIR /pre/plain/sub"}, "not a directory", nil, 1},
 		{"EXEC that exits 1", []string{
 			fmt.Sprintf("EXEC %s undo=%s", strconv.Quote("echo fail-ran >> "+f.log+"; exit 1"), strconv.Quote("echo fail-undone >> "+f.log)),
-		}, "exit status 1", []string{"fail-ran", "fail-undone"}},
+		}, "exit status 1", []string{"fail-ran", "fail-undone"}, 0},
 		{"COPY whose parent an EXEC turned into a file", []string{
 			"COPY files/a /srv/spot/x sha256=" + f.sums["a"],
-		}, "not a directory", []string{"spot-file", "spot-dir"}},
+		}, "not a directory", []string{"spot-file", "spot-dir"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inject := tc.inject
@@ -248,7 +255,7 @@ func TestFailureUndo(t *testing.T) {
 				failing = 1
 			}
 			newJ, line := f.newJournal(t, "new.journal", inject...)
-			line += failing
+			line += failing + tc.failAt
 			h, before, showBefore := f.host(t, strings.ReplaceAll(tc.name, " ", "-"))
 			oldApplied := crashMust(t, 0, h.args("journal", "show")...).stdout
 			pos := fmt.Sprintf("%s:%d:1", newJ, line)
