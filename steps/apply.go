@@ -766,8 +766,9 @@ type executed struct {
 }
 
 // maxBatch bounds the ops whose undo images one fsync of the intent log
-// makes durable.
-const maxBatch = 1024
+// makes durable. A variable only for the tests, which run moves of a few
+// ops in many batches (SetMaxBatch).
+var maxBatch = 1024
 
 // run records and runs the ops of a plan, then commits next as applied. On
 // failure it undoes what ran.
@@ -790,6 +791,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 	a.total = plan.Acting()
 	b := batch{a: a, log: log, c: c, view: newView(), done: make([]executed, 0, a.total)}
 	defer b.view.forgetMissing() // closes the directory it may hold
+	defer b.land()               // (every return but a panic has landed)
 	index := 0
 	for i := range plan.Ops {
 		op := &plan.Ops[i]
@@ -817,10 +819,19 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 				return im.Capture(c.opContext(op.Step, doImage), a.env, op.Step)
 			}
 			img, err := capture()
-			if err == nil && pathOp && img.Place != nil && img.Place.unsettled && len(b.pending) > 0 {
+			if err != nil && b.flight != nil {
+				// The image failed while ops ran: look again once they
+				// landed, the pending ones not run, as without a flight.
+				if ferr := b.land(); ferr != nil {
+					return b.ran, a.fail(ctx, log, b.done, ferr)
+				}
+				img, err = capture()
+			}
+			if err == nil && pathOp && img.Place != nil && img.Place.unsettled && (len(b.pending) > 0 || b.flight != nil) {
 				// The object's directory lies beyond a link that the
-				// pending ops may give a target: run them, then look again.
-				if err := b.execute(ctx); err != nil {
+				// pending ops, or those in flight, may give a target: run
+				// them, then look again.
+				if err := b.drain(ctx); err != nil {
 					return b.ran, err
 				}
 				img, err = capture()
@@ -833,7 +844,8 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 			ex.undo = b.keepUndo(img)
 			ex.kept = a.keptBefore(op, ex.undo)
 		}
-		log.add(&intentRecord{T: "op", I: len(b.done) + len(b.pending), Action: op.Action.String(), Step: op.Step.Canonical(), At: op.Step.Pos.String(), Undo: ex.undo})
+		log.add(&intentRecord{T: "op", I: b.recorded, Action: op.Action.String(), Step: op.Step.Canonical(), At: op.Step.Pos.String(), Undo: ex.undo})
+		b.recorded++
 		b.pending = append(b.pending, ex)
 		if !pathOp && !joins {
 			if err := b.execute(ctx); err != nil {
@@ -845,7 +857,7 @@ func (a *Applier) run(ctx context.Context, plan *journal.Plan, next *Applied, st
 			b.relinked.Set(op.Step.Object(), true)
 		}
 	}
-	if err := b.execute(ctx); err != nil {
+	if err := b.drain(ctx); err != nil {
 		return b.ran, err
 	}
 	log.release()
@@ -914,7 +926,9 @@ type batch struct {
 	view     *view                  // the directories the run of path ops has seen
 	done     []executed             // every op that ran or may have run, in order
 	ran      int
-	lastUndo *Image // the undo image keepUndo kept last
+	recorded int     // the ops in the intent log: done, in flight and pending
+	flight   *flight // the batch running while the next one's images are taken
+	lastUndo *Image  // the undo image keepUndo kept last
 }
 
 // keepUndo returns the undo image to keep for img, the image an op just
@@ -983,6 +997,17 @@ func (b *batch) beneathRelinked(p string) bool {
 // a path beneath a COPY is a static error), a run of a BatchForwarder's
 // forward ops in one call, the rest one by one. On failure it undoes
 // everything that ran.
+//
+// A batch of path ops none of which makes or replaces a link runs on a
+// goroutine of its own (a flight) while the loop of run takes the images of
+// the next batch and writes them to the intent log; the next execute waits
+// for it (land) before its own ops run. Those images are taken as they
+// would be were both one batch, which the split at maxBatch only bounds:
+// the ops in flight touch only their own objects and make directories
+// (never links), and an image whose directory lies beyond a link, or that
+// fails, is taken again once they landed. A cold apply of 10,000 files
+// spent an eighth of its time in the images and the intent log's writes
+// with the workers idle.
 func (b *batch) execute(ctx context.Context) error {
 	a := b.a
 	pending := b.pending
@@ -1001,17 +1026,75 @@ func (b *batch) execute(ctx context.Context) error {
 		b.view.forgetMissing()
 	}
 	b.relinked.Clear()
+	var err error
+	if len(pending) > 0 && undoNeedsBlobs(pending) {
+		err = a.syncBlobs()
+	}
+	if err == nil && len(pending) > 0 {
+		err = b.log.flush()
+	}
+	// The batch in flight failed first, if it did: its error is the move's.
+	if ferr := b.land(); ferr != nil {
+		err = ferr
+	}
+	if err != nil {
+		return a.fail(ctx, b.log, b.done, err)
+	}
 	if len(pending) == 0 {
 		return nil
 	}
-	if undoNeedsBlobs(pending) {
-		if err := a.syncBlobs(); err != nil {
-			return a.fail(ctx, b.log, b.done, err)
-		}
+	if !reset {
+		f := &flight{landed: make(chan struct{})}
+		b.flight = f
+		go func() {
+			defer close(f.landed)
+			f.err = b.runOps(pending)
+		}()
+		return nil
 	}
-	if err := b.log.flush(); err != nil {
+	if err := b.runOps(pending); err != nil {
 		return a.fail(ctx, b.log, b.done, err)
 	}
+	return nil
+}
+
+// flight is a batch of ops running on a goroutine of its own (execute):
+// until it has landed, b.done and b.ran are its.
+type flight struct {
+	landed chan struct{}
+	err    error // the failure of an op, or the stop before one, for fail
+}
+
+// land waits for the batch in flight, if any, and returns its failure.
+func (b *batch) land() error {
+	f := b.flight
+	if f == nil {
+		return nil
+	}
+	<-f.landed
+	b.flight = nil
+	return f.err
+}
+
+// drain runs the pending ops and waits for them: nothing is in flight
+// after it.
+func (b *batch) drain(ctx context.Context) error {
+	if err := b.execute(ctx); err != nil {
+		return err
+	}
+	if err := b.land(); err != nil {
+		return b.a.fail(ctx, b.log, b.done, err)
+	}
+	return nil
+}
+
+// runOps runs the ops of a batch whose images are durable, in groups
+// (execute), appending each group to b.done before it runs. It returns the
+// failure for fail to undo: the op that failed (b.done then keeps, of its
+// group, the ops that may have touched something), or the stop that came
+// before a group. Once all ran, a syncfs starts (earlySync).
+func (b *batch) runOps(pending []executed) error {
+	a := b.a
 	for len(pending) > 0 {
 		n := 1
 		for n < len(pending) && isParallelPathOp(pending[0]) && isParallelPathOp(pending[n]) {
@@ -1023,7 +1106,7 @@ func (b *batch) execute(ctx context.Context) error {
 		group := pending[:n]
 		pending = pending[n:]
 		if err := b.c.stopped(); err != nil {
-			return a.fail(ctx, b.log, b.done, &StepError{Step: group[0].step, Action: group[0].action, Err: fmt.Errorf("interrupted before this step: %w", err)})
+			return &StepError{Step: group[0].step, Action: group[0].action, Err: fmt.Errorf("interrupted before this step: %w", err)}
 		}
 		b.done = append(b.done, group...)
 		if bf, ok := LookupKind(group[0].step.Op).(BatchForwarder); ok && n > 1 && isBatchForward(group[0].step, group[0].action) {
@@ -1047,7 +1130,7 @@ func (b *batch) execute(ctx context.Context) error {
 			})
 			if err != nil {
 				ex := group[batchIndex(err, n)]
-				return a.fail(ctx, b.log, b.done, &StepError{Step: ex.step, Action: ex.action, Err: err})
+				return &StepError{Step: ex.step, Action: ex.action, Err: err}
 			}
 			b.ran += n
 			continue
@@ -1070,7 +1153,7 @@ func (b *batch) execute(ctx context.Context) error {
 					}
 				}
 				b.done = kept
-				return a.fail(ctx, b.log, b.done, &StepError{Step: group[i].step, Action: group[i].action, Err: err})
+				return &StepError{Step: group[i].step, Action: group[i].action, Err: err}
 			}
 		}
 		b.ran += len(group)

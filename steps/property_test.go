@@ -656,6 +656,18 @@ func propSeeds(t *testing.T) (uint64, int) {
 }
 
 func TestPropertyExactness(t *testing.T) {
+	propertyExactness(t)
+}
+
+// TestPropertyExactnessSmallBatches runs the same sequences with batches of
+// two ops: most batches then run while the images of the next are taken,
+// and fail while they are (execute's flights).
+func TestPropertyExactnessSmallBatches(t *testing.T) {
+	t.Cleanup(steps.SetMaxBatch(2))
+	propertyExactness(t)
+}
+
+func propertyExactness(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the sequences set owners")
 	}
