@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -529,6 +530,22 @@ func (b *Store) flushFor(loc blobLoc) error {
 		return b.flush(w)
 	}
 	return nil
+}
+
+// Reserve makes room in memory for n blobs about to be put (a cold
+// apply's inputs): the tables that find them, and the records the next Sync
+// appends to the index, grow once instead of doubling as they fill, each
+// time copying what they hold.
+func (b *Store) Reserve(n int) {
+	if n <= 0 || b.load() != nil {
+		return
+	}
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.mu.Lock()
+	b.idx.reserve(n)
+	b.mu.Unlock()
+	b.pending = slices.Grow(b.pending, n)
 }
 
 // Has reports whether the store holds the blob.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
 )
 
 // blobTable maps the hashes of packed blobs to where they are. Its records
@@ -147,6 +148,17 @@ func (t *blobTable) del(k blobKey) {
 	if _, ok := t.get(k); ok {
 		t.set(k, blobLoc{})
 	}
+}
+
+// reserve makes room for n more records in memory: the slots doubled
+// until they hold them at most half full, and the capacity of keys and locs
+// grown once, so that adding them copies nothing.
+func (t *blobTable) reserve(n int) {
+	for int(t.nfile)+len(t.keys)+n > len(t.slots)/2 {
+		t.grow()
+	}
+	t.keys = slices.Grow(t.keys, n)
+	t.locs = slices.Grow(t.locs, n)
 }
 
 // grow doubles the slots and enters again the records they held.

@@ -716,6 +716,9 @@ func (j *blobJob) source() sourceName { return sourceName{j.dir, j.name} }
 // ingest copies COPY sources into the blob store, checking their sha256,
 // several at a time.
 func (a *Applier) ingest(work []blobJob, sink blobSink) journal.ErrorList {
+	if r, ok := sink.(interface{ Reserve(n int) }); ok {
+		r.Reserve(len(work))
+	}
 	errs := make([]error, len(work))
 	parallel(len(work), func(i int) {
 		j := work[i]
