@@ -1166,9 +1166,21 @@ func (b *batch) runOps(pending []executed) error {
 }
 
 // isParallelPathOp reports whether an op runs with its neighbours in a
-// group (execute): a COPY or a MKDIR forward.
+// group (execute): a COPY or a MKDIR forward, but not a MKDIR that replaces
+// something (a link, a file). The ops before a MKDIR in a group do not wait
+// for it, and one that replaces a link changes where their paths lead: the
+// journal may write through the link /a (COPY /a/b/f: only a parent made by
+// a later MKDIR is an error) before it makes /a a directory.
 func isParallelPathOp(ex executed) bool {
-	return (ex.step.Op == journal.OpCopy || ex.step.Op == journal.OpMkdir) && ex.action != journal.Inverse
+	switch {
+	case ex.action == journal.Inverse:
+		return false
+	case ex.step.Op == journal.OpCopy:
+		return true
+	case ex.step.Op == journal.OpMkdir:
+		return ex.undo == nil || ex.undo.Absent || ex.undo.Type == TypeDir
+	}
+	return false
 }
 
 // BatchForwarder is a kind whose consecutive forward ops run as one call
