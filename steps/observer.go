@@ -10,10 +10,12 @@ import (
 // a terminal, counters for metrics, lines for a log. Options.Observer sets
 // it; nil observes nothing.
 //
-// Calls come one at a time, from the goroutine that runs the move, in the
-// order of the ops: ops that run together (COPYs several at a time, a
-// package batch) are all started, then all done, in their order. An
-// observer must return quickly; it must not call the Applier.
+// Calls come one at a time, never two at once, in the order of the ops,
+// but not all from one goroutine: the ops of a batch that runs while the
+// next batch's images are taken (a flight) are observed from the goroutine
+// that runs them. Ops that run together (COPYs and MKDIRs several at a
+// time, a package batch) are all started, then all done, in their order.
+// An observer must return quickly; it must not call the Applier.
 type Observer interface {
 	// OpStarted is called before an op runs (or is undone).
 	OpStarted(OpEvent)
