@@ -56,12 +56,6 @@ func (hashSink) Put(r io.Reader, want string) (string, error) {
 // as far as it was, and want catches the change. An error of the input
 // itself (missing, refused, unreadable) is an *fs.PathError naming it
 // display, so that blame names the source.
-//
-// The stat before the open is one fstatat where the file system gives
-// that hint (treefs.Dir.SeemsRegular: a cold apply's 10,000 sources each
-// took three calls for a careful stat, an open beneath the tree, its fstat
-// and its close); an open that then fails is asked again the careful way,
-// so that the error is the one a stat first gives.
 func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want string) (string, error) {
 	if want != "" && sink.Has(want) {
 		return want, nil
@@ -72,22 +66,14 @@ func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want s
 	if fsys == nil {
 		return fail("open", errors.New("not in the state's blob store, and no source to read it from"))
 	}
-	var f fs.File
-	if h, ok := fsys.(regularHint); ok && h.SeemsRegular(name) {
-		if opened, err := fsys.Open(name); err == nil {
-			f = opened
-		}
+	if fi, err := fs.Stat(fsys, name); err != nil {
+		return fail("stat", err)
+	} else if !fi.Mode().IsRegular() {
+		return fail("open", ErrNotRegular)
 	}
-	if f == nil {
-		var err error
-		if fi, err := fs.Stat(fsys, name); err != nil {
-			return fail("stat", err)
-		} else if !fi.Mode().IsRegular() {
-			return fail("open", ErrNotRegular)
-		}
-		if f, err = fsys.Open(name); err != nil {
-			return fail("open", err)
-		}
+	f, err := fsys.Open(name)
+	if err != nil {
+		return fail("open", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -106,10 +92,6 @@ func putInput(sink blobSink, fsys fs.FS, name string, display sourceName, want s
 	}
 	return sum, err
 }
-
-// regularHint is a file system that can say cheaply whether a name seems
-// to be a regular file (treefs.Dir.SeemsRegular).
-type regularHint interface{ SeemsRegular(name string) bool }
 
 // sourceName names an input in messages: the path name (slash-separated)
 // beneath the directory dir, joined only when a message needs it, not for

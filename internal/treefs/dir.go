@@ -341,22 +341,6 @@ func (d *Dir) Stat(name string) (fs.FileInfo, error) {
 	return statInfo(path.Base(name), &st), nil
 }
 
-// SeemsRegular reports whether one fstatat(2) of name, relative to the
-// directory, finds a regular file: a hint, not an answer. It follows every
-// link, also one that leads out of the tree, and the file may change before
-// anything opens it; a caller that opens name still learns what it is from
-// Open (beneath the directory, checked by fstat). It saves a caller who must
-// not open anything but a regular file (a FIFO or a device has effects when
-// opened) the careful Stat, whose descriptor costs three system calls, for
-// the names where it would find what the hint found.
-func (d *Dir) SeemsRegular(name string) bool {
-	if !fs.ValidPath(name) {
-		return false
-	}
-	var st unix.Stat_t
-	return unix.Fstatat(d.fd, name, &st, 0) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
-}
-
 // Lstat describes name without following a link at its end.
 func (d *Dir) Lstat(name string) (fs.FileInfo, error) {
 	fd, err := d.open("lstat", name, unix.O_PATH|unix.O_NOFOLLOW)

@@ -351,38 +351,3 @@ func BenchmarkSumFile(b *testing.B) {
 		}
 	}
 }
-
-// TestSeemsRegular: the hint is one fstatat that follows every link, so it
-// says yes for a regular file, also one through a link that leaves the tree
-// (Open still refuses that one), and no for anything else or nothing.
-func TestSeemsRegular(t *testing.T) {
-	base := t.TempDir()
-	dir := filepath.Join(base, "tree")
-	for _, err := range []error{
-		os.MkdirAll(filepath.Join(dir, "sub"), 0o755),
-		os.WriteFile(filepath.Join(dir, "sub", "file"), []byte("x"), 0o644),
-		os.WriteFile(filepath.Join(base, "outside"), []byte("out"), 0o644),
-		syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644),
-		os.Symlink("sub/file", filepath.Join(dir, "tofile")),
-		os.Symlink("../outside", filepath.Join(dir, "out")),
-		os.Symlink("fifo", filepath.Join(dir, "tofifo")),
-		os.Symlink("nowhere", filepath.Join(dir, "dangling")),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := openDir(t, dir, false)
-	for name, want := range map[string]bool{
-		"sub/file": true, "tofile": true, "out": true,
-		"sub": false, "fifo": false, "tofifo": false, "dangling": false, "missing": false,
-		"sub/file/below": false, "../tree/sub/file": false, "/sub/file": false, "": false,
-	} {
-		if got := d.SeemsRegular(name); got != want {
-			t.Errorf("SeemsRegular(%q) = %v, want %v", name, got, want)
-		}
-	}
-	if _, err := d.Open("out"); !errors.Is(err, treefs.ErrLinkEscapes) {
-		t.Errorf("Open(out) = %v, want %v", err, treefs.ErrLinkEscapes)
-	}
-}
