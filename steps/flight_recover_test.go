@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/cairn-cm/cairn/journal"
-	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/steps"
 )
 
@@ -86,22 +84,14 @@ func TestRecoverFailedFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := journal.Parse("site.journal", []byte(strings.Join(lines, "\n")+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := rootfs.Open(rootDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	j, root := parseAndOpenRoot(t, rootDir, strings.Join(lines, "\n")+"\n")
 	ctx := context.Background()
 	obs := &undoSnapObserver{state: state, snap: snap, t: t}
 	a, err := steps.Open(ctx, steps.Options{Root: root, StateDir: state, Create: true, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j.Steps, Source: os.DirFS(src), SourceName: src}); err == nil || !strings.Contains(err.Error(), "/etc/full") {
+	if _, err := a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j, Source: os.DirFS(src), SourceName: src}); err == nil || !strings.Contains(err.Error(), "/etc/full") {
 		t.Fatalf("apply: %v, want the COPY over a directory with entries to fail", err)
 	}
 	a.Close()

@@ -70,21 +70,13 @@ func TestKilledMoveRestoresOverwrittenFiles(t *testing.T) {
 		}
 		lines = append(lines, fmt.Sprintf("COPY %d %s sha256=%s", i, p, hex.EncodeToString(sum[:])))
 	}
-	j, err := journal.Parse("site.journal", []byte(strings.Join(lines, "\n")+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := rootfs.Open(rootDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	j, root := parseAndOpenRoot(t, rootDir, strings.Join(lines, "\n")+"\n")
 	ctx := context.Background()
 	a, err := steps.Open(ctx, steps.Options{Root: root, StateDir: state, Create: true, Observer: &snapObserver{state: state, snap: snap, t: t}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j.Steps, Source: os.DirFS(src), SourceName: src}); err != nil {
+	if _, err := a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j, Source: os.DirFS(src), SourceName: src}); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	a.Close()
@@ -103,4 +95,21 @@ func TestKilledMoveRestoresOverwrittenFiles(t *testing.T) {
 	if len(entries) != len(before) {
 		t.Errorf("/etc holds %d entries after recovery, want the %d files it had", len(entries), len(before))
 	}
+}
+
+// parseAndOpenRoot is the set-up of the tests that copy the state
+// directory while a move runs and recover from the copy: text parsed as
+// site.journal, and the root at rootDir opened (closed when the test ends).
+func parseAndOpenRoot(t *testing.T, rootDir, text string) ([]journal.Step, *rootfs.Root) {
+	t.Helper()
+	j, err := journal.Parse("site.journal", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := rootfs.Open(rootDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	return j.Steps, root
 }

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cairn-cm/cairn/journal"
-	"github.com/cairn-cm/cairn/rootfs"
 	"github.com/cairn-cm/cairn/steps"
 )
 
@@ -109,15 +107,7 @@ func toolInputsDurable(t *testing.T, step, want string) {
 			t.Fatal(err)
 		}
 	}
-	j, err := journal.Parse("site.journal", []byte(step+"\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := rootfs.Open(rootDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer root.Close()
+	j, root := parseAndOpenRoot(t, rootDir, step+"\n")
 	ctx := context.Background()
 
 	tools := &snapTools{state: state, snap: snap, t: t}
@@ -125,7 +115,7 @@ func toolInputsDurable(t *testing.T, step, want string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j.Steps, Source: os.DirFS(src), SourceName: src}); err != nil {
+	if _, err := a.Apply(ctx, steps.Move{Journal: "site.journal", Steps: j, Source: os.DirFS(src), SourceName: src}); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	a.Close()
