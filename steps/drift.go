@@ -71,6 +71,7 @@ func (a *Applier) drift(ctx context.Context, steps []journal.Step, plan *journal
 	}
 	diffs := make([]string, len(idx))
 	errs := make([]error, len(idx))
+	env.stats.expect(len(idx))
 	parallel(len(idx), func(k int) {
 		if ctx.Err() != nil {
 			errs[k] = ctx.Err()

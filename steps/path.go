@@ -299,11 +299,13 @@ func storeFile(env *Env, f *os.File, size int64) (string, error) {
 
 // hashPath says what is at p and, for a regular file, the sha256 of its
 // content, with one open: checks and updates look at every file of a tree.
-// info is what fstat said of it before it was read (the stat cache keeps it).
-func hashPath(env *Env, p string) (st pathState, sum string, info rootfs.Info, err error) {
+// read is Root.ReadInfo of p (the drift check's goes through the
+// directories its stat cache holds); info is what fstat said of the file
+// before it was read (the stat cache keeps it).
+func hashPath(env *Env, p string, read func(w io.Writer, buf []byte) (rootfs.Info, error)) (st pathState, sum string, info rootfs.Info, err error) {
 	st, sum, err = hashWith(func(w io.Writer, buf []byte) (rootfs.Info, error) {
 		var err error
-		info, err = env.Root.ReadInfo(p, w, buf)
+		info, err = read(w, buf)
 		return info, err
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"strconv"
@@ -137,24 +138,56 @@ const checkDirs = 16
 // directory as it was when it was opened, as a check a moment earlier
 // would.
 func (c *statCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
-	c.dirsMu.Lock()
-	var dc *dirCache
-	switch {
-	case len(c.idle) > 0:
-		dc, c.idle = c.idle[len(c.idle)-1], c.idle[:len(c.idle)-1]
-	case len(c.dirs) < checkDirs/dirCacheSize:
-		dc = new(dirCache)
-		c.dirs = append(c.dirs, dc)
-	}
-	c.dirsMu.Unlock()
+	dc := c.borrow()
 	if dc == nil {
 		return r.Lstat(p)
 	}
-	info, err := dc.lstat(r, p)
+	defer c.giveBack(dc)
+	return dc.lstat(r, p)
+}
+
+// readInfo is Root.ReadInfo of p through a directory cache of the
+// check's, as lstat: a check that hashes every file (a full run) finds
+// each one's directory once for the files of it, not from the root for
+// each file. A nil cache reads from the root.
+func (c *statCache) readInfo(r *rootfs.Root, p string, w io.Writer, buf []byte) (rootfs.Info, error) {
+	dc := c.borrow()
+	if dc == nil {
+		return r.ReadInfo(p, w, buf)
+	}
+	defer c.giveBack(dc)
+	if d, name, ok := dc.parent(r, p); ok {
+		return d.ReadInfo(name, w, buf)
+	}
+	return r.ReadInfo(p, w, buf) // its own error
+}
+
+// borrow takes a directory cache no check uses now, or makes one while
+// there are fewer than checkDirs/dirCacheSize; nil if c is nil or every
+// one is in use. giveBack returns it.
+func (c *statCache) borrow() *dirCache {
+	if c == nil {
+		return nil
+	}
+	c.dirsMu.Lock()
+	defer c.dirsMu.Unlock()
+	switch {
+	case len(c.idle) > 0:
+		dc := c.idle[len(c.idle)-1]
+		c.idle = c.idle[:len(c.idle)-1]
+		return dc
+	case len(c.dirs) < checkDirs/dirCacheSize:
+		dc := new(dirCache)
+		c.dirs = append(c.dirs, dc)
+		return dc
+	}
+	return nil
+}
+
+func (c *statCache) giveBack(dc *dirCache) {
 	c.dirsMu.Lock()
 	c.idle = append(c.idle, dc)
 	c.dirsMu.Unlock()
-	return info, err
 }
 
 // closeDirs closes the directories the check opened; it runs when no
@@ -190,9 +223,20 @@ const dirCacheSize = 4
 
 // lstat is Root.Lstat of p through the cache.
 func (dc *dirCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
+	if d, name, ok := dc.parent(r, p); ok {
+		return d.Lstat(name)
+	}
+	return r.Lstat(p) // its own error
+}
+
+// parent returns the directory of the object path p, held by the cache
+// (opened if it was not, the least recently used one closed for it), and
+// p's name in it; false if p has none but the root or it cannot be opened
+// (the caller then asks the root, for its own error).
+func (dc *dirCache) parent(r *rootfs.Root, p string) (*rootfs.Dir, string, bool) {
 	i := strings.LastIndexByte(p, '/')
 	if i <= 0 {
-		return r.Lstat(p)
+		return nil, "", false
 	}
 	parent, name := p[:i], p[i+1:]
 	dc.clock++
@@ -200,7 +244,7 @@ func (dc *dirCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
 	for k := range dc.dirs {
 		if dc.dirs[k] != nil && dc.paths[k] == parent {
 			dc.used[k] = dc.clock
-			return dc.dirs[k].Lstat(name)
+			return dc.dirs[k], name, true
 		}
 		if dc.used[k] < dc.used[slot] {
 			slot = k
@@ -211,13 +255,13 @@ func (dc *dirCache) lstat(r *rootfs.Root, p string) (rootfs.Info, error) {
 		if d != nil {
 			d.Close()
 		}
-		return r.Lstat(p) // its own error
+		return nil, "", false
 	}
 	if dc.dirs[slot] != nil {
 		dc.dirs[slot].Close()
 	}
 	dc.paths[slot], dc.dirs[slot], dc.used[slot] = parent, d, dc.clock
-	return d.Lstat(name)
+	return d, name, true
 }
 
 // close closes the directories held.
@@ -303,6 +347,15 @@ func racyAt(stamp int64, e statEntry) bool {
 
 // store records that the regular file at p, whose fstat before it was
 // read is info, holds content sum.
+// expect makes room for n entries in a full check, where every file is
+// hashed and stored (the map grew by doubling, each time moving what it
+// held); a check that trusts its cache stores few.
+func (c *statCache) expect(n int) {
+	if c != nil && c.full && len(c.fresh) == 0 {
+		c.fresh = make(map[string]statEntry, n)
+	}
+}
+
 func (c *statCache) store(p string, info rootfs.Info, sum string) {
 	if c == nil || !info.IsRegular() {
 		return
@@ -589,7 +642,9 @@ func hashPathCached(env *Env, p string) (pathState, string, error) {
 			return stateOf(info), sum, nil
 		}
 	}
-	st, sum, info, err := hashPath(env, p)
+	st, sum, info, err := hashPath(env, p, func(w io.Writer, buf []byte) (rootfs.Info, error) {
+		return c.readInfo(env.Root, p, w, buf)
+	})
 	if err == nil && st.typ == TypeFile {
 		c.store(p, info, sum)
 		env.proof.record(p, info)

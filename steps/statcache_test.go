@@ -698,3 +698,79 @@ func TestStatCacheLstatHoldsFewDirs(t *testing.T) {
 		t.Errorf("%d descriptors open after closeDirs, %d before", n, before)
 	}
 }
+
+// TestStatCacheReadInfoAsRoot: a full check's reads through the
+// directories it holds give what Root.ReadInfo gives (the information, the
+// content, the error), from several goroutines at once, holding checkDirs
+// directories at most; a nil cache reads from the root.
+func TestStatCacheReadInfoAsRoot(t *testing.T) {
+	tmp := t.TempDir()
+	var paths []string
+	for d := range 2 * checkDirs {
+		dir := filepath.Join(tmp, fmt.Sprintf("d%d", d))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range 3 {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", f)), fmt.Appendf(nil, "file %d of %d\n", f, d), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, fmt.Sprintf("/d%d/f%d", d, f))
+		}
+		paths = append(paths, fmt.Sprintf("/d%d/missing", d))
+	}
+	if err := os.Symlink("f0", filepath.Join(tmp, "d0", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(tmp, "d1", "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	paths = append(paths, "/d0/link", "/d1/fifo", "/d2", "/nowhere/f", "/d1/f1/under-a-file")
+	r, err := rootfs.Open(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	read := func(c *statCache, p string) string {
+		h := sha256.New()
+		buf := make([]byte, 64<<10)
+		var info rootfs.Info
+		var err error
+		if c == nil {
+			info, err = r.ReadInfo(p, h, buf)
+		} else {
+			info, err = c.readInfo(r, p, h, buf)
+		}
+		return fmt.Sprintf("%v %x %v", entryOf(info, ""), h.Sum(nil), err)
+	}
+	c := &statCache{full: true}
+	errs := make([]string, len(paths))
+	parallel(len(paths), func(i int) {
+		if got, want := read(c, paths[i]), read(nil, paths[i]); got != want {
+			errs[i] = fmt.Sprintf("%s: %s; Root.ReadInfo: %s", paths[i], got, want)
+		}
+	})
+	for _, e := range errs {
+		if e != "" {
+			t.Error(e)
+		}
+	}
+	held := 0
+	for _, dc := range c.dirs {
+		for _, d := range dc.dirs {
+			if d != nil {
+				held++
+			}
+		}
+	}
+	if held == 0 || held > checkDirs {
+		t.Errorf("%d directories held after the reads, want 1 to %d", held, checkDirs)
+	}
+	c.closeDirs()
+	var none *statCache
+	h := sha256.New()
+	if info, err := none.readInfo(r, "/d0/f0", h, make([]byte, 4096)); err != nil || info.Size != int64(len("file 0 of 0\n")) ||
+		fmt.Sprintf("%x", h.Sum(nil)) != fmt.Sprintf("%x", sha256.Sum256([]byte("file 0 of 0\n"))) {
+		t.Errorf("a nil cache: %v, %v, %x", info, err, h.Sum(nil))
+	}
+}
