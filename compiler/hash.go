@@ -86,12 +86,10 @@ func (c *compiler) hashAll() error {
 // reportUnreadable reports a repository file that could not be hashed at
 // the place its block names it.
 func (c *compiler) reportUnreadable(n *node, f fill, err error) {
-	var msg string
+	msg := fmt.Sprintf("%s: %v", f.path, unwrapPath(err)) // a link that leads out, a loop, a file that cannot be read
 	switch {
 	case errors.Is(err, treefs.ErrLinkEscapes), errors.Is(err, treefs.ErrLinkLoop):
-		fallthrough // said as any other fault of the file, before the cases below
-	default:
-		msg = fmt.Sprintf("%s: %v", f.path, unwrapPath(err)) // a link that leads out, a loop, a file that cannot be read
+		// said as any other fault of the file, before the cases below
 	case f.dir:
 		msg = err.Error()
 	case missing(err):

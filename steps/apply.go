@@ -929,9 +929,12 @@ type batch struct {
 	view     *view                  // the directories the run of path ops has seen
 	done     []executed             // every op that ran or may have run, in order
 	ran      int
-	recorded int     // the ops in the intent log: done, in flight and pending
-	flight   *flight // the batch running while the next one's images are taken
-	lastUndo *Image  // the undo image keepUndo kept last
+	recorded int // the ops in the intent log: done, in flight and pending
+	// flight is the batch running on a goroutine of its own while the
+	// next one's images are taken (execute): its failure comes on it once
+	// it has landed, and until then b.done and b.ran are its.
+	flight   chan error
+	lastUndo *Image // the undo image keepUndo kept last
 }
 
 // keepUndo returns the undo image to keep for img, the image an op just
@@ -1049,12 +1052,9 @@ func (b *batch) execute(ctx context.Context) error {
 		return nil
 	}
 	if !reset {
-		f := &flight{landed: make(chan struct{})}
+		f := make(chan error, 1)
 		b.flight = f
-		go func() {
-			defer close(f.landed)
-			f.err = b.runOps(pending)
-		}()
+		go func() { f <- b.runOps(pending) }()
 		return nil
 	}
 	if err := b.runOps(pending); err != nil {
@@ -1063,22 +1063,15 @@ func (b *batch) execute(ctx context.Context) error {
 	return nil
 }
 
-// flight is a batch of ops running on a goroutine of its own (execute):
-// until it has landed, b.done and b.ran are its.
-type flight struct {
-	landed chan struct{}
-	err    error // the failure of an op, or the stop before one, for fail
-}
-
-// land waits for the batch in flight, if any, and returns its failure.
+// land waits for the batch in flight, if any, and returns its failure
+// (the op that failed, or the stop before one), for fail.
 func (b *batch) land() error {
-	f := b.flight
-	if f == nil {
+	if b.flight == nil {
 		return nil
 	}
-	<-f.landed
+	err := <-b.flight
 	b.flight = nil
-	return f.err
+	return err
 }
 
 // drain runs the pending ops and waits for them: nothing is in flight

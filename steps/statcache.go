@@ -345,8 +345,6 @@ func racyAt(stamp int64, e statEntry) bool {
 	return e.mtime >= limit || e.ctime >= limit
 }
 
-// store records that the regular file at p, whose fstat before it was
-// read is info, holds content sum.
 // expect makes room for n entries in a full check, where every file is
 // hashed and stored (the map grew by doubling, each time moving what it
 // held); a check that trusts its cache stores few.
@@ -356,6 +354,8 @@ func (c *statCache) expect(n int) {
 	}
 }
 
+// store records that the regular file at p, whose fstat before it was
+// read is info, holds content sum.
 func (c *statCache) store(p string, info rootfs.Info, sum string) {
 	if c == nil || !info.IsRegular() {
 		return
