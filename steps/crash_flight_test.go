@@ -71,7 +71,7 @@ func TestCrashKillInFlight(t *testing.T) {
 	took := time.Since(start)
 	refNew := crashSnapshot(t, ref.root)
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	trials, inFlight, committed := 60, 0, 0
+	trials, inFlight, committed, twoBatches := 60, 0, 0, 0
 	for trial := range trials {
 		h := makeHost(filepath.Join(base, fmt.Sprintf("host%d", trial)))
 		before := crashSnapshot(t, h.root)
@@ -84,12 +84,18 @@ func TestCrashKillInFlight(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(time.Duration(rng.Int63n(int64(60 * time.Millisecond))))
+		delay := time.Duration(rng.Int63n(int64(60 * time.Millisecond)))
+		time.Sleep(delay)
 		if !crashKill(t, cmd) {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(h.state, "intent.log")); err == nil {
+		if data, err := os.ReadFile(intent); err == nil {
 			inFlight++
+			// More records than one batch: the first ran (in flight, or
+			// done) while the second was logged.
+			if strings.Count(string(data), `"t":"op"`) > 1024 {
+				twoBatches++
+			}
 		}
 		show := crashRun(t, h.args("journal", "show")...)
 		after := crashSnapshot(t, h.root)
@@ -98,12 +104,15 @@ func TestCrashKillInFlight(t *testing.T) {
 			continue // killed once the move had committed
 		}
 		if d := crashDiff(before, after, 10); len(d) > 0 {
-			t.Fatalf("trial %d: after the kill and recovery the tree is not what it was:\n%s\n%s", trial, strings.Join(d, "\n"), show.stderr)
+			t.Fatalf("trial %d (killed %v after the intent log appeared): after the kill and recovery the tree is not what it was:\n%s\n%s", trial, delay, strings.Join(d, "\n"), show.stderr)
 		}
 		if tmp := crashTemps(t, h.root); len(tmp) > 0 {
-			t.Fatalf("trial %d: temporary files left: %v", trial, tmp)
+			t.Fatalf("trial %d (killed %v after the intent log appeared): temporary files left: %v", trial, delay, tmp)
 		}
 		os.RemoveAll(filepath.Join(base, fmt.Sprintf("host%d", trial)))
 	}
-	t.Logf("%d of %d kills left an intent log, %d of them once the move had committed (one whole apply took %v)", inFlight, trials, committed, took)
+	t.Logf("%d of %d kills left an intent log (%d with more than one batch logged), %d of them once the move had committed (one whole apply took %v)", inFlight, trials, twoBatches, committed, took)
+	if twoBatches == 0 {
+		t.Errorf("no kill came while a second batch was logged: no recovery from a move with a batch in flight was tested")
+	}
 }

@@ -11,13 +11,13 @@ import (
 	"github.com/cairn-cm/cairn/rootfs"
 )
 
-// TestEarlySyncErrorFailsOneSync holds the commit point's sync to what it
-// was before earlySync (f8e643f): a write-back error fails the one syncfs
-// after it, the kernel's rule, and so the commit; the move is then undone,
-// and the undo's own sync, which finds nothing new, succeeds: exit 1, the
-// host as before, the intent log gone. An earlySync that kept its error for
-// every later syncAll would fail the undo's sync with the commit's error
-// too, and report a move undone whole as an undo that failed (exit 3).
+// TestEarlySyncErrorFailsOneSync holds syncAll to what it was before
+// earlySync (f8e643f): a write-back error fails the one syncfs after it,
+// the kernel's rule, so the early syncfs's error fails the first syncAll
+// (the commit's), and the next syncAll (the undo's, which finds nothing
+// new) succeeds. An earlySync that kept its error for every later syncAll
+// would fail the undo's sync with the commit's error too, and report a
+// move undone whole as an undo that failed (exit 3, not 1).
 func TestEarlySyncErrorFailsOneSync(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "root"), 0o755); err != nil {

@@ -66,10 +66,7 @@ func TestStopInFlight(t *testing.T) {
 				}
 			}
 		}
-		before, err := SnapTree(rootDir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		before := snapOf(t, rootDir)
 		root, err := rootfs.Open(rootDir)
 		if err != nil {
 			t.Fatal(err)
@@ -90,11 +87,7 @@ func TestStopInFlight(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("stopped after op %d: %v, want the stop", at, err)
 		}
-		after, err := SnapTree(rootDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := DiffTrees(before, after, 5); len(d) > 0 {
+		if d := DiffTrees(before, snapOf(t, rootDir), 5); len(d) > 0 {
 			t.Fatalf("stopped after op %d, the tree is not as before:\n%s", at, strings.Join(d, "\n"))
 		}
 		if _, err := os.Stat(filepath.Join(state, "intent.log")); !errors.Is(err, os.ErrNotExist) {

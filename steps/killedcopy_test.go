@@ -2,13 +2,12 @@ package steps_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cairn-cm/cairn/journal"
@@ -16,23 +15,40 @@ import (
 	"github.com/cairn-cm/cairn/steps"
 )
 
-// snapObserver copies the state directory when the first op starts, as a
-// kill -9 then leaves it (the batch's intent log written, the blob store
-// synced if the batch needed it).
+// snapObserver copies the state directory when the first op starts, or
+// with undo when the first undo starts, as a kill -9 then leaves it (the
+// batch's intent log written, the blob store synced if the batch needed
+// it); without a state, it copies nothing. It counts the ops that ran, and
+// the undos.
 type snapObserver struct {
 	once        sync.Once
+	undo        bool
 	state, snap string
+	ran, undone atomic.Int32
 	t           *testing.T
 }
 
-func (o *snapObserver) OpStarted(steps.OpEvent) {
+func (o *snapObserver) OpStarted(ev steps.OpEvent) {
+	if ev.Undo != o.undo {
+		return
+	}
+	if o.state == "" {
+		return
+	}
 	o.once.Do(func() {
 		if err := copyStateTree(o.state, o.snap); err != nil {
 			o.t.Errorf("snapshot: %v", err)
 		}
 	})
 }
-func (o *snapObserver) OpDone(steps.OpEvent) {}
+
+func (o *snapObserver) OpDone(ev steps.OpEvent) {
+	if ev.Undo {
+		o.undone.Add(1)
+	} else {
+		o.ran.Add(1)
+	}
+}
 
 // TestKilledMoveRestoresOverwrittenFiles: a move of COPYs that overwrite
 // files and make new ones, among new directories, killed once its first
@@ -57,7 +73,6 @@ func TestKilledMoveRestoresOverwrittenFiles(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(src, fmt.Sprint(i)), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256([]byte(content))
 		p := fmt.Sprintf("/etc/f%d", i)
 		if i%2 == 0 {
 			p = fmt.Sprintf("/etc/d%d/f", i)
@@ -68,7 +83,7 @@ func TestKilledMoveRestoresOverwrittenFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		lines = append(lines, fmt.Sprintf("COPY %d %s sha256=%s", i, p, hex.EncodeToString(sum[:])))
+		lines = append(lines, fmt.Sprintf("COPY %d %s sha256=%s", i, p, sha256hex(content)))
 	}
 	j, root := parseAndOpenRoot(t, rootDir, strings.Join(lines, "\n")+"\n")
 	ctx := context.Background()

@@ -1,7 +1,6 @@
 package steps
 
 import (
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,71 +12,59 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// statFirst is a treefs.Dir seen as any other fs.FS: putInput then takes
-// the way every source took before 435be72, a stat and then an open.
-type statFirst struct{ d *treefs.Dir }
-
-func (s statFirst) Open(name string) (fs.File, error)     { return s.d.Open(name) }
-func (s statFirst) Stat(name string) (fs.FileInfo, error) { return s.d.Stat(name) }
-
 // TestOpenInputAsBefore holds putInput on a treefs.Dir (journal apply's
-// --source) to what it did before it opened the input without a stat
-// first: the same error, word for word, for every input that is not a
-// regular file of the tree, and (docs/state.md: "a FIFO, a device such as
-// /dev/zero or a socket is refused by a stat before it is opened, and never
-// read or waited for") no open of a FIFO or a device node at all, which
-// inotify sees. Opening a device has effects of its own (a watchdog starts
-// its timer, a tape rewinds), and opening a FIFO releases a writer waiting
-// on it.
+// --source) to the errors it gives for every input that is not a regular
+// file of the tree, word for word (the op is "stat" where the stat before
+// the open failed, "open" where it found no regular file), and (docs/state.md:
+// "a FIFO, a device such as /dev/zero or a socket is refused by a stat
+// before it is opened, and never read or waited for") to no open of a FIFO
+// or a device node at all, which inotify sees. Opening a device has effects
+// of its own (a watchdog starts its timer, a tape rewinds), and opening a
+// FIFO releases a writer waiting on it.
 func TestOpenInputAsBefore(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(src, "sub"), 0o755))
-	must(os.WriteFile(filepath.Join(src, "file"), []byte("x\n"), 0o644))
-	must(os.WriteFile(filepath.Join(dir, "outside"), []byte("out\n"), 0o644))
-	must(syscall.Mkfifo(filepath.Join(src, "fifo"), 0o600))
-	must(syscall.Mknod(filepath.Join(src, "null"), syscall.S_IFCHR|0o600, 1<<8|3))
-	must(os.Symlink("../outside", filepath.Join(src, "out")))
-	must(os.Symlink("nowhere", filepath.Join(src, "dangling")))
-	must(os.Symlink("loop", filepath.Join(src, "loop")))
-	must(os.Symlink("fifo", filepath.Join(src, "tofifo")))
+	must(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "file"), []byte("x\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "outside"), []byte("out\n"), 0o644))
+	must(t, syscall.Mkfifo(filepath.Join(src, "fifo"), 0o600))
+	must(t, syscall.Mknod(filepath.Join(src, "null"), syscall.S_IFCHR|0o600, 1<<8|3))
+	must(t, os.Symlink("../outside", filepath.Join(src, "out")))
+	must(t, os.Symlink("nowhere", filepath.Join(src, "dangling")))
+	must(t, os.Symlink("loop", filepath.Join(src, "loop")))
+	must(t, os.Symlink("fifo", filepath.Join(src, "tofifo")))
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(src, "sock"), Net: "unix"})
-	must(err)
+	must(t, err)
 	defer l.Close()
 	d, err := treefs.OpenDir(src)
-	must(err)
+	must(t, err)
 	defer d.Close()
 
 	for _, tc := range []struct {
 		name    string
-		watched bool // a FIFO or a device: it must not be opened
+		op, why string // the error: OP SRC/NAME: WHY
+		watched bool   // a FIFO or a device: it must not be opened
 	}{
-		{"missing", false},
-		{"sub", false},
-		{"file/below", false},
-		{"out", false},
-		{"dangling", false},
-		{"loop", false},
-		{"sock", false},
-		{"fifo", true},
-		{"tofifo", true},
-		{"null", true},
+		{"missing", "stat", "no such file or directory", false},
+		{"sub", "open", "not a regular file", false},
+		{"file/below", "stat", "not a directory", false},
+		{"out", "stat", "symbolic link leads out of the tree", false},
+		{"dangling", "stat", "no such file or directory", false},
+		{"loop", "stat", "too many levels of symbolic links", false},
+		{"sock", "open", "not a regular file", false},
+		{"fifo", "open", "not a regular file", true},
+		{"tofifo", "open", "not a regular file", true},
+		{"null", "open", "not a regular file", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, werr := putInput(hashSink{}, statFirst{d}, tc.name, sourceName{src, tc.name}, "")
 			var opened bool
 			var got error
 			watch(t, filepath.Join(src, tc.name), tc.watched, &opened, func() {
 				_, got = putInput(hashSink{}, d, tc.name, sourceName{src, tc.name}, "")
 			})
-			if werr == nil || got == nil || got.Error() != werr.Error() {
-				t.Errorf("putInput on the treefs.Dir:\n  %v\nwant, as with a stat first:\n  %v", got, werr)
+			want := tc.op + " " + filepath.Join(src, tc.name) + ": " + tc.why
+			if got == nil || got.Error() != want {
+				t.Errorf("putInput on the treefs.Dir:\n  %v\nwant\n  %s", got, want)
 			}
 			if opened {
 				t.Errorf("putInput opened %s, which is no regular file (the stat first never did)", tc.name)

@@ -10,9 +10,9 @@ import (
 )
 
 // TestParallelAfter runs groups with barriers in many patterns: every call
-// runs once, none starts before the barriers ahead of it have returned,
-// and calls after a barrier's predecessors do overlap them (the point of
-// it: a cold apply's next directory is made while files are written).
+// runs once, and none starts before the barriers ahead of it have
+// returned. (That a barrier does not wait for the calls before it is
+// TestParallelAfterOverlaps'.)
 func TestParallelAfter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	patterns := [][]bool{

@@ -178,11 +178,7 @@ func TestPlaceViewMissing(t *testing.T) {
 	v := newView()
 	capture := func(p string) Image {
 		t.Helper()
-		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - "+p+" sha256="+sum)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := captureIn(env, &s, v)
+		img, err := captureIn(env, mustStep(t, "COPY - "+p+" sha256="+sum), v)
 		if err != nil {
 			t.Fatalf("capture of %s: %v", p, err)
 		}

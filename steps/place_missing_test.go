@@ -24,11 +24,7 @@ func TestImageOfWhatIsThereWhenTaken(t *testing.T) {
 	v := newView()
 	step := func(p string) journal.Step {
 		t.Helper()
-		s, err := journal.ParseStep(journal.Pos{File: "t", Line: 1, Col: 1}, "COPY - "+p+" sha256="+sum)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return *mustStep(t, "COPY - "+p+" sha256="+sum)
 	}
 	first := step("/data/new/x")
 	if _, err := captureIn(env, &first, v); err != nil {

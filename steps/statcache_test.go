@@ -647,19 +647,8 @@ func TestDriftOfDirectoriesInCheck(t *testing.T) {
 // at once, and holds checkDirs directories at most, however many it
 // looks in.
 func TestStatCacheLstatHoldsFewDirs(t *testing.T) {
-	tmp := t.TempDir()
-	var paths []string
+	tmp, paths := treeOfDirs(t, 3*checkDirs, 4)
 	for d := range 3 * checkDirs {
-		dir := filepath.Join(tmp, fmt.Sprintf("d%d", d))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for f := range 4 {
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", f)), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			paths = append(paths, fmt.Sprintf("/d%d/f%d", d, f))
-		}
 		paths = append(paths, fmt.Sprintf("/d%d", d), fmt.Sprintf("/d%d/missing", d))
 	}
 	paths = append(paths, "/nowhere/f", "/d1/f1/under-a-file")
@@ -704,19 +693,8 @@ func TestStatCacheLstatHoldsFewDirs(t *testing.T) {
 // content, the error), from several goroutines at once, holding checkDirs
 // directories at most; a nil cache reads from the root.
 func TestStatCacheReadInfoAsRoot(t *testing.T) {
-	tmp := t.TempDir()
-	var paths []string
+	tmp, paths := treeOfDirs(t, 2*checkDirs, 3)
 	for d := range 2 * checkDirs {
-		dir := filepath.Join(tmp, fmt.Sprintf("d%d", d))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for f := range 3 {
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", f)), fmt.Appendf(nil, "file %d of %d\n", f, d), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			paths = append(paths, fmt.Sprintf("/d%d/f%d", d, f))
-		}
 		paths = append(paths, fmt.Sprintf("/d%d/missing", d))
 	}
 	if err := os.Symlink("f0", filepath.Join(tmp, "d0", "link")); err != nil {
@@ -773,4 +751,26 @@ func TestStatCacheReadInfoAsRoot(t *testing.T) {
 		fmt.Sprintf("%x", h.Sum(nil)) != fmt.Sprintf("%x", sha256.Sum256([]byte("file 0 of 0\n"))) {
 		t.Errorf("a nil cache: %v, %v, %x", info, err, h.Sum(nil))
 	}
+}
+
+// treeOfDirs makes dirs directories d0, d1, ... of files files f0, f1, ...
+// each, file F of directory D holding "file F of D\n", in a new temporary
+// directory, and returns it and the files' object paths.
+func treeOfDirs(t *testing.T, dirs, files int) (string, []string) {
+	t.Helper()
+	tmp := t.TempDir()
+	var paths []string
+	for d := range dirs {
+		dir := filepath.Join(tmp, fmt.Sprintf("d%d", d))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f := range files {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", f)), fmt.Appendf(nil, "file %d of %d\n", f, d), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			paths = append(paths, fmt.Sprintf("/d%d/f%d", d, f))
+		}
+	}
+	return tmp, paths
 }

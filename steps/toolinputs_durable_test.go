@@ -2,10 +2,9 @@ package steps_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,21 +14,25 @@ import (
 	"github.com/cairn-cm/cairn/steps"
 )
 
-// snapTools is a Tools that records its calls and, when its tool runs
-// forward, copies the state directory as a kill -9 at that moment leaves
-// it: what the process wrote to its files, nothing it still held.
+// snapTools is a Tools that records its calls, each with the inputs it
+// was handed (the manifests' files, the playbook's text), and, when its
+// tool runs forward, copies the state directory as a kill -9 at that
+// moment leaves it: what the process wrote to its files, nothing it still
+// held.
 type snapTools struct {
 	mu          sync.Mutex
 	state, snap string // snap: where to copy state once, "" for never
 	calls       []string
+	inputs      []map[string]string // the files of each call, by relative path
 	t           *testing.T
 }
 
-func (s *snapTools) record(call string) {
+func (s *snapTools) record(call string, inputs map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, call)
-	if s.snap != "" && (strings.HasSuffix(call, " apply")) {
+	s.inputs = append(s.inputs, inputs)
+	if s.snap != "" && strings.HasSuffix(call, " apply") {
 		if err := copyStateTree(s.state, s.snap); err != nil {
 			s.t.Errorf("snapshot of the state: %v", err)
 		}
@@ -38,12 +41,16 @@ func (s *snapTools) record(call string) {
 }
 
 func (s *snapTools) Kubectl(_ context.Context, verb, dir string, _ bool, _ io.Writer) error {
-	s.record("kubectl " + verb)
+	s.record("kubectl "+verb, readTree(s.t, dir))
 	return nil
 }
 
 func (s *snapTools) Playbook(_ context.Context, playbook, operation, _ string, _ io.Writer) error {
-	s.record("playbook " + operation)
+	data, err := os.ReadFile(playbook)
+	if err != nil {
+		s.t.Errorf("the playbook handed to the tool: %v", err)
+	}
+	s.record("playbook "+operation, map[string]string{"site.yml": string(data)})
 	return nil
 }
 
@@ -79,34 +86,28 @@ func copyStateTree(src, dst string) error {
 // durable only for undo images with content (undoNeedsBlobs) would lose the
 // preflight's inputs, held in the store's write-behind buffer.
 func TestToolInputsDurableBeforeToolRuns(t *testing.T) {
-	book := []byte("- hosts: localhost\n  tasks: []\n")
-	bookSum := sha256.Sum256(book)
-	manifest := []byte("cm.yaml\x00" + sha256hex("kind: ConfigMap\n") + "\n")
+	sources := map[string]string{"site.yml": "- hosts: localhost\n  tasks: []\n", "deploy/cm.yaml": "kind: ConfigMap\n"}
+	manifest := "cm.yaml\x00" + sha256hex(sources["deploy/cm.yaml"]) + "\n"
 	for _, tc := range []struct {
 		name, step, want string
+		inputs           map[string]string // what the recovery's call must be handed
 	}{
-		{"playbook", "PLAYBOOK site.yml sha256=" + hex.EncodeToString(bookSum[:]), "playbook delete"},
-		{"kubectl", "KUBECTL-APPLY deploy sha256=" + sha256hex(string(manifest)), "kubectl delete"},
+		{"playbook", "PLAYBOOK site.yml sha256=" + sha256hex(sources["site.yml"]), "playbook delete", map[string]string{"site.yml": sources["site.yml"]}},
+		{"kubectl", "KUBECTL-APPLY deploy sha256=" + sha256hex(manifest), "kubectl delete", map[string]string{"cm.yaml": sources["deploy/cm.yaml"]}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			toolInputsDurable(t, tc.step, tc.want)
+			toolInputsDurable(t, sources, tc.step, tc.want, tc.inputs)
 		})
 	}
 }
 
-func toolInputsDurable(t *testing.T, step, want string) {
+func toolInputsDurable(t *testing.T, sources map[string]string, step, want string, inputs map[string]string) {
 	base := t.TempDir()
 	rootDir, state, src, snap := filepath.Join(base, "root"), filepath.Join(base, "state"), filepath.Join(base, "src"), filepath.Join(base, "killed")
-	for _, d := range []string{rootDir, filepath.Join(src, "deploy")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(rootDir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	for name, content := range map[string]string{"site.yml": "- hosts: localhost\n  tasks: []\n", "deploy/cm.yaml": "kind: ConfigMap\n"} {
-		if err := os.WriteFile(filepath.Join(src, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	toolsWrite(t, src, sources)
 	j, root := parseAndOpenRoot(t, rootDir, step+"\n")
 	ctx := context.Background()
 
@@ -123,7 +124,8 @@ func toolInputsDurable(t *testing.T, step, want string) {
 		t.Fatalf("the copy of the state taken while the tool ran has no intent log: %v", err)
 	}
 
-	// The next command, on the state as the kill left it, undoes the move.
+	// The next command, on the state as the kill left it, undoes the move
+	// with the inputs the blob store kept.
 	again := &snapTools{t: t}
 	b, err := steps.Open(ctx, steps.Options{Root: root, StateDir: snap, Host: steps.Host{Tools: again}})
 	if err != nil {
@@ -132,5 +134,8 @@ func toolInputsDurable(t *testing.T, step, want string) {
 	b.Close()
 	if got := strings.Join(again.calls, ","); got != want {
 		t.Fatalf("recovery ran %q, want %q", got, want)
+	}
+	if got := again.inputs[0]; !maps.Equal(got, inputs) {
+		t.Errorf("recovery's %s was handed %q, want %q", want, got, inputs)
 	}
 }
